@@ -1,0 +1,239 @@
+/**
+ * The MCPServer API (`mcp.example.com/v1alpha1`), defined once.
+ *
+ * Field for field this is seed 003's `api/v1alpha1/mcpserver_types.go` (kubebuilder markers
+ * included: enums, defaults, bounds, required), so the seeds' sample manifests validate
+ * unchanged. Everything else derives from these zod schemas:
+ * - the CRD's openAPIV3Schema (charts/api/crd.ts),
+ * - the TypeScript types below (`z.input` / `z.output`),
+ * - client-side validation with field-naming messages (charts/api/validate.ts).
+ *
+ * Embedded Kubernetes types (EnvVar, SecurityContext, ResourceList, metav1.Condition) follow
+ * their upstream Go definitions (k8s.io/api/core/v1, k8s.io/apimachinery/pkg/apis/meta/v1).
+ */
+import { z } from 'zod';
+
+/** API group of the MCPServer kind (seed 003: `kubebuilder init --domain mcp.example.com`). */
+export const GROUP = 'mcp.example.com';
+/** API version served and stored. */
+export const VERSION = 'v1alpha1';
+/** `apiVersion` field value for MCPServer objects. */
+export const API_VERSION = `${GROUP}/${VERSION}`;
+/** Kind name. */
+export const KIND = 'MCPServer';
+/** Resource (plural) name, as in `kubectl get mcpservers`. */
+export const PLURAL = 'mcpservers';
+/** Singular name. */
+export const SINGULAR = 'mcpserver';
+/** Short names (`kubectl get mcps`). */
+export const SHORT_NAMES = ['mcps'];
+/** Categories (`kubectl get ai`, `kubectl get mcp`). */
+export const CATEGORIES = ['ai', 'mcp'];
+/** Finalizer the controller puts on every MCPServer (seed 003's `MCPServerFinalizer`). */
+export const FINALIZER = 'mcp.example.com/finalizer';
+
+/** The transports of seed 003's `+kubebuilder:validation:Enum=stdio;http;streamable-http`. */
+export const TRANSPORTS = ['stdio', 'http', 'streamable-http'] as const;
+export type Transport = (typeof TRANSPORTS)[number];
+/** Lifecycle phases (seed 003's `MCPServerPhase`). */
+export const PHASES = ['Pending', 'Ready', 'Failed', 'Terminating'] as const;
+export type Phase = (typeof PHASES)[number];
+/** Condition types the controller maintains (seed 003's `Condition*` constants). */
+export const CONDITION_TYPES = ['Ready', 'DeploymentReady', 'ServiceReady', 'ConfigurationValid'] as const;
+export type ConditionType = (typeof CONDITION_TYPES)[number];
+
+/** Defaults of seed 003 (`+kubebuilder:default`, `GetTransport`, `GetPort`, `GetReplicas`). */
+export const DEFAULTS = { transport: 'streamable-http', port: 8080, replicas: 1 } as const;
+
+/**
+ * resource.Quantity's serialization pattern, exactly as controller-gen emits it for
+ * `corev1.ResourceList` values (k8s.io/apimachinery/pkg/api/resource).
+ */
+export const QUANTITY_PATTERN =
+  '^(\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))))?$';
+
+/** A DNS-1035 label: the MCPServer's name becomes its Service's name, which must be one. */
+export const DNS1035_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
+/** A ConfigMap data key (k8s.io/apimachinery validation.IsConfigMapKey). */
+export const CONFIGMAP_KEY = /^[-._a-zA-Z0-9]+$/;
+/** The ConfigMap key the rendered config file uses; a `config` entry may not take it. */
+export const CONFIG_FILE_KEY = 'config.json';
+
+/** A resource.Quantity: an integer or a quantity string such as `100m`, `128Mi`, `1.5`. */
+export const quantity = z
+  .union([z.int(), z.string().regex(new RegExp(QUANTITY_PATTERN), 'must be a Kubernetes quantity such as 100m, 128Mi or 2')])
+  .meta({ 'x-kubernetes-int-or-string': true });
+
+/** corev1.ResourceList: resource name (cpu, memory, ...) to quantity. */
+export const resourceList = z.record(z.string(), quantity);
+
+const objectFieldSelector = z.strictObject({
+  apiVersion: z.string().optional().meta({ description: 'Version of the schema the FieldPath is written in terms of, defaults to "v1".' }),
+  fieldPath: z.string().meta({ description: 'Path of the field to select in the specified API version.' }),
+});
+const resourceFieldSelector = z.strictObject({
+  containerName: z.string().optional().meta({ description: 'Container name: required for volumes, optional for env vars' }),
+  divisor: quantity.optional().meta({ description: 'Specifies the output format of the exposed resources, defaults to "1"' }),
+  resource: z.string().meta({ description: 'Required: resource to select' }),
+});
+const keySelector = (what: string) =>
+  z.strictObject({
+    key: z.string().meta({ description: `The key of the ${what} to select from.` }),
+    name: z.string().optional().meta({ description: `Name of the referent ${what}.` }),
+    optional: z.boolean().optional().meta({ description: `Specify whether the ${what} or its key must be defined` }),
+  });
+
+/** corev1.EnvVar, valueFrom included (fieldRef, resourceFieldRef, configMapKeyRef, secretKeyRef). */
+export const envVar = z.strictObject({
+  name: z.string().min(1).meta({ description: 'Name of the environment variable.' }),
+  value: z.string().optional().meta({ description: 'Variable value; $(VAR_NAME) references are expanded.' }),
+  valueFrom: z
+    .strictObject({
+      configMapKeyRef: keySelector('ConfigMap').optional(),
+      fieldRef: objectFieldSelector.optional(),
+      resourceFieldRef: resourceFieldSelector.optional(),
+      secretKeyRef: keySelector('Secret').optional(),
+    })
+    .optional()
+    .meta({ description: "Source for the environment variable's value. Cannot be used if value is not empty." }),
+});
+
+/** corev1.SecurityContext (container-level). */
+export const securityContext = z.strictObject({
+  allowPrivilegeEscalation: z.boolean().optional(),
+  appArmorProfile: z
+    .strictObject({ localhostProfile: z.string().optional(), type: z.string() })
+    .optional(),
+  capabilities: z
+    .strictObject({ add: z.array(z.string()).optional(), drop: z.array(z.string()).optional() })
+    .optional(),
+  privileged: z.boolean().optional(),
+  procMount: z.string().optional(),
+  readOnlyRootFilesystem: z.boolean().optional(),
+  runAsGroup: z.int().optional(),
+  runAsNonRoot: z.boolean().optional(),
+  runAsUser: z.int().optional(),
+  seLinuxOptions: z
+    .strictObject({
+      level: z.string().optional(),
+      role: z.string().optional(),
+      type: z.string().optional(),
+      user: z.string().optional(),
+    })
+    .optional(),
+  seccompProfile: z
+    .strictObject({ localhostProfile: z.string().optional(), type: z.string() })
+    .optional(),
+  windowsOptions: z
+    .strictObject({
+      gmsaCredentialSpec: z.string().optional(),
+      gmsaCredentialSpecName: z.string().optional(),
+      hostProcess: z.boolean().optional(),
+      runAsUserName: z.string().optional(),
+    })
+    .optional(),
+});
+
+/** Seed 003's `MCPServerResources`. */
+export const mcpServerResources = z.strictObject({
+  requests: resourceList.optional().meta({ description: 'Requests describes the minimum amount of compute resources required' }),
+  limits: resourceList.optional().meta({ description: 'Limits describes the maximum amount of compute resources allowed' }),
+});
+
+/** Seed 003's `MCPServerSpec`: the desired state of an MCPServer. */
+export const mcpServerSpec = z
+  .strictObject({
+    image: z.string().min(1).meta({ description: 'Image is the container image for the MCP server' }),
+    transport: z.enum(TRANSPORTS).default(DEFAULTS.transport).meta({ description: 'Transport specifies the MCP transport protocol' }),
+    port: z.int32().min(1).max(65535).default(DEFAULTS.port).meta({ description: 'Port is the port the MCP server listens on' }),
+    replicas: z.int32().min(0).default(DEFAULTS.replicas).meta({ description: 'Replicas is the desired number of MCP server instances' }),
+    config: z
+      .record(z.string(), z.string())
+      .optional()
+      .meta({ description: 'Config contains MCP server configuration as key-value pairs' }),
+    resources: mcpServerResources.optional().meta({ description: 'Resources specifies the resource requirements for the MCP server' }),
+    securityContext: securityContext.optional().meta({ description: 'SecurityContext defines security settings for the MCP server pod' }),
+    serviceAccount: z.string().optional().meta({ description: 'ServiceAccount specifies the service account to use' }),
+    env: z.array(envVar).optional().meta({ description: 'Env allows additional environment variables' }),
+  })
+  .superRefine((spec, ctx) => {
+    // Seed 003's validateMCPServer: the CRD admits this, the controller reports it as Failed.
+    if (spec.transport === 'stdio' && spec.replicas > 1) {
+      ctx.addIssue({ code: 'custom', path: ['replicas'], message: `stdio transport does not support multiple replicas (requested: ${spec.replicas})` });
+    }
+    // Server-side apply treats a container's env as a map keyed by name: duplicates cannot be applied.
+    const seen = new Set<string>();
+    (spec.env ?? []).forEach((e, i) => {
+      if (seen.has(e.name)) ctx.addIssue({ code: 'custom', path: ['env', i, 'name'], message: `duplicate environment variable "${e.name}"` });
+      seen.add(e.name);
+    });
+    // Keys become ConfigMap data keys next to config.json (seed 003's setConfigMapData).
+    for (const key of Object.keys(spec.config ?? {})) {
+      if (!CONFIGMAP_KEY.test(key)) {
+        ctx.addIssue({ code: 'custom', path: ['config', key], message: `config key "${key}" must consist of alphanumeric characters, '-', '_' or '.' (it becomes a ConfigMap key)` });
+      } else if (key === CONFIG_FILE_KEY) {
+        ctx.addIssue({ code: 'custom', path: ['config', key], message: `config key "${CONFIG_FILE_KEY}" is reserved for the rendered configuration file` });
+      }
+    }
+  });
+
+/** metav1.Condition, with the validation controller-gen emits for it. */
+export const condition = z.strictObject({
+  type: z.string().max(316).regex(/^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$/),
+  status: z.enum(['True', 'False', 'Unknown']),
+  observedGeneration: z.int().min(0).optional(),
+  lastTransitionTime: z.string().meta({ format: 'date-time' }),
+  reason: z.string().min(1).max(1024).regex(/^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$/),
+  message: z.string().max(32768),
+});
+
+/** Seed 003's `MCPServerStatus`: the observed state, written by the controller. */
+export const mcpServerStatus = z.strictObject({
+  phase: z.enum(PHASES).optional().meta({ description: 'Phase represents the current phase of the MCPServer lifecycle' }),
+  conditions: z.array(condition).optional().meta({ description: "Conditions represent the latest available observations of the MCPServer's state" }),
+  readyReplicas: z.int32().min(0).optional().meta({ description: 'ReadyReplicas is the number of ready MCP server replicas' }),
+  replicas: z.int32().min(0).optional().meta({ description: 'Replicas is the total number of MCP server replicas' }),
+  selector: z.string().optional().meta({ description: 'Selector is the label selector of the MCP server pods, for the scale subresource (HPA)' }),
+  endpoint: z.string().optional().meta({ description: 'Endpoint is the URL where the MCP server can be accessed' }),
+  observedGeneration: z.int().min(0).optional().meta({ description: 'ObservedGeneration reflects the generation of the most recently observed MCPServer' }),
+  lastTransitionTime: z.string().optional().meta({ format: 'date-time', description: 'LastTransitionTime is the last time the condition transitioned' }),
+});
+
+/** The object metadata fields this package reads; the apiserver owns the rest. */
+export const objectMeta = z
+  .object({
+    name: z
+      .string()
+      .max(63)
+      .regex(DNS1035_LABEL, 'must be a DNS-1035 label (lowercase letters, digits and "-", starting with a letter): it names the Service'),
+    namespace: z.string().optional(),
+    labels: z.record(z.string(), z.string()).optional(),
+    annotations: z.record(z.string(), z.string()).optional(),
+  })
+  .loose();
+
+/**
+ * A whole MCPServer object. `metadata.name` must be a DNS-1035 label of at most 63
+ * characters; the CRD enforces the same rule with a CEL validation (charts/api/crd.ts).
+ */
+export const mcpServer = z.object({
+  apiVersion: z.literal(API_VERSION),
+  kind: z.literal(KIND),
+  metadata: objectMeta,
+  spec: mcpServerSpec,
+  status: mcpServerStatus.optional(),
+});
+
+/** An MCPServer spec as written by a user (defaults optional). */
+export type MCPServerSpecInput = z.input<typeof mcpServerSpec>;
+/** An MCPServer spec with seed 003's defaults applied (transport, port, replicas always set). */
+export type MCPServerSpec = z.output<typeof mcpServerSpec>;
+export type MCPServerStatus = z.output<typeof mcpServerStatus>;
+export type Condition = z.output<typeof condition>;
+export type EnvVar = z.output<typeof envVar>;
+export type SecurityContext = z.output<typeof securityContext>;
+export type Quantity = z.output<typeof quantity>;
+/** An MCPServer object as written by a user. */
+export type MCPServerInput = z.input<typeof mcpServer>;
+/** An MCPServer object with defaults applied. */
+export type MCPServer = z.output<typeof mcpServer>;

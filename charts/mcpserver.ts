@@ -1,0 +1,285 @@
+/**
+ * The MCPServer construct: renders one MCPServer spec into the Kubernetes objects that run it,
+ * following seed 003's controller (deployment.go, service.go, configmap.go), with the gaps
+ * of the seed closed (stable selector, no duplicate env, secure defaults, explicit fields).
+ *
+ * The same construct serves `cdk8s synth` (main.ts), `kubemcp render` (charts/render.ts) and
+ * the controller's desired state, so all three produce the same objects for the same spec.
+ */
+import { createHash } from 'node:crypto';
+import { ApiObject, Chart, type ChartProps } from 'cdk8s';
+import { k8s } from 'cdk8s-plus-33';
+import { Construct } from 'constructs';
+import type { MCPServerInput, MCPServerSpec, MCPServerSpecInput, Quantity, Transport } from './api/schema.js';
+import { CONFIG_FILE_KEY } from './api/schema.js';
+import { parseMCPServer, parseMCPServerSpec } from './api/validate.js';
+import { quantityValue } from './api/quantity.js';
+
+/** Name of the single container of an MCP server pod (seed 003). */
+export const CONTAINER_NAME = 'mcp-server';
+/** Name of the container port, Service port and probe target. */
+export const PORT_NAME = 'mcp';
+/** Where the ConfigMap is mounted and the path given in MCP_CONFIG_FILE (seed 003). */
+export const CONFIG_MOUNT_PATH = '/etc/mcp';
+export const CONFIG_FILE_PATH = `${CONFIG_MOUNT_PATH}/${CONFIG_FILE_KEY}`;
+/** Pod-template annotation holding a hash of the config, so a config change rolls the pods. */
+export const CONFIG_HASH_ANNOTATION = 'mcp.example.com/config-hash';
+/** Label carrying the transport (seed 003's labelsForMCPServer). */
+export const TRANSPORT_LABEL = 'mcp.example.com/transport';
+
+/** Requests filled in under whatever the user set (seed 003's SetDefaultResources). */
+export const DEFAULT_REQUESTS: Record<Transport, { cpu: string; memory: string }> = {
+  stdio: { cpu: '50m', memory: '64Mi' },
+  http: { cpu: '100m', memory: '128Mi' },
+  'streamable-http': { cpu: '200m', memory: '256Mi' },
+};
+/** Termination grace period in seconds by transport (seed 003's getTerminationGracePeriod). */
+export const TERMINATION_GRACE_SECONDS: Record<Transport, number> = { stdio: 5, http: 15, 'streamable-http': 30 };
+
+/** Whether a transport serves HTTP (and so gets a Service, a container port and probes). */
+export function isHttpTransport(transport: Transport): boolean {
+  return transport !== 'stdio';
+}
+
+/** All labels of an MCPServer's children (seed 003's labelsForMCPServer). */
+export function labelsFor(name: string, transport: Transport): Record<string, string> {
+  return {
+    'app.kubernetes.io/name': 'mcp-server',
+    'app.kubernetes.io/instance': name,
+    'app.kubernetes.io/component': 'server',
+    'app.kubernetes.io/managed-by': 'mcp-operator',
+    [TRANSPORT_LABEL]: transport,
+  };
+}
+
+/**
+ * The pod selector of an MCPServer's Deployment and Service: only labels that never change
+ * for the object's lifetime, because a Deployment's selector is immutable (the seed also
+ * selected on the transport label, so changing the transport broke the Deployment).
+ */
+export function selectorFor(name: string): Record<string, string> {
+  return { 'app.kubernetes.io/name': 'mcp-server', 'app.kubernetes.io/instance': name };
+}
+
+/** The selector as a string (`a=b,c=d`), as `status.selector` reports it for the scale subresource. */
+export function selectorString(name: string): string {
+  return Object.entries(selectorFor(name)).map(([k, v]) => `${k}=${v}`).join(',');
+}
+
+/** Name of the ConfigMap child (seed 003: `<name>-config`). */
+export function configMapName(name: string): string {
+  return `${name}-config`;
+}
+
+/**
+ * The `config.json` document (seed 003's setConfigMapData): server name/transport/port, the
+ * user's config and a transport-specific section. Keys are sorted (as Go's encoding/json sorts
+ * map keys) and indented by two spaces, so the output is byte-stable.
+ */
+export function configJson(name: string, spec: MCPServerSpec): string {
+  const doc: Record<string, unknown> = {
+    config: spec.config ?? {},
+    server: { name, port: spec.port, transport: spec.transport },
+  };
+  if (spec.transport === 'http') doc.http = { cors: { enabled: true, origins: ['*'] } };
+  if (spec.transport === 'streamable-http') doc['streamable-http'] = { session: { maxConnections: 100, timeout: '30m' } };
+  return JSON.stringify(sortKeys(doc), null, 2);
+}
+
+function sortKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortKeys);
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(
+      Object.keys(value as object)
+        .sort()
+        .map((k) => [k, sortKeys((value as Record<string, unknown>)[k])]),
+    );
+  }
+  return value;
+}
+
+/**
+ * Requests and limits of the container: the user's, with the transport's default CPU and memory
+ * requests filled in where the user set none. A default request never exceeds a limit the user
+ * set (the request would be invalid), so it is capped at that limit.
+ */
+export function resourceRequirements(spec: MCPServerSpec): { requests: Record<string, Quantity>; limits: Record<string, Quantity> } {
+  const limits = { ...(spec.resources?.limits ?? {}) };
+  const requests: Record<string, Quantity> = {};
+  for (const [resource, fallback] of Object.entries(DEFAULT_REQUESTS[spec.transport])) {
+    const limit = limits[resource];
+    requests[resource] = limit !== undefined && quantityValue(limit) < quantityValue(fallback) ? limit : fallback;
+  }
+  Object.assign(requests, spec.resources?.requests ?? {});
+  return { requests: sortKeys(requests) as Record<string, Quantity>, limits: sortKeys(limits) as Record<string, Quantity> };
+}
+
+/** The container security context used when the spec sets none: restricted Pod Security Standard. */
+export const DEFAULT_SECURITY_CONTEXT = {
+  allowPrivilegeEscalation: false,
+  runAsNonRoot: true,
+  runAsUser: 1000,
+  capabilities: { drop: ['ALL'] },
+  readOnlyRootFilesystem: true,
+  seccompProfile: { type: 'RuntimeDefault' },
+} as const;
+
+/** Props of {@link MCPServerWorkload}. */
+export interface MCPServerWorkloadProps {
+  /** The MCPServer's name: names the Deployment and Service, prefixes the ConfigMap. */
+  readonly name: string;
+  /** Namespace to stamp on the children; omitted, they take the chart's namespace (if any). */
+  readonly namespace?: string;
+  /** The MCPServer spec, as written (defaults are applied here). */
+  readonly spec: MCPServerSpecInput;
+}
+
+const q = (v: Quantity) => (typeof v === 'number' ? k8s.Quantity.fromNumber(v) : k8s.Quantity.fromString(v));
+const quantities = (list: Record<string, Quantity>) =>
+  Object.keys(list).length ? Object.fromEntries(Object.entries(list).map(([k, v]) => [k, q(v)])) : undefined;
+
+/**
+ * Renders an MCPServer into its children: ConfigMap `<name>-config` (only with `config`),
+ * Service `<name>` (HTTP transports only) and Deployment `<name>`.
+ *
+ * Every field cdk8s-plus or the apiserver would otherwise default in a way that matters to the
+ * user is set from the spec: replicas, resources, imagePullPolicy, probes, security context.
+ * The same spec always renders the same objects.
+ * @throws MCPServerValidationError when the spec is invalid (naming the field).
+ */
+export class MCPServerWorkload extends Construct {
+  /** The validated spec with defaults applied. */
+  readonly spec: MCPServerSpec;
+  readonly deployment: k8s.KubeDeployment;
+  readonly service?: k8s.KubeService;
+  readonly configMap?: k8s.KubeConfigMap;
+
+  constructor(scope: Construct, id: string, props: MCPServerWorkloadProps) {
+    super(scope, id);
+    const { name, namespace } = props;
+    const spec = parseMCPServerSpec(props.spec, name);
+    this.spec = spec;
+    const http = isHttpTransport(spec.transport);
+    const labels = labelsFor(name, spec.transport);
+    const meta = (objectName: string) => ({ name: objectName, ...(namespace ? { namespace } : {}), labels });
+    const hasConfig = Object.keys(spec.config ?? {}).length > 0;
+
+    let configHash: string | undefined;
+    if (hasConfig) {
+      const data = { [CONFIG_FILE_KEY]: configJson(name, spec), ...spec.config };
+      configHash = createHash('sha256').update(JSON.stringify(sortKeys(data))).digest('hex').slice(0, 16);
+      this.configMap = new k8s.KubeConfigMap(this, 'config', { metadata: meta(configMapName(name)), data });
+    }
+
+    if (http) {
+      this.service = new k8s.KubeService(this, 'service', {
+        metadata: meta(name),
+        spec: {
+          type: 'ClusterIP',
+          selector: selectorFor(name),
+          ports: [{ name: PORT_NAME, port: spec.port, targetPort: k8s.IntOrString.fromString(PORT_NAME), protocol: 'TCP' }],
+        },
+      });
+    }
+
+    // Seed 003's podSpec env, in its order; an entry of the user's replaces a built-in of the same name.
+    const builtins: k8s.EnvVar[] = [
+      { name: 'MCP_TRANSPORT', value: spec.transport },
+      { name: 'MCP_PORT', value: String(spec.port) },
+      { name: 'MCP_SERVER_NAME', value: name },
+      { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+      { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+    ];
+    const user = (spec.env ?? []).map(toEnvVar);
+    const env = builtins.map((b) => user.find((u) => u.name === b.name) ?? b);
+    env.push(...user.filter((u) => !builtins.some((b) => b.name === u.name)));
+    if (hasConfig && !env.some((e) => e.name === 'MCP_CONFIG_FILE')) env.push({ name: 'MCP_CONFIG_FILE', value: CONFIG_FILE_PATH });
+
+    const resources = resourceRequirements(spec);
+    const probe = (path: string, initialDelaySeconds: number, periodSeconds: number): k8s.Probe => ({
+      httpGet: { path, port: k8s.IntOrString.fromString(PORT_NAME), scheme: 'HTTP' },
+      initialDelaySeconds,
+      periodSeconds,
+      timeoutSeconds: 1,
+      successThreshold: 1,
+      failureThreshold: 3,
+    });
+
+    const container: k8s.Container = {
+      name: CONTAINER_NAME,
+      image: spec.image,
+      imagePullPolicy: 'IfNotPresent',
+      ...(http ? { ports: [{ name: PORT_NAME, containerPort: spec.port, protocol: 'TCP' }] } : {}),
+      env,
+      resources: { requests: quantities(resources.requests), limits: quantities(resources.limits) },
+      ...(http ? { livenessProbe: probe('/health', 30, 10), readinessProbe: probe('/ready', 5, 5) } : {}),
+      securityContext: (spec.securityContext ?? DEFAULT_SECURITY_CONTEXT) as k8s.SecurityContext,
+      volumeMounts: [
+        ...(hasConfig ? [{ name: 'config', mountPath: CONFIG_MOUNT_PATH, readOnly: true }] : []),
+        { name: 'tmp', mountPath: '/tmp' },
+      ],
+    };
+
+    this.deployment = new k8s.KubeDeployment(this, 'deployment', {
+      metadata: meta(name),
+      spec: {
+        replicas: spec.replicas,
+        selector: { matchLabels: selectorFor(name) },
+        template: {
+          metadata: { labels, ...(configHash ? { annotations: { [CONFIG_HASH_ANNOTATION]: configHash } } : {}) },
+          spec: {
+            ...(spec.serviceAccount ? { serviceAccountName: spec.serviceAccount } : {}),
+            terminationGracePeriodSeconds: TERMINATION_GRACE_SECONDS[spec.transport],
+            containers: [container],
+            volumes: [
+              ...(hasConfig ? [{ name: 'config', configMap: { name: configMapName(name) } }] : []),
+              { name: 'tmp', emptyDir: {} },
+            ],
+          },
+        },
+      },
+    });
+    // Seed 003 reconciles the ConfigMap, then the Service, then the Deployment.
+    if (this.service && this.configMap) this.service.addDependency(this.configMap);
+    for (const child of [this.configMap, this.service]) if (child) this.deployment.addDependency(child);
+  }
+}
+
+/** Maps a spec EnvVar (JSON shape) to cdk8s's typed EnvVar, turning quantities into Quantity objects. */
+function toEnvVar(e: NonNullable<MCPServerSpec['env']>[number]): k8s.EnvVar {
+  const rf = e.valueFrom?.resourceFieldRef;
+  return {
+    ...e,
+    ...(e.valueFrom
+      ? {
+          valueFrom: {
+            ...e.valueFrom,
+            ...(rf ? { resourceFieldRef: { ...rf, divisor: rf.divisor === undefined ? undefined : q(rf.divisor) } } : {}),
+          },
+        }
+      : {}),
+  } as k8s.EnvVar;
+}
+
+/** Props of {@link MCPServerChart}. */
+export interface MCPServerChartProps extends ChartProps {
+  /** A whole MCPServer manifest (apiVersion, kind, metadata, spec), e.g. parsed from YAML. */
+  readonly mcpServer: MCPServerInput | unknown;
+}
+
+/**
+ * A chart holding the children of one MCPServer manifest, in the manifest's namespace
+ * (none stamped when the manifest has none, as `kubectl apply` would then use the current one).
+ * @throws MCPServerValidationError when the manifest is invalid (naming the field).
+ */
+export class MCPServerChart extends Chart {
+  readonly workload: MCPServerWorkload;
+  constructor(scope: Construct, id: string, props: MCPServerChartProps) {
+    const obj = parseMCPServer(props.mcpServer);
+    super(scope, id, { ...props, namespace: props.namespace ?? obj.metadata.namespace, disableResourceNameHashes: true });
+    this.workload = new MCPServerWorkload(this, obj.metadata.name, { name: obj.metadata.name, spec: obj.spec });
+  }
+}
+
+/** Re-exported so callers can type children generically. */
+export type { ApiObject };

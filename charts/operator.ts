@@ -1,0 +1,145 @@
+/**
+ * The operator's manifests: the MCPServer CRD, and for namespace `mcp-system` the controller's
+ * ServiceAccount, least-privilege RBAC and Deployment running `kubemcp controller`.
+ *
+ * RBAC follows seed 003's kubebuilder markers, narrowed to what a server-side-apply controller
+ * uses (https://kubernetes.io/docs/reference/access-authn-authz/rbac/): apply is a PATCH that may
+ * create, so children need create+patch; pruning needs delete; leader election needs Leases in
+ * the controller's own namespace only (a Role, not a ClusterRole).
+ */
+import { ApiObject, Chart, type ChartProps } from 'cdk8s';
+import { k8s } from 'cdk8s-plus-33';
+import type { Construct } from 'constructs';
+import { mcpServerCrd } from './api/crd.js';
+import { GROUP, PLURAL } from './api/schema.js';
+
+/** Namespace the operator runs in (seed 003's `make deploy`). */
+export const OPERATOR_NAMESPACE = 'mcp-system';
+/** Name of the controller's Deployment, ServiceAccount, ClusterRole and bindings. */
+export const CONTROLLER_NAME = 'kubemcp-controller';
+/** Ports of the controller process: Prometheus metrics and health probes. */
+export const CONTROLLER_PORTS = { metrics: 8080, health: 8081 } as const;
+/** Default controller image; override with the chart's `image` prop. */
+export const DEFAULT_CONTROLLER_IMAGE = 'kubemcp:0.1.0';
+
+const labels = {
+  'app.kubernetes.io/name': 'kubemcp',
+  'app.kubernetes.io/component': 'controller',
+  'app.kubernetes.io/part-of': 'kubemcp',
+};
+
+/**
+ * The RBAC rules the controller needs cluster-wide (it watches every namespace by default).
+ * Shape: rbac.authorization.k8s.io/v1 PolicyRule[].
+ */
+export const CONTROLLER_RULES: k8s.PolicyRule[] = [
+  { apiGroups: [GROUP], resources: [PLURAL], verbs: ['get', 'list', 'watch', 'patch', 'update'] },
+  { apiGroups: [GROUP], resources: [`${PLURAL}/status`], verbs: ['get', 'patch', 'update'] },
+  { apiGroups: [GROUP], resources: [`${PLURAL}/finalizers`], verbs: ['update'] },
+  { apiGroups: ['apps'], resources: ['deployments'], verbs: ['get', 'list', 'watch', 'create', 'patch', 'update', 'delete'] },
+  { apiGroups: [''], resources: ['services', 'configmaps'], verbs: ['get', 'list', 'watch', 'create', 'patch', 'update', 'delete'] },
+  { apiGroups: ['', 'events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
+];
+
+/** Rules in the controller's own namespace: leader election on a Lease. */
+export const LEADER_ELECTION_RULES: k8s.PolicyRule[] = [
+  { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch'] },
+];
+
+/** Props of {@link OperatorChart}. */
+export interface OperatorChartProps extends ChartProps {
+  /** Controller image. Default {@link DEFAULT_CONTROLLER_IMAGE}. */
+  readonly image?: string;
+  /** Controller replicas; more than one relies on leader election. Default 1. */
+  readonly replicas?: number;
+  /** Include the CRD. Default true. */
+  readonly includeCrd?: boolean;
+}
+
+/**
+ * Renders the CRD (cluster-scoped: no namespace is stamped on it), the `mcp-system` Namespace,
+ * the controller's ServiceAccount, ClusterRole + ClusterRoleBinding, Role + RoleBinding for
+ * leader election, and its Deployment (`kubemcp controller --leader-elect`, health on
+ * {@link CONTROLLER_PORTS}.health, metrics on {@link CONTROLLER_PORTS}.metrics).
+ */
+export class OperatorChart extends Chart {
+  constructor(scope: Construct, id: string, props: OperatorChartProps = {}) {
+    // No chart-level namespace: it would be stamped on the cluster-scoped objects too.
+    super(scope, id, { ...props, namespace: undefined, disableResourceNameHashes: true });
+    const ns = OPERATOR_NAMESPACE;
+    const meta = (name: string, namespaced = true) => ({ name, ...(namespaced ? { namespace: ns } : {}), labels });
+
+    if (props.includeCrd ?? true) new ApiObject(this, 'crd', mcpServerCrd() as never);
+    new k8s.KubeNamespace(this, 'namespace', { metadata: meta(ns, false) });
+    new k8s.KubeServiceAccount(this, 'sa', { metadata: meta(CONTROLLER_NAME) });
+    new k8s.KubeClusterRole(this, 'clusterrole', { metadata: meta(CONTROLLER_NAME, false), rules: CONTROLLER_RULES });
+    const subjects = [{ kind: 'ServiceAccount', name: CONTROLLER_NAME, namespace: ns }];
+    new k8s.KubeClusterRoleBinding(this, 'clusterrolebinding', {
+      metadata: meta(CONTROLLER_NAME, false),
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: CONTROLLER_NAME },
+      subjects,
+    });
+    new k8s.KubeRole(this, 'role', { metadata: meta(`${CONTROLLER_NAME}-leader-election`), rules: LEADER_ELECTION_RULES });
+    new k8s.KubeRoleBinding(this, 'rolebinding', {
+      metadata: meta(`${CONTROLLER_NAME}-leader-election`),
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: `${CONTROLLER_NAME}-leader-election` },
+      subjects,
+    });
+
+    const probe = (path: string, initialDelaySeconds: number): k8s.Probe => ({
+      httpGet: { path, port: k8s.IntOrString.fromString('health'), scheme: 'HTTP' },
+      initialDelaySeconds,
+      periodSeconds: 10,
+      timeoutSeconds: 1,
+      successThreshold: 1,
+      failureThreshold: 3,
+    });
+    new k8s.KubeDeployment(this, 'deployment', {
+      metadata: meta(CONTROLLER_NAME),
+      spec: {
+        replicas: props.replicas ?? 1,
+        selector: { matchLabels: labels },
+        template: {
+          metadata: { labels },
+          spec: {
+            serviceAccountName: CONTROLLER_NAME,
+            terminationGracePeriodSeconds: 30,
+            securityContext: { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } },
+            containers: [
+              {
+                name: 'controller',
+                image: props.image ?? DEFAULT_CONTROLLER_IMAGE,
+                imagePullPolicy: 'IfNotPresent',
+                args: [
+                  'controller',
+                  '--leader-elect',
+                  `--leader-election-namespace=${ns}`,
+                  `--metrics-port=${CONTROLLER_PORTS.metrics}`,
+                  `--health-port=${CONTROLLER_PORTS.health}`,
+                ],
+                env: [{ name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }],
+                ports: [
+                  { name: 'metrics', containerPort: CONTROLLER_PORTS.metrics, protocol: 'TCP' },
+                  { name: 'health', containerPort: CONTROLLER_PORTS.health, protocol: 'TCP' },
+                ],
+                livenessProbe: probe('/healthz', 15),
+                readinessProbe: probe('/readyz', 5),
+                resources: {
+                  requests: { cpu: k8s.Quantity.fromString('100m'), memory: k8s.Quantity.fromString('128Mi') },
+                  limits: { cpu: k8s.Quantity.fromString('500m'), memory: k8s.Quantity.fromString('256Mi') },
+                },
+                securityContext: {
+                  allowPrivilegeEscalation: false,
+                  readOnlyRootFilesystem: true,
+                  runAsNonRoot: true,
+                  runAsUser: 1000,
+                  capabilities: { drop: ['ALL'] },
+                },
+              },
+            ],
+          },
+        },
+      },
+    });
+  }
+}

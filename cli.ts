@@ -1,0 +1,29 @@
+#!/usr/bin/env node
+/**
+ * The `kubemcp` command: `render` (offline GitOps rendering of MCPServer manifests).
+ * Exit codes: 0 success, 1 invalid input or failure (message on stderr).
+ */
+import { Command } from 'commander';
+import { readSources, renderSources } from './charts/render-cli.js';
+
+const program = new Command()
+  .name('kubemcp')
+  .description('MCP servers as first-class Kubernetes citizens')
+  .version('0.1.0')
+  .showHelpAfterError();
+
+program
+  .command('render')
+  .description('print the Deployment, Service and ConfigMap of MCPServer manifests as YAML, offline')
+  .requiredOption('-f, --filename <file...>', 'MCPServer manifest file(s); - reads standard input')
+  .option('-n, --namespace <namespace>', 'namespace to stamp on the rendered objects (default: each manifest\'s)')
+  .action((opts: { filename: string[]; namespace?: string }) => {
+    try {
+      process.stdout.write(renderSources(readSources(opts.filename), opts.namespace));
+    } catch (err) {
+      process.stderr.write(`error: ${(err as Error).message}\n`);
+      process.exitCode = 1;
+    }
+  });
+
+await program.parseAsync(process.argv);
