@@ -1,0 +1,228 @@
+import { describe, expect, it } from '@jest/globals';
+import { App } from 'cdk8s';
+import { parse } from 'yaml';
+import { renderMCPServer, toYaml, type KubeObject } from '../../charts/render.js';
+import { renderSources, RenderError } from '../../charts/render-cli.js';
+import { MCPServerChart, CONFIG_HASH_ANNOTATION, DEFAULT_SECURITY_CONTEXT } from '../../charts/mcpserver.js';
+import { OperatorChart, CONTROLLER_RULES } from '../../charts/operator.js';
+import { loadSamples } from '../../charts/samples.js';
+
+const manifest = (spec: Record<string, unknown>, name = 'demo', namespace?: string) => ({
+  apiVersion: 'mcp.example.com/v1alpha1',
+  kind: 'MCPServer',
+  metadata: { name, ...(namespace ? { namespace } : {}) },
+  spec: { image: 'registry.example/mcp:1', ...spec },
+});
+const byKind = (objs: KubeObject[]) => Object.fromEntries(objs.map((o) => [o.kind, o as any]));
+const container = (objs: KubeObject[]) => byKind(objs).Deployment.spec.template.spec.containers[0];
+const envOf = (objs: KubeObject[]) => Object.fromEntries(container(objs).env.map((e: any) => [e.name, e.value ?? e.valueFrom]));
+
+describe('MCPServerWorkload: children per transport', () => {
+  it('streamable-http (default): Deployment + Service, probes, port named mcp, 200m/256Mi requests, 30 s grace', () => {
+    const objs = renderMCPServer(manifest({}));
+    expect(objs.map((o) => o.kind)).toEqual(['Service', 'Deployment']);
+    const { Service: svc, Deployment: dep } = byKind(objs);
+    expect(svc.metadata.name).toBe('demo');
+    expect(svc.spec).toEqual({
+      type: 'ClusterIP',
+      selector: { 'app.kubernetes.io/instance': 'demo', 'app.kubernetes.io/name': 'mcp-server' },
+      ports: [{ name: 'mcp', port: 8080, targetPort: 'mcp', protocol: 'TCP' }],
+    });
+    expect(dep.spec.replicas).toBe(1);
+    expect(dep.spec.selector.matchLabels).toEqual(svc.spec.selector);
+    const c = container(objs);
+    expect(c.name).toBe('mcp-server');
+    expect(c.imagePullPolicy).toBe('IfNotPresent');
+    expect(c.ports).toEqual([{ name: 'mcp', containerPort: 8080, protocol: 'TCP' }]);
+    expect(c.livenessProbe.httpGet).toEqual({ path: '/health', port: 'mcp', scheme: 'HTTP' });
+    expect(c.readinessProbe.httpGet).toEqual({ path: '/ready', port: 'mcp', scheme: 'HTTP' });
+    expect(c.resources).toEqual({ requests: { cpu: '200m', memory: '256Mi' } });
+    expect(dep.spec.template.spec.terminationGracePeriodSeconds).toBe(30);
+    expect(envOf(objs)).toMatchObject({ MCP_TRANSPORT: 'streamable-http', MCP_PORT: '8080', MCP_SERVER_NAME: 'demo' });
+  });
+
+  it('http: 100m/128Mi requests, 15 s grace, custom port on Service and container', () => {
+    const objs = renderMCPServer(manifest({ transport: 'http', port: 3001 }));
+    const { Service: svc, Deployment: dep } = byKind(objs);
+    expect(svc.spec.ports[0].port).toBe(3001);
+    expect(container(objs).ports[0].containerPort).toBe(3001);
+    expect(container(objs).resources.requests).toEqual({ cpu: '100m', memory: '128Mi' });
+    expect(dep.spec.template.spec.terminationGracePeriodSeconds).toBe(15);
+    expect(dep.spec.template.metadata.labels['mcp.example.com/transport']).toBe('http');
+  });
+
+  it('stdio: no Service, no ports, no HTTP probes, 50m/64Mi, 5 s grace', () => {
+    const objs = renderMCPServer(manifest({ transport: 'stdio' }));
+    expect(objs.map((o) => o.kind)).toEqual(['Deployment']);
+    const c = container(objs);
+    expect(c.ports).toBeUndefined();
+    expect(c.livenessProbe).toBeUndefined();
+    expect(c.readinessProbe).toBeUndefined();
+    expect(c.resources.requests).toEqual({ cpu: '50m', memory: '64Mi' });
+    expect(byKind(objs).Deployment.spec.template.spec.terminationGracePeriodSeconds).toBe(5);
+  });
+
+  it('stdio refuses more than one replica', () => {
+    expect(() => renderMCPServer(manifest({ transport: 'stdio', replicas: 2 }))).toThrow(/spec\.replicas: stdio transport does not support multiple replicas/);
+  });
+});
+
+describe('MCPServerWorkload: optional fields', () => {
+  it('config: ConfigMap <name>-config with config.json and one key per entry, mounted read-only, MCP_CONFIG_FILE set', () => {
+    const objs = renderMCPServer(manifest({ config: { LOG_LEVEL: 'info', B: '2' } }));
+    expect(objs.map((o) => o.kind)).toEqual(['ConfigMap', 'Service', 'Deployment']);
+    const cm = byKind(objs).ConfigMap;
+    expect(cm.metadata.name).toBe('demo-config');
+    expect(Object.keys(cm.data).sort()).toEqual(['B', 'LOG_LEVEL', 'config.json']);
+    expect(JSON.parse(cm.data['config.json'])).toEqual({
+      config: { B: '2', LOG_LEVEL: 'info' },
+      server: { name: 'demo', port: 8080, transport: 'streamable-http' },
+      'streamable-http': { session: { maxConnections: 100, timeout: '30m' } },
+    });
+    expect(envOf(objs).MCP_CONFIG_FILE).toBe('/etc/mcp/config.json');
+    expect(container(objs).volumeMounts).toContainEqual({ name: 'config', mountPath: '/etc/mcp', readOnly: true });
+    const pod = byKind(objs).Deployment.spec.template;
+    expect(pod.spec.volumes).toContainEqual({ name: 'config', configMap: { name: 'demo-config' } });
+    expect(pod.metadata.annotations[CONFIG_HASH_ANNOTATION]).toMatch(/^[0-9a-f]{16}$/);
+  });
+
+  it('config change changes the pod-template hash; no config means no ConfigMap, mount or MCP_CONFIG_FILE', () => {
+    const hash = (cfg: Record<string, string>) =>
+      byKind(renderMCPServer(manifest({ config: cfg }))).Deployment.spec.template.metadata.annotations[CONFIG_HASH_ANNOTATION];
+    expect(hash({ A: '1' })).not.toBe(hash({ A: '2' }));
+    const objs = renderMCPServer(manifest({ config: {} }));
+    expect(objs.map((o) => o.kind)).not.toContain('ConfigMap');
+    expect(envOf(objs).MCP_CONFIG_FILE).toBeUndefined();
+    expect(container(objs).volumeMounts).toEqual([{ name: 'tmp', mountPath: '/tmp' }]);
+  });
+
+  it('http config.json carries the CORS section', () => {
+    const cm = byKind(renderMCPServer(manifest({ transport: 'http', config: { A: 'b' } }))).ConfigMap;
+    expect(JSON.parse(cm.data['config.json']).http).toEqual({ cors: { enabled: true, origins: ['*'] } });
+  });
+
+  it('securityContext unset: restricted defaults and an emptyDir at /tmp', () => {
+    const objs = renderMCPServer(manifest({}));
+    expect(container(objs).securityContext).toEqual(DEFAULT_SECURITY_CONTEXT);
+    expect(byKind(objs).Deployment.spec.template.spec.volumes).toContainEqual({ name: 'tmp', emptyDir: {} });
+  });
+
+  it('securityContext set: the user one wins entirely', () => {
+    const sc = { runAsUser: 1001, runAsGroup: 1001, capabilities: { drop: ['ALL'] }, readOnlyRootFilesystem: false };
+    expect(container(renderMCPServer(manifest({ securityContext: sc }))).securityContext).toEqual(sc);
+  });
+
+  it('resources: defaults fill only what the user left out, never above a user limit', () => {
+    const c = container(renderMCPServer(manifest({ resources: { requests: { cpu: '1' }, limits: { memory: '100Mi', 'nvidia.com/gpu': 1 } } })));
+    expect(c.resources.requests).toEqual({ cpu: '1', memory: '100Mi' });
+    expect(c.resources.limits).toEqual({ memory: '100Mi', 'nvidia.com/gpu': 1 });
+  });
+
+  it('serviceAccount sets serviceAccountName; unset leaves it out', () => {
+    expect(byKind(renderMCPServer(manifest({ serviceAccount: 'mcp-sa' }))).Deployment.spec.template.spec.serviceAccountName).toBe('mcp-sa');
+    expect(byKind(renderMCPServer(manifest({}))).Deployment.spec.template.spec.serviceAccountName).toBeUndefined();
+  });
+
+  it('env: user entries appended; a user entry replaces the built-in of the same name; valueFrom kept', () => {
+    const objs = renderMCPServer(
+      manifest({
+        env: [
+          { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.uid' } } },
+          { name: 'TOKEN', valueFrom: { secretKeyRef: { name: 's', key: 'k' } } },
+          { name: 'CPU', valueFrom: { resourceFieldRef: { resource: 'limits.cpu', divisor: '1m' } } },
+          { name: 'PLAIN', value: 'x' },
+        ],
+      }),
+    );
+    const names = container(objs).env.map((e: any) => e.name);
+    expect(names).toEqual(['MCP_TRANSPORT', 'MCP_PORT', 'MCP_SERVER_NAME', 'POD_NAME', 'POD_NAMESPACE', 'TOKEN', 'CPU', 'PLAIN']);
+    const env = envOf(objs);
+    expect(env.POD_NAME).toEqual({ fieldRef: { fieldPath: 'metadata.uid' } });
+    expect(env.TOKEN).toEqual({ secretKeyRef: { name: 's', key: 'k' } });
+    expect(env.CPU).toEqual({ resourceFieldRef: { resource: 'limits.cpu', divisor: '1m' } });
+  });
+
+  it('labels: seed 003 labels on every child; the selector leaves out the mutable transport label', () => {
+    for (const o of renderMCPServer(manifest({ config: { A: '1' } }))) {
+      expect(o.metadata.labels).toEqual({
+        'app.kubernetes.io/name': 'mcp-server',
+        'app.kubernetes.io/instance': 'demo',
+        'app.kubernetes.io/component': 'server',
+        'app.kubernetes.io/managed-by': 'mcp-operator',
+        'mcp.example.com/transport': 'streamable-http',
+      });
+    }
+    const a = byKind(renderMCPServer(manifest({ transport: 'http' }))).Deployment.spec.selector;
+    const b = byKind(renderMCPServer(manifest({ transport: 'streamable-http' }))).Deployment.spec.selector;
+    expect(a).toEqual(b);
+  });
+
+  it('namespace: taken from the manifest, or overridden', () => {
+    expect(renderMCPServer(manifest({}, 'x', 'team-a')).every((o) => o.metadata.namespace === 'team-a')).toBe(true);
+    expect(renderMCPServer(manifest({}, 'x', 'team-a'), 'team-b').every((o) => o.metadata.namespace === 'team-b')).toBe(true);
+    expect(renderMCPServer(manifest({})).every((o) => o.metadata.namespace === undefined)).toBe(true);
+  });
+});
+
+describe('determinism and equivalence with cdk8s synth', () => {
+  it('the same spec renders byte-identical YAML, and render equals synth for every seed sample', () => {
+    for (const s of loadSamples()) {
+      const once = toYaml(renderMCPServer(s.manifest));
+      expect(toYaml(renderMCPServer(structuredClone(s.manifest)))).toBe(once);
+      const app = new App({ outdir: '/dev/null' });
+      new MCPServerChart(app, s.id, { mcpServer: s.manifest });
+      expect(app.synthYaml()).toBe(once);
+      expect(renderSources([[s.path, s.text]])).toBe(once);
+    }
+  });
+
+  it('the seed basic sample renders the documented shape', () => {
+    const basic = loadSamples().find((s) => s.id === 'seed001-basic')!;
+    const objs = renderMCPServer(basic.manifest);
+    expect(objs.map((o) => `${o.kind}/${o.metadata.namespace}/${o.metadata.name}`)).toEqual([
+      'ConfigMap/default/basic-mcpserver-config',
+      'Service/default/basic-mcpserver',
+      'Deployment/default/basic-mcpserver',
+    ]);
+    expect(byKind(objs).Service.spec.ports[0].port).toBe(3001);
+  });
+});
+
+describe('kubemcp render input handling', () => {
+  it('renders several documents and skips empty ones', () => {
+    const text = `---\n${JSON.stringify(manifest({}, 'a'))}\n---\n${JSON.stringify(manifest({ transport: 'stdio' }, 'b'))}\n---\n`;
+    const docs = renderSources([['x.yaml', text]]).split(/^---$/m).map((d) => parse(d));
+    expect(docs.map((d) => `${d.kind}/${d.metadata.name}`)).toEqual(['Service/a', 'Deployment/a', 'Deployment/b']);
+  });
+  it('refuses other kinds, YAML errors and invalid specs, naming file, document and field', () => {
+    expect(() => renderSources([['x.yaml', 'apiVersion: v1\nkind: Pod\n']])).toThrow(/x\.yaml, document 1: expected apiVersion mcp\.example\.com\/v1alpha1, kind MCPServer/);
+    expect(() => renderSources([['x.yaml', 'a: [\n']])).toThrow(RenderError);
+    expect(() => renderSources([['x.yaml', JSON.stringify(manifest({ port: 0 }))]])).toThrow(/x\.yaml, document 1: MCPServer demo is invalid:\n {2}spec\.port: /);
+  });
+});
+
+describe('OperatorChart', () => {
+  const objs = new OperatorChart(new App({ outdir: '/dev/null' }), 'operator').toJson() as KubeObject[];
+  it('renders the CRD without a namespace and everything else in mcp-system', () => {
+    const cluster = ['CustomResourceDefinition', 'Namespace', 'ClusterRole', 'ClusterRoleBinding'];
+    expect(objs.map((o) => o.kind).sort()).toEqual([...cluster, 'Deployment', 'Role', 'RoleBinding', 'ServiceAccount'].sort());
+    for (const o of objs) expect(o.metadata.namespace).toBe(cluster.includes(o.kind) ? undefined : 'mcp-system');
+  });
+  it('grants least privilege: no wildcards, no secrets, leases only in its namespace', () => {
+    const text = JSON.stringify(CONTROLLER_RULES);
+    expect(text).not.toContain('*');
+    expect(text).not.toContain('secrets');
+    expect(text).not.toContain('leases');
+    const role = objs.find((o) => o.kind === 'Role') as any;
+    expect(role.rules[0].resources).toEqual(['leases']);
+  });
+  it('runs `kubemcp controller` with health and metrics ports and probes', () => {
+    const dep = objs.find((o) => o.kind === 'Deployment') as any;
+    const c = dep.spec.template.spec.containers[0];
+    expect(c.args[0]).toBe('controller');
+    expect(c.ports.map((p: any) => p.name)).toEqual(['metrics', 'health']);
+    expect(c.livenessProbe.httpGet.path).toBe('/healthz');
+    expect(c.readinessProbe.httpGet.path).toBe('/readyz');
+    expect(dep.spec.template.spec.serviceAccountName).toBe('kubemcp-controller');
+  });
+});
