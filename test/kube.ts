@@ -1,0 +1,101 @@
+/**
+ * Test helpers for talking to the local control plane (test/controlplane): a KubeConfig from
+ * $KUBECONFIG (set by test/globalSetup.ts), server-side apply of plain JSON objects, and
+ * bounded polling.
+ */
+import * as k8s from '@kubernetes/client-node';
+import { stringify } from 'yaml';
+import { CRD_NAME, mcpServerCrd } from '../charts/api/crd.js';
+
+/** KubeConfig of the local control plane. @throws when KUBECONFIG is not set. */
+export function kubeConfig(): k8s.KubeConfig {
+  const path = process.env.KUBECONFIG;
+  if (!path) throw new Error('KUBECONFIG is not set: run the tests through jest (test/globalSetup.ts starts the control plane)');
+  const kc = new k8s.KubeConfig();
+  kc.loadFromFile(path);
+  return kc;
+}
+
+/**
+ * Turns plain JSON into client-node model instances, so that KubernetesObjectApi serializes
+ * every field (plain JSON for built-in kinds loses fields whose JSON name differs from the
+ * model's property, e.g. `x-kubernetes-*` in a CRD).
+ */
+export function typed<T extends k8s.KubernetesObject>(obj: object): T {
+  return k8s.loadYaml<T>(stringify(obj));
+}
+
+/**
+ * Server-side applies one object (PATCH application/apply-patch+yaml, force).
+ * @param dryRun true sends `dryRun=All`: the apiserver validates and admits without persisting.
+ * @throws the apiserver's error (ApiException with code and body) when it refuses the object.
+ */
+export async function apply<T extends k8s.KubernetesObject>(
+  api: k8s.KubernetesObjectApi,
+  obj: object,
+  opts: { dryRun?: boolean; fieldManager?: string } = {},
+): Promise<T> {
+  return (await api.patch(
+    typed(obj),
+    undefined,
+    opts.dryRun ? 'All' : undefined,
+    opts.fieldManager ?? 'kubemcp-test',
+    true,
+    k8s.PatchStrategy.ServerSideApply,
+  )) as T;
+}
+
+/** The message of an apiserver refusal (the Status body's `message`), or the error's own message. */
+export function apiMessage(err: unknown): string {
+  const body = (err as { body?: unknown }).body;
+  if (typeof body === 'string') {
+    try {
+      return (JSON.parse(body) as { message?: string }).message ?? body;
+    } catch {
+      return body;
+    }
+  }
+  if (body && typeof body === 'object' && 'message' in body) return String((body as { message: unknown }).message);
+  return (err as Error).message;
+}
+
+/**
+ * Polls `probe` until it returns a value other than undefined/false, at most `timeoutMs`
+ * milliseconds and `timeoutMs / intervalMs` attempts. Errors thrown by probe count as "not yet".
+ * @throws Error naming `what` and the last error when time runs out.
+ */
+export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 60_000, intervalMs = 250): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (let attempt = 0; attempt <= Math.ceil(timeoutMs / intervalMs) && Date.now() <= deadline; attempt++) {
+    try {
+      const v = await probe();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${apiMessage(last)}` : ''}`);
+}
+
+/** Creates a namespace with a generated unique name (prefix + random suffix) and returns its name. */
+export async function createNamespace(kc: k8s.KubeConfig, prefix: string): Promise<string> {
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  const ns = await core.createNamespace({ body: { metadata: { generateName: `${prefix}-` } } });
+  const name = ns.metadata!.name!;
+  await waitFor(`default ServiceAccount in ${name}`, async () =>
+    (await core.readNamespacedServiceAccount({ name: 'default', namespace: name }).catch(() => undefined)) !== undefined,
+  );
+  return name;
+}
+
+/** Installs (server-side applies) the MCPServer CRD and waits until it is Established. */
+export async function installCrd(kc: k8s.KubeConfig): Promise<void> {
+  await apply(k8s.KubernetesObjectApi.makeApiClient(kc), mcpServerCrd(), { fieldManager: 'kubemcp-test-crd' });
+  const ext = kc.makeApiClient(k8s.ApiextensionsV1Api);
+  await waitFor('CRD Established', async () => {
+    const crd = await ext.readCustomResourceDefinition({ name: CRD_NAME });
+    return crd.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True');
+  });
+}
