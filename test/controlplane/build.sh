@@ -6,9 +6,11 @@
 # A cold build takes 20-40 minutes on 2 cores; progress is printed per binary.
 set -euo pipefail
 cd "$(dirname "$0")"
-k8s=$(awk '$1=="k8s.io/kubernetes"{print $2; exit}' go.mod)
-kwok=$(awk '$1=="sigs.k8s.io/kwok"{print $2; exit}' go.mod)
-etcd=$(awk '$1=="go.etcd.io/etcd/server/v3"{print $2; exit}' go.mod)
+# The version following a module path in go.mod, whether in a require block or a one-line require.
+modver() { awk -v m="$1" '{for (i = 1; i < NF; i++) if ($i == m) {print $(i + 1); exit}}' go.mod; }
+k8s=$(modver k8s.io/kubernetes)
+kwok=$(modver sigs.k8s.io/kwok)
+etcd=$(modver go.etcd.io/etcd/server/v3)
 dir=${KUBEMCP_CACHE:-$HOME/.cache/kubemcp}/$k8s-kwok$kwok-etcd$etcd
 mkdir -p "$dir"
 export CGO_ENABLED=0
