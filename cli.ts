@@ -1,10 +1,12 @@
 #!/usr/bin/env node
 /**
- * The `kubemcp` command: `render` (offline GitOps rendering of MCPServer manifests).
+ * The `kubemcp` command: `render` (offline GitOps rendering of MCPServer manifests) and
+ * `controller` (the in-cluster MCPServer controller).
  * Exit codes: 0 success, 1 invalid input or failure (message on stderr).
  */
 import { Command } from 'commander';
 import { readSources, renderSources } from './charts/render-cli.js';
+import { registerController } from './controller/command.js';
 
 const program = new Command()
   .name('kubemcp')
@@ -25,5 +27,7 @@ program
       process.exitCode = 1;
     }
   });
+
+registerController(program);
 
 await program.parseAsync(process.argv);

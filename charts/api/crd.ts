@@ -110,7 +110,7 @@ export function mcpServerOpenAPISchema(): JSONSchemaProps {
         type: 'string',
       },
       kind: { description: 'Kind is a string value representing the REST resource this object represents.', type: 'string' },
-      metadata: { type: 'object' },
+      metadata: { type: 'object', properties: { name: { type: 'string' } } },
       spec: { description: 'MCPServerSpec defines the desired state of MCPServer', ...derive(mcpServerSpec) },
       status: { description: 'MCPServerStatus defines the observed state of MCPServer', ...derive(mcpServerStatus) },
     },

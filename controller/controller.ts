@@ -1,0 +1,170 @@
+/**
+ * The MCPServer controller: informers on MCPServers and on the children they own, a keyed work
+ * queue, and N workers running the {@link Reconciler} (controller-runtime's Controller shape).
+ *
+ * - Informer events only enqueue keys (`namespace/name` of the MCPServer; a child's event
+ *   enqueues its controller owner).
+ * - An informer whose watch fails is restarted with exponential backoff (1 s .. 30 s).
+ * - Every `resyncPeriodMs` all known MCPServers are enqueued again (level-based reconcile).
+ * - A failed reconcile is retried with per-key backoff (5 ms .. 1000 s); success forgets it.
+ */
+import * as k8s from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { GROUP, KIND, PLURAL, VERSION } from '../charts/api/schema.js';
+import type { KubeObject } from '../charts/render.js';
+import { ControllerMetrics } from './metrics.js';
+import { WorkQueue, backoffMs } from './queue.js';
+import { CHILD_KINDS, Reconciler, type Caches, type ChildKind, type MCPServerObject } from './reconciler.js';
+
+/** Label selecting the children the controller manages (seed 003's managed-by label). */
+export const CHILD_SELECTOR = 'app.kubernetes.io/managed-by=mcp-operator';
+
+/** Options of {@link Controller}. */
+export interface ControllerOptions {
+  kubeConfig: k8s.KubeConfig;
+  log: Logger;
+  /** Namespace to watch; undefined watches all namespaces. */
+  namespace?: string;
+  /** Concurrent reconciles (distinct keys). Default 2. */
+  workers?: number;
+  /** Period in ms at which every MCPServer is reconciled again. Default 300,000 (5 min). */
+  resyncPeriodMs?: number;
+  metrics?: ControllerMetrics;
+}
+
+type AnyInformer = k8s.Informer<k8s.KubernetesObject> & k8s.ObjectCache<k8s.KubernetesObject>;
+
+export class Controller {
+  readonly metrics: ControllerMetrics;
+  readonly queue: WorkQueue;
+  private readonly reconciler: Reconciler;
+  private readonly mcpInformer: AnyInformer;
+  private readonly childInformers = new Map<ChildKind, AnyInformer>();
+  private readonly workers: Promise<void>[] = [];
+  private resyncTimer?: NodeJS.Timeout;
+  private readonly restartTimers = new Set<NodeJS.Timeout>();
+  private stopped = false;
+  private synced = false;
+
+  constructor(private readonly opts: ControllerOptions) {
+    this.metrics = opts.metrics ?? new ControllerMetrics();
+    this.queue = new WorkQueue({ onDepth: (d) => this.metrics.queueDepth.set(d) });
+    const kc = opts.kubeConfig;
+    const ns = opts.namespace;
+    const custom = kc.makeApiClient(k8s.CustomObjectsApi);
+    const core = kc.makeApiClient(k8s.CoreV1Api);
+    const apps = kc.makeApiClient(k8s.AppsV1Api);
+    const nsPath = (group: string, resource: string) => `${group}${ns ? `/namespaces/${ns}` : ''}/${resource}`;
+
+    this.mcpInformer = k8s.makeInformer(kc, nsPath(`/apis/${GROUP}/${VERSION}`, PLURAL), () =>
+      (ns
+        ? custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: PLURAL })
+        : custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL })) as Promise<k8s.KubernetesListObject<k8s.KubernetesObject>>,
+    ) as AnyInformer;
+    const sel = { labelSelector: CHILD_SELECTOR };
+    const lists: Record<ChildKind, [string, () => Promise<k8s.KubernetesListObject<k8s.KubernetesObject>>]> = {
+      ConfigMap: [nsPath('/api/v1', 'configmaps'), () => (ns ? core.listNamespacedConfigMap({ namespace: ns, ...sel }) : core.listConfigMapForAllNamespaces(sel))],
+      Service: [nsPath('/api/v1', 'services'), () => (ns ? core.listNamespacedService({ namespace: ns, ...sel }) : core.listServiceForAllNamespaces(sel))],
+      Deployment: [nsPath('/apis/apps/v1', 'deployments'), () => (ns ? apps.listNamespacedDeployment({ namespace: ns, ...sel }) : apps.listDeploymentForAllNamespaces(sel))],
+    };
+    for (const kind of CHILD_KINDS) {
+      const [path, list] = lists[kind];
+      this.childInformers.set(kind, k8s.makeInformer(kc, path, list, CHILD_SELECTOR) as AnyInformer);
+    }
+
+    const caches: Caches = {
+      mcpServer: (namespace, name) => this.mcpInformer.get(name, namespace) as MCPServerObject | undefined,
+      child: (kind, namespace, name) => this.childInformers.get(kind)!.get(name, namespace) as KubeObject | undefined,
+      children: (kind, namespace) => this.childInformers.get(kind)!.list(namespace) as readonly KubeObject[],
+    };
+    this.reconciler = new Reconciler({ kubeConfig: kc, caches, log: opts.log, metrics: this.metrics });
+  }
+
+  /** Whether the informer caches have synced once (for /readyz). */
+  get hasSynced(): boolean {
+    return this.synced;
+  }
+
+  /**
+   * Starts the informers, waits for their first list, then starts the workers and the resync
+   * timer. @throws when an informer's first list fails (e.g. the CRD is not installed).
+   */
+  async start(): Promise<void> {
+    const enqueueObj = (o: k8s.KubernetesObject) => this.queue.add(`${o.metadata!.namespace}/${o.metadata!.name}`);
+    for (const verb of [k8s.ADD, k8s.UPDATE, k8s.DELETE] as const) this.mcpInformer.on(verb, enqueueObj);
+    const enqueueOwner = (o: k8s.KubernetesObject) => {
+      const owner = o.metadata?.ownerReferences?.find((r) => r.controller && r.kind === KIND && r.apiVersion.startsWith(`${GROUP}/`));
+      if (owner) this.queue.add(`${o.metadata!.namespace}/${owner.name}`);
+    };
+    const informers: Array<[string, AnyInformer]> = [['mcpservers', this.mcpInformer], ...[...this.childInformers].map(([k, i]) => [k, i] as [string, AnyInformer])];
+    for (const [, inf] of informers.slice(1)) for (const verb of [k8s.ADD, k8s.UPDATE, k8s.DELETE] as const) inf.on(verb, enqueueOwner);
+    for (const [name, inf] of informers) this.restartOnError(name, inf);
+    await Promise.all(informers.map(([, inf]) => inf.start()));
+    this.synced = true;
+    this.opts.log.info({ namespace: this.opts.namespace ?? '(all)', workers: this.opts.workers ?? 2 }, 'informers synced; starting workers');
+    for (let i = 0; i < (this.opts.workers ?? 2); i++) this.workers.push(this.work());
+    const period = this.opts.resyncPeriodMs ?? 300_000;
+    this.resyncTimer = setInterval(() => this.resync(), period);
+    this.resyncTimer.unref();
+  }
+
+  /** Enqueues every MCPServer in the cache (what a periodic resync does). */
+  resync(): void {
+    for (const o of this.mcpInformer.list()) this.queue.add(`${o.metadata!.namespace}/${o.metadata!.name}`);
+  }
+
+  private restartOnError(name: string, informer: AnyInformer): void {
+    // client-node emits CONNECT before it connects, so the backoff resets after a quiet minute instead.
+    let failures = 0;
+    let lastError = 0;
+    informer.on(k8s.ERROR, (err: unknown) => {
+      if (this.stopped) return;
+      if (Date.now() - lastError > 60_000) failures = 0;
+      lastError = Date.now();
+      const delay = backoffMs(failures++, 1000, 30_000);
+      this.opts.log.warn({ informer: name, err: String(err), retryInMs: delay }, 'watch failed; restarting the informer');
+      const t = setTimeout(() => {
+        this.restartTimers.delete(t);
+        if (!this.stopped) informer.start().catch((e: unknown) => this.opts.log.warn({ informer: name, err: String(e) }, 'informer restart failed'));
+      }, delay);
+      this.restartTimers.add(t);
+    });
+  }
+
+  private async work(): Promise<void> {
+    for (;;) {
+      const key = await this.queue.get();
+      if (key === undefined) return;
+      const [namespace, name] = key.split('/') as [string, string];
+      const end = this.metrics.reconcileDuration.startTimer();
+      try {
+        const result = await this.reconciler.reconcile(namespace, name);
+        this.queue.forget(key);
+        this.metrics.reconcileTotal.inc({ result: 'success' });
+        if (result.requeueAfterMs) this.queue.addAfter(key, result.requeueAfterMs);
+      } catch (err) {
+        this.metrics.reconcileTotal.inc({ result: 'error' });
+        this.metrics.reconcileErrors.inc();
+        const delay = this.queue.addRateLimited(key);
+        const body = (err as { body?: unknown }).body;
+        this.opts.log.error({ mcpserver: key, err: String(err), body: typeof body === 'string' ? body.slice(0, 500) : body, retryInMs: delay }, 'reconcile failed');
+      } finally {
+        end();
+        this.queue.done(key);
+      }
+    }
+  }
+
+  /**
+   * Graceful stop: no new keys are handed out, in-flight reconciles finish, informers stop.
+   * Resolves when all workers have returned.
+   */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.resyncTimer) clearInterval(this.resyncTimer);
+    for (const t of this.restartTimers) clearTimeout(t);
+    this.queue.shutDown();
+    await Promise.all(this.workers);
+    await Promise.all([this.mcpInformer, ...this.childInformers.values()].map((i) => i.stop().catch(() => undefined)));
+  }
+}

@@ -1,0 +1,115 @@
+/**
+ * Deciding whether a child needs a server-side apply, without a write.
+ *
+ * A child is applied when (1) the desired object differs from what this field manager last
+ * applied, recorded as a hash in the {@link APPLIED_HASH_ANNOTATION} annotation that is part of
+ * every apply (this catches spec changes, including fields that disappear from the desired
+ * object), or (2) the live object no longer holds a value the desired object sets (someone edited
+ * or removed a field the controller owns). Fields that others add are not compared, so they
+ * survive, as server-side apply intends
+ * (https://kubernetes.io/docs/reference/using-api/server-side-apply/).
+ */
+import { createHash } from 'node:crypto';
+import { quantityValue } from '../charts/api/quantity.js';
+
+/** Annotation carrying the hash of the desired object as last applied by the controller. */
+export const APPLIED_HASH_ANNOTATION = 'mcp.example.com/applied-hash';
+
+type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+
+/**
+ * List merge keys of the lists in our children (the `x-kubernetes-list-map-keys` of
+ * Deployment, Service and ConfigMap in the Kubernetes OpenAPI); other lists are atomic.
+ */
+const LIST_KEYS: Record<string, string[]> = {
+  containers: ['name'],
+  initContainers: ['name'],
+  env: ['name'],
+  volumes: ['name'],
+  volumeMounts: ['mountPath'],
+  ports: ['containerPort', 'port'],
+  ownerReferences: ['uid'],
+};
+
+/** Stable hash (hex, 16 chars) of a JSON value, independent of key order. */
+export function hashOf(value: unknown): string {
+  return createHash('sha256').update(stableStringify(value)).digest('hex').slice(0, 16);
+}
+
+function stableStringify(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(stableStringify).join(',')}]`;
+  if (v && typeof v === 'object') {
+    return `{${Object.keys(v)
+      .sort()
+      .filter((k) => (v as Record<string, unknown>)[k] !== undefined)
+      .map((k) => `${JSON.stringify(k)}:${stableStringify((v as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(v);
+}
+
+/** Whether a path holds a resource.Quantity (container resources, resourceFieldRef divisor). */
+const isQuantityPath = (path: string) => /\.resources\.(requests|limits)\.[^.]+$|\.divisor$/.test(path);
+
+function scalarEqual(a: Json, b: Json, path = ''): boolean {
+  if (a === b) return true;
+  // The apiserver canonicalizes quantities ("0.5" -> "500m", "1000m" -> "1").
+  if (isQuantityPath(path) && (typeof a === 'string' || typeof a === 'number') && (typeof b === 'string' || typeof b === 'number')) {
+    try {
+      return quantityValue(a) === quantityValue(b);
+    } catch {
+      return String(a) === String(b);
+    }
+  }
+  return false;
+}
+
+/**
+ * The first path where `live` does not hold a value `desired` sets, or undefined when it holds
+ * them all. Objects are compared key by key (extra live keys ignored); keyed lists element by
+ * merge key (extra live elements ignored); other lists as a whole.
+ */
+export function firstDifference(desired: Json, live: Json | undefined, path = '', field = ''): string | undefined {
+  if (desired === null || typeof desired !== 'object') {
+    return live !== undefined && live !== null && typeof live !== 'object' && scalarEqual(desired, live, path) ? undefined : path || '<root>';
+  }
+  if (Array.isArray(desired)) {
+    if (!Array.isArray(live)) return path;
+    const keys = LIST_KEYS[field];
+    const first = desired[0];
+    const keyed = keys && first && typeof first === 'object' && !Array.isArray(first) ? keys.filter((k) => k in first) : [];
+    if (keyed.length === 0) {
+      if (desired.length !== live.length) return path;
+      for (let i = 0; i < desired.length; i++) {
+        const d = firstDifference(desired[i]!, live[i], `${path}[${i}]`, field);
+        if (d) return d;
+      }
+      return undefined;
+    }
+    for (const item of desired as Array<Record<string, Json>>) {
+      const match = (live as Array<Record<string, Json>>).find((l) => l && keyed.every((k) => scalarEqual(item[k]!, l[k]!)));
+      const label = keyed.map((k) => `${k}=${String(item[k])}`).join(',');
+      if (!match) return `${path}[${label}]`;
+      const d = firstDifference(item, match, `${path}[${label}]`, field);
+      if (d) return d;
+    }
+    return undefined;
+  }
+  if (!live || typeof live !== 'object' || Array.isArray(live)) return path || '<root>';
+  for (const [k, v] of Object.entries(desired)) {
+    if (v === undefined) continue;
+    const d = firstDifference(v, (live as Record<string, Json>)[k], path ? `${path}.${k}` : k, k);
+    if (d) return d;
+  }
+  return undefined;
+}
+
+/** Why a child must be applied (`created`, `spec changed`, `drift at <path>`), or undefined when it is up to date. */
+export function applyReason(desired: Record<string, unknown>, live: Record<string, unknown> | undefined): string | undefined {
+  if (!live) return 'created';
+  const annotations = (live.metadata as { annotations?: Record<string, string> } | undefined)?.annotations;
+  const wanted = ((desired.metadata as { annotations?: Record<string, string> }).annotations ?? {})[APPLIED_HASH_ANNOTATION];
+  if (annotations?.[APPLIED_HASH_ANNOTATION] !== wanted) return 'desired state changed';
+  const diff = firstDifference(desired as Json, live as Json);
+  return diff ? `drift at ${diff}` : undefined;
+}

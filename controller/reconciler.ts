@@ -1,0 +1,296 @@
+/**
+ * One reconcile of one MCPServer: seed 003's Reconcile (finalizer, validation, children, status),
+ * done by server-side apply with the same construct `cdk8s synth` uses.
+ *
+ * Steps: read the object from the informer cache; on deletion run the finalizer (status
+ * Terminating, delete the children, remove the finalizer); add the finalizer; validate (invalid:
+ * phase Failed, ConfigurationValid=False, children left as they were); render the desired
+ * children (charts/render.ts) with a controller owner reference; server-side apply each one that
+ * differs from what this field manager last applied (controller/drift.ts); prune owned children
+ * the spec no longer renders; write status through the status subresource when it changed.
+ */
+import * as k8s from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { stringify } from 'yaml';
+import { API_VERSION, FINALIZER, GROUP, KIND, PLURAL, VERSION, type MCPServerSpec, type MCPServerStatus } from '../charts/api/schema.js';
+import { MCPServerValidationError, parseMCPServerSpec } from '../charts/api/validate.js';
+import { renderMCPServer, type KubeObject } from '../charts/render.js';
+import { APPLIED_HASH_ANNOTATION, applyReason, hashOf } from './drift.js';
+import type { ControllerMetrics } from './metrics.js';
+import { computeStatus, statusChanged, type ObservedState } from './status.js';
+
+/** The one field manager of every apply the controller sends. */
+export const FIELD_MANAGER = 'kubemcp-controller';
+/** The event source component. */
+export const COMPONENT = 'kubemcp-controller';
+
+/** An MCPServer as read from the apiserver (plain JSON). */
+export interface MCPServerObject {
+  apiVersion: string;
+  kind: string;
+  metadata: k8s.V1ObjectMeta & { name: string; namespace: string; uid: string };
+  spec?: unknown;
+  status?: MCPServerStatus;
+}
+
+/** The kinds an MCPServer renders into, with their informer caches. */
+export type ChildKind = 'ConfigMap' | 'Service' | 'Deployment';
+export const CHILD_KINDS: ChildKind[] = ['ConfigMap', 'Service', 'Deployment'];
+
+/** Read access to the informer caches the reconciler works from. */
+export interface Caches {
+  mcpServer(namespace: string, name: string): MCPServerObject | undefined;
+  child(kind: ChildKind, namespace: string, name: string): KubeObject | undefined;
+  children(kind: ChildKind, namespace: string): readonly KubeObject[];
+}
+
+/** What a reconcile asks of the work queue. */
+export interface ReconcileResult {
+  /** Reconcile again after this many ms (e.g. waiting for a rollout without events). */
+  requeueAfterMs?: number;
+}
+
+const plural: Record<ChildKind, string> = { ConfigMap: 'configmaps', Service: 'services', Deployment: 'deployments' };
+
+/** The controller owner reference that ties a child to its MCPServer (garbage collection, watches). */
+export function ownerReference(obj: MCPServerObject): k8s.V1OwnerReference {
+  return { apiVersion: API_VERSION, kind: KIND, name: obj.metadata.name, uid: obj.metadata.uid, controller: true, blockOwnerDeletion: true };
+}
+
+/**
+ * The children the controller applies for an MCPServer: exactly `renderMCPServer`'s output
+ * (what `npm run synth` and `kubemcp render` print) plus the controller owner reference and the
+ * applied-hash annotation.
+ * @throws MCPServerValidationError when the spec is invalid.
+ */
+export function desiredChildren(obj: MCPServerObject): KubeObject[] {
+  const manifest = { apiVersion: API_VERSION, kind: KIND, metadata: { name: obj.metadata.name, namespace: obj.metadata.namespace }, spec: obj.spec };
+  return renderMCPServer(manifest, obj.metadata.namespace).map((child) => {
+    const withOwner = { ...child, metadata: { ...child.metadata, ownerReferences: [ownerReference(obj)] } };
+    const hash = hashOf(withOwner);
+    return { ...withOwner, metadata: { ...withOwner.metadata, annotations: { ...((withOwner.metadata as { annotations?: object }).annotations), [APPLIED_HASH_ANNOTATION]: hash } } };
+  });
+}
+
+function isOwnedBy(child: KubeObject, uid: string): boolean {
+  return ((child.metadata.ownerReferences as k8s.V1OwnerReference[] | undefined) ?? []).some((r) => r.controller && r.uid === uid);
+}
+
+/** Options of {@link Reconciler}. */
+export interface ReconcilerOptions {
+  kubeConfig: k8s.KubeConfig;
+  caches: Caches;
+  log: Logger;
+  metrics: ControllerMetrics;
+}
+
+export class Reconciler {
+  private readonly objects: k8s.KubernetesObjectApi;
+  private readonly custom: k8s.CustomObjectsApi;
+  private readonly core: k8s.CoreV1Api;
+  private readonly recentEvents = new Map<string, number>();
+
+  constructor(private readonly opts: ReconcilerOptions) {
+    this.objects = k8s.KubernetesObjectApi.makeApiClient(opts.kubeConfig);
+    this.custom = opts.kubeConfig.makeApiClient(k8s.CustomObjectsApi);
+    this.core = opts.kubeConfig.makeApiClient(k8s.CoreV1Api);
+  }
+
+  /**
+   * Reconciles the MCPServer `namespace/name` toward its desired state.
+   * @throws the apiserver's error when a write fails (the queue retries with backoff).
+   */
+  async reconcile(namespace: string, name: string): Promise<ReconcileResult> {
+    const obj = this.opts.caches.mcpServer(namespace, name);
+    if (!obj) return {}; // deleted: owner references let the garbage collector remove the children
+    const log = this.opts.log.child({ mcpserver: `${namespace}/${name}`, generation: obj.metadata.generation });
+
+    if (obj.metadata.deletionTimestamp) return this.finalize(obj, log);
+    if (!(obj.metadata.finalizers ?? []).includes(FINALIZER)) await this.addFinalizer(obj);
+
+    let spec: MCPServerSpec;
+    try {
+      spec = parseMCPServerSpec(obj.spec, name);
+    } catch (err) {
+      if (!(err instanceof MCPServerValidationError)) throw err;
+      const message = err.errors.map((e) => `${e.field}: ${e.message}`).join('; ');
+      log.warn({ reason: message }, 'invalid MCPServer');
+      await this.event(obj, 'Warning', 'InvalidConfiguration', message);
+      await this.writeStatus(obj, { name, namespace, generation: obj.metadata.generation ?? 0, invalid: message });
+      return {};
+    }
+
+    const desired = desiredChildren(obj);
+    const applied = new Map<ChildKind, KubeObject>();
+    try {
+      await this.applyChildren(obj, desired, applied, log);
+    } catch (err) {
+      // Report the failure on the object (best effort), then let the queue retry with backoff.
+      const message = `applying children failed: ${String((err as { body?: unknown }).body ?? err).slice(0, 500)}`;
+      await this.event(obj, 'Warning', 'ReconcileError', message);
+      await this.writeStatus(obj, { name, namespace, generation: obj.metadata.generation ?? 0, spec, applyError: message }).catch(() => undefined);
+      throw err;
+    }
+
+    await this.prune(obj, new Set(desired.map((d) => `${d.kind}/${d.metadata.name}`)), log);
+
+    const dep = applied.get('Deployment') as (KubeObject & { spec?: { replicas?: number }; status?: k8s.V1DeploymentStatus }) | undefined;
+    const svc = applied.get('Service') as (KubeObject & { spec?: { type?: string; clusterIP?: string } }) | undefined;
+    await this.writeStatus(obj, {
+      name,
+      namespace,
+      generation: obj.metadata.generation ?? 0,
+      spec,
+      deployment: dep && {
+        replicas: dep.status?.replicas,
+        readyReplicas: dep.status?.readyReplicas,
+        observedGeneration: dep.status?.observedGeneration,
+        generation: (dep.metadata as k8s.V1ObjectMeta).generation,
+      },
+      service: svc && { type: svc.spec?.type, clusterIP: svc.spec?.clusterIP },
+    });
+    return {};
+  }
+
+  /** Applies each desired child that differs from what this field manager last applied; records what is live in `applied`. */
+  private async applyChildren(obj: MCPServerObject, desired: KubeObject[], applied: Map<ChildKind, KubeObject>, log: Logger): Promise<void> {
+    const namespace = obj.metadata.namespace;
+    for (const child of desired) {
+      const kind = child.kind as ChildKind;
+      const live = this.opts.caches.child(kind, namespace, child.metadata.name);
+      const reason = applyReason(child, live as Record<string, unknown> | undefined);
+      if (!reason) {
+        applied.set(kind, live!);
+        continue;
+      }
+      const result = await this.apply(child, reason);
+      applied.set(kind, result);
+      log.info({ kind, child: child.metadata.name, reason }, 'applied child');
+      const eventReason = reason === 'created' ? 'Created' : reason.startsWith('drift') ? 'DriftReverted' : 'Updated';
+      await this.event(obj, 'Normal', eventReason, `${eventReason === 'DriftReverted' ? `Reverted ${reason} of` : eventReason} ${kind} ${child.metadata.name}`);
+    }
+  }
+
+  /** Server-side apply (force, one field manager). Typed through loadYaml so no field is dropped. */
+  private async apply(child: KubeObject, reason: string): Promise<KubeObject> {
+    this.opts.metrics.applyRequests.inc({ kind: child.kind, reason: reason.startsWith('drift') ? 'drift' : reason });
+    this.opts.metrics.writeRequests.inc({ verb: 'apply', resource: plural[child.kind as ChildKind] ?? child.kind });
+    const typed = k8s.loadYaml<k8s.KubernetesObject>(stringify(child));
+    const out = await this.objects.patch(typed, undefined, undefined, FIELD_MANAGER, true, k8s.PatchStrategy.ServerSideApply);
+    return out as unknown as KubeObject;
+  }
+
+  /** Deletes owned children of the given kinds that the current spec does not render. */
+  private async prune(obj: MCPServerObject, keep: Set<string>, log: Logger): Promise<void> {
+    for (const kind of CHILD_KINDS) {
+      for (const child of this.opts.caches.children(kind, obj.metadata.namespace)) {
+        if (!isOwnedBy(child, obj.metadata.uid) || keep.has(`${kind}/${child.metadata.name}`)) continue;
+        await this.deleteChild(child);
+        log.info({ kind, child: child.metadata.name }, 'pruned child');
+        await this.event(obj, 'Normal', 'Pruned', `Deleted ${kind} ${child.metadata.name}: no longer rendered by the spec`);
+      }
+    }
+  }
+
+  private async deleteChild(child: KubeObject): Promise<void> {
+    this.opts.metrics.writeRequests.inc({ verb: 'delete', resource: plural[child.kind as ChildKind] });
+    const uid = (child.metadata as k8s.V1ObjectMeta).uid;
+    try {
+      await this.objects.delete(
+        { apiVersion: child.apiVersion, kind: child.kind, metadata: { name: child.metadata.name, namespace: child.metadata.namespace } },
+        undefined,
+        undefined,
+        undefined,
+        undefined,
+        'Background',
+        { preconditions: { uid } } as never,
+      );
+    } catch (err) {
+      if ((err as { code?: number }).code !== 404) throw err;
+    }
+  }
+
+  /** Finalizer: phase Terminating, children deleted, finalizer removed (seed 003's handleDeletion). */
+  private async finalize(obj: MCPServerObject, log: Logger): Promise<ReconcileResult> {
+    const index = (obj.metadata.finalizers ?? []).indexOf(FINALIZER);
+    if (index < 0) return {};
+    await this.writeStatus(obj, { name: obj.metadata.name, namespace: obj.metadata.namespace, generation: obj.metadata.generation ?? 0, terminating: true });
+    await this.event(obj, 'Normal', 'Deleting', 'Deleting the MCPServer and its children');
+    for (const kind of CHILD_KINDS) {
+      for (const child of this.opts.caches.children(kind, obj.metadata.namespace)) if (isOwnedBy(child, obj.metadata.uid)) await this.deleteChild(child);
+    }
+    await this.patchObject(obj, [
+      { op: 'test', path: `/metadata/finalizers/${index}`, value: FINALIZER },
+      { op: 'remove', path: `/metadata/finalizers/${index}` },
+    ]);
+    log.info('finalizer removed');
+    return {};
+  }
+
+  private async addFinalizer(obj: MCPServerObject): Promise<void> {
+    const finalizers = obj.metadata.finalizers;
+    await this.patchObject(
+      obj,
+      finalizers === undefined || finalizers.length === 0
+        ? [{ op: 'add', path: '/metadata/finalizers', value: [FINALIZER] }]
+        : [{ op: 'add', path: '/metadata/finalizers/-', value: FINALIZER }],
+    );
+    obj.metadata.finalizers = [...(finalizers ?? []), FINALIZER];
+  }
+
+  private async patchObject(obj: MCPServerObject, body: object[]): Promise<void> {
+    this.opts.metrics.writeRequests.inc({ verb: 'patch', resource: PLURAL });
+    await this.custom.patchNamespacedCustomObject(
+      { group: GROUP, version: VERSION, namespace: obj.metadata.namespace, plural: PLURAL, name: obj.metadata.name, body },
+      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.JsonPatch),
+    );
+  }
+
+  /** Computes the status and writes it (JSON merge patch on /status) only when it changed. */
+  private async writeStatus(obj: MCPServerObject, observed: ObservedState): Promise<void> {
+    const next = computeStatus(observed, obj.status, new Date().toISOString().replace(/\.\d+Z$/, 'Z'));
+    if (!statusChanged(obj.status, next)) return;
+    this.opts.metrics.writeRequests.inc({ verb: 'patch', resource: `${PLURAL}/status` });
+    const body = { status: { ...next, endpoint: next.endpoint ?? null } };
+    await this.custom.patchNamespacedCustomObjectStatus(
+      { group: GROUP, version: VERSION, namespace: obj.metadata.namespace, plural: PLURAL, name: obj.metadata.name, body },
+      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+    );
+    obj.status = next;
+  }
+
+  /**
+   * Records a core/v1 Event on the MCPServer. The same reason and message for the same object is
+   * recorded at most once per 10 minutes, so retries do not flood the event stream. Event
+   * failures are logged, never thrown (events are best effort, as in client-go's recorder).
+   */
+  async event(obj: MCPServerObject, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
+    const key = `${obj.metadata.uid}/${reason}/${message}`;
+    const now = Date.now();
+    if ((this.recentEvents.get(key) ?? 0) > now - 600_000) return;
+    this.recentEvents.set(key, now);
+    if (this.recentEvents.size > 10_000) this.recentEvents.clear();
+    this.opts.metrics.writeRequests.inc({ verb: 'create', resource: 'events' });
+    const time = new Date();
+    try {
+      await this.core.createNamespacedEvent({
+        namespace: obj.metadata.namespace,
+        body: {
+          metadata: { generateName: `${obj.metadata.name}.`, namespace: obj.metadata.namespace },
+          involvedObject: { apiVersion: API_VERSION, kind: KIND, name: obj.metadata.name, namespace: obj.metadata.namespace, uid: obj.metadata.uid, resourceVersion: obj.metadata.resourceVersion },
+          reason,
+          message: message.slice(0, 1024),
+          type,
+          source: { component: COMPONENT },
+          reportingComponent: COMPONENT,
+          reportingInstance: process.env.POD_NAME ?? COMPONENT,
+          firstTimestamp: time,
+          lastTimestamp: time,
+          count: 1,
+        },
+      });
+    } catch (err) {
+      this.opts.log.warn({ err: String(err), reason }, 'recording an event failed');
+    }
+  }
+}
