@@ -92,7 +92,8 @@ export class LeaderElector {
   /** One attempt (client-go's tryAcquireOrRenew). Returns whether we hold the lease afterwards. */
   private async tryAcquireOrRenew(): Promise<boolean> {
     const { namespace, leaseName: name, identity } = this.opts;
-    const now = new Date();
+    // Lease times are metav1.MicroTime: RFC 3339 with exactly six fractional digits (V1MicroTime).
+    const now = new k8s.V1MicroTime();
     const durationSeconds = Math.round(this.t.leaseDurationMs / 1000);
     let lease: k8s.V1Lease;
     try {
@@ -107,13 +108,15 @@ export class LeaderElector {
           namespace,
           body: {
             metadata: { name, namespace },
-            spec: { holderIdentity: identity, leaseDurationSeconds: durationSeconds, acquireTime: now as never, renewTime: now as never, leaseTransitions: 0 },
+            spec: { holderIdentity: identity, leaseDurationSeconds: durationSeconds, acquireTime: now, renewTime: now, leaseTransitions: 0 },
           },
         });
         this.observe(identity, now);
         return true;
-      } catch {
-        return false; // someone else created it first
+      } catch (createErr) {
+        // 409: another candidate created it first; anything else is worth a log line.
+        if ((createErr as { code?: number }).code !== 409) this.opts.log.warn({ err: String((createErr as { body?: unknown }).body ?? createErr) }, 'creating the leader-election lease failed');
+        return false;
       }
     }
     const spec = lease.spec ?? {};
@@ -130,8 +133,8 @@ export class LeaderElector {
       ...spec,
       holderIdentity: identity,
       leaseDurationSeconds: durationSeconds,
-      acquireTime: (holder === identity ? spec.acquireTime : now) as never,
-      renewTime: now as never,
+      acquireTime: holder === identity && spec.acquireTime ? new k8s.V1MicroTime(spec.acquireTime) : now,
+      renewTime: now,
       leaseTransitions: transitions,
     };
     try {
@@ -162,7 +165,8 @@ export class LeaderElector {
     try {
       const lease = await this.api.readNamespacedLease({ name, namespace });
       if (lease.spec?.holderIdentity === this.opts.identity) {
-        lease.spec = { ...lease.spec, holderIdentity: undefined, leaseDurationSeconds: 1, renewTime: new Date() as never };
+        const acquireTime = lease.spec.acquireTime ? new k8s.V1MicroTime(lease.spec.acquireTime) : undefined;
+        lease.spec = { ...lease.spec, holderIdentity: undefined, leaseDurationSeconds: 1, acquireTime, renewTime: new k8s.V1MicroTime() };
         await this.api.replaceNamespacedLease({ name, namespace, body: lease });
         this.opts.log.info({ lease: name }, 'released the leader-election lease');
       }

@@ -35,7 +35,7 @@ describe('the MCPServer CRD on a real apiserver', () => {
   it('installs with the schema it was given (x-kubernetes-* kept) and serves mcps/ai/mcp names', async () => {
     const crd = await ext.readCustomResourceDefinition({ name: CRD_NAME });
     const spec = crd.spec.versions[0]!.schema!.openAPIV3Schema!.properties!.spec!;
-    expect(spec.properties!.resources!.properties!.limits!.additionalProperties).toMatchObject({ xKubernetesIntOrString: true });
+    expect(spec.properties!.resources!.properties!.limits!.additionalProperties).toMatchObject({ 'x-kubernetes-int-or-string': true });
     expect(crd.spec.names.shortNames).toEqual(['mcps']);
     expect(crd.status?.acceptedNames?.categories).toEqual(['ai', 'mcp']);
   });
@@ -65,7 +65,7 @@ describe('the MCPServer CRD on a real apiserver', () => {
     ['negative replicas', 'neg-replicas', { image: 'x', replicas: -1 }, /spec\.replicas: Invalid value: -1: spec\.replicas in body should be greater than or equal to 0/],
     ['image not a string', 'image-number', { image: 42 }, /spec\.image: Invalid value: "integer": spec\.image in body must be of type string/],
     ['port as string', 'port-string', { image: 'x', port: '8080' }, /spec\.port: Invalid value: "string": spec\.port in body must be of type integer/],
-    ['replicas fractional', 'replicas-frac', { image: 'x', replicas: 1.5 }, /spec\.replicas: Invalid value: "number": spec\.replicas in body must be of type integer/],
+    ['replicas fractional', 'replicas-frac', { image: 'x', replicas: 1.5 }, /spec\.replicas: Invalid value: "float64": spec\.replicas in body must be of type int32/],
     ['config value not a string', 'config-int', { image: 'x', config: { A: 1 } }, /spec\.config\.A: Invalid value: "integer": spec\.config\.A in body must be of type string/],
     ['config not a map', 'config-list', { image: 'x', config: ['a'] }, /spec\.config: Invalid value: "array": spec\.config in body must be of type object/],
     ['unknown cpu quantity', 'bad-cpu', { image: 'x', resources: { limits: { cpu: 'lots' } } }, /spec\.resources\.limits\.cpu: Invalid value: "lots": spec\.resources\.limits\.cpu in body should match/],
@@ -80,7 +80,8 @@ describe('the MCPServer CRD on a real apiserver', () => {
   it.each(invalid)('refuses %s, naming the field', async (_label, name, spec, message) => {
     const obj = { ...mcps(name, spec), metadata: { name, namespace: ns } };
     if (spec === undefined) delete (obj as { spec?: unknown }).spec;
-    const err = await apply(objects, obj).then(
+    // A create (POST), as `kubectl create` sends: the apiserver answers 422 with field causes.
+    const err = await objects.create(obj as k8s.KubernetesObject).then(
       () => undefined,
       (e: unknown) => e,
     );
@@ -90,6 +91,21 @@ describe('the MCPServer CRD on a real apiserver', () => {
     await expect(custom.getNamespacedCustomObject({ group: 'mcp.example.com', version: 'v1alpha1', namespace: ns, plural: 'mcpservers', name })).rejects.toMatchObject({ code: 404 });
   });
   it('has at least 15 invalid cases', () => expect(invalid.length).toBeGreaterThanOrEqual(15));
+  it('server-side apply refuses a wrong type too, naming the field (the apiserver answers 500 for an untypeable apply patch)', async () => {
+    const err = await apply(objects, { ...mcps('ssa-wrong-type', { image: 42 }), metadata: { name: 'ssa-wrong-type', namespace: ns } }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(apiMessage(err)).toMatch(/\.spec\.image: expected string/);
+  });
+  it('server-side apply refuses a value out of bounds with 422 naming the field', async () => {
+    const err = await apply(objects, { ...mcps('ssa-port', { image: 'x', port: 0 }), metadata: { name: 'ssa-port', namespace: ns } }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect((err as { code?: number }).code).toBe(422);
+    expect(apiMessage(err)).toMatch(/spec\.port: Invalid value: 0/);
+  });
 });
 
 describe('every synthesized object passes a server-side dry-run apply', () => {
