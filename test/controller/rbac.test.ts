@@ -1,0 +1,94 @@
+/**
+ * The operator chart's RBAC is enough for the controller, and no more than it needs: the
+ * controller runs with a token of the chart's ServiceAccount (TokenRequest API), with leader
+ * election in mcp-system, and reconciles an MCPServer to Ready; the same identity is refused
+ * what the chart does not grant (Secrets, Pods, other namespaces' Leases).
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import * as k8s from '@kubernetes/client-node';
+import { App } from 'cdk8s';
+import { pino } from 'pino';
+import { CONTROLLER_NAME, OPERATOR_NAMESPACE, OperatorChart } from '../../charts/operator.js';
+import type { KubeObject } from '../../charts/render.js';
+import { Controller } from '../../controller/controller.js';
+import { LeaderElector } from '../../controller/leader.js';
+import { apply, createNamespace, kubeConfig, waitFor } from '../kube.js';
+
+const admin = kubeConfig();
+const objects = k8s.KubernetesObjectApi.makeApiClient(admin);
+const log = pino({ level: process.env.KUBEMCP_TEST_LOG ?? 'silent' });
+let ns: string;
+let sa: k8s.KubeConfig;
+let controller: Controller | undefined;
+let leader: LeaderElector | undefined;
+
+/** A KubeConfig for the chart's ServiceAccount: the admin's cluster and CA, a bound token. */
+async function serviceAccountConfig(): Promise<k8s.KubeConfig> {
+  const core = admin.makeApiClient(k8s.CoreV1Api);
+  const tr = await core.createNamespacedServiceAccountToken({
+    name: CONTROLLER_NAME,
+    namespace: OPERATOR_NAMESPACE,
+    body: { spec: { audiences: [], expirationSeconds: 3600 } },
+  });
+  const cluster = admin.getCurrentCluster()!;
+  const kc = new k8s.KubeConfig();
+  kc.loadFromOptions({
+    clusters: [cluster],
+    users: [{ name: 'controller', token: tr.status!.token }],
+    contexts: [{ name: 'controller', cluster: cluster.name, user: 'controller' }],
+    currentContext: 'controller',
+  });
+  return kc;
+}
+
+beforeAll(async () => {
+  for (const o of new OperatorChart(new App({ outdir: '/dev/null' }), 'operator').toJson() as KubeObject[]) {
+    if (o.kind !== 'Deployment') await apply(objects, o);
+  }
+  await waitFor('CRD established', async () =>
+    (await admin.makeApiClient(k8s.ApiextensionsV1Api).readCustomResourceDefinition({ name: 'mcpservers.mcp.example.com' })).status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True'),
+  );
+  ns = await createNamespace(admin, 'rbac');
+  sa = await serviceAccountConfig();
+});
+afterAll(async () => {
+  await controller?.stop();
+  await leader?.stop();
+  await admin.makeApiClient(k8s.CoreV1Api).deleteNamespace({ name: ns }).catch(() => undefined);
+});
+
+describe('the controller under the operator chart RBAC', () => {
+  it('wins the Lease in mcp-system and reconciles an MCPServer to Ready', async () => {
+    let leading = false;
+    leader = new LeaderElector({
+      kubeConfig: sa, namespace: OPERATOR_NAMESPACE, leaseName: `rbac-test-${Date.now()}`, identity: 'rbac-test', log,
+      timings: { retryPeriodMs: 500 },
+      onStartedLeading: () => (leading = true),
+      onStoppedLeading: () => (leading = false),
+    });
+    leader.start();
+    await waitFor('leadership with the ServiceAccount', async () => leading, 20_000);
+    controller = new Controller({ kubeConfig: sa, log, workers: 2, resyncPeriodMs: 3_600_000 });
+    await controller.start(); // watches all namespaces: needs the ClusterRole's list/watch
+    await apply(objects, {
+      apiVersion: 'mcp.example.com/v1alpha1', kind: 'MCPServer', metadata: { name: 'rbac', namespace: ns },
+      spec: { image: 'img:1', config: { A: '1' } },
+    });
+    const custom = admin.makeApiClient(k8s.CustomObjectsApi);
+    await waitFor('Ready under the ServiceAccount', async () =>
+      ((await custom.getNamespacedCustomObject({ group: 'mcp.example.com', version: 'v1alpha1', plural: 'mcpservers', namespace: ns, name: 'rbac' })) as any).status?.phase === 'Ready', 90_000);
+    const events = await admin.makeApiClient(k8s.CoreV1Api).listNamespacedEvent({ namespace: ns, fieldSelector: 'involvedObject.name=rbac,reason=Created' });
+    expect(events.items.length).toBeGreaterThanOrEqual(3); // events are allowed too
+    expect((await controller.metrics.reconcileErrors.get()).values[0]!.value).toBe(0);
+  });
+
+  it('is refused what the chart does not grant', async () => {
+    const core = sa.makeApiClient(k8s.CoreV1Api);
+    await expect(core.listNamespacedSecret({ namespace: ns })).rejects.toMatchObject({ code: 403 });
+    await expect(core.listNamespacedPod({ namespace: ns })).rejects.toMatchObject({ code: 403 });
+    await expect(sa.makeApiClient(k8s.CoordinationV1Api).listNamespacedLease({ namespace: ns })).rejects.toMatchObject({ code: 403 });
+    await expect(
+      sa.makeApiClient(k8s.CustomObjectsApi).deleteNamespacedCustomObject({ group: 'mcp.example.com', version: 'v1alpha1', plural: 'mcpservers', namespace: ns, name: 'rbac' }),
+    ).rejects.toMatchObject({ code: 403 });
+  });
+});
