@@ -1,0 +1,28 @@
+/**
+ * Jest global setup: starts the local control plane (test/controlplane/cluster.ts) or reuses the
+ * running one, and exports its admin kubeconfig to the tests as `process.env.KUBECONFIG` (jest
+ * workers inherit the environment of this process). Tests load it with
+ * `kc.loadFromFile(process.env.KUBECONFIG!)` (or `kc.loadFromDefault()`).
+ *
+ * Set `KUBEMCP_SKIP_CLUSTER=1` to skip all of this for pure unit-test runs (cluster tests then fail).
+ * Whether this run started the cluster is passed to globalTeardown.ts through globalThis (jest
+ * runs both in its parent process): a cluster started here is stopped there, a reused one is left
+ * running.
+ *
+ * Jest loads this file with Node's own ESM loader, where its moduleNameMapper/transform do not
+ * apply to further imports, so cluster.ts is loaded through tsx's `tsImport` instead of a static
+ * import (the type-only import below is erased).
+ */
+import { tsImport } from 'tsx/esm/api';
+import type * as Cluster from './controlplane/cluster.js';
+
+/** globalThis key telling globalTeardown.ts that this jest run started the cluster. */
+const STARTED_KEY = '__kubemcpClusterStartedByJest';
+
+export default async function globalSetup(): Promise<void> {
+  if (process.env.KUBEMCP_SKIP_CLUSTER === '1') return;
+  const cluster = (await tsImport('./controlplane/cluster.ts', import.meta.url)) as typeof Cluster;
+  const info = await cluster.clusterUp();
+  process.env.KUBECONFIG = info.kubeconfig;
+  (globalThis as Record<string, unknown>)[STARTED_KEY] = !info.reused;
+}

@@ -1,0 +1,18 @@
+/**
+ * Jest global teardown: stops the local control plane only if globalSetup.ts started it in this
+ * run; a cluster that was already running (e.g. from `npm run cluster:up`) is left running.
+ * Does nothing when `KUBEMCP_SKIP_CLUSTER=1`. (cluster.ts is loaded through tsx for the reason
+ * given in globalSetup.ts.)
+ */
+import { tsImport } from 'tsx/esm/api';
+import type * as Cluster from './controlplane/cluster.js';
+
+/** Same key as in globalSetup.ts (not imported: see there why static imports are avoided). */
+const STARTED_KEY = '__kubemcpClusterStartedByJest';
+
+export default async function globalTeardown(): Promise<void> {
+  if (process.env.KUBEMCP_SKIP_CLUSTER === '1') return;
+  if ((globalThis as Record<string, unknown>)[STARTED_KEY] !== true) return;
+  const cluster = (await tsImport('./controlplane/cluster.ts', import.meta.url)) as typeof Cluster;
+  await cluster.clusterDown();
+}
