@@ -14,10 +14,8 @@ import { parse, stringify } from 'yaml';
 import { GROUP, PLURAL, VERSION } from './charts/api/schema.js';
 import { OperatorChart } from './charts/operator.js';
 import { loadSamples } from './charts/samples.js';
-import { clusterUp, CLUSTER_DIR, LOG_DIR } from './test/controlplane/cluster.js';
+import { clusterUp, CONTROLLER_PID_FILE, LOG_DIR } from './test/controlplane/cluster.js';
 
-/** PID file of the demo's background controller; cluster:down stops it. */
-export const CONTROLLER_PID_FILE = join(CLUSTER_DIR, 'controller.pid');
 const say = (s: string) => process.stdout.write(`${s}\n`);
 
 async function main(): Promise<void> {

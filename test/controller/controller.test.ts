@@ -14,6 +14,8 @@ import { Controller } from '../../controller/controller.js';
 import { firstDifference } from '../../controller/drift.js';
 import { FIELD_MANAGER } from '../../controller/reconciler.js';
 import { apply, createNamespace, installCrd, kubeConfig, waitFor } from '../kube.js';
+import { AUDIT_LOG_PATH } from '../controlplane/cluster.js';
+import { readFileSync, statSync } from 'node:fs';
 
 const kc = kubeConfig();
 const objects = k8s.KubernetesObjectApi.makeApiClient(kc);
@@ -227,13 +229,19 @@ describe('steady state', () => {
     });
     const w0 = await writes();
     const r0 = await reconciles();
+    const auditFrom = statSync(AUDIT_LOG_PATH).size;
     for (let i = 0; i < 5; i++) {
       controller.resync();
       await waitFor('queue drained', async () => controller.queue.depth === 0, 10_000, 50);
       await new Promise((r) => setTimeout(r, 200));
     }
     expect((await reconciles()) - r0).toBeGreaterThanOrEqual(5 * 3); // 3 MCPServers in the namespace, 5 resyncs
+    // Counted by the controller ...
     expect((await writes()) - w0).toBe(0);
+    // ... and by the apiserver: its audit log records every write request (test/controlplane).
+    const audit = readFileSync(AUDIT_LOG_PATH).subarray(auditFrom).toString('utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { stage: string; verb: string; objectRef?: { namespace?: string; resource?: string } });
+    const writesInNamespace = audit.filter((e) => e.stage === 'ResponseComplete' && e.objectRef?.namespace === ns);
+    expect(writesInNamespace.map((e) => `${e.verb} ${e.objectRef!.resource}`)).toEqual([]);
   });
 });
 

@@ -71,6 +71,22 @@ export const ETCD_DATA_DIR = path.join(CLUSTER_DIR, 'etcd');
 export const KWOK_WORK_DIR = path.join(CLUSTER_DIR, 'kwok');
 /** The CRI-formatted file kwok serves as every container's log. */
 export const FAKE_POD_LOG_PATH = path.join(CLUSTER_DIR, 'pod.log');
+/**
+ * The apiserver's audit log: JSON lines at Metadata level for write requests only
+ * (create, update, patch, delete, deletecollection), so tests can count what a client wrote.
+ */
+export const AUDIT_LOG_PATH = path.join(CLUSTER_DIR, 'logs', 'audit.log');
+/** The audit policy behind {@link AUDIT_LOG_PATH} (audit.k8s.io/v1). */
+export const AUDIT_POLICY = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+    verbs: [create, update, patch, delete, deletecollection]
+  - level: None
+`;
+/** PID file of a `kubemcp controller` started by `npm run demo`; {@link clusterDown} stops it too. */
+export const CONTROLLER_PID_FILE = path.join(CLUSTER_DIR, 'controller.pid');
 /** Lock file serialising concurrent `up`/`down` calls (holds the owner's pid). */
 export const LOCK_PATH = path.join(CLUSTER_DIR, 'lock');
 /** kwok Stage objects (copied from sigs.k8s.io/kwok@v0.8.0/kustomize/stage). */
@@ -958,6 +974,8 @@ async function startFresh(binDir: string, log: (line: string) => void, t0: numbe
     log('etcd is healthy');
 
     // kube-apiserver
+    const auditPolicy = path.join(CLUSTER_DIR, 'audit-policy.yaml');
+    fs.writeFileSync(auditPolicy, AUDIT_POLICY);
     const apiserverProc = await launch('kube-apiserver', [
       `--etcd-servers=${etcdClientUrl}`,
       `--bind-address=${LOOPBACK}`,
@@ -990,6 +1008,11 @@ async function startFresh(binDir: string, log: (line: string) => void, t0: numbe
       // The `kubernetes` Endpoints may not hold a loopback address; nothing in-cluster needs it.
       '--endpoint-reconciler-type=none',
       '--profiling=false',
+      `--audit-policy-file=${auditPolicy}`,
+      `--audit-log-path=${AUDIT_LOG_PATH}`,
+      '--audit-log-format=json',
+      '--audit-log-maxsize=200',
+      '--audit-log-maxbackup=1',
     ]);
     await waitFor('kube-apiserver', `${server}/readyz`, APISERVER_READY_MS, async () =>
       (await apiserverReady(server)) ? true : undefined, apiserverProc);
@@ -1103,6 +1126,7 @@ async function startFresh(binDir: string, log: (line: string) => void, t0: numbe
 export async function clusterDown(opts: { log?: (line: string) => void } = {}): Promise<void> {
   const log = opts.log ?? defaultLog;
   await withLock(log, async () => {
+    await stopDemoController(log);
     const state = readState();
     if (!state) {
       log(`no cluster recorded in ${STATE_PATH}; nothing to stop`);
@@ -1111,6 +1135,56 @@ export async function clusterDown(opts: { log?: (line: string) => void } = {}): 
     await stopAll(state, log);
     removeRuntimeState();
     log(`cluster stopped; logs kept in ${LOG_DIR}`);
+  });
+}
+
+/** Stops the demo's `kubemcp controller` (pid in {@link CONTROLLER_PID_FILE}) by pid, if it runs. */
+async function stopDemoController(log: (line: string) => void): Promise<void> {
+  let pid: number;
+  try {
+    pid = Number(fs.readFileSync(CONTROLLER_PID_FILE, 'utf8'));
+  } catch {
+    return;
+  }
+  fs.rmSync(CONTROLLER_PID_FILE, { force: true });
+  const alive = () => {
+    try {
+      const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      return cmdline.includes('controller');
+    } catch {
+      return false;
+    }
+  };
+  if (!pid || !alive()) return;
+  process.kill(pid, 'SIGTERM');
+  for (let i = 0; i < (STOP_TERM_WAIT_MS / POLL_INTERVAL_MS) && alive(); i++) await new Promise((r) => setTimeout(r, POLL_INTERVAL_MS));
+  if (alive()) process.kill(pid, 'SIGKILL');
+  log(`stopped kubemcp controller (pid ${pid})`);
+}
+
+/**
+ * Restarts one component of the running cluster with the same arguments (read from
+ * /proc/<pid>/cmdline): stops it by pid, starts it again, records the new pid, and for the
+ * apiserver waits until /readyz answers 200 again. For fault-injection tests.
+ * @throws Error when no cluster is recorded, the component is not running, or it does not come back.
+ */
+export async function restartComponent(component: Component, opts: { log?: (line: string) => void; downMs?: number } = {}): Promise<ProcessRecord> {
+  const log = opts.log ?? defaultLog;
+  return withLock(log, async () => {
+    const state = readState();
+    const rec = state?.processes.find((p) => p.component === component);
+    if (!state || !rec || !isProcessRunning(rec)) throw new Error(`${component} is not running; start the cluster first`);
+    const args = fs.readFileSync(`/proc/${rec.pid}/cmdline`, 'utf8').split('\0').slice(1, -1);
+    await stopProcess(rec, log);
+    if (opts.downMs) await new Promise((r) => setTimeout(r, opts.downMs));
+    const next = await startProcess(component, state.binDir, args);
+    state.processes = state.processes.map((p) => (p === rec ? next : p));
+    writeState(state);
+    if (component === 'kube-apiserver') {
+      await waitFor('kube-apiserver', `${state.server}/readyz`, APISERVER_READY_MS, async () => ((await apiserverReady(state.server)) ? true : undefined), next);
+    }
+    log(`restarted ${component} (pid ${next.pid})`);
+    return next;
   });
 }
 
