@@ -117,8 +117,8 @@ async function main(): Promise<void> {
     for (const p of pods.items) say(`  pod/${p.metadata!.name}  ${p.status?.phase} on ${p.spec?.nodeName}`);
   }
 
-  say(`\nThe cluster and the controller keep running. Explore with:
-  export KUBECONFIG=${info.kubeconfig}
+  say(`\nThe cluster and the controller keep running. Explore with (kubectl is built beside the control plane):
+  export KUBECONFIG=${info.kubeconfig} PATH=${info.state.binDir}:$PATH
   kubectl get mcps -A; kubectl describe mcps basic-mcpserver; kubectl scale mcps basic-mcpserver --replicas=3
 Stop everything with:
   npm run cluster:down`);

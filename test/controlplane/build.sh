@@ -30,4 +30,6 @@ build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$k8sflags"
 build kwok sigs.k8s.io/kwok/cmd/kwok
 build kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler "$k8sflags"
 build kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager "$k8sflags"
+# Not needed by the tests; for exploring the demo cluster (`npm run demo`) without a kubectl of your own.
+build kubectl k8s.io/kubernetes/cmd/kubectl "$k8sflags"
 echo "$dir"
