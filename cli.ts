@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 /**
- * The `kubemcp` command: `render` (offline GitOps rendering of MCPServer manifests) and
- * `controller` (the in-cluster MCPServer controller).
+ * The `kubemcp` command: `render` (offline GitOps rendering of MCPServer manifests),
+ * `controller` (the in-cluster MCPServer controller) and `serve` (the MCP server for Kubernetes).
+ * Each subcommand loads its runtime only when it runs.
  * Exit codes: 0 success, 1 invalid input or failure (message on stderr).
  */
 import { Command } from 'commander';
-import { readSources, renderSources } from './charts/render-cli.js';
+import { registerServe } from './mcp-server/command.js';
 import { registerController } from './controller/command.js';
 
 const program = new Command()
@@ -19,8 +20,10 @@ program
   .description('print the Deployment, Service and ConfigMap of MCPServer manifests as YAML, offline')
   .requiredOption('-f, --filename <file...>', 'MCPServer manifest file(s); - reads standard input')
   .option('-n, --namespace <namespace>', 'namespace to stamp on the rendered objects (default: each manifest\'s)')
-  .action((opts: { filename: string[]; namespace?: string }) => {
+  .action(async (opts: { filename: string[]; namespace?: string }) => {
     try {
+      // Loaded on use: cdk8s is heavy, and `serve` / `controller` start faster without it.
+      const { readSources, renderSources } = await import('./charts/render-cli.js');
       process.stdout.write(renderSources(readSources(opts.filename), opts.namespace));
     } catch (err) {
       process.stderr.write(`error: ${(err as Error).message}\n`);
@@ -29,5 +32,6 @@ program
   });
 
 registerController(program);
+registerServe(program);
 
 await program.parseAsync(process.argv);

@@ -12,15 +12,9 @@ import { k8s } from 'cdk8s-plus-33';
 import type { Construct } from 'constructs';
 import { mcpServerCrd } from './api/crd.js';
 import { GROUP, PLURAL } from './api/schema.js';
+import { CONTROLLER_NAME, CONTROLLER_PORTS, DEFAULT_CONTROLLER_IMAGE, OPERATOR_NAMESPACE } from './operator-config.js';
 
-/** Namespace the operator runs in (seed 003's `make deploy`). */
-export const OPERATOR_NAMESPACE = 'mcp-system';
-/** Name of the controller's Deployment, ServiceAccount, ClusterRole and bindings. */
-export const CONTROLLER_NAME = 'kubemcp-controller';
-/** Ports of the controller process: Prometheus metrics and health probes. */
-export const CONTROLLER_PORTS = { metrics: 8080, health: 8081 } as const;
-/** Default controller image; override with the chart's `image` prop. */
-export const DEFAULT_CONTROLLER_IMAGE = 'kubemcp:0.1.0';
+export { CONTROLLER_NAME, CONTROLLER_PORTS, DEFAULT_CONTROLLER_IMAGE, OPERATOR_NAMESPACE };
 
 const labels = {
   'app.kubernetes.io/name': 'kubemcp',

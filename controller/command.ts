@@ -9,13 +9,11 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
-import * as k8s from '@kubernetes/client-node';
-import { Command, Option } from 'commander';
-import { pino, type Logger } from 'pino';
-import { CONTROLLER_NAME, CONTROLLER_PORTS } from '../charts/operator.js';
-import { Controller } from './controller.js';
-import { LeaderElector } from './leader.js';
-import { ControllerMetrics } from './metrics.js';
+import type * as k8s from '@kubernetes/client-node';
+import { Option, type Command } from 'commander';
+import type { Logger } from 'pino';
+import type { LeaderElector } from './leader.js';
+import { CONTROLLER_NAME, CONTROLLER_PORTS } from '../charts/operator-config.js';
 
 const IN_CLUSTER_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
 
@@ -37,9 +35,10 @@ export interface ControllerFlags {
   logLevel: string;
 }
 
-/** A KubeConfig from --kubeconfig, $KUBECONFIG / ~/.kube/config, or the in-cluster service account. */
-export function loadKubeConfig(path?: string): k8s.KubeConfig {
-  const kc = new k8s.KubeConfig();
+/** Resolves a KubeConfig from --kubeconfig, $KUBECONFIG / ~/.kube/config, or the in-cluster service account. */
+export async function loadKubeConfig(path?: string): Promise<k8s.KubeConfig> {
+  const { KubeConfig } = await import('@kubernetes/client-node');
+  const kc = new KubeConfig();
   if (path) kc.loadFromFile(path);
   else kc.loadFromDefault();
   return kc;
@@ -63,8 +62,16 @@ function serve(host: string, port: number, handler: (path: string) => Promise<[n
  * Runs the controller until SIGTERM/SIGINT. Resolves after a graceful shutdown.
  * @throws when the kubeconfig cannot be loaded or a port cannot be bound.
  */
-export async function runController(flags: ControllerFlags, log: Logger = pino({ level: flags.logLevel, base: { component: CONTROLLER_NAME } })): Promise<void> {
-  const kc = loadKubeConfig(flags.kubeconfig);
+export async function runController(flags: ControllerFlags, logger?: Logger): Promise<void> {
+  // Loaded here, not at the top, so that other subcommands of the CLI start without them.
+  const [{ pino }, { Controller }, { LeaderElector }, { ControllerMetrics }] = await Promise.all([
+    import('pino'),
+    import('./controller.js'),
+    import('./leader.js'),
+    import('./metrics.js'),
+  ]);
+  const log = logger ?? pino({ level: flags.logLevel, base: { component: CONTROLLER_NAME } });
+  const kc = await loadKubeConfig(flags.kubeconfig);
   const metrics = new ControllerMetrics();
   const controller = new Controller({ kubeConfig: kc, log, namespace: flags.namespace, workers: flags.workers, resyncPeriodMs: flags.resyncPeriod * 1000, metrics });
   let leader: LeaderElector | undefined;

@@ -1,0 +1,36 @@
+# The kubemcp image: one image for the controller (`kubemcp controller`) and the Kubernetes MCP
+# server (`kubemcp serve`). Issue 5 asks for it although no container engine here can build it,
+# so this file is untested: build with `docker build -t kubemcp:0.1.0 .` (or podman/buildah).
+#
+# Runtime: non-root (uid 65532), read-only root filesystem friendly (writes nothing but stderr),
+# no shell needed. The operator runs it with MCP_TRANSPORT / MCP_PORT / MCP_CONFIG_FILE set;
+# in a pod `serve` binds 0.0.0.0 and uses the pod's ServiceAccount (in-cluster config).
+#
+# .dockerignore keeps node_modules, dist, .cluster, .git, test and bench out of the context.
+
+FROM node:20-alpine AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts
+COPY tsconfig.json tsconfig.build.json ./
+COPY cli.ts ./
+COPY charts ./charts
+COPY controller ./controller
+COPY mcp-server ./mcp-server
+COPY imports ./imports
+RUN npm run build && npm prune --omit=dev
+
+FROM node:20-alpine
+LABEL org.opencontainers.image.title="kubemcp" \
+      org.opencontainers.image.description="MCPServer operator and Kubernetes MCP server" \
+      org.opencontainers.image.licenses="Apache-2.0"
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=build /src/package.json ./
+COPY --from=build /src/node_modules ./node_modules
+COPY --from=build /src/dist/js ./dist/js
+USER 65532:65532
+# Streamable HTTP port of `kubemcp serve` (seed 001's default); /mcp, /health, /ready, /metrics.
+EXPOSE 3001
+ENTRYPOINT ["node", "dist/js/cli.js"]
+CMD ["serve"]

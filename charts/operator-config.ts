@@ -1,0 +1,13 @@
+/**
+ * Names, namespace and ports of the operator, shared by the operator chart (charts/operator.ts)
+ * and `kubemcp controller`'s flag defaults, without loading cdk8s.
+ */
+
+/** Namespace the operator runs in (seed 003's `make deploy`). */
+export const OPERATOR_NAMESPACE = 'mcp-system';
+/** Name of the controller's Deployment, ServiceAccount, ClusterRole, bindings and leader-election Lease. */
+export const CONTROLLER_NAME = 'kubemcp-controller';
+/** Ports of the controller process: Prometheus metrics and health probes. */
+export const CONTROLLER_PORTS = { metrics: 8080, health: 8081 } as const;
+/** Default controller image; override with the operator chart's `image` prop. */
+export const DEFAULT_CONTROLLER_IMAGE = 'kubemcp:0.1.0';

@@ -1,0 +1,180 @@
+/**
+ * The `kubemcp serve` subcommand: flags, environment fallbacks (the operator sets MCP_TRANSPORT,
+ * MCP_PORT and MCP_CONFIG_FILE; PORT as in seed 001), the config file, and startup of the stdio
+ * or Streamable HTTP transport. Logs go to stderr (pino), never stdout.
+ *
+ * Precedence: flag > environment > MCP_CONFIG_FILE > default.
+ */
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import type { Logger } from 'pino';
+import { DEFAULT_BUDGET } from './format.js';
+
+/** Everything `serve` can be told, after flags, environment and config file are merged. */
+export interface ServeOptions {
+  transport: 'stdio' | 'http';
+  port: number;
+  host: string;
+  readOnly: boolean;
+  disableDestructive: boolean;
+  allowTools: string[];
+  denyTools: string[];
+  namespaces: string[];
+  denyKinds: string[];
+  showSecrets: boolean;
+  context?: string;
+  allowContexts: string[];
+  kubeconfig?: string;
+  auditLog: string;
+  token?: string;
+  stateless: boolean;
+  allowedHosts?: string[];
+  cors?: string[];
+  maxOutput: number;
+  logLevel: string;
+}
+
+const list = (v: string | undefined) => (v ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+const bool = (v: unknown) => v === true || (typeof v === 'string' && /^(1|true|yes|on)$/i.test(v));
+
+/**
+ * Reads MCP_CONFIG_FILE (the operator's config.json: `{ server: { port, transport }, config: {...} }`).
+ * `config` keys named like the flags (`read-only`, `namespaces`, `readOnly`...) set options too.
+ * @throws Error naming the file when it cannot be read or parsed.
+ */
+export function readConfigFile(path: string | undefined): Record<string, string> {
+  if (!path) return {};
+  let doc: any;
+  try {
+    doc = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new Error(`MCP_CONFIG_FILE ${path}: ${(err as Error).message}`);
+  }
+  const out: Record<string, string> = {};
+  if (doc?.server?.port !== undefined) out.port = String(doc.server.port);
+  if (doc?.server?.transport) out.transport = String(doc.server.transport);
+  for (const [k, v] of Object.entries(doc?.config ?? {})) out[k.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase())] = String(v);
+  return out;
+}
+
+/** Merges flags, environment and config file into ServeOptions. @throws Error for invalid values. */
+export function resolveServeOptions(flags: Record<string, any>, env: NodeJS.ProcessEnv = process.env): ServeOptions {
+  const file = readConfigFile(flags.config ?? env.MCP_CONFIG_FILE);
+  const pick = (flag: string, envName?: string) => flags[flag] ?? (envName ? env[envName] : undefined) ?? file[flag];
+  const rawTransport = String(pick('transport', 'MCP_TRANSPORT') ?? 'stdio');
+  const transport = rawTransport === 'stdio' ? 'stdio' : rawTransport === 'http' || rawTransport === 'streamable-http' ? 'http' : undefined;
+  if (!transport) throw new Error(`unknown transport "${rawTransport}": use stdio, http or streamable-http`);
+  const port = Number(flags.port ?? env.MCP_PORT ?? env.PORT ?? file.port ?? 3001);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`invalid port "${flags.port ?? env.MCP_PORT ?? env.PORT ?? file.port}"`);
+  // In a pod started by the operator (MCP_TRANSPORT set, in-cluster), probes come from the node: bind all interfaces.
+  const inPod = !!env.KUBERNETES_SERVICE_HOST && !!env.MCP_TRANSPORT;
+  const maxOutput = Number(pick('maxOutput', 'MCP_MAX_OUTPUT') ?? DEFAULT_BUDGET);
+  if (!Number.isInteger(maxOutput) || maxOutput < 1000) throw new Error('max-output must be an integer >= 1000');
+  const token = pick('token', 'MCP_TOKEN');
+  return {
+    transport,
+    port,
+    host: String(pick('host', 'MCP_HOST') ?? (inPod ? '0.0.0.0' : '127.0.0.1')),
+    readOnly: bool(pick('readOnly', 'MCP_READ_ONLY')),
+    disableDestructive: bool(pick('disableDestructive', 'MCP_DISABLE_DESTRUCTIVE')),
+    allowTools: list(pick('allowTools', 'MCP_ALLOW_TOOLS')),
+    denyTools: list(pick('denyTools', 'MCP_DENY_TOOLS')),
+    namespaces: list(pick('namespaces', 'MCP_NAMESPACES')),
+    denyKinds: list(pick('denyKinds', 'MCP_DENY_KINDS')),
+    showSecrets: bool(pick('showSecrets', 'MCP_SHOW_SECRETS')),
+    context: pick('context', 'MCP_CONTEXT'),
+    allowContexts: list(pick('allowContexts', 'MCP_ALLOW_CONTEXTS')),
+    kubeconfig: flags.kubeconfig,
+    auditLog: String(pick('auditLog', 'MCP_AUDIT_LOG') ?? 'stderr'),
+    ...(token ? { token: String(token) } : {}),
+    stateless: bool(pick('stateless', 'MCP_STATELESS')),
+    ...(pick('allowedHosts', 'MCP_ALLOWED_HOSTS') ? { allowedHosts: list(pick('allowedHosts', 'MCP_ALLOWED_HOSTS')) } : {}),
+    ...(pick('cors', 'MCP_CORS_ORIGINS') ? { cors: list(pick('cors', 'MCP_CORS_ORIGINS')) } : {}),
+    maxOutput,
+    logLevel: String(pick('logLevel', 'LOG_LEVEL') ?? 'info').toLowerCase(),
+  };
+}
+
+/** A pino logger writing to stderr only (stdout carries JSON-RPC in stdio mode). */
+export async function stderrLogger(level = 'info'): Promise<Logger> {
+  const { pino } = await import('pino');
+  return pino({ level, base: { name: 'kubemcp' } }, pino.destination(2));
+}
+
+/** Runs the server with resolved options until it is stopped (stdio: stdin closes; HTTP: SIGINT/SIGTERM). */
+export async function runServe(o: ServeOptions): Promise<void> {
+  // Loaded here, not at the top: `kubemcp render` and `--help` do not pay for the MCP SDK and client-node.
+  const [{ Policy }, { KubeGateway }, { Audit }, { Metrics }, { serveStdio }, { startHttp }] = await Promise.all([
+    import('./policy.js'),
+    import('./kube.js'),
+    import('./audit.js'),
+    import('./metrics.js'),
+    import('./stdio.js'),
+    import('./http.js'),
+  ]);
+  const log = await stderrLogger(o.logLevel);
+  const policy = new Policy({
+    readOnly: o.readOnly,
+    disableDestructive: o.disableDestructive,
+    allowTools: o.allowTools,
+    denyTools: o.denyTools,
+    namespaces: o.namespaces,
+    denyKinds: o.denyKinds,
+    showSecrets: o.showSecrets,
+  });
+  const kube = new KubeGateway({ policy, kubeconfig: o.kubeconfig, context: o.context, allowContexts: o.allowContexts });
+  const deps = { kube, log, audit: new Audit(o.auditLog), budget: o.maxOutput };
+  if (o.transport === 'stdio') {
+    await serveStdio(deps);
+    kube.close();
+    return;
+  }
+  const running = await startHttp(
+    { ...deps, metrics: new Metrics() },
+    { host: o.host, port: o.port, token: o.token, stateless: o.stateless, allowedHosts: o.allowedHosts, corsOrigins: o.cors },
+  );
+  process.stderr.write(`kubemcp serve listening on ${running.url}\n`);
+  await new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  await running.close();
+  kube.close();
+}
+
+/** Registers `kubemcp serve` on the program (cli.ts). */
+export function registerServe(program: Command): void {
+  program
+    .command('serve')
+    .description('run the Kubernetes MCP server (stdio by default, or Streamable HTTP at /mcp)')
+    .option('-t, --transport <transport>', 'stdio | http | streamable-http (env MCP_TRANSPORT; default stdio)')
+    .option('-p, --port <port>', 'HTTP port (env MCP_PORT, PORT; default 3001)')
+    .option('--host <host>', 'HTTP bind address (env MCP_HOST; default 127.0.0.1, 0.0.0.0 in an operator pod)')
+    .option('--read-only', 'only read tools: mutating tools are neither listed nor callable (env MCP_READ_ONLY)')
+    .option('--disable-destructive', 'no delete tools or DELETE requests (env MCP_DISABLE_DESTRUCTIVE)')
+    .option('--allow-tools <names>', 'comma-separated tools to expose; others are hidden (env MCP_ALLOW_TOOLS)')
+    .option('--deny-tools <names>', 'comma-separated tools to hide (env MCP_DENY_TOOLS)')
+    .option('--namespaces <names>', 'comma-separated namespace allow-list (env MCP_NAMESPACES)')
+    .option('--deny-kinds <kinds>', 'comma-separated kinds/resources refused, e.g. Secret,roles.rbac.authorization.k8s.io (env MCP_DENY_KINDS)')
+    .option('--show-secrets', 'do not mask Secret values (env MCP_SHOW_SECRETS)')
+    .option('--context <name>', 'kubeconfig context (default: current; env MCP_CONTEXT)')
+    .option('--allow-contexts <names>', 'further contexts tools may use via `context`; * for all (env MCP_ALLOW_CONTEXTS)')
+    .option('--kubeconfig <file>', 'kubeconfig file (default: KUBECONFIG, ~/.kube/config, in-cluster)')
+    .option('--audit-log <sink>', 'audit sink for mutating calls: stderr | <file> | off (env MCP_AUDIT_LOG; default stderr)')
+    .option('--token <token>', 'require this bearer token on /mcp and /metrics (env MCP_TOKEN)')
+    .option('--stateless', 'HTTP without sessions, for many replicas (env MCP_STATELESS)')
+    .option('--allowed-hosts <hosts>', 'Host header names accepted (env MCP_ALLOWED_HOSTS; default loopback names on a loopback bind)')
+    .option('--cors <origins>', 'CORS origins allowed, * for any (env MCP_CORS_ORIGINS)')
+    .option('--max-output <chars>', `response budget in characters (env MCP_MAX_OUTPUT; default ${DEFAULT_BUDGET})`)
+    .option('--config <file>', 'config file (env MCP_CONFIG_FILE), the operator\'s config.json')
+    .option('--log-level <level>', 'pino level (env LOG_LEVEL; default info)')
+    .action(async (flags: Record<string, any>) => {
+      try {
+        await runServe(resolveServeOptions(flags));
+      } catch (err) {
+        process.stderr.write(`error: ${(err as Error).message}\n`);
+        process.exitCode = 1;
+      }
+    });
+}

@@ -1,0 +1,277 @@
+/**
+ * Streamable HTTP transport of `kubemcp serve` (seed 001: `/mcp`, port 3001, `/health`,
+ * `/ready`; issue 5: 127.0.0.1 by default, Host-header DNS-rebinding protection, Origin check,
+ * optional bearer token, configurable CORS, per-session state with a clean DELETE, a stateless
+ * option for many replicas, `/metrics`).
+ *
+ * Built on node:http and the SDK's StreamableHTTPServerTransport (express's type declarations
+ * are not installed; the SDK transport takes node's IncomingMessage/ServerResponse directly).
+ */
+import * as http from 'node:http';
+import { randomUUID, timingSafeEqual } from 'node:crypto';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
+import type { Logger } from 'pino';
+import { buildServer, type BuiltServer, type ServerDeps } from './server.js';
+import { Metrics } from './metrics.js';
+import { errorText } from './kube.js';
+
+/** Options of the HTTP transport. */
+export interface HttpOptions {
+  /** Bind address (default 127.0.0.1). */
+  host?: string;
+  /** Port (default 3001, seed 001); 0 picks a free one. */
+  port?: number;
+  /** Host header names accepted (DNS-rebinding protection). Default for a loopback bind: localhost, 127.0.0.1, [::1]; for other binds: any, unless set. */
+  allowedHosts?: string[];
+  /** Origins allowed for CORS and the Origin check; `*` allows any. Default none (browsers' cross-origin requests refused). */
+  corsOrigins?: string[];
+  /** Bearer token required on /mcp and /metrics when set. */
+  token?: string;
+  /** No sessions: a fresh server per POST (for many replicas behind a load balancer). */
+  stateless?: boolean;
+  /** Largest request body in bytes (default 4 MiB). */
+  maxBodyBytes?: number;
+  /** Most concurrent sessions (default 200); more are refused with 503. */
+  maxSessions?: number;
+  /** Sessions idle this long (ms) are closed (default 30 minutes). */
+  sessionIdleMs?: number;
+}
+
+/** A running HTTP server. */
+export interface RunningHttp {
+  url: string;
+  port: number;
+  server: http.Server;
+  sessions: () => number;
+  close: () => Promise<void>;
+}
+
+const LOOPBACK = ['127.0.0.1', 'localhost', '::1'];
+
+function hostnameOf(hostHeader: string | undefined): string | undefined {
+  if (!hostHeader) return undefined;
+  try {
+    return new URL(`http://${hostHeader}`).hostname.replace(/^\[|\]$/g, '');
+  } catch {
+    return undefined;
+  }
+}
+
+function send(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  if (res.headersSent) return;
+  const text = typeof body === 'string' ? body : JSON.stringify(body);
+  res.writeHead(status, { 'Content-Type': typeof body === 'string' ? 'text/plain; charset=utf-8' : 'application/json', ...headers });
+  res.end(text);
+}
+
+function rpcError(res: http.ServerResponse, status: number, code: number, message: string, headers: Record<string, string> = {}): void {
+  send(res, status, { jsonrpc: '2.0', error: { code, message }, id: null }, headers);
+}
+
+async function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer | 'too-large'> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of req as AsyncIterable<Buffer>) {
+    n += c.length;
+    if (n > limit) return 'too-large';
+    chunks.push(c);
+  }
+  return Buffer.concat(chunks);
+}
+
+function tokenOk(header: string | undefined, token: string): boolean {
+  const m = /^Bearer\s+(.+)$/i.exec(header ?? '');
+  if (!m) return false;
+  const a = Buffer.from(m[1]!.trim());
+  const b = Buffer.from(token);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/**
+ * Starts the HTTP server and resolves once it listens.
+ * @throws when the port cannot be bound.
+ */
+export async function startHttp(deps: ServerDeps & { log: Logger }, opts: HttpOptions = {}): Promise<RunningHttp> {
+  const host = opts.host ?? '127.0.0.1';
+  const loopback = LOOPBACK.includes(host);
+  const allowedHosts = opts.allowedHosts ?? (loopback ? LOOPBACK : undefined);
+  const origins = opts.corsOrigins ?? [];
+  const maxBody = opts.maxBodyBytes ?? 4 * 1024 * 1024;
+  const maxSessions = opts.maxSessions ?? 200;
+  const idleMs = opts.sessionIdleMs ?? 30 * 60_000;
+  const metrics = deps.metrics ?? new Metrics();
+  const serverDeps: ServerDeps = { ...deps, metrics };
+  const sessions = new Map<string, { transport: StreamableHTTPServerTransport; built: BuiltServer; seen: number }>();
+  let ready = { at: 0, ok: false, reason: '' };
+
+  const originAllowed = (origin: string | undefined): boolean => {
+    if (!origin) return true;
+    if (origins.includes('*') || origins.includes(origin)) return true;
+    // Same-host pages of a loopback server (e.g. the MCP Inspector on localhost) are allowed.
+    const h = hostnameOf(origin.replace(/^[a-z]+:\/\//i, ''));
+    return loopback && !!h && LOOPBACK.includes(h) && opts.corsOrigins === undefined;
+  };
+
+  const corsHeaders = (origin: string | undefined): Record<string, string> => {
+    if (!origin || !(origins.includes('*') || origins.includes(origin))) return {};
+    return {
+      'Access-Control-Allow-Origin': origins.includes('*') ? '*' : origin,
+      'Access-Control-Allow-Methods': 'GET, POST, DELETE, OPTIONS',
+      'Access-Control-Allow-Headers': 'Content-Type, Authorization, Mcp-Session-Id, Mcp-Protocol-Version, Last-Event-ID',
+      'Access-Control-Expose-Headers': 'Mcp-Session-Id, WWW-Authenticate',
+      'Access-Control-Max-Age': '600',
+      Vary: 'Origin',
+    };
+  };
+
+  const closeSession = async (id: string) => {
+    const s = sessions.get(id);
+    if (!s) return;
+    sessions.delete(id);
+    metrics.sessions.set(sessions.size);
+    await s.built.close().catch(() => undefined);
+  };
+
+  const handleMcp = async (req: http.IncomingMessage, res: http.ServerResponse, cors: Record<string, string>) => {
+    const sid = req.headers['mcp-session-id'] as string | undefined;
+    for (const [k, v] of Object.entries(cors)) res.setHeader(k, v);
+    if (req.method === 'POST') {
+      const raw = await readBody(req, maxBody);
+      if (raw === 'too-large') return rpcError(res, 413, -32600, `request body exceeds ${maxBody} bytes`);
+      let body: unknown;
+      try {
+        body = JSON.parse(raw.toString('utf8'));
+      } catch {
+        return rpcError(res, 400, -32700, 'Parse error: the body is not JSON');
+      }
+      if (opts.stateless) {
+        const built = buildServer(serverDeps);
+        const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
+        res.on('close', () => {
+          void transport.close();
+          void built.close();
+        });
+        await built.server.connect(transport);
+        await transport.handleRequest(req, res, body);
+        return;
+      }
+      if (sid) {
+        const s = sessions.get(sid);
+        if (!s) return rpcError(res, 404, -32001, 'Session not found: initialize a new session');
+        s.seen = Date.now();
+        await s.transport.handleRequest(req, res, body);
+        return;
+      }
+      if (!isInitializeRequest(body)) return rpcError(res, 400, -32000, 'Bad Request: no Mcp-Session-Id header; the first request must be initialize');
+      if (sessions.size >= maxSessions) return rpcError(res, 503, -32000, `too many sessions (${maxSessions}); close one with DELETE /mcp`);
+      const built = buildServer(serverDeps);
+      const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
+        sessionIdGenerator: () => randomUUID(),
+        onsessioninitialized: (id) => {
+          sessions.set(id, { transport, built, seen: Date.now() });
+          metrics.sessions.set(sessions.size);
+        },
+        onsessionclosed: (id) => {
+          void closeSession(id);
+        },
+      });
+      transport.onclose = () => {
+        if (transport.sessionId) void closeSession(transport.sessionId);
+      };
+      await built.server.connect(transport);
+      await transport.handleRequest(req, res, body);
+      return;
+    }
+    if (req.method === 'GET' || req.method === 'DELETE') {
+      if (opts.stateless) return rpcError(res, 405, -32000, 'Method not allowed: the server is stateless', { Allow: 'POST' });
+      const s = sid ? sessions.get(sid) : undefined;
+      if (!s) return rpcError(res, sid ? 404 : 400, sid ? -32001 : -32000, sid ? 'Session not found' : 'Bad Request: Mcp-Session-Id header required');
+      s.seen = Date.now();
+      await s.transport.handleRequest(req, res);
+      if (req.method === 'DELETE' && sid) await closeSession(sid);
+      return;
+    }
+    rpcError(res, 405, -32000, 'Method not allowed', { Allow: 'GET, POST, DELETE' });
+  };
+
+  const checkReady = async () => {
+    if (Date.now() - ready.at < 2000) return ready;
+    try {
+      await deps.kube.request({ path: '/version', timeoutMs: 3000 });
+      ready = { at: Date.now(), ok: true, reason: '' };
+    } catch (err) {
+      ready = { at: Date.now(), ok: false, reason: errorText(err) };
+    }
+    return ready;
+  };
+
+  const server = http.createServer((req, res) => {
+    const run = async () => {
+      const url = new URL(req.url ?? '/', 'http://placeholder');
+      const origin = req.headers.origin;
+      if (allowedHosts) {
+        const h = hostnameOf(req.headers.host);
+        if (!h || !allowedHosts.map((a) => a.replace(/^\[|\]$/g, '')).includes(h)) {
+          return rpcError(res, 403, -32000, `Forbidden: invalid Host header ${JSON.stringify(req.headers.host ?? '')} (DNS-rebinding protection; allowed: ${allowedHosts.join(', ')})`);
+        }
+      }
+      if (!originAllowed(origin)) return rpcError(res, 403, -32000, `Forbidden: origin ${origin} is not allowed`);
+      const cors = corsHeaders(origin);
+      if (req.method === 'OPTIONS') {
+        res.writeHead(204, cors);
+        return res.end();
+      }
+      const path = url.pathname.replace(/\/+$/, '') || '/';
+      if (path === '/health') return send(res, 200, { status: 'ok', transport: 'streamable-http', sessions: sessions.size }, cors);
+      if (path === '/ready') {
+        const r = await checkReady();
+        return send(res, r.ok ? 200 : 503, r.ok ? { status: 'ready' } : { status: 'not ready', reason: r.reason }, cors);
+      }
+      const needsAuth = path === '/mcp' || path === '/metrics';
+      if (needsAuth && opts.token && !tokenOk(req.headers.authorization, opts.token)) {
+        return rpcError(res, 401, -32000, 'Unauthorized: a valid bearer token is required', { 'WWW-Authenticate': 'Bearer realm="kubemcp"', ...cors });
+      }
+      if (path === '/metrics' && req.method === 'GET') {
+        res.writeHead(200, { 'Content-Type': metrics.registry.contentType, ...cors });
+        return res.end(await metrics.registry.metrics());
+      }
+      if (path === '/mcp') return handleMcp(req, res, cors);
+      rpcError(res, 404, -32000, `Not found: ${path} (the MCP endpoint is /mcp)`, cors);
+    };
+    run().catch((err) => {
+      deps.log.error({ err: errorText(err) }, 'HTTP request failed');
+      rpcError(res, 500, -32603, `Internal error: ${errorText(err)}`);
+    });
+  });
+  server.requestTimeout = 0; // SSE streams of GET /mcp stay open
+  server.headersTimeout = 30_000;
+
+  const sweep = setInterval(() => {
+    const now = Date.now();
+    for (const [id, s] of sessions) if (now - s.seen > idleMs) void closeSession(id);
+  }, Math.min(60_000, idleMs)).unref();
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 3001, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as { port: number }).port;
+  const shown = host.includes(':') ? `[${host}]` : host;
+  deps.log.info({ host, port, stateless: !!opts.stateless, auth: !!opts.token }, 'kubemcp serve: Streamable HTTP at /mcp');
+  return {
+    url: `http://${shown}:${port}/mcp`,
+    port,
+    server,
+    sessions: () => sessions.size,
+    close: async () => {
+      clearInterval(sweep);
+      await Promise.all([...sessions.keys()].map((id) => closeSession(id)));
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}

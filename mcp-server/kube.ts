@@ -1,0 +1,438 @@
+/**
+ * The single gateway to Kubernetes for `kubemcp serve`: kubeconfig contexts (or in-cluster
+ * config), cached API discovery, raw and Table requests, watches and log streams. Every request
+ * any tool, resource, prompt or subscription makes goes through `KubeGateway.request` /
+ * `KubeGateway.stream`, which enforce the Policy (policy.ts) before sending and mask Secret
+ * values in what comes back (issue 5, "enforced below the tools").
+ *
+ * It speaks HTTP(S) itself with the TLS material and credentials `KubeConfig.applyToHTTPSOptions`
+ * provides (client-node 1.4's generic object API drops unknown fields of plain JSON and cannot
+ * ask for Table output), over one keep-alive agent per context.
+ */
+import * as http from 'node:http';
+import * as https from 'node:https';
+import * as k8s from '@kubernetes/client-node';
+import { Policy, type RequestTarget } from './policy.js';
+
+/** An API resource as aggregated discovery (apidiscovery.k8s.io/v2) describes it. */
+export interface ApiResource {
+  group: string;
+  version: string;
+  /** Plural name, e.g. `deployments`. */
+  resource: string;
+  kind: string;
+  singular: string;
+  shortNames: string[];
+  categories: string[];
+  namespaced: boolean;
+  verbs: string[];
+  subresources: string[];
+}
+
+/** `group/version` or `version` for the core group. */
+export function apiVersionOf(r: Pick<ApiResource, 'group' | 'version'>): string {
+  return r.group ? `${r.group}/${r.version}` : r.version;
+}
+
+/**
+ * An error from the apiserver (`code` is the HTTP status, `reason` the Status reason, e.g.
+ * NotFound, Forbidden, Conflict) or from reaching it (`code` 0, reason `Unreachable`/`Timeout`).
+ */
+export class KubeError extends Error {
+  constructor(
+    readonly code: number,
+    readonly reason: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'KubeError';
+  }
+}
+
+/** One Kubernetes request. `api` is the resolved resource; `path` a raw path instead (discovery, /version). */
+export interface KubeRequest {
+  context?: string;
+  method?: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  api?: ApiResource;
+  namespace?: string;
+  name?: string;
+  subresource?: string;
+  path?: string;
+  query?: Record<string, string | number | boolean | undefined>;
+  body?: unknown;
+  contentType?: string;
+  accept?: string;
+  /** Abort after this many milliseconds (default: the gateway's timeout). */
+  timeoutMs?: number;
+}
+
+/** Options of the gateway. */
+export interface GatewayOptions {
+  policy: Policy;
+  /** Path of a kubeconfig file; default: KUBECONFIG, ~/.kube/config, then in-cluster config. */
+  kubeconfig?: string;
+  /** Default context (default: the kubeconfig's current context). */
+  context?: string;
+  /** Contexts the tools may use; `*` allows all. Default: only the default context. */
+  allowContexts?: string[];
+  /** Request timeout in milliseconds (default 30 000). */
+  timeoutMs?: number;
+  /** Largest response body read, in bytes (default 64 MiB); larger answers fail with a KubeError. */
+  maxResponseBytes?: number;
+  /** Discovery cache lifetime in milliseconds (default 5 minutes; unknown kinds refresh it at once). */
+  discoveryTtlMs?: number;
+}
+
+/** The Accept header asking the apiserver for its Table rendering (kubectl get's compact output). */
+export const TABLE_ACCEPT = 'application/json;as=Table;v=v1;g=meta.k8s.io,application/json';
+const DISCOVERY_ACCEPT = 'application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList';
+
+interface ContextState {
+  kc: k8s.KubeConfig;
+  server: URL;
+  agent?: http.Agent;
+  discovery?: { at: number; resources: ApiResource[] };
+}
+
+/** The gateway: see the module comment. One instance per server process. */
+export class KubeGateway {
+  readonly policy: Policy;
+  readonly defaultContext: string;
+  readonly allowedContexts: string[];
+  private readonly base: k8s.KubeConfig;
+  private readonly states = new Map<string, ContextState>();
+  private readonly timeoutMs: number;
+  private readonly maxBytes: number;
+  private readonly ttl: number;
+
+  /**
+   * Loads the kubeconfig (file, default chain, or in-cluster service account).
+   * @throws Error when the context named does not exist.
+   */
+  constructor(opts: GatewayOptions) {
+    this.policy = opts.policy;
+    this.timeoutMs = opts.timeoutMs ?? 30_000;
+    this.maxBytes = opts.maxResponseBytes ?? 64 * 1024 * 1024;
+    this.ttl = opts.discoveryTtlMs ?? 5 * 60_000;
+    this.base = new k8s.KubeConfig();
+    if (opts.kubeconfig) this.base.loadFromFile(opts.kubeconfig);
+    else this.base.loadFromDefault();
+    const names = this.base.getContexts().map((c) => c.name);
+    this.defaultContext = opts.context ?? this.base.getCurrentContext();
+    if (!names.includes(this.defaultContext)) throw new Error(`context "${this.defaultContext}" not found in kubeconfig (contexts: ${names.join(', ') || 'none'})`);
+    const allow = opts.allowContexts ?? [];
+    if (allow.includes('*')) this.allowedContexts = names;
+    else {
+      for (const c of allow) if (!names.includes(c)) throw new Error(`context "${c}" not found in kubeconfig (contexts: ${names.join(', ')})`);
+      this.allowedContexts = [...new Set([this.defaultContext, ...allow])];
+    }
+  }
+
+  /** The kubeconfig's contexts, marking the default and whether each is allowed. */
+  contexts(): Array<{ name: string; cluster: string; user: string; namespace?: string; default: boolean; allowed: boolean }> {
+    return this.base.getContexts().map((c) => ({
+      name: c.name,
+      cluster: c.cluster,
+      user: c.user,
+      ...(c.namespace ? { namespace: c.namespace } : {}),
+      default: c.name === this.defaultContext,
+      allowed: this.allowedContexts.includes(c.name),
+    }));
+  }
+
+  /**
+   * The context a call uses: the one named, or the default when only one context is allowed.
+   * @throws KubeError (400) when the context is not allowed, or none is named while several are.
+   */
+  resolveContext(context?: string): string {
+    if (context === undefined || context === '') {
+      if (this.allowedContexts.length > 1) throw new KubeError(400, 'BadRequest', `the "context" argument is required: allowed contexts are ${this.allowedContexts.join(', ')}`);
+      return this.defaultContext;
+    }
+    if (!this.allowedContexts.includes(context)) throw new KubeError(400, 'BadRequest', `context "${context}" is not allowed; allowed contexts: ${this.allowedContexts.join(', ')}`);
+    return context;
+  }
+
+  /** Default namespace of a context (its kubeconfig namespace, else `default`). */
+  defaultNamespace(context?: string): string {
+    const name = this.resolveContext(context);
+    return this.base.getContextObject(name)?.namespace || 'default';
+  }
+
+  private state(context: string): ContextState {
+    let s = this.states.get(context);
+    if (!s) {
+      const kc = new k8s.KubeConfig();
+      kc.loadFromString(this.base.exportConfig());
+      kc.setCurrentContext(context);
+      const cluster = kc.getCurrentCluster();
+      if (!cluster) throw new KubeError(0, 'Unreachable', `context "${context}" has no cluster`);
+      s = { kc, server: new URL(cluster.server) };
+      this.states.set(context, s);
+    }
+    return s;
+  }
+
+  /** Builds the URL path of a resource request. */
+  pathOf(req: Pick<KubeRequest, 'api' | 'namespace' | 'name' | 'subresource'>): string {
+    const api = req.api!;
+    let p = api.group ? `/apis/${api.group}/${api.version}` : `/api/${api.version}`;
+    if (api.namespaced && req.namespace) p += `/namespaces/${encodeURIComponent(req.namespace)}`;
+    p += `/${api.resource}`;
+    if (req.name) p += `/${encodeURIComponent(req.name)}`;
+    if (req.subresource) p += `/${req.subresource}`;
+    return p;
+  }
+
+  private target(req: KubeRequest): RequestTarget | undefined {
+    if (!req.api) return undefined;
+    return {
+      method: req.method ?? 'GET',
+      group: req.api.group,
+      resource: req.api.resource,
+      kind: req.api.kind,
+      namespaced: req.api.namespaced,
+      ...(req.namespace ? { namespace: req.namespace } : {}),
+      ...(req.name ? { name: req.name } : {}),
+      ...(req.subresource ? { subresource: req.subresource } : {}),
+    };
+  }
+
+  /** Sends one request and returns the raw response (status, headers, readable body). */
+  private async open(req: KubeRequest): Promise<{ res: http.IncomingMessage; abort: () => void; url: URL }> {
+    const context = this.resolveContext(req.context);
+    const t = this.target(req);
+    if (t) this.policy.checkRequest(t);
+    if (!req.api && !req.path) throw new Error('KubeRequest needs api or path');
+    const s = this.state(context);
+    const url = new URL(req.path ?? this.pathOf(req), s.server);
+    for (const [k, v] of Object.entries(req.query ?? {})) if (v !== undefined && v !== '') url.searchParams.set(k, String(v));
+    const opts: https.RequestOptions = { method: req.method ?? 'GET', headers: {} };
+    await s.kc.applyToHTTPSOptions(opts);
+    const tls = url.protocol === 'https:';
+    if (!s.agent) {
+      s.agent = tls
+        ? new https.Agent({
+            keepAlive: true,
+            maxSockets: 64,
+            ca: opts.ca,
+            cert: opts.cert,
+            key: opts.key,
+            pfx: opts.pfx,
+            passphrase: opts.passphrase,
+            ...(opts.rejectUnauthorized !== undefined ? { rejectUnauthorized: opts.rejectUnauthorized } : {}),
+            ...(opts.servername ? { servername: opts.servername } : {}),
+          })
+        : new http.Agent({ keepAlive: true, maxSockets: 64 });
+    }
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(opts.headers ?? {})) if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : String(v);
+    if (opts.auth) headers.Authorization = `Basic ${Buffer.from(opts.auth).toString('base64')}`;
+    headers.Accept = req.accept ?? 'application/json';
+    headers['User-Agent'] = 'kubemcp-serve';
+    let payload: Buffer | undefined;
+    if (req.body !== undefined) {
+      payload = Buffer.from(typeof req.body === 'string' ? req.body : JSON.stringify(req.body));
+      headers['Content-Type'] = req.contentType ?? 'application/json';
+      headers['Content-Length'] = String(payload.length);
+    }
+    const mod = tls ? https : http;
+    return await new Promise((resolve, reject) => {
+      const r = mod.request(url, { method: opts.method, headers, agent: s.agent }, (res) => resolve({ res, abort: () => r.destroy(), url }));
+      const timeout = req.timeoutMs ?? this.timeoutMs;
+      if (timeout > 0) {
+        r.setTimeout(timeout, () => r.destroy(new KubeError(0, 'Timeout', `the apiserver at ${s.server.origin} did not answer within ${timeout} ms`)));
+      }
+      r.on('error', (err: NodeJS.ErrnoException) => {
+        if (err instanceof KubeError) reject(err);
+        else reject(new KubeError(0, 'Unreachable', `cannot reach the apiserver at ${s.server.origin} (context ${context}): ${err.code ?? err.message}`));
+      });
+      r.end(payload);
+    });
+  }
+
+  private async readBody(res: http.IncomingMessage, limit: number): Promise<{ buf: Buffer; cut: boolean }> {
+    const chunks: Buffer[] = [];
+    let n = 0;
+    let cut = false;
+    for await (const c of res as AsyncIterable<Buffer>) {
+      if (n + c.length > limit) {
+        chunks.push(c.subarray(0, limit - n));
+        n = limit;
+        cut = true;
+        res.destroy();
+        break;
+      }
+      chunks.push(c);
+      n += c.length;
+    }
+    return { buf: Buffer.concat(chunks), cut };
+  }
+
+  private static errorOf(status: number, buf: Buffer, what: string): KubeError {
+    const text = buf.toString('utf8');
+    try {
+      const st = JSON.parse(text) as { message?: string; reason?: string };
+      return new KubeError(status, st.reason ?? String(status), st.message ?? text);
+    } catch {
+      return new KubeError(status, String(status), `${what}: HTTP ${status} ${text.slice(0, 500)}`);
+    }
+  }
+
+  /**
+   * Sends a request and returns the parsed JSON body, Secret values masked.
+   * @throws KubeError for non-2xx answers (with the apiserver's Status message) and network errors;
+   *   PolicyError when the policy refuses the request (nothing is sent).
+   */
+  async request<T = any>(req: KubeRequest): Promise<T> {
+    const { res, url } = await this.open(req);
+    const { buf, cut } = await this.readBody(res, this.maxBytes);
+    const status = res.statusCode ?? 0;
+    if (status < 200 || status >= 300) throw KubeGateway.errorOf(status, buf, `${req.method ?? 'GET'} ${url.pathname}`);
+    if (cut) throw new KubeError(413, 'TooLarge', `the answer to ${url.pathname} exceeds ${this.maxBytes} bytes: narrow the query (selector, namespace, limit)`);
+    const body = buf.length ? JSON.parse(buf.toString('utf8')) : {};
+    return this.policy.sanitize(body, req.api?.resource === 'secrets' && req.api.group === '') as T;
+  }
+
+  /**
+   * Sends a GET and returns the body as text (pod logs), reading at most `maxBytes` bytes.
+   * @throws as request().
+   */
+  async requestText(req: KubeRequest, maxBytes: number): Promise<{ text: string; cut: boolean }> {
+    const { res, url } = await this.open(req);
+    const status = res.statusCode ?? 0;
+    if (status < 200 || status >= 300) {
+      const { buf } = await this.readBody(res, 1 << 20);
+      throw KubeGateway.errorOf(status, buf, `GET ${url.pathname}`);
+    }
+    const { buf, cut } = await this.readBody(res, maxBytes);
+    return { text: buf.toString('utf8'), cut };
+  }
+
+  /**
+   * Starts a watch (`?watch=1`) and calls `onEvent` for each event (objects Secret-masked).
+   * Returns a stop function. `onEnd` is called once when the stream ends or fails.
+   */
+  async watch(req: KubeRequest, onEvent: (e: { type: string; object: any }) => void, onEnd: (err?: Error) => void): Promise<() => void> {
+    const { res, abort, url } = await this.open({ ...req, method: 'GET', query: { ...req.query, watch: 1, allowWatchBookmarks: false }, timeoutMs: 0 });
+    const status = res.statusCode ?? 0;
+    if (status < 200 || status >= 300) {
+      const { buf } = await this.readBody(res, 1 << 20);
+      throw KubeGateway.errorOf(status, buf, `watch ${url.pathname}`);
+    }
+    let pending = '';
+    let ended = false;
+    const end = (err?: Error) => {
+      if (!ended) {
+        ended = true;
+        onEnd(err);
+      }
+    };
+    const secrets = req.api?.resource === 'secrets' && req.api.group === '';
+    res.setEncoding('utf8');
+    res.on('data', (chunk: string) => {
+      pending += chunk;
+      let i: number;
+      while ((i = pending.indexOf('\n')) >= 0) {
+        const line = pending.slice(0, i).trim();
+        pending = pending.slice(i + 1);
+        if (!line) continue;
+        try {
+          const e = JSON.parse(line) as { type: string; object: any };
+          onEvent({ type: e.type, object: this.policy.sanitize(e.object, secrets) });
+        } catch {
+          /* a malformed line is skipped */
+        }
+      }
+    });
+    res.on('end', () => end());
+    res.on('error', (err) => end(err));
+    res.on('close', () => end());
+    return () => {
+      ended = true;
+      abort();
+    };
+  }
+
+  /**
+   * All API resources of a context (cached; `refresh` forces a new discovery), from aggregated
+   * discovery of /api and /apis, preferred version first for each group.
+   * @throws KubeError when the apiserver is unreachable.
+   */
+  async resources(context?: string, refresh = false): Promise<ApiResource[]> {
+    const ctx = this.resolveContext(context);
+    const s = this.state(ctx);
+    if (!refresh && s.discovery && Date.now() - s.discovery.at < this.ttl) return s.discovery.resources;
+    const out: ApiResource[] = [];
+    for (const path of ['/api', '/apis']) {
+      const list = await this.request<{ items?: any[] }>({ context: ctx, path, accept: DISCOVERY_ACCEPT });
+      for (const g of list.items ?? []) {
+        const group: string = g.metadata?.name ?? '';
+        for (const v of g.versions ?? []) {
+          for (const r of v.resources ?? []) {
+            out.push({
+              group,
+              version: v.version,
+              resource: r.resource,
+              kind: r.responseKind?.kind ?? '',
+              singular: r.singularResource ?? '',
+              shortNames: r.shortNames ?? [],
+              categories: r.categories ?? [],
+              namespaced: r.scope === 'Namespaced',
+              verbs: r.verbs ?? [],
+              subresources: (r.subresources ?? []).map((x: any) => x.subresource),
+            });
+          }
+        }
+      }
+    }
+    s.discovery = { at: Date.now(), resources: out };
+    return out;
+  }
+
+  /**
+   * Resolves a kind or resource name as kubectl does (case-insensitive: `Pod`, `pods`, `pod`,
+   * `po`, `deployments.apps`, `Deployment.apps`, `mcps`), optionally pinned by `apiVersion`.
+   * Core and earlier groups win ties; the preferred version of a group wins.
+   * @throws KubeError 404 when nothing matches (after one fresh discovery).
+   */
+  async resolve(kind: string, apiVersion?: string, context?: string): Promise<ApiResource> {
+    const want = kind.trim().toLowerCase();
+    if (!want) throw new KubeError(400, 'BadRequest', 'kind must not be empty');
+    let [gv, ver] = apiVersion ? (apiVersion.includes('/') ? apiVersion.split('/', 2) : ['', apiVersion]) : [undefined, undefined];
+    const find = (all: ApiResource[]) => {
+      const cands = all.filter((r) => {
+        if (!r.kind) return false;
+        if (gv !== undefined && (r.group !== gv || (ver && r.version !== ver))) return false;
+        const names = [r.kind, r.resource, r.singular, ...r.shortNames].map((n) => n.toLowerCase());
+        if (names.includes(want)) return true;
+        const dot = want.indexOf('.');
+        if (dot > 0) {
+          const head = want.slice(0, dot);
+          const grp = want.slice(dot + 1);
+          return names.includes(head) && (r.group.toLowerCase() === grp || `${r.version}.${r.group}`.toLowerCase() === grp);
+        }
+        return false;
+      });
+      return cands[0];
+    };
+    let r = find(await this.resources(context));
+    if (!r) r = find(await this.resources(context, true));
+    if (!r) throw new KubeError(404, 'NotFound', `the server has no resource type "${kind}"${apiVersion ? ` in ${apiVersion}` : ''}`);
+    return r;
+  }
+
+  /** Frees the keep-alive connections. */
+  close(): void {
+    for (const s of this.states.values()) s.agent?.destroy();
+  }
+}
+
+/** A short human reason for any error a tool may meet (KubeError, PolicyError, zod, others). */
+export function errorText(err: unknown): string {
+  if (err instanceof KubeError) {
+    return err.code ? `${err.reason} (${err.code}): ${err.message}` : `${err.reason}: ${err.message}`;
+  }
+  if (err instanceof Error) return err.message;
+  return String(err);
+}

@@ -1,0 +1,147 @@
+/**
+ * Seed 001's prompts, names and arguments kept exactly: `troubleshoot-pod` (podName, namespace)
+ * and `optimize-resources` (namespace). Better than the seed's (issue 5): each embeds the facts
+ * it needs from the cluster (pod status, container states, recent events, resource requests and
+ * limits, quotas) so the model starts with facts, then the seed's step-by-step instructions.
+ * A fact that cannot be read is stated as such; the prompt never fails for it.
+ */
+import { z } from 'zod';
+import { completable } from '@modelcontextprotocol/sdk/server/completable.js';
+import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { errorText, type KubeGateway } from './kube.js';
+import { renderTable, toYaml } from './format.js';
+import { namespaceNames } from './resources.js';
+import { eventTable } from './tools/generic.js';
+
+async function fact<T>(what: string, f: () => Promise<T>): Promise<T | string> {
+  try {
+    return await f();
+  } catch (err) {
+    return `<${what} unavailable: ${errorText(err)}>`;
+  }
+}
+
+/** The facts of troubleshoot-pod: status summary, container states, resources, events. */
+export async function podFacts(kube: KubeGateway, podName: string, namespace: string): Promise<string> {
+  const podApi = await kube.resolve('pods', 'v1');
+  const pod = await fact('pod', () => kube.request({ api: podApi, namespace, name: podName }));
+  if (typeof pod === 'string') return `Pod ${namespace}/${podName}: ${pod}`;
+  const status = {
+    phase: pod.status?.phase,
+    reason: pod.status?.reason,
+    message: pod.status?.message,
+    node: pod.spec?.nodeName,
+    podIP: pod.status?.podIP,
+    startTime: pod.status?.startTime,
+    conditions: (pod.status?.conditions ?? []).map((c: any) => `${c.type}=${c.status}${c.reason ? ` (${c.reason})` : ''}`),
+    containers: (pod.status?.containerStatuses ?? []).map((c: any) => ({ name: c.name, image: c.image, ready: c.ready, restarts: c.restartCount, state: c.state, lastState: c.lastState })),
+    resources: Object.fromEntries((pod.spec?.containers ?? []).map((c: any) => [c.name, c.resources ?? {}])),
+    volumes: (pod.spec?.volumes ?? []).map((v: any) => v.name),
+    serviceAccount: pod.spec?.serviceAccountName,
+    securityContext: pod.spec?.securityContext,
+  };
+  const evApi = await kube.resolve('events', 'v1');
+  const events = await fact('events', async () => {
+    const list = await kube.request({ api: evApi, namespace, query: { fieldSelector: `involvedObject.uid=${pod.metadata?.uid}` } });
+    return renderTable(eventTable(list.items ?? [], false, 15)) || '<no events>';
+  });
+  return `Pod ${namespace}/${podName} (live facts, ${new Date().toISOString()}):\n${toYaml(status)}\nRecent events:\n${events}`;
+}
+
+/** The facts of optimize-resources: per-container requests/limits, gaps, quotas, limit ranges, HPAs. */
+export async function namespaceFacts(kube: KubeGateway, namespace: string): Promise<string> {
+  const podApi = await kube.resolve('pods', 'v1');
+  const pods = await fact('pods', () => kube.request({ api: podApi, namespace, query: { limit: 200 } }));
+  const lines: string[] = [`Namespace ${namespace} (live facts, ${new Date().toISOString()}):`];
+  if (typeof pods === 'string') lines.push(pods);
+  else {
+    const rows: string[][] = [];
+    let noReq = 0;
+    let noLim = 0;
+    for (const p of pods.items ?? []) {
+      for (const c of p.spec?.containers ?? []) {
+        const r = c.resources ?? {};
+        if (!r.requests) noReq++;
+        if (!r.limits) noLim++;
+        rows.push([p.metadata.name, c.name, p.status?.phase ?? '', r.requests?.cpu ?? '-', r.requests?.memory ?? '-', r.limits?.cpu ?? '-', r.limits?.memory ?? '-']);
+      }
+    }
+    lines.push(`${pods.items?.length ?? 0} pods${pods.metadata?.continue ? ' (first 200)' : ''}; containers without requests: ${noReq}, without limits: ${noLim}`);
+    lines.push(renderTable({ columns: ['POD', 'CONTAINER', 'PHASE', 'CPU REQ', 'MEM REQ', 'CPU LIM', 'MEM LIM'], rows }) || '<no pods>');
+  }
+  for (const [kind, label] of [
+    ['resourcequotas', 'ResourceQuotas'],
+    ['limitranges', 'LimitRanges'],
+    ['horizontalpodautoscalers', 'HorizontalPodAutoscalers'],
+  ] as const) {
+    const v = await fact(label, async () => {
+      const api = await kube.resolve(kind);
+      const list = await kube.request({ api, namespace });
+      const items = list.items ?? [];
+      return items.length ? items.map((i: any) => `${i.metadata.name}: ${JSON.stringify(i.spec ?? {})}${i.status ? ` status ${JSON.stringify(i.status)}` : ''}`).join('\n') : 'none';
+    });
+    lines.push(`${label}: ${v}`);
+  }
+  return lines.join('\n');
+}
+
+/** Registers the two prompts; call before connect(). */
+export function registerPrompts(server: McpServer, deps: { kube: KubeGateway }): void {
+  const nsComplete = async (value: string | undefined) => (await namespaceNames(deps.kube).catch(() => [])).filter((n) => n.startsWith(value ?? '')).slice(0, 100);
+  server.registerPrompt(
+    'troubleshoot-pod',
+    {
+      title: 'Troubleshoot a pod',
+      description: 'Systematic approach to diagnosing pod problems, starting from the live pod status and recent events',
+      argsSchema: {
+        podName: z.string().min(1).describe('Name of the pod to troubleshoot'),
+        namespace: completable(z.string().optional().describe('Namespace of the pod'), nsComplete),
+      },
+    },
+    async ({ podName, namespace }) => {
+      const ns = namespace || 'default';
+      const facts = await podFacts(deps.kube, podName, ns).catch((err) => `<facts unavailable: ${errorText(err)}>`);
+      return {
+        description: `Troubleshooting guide for pod ${podName} in namespace ${ns}`,
+        messages: [
+          {
+            role: 'user',
+            content: {
+              type: 'text',
+              text:
+                `Please help me troubleshoot the Kubernetes pod "${podName}" in namespace "${ns}".\n\n${facts}\n\n` +
+                'Follow this systematic approach:\n1. Check pod status and phase\n2. Examine recent events\n3. Review container logs (get-pod-logs)\n4. Verify resource requests/limits\n5. Check network connectivity\n6. Validate persistent volume claims\n7. Review security contexts and RBAC\n\n' +
+                'Use the facts above first; call the kubemcp tools (describe-resource, get-pod-logs, list-events) for more. Provide a step-by-step diagnosis and concrete fixes.',
+            },
+          },
+        ],
+      };
+    },
+  );
+  server.registerPrompt(
+    'optimize-resources',
+    {
+      title: 'Optimize resources',
+      description: 'Analyze and optimize resource usage of a namespace, starting from its live requests, limits and quotas',
+      argsSchema: { namespace: completable(z.string().optional().describe('Namespace to analyze'), nsComplete) },
+    },
+    async ({ namespace }) => {
+      const ns = namespace || 'default';
+      const facts = await namespaceFacts(deps.kube, ns).catch((err) => `<facts unavailable: ${errorText(err)}>`);
+      return {
+        description: `Resource optimization analysis for namespace ${ns}`,
+        messages: [
+          {
+            role: 'user',
+            content: {
+              type: 'text',
+              text:
+                `Please analyze the resource usage in Kubernetes namespace "${ns}" and provide optimization recommendations.\n\n${facts}\n\n` +
+                'Please examine:\n1. CPU and memory requests vs limits vs actual usage\n2. Pod resource efficiency and right-sizing opportunities\n3. Horizontal Pod Autoscaler configuration\n4. Resource quotas and limits\n5. Node resource allocation and capacity planning\n\nProvide specific recommendations with YAML examples for improvements.',
+            },
+          },
+        ],
+      };
+    },
+  );
+}

@@ -1,0 +1,73 @@
+/**
+ * Builds one McpServer (one per stdio process, one per Streamable HTTP session): the tools the
+ * policy enables, seed 001's resources and prompts, resource subscriptions. Everything is
+ * registered before connect(), as the SDK requires.
+ */
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import type { Logger } from 'pino';
+import type { KubeGateway } from './kube.js';
+import type { Audit } from './audit.js';
+import type { Metrics } from './metrics.js';
+import { registerTools, type ToolDef } from './tools/registry.js';
+import { seedTools } from './tools/seed.js';
+import { genericTools } from './tools/generic.js';
+import { workloadTools } from './tools/workloads.js';
+import { clusterTools } from './tools/cluster.js';
+import { mcpServerTools } from './tools/mcpserver.js';
+import { registerResources, Subscriptions } from './resources.js';
+import { registerPrompts } from './prompts.js';
+import { DEFAULT_BUDGET } from './format.js';
+
+/** Name and version reported in `initialize`. */
+export const SERVER_INFO = { name: 'kubemcp', version: '0.1.0' };
+
+/** Every tool definition, in listing order: the seed's three first. */
+export function allTools(): ToolDef[] {
+  return [...seedTools(), ...genericTools(), ...workloadTools(), ...clusterTools(), ...mcpServerTools()];
+}
+
+/** What buildServer needs; one gateway, audit and metrics are shared by all sessions. */
+export interface ServerDeps {
+  kube: KubeGateway;
+  log: Logger;
+  audit?: Audit;
+  metrics?: Metrics;
+  /** Response budget in characters (default DEFAULT_BUDGET). */
+  budget?: number;
+}
+
+/** One MCP server and how to release what it holds (its watches). */
+export interface BuiltServer {
+  server: McpServer;
+  tools: string[];
+  subscriptions: Subscriptions;
+  close: () => Promise<void>;
+}
+
+/** Creates a fully registered McpServer, ready for connect(). */
+export function buildServer(deps: ServerDeps): BuiltServer {
+  const server = new McpServer(SERVER_INFO, {
+    capabilities: { tools: { listChanged: false }, resources: { subscribe: true, listChanged: false }, prompts: { listChanged: false }, completions: {}, logging: {} },
+    instructions:
+      'Kubernetes through kubemcp. Lists are compact tables; narrow big answers with namespace, labelSelector, fieldSelector or limit. ' +
+      'Use describe-resource for one object with its events and pods. Secret values are masked.',
+  });
+  const tools = registerTools(server, allTools(), { kube: deps.kube, policy: deps.kube.policy, budget: deps.budget ?? DEFAULT_BUDGET, log: deps.log, audit: deps.audit, metrics: deps.metrics });
+  registerResources(server, deps);
+  registerPrompts(server, deps);
+  const subscriptions = new Subscriptions(server, deps);
+  const prev = server.server.onclose;
+  server.server.onclose = () => {
+    subscriptions.close();
+    prev?.();
+  };
+  return {
+    server,
+    tools,
+    subscriptions,
+    close: async () => {
+      subscriptions.close();
+      await server.close();
+    },
+  };
+}

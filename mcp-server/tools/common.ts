@@ -1,0 +1,129 @@
+/**
+ * Helpers shared by the tools: kind/name parsing (`secret/<name>`), Table listing with
+ * pagination and the namespace allow-list, results under the size budget, output schemas.
+ */
+import { z } from 'zod';
+import { KubeError, TABLE_ACCEPT, type ApiResource } from '../kube.js';
+import { budgetTable, budgetText, compact, fromApiTable, toYaml, truncatedNote, type TextTable } from '../format.js';
+import type { ToolContext, ToolOutput } from './registry.js';
+
+/** Output schema of list tools: a compact table. */
+export const tableOutput = {
+  kind: z.string(),
+  columns: z.array(z.string()),
+  rows: z.array(z.array(z.string())),
+  shown: z.number().int(),
+  total: z.number().int(),
+  truncated: z.boolean(),
+  continue: z.string().optional().describe('pass as `continue` to get the next page'),
+};
+
+/** Output schema of tools that return one object. */
+export const objectOutput = {
+  kind: z.string(),
+  name: z.string(),
+  namespace: z.string().optional(),
+  truncated: z.boolean(),
+  object: z.record(z.string(), z.unknown()).optional().describe('the object without managedFields; absent when truncated'),
+};
+
+/** Splits `kind/name` (as `kubectl get secret/foo`) when no separate name is given. */
+export function splitKindName(kind: string, name?: string): { kind: string; name?: string } {
+  if (!name && kind.includes('/')) {
+    const i = kind.indexOf('/');
+    return { kind: kind.slice(0, i), name: kind.slice(i + 1) || undefined };
+  }
+  return { kind, ...(name ? { name } : {}) };
+}
+
+/** The namespace a namespaced call uses: the argument, else the context's default. */
+export function nsFor(ctx: ToolContext, api: ApiResource, namespace: string | undefined, context?: string): string | undefined {
+  if (!api.namespaced) return undefined;
+  return namespace || ctx.kube.defaultNamespace(context);
+}
+
+/** Options of a Table list. */
+export interface ListOpts {
+  context?: string;
+  namespace?: string;
+  allNamespaces?: boolean;
+  labelSelector?: string;
+  fieldSelector?: string;
+  limit?: number;
+  continue?: string;
+}
+
+/**
+ * Lists a resource as the apiserver's Table. All namespaces with a namespace allow-list lists
+ * each allowed namespace instead (the policy refuses a cluster-wide list).
+ */
+export async function listTable(ctx: ToolContext, api: ApiResource, o: ListOpts): Promise<{ table: TextTable; continue?: string; remaining?: number }> {
+  const all = api.namespaced && !!o.allNamespaces;
+  const query = { labelSelector: o.labelSelector, fieldSelector: o.fieldSelector, limit: o.limit, continue: o.continue };
+  const allowed = ctx.policy.allowedNamespaces;
+  if (all && allowed.length > 0) {
+    const tables: TextTable[] = [];
+    for (const ns of allowed) {
+      const t = await ctx.kube.request({ context: o.context, api, namespace: ns, query: { ...query, continue: undefined }, accept: TABLE_ACCEPT });
+      tables.push(fromApiTable(t, true));
+    }
+    return { table: { columns: tables[0]?.columns ?? [], rows: tables.flatMap((t) => t.rows) } };
+  }
+  const namespace = all ? undefined : api.namespaced ? o.namespace || ctx.kube.defaultNamespace(o.context) : undefined;
+  const t = await ctx.kube.request({ context: o.context, api, namespace, query, accept: TABLE_ACCEPT });
+  const cont = t.metadata?.continue as string | undefined;
+  return { table: fromApiTable(t, all), ...(cont ? { continue: cont } : {}), ...(t.metadata?.remainingItemCount !== undefined ? { remaining: t.metadata.remainingItemCount } : {}) };
+}
+
+/** A list result under the budget, with the narrowing hint when rows were cut or more pages exist. */
+export function tableResult(ctx: ToolContext, kind: string, table: TextTable, more?: { continue?: string; remaining?: number }, hint = 'labelSelector, fieldSelector, namespace or limit'): ToolOutput {
+  const { text, shown } = budgetTable(table, ctx.budget);
+  const truncated = shown < table.rows.length;
+  let out = text || `No ${kind} found.`;
+  if (truncated) out += truncatedNote(`showing ${shown} of ${table.rows.length} rows within the ${ctx.budget}-character budget`, hint);
+  if (more?.continue) out += `\n[more results${more.remaining ? ` (${more.remaining} remaining)` : ''}: call again with continue="${more.continue}"]`;
+  return {
+    text: out,
+    structured: { kind, columns: table.columns, rows: table.rows.slice(0, shown), shown, total: table.rows.length, truncated, ...(more?.continue ? { continue: more.continue } : {}) },
+  };
+}
+
+/** A one-object result (YAML text, compact object) under the budget. */
+export function objectResult(ctx: ToolContext, obj: any, prefix = ''): ToolOutput {
+  const c = compact(obj);
+  const yaml = prefix + toYaml(c);
+  const { text, cut } = budgetText(yaml, ctx.budget);
+  const meta = c?.metadata ?? {};
+  return {
+    text: cut ? text + truncatedNote(`${yaml.length} characters exceed the ${ctx.budget}-character budget`, 'get-resource on a narrower kind, describe-resource, or list-resources with a selector') : text,
+    structured: { kind: String(c?.kind ?? ''), name: String(meta.name ?? ''), ...(meta.namespace ? { namespace: meta.namespace } : {}), truncated: cut, ...(cut ? {} : { object: c }) },
+    target: `${String(c?.kind ?? '').toLowerCase()}/${meta.namespace ? meta.namespace + '/' : ''}${meta.name ?? ''}`,
+  };
+}
+
+/** The label selector string of a workload (`spec.selector`, MCPServer `status.selector`, Service `spec.selector`). */
+export function selectorOf(obj: any): string {
+  if (obj?.kind === 'Service' && obj.spec?.selector) return Object.entries(obj.spec.selector).map(([k, v]) => `${k}=${v}`).join(',');
+  if (typeof obj?.status?.selector === 'string' && obj.status.selector) return obj.status.selector;
+  const sel = obj?.spec?.selector;
+  if (!sel) throw new KubeError(400, 'BadRequest', `${obj?.kind ?? 'object'} ${obj?.metadata?.name ?? ''} has no pod selector`);
+  const parts = Object.entries(sel.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`);
+  for (const e of sel.matchExpressions ?? []) {
+    if (e.operator === 'In') parts.push(`${e.key} in (${e.values.join(',')})`);
+    else if (e.operator === 'NotIn') parts.push(`${e.key} notin (${e.values.join(',')})`);
+    else if (e.operator === 'Exists') parts.push(e.key);
+    else if (e.operator === 'DoesNotExist') parts.push(`!${e.key}`);
+  }
+  if (parts.length === 0) throw new KubeError(400, 'BadRequest', `${obj.kind} ${obj.metadata?.name} selects no labels`);
+  return parts.join(',');
+}
+
+/** Parses a JSON or YAML patch/manifest argument given as text or object. */
+export function parseDoc(v: unknown, what: string): unknown {
+  if (typeof v !== 'string') return v;
+  try {
+    return JSON.parse(v);
+  } catch {
+    throw new KubeError(400, 'BadRequest', `${what} is not valid JSON`);
+  }
+}

@@ -1,0 +1,323 @@
+/**
+ * Tools for any kind, CRDs included, resolved through cached discovery (issue 5, "The toolset"):
+ * list-resources, get-resource, describe-resource, apply-manifest (server-side apply, dry-run
+ * switch), patch-resource (merge/JSON/strategic) and delete-resource.
+ */
+import { z } from 'zod';
+import { parseAllDocuments } from 'yaml';
+import { KubeError, TABLE_ACCEPT, type ApiResource } from '../kube.js';
+import { age, budgetText, compact, fromApiTable, renderTable, toYaml, truncatedNote, type TextTable } from '../format.js';
+import { contextArg, type ToolContext, type ToolDef } from './registry.js';
+import { listTable, nsFor, objectOutput, objectResult, parseDoc, selectorOf, splitKindName, tableOutput, tableResult } from './common.js';
+
+/** Field manager of every server-side apply this server makes. */
+export const FIELD_MANAGER = 'kubemcp';
+
+const kindArg = z.string().min(1).describe('kind or resource name, as kubectl accepts it: Pod, pods, po, deployments.apps, mcps; `kind/name` also works');
+const nameArg = z.string().min(1).describe('object name');
+const nsArg = z.string().optional().describe("namespace (default: the context's namespace); ignored for cluster-scoped kinds");
+const apiVersionArg = z.string().optional().describe('apiVersion to disambiguate a kind, e.g. apps/v1');
+
+async function resolveNamed(ctx: ToolContext, a: { kind: string; name?: string; apiVersion?: string; context?: string }): Promise<{ api: ApiResource; name: string }> {
+  const { kind, name } = splitKindName(a.kind, a.name);
+  if (!name) throw new KubeError(400, 'BadRequest', 'a name is required (as `name`, or `kind/name`)');
+  return { api: await ctx.kube.resolve(kind, a.apiVersion, a.context), name };
+}
+
+/** Events about one object (core/v1 events by involvedObject.uid), newest last, as a table. */
+export async function eventsFor(ctx: ToolContext, obj: any, context?: string, max = 20): Promise<TextTable> {
+  const api = await ctx.kube.resolve('events', 'v1', context);
+  const ns = obj.metadata?.namespace;
+  const list = await ctx.kube.request({ context, api, namespace: ns || undefined, query: { fieldSelector: `involvedObject.uid=${obj.metadata?.uid}` } }).catch((err) => {
+    // Cluster-scoped objects' events live in "default"; a namespace allow-list may refuse them.
+    if (!ns) return { items: [] };
+    throw err;
+  });
+  return eventTable(list.items ?? [], false, max);
+}
+
+/** Renders events as LAST SEEN / TYPE / REASON / OBJECT / MESSAGE rows, sorted by time, last `max`. */
+export function eventTable(items: any[], withNamespace: boolean, max: number): TextTable {
+  const when = (e: any) => e.lastTimestamp || e.eventTime || e.firstTimestamp || e.metadata?.creationTimestamp;
+  const sorted = [...items].sort((a, b) => String(when(a)).localeCompare(String(when(b)))).slice(-max);
+  return {
+    columns: [...(withNamespace ? ['NAMESPACE'] : []), 'LAST SEEN', 'TYPE', 'REASON', 'OBJECT', 'COUNT', 'MESSAGE'],
+    rows: sorted.map((e) => [
+      ...(withNamespace ? [e.metadata?.namespace ?? ''] : []),
+      age(when(e)),
+      e.type ?? '',
+      e.reason ?? '',
+      `${String(e.involvedObject?.kind ?? '').toLowerCase()}/${e.involvedObject?.name ?? ''}`,
+      String(e.count ?? e.series?.count ?? 1),
+      String(e.message ?? '').replace(/\s+/g, ' ').trim(),
+    ]),
+  };
+}
+
+const WORKLOADS = new Set(['Deployment', 'StatefulSet', 'DaemonSet', 'ReplicaSet', 'Job', 'MCPServer', 'Service', 'ReplicationController']);
+
+/** Builds the describe text and structure of one object: object, conditions, owner chain, pods, events. */
+async function describe(ctx: ToolContext, api: ApiResource, obj: any, context?: string) {
+  const sections: string[] = [];
+  const owners: Array<{ kind: string; name: string }> = [];
+  let cur = obj;
+  for (let depth = 0; depth < 5; depth++) {
+    const ref = (cur.metadata?.ownerReferences ?? []).find((r: any) => r.controller) ?? cur.metadata?.ownerReferences?.[0];
+    if (!ref) break;
+    owners.push({ kind: ref.kind, name: ref.name });
+    try {
+      const oapi = await ctx.kube.resolve(ref.kind, ref.apiVersion, context);
+      cur = await ctx.kube.request({ context, api: oapi, namespace: oapi.namespaced ? obj.metadata?.namespace : undefined, name: ref.name });
+    } catch {
+      break;
+    }
+  }
+  const conditions = (obj.status?.conditions ?? []).map((c: any) => ({ type: c.type, status: c.status, reason: c.reason ?? '', message: c.message ?? '' }));
+  let pods: TextTable | undefined;
+  if (WORKLOADS.has(api.kind)) {
+    try {
+      const podApi = await ctx.kube.resolve('pods', 'v1', context);
+      const t = await ctx.kube.request({ context, api: podApi, namespace: obj.metadata?.namespace, query: { labelSelector: selectorOf(obj), limit: 50 }, accept: TABLE_ACCEPT });
+      pods = fromApiTable(t, false);
+    } catch (err) {
+      sections.push(`Pods: <unavailable: ${(err as Error).message}>`);
+    }
+  }
+  const events = await eventsFor(ctx, obj, context).catch(() => ({ columns: [], rows: [] }) as TextTable);
+  if (owners.length) sections.push(`Owner chain: ${owners.map((o) => `${o.kind}/${o.name}`).join(' <- ')}`);
+  if (conditions.length) sections.push('Conditions:\n' + renderTable({ columns: ['TYPE', 'STATUS', 'REASON', 'MESSAGE'], rows: conditions.map((c: any) => [c.type, c.status, c.reason, c.message]) }));
+  if (pods) sections.push(`Pods (${pods.rows.length}):\n` + (renderTable(pods) || '<none>'));
+  sections.push('Events:\n' + (renderTable(events) || '<none>'));
+  return { sections, owners, conditions, pods, events };
+}
+
+/** The generic tools. */
+export function genericTools(): ToolDef[] {
+  return [
+    {
+      name: 'list-resources',
+      title: 'List resources',
+      description:
+        'List objects of any kind (CRDs included) as a compact table, like `kubectl get`. Supports label/field selectors, all namespaces, and limit/continue pagination.',
+      effect: 'read',
+      input: {
+        kind: kindArg,
+        apiVersion: apiVersionArg,
+        namespace: nsArg,
+        allNamespaces: z.boolean().optional().describe('list across all (allowed) namespaces'),
+        labelSelector: z.string().optional().describe('e.g. app=web,tier!=db'),
+        fieldSelector: z.string().optional().describe('e.g. status.phase=Running'),
+        limit: z.number().int().min(1).max(5000).optional().describe('page size; pass the returned continue token for the next page'),
+        continue: z.string().optional(),
+        context: contextArg,
+      },
+      output: tableOutput,
+      run: async (a, ctx) => {
+        const api = await ctx.kube.resolve(a.kind, a.apiVersion, a.context);
+        if (!api.verbs.includes('list')) throw new KubeError(405, 'MethodNotAllowed', `${api.resource} cannot be listed`);
+        const r = await listTable(ctx, api, a);
+        return tableResult(ctx, api.kind, r.table, r);
+      },
+    },
+    {
+      name: 'get-resource',
+      title: 'Get a resource',
+      description: 'Get one object of any kind as YAML (managedFields and the last-applied annotation removed; Secret values masked).',
+      effect: 'read',
+      input: { kind: kindArg, name: nameArg.optional(), namespace: nsArg, apiVersion: apiVersionArg, context: contextArg },
+      output: objectOutput,
+      run: async (a, ctx) => {
+        const { api, name } = await resolveNamed(ctx, a);
+        const obj = await ctx.kube.request({ context: a.context, api, namespace: nsFor(ctx, api, a.namespace, a.context), name });
+        return objectResult(ctx, obj);
+      },
+    },
+    {
+      name: 'describe-resource',
+      title: 'Describe a resource',
+      description:
+        'One call instead of four: the object (compact YAML), its conditions, owner chain, its pods (for workloads: Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, Service, MCPServer) and recent events.',
+      effect: 'read',
+      input: { kind: kindArg, name: nameArg.optional(), namespace: nsArg, apiVersion: apiVersionArg, context: contextArg },
+      output: {
+        kind: z.string(),
+        name: z.string(),
+        namespace: z.string().optional(),
+        truncated: z.boolean(),
+        owners: z.array(z.object({ kind: z.string(), name: z.string() })),
+        conditions: z.array(z.object({ type: z.string(), status: z.string(), reason: z.string(), message: z.string() })),
+        pods: z.array(z.array(z.string())).optional(),
+        events: z.array(z.array(z.string())),
+      },
+      run: async (a, ctx) => {
+        const { api, name } = await resolveNamed(ctx, a);
+        const obj = await ctx.kube.request({ context: a.context, api, namespace: nsFor(ctx, api, a.namespace, a.context), name });
+        const d = await describe(ctx, api, obj, a.context);
+        const c = compact(obj);
+        const tail = '\n' + d.sections.join('\n\n');
+        // The sections are kept whole; the object YAML gives way first.
+        const room = Math.max(2000, ctx.budget - tail.length);
+        const y = budgetText(toYaml(c), room);
+        let text = y.text + (y.cut ? truncatedNote('object YAML cut', 'get-resource for the full object') : '') + tail;
+        const all = budgetText(text, ctx.budget);
+        if (all.cut) text = all.text + truncatedNote('describe output cut', 'list-events or get-pod-logs for details');
+        return {
+          text,
+          structured: {
+            kind: api.kind,
+            name,
+            ...(obj.metadata?.namespace ? { namespace: obj.metadata.namespace } : {}),
+            truncated: y.cut || all.cut,
+            owners: d.owners,
+            conditions: d.conditions,
+            ...(d.pods ? { pods: d.pods.rows } : {}),
+            events: d.events.rows,
+          },
+        };
+      },
+    },
+    {
+      name: 'apply-manifest',
+      title: 'Apply a manifest',
+      description:
+        'Server-side apply one or more YAML/JSON documents (field manager "kubemcp"), like `kubectl apply --server-side`. dryRun validates and admits without persisting. Returns what the apiserver stored (Secret values masked).',
+      effect: 'write',
+      idempotent: true,
+      input: {
+        manifest: z.string().min(1).describe('YAML (multi-document allowed) or JSON'),
+        namespace: z.string().optional().describe('namespace for namespaced objects that name none'),
+        dryRun: z.boolean().optional().describe('server-side dry run: validate without persisting'),
+        force: z.boolean().optional().describe('take ownership of fields other managers own (default false: conflicts are reported)'),
+        context: contextArg,
+      },
+      output: {
+        dryRun: z.boolean(),
+        results: z.array(z.object({ kind: z.string(), name: z.string(), namespace: z.string().optional(), resourceVersion: z.string().optional() })),
+        truncated: z.boolean(),
+      },
+      run: async (a, ctx) => {
+        let docs: any[];
+        try {
+          const parsed = parseAllDocuments(a.manifest);
+          for (const d of parsed) if (d.errors.length) throw new Error(d.errors[0]!.message);
+          docs = parsed.map((d) => d.toJSON()).filter((d) => d !== null && d !== undefined);
+        } catch (err) {
+          throw new KubeError(400, 'BadRequest', `manifest is not valid YAML: ${(err as Error).message}`);
+        }
+        if (docs.length === 0) throw new KubeError(400, 'BadRequest', 'manifest has no documents');
+        if (docs.length > 50) throw new KubeError(400, 'BadRequest', `manifest has ${docs.length} documents; at most 50 per call`);
+        const results: any[] = [];
+        const texts: string[] = [];
+        for (const [i, doc] of docs.entries()) {
+          if (!doc || typeof doc !== 'object' || Array.isArray(doc)) throw new KubeError(400, 'BadRequest', `document ${i + 1} is not an object`);
+          if (!doc.apiVersion || !doc.kind || !doc.metadata?.name) throw new KubeError(400, 'BadRequest', `document ${i + 1} needs apiVersion, kind and metadata.name`);
+          const api = await ctx.kube.resolve(doc.kind, doc.apiVersion, a.context);
+          const namespace = api.namespaced ? doc.metadata.namespace || a.namespace || ctx.kube.defaultNamespace(a.context) : undefined;
+          const body = api.namespaced ? { ...doc, metadata: { ...doc.metadata, namespace } } : doc;
+          const out = await ctx.kube.request({
+            context: a.context,
+            method: 'PATCH',
+            api,
+            namespace,
+            name: doc.metadata.name,
+            body,
+            contentType: 'application/apply-patch+yaml',
+            query: { fieldManager: FIELD_MANAGER, force: a.force ? true : undefined, dryRun: a.dryRun ? 'All' : undefined },
+          });
+          results.push({ kind: api.kind, name: out.metadata?.name, ...(namespace ? { namespace } : {}), resourceVersion: out.metadata?.resourceVersion });
+          texts.push(`${api.kind.toLowerCase()}/${out.metadata?.name}${namespace ? ` (namespace ${namespace})` : ''} ${a.dryRun ? 'applied (server dry run)' : 'applied'}\n` + toYaml(compact(out)));
+        }
+        const { text, cut } = budgetText(texts.join('---\n'), ctx.budget);
+        return {
+          text: cut ? text + truncatedNote('applied objects shown partly', 'get-resource on one object') : text,
+          structured: { dryRun: !!a.dryRun, results, truncated: cut },
+          target: results.map((r) => `${r.kind.toLowerCase()}/${r.namespace ? r.namespace + '/' : ''}${r.name}`).join(','),
+        };
+      },
+    },
+    {
+      name: 'patch-resource',
+      title: 'Patch a resource',
+      description: 'Patch one object: type "merge" (JSON merge patch, default), "json" (RFC 6902 JSON patch) or "strategic" (built-in kinds only). dryRun validates without persisting.',
+      effect: 'write',
+      input: {
+        kind: kindArg,
+        name: nameArg.optional(),
+        namespace: nsArg,
+        apiVersion: apiVersionArg,
+        patch: z.union([z.string(), z.record(z.string(), z.unknown()), z.array(z.unknown())]).describe('the patch, as JSON text or an object/array'),
+        type: z.enum(['merge', 'json', 'strategic']).optional(),
+        subresource: z.enum(['status', 'scale']).optional(),
+        dryRun: z.boolean().optional(),
+        context: contextArg,
+      },
+      output: objectOutput,
+      run: async (a, ctx) => {
+        const { api, name } = await resolveNamed(ctx, a);
+        const type = a.type ?? 'merge';
+        const patch = parseDoc(a.patch, 'patch');
+        if (type === 'json' && !Array.isArray(patch)) throw new KubeError(400, 'BadRequest', 'a json patch is an array of operations');
+        if (type !== 'json' && (typeof patch !== 'object' || patch === null || Array.isArray(patch))) throw new KubeError(400, 'BadRequest', `a ${type} patch is a JSON object`);
+        const contentType = { merge: 'application/merge-patch+json', json: 'application/json-patch+json', strategic: 'application/strategic-merge-patch+json' }[type as 'merge'];
+        const out = await ctx.kube.request({
+          context: a.context,
+          method: 'PATCH',
+          api,
+          namespace: nsFor(ctx, api, a.namespace, a.context),
+          name,
+          subresource: a.subresource,
+          body: patch,
+          contentType,
+          query: { fieldManager: FIELD_MANAGER, dryRun: a.dryRun ? 'All' : undefined },
+        });
+        return objectResult(ctx, out, a.dryRun ? '# server dry run: not persisted\n' : '');
+      },
+    },
+    {
+      name: 'delete-resource',
+      title: 'Delete a resource',
+      description: 'Delete one object of any kind. propagationPolicy defaults to Background; dryRun checks without deleting.',
+      effect: 'delete',
+      input: {
+        kind: kindArg,
+        name: nameArg.optional(),
+        namespace: nsArg,
+        apiVersion: apiVersionArg,
+        propagationPolicy: z.enum(['Background', 'Foreground', 'Orphan']).optional(),
+        gracePeriodSeconds: z.number().int().min(0).optional(),
+        dryRun: z.boolean().optional(),
+        context: contextArg,
+      },
+      output: { kind: z.string(), name: z.string(), namespace: z.string().optional(), status: z.enum(['deleted', 'deleting', 'dry-run']) },
+      run: async (a, ctx) => {
+        const { api, name } = await resolveNamed(ctx, a);
+        const namespace = nsFor(ctx, api, a.namespace, a.context);
+        return deleteObject(ctx, api, name, namespace, a);
+      },
+    },
+  ];
+}
+
+/** Deletes one object and reports whether it is gone or still finalizing. Shared by delete-* tools. */
+export async function deleteObject(ctx: ToolContext, api: ApiResource, name: string, namespace: string | undefined, a: { context?: string; dryRun?: boolean; propagationPolicy?: string; gracePeriodSeconds?: number }) {
+  const out = await ctx.kube.request({
+    context: a.context,
+    method: 'DELETE',
+    api,
+    namespace,
+    name,
+    body: { kind: 'DeleteOptions', apiVersion: 'v1', propagationPolicy: a.propagationPolicy ?? 'Background', ...(a.gracePeriodSeconds !== undefined ? { gracePeriodSeconds: a.gracePeriodSeconds } : {}),
+      // With a body, the apiserver reads DeleteOptions (dryRun included) from it, not the query.
+      ...(a.dryRun ? { dryRun: ['All'] } : {}),
+    },
+  });
+  const status = a.dryRun ? 'dry-run' : out?.kind === 'Status' || !out?.metadata?.deletionTimestamp ? 'deleted' : 'deleting';
+  const where = namespace ? ` from namespace ${namespace}` : '';
+  const verb = status === 'dry-run' ? 'would be deleted (server dry run)' : status === 'deleting' ? 'is being deleted (finalizers or graceful termination pending)' : 'deleted';
+  return {
+    text: `${api.kind.toLowerCase()}/${name}${where} ${verb}`,
+    structured: { kind: api.kind, name, ...(namespace ? { namespace } : {}), status },
+    target: `${api.resource}/${namespace ? namespace + '/' : ''}${name}`,
+  };
+}
+

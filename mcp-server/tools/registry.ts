@@ -1,0 +1,101 @@
+/**
+ * Tool definitions and their registration on an McpServer: the policy decides which tools are
+ * listed (read-only, disable-destructive, allow/deny lists), every call is timed, counted,
+ * audited when it mutates, and any failure (KubeError, PolicyError, bad input) comes back as an
+ * MCP error result (`isError: true`) with the reason, never as a crash (issue 5).
+ */
+import { z } from 'zod';
+import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import type { Logger } from 'pino';
+import { errorText, type KubeGateway } from '../kube.js';
+import type { Policy, ToolEffect } from '../policy.js';
+import type { Audit } from '../audit.js';
+import type { Metrics } from '../metrics.js';
+
+/** What a tool needs at run time. */
+export interface ToolContext {
+  kube: KubeGateway;
+  policy: Policy;
+  /** Response budget in characters of text. */
+  budget: number;
+  log: Logger;
+}
+
+/** What a tool returns: the text for the model, the structured content, the audited target. */
+export interface ToolOutput {
+  text: string;
+  structured: Record<string, unknown>;
+  /** For the audit line, e.g. `pods/default/web`. */
+  target?: string;
+}
+
+/** One tool: name (kebab-case verb-noun, as the seed's create-pod), schemas and behaviour. */
+export interface ToolDef {
+  name: string;
+  title: string;
+  description: string;
+  effect: ToolEffect;
+  /** The tool may be repeated with the same effect (MCP idempotentHint). */
+  idempotent?: boolean;
+  input: z.ZodRawShape;
+  output: z.ZodRawShape;
+  run: (args: any, ctx: ToolContext) => Promise<ToolOutput>;
+}
+
+/** Dependencies of registerTools. */
+export interface RegisterDeps extends ToolContext {
+  audit?: Audit;
+  metrics?: Metrics;
+}
+
+/** Common argument: the kubeconfig context (required when several are allowed). */
+export const contextArg = z.string().optional().describe('kubeconfig context; required when the server allows several');
+
+/**
+ * Registers every enabled tool of `defs` on `server` (call before connect()).
+ * Returns the names registered.
+ */
+export function registerTools(server: McpServer, defs: ToolDef[], deps: RegisterDeps): string[] {
+  const names: string[] = [];
+  for (const def of defs) {
+    if (!deps.policy.toolEnabled(def.name, def.effect)) continue;
+    names.push(def.name);
+    server.registerTool(
+      def.name,
+      {
+        title: def.title,
+        description: def.description,
+        inputSchema: def.input,
+        outputSchema: def.output,
+        annotations: {
+          title: def.title,
+          readOnlyHint: def.effect === 'read',
+          destructiveHint: def.effect === 'delete',
+          idempotentHint: def.effect === 'read' || !!def.idempotent,
+          openWorldHint: false,
+        },
+      },
+      (async (args: Record<string, unknown>): Promise<CallToolResult> => {
+        const started = performance.now();
+        // Defence in depth: a tool the policy disables is never registered, and refuses anyway.
+        if (!deps.policy.toolEnabled(def.name, def.effect)) {
+          return { content: [{ type: 'text', text: `tool ${def.name} is disabled by policy` }], isError: true };
+        }
+        try {
+          const out = await def.run(args ?? {}, deps);
+          deps.metrics?.observe(def.name, 'ok', performance.now() - started);
+          if (def.effect !== 'read') deps.audit?.record({ tool: def.name, args, target: out.target, result: 'ok' });
+          return { content: [{ type: 'text', text: out.text }], structuredContent: out.structured };
+        } catch (err) {
+          const reason = errorText(err);
+          deps.metrics?.observe(def.name, 'error', performance.now() - started);
+          if (def.effect !== 'read') deps.audit?.record({ tool: def.name, args, result: 'error', error: reason });
+          deps.log.debug({ tool: def.name, err: reason }, 'tool call failed');
+          return { content: [{ type: 'text', text: `${def.name} failed: ${reason}` }], isError: true };
+        }
+      }) as any,
+    );
+  }
+  return names;
+}
