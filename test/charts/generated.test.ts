@@ -20,6 +20,16 @@ describe('generated artifacts', () => {
     }
   });
 
+  it("README.md's tool table lists exactly the tools of the checked-in tools/list snapshot", () => {
+    const readme = readFileSync(join(root, 'README.md'), 'utf8');
+    const snapshot = JSON.parse(readFileSync(join(root, 'test/mcp-server/tools-list.snapshot.json'), 'utf8')) as { tools?: Array<{ name: string }> } | Array<{ name: string }>;
+    const tools = (Array.isArray(snapshot) ? snapshot : snapshot.tools ?? []).map((t) => t.name).sort();
+    const table = readme.slice(readme.indexOf('| Tool | Effect |'));
+    const documented = [...table.matchAll(/^\| `([a-z-]+)` \|/gm)].map((m) => m[1]!).sort();
+    expect(tools.length).toBeGreaterThanOrEqual(20);
+    expect(documented).toEqual(tools);
+  });
+
   it('imports/ is what `cdk8s import` generates from the current CRD (run `npm run import`)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'kubemcp-import-'));
     try {

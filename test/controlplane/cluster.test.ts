@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import {
   AppsV1Api,
+  CoordinationV1Api,
   CoreV1Api,
   KubeConfig,
   VersionApi,
@@ -83,6 +84,13 @@ describe('local control plane', () => {
     expect(decimalQuantity(allocatable.cpu)).toBe(32);
     expect(allocatable.memory).toBe('256Gi');
     expect(decimalQuantity(allocatable.pods)).toBe(1000); // the apiserver canonicalises it to "1k"
+    expect(node.status?.addresses).toEqual(
+      expect.arrayContaining([{ type: 'InternalIP', address: '127.0.0.1' }, { type: 'Hostname', address: NODE_NAME }]),
+    );
+    // kwok renews the node's Lease; without it the node-lifecycle controller marks it Unknown after ~50 s.
+    const lease = await kc.makeApiClient(CoordinationV1Api).readNamespacedLease({ name: NODE_NAME, namespace: 'kube-node-lease' });
+    const renewed = lease.spec?.renewTime ? new Date(lease.spec.renewTime).getTime() : 0;
+    expect(Date.now() - renewed).toBeLessThan(60_000);
   });
 
   test('a Deployment becomes Available with 2 ready pods, serves logs, and is garbage-collected', async () => {

@@ -102,6 +102,8 @@ export const CONTEXT_NAME = 'kubemcp';
 export const NODE_NAME = 'kwok-node-0';
 /** Annotation kwok selects its nodes by (`--manage-nodes-with-annotation-selector`). */
 export const KWOK_NODE_ANNOTATION = 'kwok.x-k8s.io/node';
+/** Duration of the fake node's Lease, renewed by kwok (kubelet's default is 40 s). */
+export const NODE_LEASE_SECONDS = 40;
 /** Service CIDR of the cluster; the apiserver's serving cert includes its first address. */
 export const SERVICE_CIDR = '10.96.0.0/16';
 /** First service IP (the `kubernetes` Service's ClusterIP). */
@@ -1068,10 +1070,19 @@ async function startFresh(binDir: string, log: (line: string) => void, t0: numbe
         '--enable-crds=Stage,Logs,ClusterLogs',
         `--cidr=${POD_CIDR}`,
         `--node-ip=${LOOPBACK}`,
+        // The node's Hostname address. Must not be empty: node-initialize then writes
+        // `addresses: null` whenever it re-runs (e.g. after the node went NotReady), wiping the
+        // InternalIP the apiserver needs for pods/log.
+        `--node-name=${NODE_NAME}`,
         `--node-port=${kwok}`,
         `--server-address=${LOOPBACK}:${kwok}`,
         `--tls-cert-file=${pki('loopback-serving.crt')}`,
         `--tls-private-key-file=${pki('loopback-serving.key')}`,
+        // kwok's own default is 0 (no Lease). Without a renewed Lease the node-lifecycle
+        // controller marks the node Unknown ~50 s after start (taints it, and kwok's
+        // node-initialize stage then rewrites its status), since node-heartbeat-with-lease only
+        // refreshes the status every ~10-20 min.
+        `--node-lease-duration-seconds=${NODE_LEASE_SECONDS}`,
       ],
       { KWOK_WORKDIR: KWOK_WORK_DIR },
     );
