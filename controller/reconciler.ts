@@ -101,6 +101,17 @@ export class Reconciler {
    * @throws the apiserver's error when a write fails (the queue retries with backoff).
    */
   async reconcile(namespace: string, name: string): Promise<ReconcileResult> {
+    try {
+      return await this.reconcileObject(namespace, name);
+    } catch (err) {
+      // 404: the MCPServer (or its namespace) went away after the cache was read; its delete
+      // event is on its way, and there is nothing left to converge.
+      if ((err as { code?: number }).code === 404) return {};
+      throw err;
+    }
+  }
+
+  private async reconcileObject(namespace: string, name: string): Promise<ReconcileResult> {
     const obj = this.opts.caches.mcpServer(namespace, name);
     if (!obj) return {}; // deleted: owner references let the garbage collector remove the children
     const log = this.opts.log.child({ mcpserver: `${namespace}/${name}`, generation: obj.metadata.generation });
