@@ -1158,10 +1158,12 @@ async function stopDemoController(log: (line: string) => void): Promise<void> {
     return;
   }
   fs.rmSync(CONTROLLER_PID_FILE, { force: true });
+  // Only our own `node ... cli.ts controller` process: a reused pid must not be killed by mistake.
   const alive = () => {
     try {
-      const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      return cmdline.includes('controller');
+      const argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      const i = argv.findIndex((a) => a.endsWith('cli.ts') || a.endsWith('cli.js'));
+      return i >= 0 && argv[i + 1] === 'controller';
     } catch {
       return false;
     }
@@ -1188,7 +1190,7 @@ export async function restartComponent(component: Component, opts: { log?: (line
     const args = fs.readFileSync(`/proc/${rec.pid}/cmdline`, 'utf8').split('\0').slice(1, -1);
     await stopProcess(rec, log);
     if (opts.downMs) await new Promise((r) => setTimeout(r, opts.downMs));
-    const next = await startProcess(component, state.binDir, args);
+    const next = await startProcess(component, state.binDir, args, component === 'kwok' ? { KWOK_WORKDIR: KWOK_WORK_DIR } : {});
     state.processes = state.processes.map((p) => (p === rec ? next : p));
     writeState(state);
     if (component === 'kube-apiserver') {
