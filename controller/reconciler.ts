@@ -230,23 +230,30 @@ export class Reconciler {
     for (const kind of CHILD_KINDS) {
       for (const child of this.opts.caches.children(kind, obj.metadata.namespace)) if (isOwnedBy(child, obj.metadata.uid)) await this.deleteChild(child);
     }
+    // Remove every copy (there should be one), testing the list first as addFinalizer does.
+    const finalizers = obj.metadata.finalizers ?? [];
     await this.patchObject(obj, [
-      { op: 'test', path: `/metadata/finalizers/${index}`, value: FINALIZER },
-      { op: 'remove', path: `/metadata/finalizers/${index}` },
+      { op: 'test', path: '/metadata/finalizers', value: finalizers },
+      { op: 'replace', path: '/metadata/finalizers', value: finalizers.filter((f) => f !== FINALIZER) },
     ]);
     log.info('finalizer removed');
     return {};
   }
 
+  /**
+   * Adds the finalizer with a JSON patch that first tests the list it read: if anyone changed the
+   * finalizers meanwhile, the apiserver refuses the patch (422) and the queue retries from a fresh
+   * cache, so the finalizer is never added twice.
+   */
   private async addFinalizer(obj: MCPServerObject): Promise<void> {
-    const finalizers = obj.metadata.finalizers;
+    const finalizers = obj.metadata.finalizers ?? [];
     await this.patchObject(
       obj,
-      finalizers === undefined || finalizers.length === 0
-        ? [{ op: 'add', path: '/metadata/finalizers', value: [FINALIZER] }]
-        : [{ op: 'add', path: '/metadata/finalizers/-', value: FINALIZER }],
+      finalizers.length === 0
+        ? [{ op: 'test', path: '/metadata/resourceVersion', value: obj.metadata.resourceVersion }, { op: 'add', path: '/metadata/finalizers', value: [FINALIZER] }]
+        : [{ op: 'test', path: '/metadata/finalizers', value: finalizers }, { op: 'add', path: '/metadata/finalizers/-', value: FINALIZER }],
     );
-    obj.metadata.finalizers = [...(finalizers ?? []), FINALIZER];
+    obj.metadata.finalizers = [...finalizers, FINALIZER];
   }
 
   private async patchObject(obj: MCPServerObject, body: object[]): Promise<void> {
