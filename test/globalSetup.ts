@@ -24,5 +24,8 @@ export default async function globalSetup(): Promise<void> {
   const cluster = (await tsImport('./controlplane/cluster.ts', import.meta.url)) as typeof Cluster;
   const info = await cluster.clusterUp();
   process.env.KUBECONFIG = info.kubeconfig;
-  (globalThis as Record<string, unknown>)[STARTED_KEY] = !info.reused;
+  // Both the `cluster` and `faults` projects run this setup when selected together: the second
+  // call reuses the cluster the first one started and must not clear the first one's mark.
+  const g = globalThis as Record<string, unknown>;
+  g[STARTED_KEY] = g[STARTED_KEY] === true || !info.reused;
 }

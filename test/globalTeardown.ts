@@ -12,7 +12,9 @@ const STARTED_KEY = '__kubemcpClusterStartedByJest';
 
 export default async function globalTeardown(): Promise<void> {
   if (process.env.KUBEMCP_SKIP_CLUSTER === '1') return;
-  if ((globalThis as Record<string, unknown>)[STARTED_KEY] !== true) return;
+  const g = globalThis as Record<string, unknown>;
+  if (g[STARTED_KEY] !== true) return;
+  g[STARTED_KEY] = false; // a second project's teardown in the same run has nothing left to stop
   const cluster = (await tsImport('./controlplane/cluster.ts', import.meta.url)) as typeof Cluster;
   await cluster.clusterDown();
 }
