@@ -18,12 +18,12 @@ minor=${k8s#v1.}; minor=${minor%%.*}
 vpkg=k8s.io/component-base/version
 k8sflags="-X $vpkg.gitVersion=$k8s -X $vpkg.gitMajor=1 -X $vpkg.gitMinor=$minor -X $vpkg.gitTreeState=clean"
 build() { # name package [extra ldflags]
-  if [ -x "$dir/$1" ]; then echo "[controlplane] $1: cached" >&2; return; fi
+  if [ -x "$dir/$1" ]; then echo "[cluster] $1: cached" >&2; return; fi
   local t0=$SECONDS
-  echo "[controlplane] building $1 ($2) ..." >&2
+  echo "[cluster] building $1 ($2) ..." >&2
   go build -trimpath -ldflags="-s -w ${3:-}" -o "$dir/$1.tmp" "$2"
   mv "$dir/$1.tmp" "$dir/$1"
-  echo "[controlplane] built $1 in $((SECONDS - t0)) s" >&2
+  echo "[cluster] built $1 in $((SECONDS - t0)) s" >&2
 }
 build etcd ./etcd
 build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$k8sflags"
