@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { clusterDown, clusterUp } from './controlplane/cluster.js';
+import { clusterDown, clusterUp } from '../cluster/index.js';
 
 const root = new URL('../', import.meta.url).pathname;
 const jest = join(root, 'node_modules/jest/bin/jest.js');

@@ -14,7 +14,7 @@ import { Controller } from '../../controller/controller.js';
 import { firstDifference } from '../../controller/drift.js';
 import { FIELD_MANAGER } from '../../controller/reconciler.js';
 import { apply, createNamespace, installCrd, kubeConfig, waitFor } from '../kube.js';
-import { AUDIT_LOG_PATH } from '../controlplane/cluster.js';
+import { AUDIT_LOG_PATH } from '../../cluster/index.js';
 import { readFileSync, statSync } from 'node:fs';
 
 const kc = kubeConfig();
@@ -238,7 +238,7 @@ describe('steady state', () => {
     expect((await reconciles()) - r0).toBeGreaterThanOrEqual(5 * 3); // 3 MCPServers in the namespace, 5 resyncs
     // Counted by the controller ...
     expect((await writes()) - w0).toBe(0);
-    // ... and by the apiserver: its audit log records every write request (test/controlplane).
+    // ... and by the apiserver: its audit log records every write request (cluster/).
     const audit = readFileSync(AUDIT_LOG_PATH).subarray(auditFrom).toString('utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { stage: string; verb: string; objectRef?: { namespace?: string; resource?: string } });
     const writesInNamespace = audit.filter((e) => e.stage === 'ResponseComplete' && e.objectRef?.namespace === ns);
     expect(writesInNamespace.map((e) => `${e.verb} ${e.objectRef!.resource}`)).toEqual([]);

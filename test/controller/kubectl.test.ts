@@ -1,6 +1,6 @@
 /**
  * What a kubectl user sees, with the real kubectl built beside the control plane
- * (test/controlplane/build.sh): `kubectl get mcps` printer columns and categories, and
+ * (cluster/build.sh): `kubectl get mcps` printer columns and categories, and
  * `kubectl scale mcps` reaching the Deployment through the scale subresource and the controller.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { Controller } from '../../controller/controller.js';
-import { readState } from '../controlplane/cluster.js';
+import { readState } from '../../cluster/index.js';
 import { apply, createNamespace, installCrd, kubeConfig, waitFor } from '../kube.js';
 
 const kc = kubeConfig();
