@@ -45,7 +45,7 @@ let defaultController: Controller;
 beforeAll(async () => {
   await installCrd(kc);
   ns = await createNamespace(kc, 'ctl');
-  controller = new Controller({ kubeConfig: kc, log, namespace: ns, workers: 2, resyncPeriodMs: 3_600_000 });
+  controller = new Controller({ kubeConfig: kc, log, namespace: ns, workers: 2, resyncPeriodMs: 3_600_000, verify: 'off' });
   await controller.start();
 });
 afterAll(async () => {
@@ -60,7 +60,7 @@ describe('seed basic sample, verbatim, in namespace default', () => {
   let informer: k8s.Informer<k8s.KubernetesObject> & k8s.ObjectCache<k8s.KubernetesObject>;
 
   beforeAll(async () => {
-    defaultController = new Controller({ kubeConfig: kc, log, namespace: 'default', workers: 1, resyncPeriodMs: 3_600_000 });
+    defaultController = new Controller({ kubeConfig: kc, log, namespace: 'default', workers: 1, resyncPeriodMs: 3_600_000, verify: 'off' });
     await defaultController.start();
     informer = k8s.makeInformer(kc, '/apis/mcp.example.com/v1alpha1/namespaces/default/mcpservers', () =>
       custom.listNamespacedCustomObject({ ...G, namespace: 'default' }) as never,

@@ -22,7 +22,7 @@ const kubectl = (...args: string[]) =>
 beforeAll(async () => {
   await installCrd(kc);
   ns = await createNamespace(kc, 'kubectl');
-  controller = new Controller({ kubeConfig: kc, log: pino({ level: 'silent' }), namespace: ns, resyncPeriodMs: 3_600_000 });
+  controller = new Controller({ kubeConfig: kc, log: pino({ level: 'silent' }), namespace: ns, resyncPeriodMs: 3_600_000, verify: 'off' });
   await controller.start();
   await apply(objects, { apiVersion: 'mcp.example.com/v1alpha1', kind: 'MCPServer', metadata: { name: 'cli', namespace: ns }, spec: { image: 'img:1', port: 3001 } });
   await waitFor('cli Ready', async () => kubectl('get', 'mcps', 'cli', '-n', ns, '-o', 'jsonpath={.status.phase}') === 'Ready', 60_000);

@@ -71,7 +71,7 @@ describe('the controller under the operator chart RBAC', () => {
     });
     leader.start();
     await waitFor('leadership with the ServiceAccount', async () => leading, 20_000);
-    controller = new Controller({ kubeConfig: sa, log, workers: 2, resyncPeriodMs: 3_600_000 });
+    controller = new Controller({ kubeConfig: sa, log, workers: 2, resyncPeriodMs: 3_600_000, verify: 'off' });
     await controller.start(); // watches all namespaces: needs the ClusterRole's list/watch
     await apply(objects, {
       apiVersion: 'mcp.example.com/v1alpha1', kind: 'MCPServer', metadata: { name: 'rbac', namespace: ns },
