@@ -195,12 +195,15 @@ export function classify(err: unknown, last: LastResponse | undefined, timeoutMs
     if (status && last.status === 503) return fail('ConnectionFailed', `the apiserver's service proxy could not reach the server: ${status}`);
     return fail('HTTPError', `HTTP ${last.status}: ${status ?? oneLine(last.body ?? '', 200)}`);
   }
-  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-  if (err instanceof TypeError && (cause?.code || /fetch failed/.test(err.message))) {
-    return fail('ConnectionFailed', `cannot connect: ${cause?.code ?? ''} ${cause?.message ?? err.message}`);
-  }
-  if ((err as { code?: string }).code && /^E[A-Z]+$/.test((err as { code: string }).code)) {
-    return fail('ConnectionFailed', `cannot connect: ${(err as Error).message}`);
+  // Network errors: fetch's TypeError('fetch failed') with a system error (ECONNREFUSED,
+  // ENOTFOUND, ...) as its cause, possibly wrapped; checked by shape, not class (realms differ).
+  for (let e: unknown = err, depth = 0; e && typeof e === 'object' && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && /^E[A-Z_]+$/.test(code)) return fail('ConnectionFailed', `cannot connect: ${(e as Error).message ?? code}`);
+    if ((e as Error).name === 'TypeError' && /fetch failed/.test((e as Error).message)) {
+      const cause = (e as { cause?: { message?: string } }).cause;
+      return fail('ConnectionFailed', `cannot connect: ${cause?.message ?? (e as Error).message}`);
+    }
   }
   return fail('ProtocolError', `not an MCP server: ${err instanceof Error ? err.message : String(err)}`);
 }
