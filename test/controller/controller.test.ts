@@ -80,7 +80,7 @@ describe('seed basic sample, verbatim, in namespace default', () => {
     await informer?.stop();
   });
 
-  it('goes Pending -> Ready with readyReplicas 1, the seed endpoint, four True conditions, observedGeneration', async () => {
+  it('goes Pending -> Ready with readyReplicas 1, the seed endpoint, its conditions True (Verified Unknown: off), observedGeneration', async () => {
     const o = await waitPhase('default', 'basic-mcpserver', 'Ready', (x) => x.status.readyReplicas === 1);
     expect(phases[0]).toBe('Pending');
     expect(phases).toContain('Ready');
@@ -88,7 +88,7 @@ describe('seed basic sample, verbatim, in namespace default', () => {
     expect(o.status.replicas).toBe(1);
     expect(o.status.observedGeneration).toBe(o.metadata.generation);
     expect(Object.fromEntries(o.status.conditions.map((c: any) => [c.type, c.status]))).toEqual({
-      Ready: 'True', DeploymentReady: 'True', ServiceReady: 'True', ConfigurationValid: 'True',
+      Ready: 'True', DeploymentReady: 'True', ServiceReady: 'True', ChildrenApplied: 'True', Verified: 'Unknown', ConfigurationValid: 'True',
     });
     expect(o.metadata.finalizers).toContain('mcp.example.com/finalizer');
   });

@@ -7,9 +7,7 @@
  * endpoints). Every process and server started here is stopped; every wait is bounded.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
 import * as k8s from '@kubernetes/client-node';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -20,50 +18,7 @@ import { verifyTargetFor } from '../../controller/controller.js';
 import { ControllerMetrics } from '../../controller/metrics.js';
 import { MAX_TOOL_NAMES, Verifier, mcpHandshake } from '../../controller/verify.js';
 import { createNamespace, kubeConfig, waitFor } from '../kube.js';
-import { ROOT } from '../mcp-server/helpers.js';
-
-/** A `kubemcp serve` child process on 127.0.0.1 with a free port; resolves its /mcp URL. */
-export async function startServe(args: string[] = []): Promise<{ url: string; child: ChildProcess; stop: () => void }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'cli.ts', 'serve', '--transport', 'streamable-http', '--port', '0', ...args], {
-    cwd: ROOT,
-    env: { ...process.env, LOG_LEVEL: 'warn', MCP_AUDIT_LOG: 'off' },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let err = '';
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`kubemcp serve did not start within 60 s: ${err}`)), 60_000);
-    child.stderr!.on('data', (d: Buffer) => {
-      err += d.toString();
-      const m = /listening on (http:\/\/\S+)/.exec(err);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]!.endsWith('/mcp') ? m[1]! : `${m[1]!.replace(/\/$/, '')}/mcp`);
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`kubemcp serve exited (${code}): ${err}`)));
-  });
-  return {
-    url,
-    child,
-    stop: () => {
-      if (child.exitCode === null) process.kill(child.pid!, 'SIGTERM');
-    },
-  };
-}
-
-/** A node:http server on 127.0.0.1:0 answering every request with `handler`. */
-async function startHttp(handler: (res: ServerResponse, count: number) => void): Promise<{ url: string; server: Server; requests: () => number }> {
-  let count = 0;
-  const server = createServer((req, res) => {
-    count++;
-    req.resume();
-    handler(res, count);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`, server, requests: () => count };
-}
-
-const closeServer = (s: Server) => new Promise((r) => { s.closeAllConnections(); s.close(r); });
+import { closeServer, startHttp, startServe } from './servers.js';
 
 let serve: Awaited<ReturnType<typeof startServe>>;
 let authServe: Awaited<ReturnType<typeof startServe>>;
