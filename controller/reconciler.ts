@@ -349,6 +349,7 @@ export class Reconciler {
 
   /** Finalizer: phase Terminating, children deleted, finalizer removed (seed 003's handleDeletion). */
   private async finalize(obj: MCPServerObject, log: Logger): Promise<ReconcileResult> {
+    this.opts.verifier?.forget(`${obj.metadata.namespace}/${obj.metadata.name}`);
     const index = (obj.metadata.finalizers ?? []).indexOf(FINALIZER);
     if (index < 0) return {};
     await this.writeStatus(obj, { name: obj.metadata.name, namespace: obj.metadata.namespace, generation: obj.metadata.generation ?? 0, terminating: true });
