@@ -87,7 +87,7 @@ async function main(): Promise<void> {
     mkdirSync(DEMO_DIR, { recursive: true });
     const logFile = join(DEMO_DIR, 'kubemcp-controller.log');
     const out = openSync(logFile, 'a');
-    const child = spawn(process.execPath, ['--import', 'tsx', 'cli.ts', 'controller', '--kubeconfig', info.kubeconfig, '--no-leader-elect', '--health-port', '0', '--metrics-port', '0'], {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'cli.ts', 'controller', '--kubeconfig', info.kubeconfig, '--no-leader-elect', '--verify', 'off', '--health-port', '0', '--metrics-port', '0'], {
       cwd: new URL('.', import.meta.url).pathname,
       detached: true,
       stdio: ['ignore', out, out],

@@ -45,7 +45,7 @@ let defaultController: Controller;
 beforeAll(async () => {
   await installCrd(kc);
   ns = await createNamespace(kc, 'ctl');
-  controller = new Controller({ kubeConfig: kc, log, namespace: ns, workers: 2, resyncPeriodMs: 3_600_000 });
+  controller = new Controller({ kubeConfig: kc, log, namespace: ns, workers: 2, resyncPeriodMs: 3_600_000, verify: 'off' });
   await controller.start();
 });
 afterAll(async () => {
@@ -60,7 +60,7 @@ describe('seed basic sample, verbatim, in namespace default', () => {
   let informer: k8s.Informer<k8s.KubernetesObject> & k8s.ObjectCache<k8s.KubernetesObject>;
 
   beforeAll(async () => {
-    defaultController = new Controller({ kubeConfig: kc, log, namespace: 'default', workers: 1, resyncPeriodMs: 3_600_000 });
+    defaultController = new Controller({ kubeConfig: kc, log, namespace: 'default', workers: 1, resyncPeriodMs: 3_600_000, verify: 'off' });
     await defaultController.start();
     informer = k8s.makeInformer(kc, '/apis/mcp.example.com/v1alpha1/namespaces/default/mcpservers', () =>
       custom.listNamespacedCustomObject({ ...G, namespace: 'default' }) as never,
@@ -80,7 +80,7 @@ describe('seed basic sample, verbatim, in namespace default', () => {
     await informer?.stop();
   });
 
-  it('goes Pending -> Ready with readyReplicas 1, the seed endpoint, four True conditions, observedGeneration', async () => {
+  it('goes Pending -> Ready with readyReplicas 1, the seed endpoint, its conditions True (Verified Unknown: off), observedGeneration', async () => {
     const o = await waitPhase('default', 'basic-mcpserver', 'Ready', (x) => x.status.readyReplicas === 1);
     expect(phases[0]).toBe('Pending');
     expect(phases).toContain('Ready');
@@ -88,7 +88,7 @@ describe('seed basic sample, verbatim, in namespace default', () => {
     expect(o.status.replicas).toBe(1);
     expect(o.status.observedGeneration).toBe(o.metadata.generation);
     expect(Object.fromEntries(o.status.conditions.map((c: any) => [c.type, c.status]))).toEqual({
-      Ready: 'True', DeploymentReady: 'True', ServiceReady: 'True', ConfigurationValid: 'True',
+      Ready: 'True', DeploymentReady: 'True', ServiceReady: 'True', ChildrenApplied: 'True', Verified: 'Unknown', ConfigurationValid: 'True',
     });
     expect(o.metadata.finalizers).toContain('mcp.example.com/finalizer');
   });

@@ -24,7 +24,7 @@ const status = async (name: string) =>
 beforeAll(async () => {
   await installCrd(kc);
   ns = await createNamespace(kc, 'faults');
-  controller = new Controller({ kubeConfig: kc, log, namespace: ns, resyncPeriodMs: 3_600_000 });
+  controller = new Controller({ kubeConfig: kc, log, namespace: ns, resyncPeriodMs: 3_600_000, verify: 'off' });
   await controller.start();
 });
 afterAll(async () => {
