@@ -19,7 +19,7 @@ import { pino } from 'pino';
 import { renderMCPServer, type KubeObject } from '../../charts/render.js';
 import { Controller } from '../../controller/controller.js';
 import { firstDifference } from '../../controller/drift.js';
-import { readState } from '../controlplane/cluster.js';
+import { readState } from '../../cluster/index.js';
 import { apply, createNamespace, installCrd, kubeConfig, waitFor } from '../kube.js';
 import { closeServer, startHttp, startServe } from './servers.js';
 
