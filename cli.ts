@@ -1,13 +1,15 @@
 #!/usr/bin/env node
 /**
  * The `kubemcp` command: `render` (offline GitOps rendering of MCPServer manifests),
- * `controller` (the in-cluster MCPServer controller) and `serve` (the MCP server for Kubernetes).
+ * `controller` (the in-cluster MCPServer controller), `serve` (the MCP server for Kubernetes), and
+ * `bridge` / `bridge-init` (the sidecar and init container of a bridged stdio MCPServer).
  * Each subcommand loads its runtime only when it runs.
  * Exit codes: 0 success, 1 invalid input or failure (message on stderr).
  */
 import { Command } from 'commander';
 import { registerServe } from './mcp-server/command.js';
 import { registerController } from './controller/command.js';
+import { registerBridge } from './mcp-server/bridge/command.js';
 
 const program = new Command()
   .name('kubemcp')
@@ -33,5 +35,6 @@ program
 
 registerController(program);
 registerServe(program);
+registerBridge(program);
 
 await program.parseAsync(process.argv);
