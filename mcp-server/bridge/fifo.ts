@@ -174,10 +174,15 @@ export class FifoConnection {
   static async open(paths: BridgePaths, maxLineBytes: number, handlers: FifoHandlers, signal?: AbortSignal): Promise<FifoConnection> {
     assertFifo(paths.stdin);
     assertFifo(paths.stdout);
+    if (signal?.aborted) throw Object.assign(new Error('aborted'), { name: 'AbortError' });
+    // A blocked open(2) of a FIFO returns once the other side opens it. To stop waiting, hold the
+    // FIFOs open read-write (both sides at once) until the pending opens have returned: a brief
+    // open/close could come before the thread pool even started the blocking open.
+    const holders: number[] = [];
     const wake = () => {
       for (const p of [paths.stdin, paths.stdout]) {
         try {
-          closeSync(openSync(p, constants.O_RDWR | constants.O_NONBLOCK));
+          holders.push(openSync(p, constants.O_RDWR | constants.O_NONBLOCK));
         } catch {
           /* gone already */
         }
@@ -186,6 +191,7 @@ export class FifoConnection {
     signal?.addEventListener('abort', wake, { once: true });
     const results = await Promise.allSettled([openAsync(paths.stdin, constants.O_WRONLY), openAsync(paths.stdout, constants.O_RDONLY)]);
     signal?.removeEventListener('abort', wake);
+    for (const fd of holders) closeSync(fd);
     const fds = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed || signal?.aborted) {
