@@ -13,7 +13,7 @@ import type * as k8s from '@kubernetes/client-node';
 import { Option, type Command } from 'commander';
 import type { Logger } from 'pino';
 import type { LeaderElector } from './leader.js';
-import { CONTROLLER_NAME, CONTROLLER_PORTS } from '../charts/operator-config.js';
+import { CONTROLLER_NAME, CONTROLLER_PORTS, DEFAULT_CONTROLLER_IMAGE } from '../charts/operator-config.js';
 
 const IN_CLUSTER_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
 
@@ -33,6 +33,8 @@ export interface ControllerFlags {
   bindAddress: string;
   resyncPeriod: number;
   logLevel: string;
+  /** Image of the bridge of bridged stdio MCPServers (the operator chart passes its own image). */
+  bridgeImage: string;
 }
 
 /** Resolves a KubeConfig from --kubeconfig, $KUBECONFIG / ~/.kube/config, or the in-cluster service account. */
@@ -73,7 +75,7 @@ export async function runController(flags: ControllerFlags, logger?: Logger): Pr
   const log = logger ?? pino({ level: flags.logLevel, base: { component: CONTROLLER_NAME } });
   const kc = await loadKubeConfig(flags.kubeconfig);
   const metrics = new ControllerMetrics();
-  const controller = new Controller({ kubeConfig: kc, log, namespace: flags.namespace, workers: flags.workers, resyncPeriodMs: flags.resyncPeriod * 1000, metrics });
+  const controller = new Controller({ kubeConfig: kc, log, namespace: flags.namespace, workers: flags.workers, resyncPeriodMs: flags.resyncPeriod * 1000, metrics, bridgeImage: flags.bridgeImage });
   let leader: LeaderElector | undefined;
   let started = false;
   let startError: unknown;
@@ -171,6 +173,7 @@ export function registerController(program: Command): void {
     .option('--bind-address <host>', 'address the health and metrics servers bind', inCluster ? '0.0.0.0' : '127.0.0.1')
     .option('--resync-period <seconds>', 'reconcile every MCPServer again after this period', int, 300)
     .option('--log-level <level>', 'pino log level', 'info')
+    .option('--bridge-image <image>', 'image of the bridge (init container and sidecar) of stdio MCPServers with command', DEFAULT_CONTROLLER_IMAGE)
     .action(async (flags: ControllerFlags) => {
       await runController(flags);
     });

@@ -30,6 +30,8 @@ export interface ControllerOptions {
   /** Period in ms at which every MCPServer is reconciled again. Default 300,000 (5 min). */
   resyncPeriodMs?: number;
   metrics?: ControllerMetrics;
+  /** Image of the bridge of bridged stdio MCPServers; default the kubemcp image (charts/mcpserver.ts DEFAULT_BRIDGE_IMAGE). */
+  bridgeImage?: string;
 }
 
 type AnyInformer = k8s.Informer<k8s.KubernetesObject> & k8s.ObjectCache<k8s.KubernetesObject>;
@@ -77,7 +79,7 @@ export class Controller {
       child: (kind, namespace, name) => this.childInformers.get(kind)!.get(name, namespace) as KubeObject | undefined,
       children: (kind, namespace) => this.childInformers.get(kind)!.list(namespace) as readonly KubeObject[],
     };
-    this.reconciler = new Reconciler({ kubeConfig: kc, caches, log: opts.log, metrics: this.metrics });
+    this.reconciler = new Reconciler({ kubeConfig: kc, caches, log: opts.log, metrics: this.metrics, bridgeImage: opts.bridgeImage });
   }
 
   /** Whether the informer caches have synced once (for /readyz). */

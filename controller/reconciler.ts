@@ -14,7 +14,7 @@ import type { Logger } from 'pino';
 import { stringify } from 'yaml';
 import { API_VERSION, FINALIZER, GROUP, KIND, PLURAL, VERSION, type MCPServerSpec, type MCPServerStatus } from '../charts/api/schema.js';
 import { MCPServerValidationError, parseMCPServerSpec } from '../charts/api/validate.js';
-import { renderMCPServer, type KubeObject } from '../charts/render.js';
+import { renderMCPServer, type KubeObject, type RenderOptions } from '../charts/render.js';
 import { APPLIED_HASH_ANNOTATION, applyReason, hashOf } from './drift.js';
 import type { ControllerMetrics } from './metrics.js';
 import { computeStatus, statusChanged, type ObservedState } from './status.js';
@@ -63,9 +63,9 @@ export function ownerReference(obj: MCPServerObject): k8s.V1OwnerReference {
  * applied-hash annotation.
  * @throws MCPServerValidationError when the spec is invalid.
  */
-export function desiredChildren(obj: MCPServerObject): KubeObject[] {
+export function desiredChildren(obj: MCPServerObject, options: RenderOptions = {}): KubeObject[] {
   const manifest = { apiVersion: API_VERSION, kind: KIND, metadata: { name: obj.metadata.name, namespace: obj.metadata.namespace }, spec: obj.spec };
-  return renderMCPServer(manifest, obj.metadata.namespace).map((child) => {
+  return renderMCPServer(manifest, obj.metadata.namespace, options).map((child) => {
     const withOwner = { ...child, metadata: { ...child.metadata, ownerReferences: [ownerReference(obj)] } };
     const hash = hashOf(withOwner);
     return { ...withOwner, metadata: { ...withOwner.metadata, annotations: { ...((withOwner.metadata as { annotations?: object }).annotations), [APPLIED_HASH_ANNOTATION]: hash } } };
@@ -82,6 +82,8 @@ export interface ReconcilerOptions {
   caches: Caches;
   log: Logger;
   metrics: ControllerMetrics;
+  /** Image of the bridge of bridged stdio MCPServers (`--bridge-image`). */
+  bridgeImage?: string;
 }
 
 export class Reconciler {
@@ -131,7 +133,7 @@ export class Reconciler {
       return {};
     }
 
-    const desired = desiredChildren(obj);
+    const desired = desiredChildren(obj, { bridgeImage: this.opts.bridgeImage });
     const applied = new Map<ChildKind, KubeObject>();
     try {
       await this.applyChildren(obj, desired, applied, log);

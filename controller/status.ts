@@ -8,7 +8,7 @@
  * `lastTransitionTime` changes only when `status` changes.
  */
 import type { Condition, ConditionType, MCPServerSpec, MCPServerStatus, Phase } from '../charts/api/schema.js';
-import { isHttpTransport, selectorString } from '../charts/mcpserver.js';
+import { isBridged, servesHttp, selectorString } from '../charts/mcpserver.js';
 
 /** What the status is computed from: the observed children (undefined when absent). */
 export interface ObservedState {
@@ -41,10 +41,18 @@ export function mergeConditions(previous: Condition[] | undefined, next: CondInp
   });
 }
 
-/** `http://<name>.<namespace>.svc.cluster.local:<port>` for HTTP transports (seed 003's buildEndpoint). */
+/**
+ * `http://<name>.<namespace>.svc.cluster.local:<port>` for HTTP transports (seed 003's
+ * buildEndpoint) and bridged stdio servers (the bridge serves the port); none for stdio without
+ * `command`, which nothing outside its pod can reach.
+ */
 export function endpointFor(name: string, namespace: string, spec: MCPServerSpec): string | undefined {
-  return isHttpTransport(spec.transport) ? `http://${name}.${namespace}.svc.cluster.local:${spec.port}` : undefined;
+  return servesHttp(spec) ? `http://${name}.${namespace}.svc.cluster.local:${spec.port}` : undefined;
 }
+
+/** Why a stdio MCPServer without `command` cannot be reached (condition messages say it). */
+export const UNREACHABLE_STDIO =
+  'stdio transport without spec.command: the server reads stdin and writes stdout inside its pod, and nothing outside can reach it (no Service, no endpoint); set spec.command (and args) to serve it through the in-pod bridge as Streamable HTTP';
 
 /** Seed 003's isServiceReady for ClusterIP Services: a cluster IP is assigned. */
 export function serviceReady(service: ObservedState['service']): boolean {
@@ -82,12 +90,13 @@ export function computeStatus(obs: ObservedState, previous: MCPServerStatus | un
     const depReady = !!dep && rolledOut && readyReplicas === desired && (desired === 0 || readyReplicas > 0) && (dep.replicas ?? 0) <= desired;
     const depMsg = `Deployment has ${readyReplicas}/${desired} ready replicas`;
     conds.push({ type: 'DeploymentReady', status: depReady ? 'True' : 'False', reason: depReady ? 'DeploymentReady' : 'DeploymentNotReady', message: depMsg });
-    const http = isHttpTransport(spec.transport);
+    const http = servesHttp(spec);
     const svcReady = http ? serviceReady(obs.service) : true;
+    const via = isBridged(spec) ? ' (the stdio server behind the in-pod bridge)' : '';
     conds.push(
       http
-        ? { type: 'ServiceReady', status: svcReady ? 'True' : 'False', reason: svcReady ? 'ServiceReady' : 'ServiceNotReady', message: svcReady ? 'Service is ready and available' : 'Service is not ready' }
-        : { type: 'ServiceReady', status: 'True', reason: 'NotRequired', message: 'stdio transport needs no Service' },
+        ? { type: 'ServiceReady', status: svcReady ? 'True' : 'False', reason: svcReady ? 'ServiceReady' : 'ServiceNotReady', message: svcReady ? `Service is ready and available${via}` : 'Service is not ready' }
+        : { type: 'ServiceReady', status: 'True', reason: 'NotRequired', message: UNREACHABLE_STDIO },
     );
     if (obs.applyError) {
       phase = 'Failed';
@@ -95,7 +104,14 @@ export function computeStatus(obs: ObservedState, previous: MCPServerStatus | un
     } else if (depReady && svcReady) {
       phase = 'Ready';
       endpoint = endpointFor(obs.name, obs.namespace, spec);
-      conds.unshift({ type: 'Ready', status: 'True', reason: 'MCPServerReady', message: 'MCPServer is ready and serving requests' });
+      conds.unshift({
+        type: 'Ready',
+        status: 'True',
+        reason: 'MCPServerReady',
+        message: http
+          ? `MCPServer is ready and serving requests${isBridged(spec) ? ' through the in-pod bridge (the stdio process answered initialize)' : ''}`
+          : `MCPServer's pods are ready, but it is not reachable: ${UNREACHABLE_STDIO}`,
+      });
     } else {
       phase = 'Pending';
       const reason = !depReady && !svcReady ? 'Deployment and Service are not ready' : !depReady ? 'Deployment is not ready' : 'Service is not ready';
