@@ -1,6 +1,7 @@
 # The kubemcp image: one image for the controller (`kubemcp controller`), the Kubernetes MCP
-# server (`kubemcp serve`) and the stdio bridge (`kubemcp bridge`, `kubemcp bridge-init`). Issue 5 asks for it although no container engine here can build it,
-# so this file is untested: build with `docker build -t kubemcp:0.1.0 .` (or podman/buildah).
+# server (`kubemcp serve`) and the stdio bridge (`kubemcp bridge`, `kubemcp bridge-init`). Issue 5
+# asks for it although no container engine here can build it, so this file is untested: build
+# with `docker build -t kubemcp:0.1.0 .` (or podman/buildah).
 #
 # Runtime: non-root (uid 65532), read-only root filesystem friendly (writes nothing but stderr),
 # no shell needed. The operator runs it with MCP_TRANSPORT / MCP_PORT / MCP_CONFIG_FILE set;
