@@ -1,6 +1,7 @@
-# The kubemcp image: one image for the controller (`kubemcp controller`) and the Kubernetes MCP
-# server (`kubemcp serve`). Issue 5 asks for it although no container engine here can build it,
-# so this file is untested: build with `docker build -t kubemcp:0.1.0 .` (or podman/buildah).
+# The kubemcp image: one image for the controller (`kubemcp controller`), the Kubernetes MCP
+# server (`kubemcp serve`) and the stdio bridge (`kubemcp bridge`, `kubemcp bridge-init`). Issue 5
+# asks for it although no container engine here can build it, so this file is untested: build
+# with `docker build -t kubemcp:0.1.0 .` (or podman/buildah).
 #
 # Runtime: non-root (uid 65532), read-only root filesystem friendly (writes nothing but stderr),
 # no shell needed. The operator runs it with MCP_TRANSPORT / MCP_PORT / MCP_CONFIG_FILE set;
@@ -21,6 +22,9 @@ COPY imports ./imports
 RUN npm run build && npm prune --omit=dev
 
 FROM node:20-alpine
+# A static busybox: `kubemcp bridge-init` copies it into a bridged stdio MCPServer's emptyDir as
+# the launcher that connects the user's command to the bridge's FIFOs (/bin/busybox.static).
+RUN apk add --no-cache busybox-static
 LABEL org.opencontainers.image.title="kubemcp" \
       org.opencontainers.image.description="MCPServer operator and Kubernetes MCP server" \
       org.opencontainers.image.licenses="Apache-2.0"

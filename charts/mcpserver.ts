@@ -14,6 +14,16 @@ import type { MCPServerInput, MCPServerSpec, MCPServerSpecInput, Quantity, Trans
 import { CONFIG_FILE_KEY } from './api/schema.js';
 import { parseMCPServer, parseMCPServerSpec } from './api/validate.js';
 import { quantityValue } from './api/quantity.js';
+import { DEFAULT_CONTROLLER_IMAGE } from './operator-config.js';
+import {
+  BRIDGE_CONTAINER,
+  BRIDGE_DIR,
+  BRIDGE_INIT_CONTAINER,
+  BRIDGE_VOLUME,
+  bridgeArgs,
+  bridgeInitArgs,
+  launcherArgv,
+} from '../mcp-server/bridge/wiring.js';
 
 /** Name of the single container of an MCP server pod (seed 003). */
 export const CONTAINER_NAME = 'mcp-server';
@@ -43,6 +53,32 @@ export const MIN_REPLICAS_FOR_PDB = 2;
 export function isHttpTransport(transport: Transport): boolean {
   return transport !== 'stdio';
 }
+
+/**
+ * Whether the spec runs a stdio server behind the in-pod bridge (issue 11): transport stdio with
+ * `command` set. Without `command` the controller cannot know what the image's ENTRYPOINT is,
+ * so it cannot put the launcher in front of it, and the server stays unreachable (seed 003).
+ */
+export function isBridged(spec: Pick<MCPServerSpec, 'transport' | 'command'>): boolean {
+  return spec.transport === 'stdio' && (spec.command?.length ?? 0) > 0;
+}
+
+/** Whether the pod serves MCP over HTTP on `spec.port` (an HTTP transport, or a bridged stdio server). */
+export function servesHttp(spec: Pick<MCPServerSpec, 'transport' | 'command'>): boolean {
+  return isHttpTransport(spec.transport) || isBridged(spec);
+}
+
+/**
+ * Default image of the bridge's init container and sidecar: the kubemcp image, the same default
+ * as the operator chart's controller image (the operator passes its own image).
+ */
+export const DEFAULT_BRIDGE_IMAGE = DEFAULT_CONTROLLER_IMAGE;
+/** Requests of the bridge sidecar (one Node process relaying JSON lines). */
+export const BRIDGE_REQUESTS = { cpu: '50m', memory: '64Mi' } as const;
+/** Size limit of the bridge's emptyDir (it holds the static launcher, about 2 MB, and two FIFOs). */
+export const BRIDGE_VOLUME_LIMIT = '16Mi';
+/** Pod-template annotation naming the container `kubectl logs` and `kubectl exec` pick by default. */
+export const DEFAULT_CONTAINER_ANNOTATION = 'kubectl.kubernetes.io/default-container';
 
 /** All labels of an MCPServer's children (seed 003's labelsForMCPServer). */
 export function labelsFor(name: string, transport: Transport): Record<string, string> {
@@ -135,6 +171,8 @@ export interface MCPServerWorkloadProps {
   readonly namespace?: string;
   /** The MCPServer spec, as written (defaults are applied here). */
   readonly spec: MCPServerSpecInput;
+  /** Image of the bridge's init container and sidecar (bridged stdio only). Default {@link DEFAULT_BRIDGE_IMAGE}. */
+  readonly bridgeImage?: string;
 }
 
 const q = (v: Quantity) => (typeof v === 'number' ? k8s.Quantity.fromNumber(v) : k8s.Quantity.fromString(v));
@@ -143,8 +181,11 @@ const quantities = (list: Record<string, Quantity>) =>
 
 /**
  * Renders an MCPServer into its children: ConfigMap `<name>-config` (only with `config`),
- * Service `<name>` (HTTP transports only), Deployment `<name>`, and PodDisruptionBudget `<name>`
- * (maxUnavailable 1, the pods' selector) with 2 or more replicas.
+ * Service `<name>` (HTTP transports and bridged stdio), Deployment `<name>`, and PodDisruptionBudget
+ * `<name>` (maxUnavailable 1, the pods' selector) with 2 or more replicas. A bridged stdio
+ * server (transport stdio with `command`) gets the in-pod bridge: an emptyDir, the bridge-init
+ * init container, the server container running `command args` through the launcher, and the
+ * `kubemcp bridge` sidecar listening on `spec.port` with the probes (mcp-server/bridge/wiring.ts).
  *
  * Every field cdk8s-plus or the apiserver would otherwise default in a way that matters to the
  * user is set from the spec: replicas, resources, imagePullPolicy, probes, security context.
@@ -165,7 +206,9 @@ export class MCPServerWorkload extends Construct {
     const { name, namespace } = props;
     const spec = parseMCPServerSpec(props.spec, name);
     this.spec = spec;
-    const http = isHttpTransport(spec.transport);
+    const bridged = isBridged(spec);
+    const http = servesHttp(spec);
+    const bridgeImage = props.bridgeImage ?? DEFAULT_BRIDGE_IMAGE;
     const labels = labelsFor(name, spec.transport);
     const meta = (objectName: string) => ({ name: objectName, ...(namespace ? { namespace } : {}), labels });
     const hasConfig = Object.keys(spec.config ?? {}).length > 0;
@@ -211,19 +254,68 @@ export class MCPServerWorkload extends Construct {
       failureThreshold: 3,
     });
 
+    // Kubernetes container semantics: command replaces ENTRYPOINT, args replace CMD. A bridged
+    // server runs `command args` through the launcher on the FIFOs (mcp-server/bridge/wiring.ts).
+    const entry: Pick<k8s.Container, 'command' | 'args'> = bridged
+      ? { command: launcherArgv(spec.command!, spec.args ?? []) }
+      : { ...(spec.command ? { command: spec.command } : {}), ...(spec.args ? { args: spec.args } : {}) };
+    const bridgeMount = { name: BRIDGE_VOLUME, mountPath: BRIDGE_DIR };
+    const serves = !bridged && http; // the MCP server container itself listens on the port
+
     const container: k8s.Container = {
       name: CONTAINER_NAME,
       image: spec.image,
       imagePullPolicy: 'IfNotPresent',
-      ...(http ? { ports: [{ name: PORT_NAME, containerPort: spec.port, protocol: 'TCP' }] } : {}),
+      ...entry,
+      ...(serves ? { ports: [{ name: PORT_NAME, containerPort: spec.port, protocol: 'TCP' }] } : {}),
       env,
       resources: { requests: quantities(resources.requests), limits: quantities(resources.limits) },
-      ...(http ? { livenessProbe: probe('/health', 30, 10), readinessProbe: probe('/ready', 5, 5) } : {}),
+      ...(serves ? { livenessProbe: probe('/health', 30, 10), readinessProbe: probe('/ready', 5, 5) } : {}),
       securityContext: (spec.securityContext ?? DEFAULT_SECURITY_CONTEXT) as k8s.SecurityContext,
       volumeMounts: [
         ...(hasConfig ? [{ name: 'config', mountPath: CONFIG_MOUNT_PATH, readOnly: true }] : []),
         { name: 'tmp', mountPath: '/tmp' },
+        ...(bridged ? [bridgeMount] : []),
       ],
+    };
+
+    // The bridge (bridged stdio only): an init container installing the launcher and FIFOs, and
+    // the `kubemcp bridge` sidecar serving them as Streamable HTTP; both restricted, whatever the
+    // user's securityContext says about the server container.
+    const bridgeRequests = { cpu: k8s.Quantity.fromString(BRIDGE_REQUESTS.cpu), memory: k8s.Quantity.fromString(BRIDGE_REQUESTS.memory) };
+    const initContainers: k8s.Container[] = bridged
+      ? [
+          {
+            name: BRIDGE_INIT_CONTAINER,
+            image: bridgeImage,
+            imagePullPolicy: 'IfNotPresent',
+            args: bridgeInitArgs(),
+            resources: { requests: bridgeRequests },
+            securityContext: structuredClone(DEFAULT_SECURITY_CONTEXT) as unknown as k8s.SecurityContext,
+            volumeMounts: [bridgeMount],
+          },
+        ]
+      : [];
+    const sidecars: k8s.Container[] = bridged
+      ? [
+          {
+            name: BRIDGE_CONTAINER,
+            image: bridgeImage,
+            imagePullPolicy: 'IfNotPresent',
+            args: bridgeArgs(spec.port),
+            ports: [{ name: PORT_NAME, containerPort: spec.port, protocol: 'TCP' }],
+            resources: { requests: bridgeRequests },
+            // /ready answers 200 only once the stdio process answered initialize.
+            livenessProbe: probe('/health', 10, 10),
+            readinessProbe: probe('/ready', 2, 5),
+            securityContext: structuredClone(DEFAULT_SECURITY_CONTEXT) as unknown as k8s.SecurityContext,
+            volumeMounts: [bridgeMount],
+          },
+        ]
+      : [];
+    const annotations: Record<string, string> = {
+      ...(configHash ? { [CONFIG_HASH_ANNOTATION]: configHash } : {}),
+      ...(bridged ? { [DEFAULT_CONTAINER_ANNOTATION]: CONTAINER_NAME } : {}),
     };
 
     this.deployment = new k8s.KubeDeployment(this, 'deployment', {
@@ -232,14 +324,16 @@ export class MCPServerWorkload extends Construct {
         replicas: spec.replicas,
         selector: { matchLabels: selectorFor(name) },
         template: {
-          metadata: { labels, ...(configHash ? { annotations: { [CONFIG_HASH_ANNOTATION]: configHash } } : {}) },
+          metadata: { labels, ...(Object.keys(annotations).length ? { annotations } : {}) },
           spec: {
             ...(spec.serviceAccount ? { serviceAccountName: spec.serviceAccount } : {}),
             terminationGracePeriodSeconds: TERMINATION_GRACE_SECONDS[spec.transport],
-            containers: [container],
+            ...(initContainers.length ? { initContainers } : {}),
+            containers: [container, ...sidecars],
             volumes: [
               ...(hasConfig ? [{ name: 'config', configMap: { name: configMapName(name) } }] : []),
               { name: 'tmp', emptyDir: {} },
+              ...(bridged ? [{ name: BRIDGE_VOLUME, emptyDir: { sizeLimit: k8s.Quantity.fromString(BRIDGE_VOLUME_LIMIT) } }] : []),
             ],
           },
         },
@@ -281,6 +375,8 @@ function toEnvVar(e: NonNullable<MCPServerSpec['env']>[number]): k8s.EnvVar {
 export interface MCPServerChartProps extends ChartProps {
   /** A whole MCPServer manifest (apiVersion, kind, metadata, spec), e.g. parsed from YAML. */
   readonly mcpServer: MCPServerInput | unknown;
+  /** Image of the bridge of a bridged stdio server. Default {@link DEFAULT_BRIDGE_IMAGE}. */
+  readonly bridgeImage?: string;
 }
 
 /**
@@ -293,7 +389,7 @@ export class MCPServerChart extends Chart {
   constructor(scope: Construct, id: string, props: MCPServerChartProps) {
     const obj = parseMCPServer(props.mcpServer);
     super(scope, id, { ...props, namespace: props.namespace ?? obj.metadata.namespace, disableResourceNameHashes: true });
-    this.workload = new MCPServerWorkload(this, obj.metadata.name, { name: obj.metadata.name, spec: obj.spec });
+    this.workload = new MCPServerWorkload(this, obj.metadata.name, { name: obj.metadata.name, spec: obj.spec, bridgeImage: props.bridgeImage });
   }
 }
 

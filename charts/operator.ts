@@ -113,6 +113,8 @@ export class OperatorChart extends Chart {
                   `--leader-election-namespace=${ns}`,
                   `--metrics-port=${CONTROLLER_PORTS.metrics}`,
                   `--health-port=${CONTROLLER_PORTS.health}`,
+                  // Bridged stdio MCPServers run their bridge from the operator's own image.
+                  `--bridge-image=${props.image ?? DEFAULT_CONTROLLER_IMAGE}`,
                 ],
                 env: [{ name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }],
                 ports: [

@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';
-import { renderMCPServer, toYaml, type KubeObject } from './render.js';
+import { renderMCPServer, toYaml, type KubeObject, type RenderOptions } from './render.js';
 import { API_VERSION, KIND } from './api/schema.js';
 
 /** A render failure: `message` names the file, document and field. */
@@ -19,11 +19,12 @@ export class RenderError extends Error {
  * Renders every MCPServer document of the given YAML texts.
  * @param sources `[label, text]` pairs; label names the file in messages (`-` for stdin).
  * @param namespace overrides each manifest's namespace when set.
+ * @param options rendering options (the bridge image of bridged stdio servers).
  * @returns the YAML of all children, documents separated by `---`.
  * @throws RenderError for YAML syntax errors, documents of another kind, and invalid
  *   MCPServers (the message lists each failing field and rule).
  */
-export function renderSources(sources: Array<[string, string]>, namespace?: string): string {
+export function renderSources(sources: Array<[string, string]>, namespace?: string, options: RenderOptions = {}): string {
   const objects: KubeObject[] = [];
   for (const [label, text] of sources) {
     const docs = parseAllDocuments(text);
@@ -37,7 +38,7 @@ export function renderSources(sources: Array<[string, string]>, namespace?: stri
         throw new RenderError(`${where}: expected apiVersion ${API_VERSION}, kind ${KIND}; got ${String(obj.apiVersion)}, ${String(obj.kind)}`);
       }
       try {
-        objects.push(...renderMCPServer(obj, namespace));
+        objects.push(...renderMCPServer(obj, namespace, options));
       } catch (err) {
         throw new RenderError(`${where}: ${(err as Error).message}`);
       }

@@ -6,6 +6,12 @@
 import { App, Yaml } from 'cdk8s';
 import { MCPServerChart } from './mcpserver.js';
 
+/** Options of rendering that are not part of the MCPServer spec. */
+export interface RenderOptions {
+  /** Image of the bridge (init container and sidecar) of a bridged stdio server; default the kubemcp image (DEFAULT_BRIDGE_IMAGE). */
+  bridgeImage?: string;
+}
+
 /** A rendered Kubernetes object as plain JSON. */
 export type KubeObject = {
   apiVersion: string;
@@ -19,11 +25,12 @@ export type KubeObject = {
  * (ConfigMap, Service, Deployment, PodDisruptionBudget; absent ones skipped).
  * @param manifest a whole MCPServer object (apiVersion, kind, metadata, spec).
  * @param namespace overrides `metadata.namespace` (the controller passes the object's).
+ * @param options rendering options (the bridge image).
  * @throws MCPServerValidationError naming the failing fields.
  */
-export function renderMCPServer(manifest: unknown, namespace?: string): KubeObject[] {
+export function renderMCPServer(manifest: unknown, namespace?: string, options: RenderOptions = {}): KubeObject[] {
   const app = new App({ outdir: '/dev/null' });
-  const chart = new MCPServerChart(app, 'mcpserver', { mcpServer: manifest, namespace });
+  const chart = new MCPServerChart(app, 'mcpserver', { mcpServer: manifest, namespace, bridgeImage: options.bridgeImage });
   return chart.toJson() as KubeObject[];
 }
 

@@ -13,7 +13,7 @@ import type * as k8s from '@kubernetes/client-node';
 import { Option, type Command } from 'commander';
 import type { Logger } from 'pino';
 import type { LeaderElector } from './leader.js';
-import { CONTROLLER_NAME, CONTROLLER_PORTS } from '../charts/operator-config.js';
+import { CONTROLLER_NAME, CONTROLLER_PORTS, DEFAULT_CONTROLLER_IMAGE } from '../charts/operator-config.js';
 
 const IN_CLUSTER_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
 
@@ -36,6 +36,8 @@ export interface ControllerFlags {
   verify: 'auto' | 'dns' | 'proxy' | 'off';
   verifyInterval: number;
   verifyTimeout: number;
+  /** Image of the bridge of bridged stdio MCPServers (the operator chart passes its own image). */
+  bridgeImage: string;
 }
 
 /** Resolves a KubeConfig from --kubeconfig, $KUBECONFIG / ~/.kube/config, or the in-cluster service account. */
@@ -86,6 +88,7 @@ export async function runController(flags: ControllerFlags, logger?: Logger): Pr
     verify: flags.verify,
     verifyIntervalMs: flags.verifyInterval * 1000,
     verifyTimeoutMs: flags.verifyTimeout * 1000,
+    bridgeImage: flags.bridgeImage,
   });
   let leader: LeaderElector | undefined;
   let started = false;
@@ -191,6 +194,7 @@ export function registerController(program: Command): void {
     .option('--verify-interval <seconds>', 're-verify each MCPServer after this period (jittered +-10%)', int, 300)
     .option('--verify-timeout <seconds>', 'deadline of one MCP handshake', int, 10)
     .option('--log-level <level>', 'pino log level', 'info')
+    .option('--bridge-image <image>', 'image of the bridge (init container and sidecar) of stdio MCPServers with command', DEFAULT_CONTROLLER_IMAGE)
     .action(async (flags: ControllerFlags) => {
       await runController(flags);
     });

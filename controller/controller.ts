@@ -76,6 +76,8 @@ export interface ControllerOptions {
    * standing in for the pods); default {@link verifyTargetFor} of `verify`.
    */
   verifyTarget?: (namespace: string, name: string, spec: MCPServerSpec) => VerifyTarget;
+  /** Image of the bridge of bridged stdio MCPServers; default the kubemcp image (charts/mcpserver.ts DEFAULT_BRIDGE_IMAGE). */
+  bridgeImage?: string;
 }
 
 type AnyInformer = k8s.Informer<k8s.KubernetesObject> & k8s.ObjectCache<k8s.KubernetesObject>;
@@ -147,7 +149,7 @@ export class Controller {
             log: opts.log,
           });
     const verifyTarget = mode === 'off' ? undefined : (opts.verifyTarget ?? verifyTargetFor(kc, mode));
-    this.reconciler = new Reconciler({ kubeConfig: kc, caches, log: opts.log, metrics: this.metrics, verifier: this.verifier, verifyTarget });
+    this.reconciler = new Reconciler({ kubeConfig: kc, caches, log: opts.log, metrics: this.metrics, verifier: this.verifier, verifyTarget, bridgeImage: opts.bridgeImage });
   }
 
   /** Whether the informer caches have synced once (for /readyz). */

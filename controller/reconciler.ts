@@ -14,8 +14,8 @@ import type { Logger } from 'pino';
 import { stringify } from 'yaml';
 import { API_VERSION, FINALIZER, GROUP, KIND, PLURAL, VERSION, type MCPServerSpec, type MCPServerStatus } from '../charts/api/schema.js';
 import { MCPServerValidationError, parseMCPServerSpec } from '../charts/api/validate.js';
-import { renderMCPServer, type KubeObject } from '../charts/render.js';
-import { isHttpTransport } from '../charts/mcpserver.js';
+import { renderMCPServer, type KubeObject, type RenderOptions } from '../charts/render.js';
+import { servesHttp } from '../charts/mcpserver.js';
 import { APPLIED_HASH_ANNOTATION, applyReason, foreignListEntries, hashOf } from './drift.js';
 import type { ControllerMetrics } from './metrics.js';
 import { podProblem } from './pods.js';
@@ -84,9 +84,9 @@ export function ownerReference(obj: MCPServerObject): k8s.V1OwnerReference {
  * applied-hash annotation.
  * @throws MCPServerValidationError when the spec is invalid.
  */
-export function desiredChildren(obj: MCPServerObject): KubeObject[] {
+export function desiredChildren(obj: MCPServerObject, options: RenderOptions = {}): KubeObject[] {
   const manifest = { apiVersion: API_VERSION, kind: KIND, metadata: { name: obj.metadata.name, namespace: obj.metadata.namespace }, spec: obj.spec };
-  return renderMCPServer(manifest, obj.metadata.namespace).map((child) => {
+  return renderMCPServer(manifest, obj.metadata.namespace, options).map((child) => {
     const withOwner = { ...child, metadata: { ...child.metadata, ownerReferences: [ownerReference(obj)] } };
     const hash = hashOf(withOwner);
     return { ...withOwner, metadata: { ...withOwner.metadata, annotations: { ...((withOwner.metadata as { annotations?: object }).annotations), [APPLIED_HASH_ANNOTATION]: hash } } };
@@ -107,6 +107,8 @@ export interface ReconcilerOptions {
   verifier?: Verifier;
   /** Where the handshake of an MCPServer goes (Service DNS name, or the apiserver's service proxy). */
   verifyTarget?: (namespace: string, name: string, spec: MCPServerSpec) => VerifyTarget;
+  /** Image of the bridge of bridged stdio MCPServers (`--bridge-image`). */
+  bridgeImage?: string;
 }
 
 /** A child the apiserver refused. */
@@ -166,7 +168,7 @@ export class Reconciler {
       return {};
     }
 
-    const desired = desiredChildren(obj);
+    const desired = desiredChildren(obj, { bridgeImage: this.opts.bridgeImage });
     const applied = new Map<ChildKind, KubeObject>();
     const failures = await this.applyChildren(obj, desired, applied, log);
 
@@ -216,7 +218,7 @@ export class Reconciler {
   private verification(obj: MCPServerObject, spec: MCPServerSpec, pods: readonly k8s.V1Pod[], svcReady: boolean): { verify: VerifyInput; requeueAfterMs?: number } {
     const key = `${obj.metadata.namespace}/${obj.metadata.name}`;
     const verifier = this.opts.verifier;
-    if (!verifier || !this.opts.verifyTarget || !isHttpTransport(spec.transport)) {
+    if (!verifier || !this.opts.verifyTarget || !servesHttp(spec)) {
       verifier?.forget(key);
       return { verify: { state: 'disabled' } };
     }

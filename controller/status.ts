@@ -8,7 +8,7 @@
  * `lastTransitionTime` changes only when `status` changes.
  */
 import { DEFAULTS, type Condition, type ConditionType, type MCPServerSpec, type MCPServerStatus, type Phase } from '../charts/api/schema.js';
-import { isHttpTransport, selectorString } from '../charts/mcpserver.js';
+import { isBridged, servesHttp, selectorString } from '../charts/mcpserver.js';
 import type { PodProblem } from './pods.js';
 import type { HandshakeResult } from './verify.js';
 
@@ -56,9 +56,13 @@ export function mergeConditions(previous: Condition[] | undefined, next: CondInp
   });
 }
 
-/** `http://<name>.<namespace>.svc.cluster.local:<port>` for HTTP transports (seed 003's buildEndpoint). */
+/**
+ * `http://<name>.<namespace>.svc.cluster.local:<port>` for HTTP transports (seed 003's
+ * buildEndpoint) and bridged stdio servers (the bridge serves the port); none for stdio without
+ * `command`, which nothing outside its pod can reach.
+ */
 export function endpointFor(name: string, namespace: string, spec: MCPServerSpec): string | undefined {
-  return isHttpTransport(spec.transport) ? `http://${name}.${namespace}.svc.cluster.local:${spec.port}` : undefined;
+  return servesHttp(spec) ? `http://${name}.${namespace}.svc.cluster.local:${spec.port}` : undefined;
 }
 
 /** The full MCP URL of HTTP transports: the endpoint plus `spec.path` (default `/mcp`). */
@@ -66,6 +70,10 @@ export function urlFor(name: string, namespace: string, spec: MCPServerSpec): st
   const endpoint = endpointFor(name, namespace, spec);
   return endpoint && `${endpoint}${spec.path ?? DEFAULTS.path}`;
 }
+
+/** Why a stdio MCPServer without `command` cannot be reached (condition messages say it). */
+export const UNREACHABLE_STDIO =
+  'stdio transport without spec.command: the server reads stdin and writes stdout inside its pod, and nothing outside can reach it (no Service, no endpoint); set spec.command (and args) to serve it through the in-pod bridge as Streamable HTTP';
 
 /** Seed 003's isServiceReady for ClusterIP Services: a cluster IP is assigned. */
 export function serviceReady(service: ObservedState['service']): boolean {
@@ -119,12 +127,13 @@ export function computeStatus(obs: ObservedState, previous: MCPServerStatus | un
         ? { type: 'DeploymentReady', status: 'True', reason: 'DeploymentReady', message: depMsg }
         : { type: 'DeploymentReady', status: 'False', reason: pods?.reason ?? 'DeploymentNotReady', message: pods ? `${depMsg}: ${pods.message}` : depMsg },
     );
-    const http = isHttpTransport(spec.transport);
+    const http = servesHttp(spec);
     const svcReady = http ? serviceReady(obs.service) : true;
+    const via = isBridged(spec) ? ' (the stdio server behind the in-pod bridge)' : '';
     conds.push(
       http
-        ? { type: 'ServiceReady', status: svcReady ? 'True' : 'False', reason: svcReady ? 'ServiceReady' : 'ServiceNotReady', message: svcReady ? 'Service is ready and available' : 'Service is not ready' }
-        : { type: 'ServiceReady', status: 'True', reason: 'NotRequired', message: 'stdio transport needs no Service' },
+        ? { type: 'ServiceReady', status: svcReady ? 'True' : 'False', reason: svcReady ? 'ServiceReady' : 'ServiceNotReady', message: svcReady ? `Service is ready and available${via}` : 'Service is not ready' }
+        : { type: 'ServiceReady', status: 'True', reason: 'NotRequired', message: UNREACHABLE_STDIO },
     );
     const failures = obs.applyFailures ?? [];
     const applyMsg = failures.map((f) => `${f.kind} ${f.name}: ${f.message}`).join('; ');
@@ -137,7 +146,7 @@ export function computeStatus(obs: ObservedState, previous: MCPServerStatus | un
     // Protocol verification (HTTP transports only).
     const verify = obs.verify ?? { state: 'disabled' };
     let verified: CondInput;
-    if (!http) verified = { type: 'Verified', status: 'Unknown', reason: 'NotApplicable', message: 'stdio transport: no network endpoint to handshake' };
+    if (!http) verified = { type: 'Verified', status: 'Unknown', reason: 'NotApplicable', message: `stdio transport without the bridge: no network endpoint to handshake (${UNREACHABLE_STDIO})` };
     else if (verify.state === 'disabled') verified = { type: 'Verified', status: 'Unknown', reason: 'VerificationDisabled', message: 'The controller runs with --verify=off: Ready reflects the Deployment and Service only' };
     else if (verify.state === 'waiting' || !verify.result) {
       verified = verify.state === 'checked' && verify.inFlight
@@ -164,7 +173,14 @@ export function computeStatus(obs: ObservedState, previous: MCPServerStatus | un
     } else if (depReady && svcReady && verifyOk) {
       phase = 'Ready';
       endpoint = endpointFor(obs.name, obs.namespace, spec);
-      conds.unshift({ type: 'Ready', status: 'True', reason: 'MCPServerReady', message: 'MCPServer is ready and serving requests' });
+      conds.unshift({
+        type: 'Ready',
+        status: 'True',
+        reason: 'MCPServerReady',
+        message: http
+          ? `MCPServer is ready and serving requests${isBridged(spec) ? ' through the in-pod bridge (the stdio process answered initialize)' : ''}`
+          : `MCPServer's pods are ready, but it is not reachable: ${UNREACHABLE_STDIO}`,
+      });
     } else if (!depReady || !svcReady) {
       phase = 'Pending';
       const what = !depReady && !svcReady ? 'Deployment and Service are not ready' : !depReady ? 'Deployment is not ready' : 'Service is not ready';

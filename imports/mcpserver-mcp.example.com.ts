@@ -98,6 +98,20 @@ export function toJson_CrdMcpServerProps(obj: CrdMcpServerProps | undefined): Re
  */
 export interface McpServerSpec {
   /**
+   * Args replaces the image's CMD (Kubernetes container semantics); with transport stdio they follow command through the bridge's launcher
+   *
+   * @schema McpServerSpec#args
+   */
+  readonly args?: string[];
+
+  /**
+   * Command replaces the image's ENTRYPOINT (Kubernetes container semantics: not run in a shell, $(VAR) references expanded). With transport stdio it turns on the in-pod bridge, which serves the process's stdin/stdout as Streamable HTTP on spec.port
+   *
+   * @schema McpServerSpec#command
+   */
+  readonly command?: string[];
+
+  /**
    * Config contains MCP server configuration as key-value pairs
    *
    * @schema McpServerSpec#config
@@ -175,6 +189,8 @@ export interface McpServerSpec {
 export function toJson_McpServerSpec(obj: McpServerSpec | undefined): Record<string, any> | undefined {
   if (obj === undefined) { return undefined; }
   const result = {
+    'args': obj.args?.map(y => y),
+    'command': obj.command?.map(y => y),
     'config': ((obj.config) === undefined) ? undefined : (Object.entries(obj.config).reduce((r, i) => (i[1] === undefined) ? r : ({ ...r, [i[0]]: i[1] }), {})),
     'env': obj.env?.map(y => toJson_McpServerSpecEnv(y)),
     'image': obj.image,

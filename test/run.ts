@@ -38,7 +38,8 @@ let main: ReturnType<typeof runJest>;
 let faults: ReturnType<typeof runJest>;
 try {
   const filter = process.argv.slice(2);
-  main = runJest('main', ['--selectProjects', 'unit', 'cluster', ...filter]);
+  // The filter goes first: --selectProjects takes a list and would swallow a path filter after it.
+  main = runJest('main', [...filter, '--selectProjects', 'unit', 'cluster']);
   faults = filter.length ? { status: 0, passed: 0, failed: 0 } : runJest('faults', ['--selectProjects', 'faults', '--runInBand']);
 } finally {
   if (!info.reused) await clusterDown();

@@ -161,11 +161,27 @@ export const mcpServerSpec = z
       .regex(/^\/[^\s?#]*$/, 'must be an absolute URL path starting with "/", without spaces, query or fragment')
       .default(DEFAULTS.path)
       .meta({ description: 'Path is the HTTP path of the MCP endpoint (Streamable HTTP), used by status.url and the handshake' }),
+    command: z
+      .array(z.string())
+      .min(1)
+      .optional()
+      .meta({
+        description:
+          "Command replaces the image's ENTRYPOINT (Kubernetes container semantics: not run in a shell, $(VAR) references expanded). With transport stdio it turns on the in-pod bridge, which serves the process's stdin/stdout as Streamable HTTP on spec.port",
+      }),
+    args: z
+      .array(z.string())
+      .optional()
+      .meta({ description: "Args replaces the image's CMD (Kubernetes container semantics); with transport stdio they follow command through the bridge's launcher" }),
   })
   .superRefine((spec, ctx) => {
     // Seed 003's validateMCPServer: the CRD admits this, the controller reports it as Failed.
     if (spec.transport === 'stdio' && spec.replicas > 1) {
       ctx.addIssue({ code: 'custom', path: ['replicas'], message: `stdio transport does not support multiple replicas (requested: ${spec.replicas})` });
+    }
+    // Kubernetes runs command[0] as the executable: an empty name cannot start.
+    if (spec.command && spec.command[0] === '') {
+      ctx.addIssue({ code: 'custom', path: ['command', 0], message: 'the executable (command[0]) must not be empty' });
     }
     // Server-side apply treats a container's env as a map keyed by name: duplicates cannot be applied.
     const seen = new Set<string>();

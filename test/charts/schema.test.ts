@@ -28,6 +28,12 @@ describe('MCPServer schema: defaults (seed 003 kubebuilder markers)', () => {
     expect(parseMCPServerSpec({ image: 'x', path: '/v1/mcp' }).path).toBe('/v1/mcp');
     for (const path of ['mcp', '/a b', '/mcp?x=1', '']) expect(() => parseMCPServerSpec({ image: 'x', path })).toThrow(/spec\.path: must be an absolute URL path/);
   });
+  it('keeps command and args as written (Kubernetes container semantics)', () => {
+    const spec = parseMCPServerSpec({ image: 'x', transport: 'stdio', command: ['npx', '$(PKG)'], args: ['--flag', ''] });
+    expect(spec.command).toEqual(['npx', '$(PKG)']);
+    expect(spec.args).toEqual(['--flag', '']);
+    expect(parseMCPServerSpec({ image: 'x' }).command).toBeUndefined();
+  });
   it('keeps values the user set', () => {
     const spec = parseMCPServerSpec({ image: 'x', transport: 'http', port: 3001, replicas: 0 });
     expect(spec).toMatchObject({ transport: 'http', port: 3001, replicas: 0 });
@@ -59,6 +65,10 @@ describe('MCPServer schema: validation names the field and the rule', () => {
     ['unknown spec field', { image: 'x', replica: 2 }, 'spec.replica', /unknown field/],
     ['env without name', { image: 'x', env: [{ value: 'v' }] }, 'spec.env[0].name', /Required/],
     ['duplicate env', { image: 'x', env: [{ name: 'A' }, { name: 'A' }] }, 'spec.env[1].name', /duplicate/],
+    ['empty command', { image: 'x', transport: 'stdio', command: [] }, 'spec.command', />=1 items/],
+    ['empty executable', { image: 'x', transport: 'stdio', command: [''] }, 'spec.command[0]', /executable \(command\[0\]\) must not be empty/],
+    ['command not strings', { image: 'x', command: ['node', 1] }, 'spec.command[1]', /expected string/],
+    ['args not an array', { image: 'x', args: 'serve' }, 'spec.args', /expected array/],
     ['securityContext wrong type', { image: 'x', securityContext: { runAsUser: 'root' } }, 'spec.securityContext.runAsUser', /expected number/],
   ];
   it.each(cases)('%s', (_label, spec, field, rule) => {
@@ -98,13 +108,15 @@ describe('CRD derived from the schema', () => {
     expect(version.additionalPrinterColumns.map((c: { name: string }) => c.name)).toEqual(['Phase', 'Ready', 'Replicas', 'Transport', 'Verified', 'Tools', 'Reason', 'Endpoint', 'Age']);
   });
   it('spec has exactly the fields of MCPServerSpec, with defaults, enums, bounds and required', () => {
-    expect(Object.keys(spec.properties!)).toEqual(['image', 'transport', 'port', 'replicas', 'config', 'resources', 'securityContext', 'serviceAccount', 'env', 'path']);
+    expect(Object.keys(spec.properties!)).toEqual(['image', 'transport', 'port', 'replicas', 'config', 'resources', 'securityContext', 'serviceAccount', 'env', 'path', 'command', 'args']);
     expect(Object.keys(spec.properties!)).toEqual(Object.keys(mcpServerSpec.shape ?? (mcpServerSpec as any).def.in.shape));
     expect(spec.required).toEqual(['image']);
     expect(spec.properties!.image).toMatchObject({ type: 'string', minLength: 1 });
     expect(spec.properties!.transport).toMatchObject({ type: 'string', enum: ['stdio', 'http', 'streamable-http'], default: 'streamable-http' });
     expect(spec.properties!.port).toMatchObject({ type: 'integer', minimum: 1, maximum: 65535, default: 8080 });
     expect(spec.properties!.replicas).toMatchObject({ type: 'integer', minimum: 0, default: 1, format: 'int32' });
+    expect(spec.properties!.command).toMatchObject({ type: 'array', minItems: 1, items: { type: 'string' } });
+    expect(spec.properties!.args).toMatchObject({ type: 'array', items: { type: 'string' } });
   });
   it('writes quantities as int-or-string with the Quantity pattern', () => {
     const cpu = (spec.properties!.resources as Schema).properties!.limits!.additionalProperties as Schema;

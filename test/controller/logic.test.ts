@@ -101,11 +101,25 @@ describe('computeStatus (seed 003 updateStatusFromResources)', () => {
     expect(s.conditions!.find((c) => c.type === 'ConfigurationValid')).toMatchObject({ status: 'False', reason: 'InvalidConfiguration', message: expect.stringContaining('stdio') });
   });
 
-  it('stdio needs no Service and has no endpoint', () => {
+  it('stdio needs no Service and has no endpoint; its conditions say it cannot be reached and why', () => {
     const s = computeStatus({ ...base, spec: parseMCPServerSpec({ image: 'x', transport: 'stdio' }), deployment: { replicas: 1, readyReplicas: 1 } }, undefined, T0);
     expect(s.phase).toBe('Ready');
     expect(s.endpoint).toBeUndefined();
-    expect(s.conditions!.find((c) => c.type === 'ServiceReady')).toMatchObject({ status: 'True', reason: 'NotRequired' });
+    expect(s.conditions!.find((c) => c.type === 'ServiceReady')).toMatchObject({ status: 'True', reason: 'NotRequired', message: expect.stringContaining('without spec.command') });
+    const ready = s.conditions!.find((c) => c.type === 'Ready')!;
+    expect(ready.message).toMatch(/not reachable: stdio transport without spec.command.*nothing outside can reach it.*set spec.command/);
+  });
+
+  it('bridged stdio (command set) needs its Service, and then has the endpoint of the bridge port', () => {
+    const spec = parseMCPServerSpec({ image: 'x', transport: 'stdio', port: 3001, command: ['node', 'srv.js'] });
+    const pending = computeStatus({ ...base, spec, deployment: { replicas: 1, readyReplicas: 1 } }, undefined, T0);
+    expect(pending.phase).toBe('Pending');
+    expect(pending.endpoint).toBeUndefined();
+    const s = computeStatus({ ...base, spec, deployment: { replicas: 1, readyReplicas: 1 }, service: { clusterIP: '10.96.0.7' } }, undefined, T0);
+    expect(s.phase).toBe('Ready');
+    expect(s.endpoint).toBe(`http://${base.name}.${base.namespace}.svc.cluster.local:3001`);
+    expect(s.conditions!.find((c) => c.type === 'Ready')!.message).toContain('through the in-pod bridge');
+    expect(s.conditions!.find((c) => c.type === 'ServiceReady')).toMatchObject({ status: 'True', reason: 'ServiceReady' });
   });
 
   it('lastTransitionTime changes only on transitions; an unchanged status is not a change', () => {

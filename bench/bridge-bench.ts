@@ -1,0 +1,149 @@
+/**
+ * Benchmark of the stdio bridge (issue 11). Not a test: run it by hand; it needs no cluster.
+ *
+ *   npx tsx bench/bridge-bench.ts [--calls 500] [--sessions 10] [--per-session 100]   (npm run bench:bridge)
+ *
+ * The server is npm's @modelcontextprotocol/server-everything (the `echo` tool), on this machine:
+ * 1. straight over stdio: the MCP SDK client spawns it (StdioClientTransport);
+ * 2. the same server's own Streamable HTTP transport (`index.js streamableHttp`): what HTTP
+ *    costs without any bridge;
+ * 3. through the bridge, wired as in a pod (test/mcp-server/bridge-harness.ts: bridge-init,
+ *    the busybox launcher on real FIFOs, `kubemcp bridge` as its own process via tsx).
+ * For each: `--calls` sequential tool calls after 50 warm-up calls, median and p95 in ms; then
+ * throughput with `--sessions` concurrent sessions (each its own client and HTTP session; over
+ * stdio, concurrent requests on the one connection) making `--per-session` calls each.
+ * Prints the bridge's added latency at the median (3 - 1) against the goal of <= 2 ms, and the
+ * bridge's own share (3 - 2). Every process is stopped by pid; every loop is bounded.
+ */
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import path from 'node:path';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { EVERYTHING, ROOT, startBridged, until } from '../test/mcp-server/bridge-harness.js';
+
+const arg = (name: string, def: number) => {
+  const i = process.argv.indexOf(`--${name}`);
+  const v = i >= 0 ? Number(process.argv[i + 1]) : def;
+  if (!Number.isInteger(v) || v < 1 || v > 100_000) throw new Error(`--${name} must be an integer from 1 to 100000`);
+  return v;
+};
+const CALLS = arg('calls', 500);
+const SESSIONS = arg('sessions', 10);
+const PER_SESSION = arg('per-session', 100);
+const WARMUP = 50;
+
+const pct = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
+};
+
+async function echo(c: Client, i: number): Promise<void> {
+  const r = await c.callTool({ name: 'echo', arguments: { message: `m${i}` } });
+  if ((r.content as Array<{ text?: string }>)[0]?.text !== `Echo: m${i}`) throw new Error(`wrong answer to call ${i}`);
+}
+
+/** Sequential calls: latency per call in ms. */
+async function latency(c: Client): Promise<{ median: number; p95: number }> {
+  for (let i = 0; i < WARMUP; i++) await echo(c, i);
+  const ms: number[] = [];
+  for (let i = 0; i < CALLS; i++) {
+    const t = process.hrtime.bigint();
+    await echo(c, i);
+    ms.push(Number(process.hrtime.bigint() - t) / 1e6);
+  }
+  return { median: pct(ms, 50), p95: pct(ms, 95) };
+}
+
+/** `clients.length` concurrent sessions, each making PER_SESSION sequential calls: calls per second. */
+async function throughput(clients: Client[]): Promise<number> {
+  const t = process.hrtime.bigint();
+  await Promise.all(clients.map(async (c) => {
+    for (let i = 0; i < PER_SESSION; i++) await echo(c, i);
+  }));
+  const s = Number(process.hrtime.bigint() - t) / 1e9;
+  return (clients.length * PER_SESSION) / s;
+}
+
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as { port: number }).port;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+const httpClient = async (url: string) => {
+  const c = new Client({ name: 'bench', version: '1' });
+  await c.connect(new StreamableHTTPClientTransport(new URL(url)));
+  return c;
+};
+
+const rows: Array<[string, { median: number; p95: number }, number]> = [];
+
+// 1. straight over stdio
+{
+  const c = new Client({ name: 'bench', version: '1' });
+  const transport = new StdioClientTransport({ command: EVERYTHING[0]!, args: EVERYTHING.slice(1), stderr: 'ignore' });
+  await c.connect(transport);
+  const pid = transport.pid!;
+  try {
+    const lat = await latency(c);
+    // Over stdio there is one connection: SESSIONS concurrent callers share it.
+    const tput = await throughput(Array.from({ length: SESSIONS }, () => c));
+    rows.push(['stdio, direct', lat, tput]);
+  } finally {
+    await c.close();
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch {
+      /* gone */
+    }
+  }
+}
+
+// 2. the server's own Streamable HTTP transport
+{
+  const port = await freePort();
+  const child = spawn(EVERYTHING[0]!, [EVERYTHING[1]!, 'streamableHttp'], { env: { ...process.env, PORT: String(port) }, stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  try {
+    await until(() => /listening on port/.test(err) || child.exitCode !== null, 'server-everything streamableHttp to listen', 30_000);
+    const url = `http://127.0.0.1:${port}/mcp`;
+    const c = await httpClient(url);
+    const lat = await latency(c);
+    const clients = await Promise.all(Array.from({ length: SESSIONS }, () => httpClient(url)));
+    const tput = await throughput(clients);
+    rows.push(['Streamable HTTP, the server\'s own', lat, tput]);
+    for (const x of [c, ...clients]) await x.close();
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  }
+}
+
+// 3. through the bridge (FIFOs + launcher + `kubemcp bridge` process)
+{
+  const b = await startBridged({ argv: EVERYTHING, cliBridge: true });
+  try {
+    await until(async () => (await b.ready()).status === 200, 'the bridge to be ready', 60_000, 100);
+    const c = await b.connect('bench');
+    const lat = await latency(c);
+    const clients = await Promise.all(Array.from({ length: SESSIONS }, (_v, i) => b.connect(`bench-${i}`)));
+    const tput = await throughput(clients);
+    rows.push(['Streamable HTTP through the bridge', lat, tput]);
+  } finally {
+    await b.close();
+  }
+}
+
+const f = (n: number) => n.toFixed(2).padStart(8);
+process.stdout.write(`\nbridge bench: server-everything echo, ${CALLS} sequential calls (after ${WARMUP} warm-up), throughput ${SESSIONS} sessions x ${PER_SESSION} calls (${path.relative(ROOT, process.cwd()) || '.'})\n\n`);
+process.stdout.write(`${'path'.padEnd(38)} median ms   p95 ms   calls/s\n`);
+for (const [name, lat, tput] of rows) process.stdout.write(`${name.padEnd(38)} ${f(lat.median)} ${f(lat.p95)} ${tput.toFixed(0).padStart(9)}\n`);
+const [direct, native, bridged] = rows.map((r) => r[1]);
+const added = bridged!.median - direct!.median;
+process.stdout.write(`\nadded by the bridge at the median (through the bridge - stdio direct): ${added.toFixed(2)} ms (goal <= 2 ms: ${added <= 2 ? 'met' : 'NOT met'})\n`);
+process.stdout.write(`of which HTTP itself (the server's own HTTP - stdio direct): ${(native!.median - direct!.median).toFixed(2)} ms; the bridge's own share (through the bridge - own HTTP): ${(bridged!.median - native!.median).toFixed(2)} ms\n`);
+process.stdout.write(JSON.stringify({ calls: CALLS, sessions: SESSIONS, perSession: PER_SESSION, rows: rows.map(([name, lat, tput]) => ({ name, ...lat, callsPerSecond: Math.round(tput) })), addedMedianMs: Number(added.toFixed(3)) }) + '\n');

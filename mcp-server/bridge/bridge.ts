@@ -1,0 +1,513 @@
+/**
+ * The stdio bridge: one long-lived stdio MCP process shared by many Streamable HTTP sessions
+ * (issue 11). The HTTP side is mcp-server/bridge/http.ts; the FIFOs are mcp-server/bridge/fifo.ts;
+ * how the pod wires them is mcp-server/bridge/wiring.ts.
+ *
+ * What the bridge does with each message (MCP spec 2025-11-25: Lifecycle, Transports, Utilities
+ * > Progress and Cancellation, Server > Resources > Subscriptions):
+ * - It initializes the process itself, once per process start (`initialize`, then
+ *   `notifications/initialized`), with no client capabilities (so a well-behaved server sends
+ *   no sampling, elicitation or roots requests), and answers every session's `initialize` from
+ *   that result. A session's `notifications/initialized` is not forwarded.
+ * - Requests: the JSON-RPC id is replaced by a bridge-wide unique one (`kb-<nonce>-<n>`), and a
+ *   progress token by a unique token, so requests of different sessions never collide; the
+ *   response goes back to the session that asked, with its own id.
+ * - Notifications from the process: progress to the session of the request (with its own token,
+ *   on that request's stream); `notifications/resources/updated` to the sessions subscribed to
+ *   the URI; list_changed and everything else (logging) to every session.
+ * - Cancellation from a session is forwarded with the rewritten id; a closed session's in-flight
+ *   requests are cancelled. Subscriptions are reference-counted across sessions.
+ * - Requests from the process: `ping` is answered; anything else gets "method not found"
+ *   (sampling/elicitation/roots cannot be routed to one session through a shared process).
+ * - When the process exits, every in-flight request gets a JSON-RPC error at once (no hang), the
+ *   bridge is not ready until the restarted process answered `initialize` again, requests that
+ *   arrive meanwhile wait up to `readyWaitMs`, and subscriptions are renewed.
+ * - A line from the process that is not JSON-RPC is logged and skipped; a line over
+ *   `maxMessageBytes` is dropped, and if it was a response, its request gets a JSON-RPC error.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import {
+  LATEST_PROTOCOL_VERSION,
+  SUPPORTED_PROTOCOL_VERSIONS,
+  isJSONRPCErrorResponse,
+  isJSONRPCNotification,
+  isJSONRPCRequest,
+  isJSONRPCResultResponse,
+  type InitializeResult,
+  type JSONRPCMessage,
+  type JSONRPCNotification,
+  type JSONRPCRequest,
+  type RequestId,
+} from '@modelcontextprotocol/sdk/types.js';
+import { Counter, Gauge, Registry } from 'prom-client';
+import { FifoConnection, type OversizeLine } from './fifo.js';
+import type { BridgePaths } from './wiring.js';
+
+/**
+ * JSON-RPC error codes of the bridge (the implementation-defined server-error range -32000 to
+ * -32099 of JSON-RPC 2.0, section 5.1).
+ */
+export const BRIDGE_ERROR = {
+  /** The stdio process is not (yet) initialized; the message says why. */
+  notReady: -32010,
+  /** The stdio process exited while the request was in flight. */
+  processExited: -32011,
+  /** The process's response exceeded the message size limit. */
+  messageTooLarge: -32012,
+} as const;
+
+/** One HTTP session as the bridge sees it: something that accepts messages for one client. */
+export interface BridgeSession {
+  readonly id: string;
+  /** Sends a message to the client; `relatedRequestId` puts it on that request's stream. */
+  send(message: JSONRPCMessage, options?: { relatedRequestId?: RequestId }): Promise<void>;
+}
+
+/** Options of {@link StdioBridge}. */
+export interface StdioBridgeOptions {
+  paths: BridgePaths;
+  log: Logger;
+  /** Largest message in bytes, either direction (default 4 MiB, as the SDK's HTTP transport). */
+  maxMessageBytes?: number;
+  /** After this many ms without an answer to `initialize`, /ready says so (default 30 000; the bridge keeps waiting). */
+  initTimeoutMs?: number;
+  /** How long a session's request waits for a ready process before an error (ms, default 10 000). */
+  readyWaitMs?: number;
+  /** clientInfo the bridge sends in its `initialize`. */
+  clientInfo?: { name: string; version: string };
+  /** Registry for the bridge's Prometheus metrics (default: a new one). */
+  registry?: Registry;
+}
+
+/** Lifecycle states of the process as the bridge sees it. */
+export type BridgeState = 'waiting' | 'initializing' | 'ready' | 'failed' | 'closed';
+
+interface InFlight {
+  session: BridgeSession;
+  clientId: RequestId;
+  method: string;
+  progressToken?: string | number;
+  bridgeToken?: string;
+  /** The URI of a resources/subscribe, released again if the process refuses it. */
+  subscribeUri?: string;
+}
+
+interface Internal {
+  resolve: (m: JSONRPCMessage | undefined) => void;
+}
+
+const DEFAULT_MAX = 4 * 1024 * 1024;
+
+/** The multiplexer between HTTP sessions and one stdio process. */
+export class StdioBridge {
+  private readonly opts: Required<Omit<StdioBridgeOptions, 'registry' | 'clientInfo'>> & Pick<StdioBridgeOptions, 'clientInfo'>;
+  private readonly prefix = `kb-${randomBytes(4).toString('hex')}-`;
+  private readonly idPattern: RegExp;
+  private seq = 0;
+  private conn?: FifoConnection;
+  private stateValue: BridgeState = 'waiting';
+  private reasonValue = 'waiting for the stdio process to open its FIFOs';
+  private initResult?: InitializeResult;
+  private readonly inflight = new Map<string, InFlight>();
+  private readonly tokens = new Map<string, string>(); // bridge progress token -> upstream request id
+  private readonly internal = new Map<string, Internal>();
+  private readonly sessions = new Map<string, BridgeSession>();
+  private readonly subscriptions = new Map<string, Set<string>>(); // uri -> session ids
+  private readyWaiters = new Set<() => void>();
+  private readonly abort = new AbortController();
+  private loopDone?: Promise<void>;
+  /** Number of process starts seen (FIFOs opened). */
+  starts = 0;
+  readonly registry: Registry;
+  private readonly m: {
+    requests: Counter<'result'>;
+    inflight: Gauge;
+    starts: Counter;
+    malformed: Counter;
+    oversize: Counter;
+    ready: Gauge;
+  };
+
+  constructor(options: StdioBridgeOptions) {
+    this.opts = {
+      paths: options.paths,
+      log: options.log,
+      maxMessageBytes: options.maxMessageBytes ?? DEFAULT_MAX,
+      initTimeoutMs: options.initTimeoutMs ?? 30_000,
+      readyWaitMs: options.readyWaitMs ?? 10_000,
+      clientInfo: options.clientInfo,
+    };
+    this.idPattern = new RegExp(`"id"\\s*:\\s*"(${this.prefix}\\d+)"`, 'g');
+    this.registry = options.registry ?? new Registry();
+    const registers = [this.registry];
+    this.m = {
+      requests: new Counter({ name: 'kubemcp_bridge_requests_total', help: 'Requests forwarded to the stdio process, by result', labelNames: ['result'], registers }),
+      inflight: new Gauge({ name: 'kubemcp_bridge_inflight_requests', help: 'Requests waiting for the stdio process', registers }),
+      starts: new Counter({ name: 'kubemcp_bridge_process_starts_total', help: 'Times a stdio process opened the FIFOs', registers }),
+      malformed: new Counter({ name: 'kubemcp_bridge_malformed_lines_total', help: 'Lines from the stdio process that were not JSON-RPC (skipped)', registers }),
+      oversize: new Counter({ name: 'kubemcp_bridge_oversize_messages_total', help: 'Messages over the size limit (dropped or refused)', registers }),
+      ready: new Gauge({ name: 'kubemcp_bridge_ready', help: '1 when the stdio process answered initialize', registers }),
+    };
+  }
+
+  /** The largest message in bytes. */
+  get maxMessageBytes(): number {
+    return this.opts.maxMessageBytes;
+  }
+
+  /** Current state and the reason it is not ready (empty when ready). */
+  status(): { ready: boolean; state: BridgeState; reason: string; starts: number; sessions: number; inflight: number; serverInfo?: InitializeResult['serverInfo'] } {
+    return {
+      ready: this.stateValue === 'ready',
+      state: this.stateValue,
+      reason: this.reasonValue,
+      starts: this.starts,
+      sessions: this.sessions.size,
+      inflight: this.inflight.size,
+      ...(this.initResult ? { serverInfo: this.initResult.serverInfo } : {}),
+    };
+  }
+
+  /** Starts connecting to the process (in the background; see {@link status}). */
+  start(): void {
+    this.loopDone ??= this.loop();
+  }
+
+  /** Stops: fails in-flight requests, closes the FIFOs, stops waiting for a process. */
+  async close(): Promise<void> {
+    this.setState('closed', 'bridge closed');
+    this.abort.abort();
+    this.conn?.close();
+    await this.loopDone;
+  }
+
+  private setState(state: BridgeState, reason: string): void {
+    if (this.stateValue === 'closed') return;
+    this.stateValue = state;
+    this.reasonValue = reason;
+    this.m.ready.set(state === 'ready' ? 1 : 0);
+    if (state === 'ready') {
+      for (const w of this.readyWaiters) w();
+      this.readyWaiters.clear();
+    }
+  }
+
+  private async loop(): Promise<void> {
+    const log = this.opts.log;
+    while (!this.abort.signal.aborted) {
+      this.setState('waiting', 'waiting for the stdio process to open its FIFOs');
+      let conn: FifoConnection;
+      try {
+        conn = await FifoConnection.open(
+          this.opts.paths,
+          this.opts.maxMessageBytes,
+          {
+            message: (m) => this.fromProcess(m),
+            malformed: (excerpt, reason) => {
+              this.m.malformed.inc();
+              log.warn({ reason, excerpt }, 'skipped a line from the stdio process that is not JSON-RPC');
+            },
+            oversize: (o) => this.oversizeFromProcess(o),
+          },
+          this.abort.signal,
+        );
+      } catch (err) {
+        if (this.abort.signal.aborted) break;
+        this.setState('failed', `cannot open the FIFOs: ${(err as Error).message}`);
+        log.error({ err: (err as Error).message }, 'cannot open the FIFOs; retrying in 1 s');
+        await new Promise((r) => setTimeout(r, 1000));
+        continue;
+      }
+      this.conn = conn;
+      this.starts++;
+      this.m.starts.inc();
+      log.info({ start: this.starts }, 'stdio process connected; initializing');
+      void this.initialize(conn);
+      await conn.closed;
+      this.processGone(conn);
+    }
+  }
+
+  /** Initializes a freshly connected process; on success the bridge is ready. */
+  private async initialize(conn: FifoConnection): Promise<void> {
+    this.setState('initializing', 'waiting for the stdio process to answer initialize');
+    const timer = setTimeout(() => {
+      if (this.conn === conn && this.stateValue === 'initializing') {
+        this.reasonValue = `the stdio process has not answered initialize within ${Math.round(this.opts.initTimeoutMs / 1000)} s`;
+        this.opts.log.warn(this.reasonValue);
+      }
+    }, this.opts.initTimeoutMs);
+    const answer = await this.request(conn, 'initialize', {
+      protocolVersion: LATEST_PROTOCOL_VERSION,
+      capabilities: {},
+      clientInfo: this.opts.clientInfo ?? { name: 'kubemcp-bridge', version: '0.1.0' },
+    });
+    clearTimeout(timer);
+    if (this.conn !== conn || !conn.isOpen) return;
+    if (!answer) return; // process gone before answering
+    if (isJSONRPCErrorResponse(answer)) {
+      this.setState('failed', `the stdio process refused initialize: ${answer.error.message} (code ${answer.error.code})`);
+      this.opts.log.error({ error: answer.error }, 'initialize refused');
+      return;
+    }
+    const result = (answer as unknown as { result: InitializeResult }).result;
+    if (!result || typeof result.protocolVersion !== 'string' || !SUPPORTED_PROTOCOL_VERSIONS.includes(result.protocolVersion)) {
+      this.setState('failed', `the stdio process answered initialize with an unsupported protocol version ${JSON.stringify(result?.protocolVersion)}`);
+      return;
+    }
+    const again = this.initResult !== undefined;
+    this.initResult = result;
+    conn.write({ jsonrpc: '2.0', method: 'notifications/initialized' });
+    for (const uri of this.subscriptions.keys()) void this.request(conn, 'resources/subscribe', { uri });
+    this.setState('ready', '');
+    this.opts.log.info({ serverInfo: result.serverInfo, protocolVersion: result.protocolVersion, start: this.starts }, 'stdio process initialized');
+    if (again) {
+      // The restarted process may offer other tools, prompts or resources.
+      const caps = result.capabilities ?? {};
+      for (const kind of ['tools', 'prompts', 'resources'] as const) {
+        if ((caps[kind] as { listChanged?: boolean } | undefined)?.listChanged) this.broadcast({ jsonrpc: '2.0', method: `notifications/${kind}/list_changed` });
+      }
+    }
+  }
+
+  /** Sends a request of the bridge's own; resolves with the answer, or undefined if the process went away. */
+  private request(conn: FifoConnection, method: string, params: Record<string, unknown>): Promise<JSONRPCMessage | undefined> {
+    const id = this.nextId();
+    return new Promise((resolve) => {
+      this.internal.set(id, { resolve });
+      if (!conn.write({ jsonrpc: '2.0', id, method, params })) {
+        this.internal.delete(id);
+        resolve(undefined);
+      }
+    });
+  }
+
+  private nextId(): string {
+    return `${this.prefix}${++this.seq}`;
+  }
+
+  /** The process is gone: fail every in-flight request now, forget the process's state. */
+  private processGone(conn: FifoConnection): void {
+    if (this.conn === conn) this.conn = undefined;
+    const n = this.inflight.size;
+    for (const [id, f] of this.inflight) {
+      this.inflight.delete(id);
+      this.m.requests.inc({ result: 'process-exited' });
+      void this.reply(f.session, { jsonrpc: '2.0', id: f.clientId, error: { code: BRIDGE_ERROR.processExited, message: `the stdio MCP server exited while handling ${f.method}; the request is lost (the container restarts the process and the bridge initializes it again)` } });
+    }
+    this.tokens.clear();
+    this.m.inflight.set(0);
+    for (const [, i] of this.internal) i.resolve(undefined);
+    this.internal.clear();
+    if (this.stateValue !== 'closed') this.opts.log.warn({ failedRequests: n }, 'stdio process exited; waiting for the restarted process');
+  }
+
+  private async reply(session: BridgeSession, message: JSONRPCMessage, relatedRequestId?: RequestId): Promise<void> {
+    try {
+      await session.send(message, relatedRequestId === undefined ? undefined : { relatedRequestId });
+    } catch (err) {
+      // The client went away (its HTTP stream closed): nothing left to deliver to.
+      this.opts.log.debug({ session: session.id, err: (err as Error).message }, 'could not deliver to session');
+    }
+  }
+
+  private broadcast(message: JSONRPCMessage): void {
+    for (const s of this.sessions.values()) void this.reply(s, message);
+  }
+
+  /** Waits until ready, at most `ms`. @returns whether it is ready. */
+  private async whenReady(ms: number): Promise<boolean> {
+    if (this.stateValue === 'ready') return true;
+    if (this.stateValue === 'closed') return false;
+    let done!: () => void;
+    const ready = new Promise<void>((r) => (done = r));
+    this.readyWaiters.add(done);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([ready, new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
+    clearTimeout(timer);
+    this.readyWaiters.delete(done);
+    return this.status().ready;
+  }
+
+  private notReadyError(id: RequestId): JSONRPCMessage {
+    return { jsonrpc: '2.0', id, error: { code: BRIDGE_ERROR.notReady, message: `the stdio MCP server is not ready: ${this.reasonValue}` } };
+  }
+
+  /** Registers a session, so it receives broadcast notifications. */
+  addSession(session: BridgeSession): void {
+    this.sessions.set(session.id, session);
+  }
+
+  /**
+   * Forgets a session: its in-flight requests are cancelled in the process, its subscriptions
+   * released (the process is unsubscribed from a URI no session wants any more).
+   */
+  removeSession(sessionId: string): void {
+    this.sessions.delete(sessionId);
+    for (const [id, f] of this.inflight) {
+      if (f.session.id !== sessionId) continue;
+      this.finish(id);
+      this.conn?.write({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: id, reason: 'the HTTP session was closed' } });
+    }
+    for (const [uri, subs] of this.subscriptions) {
+      if (subs.delete(sessionId) && subs.size === 0) {
+        this.subscriptions.delete(uri);
+        if (this.conn && this.stateValue === 'ready') void this.request(this.conn, 'resources/unsubscribe', { uri });
+      }
+    }
+  }
+
+  private finish(upstreamId: string): InFlight | undefined {
+    const f = this.inflight.get(upstreamId);
+    if (!f) return undefined;
+    this.inflight.delete(upstreamId);
+    if (f.bridgeToken) this.tokens.delete(f.bridgeToken);
+    this.m.inflight.set(this.inflight.size);
+    return f;
+  }
+
+  /**
+   * Handles one message a session's client sent (called by the HTTP side for every message).
+   * Never throws: problems are answered with JSON-RPC errors.
+   */
+  async fromSession(session: BridgeSession, message: JSONRPCMessage): Promise<void> {
+    if (isJSONRPCRequest(message)) return this.requestFromSession(session, message);
+    if (isJSONRPCNotification(message)) return this.notificationFromSession(session, message);
+    // A response to a server-to-client request: the bridge forwards none, so there is nothing to match.
+    this.opts.log.debug({ session: session.id }, 'dropped a response from a client (no server-to-client requests are forwarded)');
+  }
+
+  private async requestFromSession(session: BridgeSession, req: JSONRPCRequest): Promise<void> {
+    if (!(await this.whenReady(this.opts.readyWaitMs)) || !this.conn) {
+      this.m.requests.inc({ result: 'not-ready' });
+      return this.reply(session, this.notReadyError(req.id));
+    }
+    if (req.method === 'initialize') {
+      return this.reply(session, { jsonrpc: '2.0', id: req.id, result: this.initResult as unknown as Record<string, unknown> });
+    }
+    const uri = typeof req.params?.uri === 'string' ? req.params.uri : undefined;
+    if (req.method === 'resources/subscribe' && uri !== undefined) {
+      const subs = this.subscriptions.get(uri);
+      if (subs) {
+        subs.add(session.id);
+        return this.reply(session, { jsonrpc: '2.0', id: req.id, result: {} });
+      }
+      this.subscriptions.set(uri, new Set([session.id]));
+    }
+    if (req.method === 'resources/unsubscribe' && uri !== undefined) {
+      const subs = this.subscriptions.get(uri);
+      subs?.delete(session.id);
+      if (subs && subs.size > 0) return this.reply(session, { jsonrpc: '2.0', id: req.id, result: {} });
+      this.subscriptions.delete(uri);
+    }
+    const id = this.nextId();
+    const f: InFlight = { session, clientId: req.id, method: req.method, ...(req.method === 'resources/subscribe' && uri !== undefined ? { subscribeUri: uri } : {}) };
+    let out: JSONRPCRequest = { ...req, id };
+    const meta = req.params?._meta as { progressToken?: string | number } | undefined;
+    if (meta?.progressToken !== undefined) {
+      f.progressToken = meta.progressToken;
+      f.bridgeToken = `${id}-p`;
+      this.tokens.set(f.bridgeToken, id);
+      out = { ...out, params: { ...req.params, _meta: { ...meta, progressToken: f.bridgeToken } } };
+    }
+    const line = JSON.stringify(out);
+    if (Buffer.byteLength(line) > this.opts.maxMessageBytes) {
+      this.m.oversize.inc();
+      if (f.bridgeToken) this.tokens.delete(f.bridgeToken);
+      return this.reply(session, { jsonrpc: '2.0', id: req.id, error: { code: BRIDGE_ERROR.messageTooLarge, message: `request of ${Buffer.byteLength(line)} bytes exceeds the bridge's limit of ${this.opts.maxMessageBytes} bytes` } });
+    }
+    this.inflight.set(id, f);
+    this.m.inflight.set(this.inflight.size);
+    this.conn.write(out);
+  }
+
+  private notificationFromSession(session: BridgeSession, n: JSONRPCNotification): void {
+    switch (n.method) {
+      case 'notifications/initialized': // the bridge initialized the process itself
+      case 'notifications/roots/list_changed': // the bridge declared no roots capability
+        return;
+      case 'notifications/cancelled': {
+        const requestId = (n.params as { requestId?: RequestId } | undefined)?.requestId;
+        for (const [id, f] of this.inflight) {
+          if (f.session.id === session.id && f.clientId === requestId) {
+            this.finish(id);
+            this.m.requests.inc({ result: 'cancelled' });
+            this.conn?.write({ ...n, params: { ...n.params, requestId: id } });
+            return;
+          }
+        }
+        return; // already answered, or not ours
+      }
+      default:
+        // Progress about a server-to-client request, or anything newer: nothing to route.
+        this.opts.log.debug({ method: n.method, session: session.id }, 'dropped a notification from a client');
+    }
+  }
+
+  /** Routes one message from the process. */
+  private fromProcess(m: JSONRPCMessage): void {
+    if (isJSONRPCResultResponse(m) || isJSONRPCErrorResponse(m)) {
+      const id = String(m.id);
+      const internal = this.internal.get(id);
+      if (internal) {
+        this.internal.delete(id);
+        internal.resolve(m);
+        return;
+      }
+      const f = this.finish(id);
+      if (!f) return; // cancelled, or its session is gone
+      this.m.requests.inc({ result: isJSONRPCErrorResponse(m) ? 'error' : 'ok' });
+      if (f.subscribeUri !== undefined && isJSONRPCErrorResponse(m)) {
+        const subs = this.subscriptions.get(f.subscribeUri);
+        if (subs?.delete(f.session.id) && subs.size === 0) this.subscriptions.delete(f.subscribeUri);
+      }
+      void this.reply(f.session, { ...m, id: f.clientId });
+      return;
+    }
+    if (isJSONRPCRequest(m)) {
+      // Server-to-client requests: answer ping; the rest cannot be routed through a shared process.
+      const answer: JSONRPCMessage =
+        m.method === 'ping'
+          ? { jsonrpc: '2.0', id: m.id, result: {} }
+          : { jsonrpc: '2.0', id: m.id, error: { code: -32601, message: `${m.method} is not available: the kubemcp bridge shares this process between sessions and forwards no server-to-client requests` } };
+      this.conn?.write(answer);
+      return;
+    }
+    if (!isJSONRPCNotification(m)) return;
+    if (m.method === 'notifications/progress') {
+      const token = (m.params as { progressToken?: unknown } | undefined)?.progressToken;
+      const upstreamId = typeof token === 'string' ? this.tokens.get(token) : undefined;
+      const f = upstreamId ? this.inflight.get(upstreamId) : undefined;
+      if (f) void this.reply(f.session, { ...m, params: { ...m.params, progressToken: f.progressToken } }, f.clientId);
+      return;
+    }
+    if (m.method === 'notifications/cancelled') return; // about a server-to-client request, which the bridge answered itself
+    if (m.method === 'notifications/resources/updated') {
+      const uri = (m.params as { uri?: unknown } | undefined)?.uri;
+      for (const sid of this.subscriptions.get(String(uri)) ?? []) {
+        const s = this.sessions.get(sid);
+        if (s) void this.reply(s, m);
+      }
+      return;
+    }
+    // list_changed, logging messages and anything else: every session shares this process.
+    this.broadcast(m);
+  }
+
+  /** A line over the limit: if it answers an in-flight request, that request gets an error. */
+  private oversizeFromProcess(o: OversizeLine): void {
+    this.m.oversize.inc();
+    const ids = [...`${o.head}\n${o.tail}`.matchAll(this.idPattern)].map((x) => x[1]!);
+    const id = ids.reverse().find((i) => this.inflight.has(i));
+    this.opts.log.warn({ bytes: o.bytes, limit: this.opts.maxMessageBytes, request: id }, 'dropped a message from the stdio process over the size limit');
+    if (!id) return;
+    const f = this.finish(id)!;
+    this.m.requests.inc({ result: 'too-large' });
+    void this.reply(f.session, {
+      jsonrpc: '2.0',
+      id: f.clientId,
+      error: { code: BRIDGE_ERROR.messageTooLarge, message: `the stdio MCP server's response to ${f.method} is ${o.bytes} bytes, over the bridge's limit of ${this.opts.maxMessageBytes} bytes (kubemcp bridge --max-message-bytes)` },
+    });
+  }
+}

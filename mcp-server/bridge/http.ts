@@ -1,0 +1,186 @@
+/**
+ * The HTTP side of `kubemcp bridge`: Streamable HTTP at `/mcp` (one SDK
+ * StreamableHTTPServerTransport per session, as in mcp-server/http.ts), `/health` (liveness: the
+ * bridge runs), `/ready` (readiness: the stdio process answered `initialize`; 503 with the reason
+ * otherwise) and `/metrics` (Prometheus). Every message a session's client sends goes to
+ * {@link StdioBridge.fromSession}; every message for the client comes back through the session's
+ * transport.
+ *
+ * A loopback bind checks the Host header (DNS-rebinding protection, MCP spec 2025-11-25,
+ * Transports > Security Warning); in a pod it binds 0.0.0.0 behind the Service.
+ */
+import * as http from 'node:http';
+import { randomUUID } from 'node:crypto';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
+import type { Logger } from 'pino';
+import { BRIDGE_ERROR, type BridgeSession, type StdioBridge } from './bridge.js';
+
+/** Options of {@link startBridgeHttp}. */
+export interface BridgeHttpOptions {
+  /** Bind address (default 127.0.0.1). */
+  host?: string;
+  /** Port (0 picks a free one). */
+  port: number;
+  /** Most concurrent sessions (default 200); more are refused with 503. */
+  maxSessions?: number;
+  /** Sessions idle this long (ms) are closed (default 30 minutes). */
+  sessionIdleMs?: number;
+}
+
+/** A running bridge HTTP server. */
+export interface RunningBridgeHttp {
+  url: string;
+  port: number;
+  sessions: () => number;
+  close: () => Promise<void>;
+}
+
+const LOOPBACK = ['127.0.0.1', 'localhost', '::1'];
+
+function send(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  if (res.headersSent) return;
+  res.writeHead(status, { 'Content-Type': 'application/json', ...headers });
+  res.end(JSON.stringify(body));
+}
+
+function rpcError(res: http.ServerResponse, status: number, code: number, message: string): void {
+  send(res, status, { jsonrpc: '2.0', error: { code, message }, id: null });
+}
+
+async function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer | 'too-large'> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of req as AsyncIterable<Buffer>) {
+    n += c.length;
+    if (n > limit) return 'too-large';
+    chunks.push(c);
+  }
+  return Buffer.concat(chunks);
+}
+
+/**
+ * Serves the bridge over HTTP; resolves once listening.
+ * @throws when the port cannot be bound.
+ */
+export async function startBridgeHttp(bridge: StdioBridge, log: Logger, opts: BridgeHttpOptions): Promise<RunningBridgeHttp> {
+  const host = opts.host ?? '127.0.0.1';
+  const loopback = LOOPBACK.includes(host);
+  const maxSessions = opts.maxSessions ?? 200;
+  const idleMs = opts.sessionIdleMs ?? 30 * 60_000;
+  const sessions = new Map<string, { transport: StreamableHTTPServerTransport; seen: number }>();
+
+  const closeSession = (id: string) => {
+    const s = sessions.get(id);
+    if (!s) return;
+    sessions.delete(id);
+    bridge.removeSession(id);
+    void s.transport.close().catch(() => undefined);
+  };
+
+  const handleMcp = async (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const sid = req.headers['mcp-session-id'] as string | undefined;
+    if (req.method === 'POST') {
+      const raw = await readBody(req, bridge.maxMessageBytes);
+      if (raw === 'too-large') return rpcError(res, 413, BRIDGE_ERROR.messageTooLarge, `request body exceeds the bridge's limit of ${bridge.maxMessageBytes} bytes`);
+      let body: unknown;
+      try {
+        body = JSON.parse(raw.toString('utf8'));
+      } catch {
+        return rpcError(res, 400, -32700, 'Parse error: the body is not JSON');
+      }
+      if (sid) {
+        const s = sessions.get(sid);
+        if (!s) return rpcError(res, 404, -32001, 'Session not found: initialize a new session');
+        s.seen = Date.now();
+        return s.transport.handleRequest(req, res, body);
+      }
+      if (!isInitializeRequest(body)) return rpcError(res, 400, -32000, 'Bad Request: no Mcp-Session-Id header; the first request must be initialize');
+      if (sessions.size >= maxSessions) return rpcError(res, 503, -32000, `too many sessions (${maxSessions}); close one with DELETE /mcp`);
+      const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
+        sessionIdGenerator: () => randomUUID(),
+        onsessioninitialized: (id) => {
+          const session: BridgeSession = { id, send: (m, o) => transport.send(m, o) };
+          sessions.set(id, { transport, seen: Date.now() });
+          bridge.addSession(session);
+          transport.onmessage = (m) => void bridge.fromSession(session, m);
+        },
+        onsessionclosed: (id) => closeSession(id),
+      });
+      transport.onclose = () => {
+        if (transport.sessionId) closeSession(transport.sessionId);
+      };
+      return transport.handleRequest(req, res, body);
+    }
+    if (req.method === 'GET' || req.method === 'DELETE') {
+      const s = sid ? sessions.get(sid) : undefined;
+      if (!s) return rpcError(res, sid ? 404 : 400, sid ? -32001 : -32000, sid ? 'Session not found' : 'Bad Request: Mcp-Session-Id header required');
+      s.seen = Date.now();
+      await s.transport.handleRequest(req, res);
+      if (req.method === 'DELETE' && sid) closeSession(sid);
+      return;
+    }
+    res.setHeader('Allow', 'GET, POST, DELETE');
+    rpcError(res, 405, -32000, 'Method not allowed');
+  };
+
+  const server = http.createServer((req, res) => {
+    const run = async () => {
+      if (loopback) {
+        let h = '';
+        try {
+          h = new URL(`http://${req.headers.host ?? ''}`).hostname.replace(/^\[|\]$/g, '');
+        } catch {
+          /* refused below */
+        }
+        if (!LOOPBACK.includes(h)) return rpcError(res, 403, -32000, `Forbidden: invalid Host header ${JSON.stringify(req.headers.host ?? '')} (DNS-rebinding protection)`);
+      }
+      const path = new URL(req.url ?? '/', 'http://placeholder').pathname.replace(/\/+$/, '') || '/';
+      if (path === '/health') return send(res, 200, { status: 'ok', ...bridge.status(), sessions: sessions.size });
+      if (path === '/ready') {
+        const s = bridge.status();
+        return send(res, s.ready ? 200 : 503, s.ready ? { status: 'ready', serverInfo: s.serverInfo } : { status: 'not ready', reason: s.reason });
+      }
+      if (path === '/metrics' && req.method === 'GET') {
+        res.writeHead(200, { 'Content-Type': bridge.registry.contentType });
+        return res.end(await bridge.registry.metrics());
+      }
+      if (path === '/mcp') return handleMcp(req, res);
+      rpcError(res, 404, -32000, `Not found: ${path} (the MCP endpoint is /mcp)`);
+    };
+    run().catch((err) => {
+      log.error({ err: (err as Error).message }, 'HTTP request failed');
+      rpcError(res, 500, -32603, `Internal error: ${(err as Error).message}`);
+    });
+  });
+  server.requestTimeout = 0; // SSE streams stay open
+  server.headersTimeout = 30_000;
+  server.keepAliveTimeout = 65_000;
+
+  const sweep = setInterval(() => {
+    const now = Date.now();
+    for (const [id, s] of sessions) if (now - s.seen > idleMs) closeSession(id);
+  }, Math.min(60_000, idleMs)).unref();
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as { port: number }).port;
+  const shown = host.includes(':') ? `[${host}]` : host;
+  log.info({ host, port }, 'kubemcp bridge: Streamable HTTP at /mcp');
+  return {
+    url: `http://${shown}:${port}/mcp`,
+    port,
+    sessions: () => sessions.size,
+    close: async () => {
+      clearInterval(sweep);
+      for (const id of [...sessions.keys()]) closeSession(id);
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}

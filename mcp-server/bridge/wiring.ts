@@ -1,0 +1,100 @@
+/**
+ * The whole path of a bridged stdio MCPServer, in one place. Everything that renders, starts or
+ * tests a bridged pod takes its paths and commands from here: the construct
+ * (charts/mcpserver.ts), `kubemcp bridge-init` and `kubemcp bridge` (mcp-server/bridge/), and the
+ * local test harness that wires the same FIFOs on this machine (test/mcp-server/bridge-harness.ts).
+ *
+ * ```
+ *  MCP client ──HTTP──▶ Service <name>:<spec.port> ──▶ container mcp-bridge: `kubemcp bridge`
+ *                                                         │  /mcp (Streamable HTTP, one session per client)
+ *                                                         │  /health, /ready (ready once initialize answered)
+ *                                                         │  writes  /bridge/stdin   (FIFO)
+ *                                                         │  reads   /bridge/stdout  (FIFO)
+ *                                                         ▼
+ *  emptyDir "bridge" at /bridge: bin/busybox (static), stdin, stdout   ◀── init container bridge-init
+ *                                                         ▲                (`kubemcp bridge-init`: copies
+ *                                                         │                 the launcher, makes the FIFOs)
+ *  container mcp-server (the user's image, no shell needed):
+ *    /bridge/bin/busybox sh -c LAUNCH_SCRIPT <command...> <args...>
+ *      = exec <command> <args> </bridge/stdin >/bridge/stdout   (stderr stays the container log)
+ * ```
+ *
+ * One long-lived process per pod: the container's restartPolicy restarts it when it exits, and
+ * the bridge then re-opens the FIFOs and initializes it again. No `pods/attach`, no extra RBAC,
+ * no second workload: the only channel is the pod's own emptyDir.
+ *
+ * The launcher is Debian's/Alpine's static busybox: `sh -c` opens the FIFOs and `exec`s the
+ * user's command, so the process's own stdin/stdout are the FIFOs (no copying process between).
+ * Debian's busybox prefers its applets over PATH (`exec cat` would run busybox's cat), so the
+ * script resolves a command without a `/` through PATH itself, as the container runtime would,
+ * and keeps argv[0] as written (`exec -a`). It contains no `$(` and no `$$`, which Kubernetes
+ * would expand or unescape in a container's command (Kubernetes docs: "Define a Command and
+ * Arguments for a Container", variable references).
+ */
+
+/** Name of the shared emptyDir volume. */
+export const BRIDGE_VOLUME = 'bridge';
+/** Where every container of a bridged pod mounts the volume. */
+export const BRIDGE_DIR = '/bridge';
+/** FIFO names inside the directory: the process's stdin (bridge writes) and stdout (bridge reads). */
+export const STDIN_FIFO = 'stdin';
+export const STDOUT_FIFO = 'stdout';
+/** The launcher's path inside the directory. */
+export const LAUNCHER = 'bin/busybox';
+/** Names of the containers the bridge adds. */
+export const BRIDGE_CONTAINER = 'mcp-bridge';
+export const BRIDGE_INIT_CONTAINER = 'bridge-init';
+
+/**
+ * Where `kubemcp bridge-init` looks for a static busybox in the kubemcp image, in order:
+ * Alpine's busybox-static package, Debian's busybox-static package.
+ */
+export const LAUNCHER_SOURCES = ['/bin/busybox.static', '/bin/busybox'];
+
+/** The paths of one bridge directory (`/bridge` in a pod, a temporary directory in tests). */
+export interface BridgePaths {
+  dir: string;
+  stdin: string;
+  stdout: string;
+  launcher: string;
+}
+
+/** The paths of a bridge directory `dir`. */
+export function bridgePaths(dir: string = BRIDGE_DIR): BridgePaths {
+  const d = dir.replace(/\/+$/, '') || '/';
+  return { dir: d, stdin: `${d}/${STDIN_FIFO}`, stdout: `${d}/${STDOUT_FIFO}`, launcher: `${d}/${LAUNCHER}` };
+}
+
+/**
+ * The `sh -c` script the launcher runs. `$0` is the user's command[0], `$@` the rest of command
+ * and then args. Exit code 127 with a message on stderr when the command is not found.
+ */
+export function launchScript(dir: string = BRIDGE_DIR): string {
+  const p = bridgePaths(dir);
+  return [
+    'c="$0"',
+    'case "$c" in */*) ;; *) p=""; IFS=:; for d in $PATH; do if [ -f "$d/$c" ] && [ -x "$d/$c" ]; then p="$d/$c"; break; fi; done; unset IFS;' +
+      ' [ -n "$p" ] || { echo "kubemcp launcher: $c: not found in PATH" >&2; exit 127; }; c="$p";; esac',
+    `exec -a "$0" "$c" "$@" <"${p.stdin}" >"${p.stdout}"`,
+  ].join('\n');
+}
+
+/**
+ * The argv of the MCP server container: the launcher running `command args` on the FIFOs. In a
+ * pod this is the container's `command` (args stay empty, so nothing of the image's CMD leaks in).
+ * @param command the spec's command (at least the executable).
+ * @param args the spec's args.
+ */
+export function launcherArgv(command: readonly string[], args: readonly string[] = [], dir: string = BRIDGE_DIR): string[] {
+  return [bridgePaths(dir).launcher, 'sh', '-c', launchScript(dir), ...command, ...args];
+}
+
+/** The args of the init container (the kubemcp image's entrypoint is `node dist/js/cli.js`). */
+export function bridgeInitArgs(dir: string = BRIDGE_DIR): string[] {
+  return ['bridge-init', '--dir', dir];
+}
+
+/** The args of the bridge sidecar listening on `port` (all interfaces: probes come from the kubelet). */
+export function bridgeArgs(port: number, dir: string = BRIDGE_DIR): string[] {
+  return ['bridge', '--dir', dir, '--port', String(port), '--host', '0.0.0.0'];
+}

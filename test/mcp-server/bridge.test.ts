@@ -1,0 +1,242 @@
+/**
+ * `kubemcp bridge` against a real stdio MCP server nobody here wrote: npm's
+ * @modelcontextprotocol/server-everything, run through the static busybox launcher on real FIFOs
+ * made by bridge-init, exactly as a bridged pod wires them (test/mcp-server/bridge-harness.ts).
+ * Clients are the MCP SDK's Streamable HTTP client on 127.0.0.1. No cluster needed.
+ *
+ * Covers: ready only after initialize; tools, echo, a resource, progress; one initialize shared
+ * by sessions; 2 sessions x 50 interleaved concurrent calls (the SDK numbers requests from 0 in
+ * every session, so their ids collide unless the bridge rewrites them); progress and resource
+ * updates to the right session; cancellation; the process killed and restarted (in-flight calls
+ * fail, new calls succeed, list_changed to every session); a malformed line skipped; oversize
+ * messages refused with JSON-RPC errors; a process that never answers initialize.
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { closeSync, constants, openSync, writeSync } from 'node:fs';
+import { McpError, ResourceUpdatedNotificationSchema, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { BRIDGE_ERROR } from '../../mcp-server/bridge/bridge.js';
+import { EVERYTHING, startBridged, until, type Bridged } from './bridge-harness.js';
+
+const text = (r: any): string => r?.content?.[0]?.text ?? '';
+
+async function metric(b: Bridged, name: string): Promise<number> {
+  const body = await (await fetch(`${b.base}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
+  return body
+    .split('\n')
+    .filter((l) => l.startsWith(name))
+    .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+}
+
+describe('bridge in front of server-everything', () => {
+  let b: Bridged;
+  let a: Client;
+  let c: Client;
+
+  beforeAll(async () => {
+    b = await startBridged({ argv: EVERYTHING, bridge: { maxMessageBytes: 64 * 1024 }, env: { BIG_VALUE: 'x'.repeat(100_000) } });
+    await until(async () => (await b.ready()).status === 200, 'the bridge to be ready', 60_000);
+    a = await b.connect('session-a');
+    c = await b.connect('session-c');
+  });
+  afterAll(async () => {
+    await b?.close();
+  });
+
+  it('is ready once the process answered initialize, and answers every session from that one initialize', async () => {
+    const r = await b.ready();
+    expect(r.body).toMatchObject({ status: 'ready', serverInfo: { name: 'mcp-servers/everything' } });
+    expect(a.getServerVersion()).toEqual(c.getServerVersion());
+    expect(a.getServerVersion()?.name).toBe('mcp-servers/everything');
+    expect(a.getServerCapabilities()?.resources?.subscribe).toBe(true);
+    // Two sessions, one process started, one initialize.
+    expect(b.bridge!.status()).toMatchObject({ starts: 1, sessions: 2 });
+    const health = await (await fetch(`${b.base}/health`)).json();
+    expect(health).toMatchObject({ status: 'ok', state: 'ready', sessions: 2 });
+  });
+
+  it('lists tools, calls echo, reads a resource', async () => {
+    const tools = (await a.listTools()).tools.map((t) => t.name);
+    expect(tools).toEqual(expect.arrayContaining(['echo', 'get-sum', 'trigger-long-running-operation', 'get-env']));
+    // The bridge declares no client capabilities: no sampling/elicitation tools are offered.
+    expect(tools).not.toContain('trigger-sampling-request');
+    expect(text(await a.callTool({ name: 'echo', arguments: { message: 'hello bridge' } }))).toBe('Echo: hello bridge');
+    const sum = await c.callTool({ name: 'get-sum', arguments: { a: 2, b: 40 } });
+    expect(text(sum)).toContain('42');
+    const resources = (await a.listResources()).resources;
+    expect(resources.length).toBeGreaterThan(0);
+    const read = await c.readResource({ uri: resources[0]!.uri });
+    expect(read.contents[0]!.uri).toBe(resources[0]!.uri);
+    expect(String((read.contents[0] as { text?: string }).text ?? '')).toContain('Everything');
+    const templates = (await a.listResourceTemplates()).resourceTemplates;
+    expect(templates.length).toBeGreaterThan(0);
+    expect((await a.listPrompts()).prompts.length).toBeGreaterThan(0);
+  });
+
+  it('2 sessions x 50 interleaved concurrent calls: every answer reaches the session that asked', async () => {
+    const calls: Array<Promise<[string, string]>> = [];
+    for (let i = 0; i < 50; i++) {
+      for (const [name, client] of [['a', a], ['c', c]] as const) {
+        const msg = `${name}-${i}`;
+        calls.push(client.callTool({ name: 'echo', arguments: { message: msg } }).then((r) => [msg, text(r)]));
+      }
+    }
+    const answers = await Promise.all(calls);
+    expect(answers).toHaveLength(100);
+    for (const [msg, got] of answers) expect(got).toBe(`Echo: ${msg}`);
+    expect(b.bridge!.status().inflight).toBe(0);
+  });
+
+  it('progress notifications reach only the session of the request, with its own token', async () => {
+    const pa: Array<{ progress: number; total?: number }> = [];
+    const pc: Array<{ progress: number; total?: number }> = [];
+    const [ra, rc] = await Promise.all([
+      a.callTool({ name: 'trigger-long-running-operation', arguments: { duration: 1, steps: 4 } }, undefined, { onprogress: (p) => pa.push(p) }),
+      c.callTool({ name: 'trigger-long-running-operation', arguments: { duration: 1, steps: 2 } }, undefined, { onprogress: (p) => pc.push(p) }),
+    ]);
+    expect(text(ra)).toContain('Steps: 4');
+    expect(text(rc)).toContain('Steps: 2');
+    expect(pa.map((p) => [p.progress, p.total])).toEqual([[1, 4], [2, 4], [3, 4], [4, 4]]);
+    expect(pc.map((p) => [p.progress, p.total])).toEqual([[1, 2], [2, 2]]);
+  });
+
+  it('resource updates go to the sessions subscribed to the URI', async () => {
+    const resources = (await a.listResources()).resources.map((r) => r.uri);
+    const [ua, uc] = [resources[0]!, resources[1]!];
+    const seenA: string[] = [];
+    const seenC: string[] = [];
+    a.setNotificationHandler(ResourceUpdatedNotificationSchema, async (n) => void seenA.push(n.params.uri));
+    c.setNotificationHandler(ResourceUpdatedNotificationSchema, async (n) => void seenC.push(n.params.uri));
+    await a.subscribeResource({ uri: ua });
+    await c.subscribeResource({ uri: uc });
+    const started = await a.callTool({ name: 'toggle-subscriber-updates', arguments: {} });
+    try {
+      expect(text(started)).toContain('Started');
+      await until(() => seenA.length > 0 && seenC.length > 0, 'resource updates in both sessions', 20_000);
+      expect(new Set(seenA)).toEqual(new Set([ua]));
+      expect(new Set(seenC)).toEqual(new Set([uc]));
+    } finally {
+      await a.callTool({ name: 'toggle-subscriber-updates', arguments: {} });
+      await a.unsubscribeResource({ uri: ua });
+      await c.unsubscribeResource({ uri: uc });
+    }
+  });
+
+  it('a cancelled call is cancelled in the process, and the session goes on', async () => {
+    const ctl = new AbortController();
+    let progressed = false;
+    const call = a.callTool({ name: 'trigger-long-running-operation', arguments: { duration: 20, steps: 20 } }, undefined, {
+      signal: ctl.signal,
+      onprogress: () => {
+        progressed = true;
+        ctl.abort('test cancels');
+      },
+    });
+    await expect(call).rejects.toThrow();
+    expect(progressed).toBe(true);
+    await until(() => b.bridge!.status().inflight === 0, 'the cancelled request to be forgotten', 10_000);
+    expect(text(await a.callTool({ name: 'echo', arguments: { message: 'after cancel' } }))).toBe('Echo: after cancel');
+  });
+
+  it('a malformed line from the process is logged and skipped', async () => {
+    const before = await metric(b, 'kubemcp_bridge_malformed_lines_total');
+    // A second writer on the process's stdout FIFO, as a server printing a banner would.
+    const fd = openSync(b.paths.stdout, constants.O_WRONLY | constants.O_NONBLOCK);
+    try {
+      writeSync(fd, 'Starting server... (not JSON)\n{"hello":"not JSON-RPC"}\n');
+    } finally {
+      closeSync(fd);
+    }
+    await until(async () => (await metric(b, 'kubemcp_bridge_malformed_lines_total')) === before + 2, 'two malformed lines counted', 10_000);
+    expect(text(await c.callTool({ name: 'echo', arguments: { message: 'still here' } }))).toBe('Echo: still here');
+    expect((await b.ready()).status).toBe(200);
+  });
+
+  it('a response over the size limit becomes a JSON-RPC error for its request; an oversize request gets 413 with a JSON-RPC error', async () => {
+    // get-env returns the environment, which carries a 100 kB value: over the 64 KiB limit.
+    const err = await a.callTool({ name: 'get-env', arguments: {} }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(McpError);
+    expect((err as McpError).code).toBe(BRIDGE_ERROR.messageTooLarge);
+    expect((err as McpError).message).toMatch(/response to tools\/call is \d+ bytes, over the bridge's limit of 65536 bytes/);
+    expect(text(await a.callTool({ name: 'echo', arguments: { message: 'small' } }))).toBe('Echo: small');
+
+    const sid = (a.transport as unknown as { sessionId?: string }).sessionId!;
+    const res = await fetch(b.url, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream', 'Mcp-Session-Id': sid, 'Mcp-Protocol-Version': '2025-11-25' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 99, method: 'tools/call', params: { name: 'echo', arguments: { message: 'y'.repeat(70_000) } } }),
+    });
+    expect(res.status).toBe(413);
+    expect(await res.json()).toMatchObject({ jsonrpc: '2.0', error: { code: BRIDGE_ERROR.messageTooLarge, message: expect.stringContaining('65536 bytes') } });
+    expect(await metric(b, 'kubemcp_bridge_oversize_messages_total')).toBeGreaterThanOrEqual(1);
+  });
+
+  it('refuses a foreign Host header on its loopback bind (DNS rebinding)', async () => {
+    const { raw } = await import('./helpers.js');
+    const r = await raw(b.url.replace('/mcp', '/health'), { headers: { Host: 'evil.example:80' } });
+    expect(r.status).toBe(403);
+  });
+
+  it('the process killed: in-flight calls get errors at once, the bridge re-initializes the restarted process, new calls succeed, sessions hear list_changed', async () => {
+    const changedA: number[] = [];
+    const changedC: number[] = [];
+    a.setNotificationHandler(ToolListChangedNotificationSchema, async () => void changedA.push(1));
+    c.setNotificationHandler(ToolListChangedNotificationSchema, async () => void changedC.push(1));
+    const inflight: Array<Promise<unknown>> = [];
+    let started = 0;
+    for (const client of [a, c]) {
+      inflight.push(
+        client
+          .callTool({ name: 'trigger-long-running-operation', arguments: { duration: 30, steps: 30 } }, undefined, { onprogress: () => void started++ })
+          .then(
+            () => 'answered',
+            (e: unknown) => e,
+          ),
+      );
+    }
+    await until(() => started >= 2, 'both long calls to be running in the process', 20_000);
+    const pid = await b.server.kill();
+    const outcomes = await Promise.all(inflight);
+    for (const o of outcomes) {
+      expect(o).toBeInstanceOf(McpError);
+      expect((o as McpError).code).toBe(BRIDGE_ERROR.processExited);
+      expect((o as McpError).message).toContain('exited while handling tools/call');
+    }
+    await until(async () => (await b.ready()).status === 200 && b.bridge!.status().starts === 2, 'the restarted process to be initialized', 60_000);
+    expect(b.server.child?.pid).not.toBe(pid);
+    expect(text(await a.callTool({ name: 'echo', arguments: { message: 'new process' } }))).toBe('Echo: new process');
+    expect(text(await c.callTool({ name: 'echo', arguments: { message: 'new process too' } }))).toBe('Echo: new process too');
+    await until(() => changedA.length > 0 && changedC.length > 0, 'tools/list_changed in both sessions', 20_000);
+    expect(await metric(b, 'kubemcp_bridge_process_starts_total')).toBe(2);
+  });
+
+  it('a session opened while the process restarts waits for it and then works', async () => {
+    await b.server.kill();
+    const late = await b.connect('late');
+    expect(late.getServerVersion()?.name).toBe('mcp-servers/everything');
+    expect(text(await late.callTool({ name: 'echo', arguments: { message: 'late' } }))).toBe('Echo: late');
+    expect(b.bridge!.status().starts).toBe(3);
+  });
+});
+
+describe('a process that never answers initialize', () => {
+  let b: Bridged;
+  beforeAll(async () => {
+    // Reads stdin forever, writes nothing.
+    b = await startBridged({ argv: [process.execPath, '-e', 'process.stdin.resume(); setInterval(() => {}, 1000)'], bridge: { initTimeoutMs: 1000, readyWaitMs: 300 } });
+  });
+  afterAll(async () => {
+    await b?.close();
+  });
+
+  it('keeps /ready at 503 with the reason, and a client gets a JSON-RPC error instead of a hang', async () => {
+    await until(async () => /has not answered initialize within 1 s/.test((await b.ready()).body.reason ?? ''), 'the initialize timeout reason', 20_000);
+    const r = await b.ready();
+    expect(r.status).toBe(503);
+    expect(r.body.status).toBe('not ready');
+    await expect(b.connect()).rejects.toThrow(/stdio MCP server is not ready: the stdio process has not answered initialize/);
+  });
+});
