@@ -55,6 +55,7 @@ export interface ReconcileResult {
   requeueAfterMs?: number;
 }
 
+const CHILD_API_VERSIONS: Record<ChildKind, string> = { ConfigMap: 'v1', Service: 'v1', Deployment: 'apps/v1', PodDisruptionBudget: 'policy/v1' };
 const plural: Record<ChildKind, string> = { ConfigMap: 'configmaps', Service: 'services', Deployment: 'deployments', PodDisruptionBudget: 'poddisruptionbudgets' };
 
 /** The apiserver's message of a refused request (the Status body's `message`), or the error's own. */
@@ -246,7 +247,9 @@ export class Reconciler {
     const failures: ApplyFailure[] = [];
     for (const child of desired) {
       const kind = child.kind as ChildKind;
-      const live = this.opts.caches.child(kind, namespace, child.metadata.name);
+      const cached = this.opts.caches.child(kind, namespace, child.metadata.name);
+      // Items of an informer's initial list carry no apiVersion/kind: not a difference to apply.
+      const live = cached && ({ ...cached, apiVersion: cached.apiVersion ?? child.apiVersion, kind: cached.kind ?? child.kind } as KubeObject);
       try {
         const fixed = live ? await this.removeForeignEntries(obj, child, live, log) : undefined;
         const reason = fixed ? `drift at ${fixed}` : applyReason(child, live as Record<string, unknown> | undefined);
@@ -324,19 +327,23 @@ export class Reconciler {
     for (const kind of CHILD_KINDS) {
       for (const child of this.opts.caches.children(kind, obj.metadata.namespace)) {
         if (!isOwnedBy(child, obj.metadata.uid) || keep.has(`${kind}/${child.metadata.name}`)) continue;
-        await this.deleteChild(child);
+        await this.deleteChild(kind, child);
         log.info({ kind, child: child.metadata.name }, 'pruned child');
         await this.event(obj, 'Normal', 'Pruned', `Deleted ${kind} ${child.metadata.name}: no longer rendered by the spec`);
       }
     }
   }
 
-  private async deleteChild(child: KubeObject): Promise<void> {
-    this.opts.metrics.writeRequests.inc({ verb: 'delete', resource: plural[child.kind as ChildKind] });
+  /**
+   * Deletes a child (precondition: its uid). The kind comes from the cache it was found in:
+   * objects of an informer's initial list carry no apiVersion/kind (List items do not).
+   */
+  private async deleteChild(kind: ChildKind, child: KubeObject): Promise<void> {
+    this.opts.metrics.writeRequests.inc({ verb: 'delete', resource: plural[kind] });
     const uid = (child.metadata as k8s.V1ObjectMeta).uid;
     try {
       await this.objects.delete(
-        { apiVersion: child.apiVersion, kind: child.kind, metadata: { name: child.metadata.name, namespace: child.metadata.namespace } },
+        { apiVersion: CHILD_API_VERSIONS[kind], kind, metadata: { name: child.metadata.name, namespace: child.metadata.namespace } },
         undefined,
         undefined,
         undefined,
@@ -357,7 +364,7 @@ export class Reconciler {
     await this.writeStatus(obj, { name: obj.metadata.name, namespace: obj.metadata.namespace, generation: obj.metadata.generation ?? 0, terminating: true });
     await this.event(obj, 'Normal', 'Deleting', 'Deleting the MCPServer and its children');
     for (const kind of CHILD_KINDS) {
-      for (const child of this.opts.caches.children(kind, obj.metadata.namespace)) if (isOwnedBy(child, obj.metadata.uid)) await this.deleteChild(child);
+      for (const child of this.opts.caches.children(kind, obj.metadata.namespace)) if (isOwnedBy(child, obj.metadata.uid)) await this.deleteChild(kind, child);
     }
     // Remove every copy (there should be one), testing the list first as addFinalizer does.
     const finalizers = obj.metadata.finalizers ?? [];

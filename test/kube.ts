@@ -99,3 +99,10 @@ export async function installCrd(kc: k8s.KubeConfig): Promise<void> {
     return crd.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True');
   });
 }
+
+/** `kubectl get` table output as one record per row, cut at the header's column offsets (empty cells stay empty). */
+export function parseTable(out: string): Array<Record<string, string>> {
+  const [header, ...rows] = out.replace(/\n+$/, '').split('\n');
+  const starts = [...header!.matchAll(/\S+/g)].map((m) => [m[0], m.index!] as const);
+  return rows.map((row) => Object.fromEntries(starts.map(([name, start], i) => [name, row.slice(start, i + 1 < starts.length ? starts[i + 1]![1] : undefined).trim()])));
+}

@@ -53,7 +53,7 @@ describe('the MCPServer CRD on a real apiserver', () => {
       expect(out.spec.transport).toBe('streamable-http');
     }
     const created = await apply<any>(objects, { ...mcps('defaults', { image: 'x:1' }), metadata: { name: 'defaults', namespace: ns } });
-    expect(created.spec).toEqual({ image: 'x:1', transport: 'streamable-http', port: 8080, replicas: 1 });
+    expect(created.spec).toEqual({ image: 'x:1', transport: 'streamable-http', port: 8080, replicas: 1, path: '/mcp' });
   });
 
   const invalid: Array<[string, string, unknown, RegExp]> = [

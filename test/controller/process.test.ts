@@ -89,7 +89,8 @@ describe('two controllers with leader election', () => {
     expect(standby.lines.some((l) => l.includes('became leader'))).toBe(false);
     for (const p of [a, b]) {
       expect((await fetch(`http://127.0.0.1:${p.healthPort}/healthz`)).status).toBe(200);
-      expect((await fetch(`http://127.0.0.1:${p.healthPort}/readyz`)).status).toBe(200);
+      // The leader is ready once its informers synced (six of them, pods included): bounded wait.
+      await waitFor('readyz 200', async () => (await fetch(`http://127.0.0.1:${p.healthPort}/readyz`)).status === 200, 60_000);
     }
     const metrics = async (p: Proc) => (await fetch(`http://127.0.0.1:${p.metricsPort}/metrics`)).text();
     expect(await metrics(leader)).toMatch(/^kubemcp_controller_is_leader 1$/m);

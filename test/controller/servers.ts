@@ -16,7 +16,11 @@ export async function startServe(args: string[] = []): Promise<{ url: string; ch
   });
   let err = '';
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`kubemcp serve did not start within 60 s: ${err}`)), 60_000);
+    // Generous: on a loaded 2-core machine tsx's first compile of the CLI can take a minute.
+    const timer = setTimeout(() => {
+      if (child.exitCode === null) process.kill(child.pid!, 'SIGTERM'); // never leave it running
+      reject(new Error(`kubemcp serve did not start within 150 s: ${err}`));
+    }, 150_000);
     child.stderr!.on('data', (d: Buffer) => {
       err += d.toString();
       const m = /listening on (http:\/\/\S+)/.exec(err);

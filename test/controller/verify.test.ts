@@ -36,7 +36,7 @@ beforeAll(async () => {
   await closeServer(c.server); // a port nobody listens on any more
   servers.push(p.server, u.server, n.server, hanging.server);
   [plain, unauthorized, notFound, closedPort] = [p.url, u.url, n.url, c.url];
-}, 120_000);
+}, 300_000);
 
 afterAll(async () => {
   serve?.stop();

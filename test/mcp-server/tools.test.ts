@@ -264,7 +264,7 @@ describe('MCPServer tools', () => {
     expect(r.isError).toBeFalsy();
     expect(r.structuredContent.object.spec).toMatchObject({ image: 'mcp-k8s-server:latest', port: 3001, transport: 'streamable-http', replicas: 1 });
     const list = await call('list-mcpservers', { namespace: ns });
-    expect(list.structuredContent.columns).toEqual(['NAME', 'PHASE', 'READY', 'REPLICAS', 'TRANSPORT', 'ENDPOINT', 'AGE']);
+    expect(list.structuredContent.columns).toEqual(['NAME', 'PHASE', 'READY', 'REPLICAS', 'TRANSPORT', 'VERIFIED', 'TOOLS', 'REASON', 'ENDPOINT', 'AGE']);
     expect(list.structuredContent.rows[0][0]).toBe('srv');
     const get = await call('get-mcpserver', { name: 'srv', namespace: ns });
     expect(get.structuredContent.object.kind).toBe('MCPServer');
