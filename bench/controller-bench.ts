@@ -49,7 +49,7 @@ import { Command } from 'commander';
 import { parseAllDocuments, stringify } from 'yaml';
 import { mcpServerCrd } from '../charts/api/crd.js';
 import { API_VERSION, KIND } from '../charts/api/schema.js';
-import { AUDIT_LOG_PATH, CLUSTER_DIR, LOG_DIR, clusterUp, readState } from '../test/controlplane/cluster.js';
+import { AUDIT_LOG_PATH, CLUSTER_DIR, LOG_DIR, clusterUp, readState } from '../cluster/index.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BENCH_DIR = path.join(CLUSTER_DIR, 'bench');
