@@ -558,7 +558,9 @@ async function phaseToolhive(ctx: Ctx, n: number): Promise<Row> {
   const { bin, crds } = await toolhiveBinary();
   const kubeconfig = path.join(CLUSTER_DIR, 'kubeconfig');
   await execFileP(ctx.kubectl, ['--kubeconfig', kubeconfig, 'apply', '--server-side', '--field-manager', 'kubemcp-bench', '-f', crds], { maxBuffer: 1 << 26 });
-  await execFileP(ctx.kubectl, ['--kubeconfig', kubeconfig, 'wait', '--for=condition=Established', '--timeout=60s', 'crd/mcpservers.toolhive.stacklok.dev']);
+  // Every CRD it watches must be served before it starts (its RESTMapper reads discovery once).
+  await execFileP(ctx.kubectl, ['--kubeconfig', kubeconfig, 'wait', '--for=condition=Established', '--timeout=120s', '-f', crds]);
+  await sleep(2000);
   const prefix = `kmb-toolhive-${n}-`;
   await createNamespaces(ctx, prefix);
   const proc = startProc(
@@ -694,7 +696,8 @@ async function main(): Promise<void> {
     .option('--namespaces <n>', 'namespaces the MCPServers are spread over', '10')
     .option('--parallel <n>', 'requests in flight of the parallel raw client (8-16)', '16')
     .option('--phases <list>', `phases to run, comma-separated (${PHASES.join(',')})`, PHASES.join(','))
-    .option('--controller-args <args>', 'extra flags of kubemcp controller, space-separated', '')
+    // kwok's pods run nothing, so there is no MCP server to handshake: verification is off.
+    .option('--controller-args <args>', 'flags of kubemcp controller, space-separated', '--verify off')
     .option('--profile', 'run the controller under node --cpu-prof and print its hottest functions')
     .option('--tsx', 'run the controller from the TypeScript sources through tsx instead of compiled JavaScript')
     .option('--keep', 'do not delete the bench namespaces at the end');

@@ -11,3 +11,12 @@ export const CONTROLLER_NAME = 'kubemcp-controller';
 export const CONTROLLER_PORTS = { metrics: 8080, health: 8081 } as const;
 /** Default controller image; override with the operator chart's `image` prop. */
 export const DEFAULT_CONTROLLER_IMAGE = 'kubemcp:0.1.0';
+
+/**
+ * Default concurrent reconciles of the controller (`--workers`). A reconcile mostly waits on the
+ * apiserver (2-3 round trips), so throughput grows with workers until the apiserver is busy; on
+ * the local cluster 16 keep up with a 16-in-flight raw server-side-apply client
+ * (`npm run bench:controller`, README "The controller at scale"). controller-runtime's default
+ * MaxConcurrentReconciles is 1.
+ */
+export const DEFAULT_WORKERS = 16;
