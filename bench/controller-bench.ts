@@ -49,6 +49,7 @@ import { Command } from 'commander';
 import { parseAllDocuments, stringify } from 'yaml';
 import { mcpServerCrd } from '../charts/api/crd.js';
 import { API_VERSION, KIND } from '../charts/api/schema.js';
+import { CONTROLLER_NODE_OPTIONS } from '../charts/operator-config.js';
 import { AUDIT_LOG_PATH, CLUSTER_DIR, LOG_DIR, clusterUp, readState } from '../cluster/index.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -469,7 +470,8 @@ async function phaseKubemcp(ctx: Ctx, n: number): Promise<Row> {
   const proc = startProc(
     process.execPath,
     [...nodeArgs, ...entry, 'controller', '--kubeconfig', path.join(CLUSTER_DIR, 'kubeconfig'), '--no-leader-elect', '--health-port', '0', '--metrics-port', '0', ...ctx.controllerArgs],
-    { ...process.env, NODE_OPTIONS: '' },
+    // NODE_OPTIONS as the operator chart's Deployment sets them.
+    { ...process.env, NODE_OPTIONS: CONTROLLER_NODE_OPTIONS },
     path.join(BENCH_DIR, `controller-${n}.log`),
   );
   let metricsPort: number | undefined;
