@@ -12,7 +12,7 @@ import { k8s } from 'cdk8s-plus-33';
 import type { Construct } from 'constructs';
 import { mcpServerCrd } from './api/crd.js';
 import { GROUP, PLURAL } from './api/schema.js';
-import { CONTROLLER_NAME, CONTROLLER_PORTS, DEFAULT_CONTROLLER_IMAGE, OPERATOR_NAMESPACE } from './operator-config.js';
+import { CONTROLLER_NAME, CONTROLLER_NODE_OPTIONS, CONTROLLER_PORTS, DEFAULT_CONTROLLER_IMAGE, OPERATOR_NAMESPACE } from './operator-config.js';
 
 export { CONTROLLER_NAME, CONTROLLER_PORTS, DEFAULT_CONTROLLER_IMAGE, OPERATOR_NAMESPACE };
 
@@ -116,7 +116,10 @@ export class OperatorChart extends Chart {
                   // Bridged stdio MCPServers run their bridge from the operator's own image.
                   `--bridge-image=${props.image ?? DEFAULT_CONTROLLER_IMAGE}`,
                 ],
-                env: [{ name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }],
+                env: [
+                  { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+                  { name: 'NODE_OPTIONS', value: CONTROLLER_NODE_OPTIONS },
+                ],
                 ports: [
                   { name: 'metrics', containerPort: CONTROLLER_PORTS.metrics, protocol: 'TCP' },
                   { name: 'health', containerPort: CONTROLLER_PORTS.health, protocol: 'TCP' },

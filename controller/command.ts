@@ -13,7 +13,7 @@ import type * as k8s from '@kubernetes/client-node';
 import { Option, type Command } from 'commander';
 import type { Logger } from 'pino';
 import type { LeaderElector } from './leader.js';
-import { CONTROLLER_NAME, CONTROLLER_PORTS, DEFAULT_CONTROLLER_IMAGE } from '../charts/operator-config.js';
+import { CONTROLLER_NAME, CONTROLLER_PORTS, DEFAULT_CONTROLLER_IMAGE, DEFAULT_WORKERS } from '../charts/operator-config.js';
 
 const IN_CLUSTER_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
 
@@ -174,7 +174,7 @@ export function registerController(program: Command): void {
     .description('run the MCPServer controller (reconciles MCPServer objects into Deployments, Services and ConfigMaps)')
     .option('--kubeconfig <path>', 'kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster)')
     .option('-n, --namespace <namespace>', 'watch only this namespace (default: all)')
-    .option('--workers <n>', 'concurrent reconciles', int, 2)
+    .option('--workers <n>', 'concurrent reconciles', int, DEFAULT_WORKERS)
     .addOption(new Option('--leader-elect', 'use leader election (default: on in-cluster)').default(inCluster))
     .option('--no-leader-elect', 'disable leader election')
     .option('--leader-election-namespace <ns>', 'namespace of the leader-election Lease', process.env.POD_NAMESPACE ?? 'mcp-system')

@@ -18,6 +18,8 @@ import { WorkQueue, backoffMs } from './queue.js';
 import { CHILD_KINDS, Reconciler, type Caches, type ChildKind, type MCPServerObject } from './reconciler.js';
 import { urlFor } from './status.js';
 import { Verifier, kubeFetch, type VerifyTarget } from './verify.js';
+import { withConnectionReuse } from './http.js';
+import { DEFAULT_WORKERS } from '../charts/operator-config.js';
 import type { MCPServerSpec } from '../charts/api/schema.js';
 import { PORT_NAME } from '../charts/mcpserver.js';
 
@@ -60,7 +62,7 @@ export interface ControllerOptions {
   log: Logger;
   /** Namespace to watch; undefined watches all namespaces. */
   namespace?: string;
-  /** Concurrent reconciles (distinct keys). Default 2. */
+  /** Concurrent reconciles (distinct keys). Default {@link DEFAULT_WORKERS}. */
   workers?: number;
   /** Period in ms at which every MCPServer is reconciled again. Default 300,000 (5 min). */
   resyncPeriodMs?: number;
@@ -100,7 +102,8 @@ export class Controller {
   constructor(private readonly opts: ControllerOptions) {
     this.metrics = opts.metrics ?? new ControllerMetrics();
     this.queue = new WorkQueue({ onDepth: (d) => this.metrics.queueDepth.set(d) });
-    const kc = opts.kubeConfig;
+    // One keep-alive connection pool for every request (client-node opens a TLS connection per request otherwise).
+    const kc = withConnectionReuse(opts.kubeConfig, { maxSockets: Math.max(16, 2 * this.workerCount) });
     const ns = opts.namespace;
     const custom = kc.makeApiClient(k8s.CustomObjectsApi);
     const core = kc.makeApiClient(k8s.CoreV1Api);
@@ -152,6 +155,11 @@ export class Controller {
     this.reconciler = new Reconciler({ kubeConfig: kc, caches, log: opts.log, metrics: this.metrics, verifier: this.verifier, verifyTarget, bridgeImage: opts.bridgeImage });
   }
 
+  /** Concurrent reconciles: `workers`, default {@link DEFAULT_WORKERS}. */
+  get workerCount(): number {
+    return this.opts.workers ?? DEFAULT_WORKERS;
+  }
+
   /** Whether the informer caches have synced once (for /readyz). */
   get hasSynced(): boolean {
     return this.synced;
@@ -169,6 +177,13 @@ export class Controller {
       if (owner) this.queue.add(`${o.metadata!.namespace}/${owner.name}`);
     };
     const informers: Array<[string, AnyInformer]> = [['mcpservers', this.mcpInformer], ...[...this.childInformers].map(([k, i]) => [k, i] as [string, AnyInformer]), ['pods', this.podInformer]];
+    // The caches keep no managedFields (controller-runtime's cache.TransformStripManagedFields):
+    // nothing here reads them, and they are a third of a cached Deployment's size. The cache holds
+    // the very object the handlers get, so deleting the field here strips the cached copy.
+    const stripManagedFields = (o: k8s.KubernetesObject) => {
+      if (o.metadata?.managedFields) delete o.metadata.managedFields;
+    };
+    for (const [, inf] of informers) for (const verb of [k8s.ADD, k8s.UPDATE] as const) inf.on(verb, stripManagedFields);
     for (const [, inf] of informers.slice(1, -1)) for (const verb of [k8s.ADD, k8s.UPDATE, k8s.DELETE] as const) inf.on(verb, enqueueOwner);
     // A pod's owner is a ReplicaSet; its MCPServer is named by the instance label.
     const enqueueInstance = (o: k8s.KubernetesObject) => {
@@ -179,8 +194,8 @@ export class Controller {
     for (const [name, inf] of informers) this.restartOnError(name, inf);
     await Promise.all(informers.map(([, inf]) => inf.start()));
     this.synced = true;
-    this.opts.log.info({ namespace: this.opts.namespace ?? '(all)', workers: this.opts.workers ?? 2 }, 'informers synced; starting workers');
-    for (let i = 0; i < (this.opts.workers ?? 2); i++) this.workers.push(this.work());
+    this.opts.log.info({ namespace: this.opts.namespace ?? '(all)', workers: this.workerCount }, 'informers synced; starting workers');
+    for (let i = 0; i < this.workerCount; i++) this.workers.push(this.work());
     const period = this.opts.resyncPeriodMs ?? 300_000;
     this.resyncTimer = setInterval(() => this.resync(), period);
     this.resyncTimer.unref();

@@ -155,12 +155,20 @@ export class Reconciler {
     const log = this.opts.log.child({ mcpserver: `${namespace}/${name}`, generation: obj.metadata.generation });
 
     if (obj.metadata.deletionTimestamp) return this.finalize(obj, log);
-    if (!(obj.metadata.finalizers ?? []).includes(FINALIZER)) await this.addFinalizer(obj);
+    // The finalizer patch runs alongside the child applies (one round trip less per reconcile);
+    // its error, if any, is thrown after them. Owner references let the garbage collector remove
+    // children of an MCPServer deleted before its finalizer landed.
+    const finalizing = (obj.metadata.finalizers ?? []).includes(FINALIZER) ? undefined : this.addFinalizer(obj).then(() => undefined, (err: unknown) => ({ err }));
+    const finalized = async () => {
+      const r = await finalizing;
+      if (r) throw r.err;
+    };
 
     let spec: MCPServerSpec;
     try {
       spec = parseMCPServerSpec(obj.spec, name);
     } catch (err) {
+      await finalized();
       if (!(err instanceof MCPServerValidationError)) throw err;
       const message = err.errors.map((e) => `${e.field}: ${e.message}`).join('; ');
       log.warn({ reason: message }, 'invalid MCPServer');
@@ -171,7 +179,9 @@ export class Reconciler {
 
     const desired = desiredChildren(obj, { bridgeImage: this.opts.bridgeImage });
     const applied = new Map<ChildKind, KubeObject>();
-    const failures = await this.applyChildren(obj, desired, applied, log);
+    const events: Array<Promise<void>> = [];
+    const failures = await this.applyChildren(obj, desired, applied, log, events);
+    await finalized();
 
     await this.prune(obj, new Set(desired.map((d) => `${d.kind}/${d.metadata.name}`)), log);
 
@@ -197,6 +207,7 @@ export class Reconciler {
       pods: podProblem(pods),
       verify,
     });
+    await Promise.all(events);
     const [oldTools, newTools] = [before?.tools, obj.status?.tools];
     if (oldTools && newTools && oldTools.hash !== newTools.hash) {
       const added = (newTools.names ?? []).filter((n) => !(oldTools.names ?? []).includes(n));
@@ -237,42 +248,53 @@ export class Reconciler {
   /**
    * Applies each desired child that differs from what this field manager last applied, after
    * removing foreign entries from the keyed lists the controller sets (controller/drift.ts
-   * foreignListEntries); records what is live in `applied`. A child the apiserver refuses is
-   * recorded (Warning event) and the others are still applied.
-   * @returns the refused children with the apiserver's message.
+   * foreignListEntries); records what is live in `applied`. The children are applied
+   * concurrently (one round trip per reconcile, not one per child). A child the apiserver refuses
+   * is recorded (Warning event) and the others are still applied. The applied children are
+   * announced by one Normal event per reason (`Created ConfigMap a-config, Service a, Deployment a`),
+   * pushed to `events` so the caller can send it alongside the status write.
+   * @returns the refused children with the apiserver's message, in desired order.
    * @throws when the MCPServer's namespace is gone (404) or a list fix raced another writer.
    */
-  private async applyChildren(obj: MCPServerObject, desired: KubeObject[], applied: Map<ChildKind, KubeObject>, log: Logger): Promise<ApplyFailure[]> {
+  private async applyChildren(obj: MCPServerObject, desired: KubeObject[], applied: Map<ChildKind, KubeObject>, log: Logger, events: Array<Promise<void>>): Promise<ApplyFailure[]> {
     const namespace = obj.metadata.namespace;
-    const failures: ApplyFailure[] = [];
-    for (const child of desired) {
-      const kind = child.kind as ChildKind;
-      const cached = this.opts.caches.child(kind, namespace, child.metadata.name);
-      // Items of an informer's initial list carry no apiVersion/kind: not a difference to apply.
-      const live = cached && ({ ...cached, apiVersion: cached.apiVersion ?? child.apiVersion, kind: cached.kind ?? child.kind } as KubeObject);
-      try {
-        const fixed = live ? await this.removeForeignEntries(obj, child, live, log) : undefined;
-        const reason = fixed ? `drift at ${fixed}` : applyReason(child, live as Record<string, unknown> | undefined);
-        if (!reason) {
-          applied.set(kind, live!);
-          continue;
+    const outcomes = await Promise.allSettled(
+      desired.map(async (child): Promise<{ failure?: ApplyFailure; announce?: [string, string] }> => {
+        const kind = child.kind as ChildKind;
+        const cached = this.opts.caches.child(kind, namespace, child.metadata.name);
+        // Items of an informer's initial list carry no apiVersion/kind: not a difference to apply.
+        const live = cached && ({ ...cached, apiVersion: cached.apiVersion ?? child.apiVersion, kind: cached.kind ?? child.kind } as KubeObject);
+        try {
+          const fixed = live ? await this.removeForeignEntries(obj, child, live, log) : undefined;
+          const reason = fixed ? `drift at ${fixed}` : applyReason(child, live as Record<string, unknown> | undefined);
+          if (!reason) {
+            applied.set(kind, live!);
+            return {};
+          }
+          const result = await this.apply(child, reason);
+          applied.set(kind, result);
+          log.info({ kind, child: child.metadata.name, reason }, 'applied child');
+          const eventReason = reason === 'created' ? 'Created' : reason.startsWith('drift') ? 'DriftReverted' : 'Updated';
+          return { announce: [eventReason, eventReason === 'DriftReverted' ? `${kind} ${child.metadata.name} (${reason})` : `${kind} ${child.metadata.name}`] };
+        } catch (err) {
+          const code = (err as { code?: unknown }).code;
+          if (code === 404 || code === 'Retry') throw err;
+          const message = apiErrorMessage(err);
+          if (live) applied.set(kind, live);
+          log.warn({ kind, child: child.metadata.name, err: message }, 'applying a child failed');
+          events.push(this.event(obj, 'Warning', 'ApplyFailed', `Applying ${kind} ${child.metadata.name} failed: ${message}`));
+          return { failure: { kind, name: child.metadata.name, message } };
         }
-        const result = await this.apply(child, reason);
-        applied.set(kind, result);
-        log.info({ kind, child: child.metadata.name, reason }, 'applied child');
-        const eventReason = reason === 'created' ? 'Created' : reason.startsWith('drift') ? 'DriftReverted' : 'Updated';
-        await this.event(obj, 'Normal', eventReason, `${eventReason === 'DriftReverted' ? `Reverted ${reason} of` : eventReason} ${kind} ${child.metadata.name}`);
-      } catch (err) {
-        const code = (err as { code?: unknown }).code;
-        if (code === 404 || code === 'Retry') throw err;
-        const message = apiErrorMessage(err);
-        failures.push({ kind, name: child.metadata.name, message });
-        if (live) applied.set(kind, live);
-        log.warn({ kind, child: child.metadata.name, err: message }, 'applying a child failed');
-        await this.event(obj, 'Warning', 'ApplyFailed', `Applying ${kind} ${child.metadata.name} failed: ${message}`);
-      }
-    }
-    return failures;
+      }),
+    );
+    const rejected = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+    if (rejected) throw rejected.reason;
+    const done = outcomes.map((o) => (o as PromiseFulfilledResult<{ failure?: ApplyFailure; announce?: [string, string] }>).value);
+    const byReason = new Map<string, string[]>();
+    for (const { announce } of done) if (announce) byReason.set(announce[0], [...(byReason.get(announce[0]) ?? []), announce[1]]);
+    const verb: Record<string, string> = { Created: 'Created', Updated: 'Updated', DriftReverted: 'Reverted drift of' };
+    for (const [reason, what] of byReason) events.push(this.event(obj, 'Normal', reason, `${verb[reason] ?? reason} ${what.join(', ')}`));
+    return done.flatMap((d) => (d.failure ? [d.failure] : []));
   }
 
   /**

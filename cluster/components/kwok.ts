@@ -139,11 +139,14 @@ async function applyKwokResources(kc: KubeConfig): Promise<void> {
 }
 
 /**
- * The fake node: annotated for kwok, labelled `type: kwok`, 32 CPUs, 256Gi memory, 1000 pods.
+ * The fake node: annotated for kwok, labelled `type: kwok`, sized for scale tests: 2000 CPUs,
+ * 4Ti memory, 10000 pods, i.e. 10,000 pods at the largest default request (streamable-http
+ * 200m/256Mi), so the controller benchmark (4 x 1,000 MCPServers' pods at once: controller, two
+ * raw appliers, a peer operator) measures the controller and not the scheduler refusing pods.
  * Node status may be set on create; kwok's node-initialize stage keeps capacity/allocatable.
  */
 function fakeNode(): V1Node {
-  const resources = { cpu: '32', memory: '256Gi', pods: '1000', 'ephemeral-storage': '1Ti' };
+  const resources = { cpu: '2000', memory: '4Ti', pods: '10000', 'ephemeral-storage': '100Ti' };
   return {
     apiVersion: 'v1',
     kind: 'Node',

@@ -253,5 +253,7 @@ describe('OperatorChart', () => {
     expect(c.livenessProbe.httpGet.path).toBe('/healthz');
     expect(c.readinessProbe.httpGet.path).toBe('/readyz');
     expect(dep.spec.template.spec.serviceAccountName).toBe('kubemcp-controller');
+    // The young-generation cap that keeps its RSS low (npm run bench:controller runs it the same way).
+    expect(c.env).toContainEqual({ name: 'NODE_OPTIONS', value: '--max-semi-space-size=1' });
   });
 });

@@ -81,9 +81,10 @@ describe('local control plane', () => {
     expect(node.metadata?.labels?.type).toBe('kwok');
     expect(node.metadata?.annotations?.['kwok.x-k8s.io/node']).toBe('fake');
     const allocatable = node.status?.allocatable ?? {};
-    expect(decimalQuantity(allocatable.cpu)).toBe(32);
-    expect(allocatable.memory).toBe('256Gi');
-    expect(decimalQuantity(allocatable.pods)).toBe(1000); // the apiserver canonicalises it to "1k"
+    // Sized for scale tests: 10,000 pods at streamable-http's default requests (200m, 256Mi).
+    expect(decimalQuantity(allocatable.cpu)).toBe(2000);
+    expect(allocatable.memory).toBe('4Ti');
+    expect(decimalQuantity(allocatable.pods)).toBe(10_000); // the apiserver canonicalises it to "10k"
     expect(node.status?.addresses).toEqual(
       expect.arrayContaining([{ type: 'InternalIP', address: '127.0.0.1' }, { type: 'Hostname', address: NODE_NAME }]),
     );
