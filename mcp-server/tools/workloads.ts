@@ -5,7 +5,8 @@
  * byte cap). Rollout semantics follow kubectl's (k8s.io/kubectl/pkg/polymorphichelpers).
  */
 import { z } from 'zod';
-import { RE2JS } from 're2js';
+import { createRequire } from 'node:module';
+import type { RE2JS } from 're2js';
 import { KubeError, type ApiResource } from '../kube.js';
 import { InvalidArgumentError } from '../names.js';
 import { budgetText, truncatedNote } from '../format.js';
@@ -71,6 +72,13 @@ async function podsOf(ctx: ToolContext, a: any, max: number): Promise<{ namespac
   return { namespace: namespace!, pods: list.items };
 }
 
+/** re2js, loaded on the first filter (its 260 KB are not paid at startup). */
+let re2: typeof RE2JS | undefined;
+function loadRe2(): typeof RE2JS {
+  re2 ??= (createRequire(import.meta.url)('re2js') as { RE2JS: typeof RE2JS }).RE2JS;
+  return re2;
+}
+
 /** Longest `filter` pattern accepted, in characters. */
 export const MAX_FILTER_LENGTH = 1000;
 
@@ -85,7 +93,7 @@ export function filterLines(text: string, pattern: string, around: number): { te
   if (pattern.length > MAX_FILTER_LENGTH) throw new InvalidArgumentError('filter', `the pattern is ${pattern.length} characters long; at most ${MAX_FILTER_LENGTH}`);
   let re: RE2JS;
   try {
-    re = RE2JS.compile(pattern);
+    re = loadRe2().compile(pattern);
   } catch (err) {
     throw new InvalidArgumentError('filter', `not a valid RE2 regular expression (no lookaround, no backreferences): ${(err as Error).message}`);
   }
