@@ -31,6 +31,10 @@ export interface ServeOptions {
   allowedHosts?: string[];
   cors?: string[];
   maxOutput: number;
+  /** Most resource subscriptions per MCP session (default 16). */
+  maxSubscriptions: number;
+  /** Most apiserver watches of the whole server, shared across sessions (default 100). */
+  maxWatches: number;
   logLevel: string;
 }
 
@@ -71,6 +75,11 @@ export function resolveServeOptions(flags: Record<string, any>, env: NodeJS.Proc
   const maxOutput = Number(pick('maxOutput', 'MCP_MAX_OUTPUT') ?? DEFAULT_BUDGET);
   if (!Number.isInteger(maxOutput) || maxOutput < 1000) throw new Error('max-output must be an integer >= 1000');
   const token = pick('token', 'MCP_TOKEN');
+  const count = (flag: string, envName: string, dflt: number, cli: string) => {
+    const v = Number(pick(flag, envName) ?? dflt);
+    if (!Number.isInteger(v) || v < 0) throw new Error(`${cli} must be an integer >= 0`);
+    return v;
+  };
   return {
     transport,
     port,
@@ -91,6 +100,8 @@ export function resolveServeOptions(flags: Record<string, any>, env: NodeJS.Proc
     ...(pick('allowedHosts', 'MCP_ALLOWED_HOSTS') ? { allowedHosts: list(pick('allowedHosts', 'MCP_ALLOWED_HOSTS')) } : {}),
     ...(pick('cors', 'MCP_CORS_ORIGINS') ? { cors: list(pick('cors', 'MCP_CORS_ORIGINS')) } : {}),
     maxOutput,
+    maxSubscriptions: count('maxSubscriptions', 'MCP_MAX_SUBSCRIPTIONS', 16, '--max-subscriptions'),
+    maxWatches: count('maxWatches', 'MCP_MAX_WATCHES', 100, '--max-watches'),
     logLevel: String(pick('logLevel', 'LOG_LEVEL') ?? 'info').toLowerCase(),
   };
 }
@@ -122,8 +133,10 @@ export async function runServe(o: ServeOptions): Promise<void> {
     denyKinds: o.denyKinds,
     showSecrets: o.showSecrets,
   });
-  const kube = new KubeGateway({ policy, kubeconfig: o.kubeconfig, context: o.context, allowContexts: o.allowContexts });
-  const deps = { kube, log, audit: new Audit(o.auditLog), budget: o.maxOutput };
+  const kube = new KubeGateway({ policy, kubeconfig: o.kubeconfig, context: o.context, allowContexts: o.allowContexts, maxWatches: o.maxWatches });
+  // Every --deny-kinds entry is resolved through discovery now; an unknown one stops the start.
+  await kube.resolveDenyKinds();
+  const deps = { kube, log, audit: new Audit(o.auditLog), budget: o.maxOutput, hubOptions: { maxPerSession: o.maxSubscriptions, maxWatches: o.maxWatches } };
   if (o.transport === 'stdio') {
     await serveStdio(deps);
     kube.close();
@@ -167,6 +180,8 @@ export function registerServe(program: Command): void {
     .option('--allowed-hosts <hosts>', 'Host header names accepted (env MCP_ALLOWED_HOSTS; default loopback names on a loopback bind)')
     .option('--cors <origins>', 'CORS origins allowed, * for any (env MCP_CORS_ORIGINS)')
     .option('--max-output <chars>', `response budget in characters (env MCP_MAX_OUTPUT; default ${DEFAULT_BUDGET})`)
+    .option('--max-subscriptions <n>', 'resource subscriptions per MCP session (env MCP_MAX_SUBSCRIPTIONS; default 16)')
+    .option('--max-watches <n>', 'apiserver watches of the whole server, shared by all sessions (env MCP_MAX_WATCHES; default 100)')
     .option('--config <file>', 'config file (env MCP_CONFIG_FILE), the operator\'s config.json')
     .option('--log-level <level>', 'pino level (env LOG_LEVEL; default info)')
     .action(async (flags: Record<string, any>) => {

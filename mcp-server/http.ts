@@ -13,6 +13,7 @@ import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from 'pino';
 import { buildServer, type BuiltServer, type ServerDeps } from './server.js';
+import { SubscriptionHub } from './resources.js';
 import { Metrics } from './metrics.js';
 import { errorText } from './kube.js';
 
@@ -44,6 +45,8 @@ export interface RunningHttp {
   port: number;
   server: http.Server;
   sessions: () => number;
+  /** Apiserver watches the subscriptions of all sessions hold (shared per target). */
+  watches: () => number;
   close: () => Promise<void>;
 }
 
@@ -101,7 +104,9 @@ export async function startHttp(deps: ServerDeps & { log: Logger }, opts: HttpOp
   const maxSessions = opts.maxSessions ?? 200;
   const idleMs = opts.sessionIdleMs ?? 30 * 60_000;
   const metrics = deps.metrics ?? new Metrics();
-  const serverDeps: ServerDeps = { ...deps, metrics };
+  // One hub for all sessions: one apiserver watch per target, bounded per session and per server.
+  const hub = opts.stateless ? undefined : (deps.hub ?? new SubscriptionHub(deps, deps.hubOptions));
+  const serverDeps: ServerDeps = { ...deps, metrics, ...(hub ? { hub } : {}), subscriptions: !opts.stateless };
   const sessions = new Map<string, { transport: StreamableHTTPServerTransport; built: BuiltServer; seen: number }>();
   let ready = { at: 0, ok: false, reason: '' };
 
@@ -267,9 +272,11 @@ export async function startHttp(deps: ServerDeps & { log: Logger }, opts: HttpOp
     port,
     server,
     sessions: () => sessions.size,
+    watches: () => hub?.watches ?? 0,
     close: async () => {
       clearInterval(sweep);
       await Promise.all([...sessions.keys()].map((id) => closeSession(id)));
+      if (hub !== deps.hub) hub?.close();
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
     },

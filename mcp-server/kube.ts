@@ -12,7 +12,8 @@
 import * as http from 'node:http';
 import * as https from 'node:https';
 import * as k8s from '@kubernetes/client-node';
-import { Policy, type RequestTarget } from './policy.js';
+import { maskErrorText, Policy, PolicyError, type RequestTarget } from './policy.js';
+import { checkName, checkNamespace, InvalidArgumentError, parseApiPath } from './names.js';
 
 /** An API resource as aggregated discovery (apidiscovery.k8s.io/v2) describes it. */
 export interface ApiResource {
@@ -81,6 +82,13 @@ export interface GatewayOptions {
   maxResponseBytes?: number;
   /** Discovery cache lifetime in milliseconds (default 5 minutes; unknown kinds refresh it at once). */
   discoveryTtlMs?: number;
+  /** Most concurrent watches (sizes their own connection pool; default 100). */
+  maxWatches?: number;
+}
+
+/** Whether a resolved resource is core/v1 Secrets. */
+function isSecrets(api: Pick<ApiResource, 'group' | 'resource'> | undefined): boolean {
+  return !!api && api.group === '' && api.resource === 'secrets';
 }
 
 /** The Accept header asking the apiserver for its Table rendering (kubectl get's compact output). */
@@ -91,6 +99,7 @@ interface ContextState {
   kc: k8s.KubeConfig;
   server: URL;
   agent?: http.Agent;
+  watchAgent?: http.Agent;
   discovery?: { at: number; resources: ApiResource[] };
 }
 
@@ -104,6 +113,8 @@ export class KubeGateway {
   private readonly timeoutMs: number;
   private readonly maxBytes: number;
   private readonly ttl: number;
+  /** Most concurrent watches this gateway serves (the subscription hub enforces it). */
+  readonly maxWatches: number;
 
   /**
    * Loads the kubeconfig (file, default chain, or in-cluster service account).
@@ -114,6 +125,7 @@ export class KubeGateway {
     this.timeoutMs = opts.timeoutMs ?? 30_000;
     this.maxBytes = opts.maxResponseBytes ?? 64 * 1024 * 1024;
     this.ttl = opts.discoveryTtlMs ?? 5 * 60_000;
+    this.maxWatches = opts.maxWatches ?? 100;
     this.base = new k8s.KubeConfig();
     if (opts.kubeconfig) this.base.loadFromFile(opts.kubeconfig);
     else this.base.loadFromDefault();
@@ -173,14 +185,14 @@ export class KubeGateway {
     return s;
   }
 
-  /** Builds the URL path of a resource request. */
+  /** Builds the URL path of a resource request (each segment percent-encoded). */
   pathOf(req: Pick<KubeRequest, 'api' | 'namespace' | 'name' | 'subresource'>): string {
     const api = req.api!;
-    let p = api.group ? `/apis/${api.group}/${api.version}` : `/api/${api.version}`;
+    let p = api.group ? `/apis/${encodeURIComponent(api.group)}/${encodeURIComponent(api.version)}` : `/api/${encodeURIComponent(api.version)}`;
     if (api.namespaced && req.namespace) p += `/namespaces/${encodeURIComponent(req.namespace)}`;
-    p += `/${api.resource}`;
+    p += `/${encodeURIComponent(api.resource)}`;
     if (req.name) p += `/${encodeURIComponent(req.name)}`;
-    if (req.subresource) p += `/${req.subresource}`;
+    if (req.subresource) p += `/${encodeURIComponent(req.subresource)}`;
     return p;
   }
 
@@ -192,29 +204,58 @@ export class KubeGateway {
       resource: req.api.resource,
       kind: req.api.kind,
       namespaced: req.api.namespaced,
-      ...(req.namespace ? { namespace: req.namespace } : {}),
+      ...(req.api.namespaced && req.namespace ? { namespace: req.namespace } : {}),
       ...(req.name ? { name: req.name } : {}),
       ...(req.subresource ? { subresource: req.subresource } : {}),
     };
   }
 
-  /** Sends one request and returns the raw response (status, headers, readable body). */
-  private async open(req: KubeRequest): Promise<{ res: http.IncomingMessage; abort: () => void; url: URL }> {
-    const context = this.resolveContext(req.context);
+  /**
+   * The one enforcement point (issue 9, item 2): checks the arguments as Kubernetes would
+   * (names, namespaces), the policy on the resolved target and the body, then parses the URL
+   * about to be sent and verifies that it designates exactly that target (after `new URL()`
+   * normalisation), or, for a raw path, that it is one of the non-resource paths.
+   * @throws InvalidArgumentError (bad name/namespace), PolicyError (refused), Error (a URL that
+   *   designates something else: nothing is sent).
+   */
+  private authorize(req: KubeRequest, server: URL): URL {
     const t = this.target(req);
-    if (t) this.policy.checkRequest(t);
-    if (!req.api && !req.path) throw new Error('KubeRequest needs api or path');
-    const s = this.state(context);
-    const url = new URL(req.path ?? this.pathOf(req), s.server);
-    for (const [k, v] of Object.entries(req.query ?? {})) if (v !== undefined && v !== '') url.searchParams.set(k, String(v));
-    const opts: https.RequestOptions = { method: req.method ?? 'GET', headers: {} };
-    await s.kc.applyToHTTPSOptions(opts);
-    const tls = url.protocol === 'https:';
-    if (!s.agent) {
-      s.agent = tls
+    if (req.api && t) {
+      if (t.namespace !== undefined) checkNamespace(t.namespace);
+      if (t.name !== undefined) checkName(t.name, t.group, t.resource);
+      if (t.subresource !== undefined && !/^[a-z]+$/.test(t.subresource)) throw new InvalidArgumentError('subresource', `${JSON.stringify(t.subresource)} is not a subresource`);
+      this.policy.checkRequest(t);
+      this.policy.checkWrite(t, req.body, req.contentType);
+    } else if (!req.path) throw new Error('KubeRequest needs api or path');
+    const url = new URL(req.api ? this.pathOf(req) : req.path!, server);
+    const got = parseApiPath(url.pathname);
+    const refuse = (why: string) => new PolicyError(`refused: the request URL ${url.pathname} ${why}; nothing was sent`);
+    if (url.origin !== server.origin) throw refuse(`is not on the apiserver ${server.origin}`);
+    if (!got) throw refuse('does not designate an API resource');
+    if (!req.api || !t) {
+      if (got.kind !== 'non-resource') throw refuse('is a resource path, and resource requests must name a resolved kind so the policy can check them');
+      return url;
+    }
+    if (got.kind !== 'resource') throw refuse('is not the resource request the policy checked');
+    // Namespace objects are addressed as /api/v1/namespaces/NAME: the parser reports no namespace.
+    const wantNs = t.namespaced ? t.namespace : undefined;
+    const same =
+      got.group === t.group &&
+      got.version === req.api.version &&
+      got.resource === t.resource &&
+      got.namespace === wantNs &&
+      got.name === t.name &&
+      got.subresource === t.subresource;
+    if (!same) throw refuse(`designates ${JSON.stringify(got)}, not the ${t.method} of ${t.resource}${t.namespace ? ` in ${t.namespace}` : ''}${t.name ? ` named ${t.name}` : ''} that the policy checked`);
+    return url;
+  }
+
+  private agentOf(s: ContextState, opts: https.RequestOptions, tls: boolean, watch: boolean): http.Agent {
+    const make = (maxSockets: number, keepAlive: boolean) =>
+      tls
         ? new https.Agent({
-            keepAlive: true,
-            maxSockets: 64,
+            keepAlive,
+            maxSockets,
             ca: opts.ca,
             cert: opts.cert,
             key: opts.key,
@@ -223,8 +264,27 @@ export class KubeGateway {
             ...(opts.rejectUnauthorized !== undefined ? { rejectUnauthorized: opts.rejectUnauthorized } : {}),
             ...(opts.servername ? { servername: opts.servername } : {}),
           })
-        : new http.Agent({ keepAlive: true, maxSockets: 64 });
-    }
+        : new http.Agent({ keepAlive, maxSockets });
+    if (watch) return (s.watchAgent ??= make(this.maxWatches + 8, false));
+    return (s.agent ??= make(64, true));
+  }
+
+  /**
+   * Sends one request and returns the raw response (status, headers, readable body).
+   * Every request has a deadline from the moment it is made (queued for a socket included):
+   * `req.timeoutMs` (default the gateway's timeout) for the whole exchange, or for a watch only
+   * until its response headers arrive. Watches use their own connection pool, so they never
+   * hold the sockets tool calls need (issue 9, item 3).
+   */
+  private async open(req: KubeRequest, watch = false): Promise<{ res: http.IncomingMessage; abort: (err?: Error) => void; url: URL; done: () => void }> {
+    const context = this.resolveContext(req.context);
+    const s = this.state(context);
+    const url = this.authorize(req, s.server);
+    for (const [k, v] of Object.entries(req.query ?? {})) if (v !== undefined && v !== '') url.searchParams.set(k, String(v));
+    const opts: https.RequestOptions = { method: req.method ?? 'GET', headers: {} };
+    await s.kc.applyToHTTPSOptions(opts);
+    const tls = url.protocol === 'https:';
+    const agent = this.agentOf(s, opts, tls, watch);
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(opts.headers ?? {})) if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : String(v);
     if (opts.auth) headers.Authorization = `Basic ${Buffer.from(opts.auth).toString('base64')}`;
@@ -237,13 +297,38 @@ export class KubeGateway {
       headers['Content-Length'] = String(payload.length);
     }
     const mod = tls ? https : http;
+    const timeout = req.timeoutMs ?? this.timeoutMs;
     return await new Promise((resolve, reject) => {
-      const r = mod.request(url, { method: opts.method, headers, agent: s.agent }, (res) => resolve({ res, abort: () => r.destroy(), url }));
-      const timeout = req.timeoutMs ?? this.timeoutMs;
+      let res: http.IncomingMessage | undefined;
+      let timer: NodeJS.Timeout | undefined;
+      const done = () => {
+        if (timer) clearTimeout(timer);
+        timer = undefined;
+      };
+      const r = mod.request(url, { method: opts.method, headers, agent }, (response) => {
+        res = response;
+        if (watch) done();
+        resolve({
+          res: response,
+          abort: (err?: Error) => {
+            done();
+            response.destroy(err);
+            r.destroy(err);
+          },
+          url,
+          done,
+        });
+      });
       if (timeout > 0) {
-        r.setTimeout(timeout, () => r.destroy(new KubeError(0, 'Timeout', `the apiserver at ${s.server.origin} did not answer within ${timeout} ms`)));
+        timer = setTimeout(() => {
+          const err = new KubeError(0, 'Timeout', `the apiserver at ${s.server.origin} did not answer ${req.method ?? 'GET'} ${url.pathname} within ${timeout} ms`);
+          res?.destroy(err);
+          r.destroy(err);
+        }, timeout);
+        timer.unref?.();
       }
       r.on('error', (err: NodeJS.ErrnoException) => {
+        done();
         if (err instanceof KubeError) reject(err);
         else reject(new KubeError(0, 'Unreachable', `cannot reach the apiserver at ${s.server.origin} (context ${context}): ${err.code ?? err.message}`));
       });
@@ -255,43 +340,71 @@ export class KubeGateway {
     const chunks: Buffer[] = [];
     let n = 0;
     let cut = false;
-    for await (const c of res as AsyncIterable<Buffer>) {
-      if (n + c.length > limit) {
-        chunks.push(c.subarray(0, limit - n));
-        n = limit;
-        cut = true;
-        res.destroy();
-        break;
+    try {
+      for await (const c of res as AsyncIterable<Buffer>) {
+        if (n + c.length > limit) {
+          chunks.push(c.subarray(0, limit - n));
+          n = limit;
+          cut = true;
+          res.destroy();
+          break;
+        }
+        chunks.push(c);
+        n += c.length;
       }
-      chunks.push(c);
-      n += c.length;
+    } catch (err) {
+      if (err instanceof KubeError) throw err;
+      throw new KubeError(0, 'Unreachable', `the apiserver connection broke while reading the answer: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
     return { buf: Buffer.concat(chunks), cut };
   }
 
-  private static errorOf(status: number, buf: Buffer, what: string): KubeError {
+  /** A KubeError from an apiserver answer, its message Secret-masked (issue 9, items 1 and 5). */
+  private errorOf(status: number, buf: Buffer, what: string, req: KubeRequest): KubeError {
     const text = buf.toString('utf8');
+    let reason = String(status);
+    let message: string;
     try {
       const st = JSON.parse(text) as { message?: string; reason?: string };
-      return new KubeError(status, st.reason ?? String(status), st.message ?? text);
+      reason = st.reason ?? reason;
+      message = st.message ?? text;
     } catch {
-      return new KubeError(status, String(status), `${what}: HTTP ${status} ${text.slice(0, 500)}`);
+      message = `${what}: HTTP ${status} ${text.slice(0, 500)}`;
     }
+    if (!this.policy.showSecrets) {
+      const secrets = isSecrets(req.api);
+      const keep = [req.name, req.namespace, req.api?.kind, req.api?.resource, req.api?.version, 'v1'].filter((x): x is string => !!x);
+      message = maskErrorText(message, secrets, [], keep);
+    }
+    return new KubeError(status, reason, message);
+  }
+
+  /** Masks Secret values and hides Namespaces outside the allow-list in an answer. */
+  private clean<T>(body: T, req: KubeRequest): T {
+    let out = this.policy.sanitize(body, isSecrets(req.api));
+    if (req.api && req.api.group === '' && req.api.resource === 'namespaces') out = this.policy.filterNamespaces(out);
+    return out;
   }
 
   /**
-   * Sends a request and returns the parsed JSON body, Secret values masked.
-   * @throws KubeError for non-2xx answers (with the apiserver's Status message) and network errors;
-   *   PolicyError when the policy refuses the request (nothing is sent).
+   * Sends a request and returns the parsed JSON body, Secret values masked, Namespaces outside
+   * the allow-list removed.
+   * @throws KubeError for non-2xx answers (with the apiserver's Status message, masked) and
+   *   network errors or timeouts; PolicyError when the policy refuses the request and
+   *   InvalidArgumentError for bad names (nothing is sent).
    */
   async request<T = any>(req: KubeRequest): Promise<T> {
-    const { res, url } = await this.open(req);
-    const { buf, cut } = await this.readBody(res, this.maxBytes);
-    const status = res.statusCode ?? 0;
-    if (status < 200 || status >= 300) throw KubeGateway.errorOf(status, buf, `${req.method ?? 'GET'} ${url.pathname}`);
-    if (cut) throw new KubeError(413, 'TooLarge', `the answer to ${url.pathname} exceeds ${this.maxBytes} bytes: narrow the query (selector, namespace, limit)`);
-    const body = buf.length ? JSON.parse(buf.toString('utf8')) : {};
-    return this.policy.sanitize(body, req.api?.resource === 'secrets' && req.api.group === '') as T;
+    const { res, url, done } = await this.open(req);
+    try {
+      const { buf, cut } = await this.readBody(res, this.maxBytes);
+      const status = res.statusCode ?? 0;
+      if (status < 200 || status >= 300) throw this.errorOf(status, buf, `${req.method ?? 'GET'} ${url.pathname}`, req);
+      if (cut) throw new KubeError(413, 'TooLarge', `the answer to ${url.pathname} exceeds ${this.maxBytes} bytes: narrow the query (selector, namespace, limit)`);
+      const body = buf.length ? JSON.parse(buf.toString('utf8')) : {};
+      return this.clean(body, req) as T;
+    } finally {
+      done();
+    }
   }
 
   /**
@@ -299,26 +412,34 @@ export class KubeGateway {
    * @throws as request().
    */
   async requestText(req: KubeRequest, maxBytes: number): Promise<{ text: string; cut: boolean }> {
-    const { res, url } = await this.open(req);
-    const status = res.statusCode ?? 0;
-    if (status < 200 || status >= 300) {
-      const { buf } = await this.readBody(res, 1 << 20);
-      throw KubeGateway.errorOf(status, buf, `GET ${url.pathname}`);
+    const { res, url, done } = await this.open(req);
+    try {
+      const status = res.statusCode ?? 0;
+      if (status < 200 || status >= 300) {
+        const { buf } = await this.readBody(res, 1 << 20);
+        throw this.errorOf(status, buf, `GET ${url.pathname}`, req);
+      }
+      const { buf, cut } = await this.readBody(res, maxBytes);
+      return { text: buf.toString('utf8'), cut };
+    } finally {
+      done();
     }
-    const { buf, cut } = await this.readBody(res, maxBytes);
-    return { text: buf.toString('utf8'), cut };
   }
 
   /**
-   * Starts a watch (`?watch=1`) and calls `onEvent` for each event (objects Secret-masked).
-   * Returns a stop function. `onEnd` is called once when the stream ends or fails.
+   * Starts a watch (`?watch=1`, bookmarks on) on the watch connection pool and calls `onEvent`
+   * for each event (objects Secret-masked, Namespaces filtered by the allow-list; BOOKMARK events
+   * carry only the resourceVersion). Returns a stop function. `onEnd` is called once when the
+   * stream ends or fails; an ERROR event (e.g. 410 Gone: the resourceVersion is too old) ends it
+   * with a KubeError of that code. The open waits at most the gateway's timeout for headers.
+   * @throws KubeError when the watch cannot start (status and message as request()).
    */
   async watch(req: KubeRequest, onEvent: (e: { type: string; object: any }) => void, onEnd: (err?: Error) => void): Promise<() => void> {
-    const { res, abort, url } = await this.open({ ...req, method: 'GET', query: { ...req.query, watch: 1, allowWatchBookmarks: false }, timeoutMs: 0 });
+    const { res, abort, url } = await this.open({ ...req, method: 'GET', query: { ...req.query, watch: 1, allowWatchBookmarks: true } }, true);
     const status = res.statusCode ?? 0;
     if (status < 200 || status >= 300) {
-      const { buf } = await this.readBody(res, 1 << 20);
-      throw KubeGateway.errorOf(status, buf, `watch ${url.pathname}`);
+      const { buf } = await this.readBody(res, 1 << 20).catch(() => ({ buf: Buffer.alloc(0) }));
+      throw this.errorOf(status, buf, `watch ${url.pathname}`, req);
     }
     let pending = '';
     let ended = false;
@@ -328,7 +449,8 @@ export class KubeGateway {
         onEnd(err);
       }
     };
-    const secrets = req.api?.resource === 'secrets' && req.api.group === '';
+    // A connection that goes silent (no bytes, not even bookmarks) for this long is treated as broken.
+    res.socket?.setTimeout(Math.max(60_000, Number(req.query?.timeoutSeconds ?? 0) * 1000 + 30_000), () => abort(new KubeError(0, 'Timeout', 'watch connection silent')));
     res.setEncoding('utf8');
     res.on('data', (chunk: string) => {
       pending += chunk;
@@ -337,12 +459,21 @@ export class KubeGateway {
         const line = pending.slice(0, i).trim();
         pending = pending.slice(i + 1);
         if (!line) continue;
+        let e: { type: string; object: any };
         try {
-          const e = JSON.parse(line) as { type: string; object: any };
-          onEvent({ type: e.type, object: this.policy.sanitize(e.object, secrets) });
+          e = JSON.parse(line) as { type: string; object: any };
         } catch {
-          /* a malformed line is skipped */
+          continue; // a malformed line is skipped
         }
+        if (e.type === 'ERROR') {
+          const st = e.object ?? {};
+          end(new KubeError(Number(st.code) || 500, String(st.reason ?? 'WatchError'), String(st.message ?? 'watch error')));
+          abort();
+          return;
+        }
+        const object = this.clean(e.object, req);
+        if (req.api?.group === '' && req.api.resource === 'namespaces' && e.type !== 'BOOKMARK' && this.policy.allowedNamespaces.length && !this.policy.namespaceAllowed(String(e.object?.metadata?.name))) continue;
+        onEvent({ type: e.type, object });
       }
     });
     res.on('end', () => end());
@@ -352,6 +483,28 @@ export class KubeGateway {
       ended = true;
       abort();
     };
+  }
+
+  /**
+   * Resolves every `--deny-kinds` entry through discovery of the default context, so short
+   * names and singulars deny the kind under all its names (issue 9, item 9).
+   * @throws Error naming the entries discovery does not know (the server must not start).
+   */
+  async resolveDenyKinds(): Promise<void> {
+    const entries = this.policy.deniedKinds;
+    if (entries.length === 0) return;
+    const unknown: string[] = [];
+    const resolved: ApiResource[] = [];
+    for (const e of entries) {
+      try {
+        resolved.push(await this.resolve(e));
+      } catch (err) {
+        if (err instanceof KubeError && err.code === 404) unknown.push(e);
+        else throw new Error(`--deny-kinds: cannot resolve the kinds through discovery: ${errorText(err)}`);
+      }
+    }
+    if (unknown.length) throw new Error(`--deny-kinds: unknown kind${unknown.length > 1 ? 's' : ''} ${unknown.map((u) => `"${u}"`).join(', ')}: not served by the cluster (use a kind, resource, short name or resource.group that kubectl accepts)`);
+    this.policy.addDeniedResources(resolved);
   }
 
   /**
@@ -424,7 +577,10 @@ export class KubeGateway {
 
   /** Frees the keep-alive connections. */
   close(): void {
-    for (const s of this.states.values()) s.agent?.destroy();
+    for (const s of this.states.values()) {
+      s.agent?.destroy();
+      s.watchAgent?.destroy();
+    }
   }
 }
 

@@ -8,7 +8,8 @@
 import { ResourceTemplate, type McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { SubscribeRequestSchema, UnsubscribeRequestSchema, McpError, ErrorCode } from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from 'pino';
-import { errorText, type KubeGateway } from './kube.js';
+import { errorText, KubeError, type KubeGateway } from './kube.js';
+import { PolicyError } from './policy.js';
 
 /** URI of the nodes resource (seed 001). */
 export const NODES_URI = 'k8s://cluster/nodes';
@@ -107,22 +108,234 @@ export function registerResources(server: McpServer, deps: Deps): void {
   );
 }
 
+/** What a subscription watches: the nodes, or the pods of one namespace. */
+export type WatchTarget = { kind: 'nodes' } | { kind: 'pods'; namespace: string };
+
+/** Limits of the subscription hub (issue 9, item 3). */
+export interface HubOptions {
+  /** Most subscriptions one MCP session may hold (default 16; `--max-subscriptions`). */
+  maxPerSession?: number;
+  /** Most distinct watched targets (= apiserver watches) of the whole server (default 100; `--max-watches`). */
+  maxWatches?: number;
+  /** Watches are re-opened after failures with exponential backoff from this (ms; default 500) ... */
+  backoffBaseMs?: number;
+  /** ... up to this (ms; default 30 000). */
+  backoffMaxMs?: number;
+}
+
+interface Watched {
+  key: string;
+  target: WatchTarget;
+  listeners: Set<() => void>;
+  stop?: () => void;
+  /** Last resourceVersion seen (events and bookmarks); the watch resumes from it. */
+  rv?: string;
+  /** Consecutive failed (re)opens; > 0 means the watch is down. */
+  failures: number;
+  timer?: NodeJS.Timeout;
+  closed: boolean;
+  ready: Promise<void>;
+}
+
+/** Exponential backoff, as the controller's (controller/queue.ts): base * 2^n, capped, with up to 20% jitter. */
+function backoff(n: number, base: number, max: number): number {
+  const d = Math.min(max, base * 2 ** Math.min(n, 20));
+  return Math.round(d * (0.8 + Math.random() * 0.2));
+}
+
 /**
- * Resource subscriptions of one MCP session: one Kubernetes watch per subscribed URI, each
- * event (debounced by `debounceMs`) sent as notifications/resources/updated. Watches that end
- * are re-opened after a second, at most `maxRestarts` times per URI.
+ * One Kubernetes watch per watched target, shared by every session that subscribes to it
+ * (issue 9, item 3): the number of targets is bounded (`maxWatches`), each watch is released when
+ * its last subscriber leaves, and a watch that ends or fails is re-opened with exponential
+ * backoff from the last resourceVersion seen, with a fresh list when the apiserver answers
+ * 410 Gone (item 6, as client-go's reflector does). Subscribers are called on every change, and
+ * once more after a recovery from a failure, so clients re-read what they may have missed.
+ */
+export class SubscriptionHub {
+  readonly maxPerSession: number;
+  readonly maxWatches: number;
+  private readonly watched = new Map<string, Watched>();
+  private readonly base: number;
+  private readonly max: number;
+
+  constructor(
+    private readonly deps: Deps,
+    opts: HubOptions = {},
+  ) {
+    this.maxPerSession = opts.maxPerSession ?? 16;
+    this.maxWatches = opts.maxWatches ?? deps.kube.maxWatches;
+    this.base = opts.backoffBaseMs ?? 500;
+    this.max = opts.backoffMaxMs ?? 30_000;
+  }
+
+  /** Number of apiserver watches held (distinct targets). */
+  get watches(): number {
+    return this.watched.size;
+  }
+
+  /** Whether the watch of `key` is currently established (no failure pending). */
+  healthy(key: string): boolean {
+    const w = this.watched.get(key);
+    return !!w && w.failures === 0 && !!w.stop;
+  }
+
+  /**
+   * Adds `listener` to the watch of `target` (opening it when it is the first). Returns the
+   * release function. When `signal` aborts before the watch is up, nothing is kept.
+   * @throws McpError when the server's watch limit is reached or the watch cannot start.
+   */
+  async acquire(key: string, target: WatchTarget, listener: () => void, signal?: AbortSignal): Promise<() => void> {
+    let w = this.watched.get(key);
+    if (!w) {
+      if (this.watched.size >= this.maxWatches) {
+        throw new McpError(ErrorCode.InvalidRequest, `the server already holds ${this.maxWatches} watches, its limit (--max-watches); unsubscribe from something first`);
+      }
+      const created: Watched = { key, target, listeners: new Set(), failures: 0, closed: false, ready: Promise.resolve() };
+      created.ready = this.start(created);
+      this.watched.set(key, created);
+      w = created;
+    }
+    w.listeners.add(listener);
+    const release = () => {
+      const cur = this.watched.get(key);
+      if (!cur || cur !== w) return;
+      cur.listeners.delete(listener);
+      if (cur.listeners.size === 0) this.drop(cur);
+    };
+    try {
+      await w.ready;
+    } catch (err) {
+      w.listeners.delete(listener);
+      if (this.watched.get(key) === w) this.drop(w);
+      throw err;
+    }
+    if (signal?.aborted) {
+      release();
+      throw new McpError(ErrorCode.InvalidRequest, 'subscribe request cancelled');
+    }
+    return release;
+  }
+
+  private drop(w: Watched): void {
+    w.closed = true;
+    if (w.timer) clearTimeout(w.timer);
+    w.stop?.();
+    w.stop = undefined;
+    if (this.watched.get(w.key) === w) this.watched.delete(w.key);
+  }
+
+  private notify(w: Watched): void {
+    for (const l of [...w.listeners]) {
+      try {
+        l();
+      } catch {
+        /* a listener's failure is its own */
+      }
+    }
+  }
+
+  /** First open: checks the namespace exists, lists for a resourceVersion and starts the watch. */
+  private async start(w: Watched): Promise<void> {
+    const kube = this.deps.kube;
+    if (w.target.kind === 'pods') {
+      const nsApi = await kube.resolve('namespaces', 'v1');
+      try {
+        await kube.request({ api: nsApi, name: w.target.namespace });
+      } catch (err) {
+        // A kind deny-list may refuse reading Namespaces; the pods watch is checked on its own.
+        if (!(err instanceof PolicyError)) throw new McpError(ErrorCode.InvalidParams, `namespace ${w.target.namespace}: ${errorText(err)}`);
+      }
+    }
+    await this.open(w, true);
+  }
+
+  /** Lists (when there is no resourceVersion to resume from) and opens the watch. */
+  private async open(w: Watched, first = false): Promise<void> {
+    const kube = this.deps.kube;
+    const api = await kube.resolve(w.target.kind, 'v1');
+    const namespace = w.target.kind === 'pods' ? w.target.namespace : undefined;
+    let relisted = false;
+    if (!w.rv) {
+      const list = await kube.request({ api, namespace, query: { limit: 1 } });
+      w.rv = list.metadata?.resourceVersion;
+      relisted = !first;
+    }
+    if (w.closed) return;
+    const stop = await kube.watch(
+      // The apiserver ends each watch after timeoutSeconds; it is then resumed from the last resourceVersion.
+      { api, namespace, query: { resourceVersion: w.rv, timeoutSeconds: 240 + Math.floor(Math.random() * 120) } },
+      (e) => {
+        const rv = e.object?.metadata?.resourceVersion;
+        if (typeof rv === 'string' && rv) w.rv = rv;
+        if (e.type !== 'BOOKMARK') this.notify(w);
+      },
+      (err) => this.ended(w, err),
+    );
+    if (w.closed) {
+      stop();
+      return;
+    }
+    w.stop = stop;
+    const recovered = w.failures > 0;
+    if (recovered) this.deps.log.info({ watch: w.key, after: w.failures }, 'watch re-established');
+    w.failures = 0;
+    // After an outage or a relist, changes may have been missed: subscribers re-read.
+    if (recovered || relisted) this.notify(w);
+  }
+
+  private ended(w: Watched, err?: Error): void {
+    w.stop = undefined;
+    if (w.closed) return;
+    if (err instanceof KubeError && err.code === 410) w.rv = undefined; // too old: relist
+    if (err) {
+      w.failures = Math.max(w.failures, 1);
+      this.deps.log.warn({ watch: w.key, err: errorText(err) }, 'watch failed; re-opening with backoff');
+    }
+    this.schedule(w, w.failures === 0 ? 0 : backoff(w.failures - 1, this.base, this.max));
+  }
+
+  private schedule(w: Watched, delay: number): void {
+    if (w.closed) return;
+    if (w.timer) clearTimeout(w.timer);
+    w.timer = setTimeout(() => {
+      w.timer = undefined;
+      if (w.closed) return;
+      this.open(w).catch((err: unknown) => {
+        if (w.closed) return;
+        if (err instanceof KubeError && err.code === 410) w.rv = undefined;
+        w.failures++;
+        if (w.failures === 1) this.deps.log.warn({ watch: w.key, err: errorText(err) }, 'watch re-open failed; retrying with backoff');
+        else this.deps.log.debug({ watch: w.key, attempt: w.failures, err: errorText(err) }, 'watch re-open failed');
+        this.schedule(w, backoff(w.failures - 1, this.base, this.max));
+      });
+    }, delay);
+    w.timer.unref?.();
+  }
+
+  /** Stops every watch (server shutdown). */
+  close(): void {
+    for (const w of [...this.watched.values()]) this.drop(w);
+  }
+}
+
+/**
+ * Resource subscriptions of one MCP session (seed 002): each subscribed URI holds a listener on
+ * the shared hub's watch; changes (debounced by `debounceMs`) become
+ * notifications/resources/updated. At most `hub.maxPerSession` URIs per session. Everything is
+ * released on unsubscribe and when the session closes.
  */
 export class Subscriptions {
-  private readonly watches = new Map<string, { stop?: () => void; timer?: NodeJS.Timeout; restarts: number; closed: boolean }>();
+  private readonly subs = new Map<string, { release?: () => void; timer?: NodeJS.Timeout; closed: boolean }>();
+  private closed = false;
 
   constructor(
     private readonly server: McpServer,
     private readonly deps: Deps,
+    private readonly hub: SubscriptionHub,
     private readonly debounceMs = 200,
-    private readonly maxRestarts = 100,
   ) {
-    server.server.setRequestHandler(SubscribeRequestSchema, async (req) => {
-      await this.subscribe(req.params.uri);
+    server.server.setRequestHandler(SubscribeRequestSchema, async (req, extra) => {
+      await this.subscribe(req.params.uri, extra.signal);
       return {};
     });
     server.server.setRequestHandler(UnsubscribeRequestSchema, async (req) => {
@@ -133,73 +346,61 @@ export class Subscriptions {
 
   /** URIs subscribed to. */
   get uris(): string[] {
-    return [...this.watches.keys()];
+    return [...this.subs.keys()];
   }
 
   /**
-   * Starts watching `uri`.
-   * @throws McpError InvalidParams for URIs other than the two resources, or when the watch cannot start.
+   * Starts watching `uri` (a no-op when already subscribed).
+   * @throws McpError InvalidParams for URIs other than the two resources or a namespace that does
+   *   not exist; InvalidRequest over the session's or the server's limit, or when the watch cannot start.
    */
-  async subscribe(uri: string): Promise<void> {
-    if (this.watches.has(uri)) return;
-    let target: { kind: string; namespace?: string };
+  async subscribe(uri: string, signal?: AbortSignal): Promise<void> {
+    if (this.closed) throw new McpError(ErrorCode.InvalidRequest, 'the session is closed');
+    if (this.subs.has(uri)) return;
+    let target: WatchTarget;
     if (uri === NODES_URI) target = { kind: 'nodes' };
     else {
       const m = PODS_RE.exec(uri);
       if (!m) throw new McpError(ErrorCode.InvalidParams, `cannot subscribe to ${uri}: subscribable resources are ${NODES_URI} and ${PODS_TEMPLATE}`);
       target = { kind: 'pods', namespace: m[1]! };
     }
-    const state = { restarts: 0, closed: false } as { stop?: () => void; timer?: NodeJS.Timeout; restarts: number; closed: boolean };
-    this.watches.set(uri, state);
+    if (this.subs.size >= this.hub.maxPerSession) {
+      throw new McpError(ErrorCode.InvalidRequest, `cannot subscribe to ${uri}: this session already holds ${this.hub.maxPerSession} subscriptions, the limit per session (--max-subscriptions)`);
+    }
+    const state: { release?: () => void; timer?: NodeJS.Timeout; closed: boolean } = { closed: false };
+    this.subs.set(uri, state);
+    const listener = () => {
+      if (state.closed || state.timer) return;
+      state.timer = setTimeout(() => {
+        state.timer = undefined;
+        if (!state.closed) this.server.server.sendResourceUpdated({ uri }).catch((err) => this.deps.log.debug({ err: String(err) }, 'resource update not sent'));
+      }, this.debounceMs);
+      state.timer.unref?.();
+    };
     try {
-      await this.open(uri, target, state);
+      const release = await this.hub.acquire(uri, target, listener, signal);
+      if (state.closed) release();
+      else state.release = release;
     } catch (err) {
-      this.watches.delete(uri);
+      if (this.subs.get(uri) === state) this.subs.delete(uri);
+      if (err instanceof McpError) throw err;
       throw new McpError(ErrorCode.InvalidParams, `cannot subscribe to ${uri}: ${errorText(err)}`);
     }
   }
 
-  private async open(uri: string, target: { kind: string; namespace?: string }, state: { stop?: () => void; timer?: NodeJS.Timeout; restarts: number; closed: boolean }) {
-    const api = await this.deps.kube.resolve(target.kind, 'v1');
-    // Start from the current resourceVersion, so only changes after the subscription notify.
-    const list = await this.deps.kube.request({ api, namespace: target.namespace, query: { limit: 1 } });
-    const rv = list.metadata?.resourceVersion;
-    state.stop = await this.deps.kube.watch(
-      { api, namespace: target.namespace, query: { resourceVersion: rv } },
-      () => {
-        if (state.closed || state.timer) return;
-        state.timer = setTimeout(() => {
-          state.timer = undefined;
-          if (!state.closed) this.server.server.sendResourceUpdated({ uri }).catch((err) => this.deps.log.debug({ err: String(err) }, 'resource update not sent'));
-        }, this.debounceMs);
-      },
-      (err) => {
-        if (state.closed) return;
-        if (state.restarts++ >= this.maxRestarts) {
-          this.deps.log.warn({ uri }, 'watch ended too often; subscription dropped');
-          this.watches.delete(uri);
-          return;
-        }
-        if (err) this.deps.log.debug({ uri, err: err.message }, 'watch ended');
-        setTimeout(() => {
-          if (!state.closed) this.open(uri, target, state).catch((e) => this.deps.log.debug({ uri, err: errorText(e) }, 'watch restart failed'));
-        }, 1000).unref();
-      },
-    );
-  }
-
   /** Stops watching `uri` (no error when not subscribed). */
   unsubscribe(uri: string): void {
-    const s = this.watches.get(uri);
+    const s = this.subs.get(uri);
     if (!s) return;
     s.closed = true;
     if (s.timer) clearTimeout(s.timer);
-    s.stop?.();
-    this.watches.delete(uri);
+    s.release?.();
+    this.subs.delete(uri);
   }
 
-  /** Stops every watch (on session close). */
+  /** Releases every subscription (on session close); later subscribes are refused. */
   close(): void {
-    for (const uri of [...this.watches.keys()]) this.unsubscribe(uri);
+    this.closed = true;
+    for (const uri of [...this.subs.keys()]) this.unsubscribe(uri);
   }
 }

@@ -14,7 +14,7 @@ import { genericTools } from './tools/generic.js';
 import { workloadTools } from './tools/workloads.js';
 import { clusterTools } from './tools/cluster.js';
 import { mcpServerTools } from './tools/mcpserver.js';
-import { registerResources, Subscriptions } from './resources.js';
+import { registerResources, SubscriptionHub, Subscriptions, type HubOptions } from './resources.js';
 import { registerPrompts } from './prompts.js';
 import { DEFAULT_BUDGET } from './format.js';
 
@@ -34,20 +34,28 @@ export interface ServerDeps {
   metrics?: Metrics;
   /** Response budget in characters (default DEFAULT_BUDGET). */
   budget?: number;
+  /** The subscription hub shared by all sessions (HTTP); default: one owned by this server. */
+  hub?: SubscriptionHub;
+  /** Limits of a hub this server creates itself. */
+  hubOptions?: HubOptions;
+  /** Offer resource subscriptions (default true; stateless HTTP has none: no session to notify). */
+  subscriptions?: boolean;
 }
 
 /** One MCP server and how to release what it holds (its watches). */
 export interface BuiltServer {
   server: McpServer;
   tools: string[];
-  subscriptions: Subscriptions;
+  /** Undefined when subscriptions are off (stateless HTTP). */
+  subscriptions?: Subscriptions;
   close: () => Promise<void>;
 }
 
 /** Creates a fully registered McpServer, ready for connect(). */
 export function buildServer(deps: ServerDeps): BuiltServer {
+  const subscribe = deps.subscriptions !== false;
   const server = new McpServer(SERVER_INFO, {
-    capabilities: { tools: { listChanged: false }, resources: { subscribe: true, listChanged: false }, prompts: { listChanged: false }, completions: {}, logging: {} },
+    capabilities: { tools: { listChanged: false }, resources: { subscribe, listChanged: false }, prompts: { listChanged: false }, completions: {}, logging: {} },
     instructions:
       'Kubernetes through kubemcp. Lists are compact tables; narrow big answers with namespace, labelSelector, fieldSelector or limit. ' +
       'Use describe-resource for one object with its events and pods. Secret values are masked.',
@@ -55,18 +63,24 @@ export function buildServer(deps: ServerDeps): BuiltServer {
   const tools = registerTools(server, allTools(), { kube: deps.kube, policy: deps.kube.policy, budget: deps.budget ?? DEFAULT_BUDGET, log: deps.log, audit: deps.audit, metrics: deps.metrics });
   registerResources(server, deps);
   registerPrompts(server, deps);
-  const subscriptions = new Subscriptions(server, deps);
+  const ownHub = subscribe && !deps.hub ? new SubscriptionHub(deps, deps.hubOptions) : undefined;
+  const hub = deps.hub ?? ownHub;
+  const subscriptions = subscribe && hub ? new Subscriptions(server, deps, hub) : undefined;
+  const release = () => {
+    subscriptions?.close();
+    ownHub?.close();
+  };
   const prev = server.server.onclose;
   server.server.onclose = () => {
-    subscriptions.close();
+    release();
     prev?.();
   };
   return {
     server,
     tools,
-    subscriptions,
+    ...(subscriptions ? { subscriptions } : {}),
     close: async () => {
-      subscriptions.close();
+      release();
       await server.close();
     },
   };

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { KubeError } from '../kube.js';
+import { checkName } from '../names.js';
 import { contextArg, type ToolDef } from './registry.js';
 import { listTable, splitKindName, tableOutput, tableResult } from './common.js';
 import { eventTable } from './generic.js';
@@ -33,17 +34,24 @@ export function clusterTools(): ToolDef[] {
           const { kind, name } = splitKindName(a.kind, a.name);
           if (!name) throw new KubeError(400, 'BadRequest', 'events of an object need its name');
           const target = await ctx.kube.resolve(kind, undefined, a.context);
+          checkName(name, target.group, target.resource);
           sel.push(`involvedObject.kind=${target.kind}`, `involvedObject.name=${name}`);
         } else if (a.name) throw new KubeError(400, 'BadRequest', 'give kind with name');
         if (a.type) sel.push(`type=${a.type}`);
         const all = !!a.allNamespaces;
         const namespaces = all ? (ctx.policy.allowedNamespaces.length ? ctx.policy.allowedNamespaces : [undefined]) : [a.namespace || ctx.kube.defaultNamespace(a.context)];
         const items: any[] = [];
+        let unread = 0;
         for (const ns of namespaces) {
           const list = await ctx.kube.request({ context: a.context, api, namespace: ns, query: { fieldSelector: sel.join(',') || undefined, limit: 2000 } });
           items.push(...(list.items ?? []));
+          // More than 2000 events in a namespace: the oldest pages are not read, and that is a cut too.
+          if (list.metadata?.continue) unread += Number(list.metadata.remainingItemCount ?? 1);
         }
-        return tableResult(ctx, 'Event', eventTable(items, all, a.limit ?? 50), undefined, 'namespace, kind+name, type=Warning or limit');
+        const max = a.limit ?? 50;
+        const omitted = Math.max(0, items.length - max) + unread;
+        const note = `showing ${Math.min(max, items.length)} of ${items.length + unread}${unread ? '+' : ''} events${items.length > max ? ` (the ${max} most recent)` : ''}${unread ? '; more than 2000 in a namespace were not read' : ''}`;
+        return tableResult(ctx, 'Event', eventTable(items, all, max), { omitted, omittedNote: note }, 'namespace, kind+name, type=Warning or a larger limit');
       },
     },
     {

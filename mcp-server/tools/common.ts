@@ -75,16 +75,23 @@ export async function listTable(ctx: ToolContext, api: ApiResource, o: ListOpts)
   return { table: fromApiTable(t, all), ...(cont ? { continue: cont } : {}), ...(t.metadata?.remainingItemCount !== undefined ? { remaining: t.metadata.remainingItemCount } : {}) };
 }
 
-/** A list result under the budget, with the narrowing hint when rows were cut or more pages exist. */
-export function tableResult(ctx: ToolContext, kind: string, table: TextTable, more?: { continue?: string; remaining?: number }, hint = 'labelSelector, fieldSelector, namespace or limit'): ToolOutput {
+/**
+ * A list result under the budget, with the narrowing hint when rows were cut or more pages
+ * exist. `more.omitted` counts rows the caller dropped before (e.g. list-events keeping the most
+ * recent N): every cut is flagged in both the text and `structuredContent.truncated`.
+ */
+export function tableResult(ctx: ToolContext, kind: string, table: TextTable, more?: { continue?: string; remaining?: number; omitted?: number; omittedNote?: string }, hint = 'labelSelector, fieldSelector, namespace or limit'): ToolOutput {
   const { text, shown } = budgetTable(table, ctx.budget);
-  const truncated = shown < table.rows.length;
+  const omitted = more?.omitted ?? 0;
+  const cutByBudget = shown < table.rows.length;
+  const truncated = cutByBudget || omitted > 0;
   let out = text || `No ${kind} found.`;
-  if (truncated) out += truncatedNote(`showing ${shown} of ${table.rows.length} rows within the ${ctx.budget}-character budget`, hint);
+  if (cutByBudget) out += truncatedNote(`showing ${shown} of ${table.rows.length + omitted} rows within the ${ctx.budget}-character budget`, hint);
+  else if (omitted > 0) out += truncatedNote(more?.omittedNote ?? `showing ${shown} of ${table.rows.length + omitted} rows`, hint);
   if (more?.continue) out += `\n[more results${more.remaining ? ` (${more.remaining} remaining)` : ''}: call again with continue="${more.continue}"]`;
   return {
     text: out,
-    structured: { kind, columns: table.columns, rows: table.rows.slice(0, shown), shown, total: table.rows.length, truncated, ...(more?.continue ? { continue: more.continue } : {}) },
+    structured: { kind, columns: table.columns, rows: table.rows.slice(0, shown), shown, total: table.rows.length + omitted, truncated, ...(more?.continue ? { continue: more.continue } : {}) },
   };
 }
 

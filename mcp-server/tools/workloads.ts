@@ -5,7 +5,10 @@
  * byte cap). Rollout semantics follow kubectl's (k8s.io/kubectl/pkg/polymorphichelpers).
  */
 import { z } from 'zod';
+import { createRequire } from 'node:module';
+import type { RE2JS } from 're2js';
 import { KubeError, type ApiResource } from '../kube.js';
+import { InvalidArgumentError } from '../names.js';
 import { budgetText, truncatedNote } from '../format.js';
 import { contextArg, type ToolContext, type ToolDef } from './registry.js';
 import { nsFor, objectOutput, objectResult, selectorOf, splitKindName } from './common.js';
@@ -69,19 +72,36 @@ async function podsOf(ctx: ToolContext, a: any, max: number): Promise<{ namespac
   return { namespace: namespace!, pods: list.items };
 }
 
-/** Applies a regex filter with `context` lines around each match (grep -C). */
+/** re2js, loaded on the first filter (its 260 KB are not paid at startup). */
+let re2: typeof RE2JS | undefined;
+function loadRe2(): typeof RE2JS {
+  re2 ??= (createRequire(import.meta.url)('re2js') as { RE2JS: typeof RE2JS }).RE2JS;
+  return re2;
+}
+
+/** Longest `filter` pattern accepted, in characters. */
+export const MAX_FILTER_LENGTH = 1000;
+
+/**
+ * Applies a regex filter with `context` lines around each match (grep -C). The pattern runs on
+ * RE2 semantics (re2js, a pure-JS port of RE2): matching time is linear in the input whatever
+ * the pattern, so no filter can stall the server (issue 9, item 4). RE2 syntax is Perl-like but
+ * has no lookaround (`(?=`, `(?!`, `(?<=`) and no backreferences (`\1`).
+ * @throws InvalidArgumentError naming `filter` for an invalid, unsupported or too long pattern.
+ */
 export function filterLines(text: string, pattern: string, around: number): { text: string; matches: number } {
-  let re: RegExp;
+  if (pattern.length > MAX_FILTER_LENGTH) throw new InvalidArgumentError('filter', `the pattern is ${pattern.length} characters long; at most ${MAX_FILTER_LENGTH}`);
+  let re: RE2JS;
   try {
-    re = new RegExp(pattern);
+    re = loadRe2().compile(pattern);
   } catch (err) {
-    throw new KubeError(400, 'BadRequest', `filter is not a valid regular expression: ${(err as Error).message}`);
+    throw new InvalidArgumentError('filter', `not a valid RE2 regular expression (no lookaround, no backreferences): ${(err as Error).message}`);
   }
   const lines = text.split('\n');
   const keep = new Set<number>();
   let matches = 0;
   lines.forEach((l, i) => {
-    if (re.test(l)) {
+    if (re.matcher(l).find()) {
       matches++;
       for (let j = Math.max(0, i - around); j <= Math.min(lines.length - 1, i + around); j++) keep.add(j);
     }

@@ -10,7 +10,8 @@ import path from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
+import type { HubOptions } from '../../mcp-server/resources.js';
 import { KubeGateway } from '../../mcp-server/kube.js';
 import { Policy, type PolicyOptions } from '../../mcp-server/policy.js';
 import { Audit } from '../../mcp-server/audit.js';
@@ -83,11 +84,12 @@ export interface HttpServer {
 export async function startHttpServer(
   policy: PolicyOptions = {},
   http: HttpOptions = {},
-  extra: { budget?: number; auditLog?: string; kubeconfig?: string; allowContexts?: string[] } = {},
+  extra: { budget?: number; auditLog?: string; kubeconfig?: string; allowContexts?: string[]; hubOptions?: HubOptions; timeoutMs?: number; log?: Logger } = {},
 ): Promise<HttpServer> {
-  const kube = new KubeGateway({ policy: new Policy(policy), kubeconfig: extra.kubeconfig ?? process.env.KUBECONFIG, allowContexts: extra.allowContexts, timeoutMs: 10_000 });
+  const kube = new KubeGateway({ policy: new Policy(policy), kubeconfig: extra.kubeconfig ?? process.env.KUBECONFIG, allowContexts: extra.allowContexts, timeoutMs: extra.timeoutMs ?? 10_000 });
+  await kube.resolveDenyKinds();
   const running = await startHttp(
-    { kube, log: pino({ level: 'silent' }), audit: new Audit(extra.auditLog ?? 'off'), metrics: new Metrics(false), budget: extra.budget },
+    { kube, log: extra.log ?? pino({ level: 'silent' }), audit: new Audit(extra.auditLog ?? 'off'), metrics: new Metrics(false), budget: extra.budget, hubOptions: extra.hubOptions },
     { port: 0, ...http },
   );
   const url = `http://127.0.0.1:${running.port}/mcp`;

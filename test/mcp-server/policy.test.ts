@@ -4,7 +4,8 @@
  * are masked in every response shape the apiserver produces.
  */
 import { describe, expect, it } from '@jest/globals';
-import { MASK, Policy, PolicyError, maskSecrets } from '../../mcp-server/policy.js';
+import { MASK, Policy, PolicyError, maskErrorText, maskSecrets } from '../../mcp-server/policy.js';
+import { checkName, parseApiPath } from '../../mcp-server/names.js';
 import { maskArgs } from '../../mcp-server/audit.js';
 import { budgetTable, compact, fromApiTable } from '../../mcp-server/format.js';
 import { filterLines, rolloutStatus } from '../../mcp-server/tools/workloads.js';
@@ -112,5 +113,47 @@ describe('formatting', () => {
     expect(rolloutStatus(d({ updatedReplicas: 1, replicas: 2 })).message).toMatch(/1 out of 2 new replicas/);
     expect(rolloutStatus(d({}, 2)).message).toMatch(/spec update to be observed/);
     expect(rolloutStatus(d({ conditions: [{ type: 'Progressing', reason: 'ProgressDeadlineExceeded' }] })).failed).toBe(true);
+  });
+});
+
+describe('names and request paths (issue 9, item 2)', () => {
+  it('checkName refuses what Kubernetes refuses, per kind', () => {
+    for (const bad of ['.', '..', 'a/b', '%2e%2e', 'a\nb', '']) expect(() => checkName(bad, '', 'configmaps')).toThrow(/invalid name/);
+    expect(() => checkName('UPPER', '', 'configmaps')).toThrow(/DNS-1123 subdomain/);
+    expect(() => checkName('a.b', '', 'namespaces')).toThrow(/DNS-1123 label/);
+    expect(() => checkName('1web', '', 'services')).toThrow(/DNS-1035 label/);
+    expect(() => checkName('system:controller:x', 'rbac.authorization.k8s.io', 'clusterroles')).not.toThrow();
+    expect(() => checkName('web-1.a', 'apps', 'deployments')).not.toThrow();
+  });
+  it('parseApiPath reads a URL path as the apiserver does', () => {
+    expect(parseApiPath('/api/v1/namespaces/a/pods/p/log')).toEqual({ kind: 'resource', group: '', version: 'v1', namespace: 'a', resource: 'pods', name: 'p', subresource: 'log' });
+    expect(parseApiPath('/api/v1/namespaces/a')).toEqual({ kind: 'resource', group: '', version: 'v1', resource: 'namespaces', name: 'a' });
+    expect(parseApiPath('/api/v1/namespaces/a/status')).toEqual({ kind: 'resource', group: '', version: 'v1', resource: 'namespaces', name: 'a', subresource: 'status' });
+    expect(parseApiPath('/apis/apps/v1/deployments')).toEqual({ kind: 'resource', group: 'apps', version: 'v1', resource: 'deployments' });
+    expect(parseApiPath('/version')).toEqual({ kind: 'non-resource', path: '/version' });
+    for (const bad of ['/api/v1/namespaces/a/configmaps/%2e%2e', '/api/v1/namespaces/a/configmaps/a%2Fb', '/api/v1//pods', '/metrics', '/api/v1/namespaces/a/pods/p/log/x']) expect(parseApiPath(bad)).toBeUndefined();
+  });
+});
+
+describe('write checks and error masking (issue 9, items 1 and 7)', () => {
+  const cm = { method: 'PATCH', group: '', resource: 'configmaps', kind: 'ConfigMap', namespaced: true, namespace: 'a', name: 'c' };
+  it('disable-destructive refuses ownerReferences in every patch shape', () => {
+    const p = new Policy({ disableDestructive: true });
+    const refs = [{ apiVersion: 'v1', kind: 'ConfigMap', name: 'x', uid: 'u' }];
+    expect(() => p.checkWrite(cm, { metadata: { ownerReferences: refs } }, 'application/merge-patch+json')).toThrow(/ownerReferences/);
+    expect(() => p.checkWrite(cm, [{ op: 'add', path: '/metadata/ownerReferences/-', value: refs[0] }], 'application/json-patch+json')).toThrow(/ownerReferences/);
+    expect(() => p.checkWrite(cm, [{ op: 'remove', path: '/metadata' }], 'application/json-patch+json')).toThrow(/ownerReferences/);
+    expect(() => p.checkWrite(cm, { metadata: { '$setElementOrder/ownerReferences': [] } }, 'application/strategic-merge-patch+json')).toThrow(/ownerReferences/);
+    expect(() => p.checkWrite(cm, { metadata: { labels: { a: 'b' } } }, 'application/merge-patch+json')).not.toThrow();
+    expect(() => new Policy().checkWrite(cm, { metadata: { ownerReferences: refs } }, 'application/merge-patch+json')).not.toThrow();
+  });
+  it('maskErrorText masks Secret objects embedded as JSON or as a quoted JSON string', () => {
+    const secret = { kind: 'Secret', metadata: { name: 's', annotations: { c: 'c2VjcmV0LXZhbHVl' } }, data: { k: 'c2VjcmV0LXZhbHVl' } };
+    const quoted = `Secret "s" is invalid: patch: Invalid value: ${JSON.stringify(JSON.stringify(secret))}: illegal base64`;
+    const m = maskErrorText(quoted, true, [], ['s']);
+    expect(m).not.toContain('c2VjcmV0LXZhbHVl');
+    expect(m).toMatch(/^Secret "s" is invalid/);
+    expect(maskErrorText(`x ${JSON.stringify(secret)}`, false)).not.toContain('c2VjcmV0LXZhbHVl');
+    expect(maskErrorText('pods "web" not found', false)).toBe('pods "web" not found');
   });
 });

@@ -212,7 +212,7 @@ describe('generic and workload tools on a Deployment', () => {
     const f = await call('get-logs', { kind: 'deployment', name: 'web', namespace: ns, filter: 'no-such-line' });
     expect(f.structuredContent.matches).toBe(0);
     const badRe = await call('get-logs', { kind: 'deployment', name: 'web', namespace: ns, filter: '(' });
-    expect(text(badRe)).toMatch(/not a valid regular expression/);
+    expect(text(badRe)).toMatch(/invalid filter: not a valid RE2 regular expression/);
     const cap = await call('get-logs', { kind: 'deployment', name: 'web', namespace: ns, maxBytes: 256 });
     expect(cap.structuredContent.pods.every((p: any) => p.bytes <= 256)).toBe(true);
     const noPod = await call('get-logs', { pod: 'nope', namespace: ns });
