@@ -6,6 +6,7 @@
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { Logger } from 'pino';
 import type { KubeGateway } from './kube.js';
+import type { Policy } from './policy.js';
 import type { Audit } from './audit.js';
 import type { Metrics } from './metrics.js';
 import { registerTools, type ToolDef } from './tools/registry.js';
@@ -26,9 +27,16 @@ export function allTools(): ToolDef[] {
   return [...seedTools(), ...genericTools(), ...workloadTools(), ...clusterTools(), ...mcpServerTools()];
 }
 
-/** What buildServer needs; one gateway, audit and metrics are shared by all sessions. */
+/**
+ * What buildServer needs; one gateway, audit and metrics are shared by all sessions.
+ * `kube` is read only when a tool, resource, prompt or subscription runs, never while building,
+ * so it may be a getter that creates the gateway on first use (stdio start, command.ts); then
+ * `policy` must be given too.
+ */
 export interface ServerDeps {
   kube: KubeGateway;
+  /** The policy deciding which tools are listed (default: `kube.policy`). */
+  policy?: Policy;
   log: Logger;
   audit?: Audit;
   metrics?: Metrics;
@@ -52,7 +60,17 @@ export function buildServer(deps: ServerDeps): BuiltServer {
       'Kubernetes through kubemcp. Lists are compact tables; narrow big answers with namespace, labelSelector, fieldSelector or limit. ' +
       'Use describe-resource for one object with its events and pods. Secret values are masked.',
   });
-  const tools = registerTools(server, allTools(), { kube: deps.kube, policy: deps.kube.policy, budget: deps.budget ?? DEFAULT_BUDGET, log: deps.log, audit: deps.audit, metrics: deps.metrics });
+  const tools = registerTools(server, allTools(), {
+    // A getter: the gateway is not touched (nor created) until a tool runs.
+    get kube() {
+      return deps.kube;
+    },
+    policy: deps.policy ?? deps.kube.policy,
+    budget: deps.budget ?? DEFAULT_BUDGET,
+    log: deps.log,
+    audit: deps.audit,
+    metrics: deps.metrics,
+  });
   registerResources(server, deps);
   registerPrompts(server, deps);
   const subscriptions = new Subscriptions(server, deps);
