@@ -133,6 +133,8 @@ export async function runServe(o: ServeOptions): Promise<void> {
         return (gateway ??= new KubeGateway(gatewayOptions));
       },
       policy,
+      // Known without the kubeconfig: several contexts only with --allow-contexts.
+      contextArgument: o.allowContexts.length > 0,
       log,
       audit,
       budget: o.maxOutput,

@@ -17,6 +17,7 @@ import { clusterTools } from './tools/cluster.js';
 import { mcpServerTools } from './tools/mcpserver.js';
 import { registerResources, Subscriptions } from './resources.js';
 import { registerPrompts } from './prompts.js';
+import { serveCompactToolList } from './tools-list.js';
 import { DEFAULT_BUDGET } from './format.js';
 
 /** Name and version reported in `initialize`. */
@@ -25,6 +26,13 @@ export const SERVER_INFO = { name: 'kubemcp', version: '0.1.0' };
 /** Every tool definition, in listing order: the seed's three first. */
 export function allTools(): ToolDef[] {
   return [...seedTools(), ...genericTools(), ...workloadTools(), ...clusterTools(), ...mcpServerTools()];
+}
+
+/** A tool without its `context` argument (the gateway then uses the default context). */
+function withoutContextArgument(def: ToolDef): ToolDef {
+  if (!('context' in def.input)) return def;
+  const { context: _context, ...input } = def.input;
+  return { ...def, input };
 }
 
 /**
@@ -37,6 +45,11 @@ export interface ServerDeps {
   kube: KubeGateway;
   /** The policy deciding which tools are listed (default: `kube.policy`). */
   policy?: Policy;
+  /**
+   * Whether tools take the `context` argument (default: the gateway allows several contexts).
+   * With one context allowed the argument could only name the default, so it is not listed.
+   */
+  contextArgument?: boolean;
   log: Logger;
   audit?: Audit;
   metrics?: Metrics;
@@ -60,7 +73,9 @@ export function buildServer(deps: ServerDeps): BuiltServer {
       'Kubernetes through kubemcp. Lists are compact tables; narrow big answers with namespace, labelSelector, fieldSelector or limit. ' +
       'Use describe-resource for one object with its events and pods. Secret values are masked.',
   });
-  const tools = registerTools(server, allTools(), {
+  const multi = deps.contextArgument ?? deps.kube.allowedContexts.length > 1;
+  const defs = multi ? allTools() : allTools().map(withoutContextArgument);
+  const tools = serveCompactToolList(server, () => registerTools(server, defs, {
     // A getter: the gateway is not touched (nor created) until a tool runs.
     get kube() {
       return deps.kube;
@@ -70,7 +85,7 @@ export function buildServer(deps: ServerDeps): BuiltServer {
     log: deps.log,
     audit: deps.audit,
     metrics: deps.metrics,
-  });
+  }));
   registerResources(server, deps);
   registerPrompts(server, deps);
   const subscriptions = new Subscriptions(server, deps);
