@@ -14,7 +14,7 @@ export interface StdioOptions {
    * for it. A throw is a start failure: it is logged, the session ends and the exit code is 1.
    */
   warmUp?: () => void;
-  /** Milliseconds after connect() when warmUp runs at the latest (default 1 000). */
+  /** Milliseconds after connect() when warmUp runs at the latest (default 5 000: a loaded machine can take seconds to send tools/list). */
   warmUpAfterMs?: number;
 }
 
@@ -53,7 +53,7 @@ export async function serveStdio(deps: ServerDeps, opts: StdioOptions = {}): Pro
       onmessage?.(message);
       if (!warmed && 'method' in message && message.method === 'tools/list') setTimeout(warm, 0);
     };
-    fallback = setTimeout(warm, opts.warmUpAfterMs ?? 1000);
+    fallback = setTimeout(warm, opts.warmUpAfterMs ?? 5000);
     fallback.unref();
   }
   deps.log.info({ tools: built.tools.length }, 'kubemcp serve: stdio');
