@@ -133,7 +133,7 @@ export async function runServe(o: ServeOptions): Promise<void> {
         return (gateway ??= new KubeGateway(gatewayOptions));
       },
       policy,
-      // Known without the kubeconfig: several contexts only with --allow-contexts.
+      // Tools list `context` when --allow-contexts is given (known without the kubeconfig).
       contextArgument: o.allowContexts.length > 0,
       log,
       audit,
@@ -145,7 +145,7 @@ export async function runServe(o: ServeOptions): Promise<void> {
     return;
   }
   const kube = new KubeGateway(gatewayOptions);
-  const deps = { kube, log, audit, budget: o.maxOutput };
+  const deps = { kube, contextArgument: o.allowContexts.length > 0, log, audit, budget: o.maxOutput };
   const [{ Metrics }, { startHttp }] = await Promise.all([import('./metrics.js'), import('./http.js')]);
   const running = await startHttp(
     { ...deps, metrics: new Metrics() },
