@@ -125,7 +125,7 @@ export async function runServe(o: ServeOptions): Promise<void> {
   const gatewayOptions = { policy, kubeconfig: o.kubeconfig, context: o.context, allowContexts: o.allowContexts };
   const audit = new Audit(o.auditLog);
   if (o.transport === 'stdio') {
-    // The gateway (and with it the kubeconfig client, a third of the start in the bundle) is
+    // The gateway (and with it the kubeconfig client, a large part of the start) is
     // created on first use: serveStdio answers initialize and tools/list first, then warms it up.
     let gateway: InstanceType<typeof KubeGateway> | undefined;
     const deps = {
