@@ -8,12 +8,15 @@
 # in a pod `serve` binds 0.0.0.0 and uses the pod's ServiceAccount (in-cluster config).
 #
 # .dockerignore keeps node_modules, dist, .cluster, .git, test and bench out of the context.
+# The command is the esbuild bundle (build.ts, dist/cli); node_modules keeps only the packages
+# the bundle leaves external (`npm prune --omit=dev`: client-node for the controller, cdk8s).
 
 FROM node:20-alpine AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts
-COPY tsconfig.json tsconfig.build.json ./
+COPY tsconfig.json tsconfig.build.json build.ts ./
+COPY build ./build
 COPY cli.ts ./
 COPY charts ./charts
 COPY controller ./controller
@@ -32,9 +35,9 @@ ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=build /src/package.json ./
 COPY --from=build /src/node_modules ./node_modules
-COPY --from=build /src/dist/js ./dist/js
+COPY --from=build /src/dist/cli ./dist/cli
 USER 65532:65532
 # Streamable HTTP port of `kubemcp serve` (seed 001's default); /mcp, /health, /ready, /metrics.
 EXPOSE 3001
-ENTRYPOINT ["node", "dist/js/cli.js"]
+ENTRYPOINT ["node", "dist/cli/kubemcp.js"]
 CMD ["serve"]

@@ -1,10 +1,11 @@
 /**
- * Benchmark of `kubemcp serve` on the local control plane (issue 5, "Tests and measurements").
+ * Latency and output size of the main calls of `kubemcp serve` on the local control plane (issue 5,
+ * "Tests and measurements"); `npm run bench` compares start, memory and calls with the peers.
  * Not a test: run it by hand against a running cluster.
  *
- *   npm run cluster:up && KUBECONFIG=$PWD/.cluster/kubeconfig npx tsx bench/serve-bench.ts [--pods 1000] [--runs 30] [--dist dist/js]
+ *   npm run cluster:up && KUBECONFIG=$PWD/.cluster/kubeconfig npm run bench:calls -- [--pods 1000] [--runs 30] [--dist dist/cli]
  *
- * `--dist <dir>` runs the compiled server (`node <dir>/cli.js serve`, after `npm run build`)
+ * `--dist <dir>` runs the bundle (`node <dir>/kubemcp.js serve`, after `npm run build`)
  * instead of the TypeScript sources through tsx: that is the cold start and RSS users see.
  *
  * It creates `--pods` pods (default 1,000) in a fresh namespace, starts the server as a child
@@ -32,7 +33,7 @@ const arg = (name: string, def: number) => {
 const PODS = arg('pods', 1000);
 const RUNS = arg('runs', 30);
 const distAt = process.argv.indexOf('--dist');
-const DIST = distAt >= 0 ? path.resolve(process.argv[distAt + 1] ?? 'dist/js') : undefined;
+const DIST = distAt >= 0 ? path.resolve(process.argv[distAt + 1] ?? 'dist/cli') : undefined;
 
 const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -77,7 +78,7 @@ async function main(): Promise<void> {
     const start = performance.now();
     transport = new StdioClientTransport({
       command: process.execPath,
-      args: [...(DIST ? [path.join(DIST, 'cli.js')] : ['--import', 'tsx', 'cli.ts']), 'serve', '--audit-log', 'off'],
+      args: [...(DIST ? [path.join(DIST, 'kubemcp.js')] : ['--import', 'tsx', 'cli.ts']), 'serve', '--audit-log', 'off'],
       cwd: ROOT,
       env: { ...(process.env as Record<string, string>), LOG_LEVEL: 'warn' },
       stderr: 'inherit',

@@ -69,7 +69,8 @@ function serve(host: string, port: number, handler: (path: string) => Promise<[n
  */
 export async function runController(flags: ControllerFlags, logger?: Logger): Promise<void> {
   // Loaded here, not at the top, so that other subcommands of the CLI start without them.
-  const [{ pino }, { Controller }, { LeaderElector }, { ControllerMetrics }] = await Promise.all([
+  // pino's default export, not `{ pino }`: the bundle's CommonJS interop has no named exports (build.ts).
+  const [{ default: pino }, { Controller }, { LeaderElector }, { ControllerMetrics }] = await Promise.all([
     import('pino'),
     import('./controller.js'),
     import('./leader.js'),

@@ -108,21 +108,21 @@ export function resolveServeOptions(flags: Record<string, any>, env: NodeJS.Proc
 
 /** A pino logger writing to stderr only (stdout carries JSON-RPC in stdio mode). */
 export async function stderrLogger(level = 'info'): Promise<Logger> {
-  const { pino } = await import('pino');
+  // pino is CommonJS: its default export (module.exports) is the pino function, both when Node
+  // loads it and inside the esbuild bundle (build.ts), where a chunk has no named CJS exports.
+  const { default: pino } = await import('pino');
   return pino({ level, base: { name: 'kubemcp' } }, pino.destination(2));
 }
 
 /** Runs the server with resolved options until it is stopped (stdio: stdin closes; HTTP: SIGINT/SIGTERM). */
 export async function runServe(o: ServeOptions): Promise<void> {
   // Loaded here, not at the top: `kubemcp render` and `--help` do not pay for the MCP SDK and client-node.
-  const [{ Policy }, { KubeGateway }, { Audit }, { Metrics }, { serveStdio }, { startHttp }] = await Promise.all([
-    import('./policy.js'),
-    import('./kube.js'),
-    import('./audit.js'),
-    import('./metrics.js'),
-    import('./stdio.js'),
-    import('./http.js'),
-  ]);
+  // The transport not used is not loaded at all: HTTP (hono, prom-client, Node's fetch) costs a stdio
+  // start about a tenth of its time (README, "Speed and memory").
+  // zod without its JIT: compiling a parser per object schema (the SDK's protocol schemas, the
+  // tools') costs more CPU at start than it saves on the few messages a session parses.
+  (await import('zod')).config({ jitless: true });
+  const [{ Policy }, { KubeGateway }, { Audit }] = await Promise.all([import('./policy.js'), import('./kube.js'), import('./audit.js')]);
   const log = await stderrLogger(o.logLevel);
   const policy = new Policy({
     readOnly: o.readOnly,
@@ -133,15 +133,41 @@ export async function runServe(o: ServeOptions): Promise<void> {
     denyKinds: o.denyKinds,
     showSecrets: o.showSecrets,
   });
-  const kube = new KubeGateway({ policy, kubeconfig: o.kubeconfig, context: o.context, allowContexts: o.allowContexts, maxWatches: o.maxWatches });
-  // Every --deny-kinds entry is resolved through discovery now; an unknown one stops the start.
-  await kube.resolveDenyKinds();
-  const deps = { kube, log, audit: new Audit(o.auditLog), budget: o.maxOutput, hubOptions: { maxPerSession: o.maxSubscriptions, maxWatches: o.maxWatches } };
+  const gatewayOptions = { policy, kubeconfig: o.kubeconfig, context: o.context, allowContexts: o.allowContexts, maxWatches: o.maxWatches };
+  const audit = new Audit(o.auditLog);
+  const hubOptions = { maxPerSession: o.maxSubscriptions, maxWatches: o.maxWatches };
   if (o.transport === 'stdio') {
-    await serveStdio(deps);
-    kube.close();
+    // The gateway (and with it the kubeconfig client, a large part of the start) is
+    // created on first use: serveStdio answers initialize and tools/list first, then warms it up.
+    // With --deny-kinds it is created now: every entry is resolved through discovery at start, and
+    // an unknown one stops the start (issue 9, item 9).
+    let gateway: InstanceType<typeof KubeGateway> | undefined;
+    if (o.denyKinds.length) {
+      gateway = new KubeGateway(gatewayOptions);
+      await gateway.resolveDenyKinds();
+    }
+    const deps = {
+      get kube() {
+        return (gateway ??= new KubeGateway(gatewayOptions));
+      },
+      policy,
+      // Tools list `context` when --allow-contexts is given (known without the kubeconfig).
+      contextArgument: o.allowContexts.length > 0,
+      log,
+      audit,
+      budget: o.maxOutput,
+      hubOptions,
+    };
+    const { serveStdio } = await import('./stdio.js');
+    await serveStdio(deps, { warmUp: () => void deps.kube });
+    gateway?.close();
     return;
   }
+  const kube = new KubeGateway(gatewayOptions);
+  // Every --deny-kinds entry is resolved through discovery now; an unknown one stops the start.
+  await kube.resolveDenyKinds();
+  const deps = { kube, contextArgument: o.allowContexts.length > 0, log, audit, budget: o.maxOutput, hubOptions };
+  const [{ Metrics }, { startHttp }] = await Promise.all([import('./metrics.js'), import('./http.js')]);
   const running = await startHttp(
     { ...deps, metrics: new Metrics() },
     { host: o.host, port: o.port, token: o.token, stateless: o.stateless, allowedHosts: o.allowedHosts, corsOrigins: o.cors },

@@ -6,6 +6,7 @@
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { Logger } from 'pino';
 import type { KubeGateway } from './kube.js';
+import type { Policy } from './policy.js';
 import type { Audit } from './audit.js';
 import type { Metrics } from './metrics.js';
 import { registerTools, type ToolDef } from './tools/registry.js';
@@ -16,6 +17,7 @@ import { clusterTools } from './tools/cluster.js';
 import { mcpServerTools } from './tools/mcpserver.js';
 import { registerResources, SubscriptionHub, Subscriptions, type HubOptions } from './resources.js';
 import { registerPrompts } from './prompts.js';
+import { serveCompactToolList } from './tools-list.js';
 import { DEFAULT_BUDGET } from './format.js';
 
 /** Name and version reported in `initialize`. */
@@ -26,9 +28,28 @@ export function allTools(): ToolDef[] {
   return [...seedTools(), ...genericTools(), ...workloadTools(), ...clusterTools(), ...mcpServerTools()];
 }
 
-/** What buildServer needs; one gateway, audit and metrics are shared by all sessions. */
+/** A tool without its `context` argument (the gateway then uses the default context). */
+function withoutContextArgument(def: ToolDef): ToolDef {
+  if (!('context' in def.input)) return def;
+  const { context: _context, ...input } = def.input;
+  return { ...def, input };
+}
+
+/**
+ * What buildServer needs; one gateway, audit and metrics are shared by all sessions.
+ * `kube` is read only when a tool, resource, prompt or subscription runs, never while building,
+ * so it may be a getter that creates the gateway on first use (stdio start, command.ts); then
+ * `policy` must be given too.
+ */
 export interface ServerDeps {
   kube: KubeGateway;
+  /** The policy deciding which tools are listed (default: `kube.policy`). */
+  policy?: Policy;
+  /**
+   * Whether tools take the `context` argument (default: the gateway allows several contexts).
+   * With one context allowed the argument could only name the default, so it is not listed.
+   */
+  contextArgument?: boolean;
   log: Logger;
   audit?: Audit;
   metrics?: Metrics;
@@ -60,7 +81,19 @@ export function buildServer(deps: ServerDeps): BuiltServer {
       'Kubernetes through kubemcp. Lists are compact tables; narrow big answers with namespace, labelSelector, fieldSelector or limit. ' +
       'Use describe-resource for one object with its events and pods. Secret values are masked.',
   });
-  const tools = registerTools(server, allTools(), { kube: deps.kube, policy: deps.kube.policy, budget: deps.budget ?? DEFAULT_BUDGET, log: deps.log, audit: deps.audit, metrics: deps.metrics });
+  const multi = deps.contextArgument ?? deps.kube.allowedContexts.length > 1;
+  const defs = multi ? allTools() : allTools().map(withoutContextArgument);
+  const tools = serveCompactToolList(server, () => registerTools(server, defs, {
+    // A getter: the gateway is not touched (nor created) until a tool runs.
+    get kube() {
+      return deps.kube;
+    },
+    policy: deps.policy ?? deps.kube.policy,
+    budget: deps.budget ?? DEFAULT_BUDGET,
+    log: deps.log,
+    audit: deps.audit,
+    metrics: deps.metrics,
+  }));
   registerResources(server, deps);
   registerPrompts(server, deps);
   const ownHub = subscribe && !deps.hub ? new SubscriptionHub(deps, deps.hubOptions) : undefined;

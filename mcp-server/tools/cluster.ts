@@ -57,7 +57,7 @@ export function clusterTools(): ToolDef[] {
     {
       name: 'list-namespaces',
       title: 'List namespaces',
-      description: 'Namespaces with status and age (only the allowed ones when the server has a namespace allow-list).',
+      description: 'Namespaces with status and age (only allowed ones under a namespace allow-list).',
       effect: 'read',
       input: { labelSelector: z.string().optional(), context: contextArg },
       output: tableOutput,

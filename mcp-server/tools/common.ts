@@ -15,7 +15,7 @@ export const tableOutput = {
   shown: z.number().int(),
   total: z.number().int(),
   truncated: z.boolean(),
-  continue: z.string().optional().describe('pass as `continue` to get the next page'),
+  continue: z.string().optional().describe('next page token'),
 };
 
 /** Output schema of tools that return one object. */
@@ -24,7 +24,7 @@ export const objectOutput = {
   name: z.string(),
   namespace: z.string().optional(),
   truncated: z.boolean(),
-  object: z.record(z.string(), z.unknown()).optional().describe('the object without managedFields; absent when truncated'),
+  object: z.record(z.string(), z.unknown()).optional().describe('absent when truncated'),
 };
 
 /** Splits `kind/name` (as `kubectl get secret/foo`) when no separate name is given. */

@@ -13,9 +13,9 @@ import { listTable, nsFor, objectOutput, objectResult, parseDoc, selectorOf, spl
 /** Field manager of every server-side apply this server makes. */
 export const FIELD_MANAGER = 'kubemcp';
 
-const kindArg = z.string().min(1).describe('kind or resource name, as kubectl accepts it: Pod, pods, po, deployments.apps, mcps; `kind/name` also works');
+const kindArg = z.string().min(1).describe('kind or resource as kubectl accepts it (Pod, po, deployments.apps, mcps); `kind/name` works too');
 const nameArg = z.string().min(1).describe('object name');
-const nsArg = z.string().optional().describe("namespace (default: the context's namespace); ignored for cluster-scoped kinds");
+const nsArg = z.string().optional().describe("namespace (default: the context's); ignored for cluster-scoped kinds");
 const apiVersionArg = z.string().optional().describe('apiVersion to disambiguate a kind, e.g. apps/v1');
 
 async function resolveNamed(ctx: ToolContext, a: { kind: string; name?: string; apiVersion?: string; context?: string }): Promise<{ api: ApiResource; name: string }> {
@@ -98,7 +98,7 @@ export function genericTools(): ToolDef[] {
       name: 'list-resources',
       title: 'List resources',
       description:
-        'List objects of any kind (CRDs included) as a compact table, like `kubectl get`. Supports label/field selectors, all namespaces, and limit/continue pagination.',
+        'List objects of any kind (CRDs included) as a compact table, like `kubectl get`, with selectors and pagination.',
       effect: 'read',
       input: {
         kind: kindArg,
@@ -136,7 +136,7 @@ export function genericTools(): ToolDef[] {
       name: 'describe-resource',
       title: 'Describe a resource',
       description:
-        'One call instead of four: the object (compact YAML), its conditions, owner chain, its pods (for workloads: Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, Service, MCPServer) and recent events.',
+        'One object (compact YAML) with its conditions, owner chain, pods (of a workload or Service) and recent events, in one call.',
       effect: 'read',
       input: { kind: kindArg, name: nameArg.optional(), namespace: nsArg, apiVersion: apiVersionArg, context: contextArg },
       output: {
@@ -180,7 +180,7 @@ export function genericTools(): ToolDef[] {
       name: 'apply-manifest',
       title: 'Apply a manifest',
       description:
-        'Server-side apply one or more YAML/JSON documents (field manager "kubemcp"), like `kubectl apply --server-side`. dryRun validates and admits without persisting. Returns what the apiserver stored (Secret values masked).',
+        'Server-side apply one or more YAML/JSON documents (field manager "kubemcp"), like `kubectl apply --server-side`. Returns what the apiserver stored (Secret values masked).',
       effect: 'write',
       idempotent: true,
       input: {

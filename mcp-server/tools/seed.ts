@@ -50,7 +50,7 @@ export function seedTools(): ToolDef[] {
     {
       name: 'get-pod-logs',
       title: 'Get pod logs',
-      description: 'Retrieve logs from a specific pod (last 100 lines by default; container, tailLines, sinceSeconds, previous, filter).',
+      description: 'Retrieve logs from a specific pod (last 100 lines by default).',
       effect: 'read',
       input: { name: z.string().min(1).describe('Pod name'), namespace: z.string().optional().describe('Pod namespace (default "default")'), ...logArgs, context: contextArg },
       output: logOutput,

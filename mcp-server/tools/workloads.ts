@@ -264,7 +264,7 @@ export function workloadTools(): ToolDef[] {
     {
       name: 'undo-rollout',
       title: 'Undo a rollout',
-      description: "Roll a Deployment back to a previous revision (default: the one before the current), as `kubectl rollout undo` does, from its ReplicaSets' pod templates.",
+      description: 'Roll a Deployment back to a revision (default: the previous one), as `kubectl rollout undo` does.',
       effect: 'write',
       input: { ...target, toRevision: z.number().int().min(1).optional() },
       output: { kind: z.string(), name: z.string(), fromRevision: z.number().int(), toRevision: z.number().int() },
@@ -304,7 +304,7 @@ export function workloadTools(): ToolDef[] {
       name: 'get-logs',
       title: 'Logs of a pod or workload',
       description:
-        'Logs of a pod, or of the pods (up to 10) of a workload (kind+name: Deployment, StatefulSet, Job, Service, MCPServer...). Tail 100 lines by default; since, previous, container, regex filter with context lines, byte cap.',
+        'Logs of a pod, or of the pods (up to 10) of a workload (kind+name: Deployment, StatefulSet, Job, Service, MCPServer...), last 100 lines by default, with an optional regex filter.',
       effect: 'read',
       input: {
         pod: z.string().optional().describe('pod name (or give kind and name of a workload)'),

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import * as k8s from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { ResourceUpdatedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
-import { restartComponent } from '../controlplane/cluster.js';
+import { restartComponent } from '../../cluster/index.js';
 import { createNamespace, kubeConfig, waitFor } from '../kube.js';
 import { startHttpServer, type HttpServer } from '../mcp-server/helpers.js';
 

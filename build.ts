@@ -1,0 +1,114 @@
+/**
+ * Bundles the `kubemcp` command (cli.ts) with esbuild into dist/cli/: `kubemcp.js` (the bin),
+ * lazily loaded ESM chunks and `kubeconfig.cjs`, with tree-shaking and minified syntax, so
+ * `kubemcp serve` starts without resolving and compiling hundreds of node_modules files.
+ * `npm run build` runs it after `tsc -p tsconfig.build.json` (the library in dist/js, with its
+ * declarations); `npm pack` runs `npm run build` on `prepack`.
+ *
+ * Choices, measured (README, "Speed and memory"; `npm run bench`):
+ * - mcp-server/'s `@kubernetes/client-node` imports resolve to build/client-node-lite.ts, whose
+ *   `KubeConfig` loads `kubeconfig.cjs` on first use: the package's `dist/config.js` bundled as
+ *   CommonJS with only what it needs. The package index pulls in the whole generated API client
+ *   (13 of the 14.5 MB the full package bundles to), which the server never uses (it speaks HTTP
+ *   itself, mcp-server/kube.ts); and loading it on first use lets the stdio server answer
+ *   `initialize` and `tools/list` before it (mcp-server/stdio.ts).
+ * - `whatwg-url` is replaced by build/whatwg-url.cjs (Node's own URL; see there).
+ * - External (loaded from node_modules at run time, so kept in `dependencies`): cdk8s,
+ *   cdk8s-plus-33 and constructs, jsii packages that `kubemcp render` and `kubemcp controller`
+ *   load on use, and the full `@kubernetes/client-node` for the controller (bundling it would put
+ *   it all in a chunk the server shares, as esbuild assigns whole files to chunks).
+ *   Everything else the bin needs is inside the bundle.
+ * - Any warning fails the build: an `import * as k8s` member missing from the lite module would
+ *   otherwise become `undefined` at run time.
+ *
+ * Usage: `tsx build.ts [--outdir dist/cli] [--metafile]` (the metafile, <outdir>/meta.json, shows
+ * what each chunk holds). Exits 1 on any error or warning.
+ */
+import { chmodSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as esbuild from 'esbuild';
+
+const ROOT = path.dirname(fileURLToPath(import.meta.url));
+
+/** Packages loaded from node_modules at run time instead of being bundled (see the module comment). */
+export const EXTERNAL = ['cdk8s', 'cdk8s-plus-33', 'constructs'];
+
+/** mcp-server/'s `@kubernetes/client-node` imports resolve to the lite module; others stay external. */
+const clientNodeLite: esbuild.Plugin = {
+  name: 'client-node-lite',
+  setup(b) {
+    b.onResolve({ filter: /^@kubernetes\/client-node$/ }, (args) => {
+      const from = path.relative(ROOT, args.importer);
+      if (from.startsWith(`mcp-server${path.sep}`)) return { path: path.join(ROOT, 'build', 'client-node-lite.ts') };
+      return { path: args.path, external: true };
+    });
+  },
+};
+
+const common: esbuild.BuildOptions = {
+  absWorkingDir: ROOT,
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  treeShaking: true,
+  minifySyntax: true,
+  minifyWhitespace: true,
+  legalComments: 'linked',
+  metafile: true,
+  logLevel: 'silent',
+  alias: { 'whatwg-url': './build/whatwg-url.cjs' },
+};
+
+async function failOnWarnings(result: esbuild.BuildResult): Promise<void> {
+  if (!result.warnings.length) return;
+  const text = await esbuild.formatMessages(result.warnings, { kind: 'warning' });
+  throw new Error(`esbuild warnings (treated as errors):\n${text.join('\n')}`);
+}
+
+/**
+ * Builds the bin bundle into `outdir` (emptied first).
+ * @returns esbuild's metafile (inputs and outputs with byte counts).
+ * @throws Error when esbuild reports an error or a warning.
+ */
+export async function buildBundle(outdir = path.join(ROOT, 'dist', 'cli')): Promise<esbuild.Metafile> {
+  rmSync(outdir, { recursive: true, force: true });
+  const result = await esbuild.build({
+    ...common,
+    entryPoints: { kubemcp: 'cli.ts' },
+    outdir,
+    splitting: true,
+    format: 'esm',
+    external: EXTERNAL,
+    plugins: [clientNodeLite],
+    // CommonJS packages inside an ESM bundle call require() for Node built-ins.
+    banner: { js: "import{createRequire as __kubemcpRequire}from'node:module';const require=__kubemcpRequire(import.meta.url);" },
+  });
+  await failOnWarnings(result);
+  const kubeconfig = await esbuild.build({
+    ...common,
+    entryPoints: ['build/kubeconfig-entry.ts'],
+    outfile: path.join(outdir, 'kubeconfig.cjs'),
+    format: 'cjs',
+  });
+  await failOnWarnings(kubeconfig);
+  const bin = path.join(outdir, 'kubemcp.js');
+  chmodSync(bin, 0o755);
+  const a = result.metafile!;
+  const b = kubeconfig.metafile!;
+  return { inputs: { ...a.inputs, ...b.inputs }, outputs: { ...a.outputs, ...b.outputs } };
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const at = process.argv.indexOf('--outdir');
+  const outdir = path.resolve(at >= 0 ? process.argv[at + 1]! : path.join(ROOT, 'dist', 'cli'));
+  try {
+    const meta = await buildBundle(outdir);
+    if (process.argv.includes('--metafile')) writeFileSync(path.join(outdir, 'meta.json'), JSON.stringify(meta));
+    const total = Object.values(meta.outputs).reduce((n, o) => n + o.bytes, 0);
+    process.stdout.write(`bundled cli.ts into ${path.relative(ROOT, outdir)}/kubemcp.js: ${Object.keys(meta.outputs).length} files, ${(total / 1024).toFixed(0)} KiB\n`);
+  } catch (err) {
+    process.stderr.write(`build failed: ${(err as Error).message}\n`);
+    process.exitCode = 1;
+  }
+}

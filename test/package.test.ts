@@ -1,0 +1,95 @@
+/**
+ * The package installs like its peers' (issue 9, "Install it like the peers"): `npm pack` builds
+ * on `prepack` and ships the bundle and the library, not the sources or tests; the tarball
+ * installs into a temporary prefix (from the npm cache, the registry only for what is missing),
+ * and the installed `kubemcp` bin answers `--version`, renders an MCPServer offline (cdk8s is
+ * loaded from the installed dependencies), and serves MCP over stdio: tools/list, and one tool
+ * call against the local control plane, which loads the kubeconfig client (kubeconfig.cjs)
+ * from the installed bundle. Every process is stopped by pid; the temporary directory is removed.
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const PKG = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string; dependencies: Record<string, string> };
+let dir: string;
+let tarball: string;
+let files: string[];
+let bin: string;
+
+beforeAll(() => {
+  dir = mkdtempSync(path.join(tmpdir(), 'kubemcp-pack-'));
+  // `npm pack` runs prepack (npm run build: tsc for the library, build.ts for the bundle).
+  const out = execFileSync('npm', ['pack', '--json', '--pack-destination', dir], { cwd: ROOT, encoding: 'utf8', timeout: 540_000, stdio: ['ignore', 'pipe', 'pipe'] });
+  const report = JSON.parse(out.slice(out.lastIndexOf('[\n  {'))) as Array<{ filename: string; files: Array<{ path: string }> }>;
+  tarball = path.join(dir, report[0]!.filename);
+  files = report[0]!.files.map((f) => f.path);
+  const prefix = path.join(dir, 'prefix');
+  execFileSync('npm', ['install', '--global', '--prefix', prefix, '--prefer-offline', '--no-audit', '--no-fund', tarball], { encoding: 'utf8', timeout: 540_000, stdio: ['ignore', 'pipe', 'pipe'] });
+  bin = path.join(prefix, 'bin', 'kubemcp');
+}, 1_100_000);
+
+afterAll(() => {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('npm pack and install', () => {
+  it('ships the bundle, the library and its declarations, and nothing of the sources or tests', () => {
+    expect(files).toEqual(expect.arrayContaining(['package.json', 'README.md', 'dist/cli/kubemcp.js', 'dist/cli/kubeconfig.cjs', 'dist/js/charts/index.js', 'dist/js/charts/index.d.ts']));
+    for (const f of files) expect(f).toMatch(/^(package\.json|README\.md|LICENSE.*|dist\/cli\/[^/]+\.(js|cjs|txt)|dist\/js\/(charts|imports)\/.+\.(js|d\.ts))$/);
+    expect(files.some((f) => f.endsWith('.map'))).toBe(false);
+  });
+
+  it('installs a working kubemcp bin: --version', () => {
+    expect(existsSync(bin)).toBe(true);
+    expect(execFileSync(bin, ['--version'], { encoding: 'utf8', timeout: 60_000 }).trim()).toBe(PKG.version);
+  });
+
+  it('kubemcp render works from the install (cdk8s from its dependencies)', () => {
+    const yaml = execFileSync(bin, ['render', '-f', path.join(ROOT, 'charts/samples/seed001-basic.yaml')], { encoding: 'utf8', timeout: 120_000 });
+    expect(yaml).toMatch(/^kind: Deployment$/m);
+    expect(yaml).toMatch(/^kind: Service$/m);
+  });
+
+  it('kubemcp serve from the install lists tools over stdio and calls one against the cluster', async () => {
+    const snapshot = JSON.parse(readFileSync(path.join(ROOT, 'test/mcp-server/tools-list.snapshot.json'), 'utf8')) as { tools: Array<{ name: string }> };
+    const transport = new StdioClientTransport({
+      command: bin,
+      args: ['serve', '--read-only', '--audit-log', 'off'],
+      env: { ...(process.env as Record<string, string>), LOG_LEVEL: 'warn' },
+      stderr: 'pipe',
+    });
+    let stderr = '';
+    transport.stderr?.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    const client = new Client({ name: 'package-test', version: '1.0.0' });
+    try {
+      await client.connect(transport);
+      const { tools } = await client.listTools();
+      expect(tools.length).toBeGreaterThan(10);
+      // --read-only: the snapshot's read tools, in its order.
+      const read = snapshot.tools.filter((t) => (t as { annotations?: { readOnlyHint?: boolean } }).annotations?.readOnlyHint).map((t) => t.name);
+      expect(tools.map((t) => t.name)).toEqual(read);
+      const r = await client.callTool({ name: 'list-namespaces', arguments: {} });
+      expect(r.isError ?? false).toBe(false);
+      expect((r.content as Array<{ text: string }>)[0]!.text).toMatch(/kube-system/);
+      expect(stderr).not.toMatch(/error/i);
+    } finally {
+      await client.close().catch(() => undefined);
+      if (transport.pid) {
+        try {
+          process.kill(transport.pid, 'SIGTERM');
+        } catch {
+          /* gone */
+        }
+      }
+    }
+  });
+});
