@@ -81,7 +81,8 @@ describe('two controllers with leader election', () => {
   it('exactly one becomes leader and reconciles; both serve health and metrics', async () => {
     a = startController(ns);
     b = startController(ns);
-    await waitFor('identities and ports logged', async () => !!(a.identity && b.identity && a.healthPort && b.healthPort), 60_000);
+    // Generous: two tsx processes compiling the CLI on a loaded 2-core machine.
+    await waitFor('identities and ports logged', async () => !!(a.identity && b.identity && a.healthPort && b.healthPort), 150_000);
     const h = await waitFor('lease held', async () => (await holder(ns)) || undefined, 30_000);
     [leader, standby] = h === a.identity ? [a, b] : [b, a];
     expect([a.identity, b.identity]).toContain(h);
@@ -100,7 +101,7 @@ describe('two controllers with leader election', () => {
     await waitFor('one Ready', async () => ((await custom.getNamespacedCustomObject({ group: 'mcp.example.com', version: 'v1alpha1', plural: 'mcpservers', namespace: ns, name: 'one' })) as any).status?.phase === 'Ready', 60_000);
     expect(await metrics(leader)).toMatch(/^kubemcp_controller_reconcile_total\{result="success"\} [1-9]/m);
     expect(await metrics(standby)).not.toMatch(/^kubemcp_controller_reconcile_total\{result="success"\} [1-9]/m);
-  });
+  }, 300_000);
 
   it('SIGKILL the leader: the standby takes over within the lease duration and reconciles', async () => {
     const killedAt = Date.now();
