@@ -6,7 +6,10 @@
  *
  * On the local control plane (started or reused; its kwok node runs the pods), for each size N:
  *
- * 1. `kubemcp`: `kubemcp controller` (a child process, default flags) and N MCPServers
+ * 1. `kubemcp`: `kubemcp controller` (a child process compiled as `npm run build` does and run as
+ *    the image runs it, `node dist/js/cli.js controller`, with the operator chart's NODE_OPTIONS;
+ *    `--tsx` runs the sources; flags `--controller-args`, default `--verify off` since kwok's pods
+ *    serve nothing to handshake) and N MCPServers
  *    (streamable-http, one config entry: 3 children each) spread over `--namespaces` namespaces,
  *    created at once (32 creates in flight).
  * 2. `kubectl`: the same N MCPServers rendered by `kubemcp render` (not timed), applied by one

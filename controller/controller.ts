@@ -103,7 +103,7 @@ export class Controller {
     this.metrics = opts.metrics ?? new ControllerMetrics();
     this.queue = new WorkQueue({ onDepth: (d) => this.metrics.queueDepth.set(d) });
     // One keep-alive connection pool for every request (client-node opens a TLS connection per request otherwise).
-    const kc = withConnectionReuse(opts.kubeConfig, { maxSockets: Math.max(16, 2 * this.workerCount) });
+    const kc = withConnectionReuse(opts.kubeConfig);
     const ns = opts.namespace;
     const custom = kc.makeApiClient(k8s.CustomObjectsApi);
     const core = kc.makeApiClient(k8s.CoreV1Api);

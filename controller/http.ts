@@ -19,7 +19,12 @@ import type * as k8s from '@kubernetes/client-node';
 
 /** Options of {@link withConnectionReuse}. */
 export interface ConnectionReuseOptions {
-  /** Most sockets open to the apiserver at once (default 32); further requests wait for a free one. */
+  /**
+   * Most sockets open to the apiserver at once (default: no limit, the callers bound their
+   * concurrency). A limit makes requests queue for a busy socket, which node-fetch 2 (client-node's
+   * HTTP library) misreads as a truncated chunked response, "Premature close"
+   * (node-fetch/node-fetch#1767); seen at 16 workers with a limit of 32.
+   */
   maxSockets?: number;
   /** Idle sockets kept open (default 16). */
   maxFreeSockets?: number;
@@ -53,7 +58,7 @@ export function withConnectionReuse(kc: k8s.KubeConfig, opts: ConnectionReuseOpt
     if (!(fresh instanceof https.Agent) || cluster?.proxyUrl) return;
     if (!shared || !sameTls(shared.options, fresh.options)) {
       shared?.destroy();
-      shared = new https.Agent({ ...fresh.options, keepAlive: true, maxSockets: opts.maxSockets ?? 32, maxFreeSockets: opts.maxFreeSockets ?? 16 });
+      shared = new https.Agent({ ...fresh.options, keepAlive: true, maxSockets: opts.maxSockets, maxFreeSockets: opts.maxFreeSockets ?? 16 });
     }
     context.setAgent(shared);
   };

@@ -278,7 +278,9 @@ export class Reconciler {
           return { announce: [eventReason, eventReason === 'DriftReverted' ? `${kind} ${child.metadata.name} (${reason})` : `${kind} ${child.metadata.name}`] };
         } catch (err) {
           const code = (err as { code?: unknown }).code;
-          if (code === 404 || code === 'Retry') throw err;
+          // Not the apiserver refusing the child (no HTTP status: a connection or transport
+          // error): nothing to report on the object; the queue retries with backoff.
+          if (code === 404 || code === 'Retry' || typeof code !== 'number') throw err;
           const message = apiErrorMessage(err);
           if (live) applied.set(kind, live);
           log.warn({ kind, child: child.metadata.name, err: message }, 'applying a child failed');
