@@ -20,6 +20,7 @@ import { CoreV1Api, KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import {
   BUSYBOX_IMAGE,
   CONTAINERD_SOCKET,
+  FIRST_SERVICE_IP,
   KUBECONFIG_PATH,
   NODE_NAME,
   REAL_NODE_NAME,
@@ -141,7 +142,7 @@ describeReal('real node', () => {
     expect(node.metadata?.labels?.type).toBe('real');
     const nodeIp = readState()!.realNode!.network!.nodeIp;
     expect(node.status?.addresses).toEqual(expect.arrayContaining([{ type: 'InternalIP', address: nodeIp }]));
-    expect(node.status?.nodeInfo?.containerRuntimeVersion).toMatch(/^containerd:\/\/v2\./);
+    expect(node.status?.nodeInfo?.containerRuntimeVersion).toMatch(/^containerd:\/\/v?2\./);
     expect(node.status?.nodeInfo?.kubeletVersion).toBe('v1.36.3');
   });
 
@@ -169,11 +170,16 @@ describeReal('real node', () => {
     expect(out).toContain(clusterIP);
   });
 
-  test("a pod's HTTP server answers through its ClusterIP Service (kube-proxy), by name and by IP", async () => {
-    const byName = await kubectl('-n', realNs, 'exec', 'client', '--', '/bin/busybox', 'wget', '-q', '-T', '10', '-O', '-', 'http://web/');
-    expect(byName.trim()).toBe('hello-from-the-real-node');
-    const byIp = await kubectl('-n', realNs, 'exec', 'client', '--', '/bin/busybox', 'wget', '-q', '-T', '10', '-O', '-', `http://${clusterIP}/`);
-    expect(byIp.trim()).toBe('hello-from-the-real-node');
+  // busybox-static's wget crashes here (exit 139: static glibc's NSS), so HTTP requests are written
+  // with its nc; names are resolved with its own nslookup above.
+  /** Sends `GET <path> HTTP/1.0` to ip:port from the client pod with nc; returns the raw response. */
+  const httpFromPod = (ip: string, port: number, reqPath: string): Promise<string> =>
+    kubectl('-n', realNs, 'exec', 'client', '--', '/bin/busybox', 'sh', '-c', `printf 'GET ${reqPath} HTTP/1.0\\r\\n\\r\\n' | /bin/busybox nc -w 10 ${ip} ${port}`);
+
+  test("a pod's HTTP server answers through its ClusterIP Service (kube-proxy)", async () => {
+    const out = await httpFromPod(clusterIP, 80, '/');
+    expect(out).toMatch(/^HTTP\/1\.[01] 200/);
+    expect(out).toContain('hello-from-the-real-node');
   });
 
   test("a pod's HTTP server answers through the apiserver's service proxy and pod proxy", async () => {
@@ -182,8 +188,9 @@ describeReal('real node', () => {
   });
 
   test('a pod reaches the apiserver through the kubernetes Service', async () => {
-    // /version is readable without credentials (system:public-info-viewer); busybox's wget speaks TLS.
-    const out = await kubectl('-n', realNs, 'exec', 'client', '--', '/bin/busybox', 'wget', '-q', '-T', '10', '--no-check-certificate', '-O', '-', 'https://kubernetes.default.svc/version');
-    expect(JSON.parse(out)).toMatchObject({ gitVersion: 'v1.36.3' });
+    // Plain HTTP to the apiserver's TLS port: Go's TLS server answers it with a fixed 400 text,
+    // which only the apiserver (via kube-proxy and the host's DNAT) can have sent.
+    const out = await httpFromPod(FIRST_SERVICE_IP, 443, '/version');
+    expect(out).toContain('Client sent an HTTP request to an HTTPS server');
   });
 });
