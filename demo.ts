@@ -3,10 +3,11 @@
  * Starts (or reuses) the control plane, installs the operator manifests (CRD, namespace, RBAC),
  * runs `kubemcp controller` in the background, applies the seeds' sample MCPServers, waits until
  * they are Ready (kwok runs their pods), prints `kubectl get mcps` and each one's children, and
- * leaves everything running. `npm run cluster:down` stops the controller and the control plane.
+ * leaves everything running. `npm run demo:down` (`tsx demo.ts down`) stops the demo's controller
+ * by pid, then the cluster. The demo owns its processes: the cluster code knows nothing of them.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { App } from 'cdk8s';
@@ -14,9 +15,48 @@ import { parse, stringify } from 'yaml';
 import { GROUP, PLURAL, VERSION } from './charts/api/schema.js';
 import { OperatorChart } from './charts/operator.js';
 import { loadSamples } from './charts/samples.js';
-import { clusterUp, CONTROLLER_PID_FILE, LOG_DIR } from './test/controlplane/cluster.js';
+import { clusterDown, clusterUp, REPO_ROOT } from './cluster/index.js';
 
 const say = (s: string) => process.stdout.write(`${s}\n`);
+
+/** The demo's own runtime dir (git-ignored): its controller's pid file and log. */
+const DEMO_DIR = join(REPO_ROOT, '.demo');
+/** PID file of the `kubemcp controller` this demo starts; `demo.ts down` stops it. */
+const CONTROLLER_PID_FILE = join(DEMO_DIR, 'controller.pid');
+
+/** Whether `pid` runs our `node ... cli.ts controller` (a reused pid must not be taken for it). */
+function isController(pid: number): boolean {
+  try {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    const i = argv.findIndex((a) => a.endsWith('cli.ts') || a.endsWith('cli.js'));
+    return i >= 0 && argv[i + 1] === 'controller';
+  } catch {
+    return false;
+  }
+}
+
+/** The pid in {@link CONTROLLER_PID_FILE} if it still runs our controller, else undefined. */
+function runningController(): number | undefined {
+  try {
+    const pid = Number(readFileSync(CONTROLLER_PID_FILE, 'utf8'));
+    return pid > 0 && isController(pid) ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** `demo.ts down`: stops the demo's controller by pid (SIGTERM, SIGKILL after 10 s), then the cluster. */
+async function down(): Promise<void> {
+  const pid = runningController();
+  rmSync(CONTROLLER_PID_FILE, { force: true });
+  if (pid !== undefined) {
+    process.kill(pid, 'SIGTERM');
+    for (let i = 0; i < 40 && isController(pid); i++) await new Promise((r) => setTimeout(r, 250));
+    if (isController(pid)) process.kill(pid, 'SIGKILL');
+    say(`stopped kubemcp controller (pid ${pid})`);
+  }
+  await clusterDown();
+}
 
 async function main(): Promise<void> {
   say('== control plane');
@@ -41,20 +81,13 @@ async function main(): Promise<void> {
   }
 
   say('== controller');
-  let running = false;
-  try {
-    const pid = Number(readFileSync(CONTROLLER_PID_FILE, 'utf8'));
-    process.kill(pid, 0);
-    running = true;
-    say(`reusing the running controller (pid ${pid})`);
-  } catch {
-    /* none running */
-  }
-  if (!running) {
-    mkdirSync(LOG_DIR, { recursive: true });
-    const logFile = join(LOG_DIR, 'kubemcp-controller.log');
+  const runningPid = runningController();
+  if (runningPid !== undefined) say(`reusing the running controller (pid ${runningPid})`);
+  else {
+    mkdirSync(DEMO_DIR, { recursive: true });
+    const logFile = join(DEMO_DIR, 'kubemcp-controller.log');
     const out = openSync(logFile, 'a');
-    const child = spawn(process.execPath, ['--import', 'tsx', 'cli.ts', 'controller', '--kubeconfig', info.kubeconfig, '--no-leader-elect', '--health-port', '0', '--metrics-port', '0'], {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'cli.ts', 'controller', '--kubeconfig', info.kubeconfig, '--no-leader-elect', '--verify', 'off', '--health-port', '0', '--metrics-port', '0'], {
       cwd: new URL('.', import.meta.url).pathname,
       detached: true,
       stdio: ['ignore', out, out],
@@ -121,10 +154,10 @@ async function main(): Promise<void> {
   export KUBECONFIG=${info.kubeconfig} PATH=${info.state.binDir}:$PATH
   kubectl get mcps -A; kubectl describe mcps basic-mcpserver; kubectl scale mcps basic-mcpserver --replicas=3
 Stop everything with:
-  npm run cluster:down`);
+  npm run demo:down`);
 }
 
-main().catch((err: unknown) => {
+(process.argv[2] === 'down' ? down() : main()).catch((err: unknown) => {
   process.stderr.write(`demo failed: ${(err as Error).message}\n`);
   process.exit(1);
 });

@@ -46,6 +46,9 @@ export const DEFAULT_REQUESTS: Record<Transport, { cpu: string; memory: string }
 /** Termination grace period in seconds by transport (seed 003's getTerminationGracePeriod). */
 export const TERMINATION_GRACE_SECONDS: Record<Transport, number> = { stdio: 5, http: 15, 'streamable-http': 30 };
 
+/** Replicas from which an MCPServer gets a PodDisruptionBudget (issue 10, part 3). */
+export const MIN_REPLICAS_FOR_PDB = 2;
+
 /** Whether a transport serves HTTP (and so gets a Service, a container port and probes). */
 export function isHttpTransport(transport: Transport): boolean {
   return transport !== 'stdio';
@@ -178,7 +181,8 @@ const quantities = (list: Record<string, Quantity>) =>
 
 /**
  * Renders an MCPServer into its children: ConfigMap `<name>-config` (only with `config`),
- * Service `<name>` (HTTP transports and bridged stdio) and Deployment `<name>`. A bridged stdio
+ * Service `<name>` (HTTP transports and bridged stdio), Deployment `<name>`, and PodDisruptionBudget
+ * `<name>` (maxUnavailable 1, the pods' selector) with 2 or more replicas. A bridged stdio
  * server (transport stdio with `command`) gets the in-pod bridge: an emptyDir, the bridge-init
  * init container, the server container running `command args` through the launcher, and the
  * `kubemcp bridge` sidecar listening on `spec.port` with the probes (mcp-server/bridge/wiring.ts).
@@ -194,6 +198,8 @@ export class MCPServerWorkload extends Construct {
   readonly deployment: k8s.KubeDeployment;
   readonly service?: k8s.KubeService;
   readonly configMap?: k8s.KubeConfigMap;
+  /** PodDisruptionBudget `<name>` (maxUnavailable 1), only with 2 or more replicas. */
+  readonly podDisruptionBudget?: k8s.KubePodDisruptionBudget;
 
   constructor(scope: Construct, id: string, props: MCPServerWorkloadProps) {
     super(scope, id);
@@ -333,9 +339,19 @@ export class MCPServerWorkload extends Construct {
         },
       },
     });
-    // Seed 003 reconciles the ConfigMap, then the Service, then the Deployment.
+    // With two or more replicas a voluntary disruption (node drain) may take at most one pod at a
+    // time, so the server keeps serving (https://kubernetes.io/docs/tasks/run-application/configure-pdb/).
+    // One replica gets none: a PDB there would block drains forever.
+    if (spec.replicas >= MIN_REPLICAS_FOR_PDB) {
+      this.podDisruptionBudget = new k8s.KubePodDisruptionBudget(this, 'pdb', {
+        metadata: meta(name),
+        spec: { maxUnavailable: k8s.IntOrString.fromNumber(1), selector: { matchLabels: selectorFor(name) } },
+      });
+    }
+    // Seed 003 reconciles the ConfigMap, then the Service, then the Deployment; the PDB comes last.
     if (this.service && this.configMap) this.service.addDependency(this.configMap);
     for (const child of [this.configMap, this.service]) if (child) this.deployment.addDependency(child);
+    this.podDisruptionBudget?.addDependency(this.deployment);
   }
 }
 

@@ -22,7 +22,7 @@ export type KubeObject = {
 
 /**
  * Renders one MCPServer manifest into its children as plain JSON objects, in apply order
- * (ConfigMap, Service, Deployment; absent ones skipped).
+ * (ConfigMap, Service, Deployment, PodDisruptionBudget; absent ones skipped).
  * @param manifest a whole MCPServer object (apiVersion, kind, metadata, spec).
  * @param namespace overrides `metadata.namespace` (the controller passes the object's).
  * @param options rendering options (the bridge image).

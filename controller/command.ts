@@ -33,6 +33,9 @@ export interface ControllerFlags {
   bindAddress: string;
   resyncPeriod: number;
   logLevel: string;
+  verify: 'auto' | 'dns' | 'proxy' | 'off';
+  verifyInterval: number;
+  verifyTimeout: number;
   /** Image of the bridge of bridged stdio MCPServers (the operator chart passes its own image). */
   bridgeImage: string;
 }
@@ -75,7 +78,18 @@ export async function runController(flags: ControllerFlags, logger?: Logger): Pr
   const log = logger ?? pino({ level: flags.logLevel, base: { component: CONTROLLER_NAME } });
   const kc = await loadKubeConfig(flags.kubeconfig);
   const metrics = new ControllerMetrics();
-  const controller = new Controller({ kubeConfig: kc, log, namespace: flags.namespace, workers: flags.workers, resyncPeriodMs: flags.resyncPeriod * 1000, metrics, bridgeImage: flags.bridgeImage });
+  const controller = new Controller({
+    kubeConfig: kc,
+    log,
+    namespace: flags.namespace,
+    workers: flags.workers,
+    resyncPeriodMs: flags.resyncPeriod * 1000,
+    metrics,
+    verify: flags.verify,
+    verifyIntervalMs: flags.verifyInterval * 1000,
+    verifyTimeoutMs: flags.verifyTimeout * 1000,
+    bridgeImage: flags.bridgeImage,
+  });
   let leader: LeaderElector | undefined;
   let started = false;
   let startError: unknown;
@@ -172,6 +186,13 @@ export function registerController(program: Command): void {
     .option('--metrics-port <port>', 'port of /metrics (0: any free port)', int, CONTROLLER_PORTS.metrics)
     .option('--bind-address <host>', 'address the health and metrics servers bind', inCluster ? '0.0.0.0' : '127.0.0.1')
     .option('--resync-period <seconds>', 'reconcile every MCPServer again after this period', int, 300)
+    .addOption(
+      new Option('--verify <mode>', 'MCP handshake of HTTP MCPServers before Ready: auto (Service DNS in a pod, apiserver service proxy outside), dns, proxy, off')
+        .choices(['auto', 'dns', 'proxy', 'off'])
+        .default('auto'),
+    )
+    .option('--verify-interval <seconds>', 're-verify each MCPServer after this period (jittered +-10%)', int, 300)
+    .option('--verify-timeout <seconds>', 'deadline of one MCP handshake', int, 10)
     .option('--log-level <level>', 'pino log level', 'info')
     .option('--bridge-image <image>', 'image of the bridge (init container and sidecar) of stdio MCPServers with command', DEFAULT_CONTROLLER_IMAGE)
     .action(async (flags: ControllerFlags) => {

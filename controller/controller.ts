@@ -1,6 +1,7 @@
 /**
  * The MCPServer controller: informers on MCPServers and on the children they own, a keyed work
- * queue, and N workers running the {@link Reconciler} (controller-runtime's Controller shape).
+ * queue, and N workers running the {@link Reconciler} (controller-runtime's Controller shape),
+ * an informer on their pods (for why they do not run), and the MCP handshake {@link Verifier}.
  *
  * - Informer events only enqueue keys (`namespace/name` of the MCPServer; a child's event
  *   enqueues its controller owner).
@@ -15,9 +16,43 @@ import type { KubeObject } from '../charts/render.js';
 import { ControllerMetrics } from './metrics.js';
 import { WorkQueue, backoffMs } from './queue.js';
 import { CHILD_KINDS, Reconciler, type Caches, type ChildKind, type MCPServerObject } from './reconciler.js';
+import { urlFor } from './status.js';
+import { Verifier, kubeFetch, type VerifyTarget } from './verify.js';
+import type { MCPServerSpec } from '../charts/api/schema.js';
+import { PORT_NAME } from '../charts/mcpserver.js';
+
+/** How the controller verifies HTTP MCPServers with an MCP handshake (`--verify`). */
+export const VERIFY_MODES = ['auto', 'dns', 'proxy', 'off'] as const;
+export type VerifyMode = (typeof VERIFY_MODES)[number];
+
+/** Whether this process runs in a pod (the in-cluster service account and service env are there). */
+export function inCluster(): boolean {
+  return !!process.env.KUBERNETES_SERVICE_HOST;
+}
+
+/**
+ * Where the handshake of an MCPServer goes: `dns` the Service's cluster DNS name
+ * (`status.url`), `proxy` the apiserver's service proxy
+ * (`<server>/api/v1/namespaces/<ns>/services/http:<name>:mcp/proxy<path>`) with the kubeconfig's
+ * credentials, `auto` DNS in a pod and the proxy outside.
+ */
+export function verifyTargetFor(kc: k8s.KubeConfig, mode: Exclude<VerifyMode, 'off'>): (namespace: string, name: string, spec: MCPServerSpec) => VerifyTarget {
+  const via = mode === 'auto' ? (inCluster() ? 'dns' : 'proxy') : mode;
+  if (via === 'dns') return (namespace, name, spec) => ({ url: urlFor(name, namespace, spec)! });
+  const fetch = kubeFetch(kc);
+  const server = kc.getCurrentCluster()?.server.replace(/\/+$/, '') ?? '';
+  return (namespace, name, spec) => ({
+    url: `${server}/api/v1/namespaces/${encodeURIComponent(namespace)}/services/http:${encodeURIComponent(name)}:${PORT_NAME}/proxy${spec.path}`,
+    fetch,
+  });
+}
 
 /** Label selecting the children the controller manages (seed 003's managed-by label). */
 export const CHILD_SELECTOR = 'app.kubernetes.io/managed-by=mcp-operator';
+/** Largest retry delay after a refused apply, in ms. */
+const APPLY_RETRY_MAX_MS = 30_000;
+/** The label naming a pod's MCPServer (seed 003's labelsForMCPServer). */
+const INSTANCE_LABEL = 'app.kubernetes.io/instance';
 
 /** Options of {@link Controller}. */
 export interface ControllerOptions {
@@ -30,6 +65,17 @@ export interface ControllerOptions {
   /** Period in ms at which every MCPServer is reconciled again. Default 300,000 (5 min). */
   resyncPeriodMs?: number;
   metrics?: ControllerMetrics;
+  /** MCP handshake verification of HTTP MCPServers (see {@link verifyTargetFor}). Default `auto`. */
+  verify?: VerifyMode;
+  /** Re-verify every MCPServer after this many ms (jittered +-10%). Default 300,000 (5 min). */
+  verifyIntervalMs?: number;
+  /** Deadline of one handshake in ms. Default 10,000. */
+  verifyTimeoutMs?: number;
+  /**
+   * Overrides where handshakes go (e.g. a test pointing the controller at a local MCP server
+   * standing in for the pods); default {@link verifyTargetFor} of `verify`.
+   */
+  verifyTarget?: (namespace: string, name: string, spec: MCPServerSpec) => VerifyTarget;
   /** Image of the bridge of bridged stdio MCPServers; default the kubemcp image (charts/mcpserver.ts DEFAULT_BRIDGE_IMAGE). */
   bridgeImage?: string;
 }
@@ -40,8 +86,11 @@ export class Controller {
   readonly metrics: ControllerMetrics;
   readonly queue: WorkQueue;
   private readonly reconciler: Reconciler;
+  /** Runs the MCP handshakes; undefined with `verify: 'off'`. */
+  readonly verifier?: Verifier;
   private readonly mcpInformer: AnyInformer;
   private readonly childInformers = new Map<ChildKind, AnyInformer>();
+  private readonly podInformer: AnyInformer;
   private readonly workers: Promise<void>[] = [];
   private resyncTimer?: NodeJS.Timeout;
   private readonly restartTimers = new Set<NodeJS.Timeout>();
@@ -56,6 +105,7 @@ export class Controller {
     const custom = kc.makeApiClient(k8s.CustomObjectsApi);
     const core = kc.makeApiClient(k8s.CoreV1Api);
     const apps = kc.makeApiClient(k8s.AppsV1Api);
+    const policy = kc.makeApiClient(k8s.PolicyV1Api);
     const nsPath = (group: string, resource: string) => `${group}${ns ? `/namespaces/${ns}` : ''}/${resource}`;
 
     this.mcpInformer = k8s.makeInformer(kc, nsPath(`/apis/${GROUP}/${VERSION}`, PLURAL), () =>
@@ -68,18 +118,38 @@ export class Controller {
       ConfigMap: [nsPath('/api/v1', 'configmaps'), () => (ns ? core.listNamespacedConfigMap({ namespace: ns, ...sel }) : core.listConfigMapForAllNamespaces(sel))],
       Service: [nsPath('/api/v1', 'services'), () => (ns ? core.listNamespacedService({ namespace: ns, ...sel }) : core.listServiceForAllNamespaces(sel))],
       Deployment: [nsPath('/apis/apps/v1', 'deployments'), () => (ns ? apps.listNamespacedDeployment({ namespace: ns, ...sel }) : apps.listDeploymentForAllNamespaces(sel))],
+      PodDisruptionBudget: [
+        nsPath('/apis/policy/v1', 'poddisruptionbudgets'),
+        () => (ns ? policy.listNamespacedPodDisruptionBudget({ namespace: ns, ...sel }) : policy.listPodDisruptionBudgetForAllNamespaces(sel)),
+      ],
     };
     for (const kind of CHILD_KINDS) {
       const [path, list] = lists[kind];
       this.childInformers.set(kind, k8s.makeInformer(kc, path, list, CHILD_SELECTOR) as AnyInformer);
     }
 
+    // Pods carry the template's labels (managed-by, instance): their states say why a Deployment is not ready.
+    this.podInformer = k8s.makeInformer(kc, nsPath('/api/v1', 'pods'), () => (ns ? core.listNamespacedPod({ namespace: ns, ...sel }) : core.listPodForAllNamespaces(sel)), CHILD_SELECTOR) as AnyInformer;
+
     const caches: Caches = {
       mcpServer: (namespace, name) => this.mcpInformer.get(name, namespace) as MCPServerObject | undefined,
       child: (kind, namespace, name) => this.childInformers.get(kind)!.get(name, namespace) as KubeObject | undefined,
       children: (kind, namespace) => this.childInformers.get(kind)!.list(namespace) as readonly KubeObject[],
+      pods: (namespace, name) => (this.podInformer.list(namespace) as k8s.V1Pod[]).filter((p) => p.metadata?.labels?.[INSTANCE_LABEL] === name),
     };
-    this.reconciler = new Reconciler({ kubeConfig: kc, caches, log: opts.log, metrics: this.metrics, bridgeImage: opts.bridgeImage });
+    const mode = opts.verify ?? 'auto';
+    this.verifier =
+      mode === 'off'
+        ? undefined
+        : new Verifier({
+            intervalMs: opts.verifyIntervalMs ?? 300_000,
+            timeoutMs: opts.verifyTimeoutMs ?? 10_000,
+            onDone: (key) => this.queue.add(key),
+            metrics: this.metrics,
+            log: opts.log,
+          });
+    const verifyTarget = mode === 'off' ? undefined : (opts.verifyTarget ?? verifyTargetFor(kc, mode));
+    this.reconciler = new Reconciler({ kubeConfig: kc, caches, log: opts.log, metrics: this.metrics, verifier: this.verifier, verifyTarget, bridgeImage: opts.bridgeImage });
   }
 
   /** Whether the informer caches have synced once (for /readyz). */
@@ -98,8 +168,14 @@ export class Controller {
       const owner = o.metadata?.ownerReferences?.find((r) => r.controller && r.kind === KIND && r.apiVersion.startsWith(`${GROUP}/`));
       if (owner) this.queue.add(`${o.metadata!.namespace}/${owner.name}`);
     };
-    const informers: Array<[string, AnyInformer]> = [['mcpservers', this.mcpInformer], ...[...this.childInformers].map(([k, i]) => [k, i] as [string, AnyInformer])];
-    for (const [, inf] of informers.slice(1)) for (const verb of [k8s.ADD, k8s.UPDATE, k8s.DELETE] as const) inf.on(verb, enqueueOwner);
+    const informers: Array<[string, AnyInformer]> = [['mcpservers', this.mcpInformer], ...[...this.childInformers].map(([k, i]) => [k, i] as [string, AnyInformer]), ['pods', this.podInformer]];
+    for (const [, inf] of informers.slice(1, -1)) for (const verb of [k8s.ADD, k8s.UPDATE, k8s.DELETE] as const) inf.on(verb, enqueueOwner);
+    // A pod's owner is a ReplicaSet; its MCPServer is named by the instance label.
+    const enqueueInstance = (o: k8s.KubernetesObject) => {
+      const instance = o.metadata?.labels?.[INSTANCE_LABEL];
+      if (instance) this.queue.add(`${o.metadata!.namespace}/${instance}`);
+    };
+    for (const verb of [k8s.ADD, k8s.UPDATE, k8s.DELETE] as const) this.podInformer.on(verb, enqueueInstance);
     for (const [name, inf] of informers) this.restartOnError(name, inf);
     await Promise.all(informers.map(([, inf]) => inf.start()));
     this.synced = true;
@@ -147,7 +223,10 @@ export class Controller {
       } catch (err) {
         this.metrics.reconcileTotal.inc({ result: 'error' });
         this.metrics.reconcileErrors.inc();
-        const delay = this.queue.addRateLimited(key);
+        let delay = this.queue.addRateLimited(key);
+        // A refused apply is in the status already; retry it at least every 30 s, so the status
+        // recovers soon after the cause goes away (it may not touch our objects: an admission policy).
+        if ((err as { code?: unknown }).code === 'ApplyFailed' && delay > APPLY_RETRY_MAX_MS) this.queue.addAfter(key, (delay = APPLY_RETRY_MAX_MS));
         const body = (err as { body?: unknown }).body;
         this.opts.log.error({ mcpserver: key, err: String(err), body: typeof body === 'string' ? body.slice(0, 500) : body, retryInMs: delay }, 'reconcile failed');
       } finally {
@@ -167,6 +246,6 @@ export class Controller {
     for (const t of this.restartTimers) clearTimeout(t);
     this.queue.shutDown();
     await Promise.all(this.workers);
-    await Promise.all([this.mcpInformer, ...this.childInformers.values()].map((i) => i.stop().catch(() => undefined)));
+    await Promise.all([this.mcpInformer, ...this.childInformers.values(), this.podInformer].map((i) => i.stop().catch(() => undefined)));
   }
 }

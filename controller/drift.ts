@@ -113,3 +113,77 @@ export function applyReason(desired: Record<string, unknown>, live: Record<strin
   const diff = firstDifference(desired as Json, live as Json);
   return diff ? `drift at ${diff}` : undefined;
 }
+
+/** A keyed list of a live child that holds entries the desired object does not have. */
+export interface ForeignEntries {
+  /** JSON pointer (RFC 6901) of the list in the live object, e.g. `/spec/template/spec/containers/0/env`. */
+  pointer: string;
+  /** Readable path with merge keys, e.g. `spec.template.spec.containers[name=mcp-server].env`. */
+  path: string;
+  /** The foreign entries by merge key, e.g. `name=FOO`. */
+  entries: string[];
+}
+
+/** Keyed lists the controller enforces entry by entry (object metadata, e.g. ownerReferences, is left alone). */
+const ENFORCED_LISTS = new Set(['containers', 'initContainers', 'env', 'volumes', 'volumeMounts', 'ports']);
+
+/**
+ * Finds, in the keyed lists the desired object sets (Service ports; containers, their ports, env
+ * and volumeMounts; volumes), live entries the desired object does not have, and computes the
+ * live object with those lists made exactly the desired entries.
+ *
+ * Why: server-side apply with `force` takes over *fields* from other managers but never removes
+ * list entries another manager owns (https://kubernetes.io/docs/reference/using-api/server-side-apply/#merge-strategy),
+ * so a foreign `ports` entry named `mcp` makes every apply fail (422 Duplicate value) and a foreign
+ * env entry or container stays forever. The caller replaces the returned lists with a JSON patch
+ * that tests the resourceVersion, then applies.
+ *
+ * @returns the lists to replace (a list with foreign entries; a list inside it is part of its
+ *   value, so it is not listed apart) with their corrected values taken from `corrected`, or an empty list when none.
+ *   Corrected lists keep each live entry that matches a desired one (with its defaulted fields and
+ *   its own nested lists corrected) in desired order, and take the desired entry where the live
+ *   one is missing.
+ */
+export function foreignListEntries(desired: Json, live: Json): { found: ForeignEntries[]; replace: Array<{ pointer: string; value: Json }> } {
+  const found: ForeignEntries[] = [];
+  const changed: Array<{ pointer: string; value: Json }> = [];
+  const esc = (k: string) => k.replace(/~/g, '~0').replace(/\//g, '~1');
+
+  const walk = (d: Json, l: Json, field: string, path: string, pointer: string): Json => {
+    if (d === null || typeof d !== 'object' || l === null || typeof l !== 'object') return l;
+    if (Array.isArray(d)) {
+      if (!Array.isArray(l)) return l;
+      const keys = ENFORCED_LISTS.has(field) ? LIST_KEYS[field] : undefined;
+      const first = d[0];
+      const keyed = keys && first && typeof first === 'object' && !Array.isArray(first) ? keys.filter((k) => k in first) : [];
+      if (keyed.length === 0) return l;
+      const same = (a: Record<string, Json>, b: Record<string, Json>) => keyed.every((k) => scalarEqual(a[k]!, b[k]!));
+      const label = (e: Record<string, Json>) => keyed.map((k) => `${k}=${String(e[k])}`).join(',');
+      const liveItems = l as Array<Record<string, Json>>;
+      const extra = liveItems.filter((li) => li && !(d as Array<Record<string, Json>>).some((di) => same(di, li)));
+      const value = (d as Array<Record<string, Json>>).map((di) => {
+        const index = liveItems.findIndex((li) => li && same(di, li));
+        return index < 0 ? di : walk(di, liveItems[index]!, field, `${path}[${label(di)}]`, `${pointer}/${index}`);
+      });
+      if (extra.length) {
+        found.push({ pointer, path, entries: extra.map(label) });
+        // This list is replaced as a whole: drop the replacements of lists inside it.
+        for (let i = changed.length - 1; i >= 0; i--) if (changed[i]!.pointer.startsWith(`${pointer}/`)) changed.splice(i, 1);
+        changed.push({ pointer, value });
+      }
+      return value;
+    }
+    if (Array.isArray(l)) return l;
+    const out: Record<string, Json> = { ...(l as Record<string, Json>) };
+    for (const [k, v] of Object.entries(d)) {
+      if (v === undefined || !(k in out)) continue;
+      out[k] = walk(v, out[k]!, k, path ? `${path}.${k}` : k, `${pointer}/${esc(k)}`);
+    }
+    return out;
+  };
+
+  const spec = (desired as { spec?: Json } | null)?.spec;
+  const liveSpec = (live as { spec?: Json } | null)?.spec;
+  if (spec !== undefined && liveSpec !== undefined) walk(spec, liveSpec, 'spec', 'spec', '/spec');
+  return { found, replace: changed };
+}

@@ -22,6 +22,15 @@ export class ControllerMetrics {
   readonly applyRequests = new Counter({ name: 'kubemcp_controller_apply_requests_total', help: 'Server-side apply requests sent', labelNames: ['kind', 'reason'], registers: [this.registry] });
   /** Every write request the controller sends, by verb and resource. */
   readonly writeRequests = new Counter({ name: 'kubemcp_controller_write_requests_total', help: 'Write requests sent to the apiserver', labelNames: ['verb', 'resource'], registers: [this.registry] });
+  /** MCP handshakes by result: Verified, ConnectionFailed, HTTPError, ProtocolError, Timeout, AuthRequired. */
+  readonly handshakes = new Counter({ name: 'kubemcp_controller_mcp_handshakes_total', help: 'MCP handshakes (protocol verification) by result', labelNames: ['result'], registers: [this.registry] });
+  /** MCP handshake duration in seconds. */
+  readonly handshakeDuration = new Histogram({
+    name: 'kubemcp_controller_mcp_handshake_duration_seconds',
+    help: 'Time per MCP handshake in seconds',
+    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
   readonly isLeader = new Gauge({ name: 'kubemcp_controller_is_leader', help: '1 while this instance holds the leader lease', registers: [this.registry] });
 
   constructor(defaults = true) {

@@ -15,9 +15,12 @@ import { stringify } from 'yaml';
 import { API_VERSION, FINALIZER, GROUP, KIND, PLURAL, VERSION, type MCPServerSpec, type MCPServerStatus } from '../charts/api/schema.js';
 import { MCPServerValidationError, parseMCPServerSpec } from '../charts/api/validate.js';
 import { renderMCPServer, type KubeObject, type RenderOptions } from '../charts/render.js';
-import { APPLIED_HASH_ANNOTATION, applyReason, hashOf } from './drift.js';
+import { servesHttp } from '../charts/mcpserver.js';
+import { APPLIED_HASH_ANNOTATION, applyReason, foreignListEntries, hashOf } from './drift.js';
 import type { ControllerMetrics } from './metrics.js';
-import { computeStatus, statusChanged, type ObservedState } from './status.js';
+import { podProblem } from './pods.js';
+import { computeStatus, serviceReady, statusChanged, type ObservedState, type VerifyInput } from './status.js';
+import type { Verifier, VerifyTarget } from './verify.js';
 
 /** The one field manager of every apply the controller sends. */
 export const FIELD_MANAGER = 'kubemcp-controller';
@@ -34,14 +37,16 @@ export interface MCPServerObject {
 }
 
 /** The kinds an MCPServer renders into, with their informer caches. */
-export type ChildKind = 'ConfigMap' | 'Service' | 'Deployment';
-export const CHILD_KINDS: ChildKind[] = ['ConfigMap', 'Service', 'Deployment'];
+export type ChildKind = 'ConfigMap' | 'Service' | 'Deployment' | 'PodDisruptionBudget';
+export const CHILD_KINDS: ChildKind[] = ['ConfigMap', 'Service', 'Deployment', 'PodDisruptionBudget'];
 
 /** Read access to the informer caches the reconciler works from. */
 export interface Caches {
   mcpServer(namespace: string, name: string): MCPServerObject | undefined;
   child(kind: ChildKind, namespace: string, name: string): KubeObject | undefined;
   children(kind: ChildKind, namespace: string): readonly KubeObject[];
+  /** The pods of the MCPServer `name` (label `app.kubernetes.io/instance=<name>`). */
+  pods(namespace: string, name: string): readonly k8s.V1Pod[];
 }
 
 /** What a reconcile asks of the work queue. */
@@ -50,7 +55,23 @@ export interface ReconcileResult {
   requeueAfterMs?: number;
 }
 
-const plural: Record<ChildKind, string> = { ConfigMap: 'configmaps', Service: 'services', Deployment: 'deployments' };
+const plural: Record<ChildKind, string> = { ConfigMap: 'configmaps', Service: 'services', Deployment: 'deployments', PodDisruptionBudget: 'poddisruptionbudgets' };
+
+/** The apiserver's message of a refused request (the Status body's `message`), or the error's own. */
+export function apiErrorMessage(err: unknown): string {
+  const body = (err as { body?: unknown }).body;
+  let text: string | undefined;
+  if (typeof body === 'string') {
+    try {
+      text = (JSON.parse(body) as { message?: string }).message ?? body;
+    } catch {
+      text = body;
+    }
+  } else if (body && typeof body === 'object' && 'message' in body) text = String((body as { message: unknown }).message);
+  return (text ?? (err instanceof Error ? err.message : String(err))).slice(0, 1000);
+}
+
+const isPodReady = (p: k8s.V1Pod) => !p.metadata?.deletionTimestamp && !!p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
 
 /** The controller owner reference that ties a child to its MCPServer (garbage collection, watches). */
 export function ownerReference(obj: MCPServerObject): k8s.V1OwnerReference {
@@ -82,8 +103,19 @@ export interface ReconcilerOptions {
   caches: Caches;
   log: Logger;
   metrics: ControllerMetrics;
+  /** Runs the MCP handshakes of HTTP MCPServers; undefined: verification is off (`--verify=off`). */
+  verifier?: Verifier;
+  /** Where the handshake of an MCPServer goes (Service DNS name, or the apiserver's service proxy). */
+  verifyTarget?: (namespace: string, name: string, spec: MCPServerSpec) => VerifyTarget;
   /** Image of the bridge of bridged stdio MCPServers (`--bridge-image`). */
   bridgeImage?: string;
+}
+
+/** A child the apiserver refused. */
+interface ApplyFailure {
+  kind: string;
+  name: string;
+  message: string;
 }
 
 export class Reconciler {
@@ -115,7 +147,10 @@ export class Reconciler {
 
   private async reconcileObject(namespace: string, name: string): Promise<ReconcileResult> {
     const obj = this.opts.caches.mcpServer(namespace, name);
-    if (!obj) return {}; // deleted: owner references let the garbage collector remove the children
+    if (!obj) {
+      this.opts.verifier?.forget(`${namespace}/${name}`);
+      return {}; // deleted: owner references let the garbage collector remove the children
+    }
     const log = this.opts.log.child({ mcpserver: `${namespace}/${name}`, generation: obj.metadata.generation });
 
     if (obj.metadata.deletionTimestamp) return this.finalize(obj, log);
@@ -135,20 +170,16 @@ export class Reconciler {
 
     const desired = desiredChildren(obj, { bridgeImage: this.opts.bridgeImage });
     const applied = new Map<ChildKind, KubeObject>();
-    try {
-      await this.applyChildren(obj, desired, applied, log);
-    } catch (err) {
-      // Report the failure on the object (best effort), then let the queue retry with backoff.
-      const message = `applying children failed: ${String((err as { body?: unknown }).body ?? err).slice(0, 500)}`;
-      await this.event(obj, 'Warning', 'ReconcileError', message);
-      await this.writeStatus(obj, { name, namespace, generation: obj.metadata.generation ?? 0, spec, applyError: message }).catch(() => undefined);
-      throw err;
-    }
+    const failures = await this.applyChildren(obj, desired, applied, log);
 
     await this.prune(obj, new Set(desired.map((d) => `${d.kind}/${d.metadata.name}`)), log);
 
     const dep = applied.get('Deployment') as (KubeObject & { spec?: { replicas?: number }; status?: k8s.V1DeploymentStatus }) | undefined;
     const svc = applied.get('Service') as (KubeObject & { spec?: { type?: string; clusterIP?: string } }) | undefined;
+    const service = svc && { type: svc.spec?.type, clusterIP: svc.spec?.clusterIP };
+    const pods = this.opts.caches.pods(namespace, name);
+    const { verify, requeueAfterMs } = this.verification(obj, spec, pods, serviceReady(service));
+    const before = obj.status;
     await this.writeStatus(obj, {
       name,
       namespace,
@@ -160,28 +191,123 @@ export class Reconciler {
         observedGeneration: dep.status?.observedGeneration,
         generation: (dep.metadata as k8s.V1ObjectMeta).generation,
       },
-      service: svc && { type: svc.spec?.type, clusterIP: svc.spec?.clusterIP },
+      service,
+      applyFailures: failures,
+      pods: podProblem(pods),
+      verify,
     });
-    return {};
+    const [oldTools, newTools] = [before?.tools, obj.status?.tools];
+    if (oldTools && newTools && oldTools.hash !== newTools.hash) {
+      const added = (newTools.names ?? []).filter((n) => !(oldTools.names ?? []).includes(n));
+      const removed = (oldTools.names ?? []).filter((n) => !(newTools.names ?? []).includes(n));
+      const detail = [added.length ? `added ${added.join(', ')}` : '', removed.length ? `removed ${removed.join(', ')}` : ''].filter(Boolean).join('; ');
+      await this.event(obj, 'Normal', 'ToolsChanged', `Tool list changed: ${oldTools.count} -> ${newTools.count} tools${detail ? ` (${detail})` : ''}`);
+    }
+    if (failures.length) {
+      // Status and events say it; the queue retries with backoff until the cause goes away.
+      throw Object.assign(new Error(`applying children failed: ${failures.map((f) => `${f.kind} ${f.name}: ${f.message}`).join('; ')}`), { code: 'ApplyFailed' });
+    }
+    return requeueAfterMs ? { requeueAfterMs } : {};
   }
 
-  /** Applies each desired child that differs from what this field manager last applied; records what is live in `applied`. */
-  private async applyChildren(obj: MCPServerObject, desired: KubeObject[], applied: Map<ChildKind, KubeObject>, log: Logger): Promise<void> {
+  /**
+   * The protocol verification input of the status: disabled (no verifier, or stdio), waiting (no
+   * ready pod or no Service), or the verifier's latest result for the current URL and ready pods
+   * (a change of either starts a new handshake; see controller/verify.ts).
+   */
+  private verification(obj: MCPServerObject, spec: MCPServerSpec, pods: readonly k8s.V1Pod[], svcReady: boolean): { verify: VerifyInput; requeueAfterMs?: number } {
+    const key = `${obj.metadata.namespace}/${obj.metadata.name}`;
+    const verifier = this.opts.verifier;
+    if (!verifier || !this.opts.verifyTarget || !servesHttp(spec)) {
+      verifier?.forget(key);
+      return { verify: { state: 'disabled' } };
+    }
+    const ready = pods.filter(isPodReady).map((p) => p.metadata!.name!).sort();
+    if (!ready.length || !svcReady) {
+      verifier.forget(key);
+      return { verify: { state: 'waiting' } };
+    }
+    const target = () => this.opts.verifyTarget!(obj.metadata.namespace, obj.metadata.name, spec);
+    const inputs = `${spec.port}${spec.path}|${ready.join(',')}`;
+    const o = verifier.check(key, inputs, target);
+    return { verify: { state: 'checked', result: o.result, inFlight: o.inFlight }, requeueAfterMs: o.requeueAfterMs };
+  }
+
+  /**
+   * Applies each desired child that differs from what this field manager last applied, after
+   * removing foreign entries from the keyed lists the controller sets (controller/drift.ts
+   * foreignListEntries); records what is live in `applied`. A child the apiserver refuses is
+   * recorded (Warning event) and the others are still applied.
+   * @returns the refused children with the apiserver's message.
+   * @throws when the MCPServer's namespace is gone (404) or a list fix raced another writer.
+   */
+  private async applyChildren(obj: MCPServerObject, desired: KubeObject[], applied: Map<ChildKind, KubeObject>, log: Logger): Promise<ApplyFailure[]> {
     const namespace = obj.metadata.namespace;
+    const failures: ApplyFailure[] = [];
     for (const child of desired) {
       const kind = child.kind as ChildKind;
       const live = this.opts.caches.child(kind, namespace, child.metadata.name);
-      const reason = applyReason(child, live as Record<string, unknown> | undefined);
-      if (!reason) {
-        applied.set(kind, live!);
-        continue;
+      try {
+        const fixed = live ? await this.removeForeignEntries(obj, child, live, log) : undefined;
+        const reason = fixed ? `drift at ${fixed}` : applyReason(child, live as Record<string, unknown> | undefined);
+        if (!reason) {
+          applied.set(kind, live!);
+          continue;
+        }
+        const result = await this.apply(child, reason);
+        applied.set(kind, result);
+        log.info({ kind, child: child.metadata.name, reason }, 'applied child');
+        const eventReason = reason === 'created' ? 'Created' : reason.startsWith('drift') ? 'DriftReverted' : 'Updated';
+        await this.event(obj, 'Normal', eventReason, `${eventReason === 'DriftReverted' ? `Reverted ${reason} of` : eventReason} ${kind} ${child.metadata.name}`);
+      } catch (err) {
+        const code = (err as { code?: unknown }).code;
+        if (code === 404 || code === 'Retry') throw err;
+        const message = apiErrorMessage(err);
+        failures.push({ kind, name: child.metadata.name, message });
+        if (live) applied.set(kind, live);
+        log.warn({ kind, child: child.metadata.name, err: message }, 'applying a child failed');
+        await this.event(obj, 'Warning', 'ApplyFailed', `Applying ${kind} ${child.metadata.name} failed: ${message}`);
       }
-      const result = await this.apply(child, reason);
-      applied.set(kind, result);
-      log.info({ kind, child: child.metadata.name, reason }, 'applied child');
-      const eventReason = reason === 'created' ? 'Created' : reason.startsWith('drift') ? 'DriftReverted' : 'Updated';
-      await this.event(obj, 'Normal', eventReason, `${eventReason === 'DriftReverted' ? `Reverted ${reason} of` : eventReason} ${kind} ${child.metadata.name}`);
     }
+    return failures;
+  }
+
+  /**
+   * Removes entries the controller does not want from the keyed lists it sets (Service ports,
+   * containers, container ports, env, volumes, volumeMounts), which a forced server-side apply
+   * cannot remove when another manager owns them: a JSON patch that tests the resourceVersion of
+   * a fresh read and replaces each such list by its rendered entries (live values kept).
+   * Other fields other managers set (annotations, labels, other lists) are left alone.
+   * @returns the fixed paths with their foreign entries (for the event and the apply reason), or
+   *   undefined when there was nothing to remove.
+   */
+  private async removeForeignEntries(obj: MCPServerObject, child: KubeObject, cached: KubeObject, log: Logger): Promise<string | undefined> {
+    if (child.kind !== 'Deployment' && child.kind !== 'Service') return undefined; // the only kinds with keyed lists
+    const json = (o: unknown) => JSON.parse(JSON.stringify(o)) as never;
+    if (!foreignListEntries(json(child), json(cached)).found.length) return undefined;
+    const ns = obj.metadata.namespace;
+    const name = child.metadata.name;
+    const apps = this.opts.kubeConfig.makeApiClient(k8s.AppsV1Api);
+    const fresh = json(child.kind === 'Deployment' ? await apps.readNamespacedDeployment({ name, namespace: ns }) : await this.core.readNamespacedService({ name, namespace: ns })) as KubeObject;
+    const { found, replace } = foreignListEntries(json(child), fresh as never);
+    if (!found.length) return undefined;
+    const body = [
+      { op: 'test', path: '/metadata/resourceVersion', value: (fresh.metadata as k8s.V1ObjectMeta).resourceVersion },
+      ...replace.map((r) => ({ op: 'replace', path: r.pointer, value: r.value })),
+    ];
+    const what = found.map((f) => `${f.path} (${f.entries.join('; ')})`).join(', ');
+    this.opts.metrics.writeRequests.inc({ verb: 'patch', resource: plural[child.kind as ChildKind] });
+    const headers = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.JsonPatch);
+    try {
+      if (child.kind === 'Deployment') await apps.patchNamespacedDeployment({ name, namespace: ns, body, fieldManager: FIELD_MANAGER }, headers);
+      else await this.core.patchNamespacedService({ name, namespace: ns, body, fieldManager: FIELD_MANAGER }, headers);
+    } catch (err) {
+      // Someone wrote the object since the read: retry from a fresh cache, not a status.
+      if ((err as { code?: number }).code === 409 || /testing value .* failed|test failed/i.test(apiErrorMessage(err))) throw Object.assign(new Error(`${child.kind} ${name} changed while fixing its lists`), { code: 'Retry' });
+      throw err;
+    }
+    log.info({ kind: child.kind, child: name, removed: what }, 'removed foreign list entries');
+    return `${what}: foreign entries removed`;
   }
 
   /** Server-side apply (force, one field manager). Typed through loadYaml so no field is dropped. */
@@ -225,6 +351,7 @@ export class Reconciler {
 
   /** Finalizer: phase Terminating, children deleted, finalizer removed (seed 003's handleDeletion). */
   private async finalize(obj: MCPServerObject, log: Logger): Promise<ReconcileResult> {
+    this.opts.verifier?.forget(`${obj.metadata.namespace}/${obj.metadata.name}`);
     const index = (obj.metadata.finalizers ?? []).indexOf(FINALIZER);
     if (index < 0) return {};
     await this.writeStatus(obj, { name: obj.metadata.name, namespace: obj.metadata.namespace, generation: obj.metadata.generation ?? 0, terminating: true });

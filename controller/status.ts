@@ -7,8 +7,19 @@
  * (https://github.com/kubernetes/community/blob/master/contributors/devel/sig-architecture/api-conventions.md#typical-status-properties):
  * `lastTransitionTime` changes only when `status` changes.
  */
-import type { Condition, ConditionType, MCPServerSpec, MCPServerStatus, Phase } from '../charts/api/schema.js';
+import { DEFAULTS, type Condition, type ConditionType, type MCPServerSpec, type MCPServerStatus, type Phase } from '../charts/api/schema.js';
 import { isBridged, servesHttp, selectorString } from '../charts/mcpserver.js';
+import type { PodProblem } from './pods.js';
+import type { HandshakeResult } from './verify.js';
+
+/** Why the controller's verification did or did not run (see {@link ObservedState.verify}). */
+export type VerifyInput =
+  /** `--verify=off`: no handshakes; Ready reflects the Deployment and Service. */
+  | { state: 'disabled' }
+  /** No ready pod behind the Service yet: nothing to handshake. */
+  | { state: 'waiting' }
+  /** Handshakes run: the latest result (if any) and whether one is running. */
+  | { state: 'checked'; result?: HandshakeResult; inFlight: boolean };
 
 /** What the status is computed from: the observed children (undefined when absent). */
 export interface ObservedState {
@@ -23,8 +34,12 @@ export interface ObservedState {
   terminating?: boolean;
   deployment?: { replicas?: number; readyReplicas?: number; specReplicas?: number; observedGeneration?: number; generation?: number };
   service?: { type?: string; clusterIP?: string };
-  /** A failure while applying the children, reported as phase Failed with Ready=False. */
-  applyError?: string;
+  /** Children the apiserver refused to apply, with its message (ChildrenApplied=False/ApplyFailed, phase Failed). */
+  applyFailures?: Array<{ kind: string; name: string; message: string }>;
+  /** Why the pods do not run, from their states (controller/pods.ts). */
+  pods?: PodProblem;
+  /** Protocol verification (HTTP transports; ignored for stdio). Omitted: as `disabled`. */
+  verify?: VerifyInput;
 }
 
 type CondInput = { type: ConditionType; status: 'True' | 'False' | 'Unknown'; reason: string; message: string };
@@ -50,6 +65,12 @@ export function endpointFor(name: string, namespace: string, spec: MCPServerSpec
   return servesHttp(spec) ? `http://${name}.${namespace}.svc.cluster.local:${spec.port}` : undefined;
 }
 
+/** The full MCP URL of HTTP transports: the endpoint plus `spec.path` (default `/mcp`). */
+export function urlFor(name: string, namespace: string, spec: MCPServerSpec): string | undefined {
+  const endpoint = endpointFor(name, namespace, spec);
+  return endpoint && `${endpoint}${spec.path ?? DEFAULTS.path}`;
+}
+
 /** Why a stdio MCPServer without `command` cannot be reached (condition messages say it). */
 export const UNREACHABLE_STDIO =
   'stdio transport without spec.command: the server reads stdin and writes stdout inside its pod, and nothing outside can reach it (no Service, no endpoint); set spec.command (and args) to serve it through the in-pod bridge as Streamable HTTP';
@@ -59,18 +80,29 @@ export function serviceReady(service: ObservedState['service']): boolean {
   return !!service && (service.type ?? 'ClusterIP') === 'ClusterIP' && !!service.clusterIP && service.clusterIP !== 'None';
 }
 
+/** Verified=False reasons that a retry will not fix without a change (phase Failed rather than Pending). */
+const LASTING_VERIFY_FAILURES = new Set(['ProtocolError', 'AuthRequired']);
+
 /**
  * The status for the observed state.
  * - invalid spec: phase Failed, ConfigurationValid=False with the message, Ready=False;
  * - terminating: phase Terminating, Ready=False;
+ * - a child the apiserver refused: phase Failed, ChildrenApplied=False/ApplyFailed with the
+ *   apiserver's message, Ready=False (the Deployment and Service conditions still say what runs);
  * - otherwise Ready when the Deployment has all desired replicas ready (and at least one, or
- *   zero desired) and, for HTTP transports, the Service has a cluster IP; Pending before that.
+ *   zero desired), for HTTP transports the Service has a cluster IP, and, when verification is
+ *   on, the MCP handshake succeeded (Verified=True); Pending before that (Failed when the
+ *   handshake shows a lasting problem: ProtocolError, AuthRequired). DeploymentReady=False
+ *   carries the pods' problem (Unschedulable, ImagePullBackOff, CrashLoopBackOff, OOMKilled, ...)
+ *   as its reason, and Ready=False the reason of what blocks it first.
  * `now` is an RFC 3339 timestamp used for condition transitions and `lastTransitionTime`.
  */
 export function computeStatus(obs: ObservedState, previous: MCPServerStatus | undefined, now: string): MCPServerStatus {
   const conds: CondInput[] = [];
   let phase: Phase;
   let endpoint: string | undefined;
+  let url: string | undefined;
+  let discovery: Pick<MCPServerStatus, 'serverInfo' | 'tools' | 'prompts' | 'resources'> = {};
   const dep = obs.deployment;
   const replicas = dep?.replicas ?? 0;
   const readyReplicas = dep?.readyReplicas ?? 0;
@@ -89,7 +121,12 @@ export function computeStatus(obs: ObservedState, previous: MCPServerStatus | un
     const rolledOut = !!dep && (dep.observedGeneration ?? 0) >= (dep.generation ?? 0);
     const depReady = !!dep && rolledOut && readyReplicas === desired && (desired === 0 || readyReplicas > 0) && (dep.replicas ?? 0) <= desired;
     const depMsg = `Deployment has ${readyReplicas}/${desired} ready replicas`;
-    conds.push({ type: 'DeploymentReady', status: depReady ? 'True' : 'False', reason: depReady ? 'DeploymentReady' : 'DeploymentNotReady', message: depMsg });
+    const pods = depReady ? undefined : obs.pods;
+    conds.push(
+      depReady
+        ? { type: 'DeploymentReady', status: 'True', reason: 'DeploymentReady', message: depMsg }
+        : { type: 'DeploymentReady', status: 'False', reason: pods?.reason ?? 'DeploymentNotReady', message: pods ? `${depMsg}: ${pods.message}` : depMsg },
+    );
     const http = servesHttp(spec);
     const svcReady = http ? serviceReady(obs.service) : true;
     const via = isBridged(spec) ? ' (the stdio server behind the in-pod bridge)' : '';
@@ -98,10 +135,42 @@ export function computeStatus(obs: ObservedState, previous: MCPServerStatus | un
         ? { type: 'ServiceReady', status: svcReady ? 'True' : 'False', reason: svcReady ? 'ServiceReady' : 'ServiceNotReady', message: svcReady ? `Service is ready and available${via}` : 'Service is not ready' }
         : { type: 'ServiceReady', status: 'True', reason: 'NotRequired', message: UNREACHABLE_STDIO },
     );
-    if (obs.applyError) {
+    const failures = obs.applyFailures ?? [];
+    const applyMsg = failures.map((f) => `${f.kind} ${f.name}: ${f.message}`).join('; ');
+    conds.push(
+      failures.length
+        ? { type: 'ChildrenApplied', status: 'False', reason: 'ApplyFailed', message: applyMsg }
+        : { type: 'ChildrenApplied', status: 'True', reason: 'ChildrenApplied', message: 'All children are applied as rendered' },
+    );
+
+    // Protocol verification (HTTP transports only).
+    const verify = obs.verify ?? { state: 'disabled' };
+    let verified: CondInput;
+    if (!http) verified = { type: 'Verified', status: 'Unknown', reason: 'NotApplicable', message: `stdio transport without the bridge: no network endpoint to handshake (${UNREACHABLE_STDIO})` };
+    else if (verify.state === 'disabled') verified = { type: 'Verified', status: 'Unknown', reason: 'VerificationDisabled', message: 'The controller runs with --verify=off: Ready reflects the Deployment and Service only' };
+    else if (verify.state === 'waiting' || !verify.result) {
+      verified = verify.state === 'checked' && verify.inFlight
+        ? { type: 'Verified', status: 'Unknown', reason: 'Verifying', message: 'MCP handshake in progress' }
+        : { type: 'Verified', status: 'Unknown', reason: 'WaitingForPods', message: 'No ready pod behind the Service to handshake yet' };
+    } else {
+      const r = verify.result;
+      verified = { type: 'Verified', status: r.ok ? 'True' : 'False', reason: r.reason, message: r.message };
+    }
+    conds.push(verified);
+    if (http) url = urlFor(obs.name, obs.namespace, spec);
+    if (http && verify.state !== 'disabled') {
+      const r = verify.state === 'checked' ? verify.result : undefined;
+      // Discovery comes from the last successful handshake; a failed one keeps it (the condition says it failed).
+      discovery = r?.ok
+        ? { serverInfo: r.serverInfo, tools: r.tools, ...(r.prompts ? { prompts: r.prompts } : {}), ...(r.resources ? { resources: r.resources } : {}) }
+        : { serverInfo: previous?.serverInfo, tools: previous?.tools, prompts: previous?.prompts, resources: previous?.resources };
+    }
+    const verifyOk = !http || verify.state === 'disabled' || verified.status === 'True';
+
+    if (failures.length) {
       phase = 'Failed';
-      conds.unshift({ type: 'Ready', status: 'False', reason: 'ReconcileError', message: obs.applyError });
-    } else if (depReady && svcReady) {
+      conds.unshift({ type: 'Ready', status: 'False', reason: 'ApplyFailed', message: `Applying children failed: ${applyMsg}` });
+    } else if (depReady && svcReady && verifyOk) {
       phase = 'Ready';
       endpoint = endpointFor(obs.name, obs.namespace, spec);
       conds.unshift({
@@ -112,10 +181,13 @@ export function computeStatus(obs: ObservedState, previous: MCPServerStatus | un
           ? `MCPServer is ready and serving requests${isBridged(spec) ? ' through the in-pod bridge (the stdio process answered initialize)' : ''}`
           : `MCPServer's pods are ready, but it is not reachable: ${UNREACHABLE_STDIO}`,
       });
-    } else {
+    } else if (!depReady || !svcReady) {
       phase = 'Pending';
-      const reason = !depReady && !svcReady ? 'Deployment and Service are not ready' : !depReady ? 'Deployment is not ready' : 'Service is not ready';
-      conds.unshift({ type: 'Ready', status: 'False', reason: 'MCPServerNotReady', message: reason });
+      const what = !depReady && !svcReady ? 'Deployment and Service are not ready' : !depReady ? 'Deployment is not ready' : 'Service is not ready';
+      conds.unshift({ type: 'Ready', status: 'False', reason: pods?.reason ?? 'MCPServerNotReady', message: pods ? `${what}: ${pods.message}` : what });
+    } else {
+      phase = verified.status === 'False' && LASTING_VERIFY_FAILURES.has(verified.reason) ? 'Failed' : 'Pending';
+      conds.unshift({ type: 'Ready', status: 'False', reason: verified.reason, message: `MCP handshake: ${verified.message}` });
     }
     conds.push({ type: 'ConfigurationValid', status: 'True', reason: 'ConfigurationValid', message: 'MCPServer configuration is valid' });
   }
@@ -132,6 +204,8 @@ export function computeStatus(obs: ObservedState, previous: MCPServerStatus | un
     lastTransitionTime: phaseChanged || !previous?.lastTransitionTime ? now : previous.lastTransitionTime,
   };
   if (endpoint) status.endpoint = endpoint;
+  if (url) status.url = url;
+  for (const [k, v] of Object.entries(discovery)) if (v !== undefined) (status as Record<string, unknown>)[k] = v;
   return status;
 }
 

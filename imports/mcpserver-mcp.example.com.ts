@@ -133,6 +133,13 @@ export interface McpServerSpec {
   readonly image: string;
 
   /**
+   * Path is the HTTP path of the MCP endpoint (Streamable HTTP), used by status.url and the handshake
+   *
+   * @schema McpServerSpec#path
+   */
+  readonly path?: string;
+
+  /**
    * Port is the port the MCP server listens on
    *
    * @schema McpServerSpec#port
@@ -187,6 +194,7 @@ export function toJson_McpServerSpec(obj: McpServerSpec | undefined): Record<str
     'config': ((obj.config) === undefined) ? undefined : (Object.entries(obj.config).reduce((r, i) => (i[1] === undefined) ? r : ({ ...r, [i[0]]: i[1] }), {})),
     'env': obj.env?.map(y => toJson_McpServerSpecEnv(y)),
     'image': obj.image,
+    'path': obj.path,
     'port': obj.port,
     'replicas': obj.replicas,
     'resources': toJson_McpServerSpecResources(obj.resources),

@@ -1,5 +1,5 @@
 /**
- * Jest global setup: starts the local control plane (test/controlplane/cluster.ts) or reuses the
+ * Jest global setup: starts the local control plane (cluster/) or reuses the
  * running one, and exports its admin kubeconfig to the tests as `process.env.KUBECONFIG` (jest
  * workers inherit the environment of this process). Tests load it with
  * `kc.loadFromFile(process.env.KUBECONFIG!)` (or `kc.loadFromDefault()`).
@@ -14,15 +14,18 @@
  * import (the type-only import below is erased).
  */
 import { tsImport } from 'tsx/esm/api';
-import type * as Cluster from './controlplane/cluster.js';
+import type * as Cluster from '../cluster/index.js';
 
 /** globalThis key telling globalTeardown.ts that this jest run started the cluster. */
 const STARTED_KEY = '__kubemcpClusterStartedByJest';
 
 export default async function globalSetup(): Promise<void> {
   if (process.env.KUBEMCP_SKIP_CLUSTER === '1') return;
-  const cluster = (await tsImport('./controlplane/cluster.ts', import.meta.url)) as typeof Cluster;
+  const cluster = (await tsImport('../cluster/index.ts', import.meta.url)) as typeof Cluster;
   const info = await cluster.clusterUp();
   process.env.KUBECONFIG = info.kubeconfig;
-  (globalThis as Record<string, unknown>)[STARTED_KEY] = !info.reused;
+  // Both the `cluster` and `faults` projects run this setup when selected together: the second
+  // call reuses the cluster the first one started and must not clear the first one's mark.
+  const g = globalThis as Record<string, unknown>;
+  g[STARTED_KEY] = g[STARTED_KEY] === true || !info.reused;
 }

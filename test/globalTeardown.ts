@@ -5,14 +5,16 @@
  * given in globalSetup.ts.)
  */
 import { tsImport } from 'tsx/esm/api';
-import type * as Cluster from './controlplane/cluster.js';
+import type * as Cluster from '../cluster/index.js';
 
 /** Same key as in globalSetup.ts (not imported: see there why static imports are avoided). */
 const STARTED_KEY = '__kubemcpClusterStartedByJest';
 
 export default async function globalTeardown(): Promise<void> {
   if (process.env.KUBEMCP_SKIP_CLUSTER === '1') return;
-  if ((globalThis as Record<string, unknown>)[STARTED_KEY] !== true) return;
-  const cluster = (await tsImport('./controlplane/cluster.ts', import.meta.url)) as typeof Cluster;
+  const g = globalThis as Record<string, unknown>;
+  if (g[STARTED_KEY] !== true) return;
+  g[STARTED_KEY] = false; // a second project's teardown in the same run has nothing left to stop
+  const cluster = (await tsImport('../cluster/index.ts', import.meta.url)) as typeof Cluster;
   await cluster.clusterDown();
 }

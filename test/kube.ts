@@ -1,5 +1,5 @@
 /**
- * Test helpers for talking to the local control plane (test/controlplane): a KubeConfig from
+ * Test helpers for talking to the local control plane (cluster/): a KubeConfig from
  * $KUBECONFIG (set by test/globalSetup.ts), server-side apply of plain JSON objects, and
  * bounded polling.
  */

@@ -1,6 +1,7 @@
 /**
- * `npm test` after the typecheck: starts (or reuses) the local control plane once, runs jest on
- * every suite except test/faults/ (in parallel workers), then test/faults/ alone (they restart
+ * `npm test` after the typecheck: starts (or reuses) the local control plane once, runs jest's
+ * `unit` and `cluster` projects (jest.config.js; every suite except test/faults/, in parallel
+ * workers), then the `faults` project (test/faults/) alone (they restart
  * cluster components), stops the control plane if it started it, and prints one closing line
  * `tests: N passed, N failed`. Exit code 0 only when both jest runs pass.
  * Extra arguments are passed to the first jest run (e.g. a path filter).
@@ -9,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { clusterDown, clusterUp } from './controlplane/cluster.js';
+import { clusterDown, clusterUp } from '../cluster/index.js';
 
 const root = new URL('../', import.meta.url).pathname;
 const jest = join(root, 'node_modules/jest/bin/jest.js');
@@ -37,10 +38,9 @@ let main: ReturnType<typeof runJest>;
 let faults: ReturnType<typeof runJest>;
 try {
   const filter = process.argv.slice(2);
-  // The filter goes first: jest's --testPathIgnorePatterns takes a list (also when written with
-  // `=`), and would swallow a path filter after it as further ignore patterns.
-  main = runJest('main', [...filter, '--testPathIgnorePatterns', '/test/faults/']);
-  faults = filter.length ? { status: 0, passed: 0, failed: 0 } : runJest('faults', ['--runInBand', 'test/faults']);
+  // The filter goes first: --selectProjects takes a list and would swallow a path filter after it.
+  main = runJest('main', [...filter, '--selectProjects', 'unit', 'cluster']);
+  faults = filter.length ? { status: 0, passed: 0, failed: 0 } : runJest('faults', ['--selectProjects', 'faults', '--runInBand']);
 } finally {
   if (!info.reused) await clusterDown();
   rmSync(out, { recursive: true, force: true });

@@ -128,7 +128,8 @@ export const SCALE_LABEL_SELECTOR_PATH = '.status.selector';
 /**
  * The complete CustomResourceDefinition manifest (apiextensions.k8s.io/v1), cluster-scoped:
  * seed 003's kubebuilder markers (status and scale subresources, short name `mcps`, categories
- * `ai`/`mcp`, printer columns Phase, Ready, Replicas, Transport, Endpoint, Age), with
+ * `ai`/`mcp`, printer columns Phase, Ready, Replicas, Transport, Endpoint, Age; plus Verified, Tools
+ * and Reason, the Ready condition's reason: why it is not ready), with
  * `labelSelectorPath` added so a HorizontalPodAutoscaler can target MCPServers.
  */
 export function mcpServerCrd(): Record<string, unknown> {
@@ -158,6 +159,9 @@ export function mcpServerCrd(): Record<string, unknown> {
             { name: 'Ready', type: 'integer', jsonPath: '.status.readyReplicas' },
             { name: 'Replicas', type: 'integer', jsonPath: '.spec.replicas' },
             { name: 'Transport', type: 'string', jsonPath: '.spec.transport' },
+            { name: 'Verified', type: 'string', jsonPath: '.status.conditions[?(@.type=="Verified")].status' },
+            { name: 'Tools', type: 'integer', jsonPath: '.status.tools.count' },
+            { name: 'Reason', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].reason' },
             { name: 'Endpoint', type: 'string', jsonPath: '.status.endpoint' },
             { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
           ],

@@ -39,11 +39,11 @@ export type Transport = (typeof TRANSPORTS)[number];
 export const PHASES = ['Pending', 'Ready', 'Failed', 'Terminating'] as const;
 export type Phase = (typeof PHASES)[number];
 /** Condition types the controller maintains (seed 003's `Condition*` constants). */
-export const CONDITION_TYPES = ['Ready', 'DeploymentReady', 'ServiceReady', 'ConfigurationValid'] as const;
+export const CONDITION_TYPES = ['Ready', 'DeploymentReady', 'ServiceReady', 'ChildrenApplied', 'Verified', 'ConfigurationValid'] as const;
 export type ConditionType = (typeof CONDITION_TYPES)[number];
 
 /** Defaults of seed 003 (`+kubebuilder:default`, `GetTransport`, `GetPort`, `GetReplicas`). */
-export const DEFAULTS = { transport: 'streamable-http', port: 8080, replicas: 1 } as const;
+export const DEFAULTS = { transport: 'streamable-http', port: 8080, replicas: 1, path: '/mcp' } as const;
 
 /**
  * resource.Quantity's serialization pattern, exactly as controller-gen emits it for
@@ -155,6 +155,12 @@ export const mcpServerSpec = z
     securityContext: securityContext.optional().meta({ description: 'SecurityContext defines security settings for the MCP server pod' }),
     serviceAccount: z.string().optional().meta({ description: 'ServiceAccount specifies the service account to use' }),
     env: z.array(envVar).optional().meta({ description: 'Env allows additional environment variables' }),
+    path: z
+      .string()
+      .max(1024)
+      .regex(/^\/[^\s?#]*$/, 'must be an absolute URL path starting with "/", without spaces, query or fragment')
+      .default(DEFAULTS.path)
+      .meta({ description: 'Path is the HTTP path of the MCP endpoint (Streamable HTTP), used by status.url and the handshake' }),
     command: z
       .array(z.string())
       .min(1)
@@ -213,6 +219,32 @@ export const mcpServerStatus = z.strictObject({
   endpoint: z.string().optional().meta({ description: 'Endpoint is the URL where the MCP server can be accessed' }),
   observedGeneration: z.int().min(0).optional().meta({ description: 'ObservedGeneration reflects the generation of the most recently observed MCPServer' }),
   lastTransitionTime: z.string().optional().meta({ format: 'date-time', description: 'LastTransitionTime is the last time the condition transitioned' }),
+  url: z.string().optional().meta({ description: 'URL is the full MCP endpoint (endpoint + spec.path) of HTTP transports' }),
+  serverInfo: z
+    .strictObject({
+      name: z.string().meta({ description: 'serverInfo.name of the initialize result' }),
+      version: z.string().meta({ description: 'serverInfo.version of the initialize result' }),
+      protocolVersion: z.string().meta({ description: 'Negotiated MCP protocol version' }),
+      capabilities: z.array(z.string()).optional().meta({ description: 'Capabilities the server declared (tools, prompts, resources, ...)' }),
+    })
+    .optional()
+    .meta({ description: 'ServerInfo is what the server declared in the last successful MCP handshake' }),
+  tools: z
+    .strictObject({
+      count: z.int32().min(0).meta({ description: 'Number of tools (tools/list, all pages)' }),
+      names: z.array(z.string()).optional().meta({ description: 'The first 20 tool names, in the server\'s order' }),
+      hash: z.string().meta({ description: 'Hash of the whole tool list (names, descriptions, input schemas): a change is visible' }),
+    })
+    .optional()
+    .meta({ description: 'Tools is the tool list of the last successful MCP handshake' }),
+  prompts: z
+    .strictObject({ count: z.int32().min(0).meta({ description: 'Number of prompts (prompts/list)' }) })
+    .optional()
+    .meta({ description: 'Prompts of the last successful MCP handshake, when the server declares the capability' }),
+  resources: z
+    .strictObject({ count: z.int32().min(0).meta({ description: 'Number of resources (resources/list)' }) })
+    .optional()
+    .meta({ description: 'Resources of the last successful MCP handshake, when the server declares the capability' }),
 });
 
 /** The object metadata fields this package reads; the apiserver owns the rest. */

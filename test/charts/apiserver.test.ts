@@ -1,6 +1,6 @@
 /**
  * The MCPServer API and every synthesized object against the real kube-apiserver of the local
- * control plane (test/controlplane): the CRD installs, the seeds' samples are accepted verbatim,
+ * control plane (cluster/): the CRD installs, the seeds' samples are accepted verbatim,
  * invalid objects are refused with messages naming the field, everything passes a server-side
  * dry-run apply, and a rendered Deployment becomes Available (kwok runs its pods).
  */

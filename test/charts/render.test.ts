@@ -67,6 +67,24 @@ describe('MCPServerWorkload: children per transport', () => {
   });
 });
 
+describe('MCPServerWorkload: PodDisruptionBudget (issue 10, part 3)', () => {
+  it('2 or more replicas: PDB <name> with maxUnavailable 1 and the pods\' selector, after the Deployment', () => {
+    for (const replicas of [2, 5]) {
+      const objs = renderMCPServer(manifest({ replicas }));
+      expect(objs.map((o) => o.kind)).toEqual(['Service', 'Deployment', 'PodDisruptionBudget']);
+      const { PodDisruptionBudget: pdb, Deployment: dep } = byKind(objs);
+      expect(pdb.apiVersion).toBe('policy/v1');
+      expect(pdb.metadata.name).toBe('demo');
+      expect(pdb.metadata.labels).toEqual(dep.metadata.labels);
+      expect(pdb.spec).toEqual({ maxUnavailable: 1, selector: { matchLabels: dep.spec.selector.matchLabels } });
+    }
+  });
+  it('0 or 1 replica: no PDB (it would block node drains)', () => {
+    for (const replicas of [0, 1]) expect(renderMCPServer(manifest({ replicas })).map((o) => o.kind)).toEqual(['Service', 'Deployment']);
+    expect(renderMCPServer(manifest({ transport: 'stdio', replicas: 1 })).map((o) => o.kind)).toEqual(['Deployment']);
+  });
+});
+
 describe('MCPServerWorkload: optional fields', () => {
   it('config: ConfigMap <name>-config with config.json and one key per entry, mounted read-only, MCP_CONFIG_FILE set', () => {
     const objs = renderMCPServer(manifest({ config: { LOG_LEVEL: 'info', B: '2' } }));
@@ -173,6 +191,17 @@ describe('determinism and equivalence with cdk8s synth', () => {
       new MCPServerChart(app, s.id, { mcpServer: s.manifest });
       expect(app.synthYaml()).toBe(once);
       expect(renderSources([[s.path, s.text]])).toBe(once);
+    }
+  });
+
+  it('samples with 2 or more replicas carry their PDB in render and synth alike', () => {
+    const withPdb = loadSamples().filter((s) => renderMCPServer(s.manifest).some((o) => o.kind === 'PodDisruptionBudget'));
+    expect(withPdb.map((s) => s.id).sort()).toEqual(['seed001-advanced', 'seed001-production', 'seed003-advanced']);
+    for (const s of withPdb) {
+      const app = new App({ outdir: '/dev/null' });
+      new MCPServerChart(app, s.id, { mcpServer: s.manifest });
+      expect(app.synthYaml()).toContain('kind: PodDisruptionBudget');
+      expect(renderSources([[s.path, s.text]])).toContain('kind: PodDisruptionBudget');
     }
   });
 

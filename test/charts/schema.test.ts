@@ -19,10 +19,14 @@ function errorsOf(fn: () => unknown): { field: string; message: string }[] {
 }
 
 describe('MCPServer schema: defaults (seed 003 kubebuilder markers)', () => {
-  it('fills transport, port and replicas', () => {
+  it('fills transport, port, replicas and the MCP path', () => {
     const spec = parseMCPServerSpec({ image: 'x:1' });
-    expect(spec).toEqual({ image: 'x:1', transport: 'streamable-http', port: 8080, replicas: 1 });
-    expect(DEFAULTS).toEqual({ transport: 'streamable-http', port: 8080, replicas: 1 });
+    expect(spec).toEqual({ image: 'x:1', transport: 'streamable-http', port: 8080, replicas: 1, path: '/mcp' });
+    expect(DEFAULTS).toEqual({ transport: 'streamable-http', port: 8080, replicas: 1, path: '/mcp' });
+  });
+  it('spec.path must be an absolute path without query or spaces', () => {
+    expect(parseMCPServerSpec({ image: 'x', path: '/v1/mcp' }).path).toBe('/v1/mcp');
+    for (const path of ['mcp', '/a b', '/mcp?x=1', '']) expect(() => parseMCPServerSpec({ image: 'x', path })).toThrow(/spec\.path: must be an absolute URL path/);
   });
   it('keeps command and args as written (Kubernetes container semantics)', () => {
     const spec = parseMCPServerSpec({ image: 'x', transport: 'stdio', command: ['npx', '$(PKG)'], args: ['--flag', ''] });
@@ -101,10 +105,10 @@ describe('CRD derived from the schema', () => {
       status: {},
       scale: { specReplicasPath: '.spec.replicas', statusReplicasPath: '.status.replicas', labelSelectorPath: '.status.selector' },
     });
-    expect(version.additionalPrinterColumns.map((c: { name: string }) => c.name)).toEqual(['Phase', 'Ready', 'Replicas', 'Transport', 'Endpoint', 'Age']);
+    expect(version.additionalPrinterColumns.map((c: { name: string }) => c.name)).toEqual(['Phase', 'Ready', 'Replicas', 'Transport', 'Verified', 'Tools', 'Reason', 'Endpoint', 'Age']);
   });
   it('spec has exactly the fields of MCPServerSpec, with defaults, enums, bounds and required', () => {
-    expect(Object.keys(spec.properties!)).toEqual(['image', 'transport', 'port', 'replicas', 'config', 'resources', 'securityContext', 'serviceAccount', 'env', 'command', 'args']);
+    expect(Object.keys(spec.properties!)).toEqual(['image', 'transport', 'port', 'replicas', 'config', 'resources', 'securityContext', 'serviceAccount', 'env', 'path', 'command', 'args']);
     expect(Object.keys(spec.properties!)).toEqual(Object.keys(mcpServerSpec.shape ?? (mcpServerSpec as any).def.in.shape));
     expect(spec.required).toEqual(['image']);
     expect(spec.properties!.image).toMatchObject({ type: 'string', minLength: 1 });

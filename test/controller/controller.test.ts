@@ -14,7 +14,7 @@ import { Controller } from '../../controller/controller.js';
 import { firstDifference } from '../../controller/drift.js';
 import { FIELD_MANAGER } from '../../controller/reconciler.js';
 import { apply, createNamespace, installCrd, kubeConfig, waitFor } from '../kube.js';
-import { AUDIT_LOG_PATH } from '../controlplane/cluster.js';
+import { AUDIT_LOG_PATH } from '../../cluster/index.js';
 import { readFileSync, statSync } from 'node:fs';
 
 const kc = kubeConfig();
@@ -45,7 +45,7 @@ let defaultController: Controller;
 beforeAll(async () => {
   await installCrd(kc);
   ns = await createNamespace(kc, 'ctl');
-  controller = new Controller({ kubeConfig: kc, log, namespace: ns, workers: 2, resyncPeriodMs: 3_600_000 });
+  controller = new Controller({ kubeConfig: kc, log, namespace: ns, workers: 2, resyncPeriodMs: 3_600_000, verify: 'off' });
   await controller.start();
 });
 afterAll(async () => {
@@ -60,7 +60,7 @@ describe('seed basic sample, verbatim, in namespace default', () => {
   let informer: k8s.Informer<k8s.KubernetesObject> & k8s.ObjectCache<k8s.KubernetesObject>;
 
   beforeAll(async () => {
-    defaultController = new Controller({ kubeConfig: kc, log, namespace: 'default', workers: 1, resyncPeriodMs: 3_600_000 });
+    defaultController = new Controller({ kubeConfig: kc, log, namespace: 'default', workers: 1, resyncPeriodMs: 3_600_000, verify: 'off' });
     await defaultController.start();
     informer = k8s.makeInformer(kc, '/apis/mcp.example.com/v1alpha1/namespaces/default/mcpservers', () =>
       custom.listNamespacedCustomObject({ ...G, namespace: 'default' }) as never,
@@ -80,7 +80,7 @@ describe('seed basic sample, verbatim, in namespace default', () => {
     await informer?.stop();
   });
 
-  it('goes Pending -> Ready with readyReplicas 1, the seed endpoint, four True conditions, observedGeneration', async () => {
+  it('goes Pending -> Ready with readyReplicas 1, the seed endpoint, its conditions True (Verified Unknown: off), observedGeneration', async () => {
     const o = await waitPhase('default', 'basic-mcpserver', 'Ready', (x) => x.status.readyReplicas === 1);
     expect(phases[0]).toBe('Pending');
     expect(phases).toContain('Ready');
@@ -88,7 +88,7 @@ describe('seed basic sample, verbatim, in namespace default', () => {
     expect(o.status.replicas).toBe(1);
     expect(o.status.observedGeneration).toBe(o.metadata.generation);
     expect(Object.fromEntries(o.status.conditions.map((c: any) => [c.type, c.status]))).toEqual({
-      Ready: 'True', DeploymentReady: 'True', ServiceReady: 'True', ConfigurationValid: 'True',
+      Ready: 'True', DeploymentReady: 'True', ServiceReady: 'True', ChildrenApplied: 'True', Verified: 'Unknown', ConfigurationValid: 'True',
     });
     expect(o.metadata.finalizers).toContain('mcp.example.com/finalizer');
   });
@@ -238,7 +238,7 @@ describe('steady state', () => {
     expect((await reconciles()) - r0).toBeGreaterThanOrEqual(5 * 3); // 3 MCPServers in the namespace, 5 resyncs
     // Counted by the controller ...
     expect((await writes()) - w0).toBe(0);
-    // ... and by the apiserver: its audit log records every write request (test/controlplane).
+    // ... and by the apiserver: its audit log records every write request (cluster/).
     const audit = readFileSync(AUDIT_LOG_PATH).subarray(auditFrom).toString('utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { stage: string; verb: string; objectRef?: { namespace?: string; resource?: string } });
     const writesInNamespace = audit.filter((e) => e.stage === 'ResponseComplete' && e.objectRef?.namespace === ns);
     expect(writesInNamespace.map((e) => `${e.verb} ${e.objectRef!.resource}`)).toEqual([]);

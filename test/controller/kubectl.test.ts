@@ -1,6 +1,6 @@
 /**
  * What a kubectl user sees, with the real kubectl built beside the control plane
- * (test/controlplane/build.sh): `kubectl get mcps` printer columns and categories, and
+ * (cluster/build.sh): `kubectl get mcps` printer columns and categories, and
  * `kubectl scale mcps` reaching the Deployment through the scale subresource and the controller.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { Controller } from '../../controller/controller.js';
-import { readState } from '../controlplane/cluster.js';
+import { readState } from '../../cluster/index.js';
 import { apply, createNamespace, installCrd, kubeConfig, waitFor } from '../kube.js';
 
 const kc = kubeConfig();
@@ -22,7 +22,7 @@ const kubectl = (...args: string[]) =>
 beforeAll(async () => {
   await installCrd(kc);
   ns = await createNamespace(kc, 'kubectl');
-  controller = new Controller({ kubeConfig: kc, log: pino({ level: 'silent' }), namespace: ns, resyncPeriodMs: 3_600_000 });
+  controller = new Controller({ kubeConfig: kc, log: pino({ level: 'silent' }), namespace: ns, resyncPeriodMs: 3_600_000, verify: 'off' });
   await controller.start();
   await apply(objects, { apiVersion: 'mcp.example.com/v1alpha1', kind: 'MCPServer', metadata: { name: 'cli', namespace: ns }, spec: { image: 'img:1', port: 3001 } });
   await waitFor('cli Ready', async () => kubectl('get', 'mcps', 'cli', '-n', ns, '-o', 'jsonpath={.status.phase}') === 'Ready', 60_000);
@@ -33,10 +33,11 @@ afterAll(async () => {
 });
 
 describe('kubectl', () => {
-  it('`kubectl get mcps` shows Phase, Ready, Replicas, Transport, Endpoint, Age; `kubectl get ai,mcp` finds it', () => {
+  it('`kubectl get mcps` shows Phase, Ready, Replicas, Transport, Verified, Tools, Reason, Endpoint, Age; `kubectl get ai,mcp` finds it', () => {
     const [header, row] = kubectl('get', 'mcps', '-n', ns).trim().split('\n');
-    expect(header!.split(/\s{2,}/)).toEqual(['NAME', 'PHASE', 'READY', 'REPLICAS', 'TRANSPORT', 'ENDPOINT', 'AGE']);
-    expect(row!.split(/\s{2,}/).slice(0, 6)).toEqual(['cli', 'Ready', '1', '1', 'streamable-http', `http://cli.${ns}.svc.cluster.local:3001`]);
+    expect(header!.split(/\s{2,}/)).toEqual(['NAME', 'PHASE', 'READY', 'REPLICAS', 'TRANSPORT', 'VERIFIED', 'TOOLS', 'REASON', 'ENDPOINT', 'AGE']);
+    // Verification is off here (kwok pods serve nothing): Verified says Unknown, there is no tool count.
+    expect(row!.split(/\s{2,}/).slice(0, 9)).toEqual(['cli', 'Ready', '1', '1', 'streamable-http', 'Unknown', '<none>', 'MCPServerReady', `http://cli.${ns}.svc.cluster.local:3001`]);
     expect(kubectl('get', 'ai', '-n', ns, '-o', 'name').trim()).toBe('mcpserver.mcp.example.com/cli');
     expect(kubectl('get', 'mcp', '-n', ns, '-o', 'name').trim()).toBe('mcpserver.mcp.example.com/cli');
   });

@@ -1,8 +1,11 @@
-/** Pure logic of the controller: work queue, status computation, drift detection. */
+/** Pure logic of the controller: work queue, status computation, drift detection, foreign list entries, pod problems, handshake classification. */
 import { describe, expect, it } from '@jest/globals';
 import { WorkQueue, backoffMs } from '../../controller/queue.js';
 import { computeStatus, mergeConditions, statusChanged, type ObservedState } from '../../controller/status.js';
-import { APPLIED_HASH_ANNOTATION, applyReason, firstDifference, hashOf } from '../../controller/drift.js';
+import { APPLIED_HASH_ANNOTATION, applyReason, firstDifference, foreignListEntries, hashOf } from '../../controller/drift.js';
+import { podProblem } from '../../controller/pods.js';
+import { classify, type HandshakeResult } from '../../controller/verify.js';
+import { ErrorCode, McpError } from '@modelcontextprotocol/sdk/types.js';
 import { parseMCPServerSpec } from '../../charts/api/validate.js';
 import { desiredChildren, ownerReference, type MCPServerObject } from '../../controller/reconciler.js';
 import { renderMCPServer } from '../../charts/render.js';
@@ -78,13 +81,17 @@ describe('computeStatus (seed 003 updateStatusFromResources)', () => {
     expect(s.selector).toBe('app.kubernetes.io/name=mcp-server,app.kubernetes.io/instance=demo');
   });
 
-  it('Ready with all four conditions True and the seed endpoint', () => {
+  it('Ready with its conditions True, Verified Unknown when verification is off, the seed endpoint and the MCP url', () => {
     const s = computeStatus({ ...base, deployment: { replicas: 1, readyReplicas: 1, generation: 1, observedGeneration: 1 }, service: { clusterIP: '10.96.0.5' } }, undefined, T0);
     expect(s.phase).toBe('Ready');
     expect(s.endpoint).toBe('http://demo.default.svc.cluster.local:3001');
-    expect(s.conditions!.map((c) => [c.type, c.status])).toEqual([
-      ['Ready', 'True'], ['DeploymentReady', 'True'], ['ServiceReady', 'True'], ['ConfigurationValid', 'True'],
+    expect(s.url).toBe('http://demo.default.svc.cluster.local:3001/mcp');
+    expect(s.conditions!.map((c) => [c.type, c.status, c.reason])).toEqual([
+      ['Ready', 'True', 'MCPServerReady'], ['DeploymentReady', 'True', 'DeploymentReady'], ['ServiceReady', 'True', 'ServiceReady'],
+      ['ChildrenApplied', 'True', 'ChildrenApplied'], ['Verified', 'Unknown', 'VerificationDisabled'], ['ConfigurationValid', 'True', 'ConfigurationValid'],
     ]);
+    expect(s.serverInfo).toBeUndefined();
+    expect(s.tools).toBeUndefined();
     expect(s.readyReplicas).toBe(1);
   });
 
@@ -179,5 +186,164 @@ describe('drift detection', () => {
     expect(hashOf({ a: 1, b: [1, 2] })).toBe(hashOf({ b: [1, 2], a: 1 }));
     expect(firstDifference({ drop: ['ALL'] }, { drop: ['ALL', 'NET_RAW'] })).toBe('drop');
     expect(firstDifference({ a: '1' }, { a: 1 })).toBe('a');
+  });
+});
+
+describe('apply failures, pod problems and verification in status (issue 10, issue 12)', () => {
+  const ready = { ...base, deployment: { replicas: 1, readyReplicas: 1, generation: 1, observedGeneration: 1 }, service: { clusterIP: '10.96.0.5' } };
+  const cond = (s: ReturnType<typeof computeStatus>, type: string) => s.conditions!.find((c) => c.type === type)!;
+
+  it('a refused child: Failed, Ready=False and ChildrenApplied=False with reason ApplyFailed and the apiserver message; recovers', () => {
+    const msg = 'admission webhook "x" denied the request: no';
+    const s = computeStatus({ ...ready, applyFailures: [{ kind: 'Deployment', name: 'demo', message: msg }] }, undefined, T0);
+    expect(s.phase).toBe('Failed');
+    expect(cond(s, 'Ready')).toMatchObject({ status: 'False', reason: 'ApplyFailed', message: `Applying children failed: Deployment demo: ${msg}` });
+    expect(cond(s, 'ChildrenApplied')).toMatchObject({ status: 'False', reason: 'ApplyFailed', message: `Deployment demo: ${msg}` });
+    expect(cond(s, 'DeploymentReady').status).toBe('True'); // the old pods still run: the status says so
+    expect(s.endpoint).toBeUndefined();
+    const back = computeStatus(ready, s, T1);
+    expect(back.phase).toBe('Ready');
+    expect(cond(back, 'ChildrenApplied')).toMatchObject({ status: 'True', lastTransitionTime: T1 });
+  });
+
+  it('a pod problem is the reason of DeploymentReady and Ready while the Deployment is not ready', () => {
+    const pods = { reason: 'Unschedulable', message: 'pod demo-1: 0/1 nodes are available: 1 Insufficient cpu.' };
+    const s = computeStatus({ ...ready, deployment: { replicas: 1, readyReplicas: 0 }, pods }, undefined, T0);
+    expect(s.phase).toBe('Pending');
+    expect(cond(s, 'DeploymentReady')).toMatchObject({ status: 'False', reason: 'Unschedulable', message: `Deployment has 0/1 ready replicas: ${pods.message}` });
+    expect(cond(s, 'Ready')).toMatchObject({ status: 'False', reason: 'Unschedulable', message: `Deployment is not ready: ${pods.message}` });
+    // Once ready, a stale problem (e.g. an old pod's) is not reported.
+    expect(cond(computeStatus({ ...ready, pods }, undefined, T0), 'DeploymentReady').reason).toBe('DeploymentReady');
+  });
+
+  const ok: HandshakeResult = {
+    ok: true, reason: 'Verified', message: 'MCP handshake succeeded', durationMs: 5,
+    serverInfo: { name: 'kubemcp', version: '0.1.0', protocolVersion: '2025-11-25', capabilities: ['prompts', 'resources', 'tools'] },
+    tools: { count: 2, names: ['a', 'b'], hash: '0123456789abcdef' }, prompts: { count: 1 },
+  };
+  it('HTTP with verification: Ready needs Verified=True; serverInfo, tools and prompts from the handshake', () => {
+    const s = computeStatus({ ...ready, verify: { state: 'checked', result: ok, inFlight: false } }, undefined, T0);
+    expect(s.phase).toBe('Ready');
+    expect(cond(s, 'Verified')).toMatchObject({ status: 'True', reason: 'Verified' });
+    expect(s).toMatchObject({ serverInfo: ok.serverInfo, tools: ok.tools, prompts: { count: 1 } });
+    expect(s.resources).toBeUndefined();
+    for (const [verify, reason] of [[{ state: 'waiting' }, 'WaitingForPods'], [{ state: 'checked', inFlight: true }, 'Verifying']] as const) {
+      const p = computeStatus({ ...ready, verify }, undefined, T0);
+      expect(p.phase).toBe('Pending');
+      expect(cond(p, 'Verified')).toMatchObject({ status: 'Unknown', reason });
+      expect(cond(p, 'Ready')).toMatchObject({ status: 'False', reason });
+    }
+  });
+
+  it('a failed handshake: Verified=False with its reason; ProtocolError/AuthRequired Failed, others Pending; discovery kept from the last success', () => {
+    const first = computeStatus({ ...ready, verify: { state: 'checked', result: ok, inFlight: false } }, undefined, T0);
+    for (const [reason, phase] of [['ProtocolError', 'Failed'], ['AuthRequired', 'Failed'], ['Timeout', 'Pending'], ['ConnectionFailed', 'Pending'], ['HTTPError', 'Pending']] as const) {
+      const s = computeStatus({ ...ready, verify: { state: 'checked', result: { ok: false, reason, message: 'm', durationMs: 1 }, inFlight: false } }, first, T1);
+      expect(s.phase).toBe(phase);
+      expect(cond(s, 'Verified')).toMatchObject({ status: 'False', reason, message: 'm' });
+      expect(cond(s, 'Ready')).toMatchObject({ status: 'False', reason, message: 'MCP handshake: m' });
+      expect(s.tools).toEqual(ok.tools);
+    }
+  });
+
+  it('stdio is not handshaken', () => {
+    const s = computeStatus({ ...base, spec: parseMCPServerSpec({ image: 'x', transport: 'stdio' }), deployment: { replicas: 1, readyReplicas: 1 }, verify: { state: 'waiting' } }, undefined, T0);
+    expect(s.phase).toBe('Ready');
+    expect(cond(s, 'Verified')).toMatchObject({ status: 'Unknown', reason: 'NotApplicable' });
+    expect(s.url).toBeUndefined();
+  });
+});
+
+describe('foreign list entries (issue 10, part 1)', () => {
+  const obj: MCPServerObject = { apiVersion: 'mcp.example.com/v1alpha1', kind: 'MCPServer', metadata: { name: 'demo', namespace: 'ns', uid: '1' }, spec: { image: 'x', port: 3001 } };
+  const [svc, dep] = desiredChildren(obj).map((c) => JSON.parse(JSON.stringify(c)));
+
+  it('the issue\'s Service port patch: the foreign 9999 entry goes, the rendered 3001 entry comes back', () => {
+    const live = structuredClone(svc);
+    live.spec.clusterIP = '10.0.0.1';
+    live.spec.ports = [{ name: 'mcp', port: 9999, targetPort: 'mcp', protocol: 'TCP' }];
+    const { found, replace } = foreignListEntries(svc, live);
+    expect(found).toEqual([{ pointer: '/spec/ports', path: 'spec.ports', entries: ['port=9999'] }]);
+    expect(replace).toEqual([{ pointer: '/spec/ports', value: svc.spec.ports }]);
+  });
+
+  it('env, container ports, volumeMounts: the innermost list is replaced, live values of wanted entries kept', () => {
+    const live = structuredClone(dep);
+    const c = live.spec.template.spec.containers[0];
+    c.terminationMessagePath = '/dev/termination-log';
+    c.env.push({ name: 'FOO', value: 'bar' });
+    c.ports.push({ name: 'extra', containerPort: 9999, protocol: 'TCP' });
+    live.spec.template.spec.volumes.push({ name: 'cache', emptyDir: {} });
+    live.spec.template.spec.tolerations = [{ key: 'k', operator: 'Exists' }]; // a list render does not set: kept
+    const { found, replace } = foreignListEntries(dep, live);
+    expect(found.map((f) => `${f.path} ${f.entries}`)).toEqual([
+      'spec.template.spec.containers[name=mcp-server].env name=FOO',
+      'spec.template.spec.containers[name=mcp-server].ports containerPort=9999',
+      'spec.template.spec.volumes name=cache',
+    ]);
+    expect(replace.map((r) => r.pointer)).toEqual(['/spec/template/spec/containers/0/env', '/spec/template/spec/containers/0/ports', '/spec/template/spec/volumes']);
+    expect(replace[0]!.value).toEqual(dep.spec.template.spec.containers[0].env);
+  });
+
+  it('a foreign container: the containers list is replaced (with the wanted container as live), nested fixes folded in', () => {
+    const live = structuredClone(dep);
+    live.spec.template.spec.containers[0].env.push({ name: 'FOO', value: 'bar' });
+    live.spec.template.spec.containers[0].terminationMessagePolicy = 'File';
+    live.spec.template.spec.containers.unshift({ name: 'sidecar', image: 'busybox' });
+    const { replace } = foreignListEntries(dep, live);
+    expect(replace.map((r) => r.pointer)).toEqual(['/spec/template/spec/containers']);
+    const value = replace[0]!.value as any[];
+    expect(value.map((c) => c.name)).toEqual(['mcp-server']);
+    expect(value[0].terminationMessagePolicy).toBe('File');
+    expect(value[0].env).toEqual(dep.spec.template.spec.containers[0].env);
+  });
+
+  it('nothing foreign: nothing to replace (ownerReferences and annotations of others are never touched)', () => {
+    const live = structuredClone(dep);
+    live.metadata.ownerReferences.push({ apiVersion: 'v1', kind: 'X', name: 'y', uid: '2' });
+    live.metadata.annotations.foreign = 'kept';
+    expect(foreignListEntries(dep, live)).toEqual({ found: [], replace: [] });
+  });
+});
+
+describe('podProblem (issue 12)', () => {
+  const pod = (name: string, status: object): any => ({ metadata: { name }, status });
+  const waiting = (reason: string, message = '', extra: object = {}) => ({ containerStatuses: [{ name: 'mcp-server', ready: false, restartCount: 3, state: { waiting: { reason, message } }, ...extra }] });
+
+  it('Unschedulable with the scheduler\'s message', () => {
+    const p = podProblem([pod('a', { phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/1 nodes are available: 1 Insufficient cpu.' }] })]);
+    expect(p).toEqual({ reason: 'Unschedulable', message: 'pod a: 0/1 nodes are available: 1 Insufficient cpu.' });
+  });
+  it('image pull reasons, CrashLoopBackOff, OOMKilled (current or the cause of the back-off)', () => {
+    for (const r of ['ImagePullBackOff', 'ErrImagePull', 'ErrImageNeverPull']) {
+      expect(podProblem([pod('a', waiting(r, `Back-off pulling image "x"`))])).toEqual({ reason: r, message: `pod a: container mcp-server: ${r}: Back-off pulling image "x"` });
+    }
+    const crash = podProblem([pod('a', waiting('CrashLoopBackOff', 'back-off 40s', { lastState: { terminated: { exitCode: 1, reason: 'Error' } } }))]);
+    expect(crash).toEqual({ reason: 'CrashLoopBackOff', message: 'pod a: container mcp-server: CrashLoopBackOff (last exit code 1, Error, 3 restarts): back-off 40s' });
+    const oomLoop = podProblem([pod('a', waiting('CrashLoopBackOff', 'back-off', { lastState: { terminated: { exitCode: 137, reason: 'OOMKilled' } } }))]);
+    expect(oomLoop!.reason).toBe('OOMKilled');
+    expect(oomLoop!.message).toContain('exit code 137');
+    const oomNow = podProblem([pod('a', { containerStatuses: [{ name: 'mcp-server', restartCount: 0, state: { terminated: { exitCode: 137, reason: 'OOMKilled' } } }] })]);
+    expect(oomNow!.reason).toBe('OOMKilled');
+  });
+  it('ranks causes, counts pods sharing the top one, ignores terminating and healthy pods', () => {
+    const unsched = { phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: 'no' }] };
+    const p = podProblem([pod('b', waiting('CrashLoopBackOff')), pod('c', unsched), pod('d', unsched), { metadata: { name: 'e', deletionTimestamp: new Date() }, status: waiting('ErrImagePull') }]);
+    expect(p).toEqual({ reason: 'Unschedulable', message: 'pod c: no (and 1 more pod)' });
+    expect(podProblem([pod('ok', { phase: 'Running', containerStatuses: [{ name: 'x', ready: true, restartCount: 0, state: { running: {} } }] })])).toBeUndefined();
+    expect(podProblem([])).toBeUndefined();
+  });
+});
+
+describe('handshake failure classification', () => {
+  it('401/403 AuthRequired with the WWW-Authenticate hint; 503 Status from the service proxy ConnectionFailed; other HTTP errors; refused connections; timeouts; the rest ProtocolError', () => {
+    expect(classify(new Error('x'), { status: 401, wwwAuthenticate: 'Bearer realm="kubemcp"' }, 1000)).toEqual({ ok: false, reason: 'AuthRequired', message: 'HTTP 401: the server requires authorization; WWW-Authenticate: Bearer realm="kubemcp"' });
+    expect(classify(new Error('x'), { status: 403 }, 1000).reason).toBe('AuthRequired');
+    const proxy = classify(new Error('x'), { status: 503, body: JSON.stringify({ kind: 'Status', message: 'no endpoints available for service "demo"' }) }, 1000);
+    expect(proxy).toMatchObject({ reason: 'ConnectionFailed', message: expect.stringContaining('no endpoints available for service "demo"') });
+    expect(classify(new Error('x'), { status: 404, body: 'Not Found' }, 1000)).toMatchObject({ reason: 'HTTPError', message: 'HTTP 404: Not Found' });
+    expect(classify(Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNREFUSED', message: 'connect ECONNREFUSED 127.0.0.1:1' } }), undefined, 1000).reason).toBe('ConnectionFailed');
+    expect(classify(new McpError(ErrorCode.RequestTimeout, 'Request timed out'), { status: 200 }, 1000)).toMatchObject({ reason: 'Timeout', message: 'no complete MCP handshake within 1000 ms' });
+    expect(classify(new Error('Unexpected content type: text/html'), { status: 200 }, 1000)).toMatchObject({ reason: 'ProtocolError', message: 'not an MCP server: Unexpected content type: text/html' });
   });
 });

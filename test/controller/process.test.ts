@@ -30,7 +30,7 @@ const procs: Proc[] = [];
 function startController(ns: string): Proc {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', 'cli.ts', 'controller', '--kubeconfig', process.env.KUBECONFIG!, '--namespace', ns,
+    ['--import', 'tsx', 'cli.ts', 'controller', '--kubeconfig', process.env.KUBECONFIG!, '--namespace', ns, '--verify', 'off',
       '--leader-elect', '--leader-election-namespace', ns, '--leader-election-id', LEASE,
       '--lease-duration', String(LEASE_SECONDS), '--renew-deadline', '4', '--retry-period', '1',
       '--health-port', '0', '--metrics-port', '0'],

@@ -2,7 +2,7 @@
  * The operator chart's RBAC is enough for the controller, and no more than it needs: the
  * controller runs with a token of the chart's ServiceAccount (TokenRequest API), with leader
  * election in mcp-system, and reconciles an MCPServer to Ready; the same identity is refused
- * what the chart does not grant (Secrets, Pods, other namespaces' Leases).
+ * what the chart does not grant (Secrets, writing Pods, other namespaces' Leases).
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import * as k8s from '@kubernetes/client-node';
@@ -71,7 +71,7 @@ describe('the controller under the operator chart RBAC', () => {
     });
     leader.start();
     await waitFor('leadership with the ServiceAccount', async () => leading, 20_000);
-    controller = new Controller({ kubeConfig: sa, log, workers: 2, resyncPeriodMs: 3_600_000 });
+    controller = new Controller({ kubeConfig: sa, log, workers: 2, resyncPeriodMs: 3_600_000, verify: 'off' });
     await controller.start(); // watches all namespaces: needs the ClusterRole's list/watch
     await apply(objects, {
       apiVersion: 'mcp.example.com/v1alpha1', kind: 'MCPServer', metadata: { name: 'rbac', namespace: ns },
@@ -95,7 +95,10 @@ describe('the controller under the operator chart RBAC', () => {
     expect(secrets).toMatchObject({ code: 403 });
     expect(apiMessage(secrets)).toMatch(DENIAL); // the pattern the first test looks for in the logs
     expect(JSON.stringify({ body: JSON.stringify({ message: apiMessage(secrets) }) })).toMatch(DENIAL);
-    await expect(core.listNamespacedPod({ namespace: ns })).rejects.toMatchObject({ code: 403 });
+    // Pods: read only (their states explain a Deployment that is not ready), never written.
+    await expect(core.listNamespacedPod({ namespace: ns })).resolves.toBeDefined();
+    await expect(core.createNamespacedPod({ namespace: ns, body: { metadata: { name: 'x' }, spec: { containers: [{ name: 'c', image: 'i' }] } } })).rejects.toMatchObject({ code: 403 });
+    await expect(core.deleteCollectionNamespacedPod({ namespace: ns })).rejects.toMatchObject({ code: 403 });
     await expect(sa.makeApiClient(k8s.CoordinationV1Api).listNamespacedLease({ namespace: ns })).rejects.toMatchObject({ code: 403 });
     await expect(
       sa.makeApiClient(k8s.CustomObjectsApi).deleteNamespacedCustomObject({ group: 'mcp.example.com', version: 'v1alpha1', plural: 'mcpservers', namespace: ns, name: 'rbac' }),

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import * as k8s from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { Controller } from '../../controller/controller.js';
-import { restartComponent } from '../controlplane/cluster.js';
+import { restartComponent } from '../../cluster/index.js';
 import { apply, createNamespace, installCrd, kubeConfig, waitFor } from '../kube.js';
 
 const kc = kubeConfig();
@@ -24,7 +24,7 @@ const status = async (name: string) =>
 beforeAll(async () => {
   await installCrd(kc);
   ns = await createNamespace(kc, 'faults');
-  controller = new Controller({ kubeConfig: kc, log, namespace: ns, resyncPeriodMs: 3_600_000 });
+  controller = new Controller({ kubeConfig: kc, log, namespace: ns, resyncPeriodMs: 3_600_000, verify: 'off' });
   await controller.start();
 });
 afterAll(async () => {

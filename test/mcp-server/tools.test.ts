@@ -70,7 +70,7 @@ describe('seed 001 tools', () => {
 
     await waitFor('seed-pod Running', async () => (await core.readNamespacedPod({ name: 'seed-pod', namespace: ns })).status?.phase === 'Running', 60_000);
     const logs = await call('get-pod-logs', { name: 'seed-pod', namespace: ns });
-    // kwok serves one fixed simulated log line for every container (test/controlplane).
+    // kwok serves one fixed simulated log line for every container (cluster/).
     expect(text(logs)).toMatch(/this container is simulated/);
     expect(logs.isError).toBeFalsy();
     expect(logs.structuredContent.pods[0]).toMatchObject({ pod: 'seed-pod', container: 'seed-pod', cut: false });

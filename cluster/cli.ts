@@ -1,17 +1,17 @@
 /**
- * Command line for the local control plane (see ./cluster.ts):
+ * Command line for the local control plane (see ./index.ts):
  *
- *   tsx test/controlplane/cli.ts up       start it, or reuse the running one (npm run cluster:up)
- *   tsx test/controlplane/cli.ts down     stop it by pid and remove its state (npm run cluster:down)
- *   tsx test/controlplane/cli.ts status   show pids, ports, liveness and memory of each component
+ *   tsx cluster/cli.ts up       start it, or reuse the running one (npm run cluster:up)
+ *   tsx cluster/cli.ts down     stop it by pid and remove its state (npm run cluster:down)
+ *   tsx cluster/cli.ts status   show pids, ports, liveness and memory of each component
  *
  * Exit code 0 on success, 1 on failure (the message names the component and its log file),
  * 2 on bad usage; `status` exits 1 if the cluster is not running and ready.
  */
 import path from 'node:path';
-import { clusterDown, clusterStatus, clusterUp, KUBECONFIG_PATH, LOG_DIR, REPO_ROOT } from './cluster.js';
+import { clusterDown, clusterStatus, clusterUp, KUBECONFIG_PATH, LOG_DIR, REPO_ROOT } from './index.js';
 
-const USAGE = 'usage: tsx test/controlplane/cli.ts up|down|status';
+const USAGE = 'usage: tsx cluster/cli.ts up|down|status';
 
 /** Path relative to the current directory when inside it, for copy-pasteable hints. */
 function rel(p: string): string {

@@ -12,7 +12,7 @@ import {
   VersionApi,
   type V1Deployment,
 } from '@kubernetes/client-node';
-import { KUBECONFIG_PATH, NODE_NAME } from './cluster.js';
+import { KUBECONFIG_PATH, NODE_NAME } from '../../cluster/index.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -28,7 +28,9 @@ upstream=$(go mod download -json "k8s.io/kubernetes@$k8s" | sed -n 's/.*"GoMod":
   echo "	k8s.io/kubernetes/cmd/kube-apiserver"
   echo "	k8s.io/kubernetes/cmd/kube-controller-manager"
   echo "	k8s.io/kubernetes/cmd/kube-scheduler"
+  echo "	k8s.io/kubernetes/cmd/kube-proxy"
   echo "	k8s.io/kubernetes/cmd/kubectl"
+  echo "	k8s.io/kubernetes/cmd/kubelet"
   echo "	sigs.k8s.io/kwok/cmd/kwok"
   echo ")"
 } > go.mod

@@ -1,0 +1,43 @@
+/**
+ * A real, local Kubernetes cluster on loopback, for tests and the demo: the public entry of
+ * `cluster/` (import from here).
+ *
+ * Everything runs as plain processes built from source by `build.sh` (no containers, no
+ * downloads beyond the Go module proxy): etcd, kube-apiserver, kube-controller-manager,
+ * kube-scheduler and kwok. kwok plays the kubelet for one fake node (`kwok-node-0`), so
+ * Deployments, ReplicaSets and Pods go through the real controllers and scheduler and their pods
+ * become Running/Ready without any container runtime.
+ *
+ * Modules, by concern (as envtest's internal/testing/controlplane):
+ * - `paths.ts`       paths under `.cluster/`, names, address ranges, wait bounds
+ * - `state.ts`       state.json, the up/down lock, runtime-state removal
+ * - `process.ts`     spawn detached, pid checks, stop by pid, bounded waits, free ports
+ * - `pki.ts`         certificates (openssl) and kubeconfigs
+ * - `binaries.ts`    build.sh (Go module in this folder, cached in ~/.cache/kubemcp)
+ * - `kube.ts`        API helpers used during start
+ * - `components/`    one module per component: how it is started and when it is ready
+ * - `lifecycle.ts`   clusterUp / clusterDown / clusterStatus / restartComponent
+ * - `cli.ts`         `npm run cluster:up|down|status`
+ *
+ * Every process binds 127.0.0.1 only, on ports chosen at runtime. Processes are spawned
+ * detached, so the cluster outlives the process that started it (`npm run cluster:up`), and
+ * they are stopped by pid only (clusterDown). Every wait is bounded in both attempts and time; a
+ * failed wait throws an Error naming the component, its log file and the log's tail.
+ *
+ * @module
+ */
+export * from './paths.js';
+export { readState, type ClusterPorts, type ClusterState, type ProcessRecord } from './state.js';
+export { isProcessRunning } from './process.js';
+export { ensureBinaries } from './binaries.js';
+export { loadKubeConfig } from './kube.js';
+export {
+  clusterDown,
+  clusterStatus,
+  clusterUp,
+  restartComponent,
+  type ClusterInfo,
+  type ClusterStatus,
+  type ClusterUpOptions,
+  type ComponentStatus,
+} from './lifecycle.js';

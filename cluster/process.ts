@@ -1,0 +1,269 @@
+/**
+ * Processes of the local cluster: spawn detached with a log file, tell whether a recorded pid
+ * still runs our binary, stop by pid (SIGTERM, then SIGKILL), and bounded waits that fail fast
+ * when the awaited process died.
+ *
+ * @module
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import net from 'node:net';
+import path from 'node:path';
+import { ApiException } from '@kubernetes/client-node';
+import {
+  CLUSTER_DIR,
+  HEALTH_PROBE_MS,
+  LOOPBACK,
+  POLL_INTERVAL_MS,
+  STOP_KILL_WAIT_MS,
+  STOP_TERM_WAIT_MS,
+  logFileOf,
+  type Component,
+} from './paths.js';
+import type { ClusterState, ProcessRecord } from './state.js';
+
+/** Resolves after `ms` milliseconds. */
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The default progress sink: stderr, prefixed with `[cluster]`. */
+export function defaultLog(line: string): void {
+  process.stderr.write(`[cluster] ${line}\n`);
+}
+
+/** Last `lines` lines of a file, or a note if it cannot be read. */
+export function tailFile(file: string, lines = 15): string {
+  try {
+    const text = fs.readFileSync(file, 'utf8').trimEnd();
+    return text.split('\n').slice(-lines).join('\n');
+  } catch (err) {
+    return `(cannot read ${file}: ${(err as Error).message})`;
+  }
+}
+
+function indent(text: string, prefix: string): string {
+  return text
+    .split('\n')
+    .map((l) => prefix + l)
+    .join('\n');
+}
+
+/** An Error naming the component, pointing at its log and quoting the log's tail. */
+export function componentError(component: Component, message: string): Error {
+  const log = logFileOf(component);
+  return new Error(`${component}: ${message}\n  log: ${log}\n  last lines of the log:\n${indent(tailFile(log), '    ')}`);
+}
+
+/** A short text for any error (an ApiException's code and body start). */
+export function errorText(err: unknown): string {
+  if (err instanceof ApiException) return `HTTP ${err.code}: ${String(err.body).slice(0, 300)}`;
+  return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * Whether `proc.pid` is alive (not a zombie) and still runs `proc.bin`. On Linux this reads
+ * /proc/<pid>/stat and /proc/<pid>/cmdline, so a pid reused by an unrelated program is never
+ * mistaken for ours; elsewhere it falls back to `kill(pid, 0)`.
+ */
+export function isProcessRunning(proc: Pick<ProcessRecord, 'pid' | 'bin'>): boolean {
+  const procDir = `/proc/${proc.pid}`;
+  if (fs.existsSync('/proc/self/stat')) {
+    try {
+      const stat = fs.readFileSync(`${procDir}/stat`, 'utf8');
+      const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+      if (state === 'Z' || state === 'X') return false;
+      const argv0 = fs.readFileSync(`${procDir}/cmdline`, 'utf8').split('\0')[0];
+      return argv0 === proc.bin;
+    } catch {
+      return false;
+    }
+  }
+  try {
+    process.kill(proc.pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Resident set size of a pid in KiB (Linux only), or undefined. */
+export function rssKiB(pid: number): number | undefined {
+  try {
+    const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Polls `check` until it returns a value other than `undefined`, at most
+ * `ceil(timeoutMs / intervalMs) + 1` times and for at most `timeoutMs` milliseconds.
+ * Before each attempt, `proc` (if given) must still be alive; otherwise it fails at once.
+ * Exceptions thrown by `check` count as "not yet" (the last one is quoted on timeout).
+ *
+ * @returns the first defined value returned by `check`
+ * @throws Error (via {@link componentError}) naming `component` when the time or attempt budget
+ *   is exhausted, or when the process died.
+ */
+export async function waitFor<T>(
+  component: Component,
+  what: string,
+  timeoutMs: number,
+  check: () => Promise<T | undefined>,
+  proc?: ProcessRecord,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  const maxAttempts = Math.ceil(timeoutMs / POLL_INTERVAL_MS) + 1;
+  let lastError = '';
+  for (let attempt = 1; attempt <= maxAttempts && Date.now() <= deadline; attempt++) {
+    if (proc && !isProcessRunning(proc)) {
+      throw componentError(component, `process ${proc.pid} exited while waiting for ${what}`);
+    }
+    try {
+      const value = await check();
+      if (value !== undefined) return value;
+    } catch (err) {
+      lastError = errorText(err);
+    }
+    await sleep(POLL_INTERVAL_MS);
+  }
+  const last = lastError ? ` (last error: ${lastError})` : '';
+  throw componentError(component, `timed out after ${timeoutMs} ms waiting for ${what}${last}`);
+}
+
+/**
+ * Picks `count` distinct free TCP ports on 127.0.0.1 by binding port 0 and releasing it.
+ * (Another process could grab a port before our component binds it; the component then fails
+ * to start and the error points at its log.)
+ */
+export async function freePorts(count: number): Promise<number[]> {
+  const servers: net.Server[] = [];
+  try {
+    const ports: number[] = [];
+    for (let i = 0; i < count; i++) {
+      const server = net.createServer();
+      servers.push(server);
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(0, LOOPBACK, () => resolve());
+      });
+      ports.push((server.address() as net.AddressInfo).port);
+    }
+    return ports;
+  } finally {
+    await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+  }
+}
+
+/** A plain-object HTTP response. */
+export interface HttpResult {
+  status: number;
+  body: string;
+}
+
+/**
+ * GET over HTTP(S) with a per-request timeout of {@link HEALTH_PROBE_MS}.
+ * @throws on connection errors and timeouts.
+ */
+export function httpGet(url: string, tls?: https.RequestOptions): Promise<HttpResult> {
+  return new Promise((resolve, reject) => {
+    const u = new URL(url);
+    const mod = u.protocol === 'https:' ? https : http;
+    const req = mod.request(u, { method: 'GET', timeout: HEALTH_PROBE_MS, ...tls }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`timeout after ${HEALTH_PROBE_MS} ms`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/**
+ * Spawns `bin` detached (own session and process group) as `component`, with stdout and stderr
+ * appended to the component's log file, so that it outlives the calling process.
+ *
+ * @param env variables added to this process's environment (recorded for restarts)
+ * @throws Error if the executable cannot be started.
+ */
+export async function startProcess(
+  component: Component,
+  bin: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<ProcessRecord> {
+  const log = logFileOf(component);
+  fs.mkdirSync(path.dirname(log), { recursive: true });
+  const fd = fs.openSync(log, 'a');
+  fs.writeSync(fd, `# ${new Date().toISOString()} ${bin} ${args.join(' ')}\n`);
+  try {
+    const child = spawn(bin, args, {
+      cwd: CLUSTER_DIR,
+      detached: true,
+      stdio: ['ignore', fd, fd],
+      env: { ...process.env, ...env },
+    });
+    const pid = await new Promise<number>((resolve, reject) => {
+      child.once('error', reject);
+      child.once('spawn', () => resolve(child.pid as number));
+    });
+    child.unref();
+    return { component, pid, bin, log, ...(Object.keys(env).length ? { env } : {}) };
+  } catch (err) {
+    throw componentError(component, `cannot start ${bin}: ${(err as Error).message}`);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * Stops one process by pid: SIGTERM, up to {@link STOP_TERM_WAIT_MS} ms for it to exit, then
+ * SIGKILL and up to {@link STOP_KILL_WAIT_MS} ms more. Does nothing if the pid no longer runs
+ * `proc.bin`.
+ *
+ * @throws Error if the process survives SIGKILL.
+ */
+export async function stopProcess(proc: ProcessRecord, log: (line: string) => void): Promise<void> {
+  if (!isProcessRunning(proc)) return;
+  const waitExit = async (ms: number): Promise<boolean> => {
+    const deadline = Date.now() + ms;
+    for (let i = 0; i < Math.ceil(ms / 100) + 1 && Date.now() <= deadline; i++) {
+      if (!isProcessRunning(proc)) return true;
+      await sleep(100);
+    }
+    return !isProcessRunning(proc);
+  };
+  const signal = (sig: NodeJS.Signals): void => {
+    try {
+      process.kill(proc.pid, sig);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+    }
+  };
+  signal('SIGTERM');
+  if (await waitExit(STOP_TERM_WAIT_MS)) {
+    log(`stopped ${proc.component} (pid ${proc.pid})`);
+    return;
+  }
+  log(`${proc.component} (pid ${proc.pid}) ignored SIGTERM for ${STOP_TERM_WAIT_MS} ms, sending SIGKILL`);
+  signal('SIGKILL');
+  if (await waitExit(STOP_KILL_WAIT_MS)) return;
+  throw componentError(proc.component, `process ${proc.pid} survived SIGKILL`);
+}
+
+/** Stops the processes of `state` in reverse start order; collects and rethrows failures. */
+export async function stopAll(state: ClusterState, log: (line: string) => void): Promise<void> {
+  const failures: string[] = [];
+  for (const proc of [...state.processes].reverse()) {
+    try {
+      await stopProcess(proc, log);
+    } catch (err) {
+      failures.push((err as Error).message);
+    }
+  }
+  if (failures.length > 0) throw new Error(`could not stop every component:\n${failures.join('\n')}`);
+}

@@ -1,0 +1,336 @@
+/**
+ * Protocol-verified readiness (issue 10, part 2): an MCP handshake against an MCPServer's
+ * Service with the MCP SDK's client over Streamable HTTP
+ * (https://modelcontextprotocol.io/specification/2025-11-25/basic/transports#streamable-http,
+ * lifecycle: https://modelcontextprotocol.io/specification/2025-11-25/basic/lifecycle):
+ * `initialize` with the SDK's latest protocol version (the server answers with the version it
+ * supports, and the client accepts any version the SDK supports: that is the spec's version
+ * negotiation), `notifications/initialized`, `tools/list` (paginated), `prompts/list` and
+ * `resources/list` when the server declares them, then the session is ended (HTTP DELETE).
+ *
+ * {@link mcpHandshake} runs one handshake and classifies a failure; {@link Verifier} keeps one
+ * result per MCPServer, runs at most one handshake per MCPServer at a time, re-verifies when the
+ * ready pods or the URL change and on a jittered periodic interval.
+ */
+import { createHash } from 'node:crypto';
+import { request as httpsRequest, type RequestOptions } from 'node:https';
+import { request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
+import { Readable } from 'node:stream';
+import type * as k8s from '@kubernetes/client-node';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { ErrorCode, McpError } from '@modelcontextprotocol/sdk/types.js';
+import type { Logger } from 'pino';
+import type { ControllerMetrics } from './metrics.js';
+
+/** Reasons of the `Verified` condition when it is False. */
+export const VERIFY_FAILURE_REASONS = ['ConnectionFailed', 'HTTPError', 'ProtocolError', 'Timeout', 'AuthRequired'] as const;
+export type VerifyFailureReason = (typeof VERIFY_FAILURE_REASONS)[number];
+
+/** At most this many tool names are kept in `status.tools.names`. */
+export const MAX_TOOL_NAMES = 20;
+/** At most this many pages of each list are read. */
+const MAX_PAGES = 20;
+
+/** What the server declared in its initialize result. */
+export interface ServerInfo {
+  name: string;
+  version: string;
+  protocolVersion: string;
+  /** Capability names the server declared (`tools`, `prompts`, `resources`, `logging`, ...), sorted. */
+  capabilities: string[];
+}
+
+/** The outcome of one handshake. */
+export interface HandshakeResult {
+  ok: boolean;
+  /** `Verified`, or one of {@link VERIFY_FAILURE_REASONS}. */
+  reason: 'Verified' | VerifyFailureReason;
+  message: string;
+  durationMs: number;
+  serverInfo?: ServerInfo;
+  /** count, the first {@link MAX_TOOL_NAMES} names in the server's order, and a 16-hex-digit hash of all tools (name, description, input schema). */
+  tools?: { count: number; names: string[]; hash: string };
+  prompts?: { count: number };
+  resources?: { count: number };
+}
+
+/** A fetch function (the WHATWG signature the MCP SDK's transport calls). */
+export type FetchLike = (url: string | URL, init?: RequestInit) => Promise<Response>;
+
+/** Options of {@link mcpHandshake}. */
+export interface HandshakeOptions {
+  /** The MCP endpoint URL (path included, e.g. `http://name.ns.svc.cluster.local:3001/mcp`). */
+  url: string;
+  /** The fetch to use (default: the global fetch); e.g. {@link kubeFetch} for the apiserver's service proxy. */
+  fetch?: FetchLike;
+  /** Deadline for the whole handshake, in ms. */
+  timeoutMs: number;
+}
+
+interface LastResponse {
+  status: number;
+  wwwAuthenticate?: string | null;
+  body?: string;
+}
+
+class HandshakeTimeout extends Error {}
+
+/**
+ * Runs one MCP handshake against `opts.url` and classifies the outcome:
+ * - `AuthRequired`: HTTP 401/403 (message carries the `WWW-Authenticate` challenge);
+ * - `ConnectionFailed`: no TCP connection (refused, DNS), or the apiserver's service proxy could
+ *   not reach a pod (503 with a Kubernetes Status body);
+ * - `HTTPError`: any other HTTP status >= 400;
+ * - `Timeout`: no complete handshake within `timeoutMs`;
+ * - `ProtocolError`: an HTTP answer that is not MCP (a 200 HTML page, invalid JSON-RPC, an
+ *   unsupported protocol version, a JSON-RPC error).
+ * Never throws.
+ */
+export async function mcpHandshake(opts: HandshakeOptions): Promise<HandshakeResult> {
+  const started = Date.now();
+  const deadline = new AbortController();
+  let last: LastResponse | undefined;
+  const baseFetch = opts.fetch ?? (globalThis.fetch as FetchLike);
+  const recordingFetch: FetchLike = async (url, init) => {
+    const signal = init?.signal ? AbortSignal.any([init.signal, deadline.signal]) : deadline.signal;
+    const res = await baseFetch(url, { ...init, signal });
+    // The GET stream is optional (405 allowed) and the DELETE at the end is best effort.
+    if ((init?.method ?? 'GET') === 'POST') {
+      last = { status: res.status, wwwAuthenticate: res.headers.get('www-authenticate') };
+      if (res.status >= 400) last.body = (await res.clone().text().catch(() => '')).slice(0, 2000);
+    }
+    return res;
+  };
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      reject(new HandshakeTimeout(`no complete MCP handshake within ${opts.timeoutMs} ms`));
+      deadline.abort();
+    }, opts.timeoutMs);
+  });
+  const within = <T>(p: Promise<T>) => Promise.race([p, timeout]);
+  const client = new Client({ name: 'kubemcp-controller', version: '0.1.0' }, { capabilities: {} });
+  const transport = new StreamableHTTPClientTransport(new URL(opts.url), {
+    fetch: recordingFetch,
+    reconnectionOptions: { maxRetries: 0, initialReconnectionDelay: 1000, maxReconnectionDelay: 1000, reconnectionDelayGrowFactor: 1 },
+  });
+  client.onerror = () => undefined; // errors of the optional GET stream; the requests report their own
+  const reqOpts = () => ({ timeout: Math.max(1, opts.timeoutMs - (Date.now() - started)), signal: deadline.signal });
+  try {
+    await within(client.connect(transport, reqOpts()));
+    const init = client.getServerVersion();
+    const caps = client.getServerCapabilities() ?? {};
+    const serverInfo: ServerInfo = {
+      name: init?.name ?? '',
+      version: init?.version ?? '',
+      protocolVersion: transport.protocolVersion ?? '',
+      capabilities: Object.keys(caps).sort(),
+    };
+    const tools: Array<{ name: string; description?: string; inputSchema?: unknown }> = [];
+    let cursor: string | undefined;
+    for (let page = 0; page < MAX_PAGES; page++) {
+      const r = await within(client.listTools(cursor ? { cursor } : {}, reqOpts()));
+      tools.push(...r.tools);
+      cursor = r.nextCursor;
+      if (!cursor) break;
+    }
+    const result: HandshakeResult = {
+      ok: true,
+      reason: 'Verified',
+      message: '',
+      durationMs: 0,
+      serverInfo,
+      tools: {
+        count: tools.length,
+        names: tools.slice(0, MAX_TOOL_NAMES).map((t) => t.name),
+        hash: createHash('sha256')
+          .update(JSON.stringify([...tools].sort((a, b) => (a.name < b.name ? -1 : 1)).map((t) => [t.name, t.description ?? '', t.inputSchema ?? null])))
+          .digest('hex')
+          .slice(0, 16),
+      },
+    };
+    if (caps.prompts) result.prompts = { count: await countPages((c) => within(client.listPrompts(c, reqOpts())).then((r) => [r.prompts.length, r.nextCursor])) };
+    if (caps.resources) result.resources = { count: await countPages((c) => within(client.listResources(c, reqOpts())).then((r) => [r.resources.length, r.nextCursor])) };
+    result.message = `MCP handshake succeeded: ${serverInfo.name} ${serverInfo.version}, protocol ${serverInfo.protocolVersion}, ${tools.length} tools`;
+    await within(transport.terminateSession()).catch(() => undefined);
+    return { ...result, durationMs: Date.now() - started };
+  } catch (err) {
+    return { ...classify(err, last, opts.timeoutMs), durationMs: Date.now() - started };
+  } finally {
+    clearTimeout(timer);
+    timeout.catch(() => undefined);
+    deadline.abort();
+    await client.close().catch(() => undefined);
+  }
+}
+
+async function countPages(page: (params: { cursor?: string }) => Promise<[number, string | undefined]>): Promise<number> {
+  let n = 0;
+  let cursor: string | undefined;
+  for (let i = 0; i < MAX_PAGES; i++) {
+    const [count, next] = await page(cursor ? { cursor } : {});
+    n += count;
+    cursor = next;
+    if (!cursor) break;
+  }
+  return n;
+}
+
+const oneLine = (s: string, max = 300) => s.replace(/\s+/g, ' ').trim().slice(0, max);
+
+/** Classifies a failed handshake (see {@link mcpHandshake}). Pure; exported for unit tests. */
+export function classify(err: unknown, last: LastResponse | undefined, timeoutMs: number): Omit<HandshakeResult, 'durationMs'> {
+  const fail = (reason: VerifyFailureReason, message: string) => ({ ok: false, reason, message: oneLine(message, 1000) });
+  if (err instanceof HandshakeTimeout || (err instanceof McpError && err.code === ErrorCode.RequestTimeout)) {
+    return fail('Timeout', `no complete MCP handshake within ${timeoutMs} ms`);
+  }
+  if (last && (last.status === 401 || last.status === 403)) {
+    const hint = last.wwwAuthenticate ? `; WWW-Authenticate: ${last.wwwAuthenticate}` : '';
+    return fail('AuthRequired', `HTTP ${last.status}: the server requires authorization${hint}`);
+  }
+  if (last && last.status >= 400) {
+    const status = kubeStatus(last.body);
+    // The apiserver's service proxy answers 503 with a Status when it cannot reach a pod.
+    if (status && last.status === 503) return fail('ConnectionFailed', `the apiserver's service proxy could not reach the server: ${status}`);
+    return fail('HTTPError', `HTTP ${last.status}: ${status ?? oneLine(last.body ?? '', 200)}`);
+  }
+  // Network errors: fetch's TypeError('fetch failed') with a system error (ECONNREFUSED,
+  // ENOTFOUND, ...) as its cause, possibly wrapped; checked by shape, not class (realms differ).
+  for (let e: unknown = err, depth = 0; e && typeof e === 'object' && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && /^E[A-Z_]+$/.test(code)) return fail('ConnectionFailed', `cannot connect: ${(e as Error).message ?? code}`);
+    if ((e as Error).name === 'TypeError' && /fetch failed/.test((e as Error).message)) {
+      const cause = (e as { cause?: { message?: string } }).cause;
+      return fail('ConnectionFailed', `cannot connect: ${cause?.message ?? (e as Error).message}`);
+    }
+  }
+  return fail('ProtocolError', `not an MCP server: ${err instanceof Error ? err.message : String(err)}`);
+}
+
+function kubeStatus(body: string | undefined): string | undefined {
+  if (!body) return undefined;
+  try {
+    const s = JSON.parse(body) as { kind?: string; message?: string };
+    return s.kind === 'Status' ? (s.message ?? 'Status without message') : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A fetch over node:http(s) with a KubeConfig's TLS and credentials (client certificate, bearer
+ * token, CA), for reaching an MCPServer through the apiserver's service proxy from outside the
+ * cluster (`/api/v1/namespaces/<ns>/services/http:<name>:mcp/proxy/<path>`,
+ * https://kubernetes.io/docs/tasks/access-application-cluster/access-cluster-services/#manually-constructing-apiserver-proxy-urls).
+ * Streams the response body (Server-Sent Events pass through). Honors `init.signal`.
+ */
+export function kubeFetch(kc: k8s.KubeConfig): FetchLike {
+  return async (input, init) => {
+    const url = new URL(String(input));
+    const opts: RequestOptions & { headers: OutgoingHttpHeaders } = { method: init?.method ?? 'GET', headers: {} };
+    await kc.applyToHTTPSOptions(opts as never);
+    new Headers(init?.headers).forEach((v, k) => (opts.headers[k] = v));
+    const body = init?.body == null ? undefined : typeof init.body === 'string' ? init.body : Buffer.from(await new Response(init.body).arrayBuffer());
+    return new Promise<Response>((resolve, reject) => {
+      const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, { ...opts, signal: init?.signal ?? undefined }, (res: IncomingMessage) => {
+        const headers = new Headers();
+        for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) for (const x of Array.isArray(v) ? v : [v]) headers.append(k, x);
+        const noBody = res.statusCode === 204 || res.statusCode === 304;
+        resolve(new Response(noBody ? null : (Readable.toWeb(res) as ReadableStream), { status: res.statusCode ?? 500, statusText: res.statusMessage, headers }));
+      });
+      req.on('error', (err) => reject(Object.assign(new TypeError('fetch failed'), { cause: err })));
+      req.end(body);
+    });
+  };
+}
+
+/** Where and how to reach one MCPServer's MCP endpoint. */
+export interface VerifyTarget {
+  url: string;
+  fetch?: FetchLike;
+}
+
+/** Options of {@link Verifier}. */
+export interface VerifierOptions {
+  /** Re-verify a verified MCPServer after this many ms (jittered by +-10%). */
+  intervalMs: number;
+  /** Deadline of one handshake, in ms. */
+  timeoutMs: number;
+  /** Called when a handshake finished (the controller enqueues the MCPServer). */
+  onDone: (key: string) => void;
+  metrics?: ControllerMetrics;
+  log: Logger;
+  /** The handshake to run (default {@link mcpHandshake}). */
+  handshake?: (opts: HandshakeOptions) => Promise<HandshakeResult>;
+}
+
+/** What a reconcile learns from {@link Verifier.check}. */
+export interface VerifyObservation {
+  /** The latest finished handshake for this MCPServer (possibly for older inputs, while a new one runs). */
+  result?: HandshakeResult;
+  /** Whether `result` was obtained with the current inputs (pods, URL). */
+  current: boolean;
+  /** Whether a handshake is running now. */
+  inFlight: boolean;
+  /** When to reconcile again so the periodic re-verification happens, in ms. */
+  requeueAfterMs?: number;
+}
+
+interface VerifyState {
+  inputs?: string;
+  result?: HandshakeResult;
+  inFlight?: Promise<void>;
+  /** Epoch ms after which the result is re-verified. */
+  dueAt: number;
+}
+
+/**
+ * One handshake result per MCPServer key. {@link check} starts a handshake (asynchronously, never
+ * blocking the reconcile) when there is no result for the current inputs or the periodic
+ * re-verification is due, and never while one runs for the same key.
+ */
+export class Verifier {
+  private readonly states = new Map<string, VerifyState>();
+
+  constructor(private readonly opts: VerifierOptions) {}
+
+  /**
+   * @param key `namespace/name` of the MCPServer.
+   * @param inputs a fingerprint of what the result depends on (URL, ready pods): a change re-verifies.
+   */
+  check(key: string, inputs: string, target: () => VerifyTarget): VerifyObservation {
+    let st = this.states.get(key);
+    if (!st) this.states.set(key, (st = { dueAt: 0 }));
+    const now = Date.now();
+    if (!st.inFlight && (st.inputs !== inputs || now >= st.dueAt)) this.start(key, st, inputs, target());
+    return {
+      result: st.result,
+      current: !!st.result && st.inputs === inputs,
+      inFlight: !!st.inFlight,
+      requeueAfterMs: st.inFlight ? undefined : Math.max(1000, st.dueAt - now),
+    };
+  }
+
+  /** Drops the state of an MCPServer (deleted, or no longer verifiable). */
+  forget(key: string): void {
+    this.states.delete(key);
+  }
+
+  private start(key: string, st: VerifyState, inputs: string, target: VerifyTarget): void {
+    const end = this.opts.metrics?.handshakeDuration.startTimer();
+    const run = this.opts.handshake ?? mcpHandshake;
+    st.inFlight = run({ url: target.url, fetch: target.fetch, timeoutMs: this.opts.timeoutMs })
+      .catch((err: unknown): HandshakeResult => ({ ok: false, reason: 'ProtocolError', message: String(err), durationMs: 0 }))
+      .then((result) => {
+        end?.();
+        this.opts.metrics?.handshakes.inc({ result: result.reason });
+        this.opts.log.debug({ mcpserver: key, url: target.url, reason: result.reason, ms: result.durationMs }, 'MCP handshake');
+        st.result = result;
+        st.inputs = inputs;
+        st.dueAt = Date.now() + this.opts.intervalMs * (0.9 + Math.random() * 0.2);
+        st.inFlight = undefined;
+        if (this.states.get(key) === st) this.opts.onDone(key);
+      });
+  }
+}
