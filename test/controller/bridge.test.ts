@@ -36,10 +36,15 @@ const mergePatch = (namespace: string, name: string, body: object) =>
 const exists = (p: Promise<unknown>) => p.then(() => true, (e: { code?: number }) => (e.code === 404 ? false : Promise.reject(e)));
 
 async function waitPhase(namespace: string, name: string, phase: string, extra: (o: MCPS) => boolean = () => true): Promise<MCPS> {
-  return waitFor(`${namespace}/${name} phase ${phase}`, async () => {
-    const o = await getMcps(namespace, name);
-    return o.status?.phase === phase && o.status.observedGeneration === o.metadata.generation && extra(o) && o;
-  }, 90_000, 250);
+  let last: MCPS | undefined;
+  try {
+    return await waitFor(`${namespace}/${name} phase ${phase}`, async () => {
+      const o = (last = await getMcps(namespace, name));
+      return o.status?.phase === phase && o.status.observedGeneration === o.metadata.generation && extra(o) && o;
+    }, 90_000, 250);
+  } catch (err) {
+    throw new Error(`${(err as Error).message}; last status: ${JSON.stringify(last?.status)}`);
+  }
 }
 
 let ns: string;

@@ -35,7 +35,8 @@ describe('bridge in front of server-everything', () => {
   let c: Client;
 
   beforeAll(async () => {
-    b = await startBridged({ argv: EVERYTHING, bridge: { maxMessageBytes: 64 * 1024 }, env: { BIG_VALUE: 'x'.repeat(100_000) } });
+    // readyWaitMs: a restarted node process can take many seconds to answer on a busy machine.
+    b = await startBridged({ argv: EVERYTHING, bridge: { maxMessageBytes: 64 * 1024, readyWaitMs: 90_000 }, env: { BIG_VALUE: 'x'.repeat(100_000) } });
     await until(async () => (await b.ready()).status === 200, 'the bridge to be ready', 60_000);
     a = await b.connect('session-a');
     c = await b.connect('session-c');
