@@ -26,8 +26,9 @@ RUN npm run build && npm prune --omit=dev
 
 FROM node:20-alpine
 # A static busybox: `kubemcp bridge-init` copies it into a bridged stdio MCPServer's emptyDir as
-# the launcher that connects the user's command to the bridge's FIFOs (/bin/busybox.static).
-RUN apk add --no-cache busybox-static
+# the launcher that connects the user's command to the bridge's FIFOs. Alpine: busybox-static
+# (/bin/busybox.static); another base must bring a static /bin/busybox (Debian's busybox-static).
+RUN if command -v apk >/dev/null 2>&1; then apk add --no-cache busybox-static; fi
 LABEL org.opencontainers.image.title="kubemcp" \
       org.opencontainers.image.description="MCPServer operator and Kubernetes MCP server" \
       org.opencontainers.image.licenses="Apache-2.0"

@@ -20,10 +20,12 @@
 
 /** Test files that need no cluster, relative to the repository root. */
 export const UNIT_TESTS = [
+  'test/charts/bridge-render.test.ts',
   'test/charts/generated.test.ts',
   'test/charts/render.test.ts',
   'test/charts/schema.test.ts',
   'test/controller/logic.test.ts',
+  'test/mcp-server/bridge-unit.test.ts',
   'test/mcp-server/policy.test.ts',
 ];
 

@@ -179,6 +179,18 @@ export function foreignListEntries(desired: Json, live: Json): { found: ForeignE
       if (v === undefined || !(k in out)) continue;
       out[k] = walk(v, out[k]!, k, path ? `${path}.${k}` : k, `${pointer}/${esc(k)}`);
     }
+    // An enforced list the desired object does not set at all (the initContainers of a bridged
+    // stdio server that lost its command, a container's ports after a switch to stdio): every
+    // live entry is extra. Left alone, removing the volumes they mount would make the object invalid.
+    for (const [k, lv] of Object.entries(out)) {
+      const keys = LIST_KEYS[k];
+      if ((d as Record<string, Json>)[k] !== undefined || !ENFORCED_LISTS.has(k) || !keys || !Array.isArray(lv) || lv.length === 0) continue;
+      const label = (e: Json) => keys.filter((x) => e && typeof e === 'object' && x in (e as object)).map((x) => `${x}=${String((e as Record<string, Json>)[x])}`).join(',');
+      const at = `${pointer}/${esc(k)}`;
+      found.push({ pointer: at, path: path ? `${path}.${k}` : k, entries: lv.map(label) });
+      changed.push({ pointer: at, value: [] });
+      out[k] = [];
+    }
     return out;
   };
 

@@ -429,7 +429,9 @@ export class Reconciler {
     const next = computeStatus(observed, obj.status, new Date().toISOString().replace(/\.\d+Z$/, 'Z'));
     if (!statusChanged(obj.status, next)) return;
     this.opts.metrics.writeRequests.inc({ verb: 'patch', resource: `${PLURAL}/status` });
-    const body = { status: { ...next, endpoint: next.endpoint ?? null } };
+    // A merge patch keeps what it does not mention: an endpoint or url the spec no longer has
+    // (a stdio server that lost its bridge) is removed explicitly.
+    const body = { status: { ...next, endpoint: next.endpoint ?? null, url: next.url ?? null } };
     await this.custom.patchNamespacedCustomObjectStatus(
       { group: GROUP, version: VERSION, namespace: obj.metadata.namespace, plural: PLURAL, name: obj.metadata.name, body },
       k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),

@@ -30,16 +30,21 @@ import type { Logger } from 'pino';
 import {
   LATEST_PROTOCOL_VERSION,
   SUPPORTED_PROTOCOL_VERSIONS,
-  isJSONRPCErrorResponse,
-  isJSONRPCNotification,
-  isJSONRPCRequest,
-  isJSONRPCResultResponse,
   type InitializeResult,
+  type JSONRPCErrorResponse,
   type JSONRPCMessage,
   type JSONRPCNotification,
   type JSONRPCRequest,
   type RequestId,
 } from '@modelcontextprotocol/sdk/types.js';
+
+// Messages reach the bridge validated once (a session's by the SDK's HTTP transport, the
+// process's by parseLine against JSONRPCMessageSchema); these tell the validated kinds apart
+// without parsing them with zod again (the SDK's isJSONRPC* guards each run a schema parse).
+const isRequest = (m: JSONRPCMessage): m is JSONRPCRequest => 'method' in m && 'id' in m;
+const isNotification = (m: JSONRPCMessage): m is JSONRPCNotification => 'method' in m && !('id' in m);
+const isResponse = (m: JSONRPCMessage): boolean => !('method' in m) && ('result' in m || 'error' in m);
+const isError = (m: JSONRPCMessage): m is JSONRPCErrorResponse => !('method' in m) && 'error' in m;
 import { Counter, Gauge, Registry } from 'prom-client';
 import { FifoConnection, type OversizeLine } from './fifo.js';
 import type { BridgePaths } from './wiring.js';
@@ -246,7 +251,7 @@ export class StdioBridge {
     clearTimeout(timer);
     if (this.conn !== conn || !conn.isOpen) return;
     if (!answer) return; // process gone before answering
-    if (isJSONRPCErrorResponse(answer)) {
+    if (isError(answer)) {
       this.setState('failed', `the stdio process refused initialize: ${answer.error.message} (code ${answer.error.code})`);
       this.opts.log.error({ error: answer.error }, 'initialize refused');
       return;
@@ -372,8 +377,8 @@ export class StdioBridge {
    * Never throws: problems are answered with JSON-RPC errors.
    */
   async fromSession(session: BridgeSession, message: JSONRPCMessage): Promise<void> {
-    if (isJSONRPCRequest(message)) return this.requestFromSession(session, message);
-    if (isJSONRPCNotification(message)) return this.notificationFromSession(session, message);
+    if (isRequest(message)) return this.requestFromSession(session, message);
+    if (isNotification(message)) return this.notificationFromSession(session, message);
     // A response to a server-to-client request: the bridge forwards none, so there is nothing to match.
     this.opts.log.debug({ session: session.id }, 'dropped a response from a client (no server-to-client requests are forwarded)');
   }
@@ -447,8 +452,8 @@ export class StdioBridge {
 
   /** Routes one message from the process. */
   private fromProcess(m: JSONRPCMessage): void {
-    if (isJSONRPCResultResponse(m) || isJSONRPCErrorResponse(m)) {
-      const id = String(m.id);
+    if (isResponse(m)) {
+      const id = String((m as { id: RequestId }).id);
       const internal = this.internal.get(id);
       if (internal) {
         this.internal.delete(id);
@@ -457,15 +462,15 @@ export class StdioBridge {
       }
       const f = this.finish(id);
       if (!f) return; // cancelled, or its session is gone
-      this.m.requests.inc({ result: isJSONRPCErrorResponse(m) ? 'error' : 'ok' });
-      if (f.subscribeUri !== undefined && isJSONRPCErrorResponse(m)) {
+      this.m.requests.inc({ result: isError(m) ? 'error' : 'ok' });
+      if (f.subscribeUri !== undefined && isError(m)) {
         const subs = this.subscriptions.get(f.subscribeUri);
         if (subs?.delete(f.session.id) && subs.size === 0) this.subscriptions.delete(f.subscribeUri);
       }
       void this.reply(f.session, { ...m, id: f.clientId });
       return;
     }
-    if (isJSONRPCRequest(m)) {
+    if (isRequest(m)) {
       // Server-to-client requests: answer ping; the rest cannot be routed through a shared process.
       const answer: JSONRPCMessage =
         m.method === 'ping'
@@ -474,7 +479,7 @@ export class StdioBridge {
       this.conn?.write(answer);
       return;
     }
-    if (!isJSONRPCNotification(m)) return;
+    if (!isNotification(m)) return;
     if (m.method === 'notifications/progress') {
       const token = (m.params as { progressToken?: unknown } | undefined)?.progressToken;
       const upstreamId = typeof token === 'string' ? this.tokens.get(token) : undefined;

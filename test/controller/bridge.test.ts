@@ -1,12 +1,15 @@
 /**
  * Bridged stdio MCPServers against the real control plane (kube-apiserver, controller-manager,
  * scheduler, kwok): the controller applies exactly what render produces for a bridged server
- * (init container, launcher, sidecar, Service), reports status.endpoint for it, turns a plain
- * stdio server into a bridged one and back (Service created and pruned, endpoint set and
- * cleared, the condition saying why a plain stdio server cannot be reached); the apiserver's
- * PodSecurity admission admits the bridged pod in a `restricted` namespace; the CRD refuses an
- * empty command. kwok runs no containers: what the bridge does in a real pod is tested on this
- * machine by test/mcp-server/bridge.test.ts with the same wiring.
+ * (init container, launcher, sidecar, Service), reports status.endpoint and url for it, verifies
+ * it with an MCP handshake through a real bridge, turns a plain stdio server into a bridged one
+ * and back (Service created and pruned, endpoint set and cleared, the condition saying why a
+ * plain stdio server cannot be reached); the apiserver's PodSecurity admission admits the bridged
+ * pod in a `restricted` namespace; the CRD refuses an empty command.
+ *
+ * kwok runs no containers, so the handshake cannot reach a pod: the controller's verifyTarget
+ * points it at a bridge on 127.0.0.1 in front of server-everything, wired as in the pod
+ * (test/mcp-server/bridge-harness.ts), standing in for the pod behind the Service.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import * as k8s from '@kubernetes/client-node';
@@ -15,6 +18,7 @@ import { renderMCPServer, type KubeObject } from '../../charts/render.js';
 import { Controller } from '../../controller/controller.js';
 import { firstDifference } from '../../controller/drift.js';
 import { apiMessage, apply, createNamespace, installCrd, kubeConfig, waitFor } from '../kube.js';
+import { EVERYTHING, startBridged, until, type Bridged } from '../mcp-server/bridge-harness.js';
 
 const kc = kubeConfig();
 const objects = k8s.KubernetesObjectApi.makeApiClient(kc);
@@ -32,33 +36,51 @@ const mergePatch = (namespace: string, name: string, body: object) =>
 const exists = (p: Promise<unknown>) => p.then(() => true, (e: { code?: number }) => (e.code === 404 ? false : Promise.reject(e)));
 
 async function waitPhase(namespace: string, name: string, phase: string, extra: (o: MCPS) => boolean = () => true): Promise<MCPS> {
-  return waitFor(`${namespace}/${name} phase ${phase}`, async () => {
-    const o = await getMcps(namespace, name);
-    return o.status?.phase === phase && o.status.observedGeneration === o.metadata.generation && extra(o) && o;
-  }, 90_000, 250);
+  let last: MCPS | undefined;
+  try {
+    return await waitFor(`${namespace}/${name} phase ${phase}`, async () => {
+      const o = (last = await getMcps(namespace, name));
+      return o.status?.phase === phase && o.status.observedGeneration === o.metadata.generation && extra(o) && o;
+    }, 90_000, 250);
+  } catch (err) {
+    throw new Error(`${(err as Error).message}; last status: ${JSON.stringify(last?.status)}`);
+  }
 }
 
 let ns: string;
 let controller: Controller;
+let bridged: Bridged;
 const mk = (name: string, spec: object) => ({ apiVersion: 'mcp.example.com/v1alpha1', kind: 'MCPServer', metadata: { name, namespace: ns }, spec });
 const SPEC = { image: 'localhost/kubemcp/everything:test', transport: 'stdio', port: 3001, command: ['node', '/app/index.js'], args: ['stdio'] };
 
 beforeAll(async () => {
   await installCrd(kc);
+  bridged = await startBridged({ argv: EVERYTHING });
+  await until(async () => (await bridged.ready()).status === 200, 'the local bridge to be ready', 60_000);
   ns = await createNamespace(kc, 'bridge');
-  controller = new Controller({ kubeConfig: kc, log, namespace: ns, workers: 2, resyncPeriodMs: 3_600_000, bridgeImage: BRIDGE_IMAGE });
+  controller = new Controller({
+    kubeConfig: kc, log, namespace: ns, workers: 2, resyncPeriodMs: 3_600_000, bridgeImage: BRIDGE_IMAGE,
+    verify: 'auto', verifyIntervalMs: 3_600_000, verifyTimeoutMs: 15_000,
+    verifyTarget: () => ({ url: bridged.url }),
+  });
   await controller.start();
-});
+}, 120_000);
 afterAll(async () => {
   await controller?.stop();
+  await bridged?.close();
   await core.deleteNamespace({ name: ns }).catch(() => undefined);
 });
 
 describe('a bridged stdio MCPServer', () => {
-  it('becomes Ready with the endpoint of the bridge port; the children are exactly what render produces with the bridge image', async () => {
+  it('becomes Ready and Verified through the bridge, with the endpoint and url of the bridge port; the children are exactly what render produces with the bridge image', async () => {
     await apply(objects, mk('everything', SPEC));
     const o = await waitPhase(ns, 'everything', 'Ready', (x) => x.status.readyReplicas === 1);
     expect(o.status.endpoint).toBe(`http://everything.${ns}.svc.cluster.local:3001`);
+    expect(o.status.url).toBe(`http://everything.${ns}.svc.cluster.local:3001/mcp`);
+    expect(o.status.conditions.find((c: any) => c.type === 'Verified')).toMatchObject({ status: 'True' });
+    expect(o.status.serverInfo).toMatchObject({ name: 'mcp-servers/everything' });
+    expect(o.status.tools.count).toBeGreaterThan(5);
+    expect(o.status.tools.names).toContain('echo');
     expect(o.status.conditions.find((c: any) => c.type === 'ServiceReady')).toMatchObject({ status: 'True', reason: 'ServiceReady' });
     expect(o.status.conditions.find((c: any) => c.type === 'Ready').message).toContain('through the in-pod bridge');
 
@@ -83,6 +105,8 @@ describe('a bridged stdio MCPServer', () => {
     await waitFor('Service pruned', async () => !(await exists(core.readNamespacedService({ name: 'everything', namespace: ns }))));
     expect(plain.status.conditions.find((c: any) => c.type === 'ServiceReady')).toMatchObject({ reason: 'NotRequired', message: expect.stringContaining('without spec.command') });
     expect(plain.status.conditions.find((c: any) => c.type === 'Ready').message).toMatch(/not reachable.*set spec.command/);
+    expect(plain.status.conditions.find((c: any) => c.type === 'Verified')).toMatchObject({ status: 'Unknown', reason: 'NotApplicable' });
+    expect(plain.status.url).toBeUndefined();
     const dep = await waitFor('Deployment without the bridge', async () => {
       const d = await apps.readNamespacedDeployment({ name: 'everything', namespace: ns });
       return d.spec!.template.spec!.containers.length === 1 && d;
@@ -90,7 +114,7 @@ describe('a bridged stdio MCPServer', () => {
     expect(dep.spec!.template.spec!.initContainers ?? []).toEqual([]);
 
     await mergePatch(ns, 'everything', { spec: { command: SPEC.command, args: SPEC.args } });
-    const again = await waitPhase(ns, 'everything', 'Ready', (x) => !!x.status.endpoint);
+    const again = await waitPhase(ns, 'everything', 'Ready', (x) => !!x.status.endpoint && x.status.conditions.some((c: any) => c.type === 'Verified' && c.status === 'True'));
     expect(again.status.endpoint).toBe(`http://everything.${ns}.svc.cluster.local:3001`);
     expect(await exists(core.readNamespacedService({ name: 'everything', namespace: ns }))).toBe(true);
   });

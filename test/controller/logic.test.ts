@@ -298,6 +298,23 @@ describe('foreign list entries (issue 10, part 1)', () => {
     expect(value[0].env).toEqual(dep.spec.template.spec.containers[0].env);
   });
 
+  it('an enforced list the desired object does not set (the init container of a server that lost its bridge) is emptied with the volumes it mounts', () => {
+    const mk = (spec: object) => ({ ...obj, spec });
+    const json = (o: unknown) => JSON.parse(JSON.stringify(o));
+    const bridgedDep = json(desiredChildren(mk({ image: 'x', transport: 'stdio', command: ['node', 's.js'] })).find((o) => o.kind === 'Deployment'));
+    const plainDep = json(desiredChildren(mk({ image: 'x', transport: 'stdio' })).find((o) => o.kind === 'Deployment'));
+    const { found, replace } = foreignListEntries(plainDep, structuredClone(bridgedDep));
+    const paths = found.map((f) => `${f.path} ${f.entries}`);
+    expect(paths).toHaveLength(4);
+    expect(paths).toEqual(expect.arrayContaining([
+      'spec.template.spec.containers[name=mcp-server].volumeMounts mountPath=/bridge',
+      'spec.template.spec.containers name=mcp-bridge',
+      'spec.template.spec.volumes name=bridge',
+      'spec.template.spec.initContainers name=bridge-init',
+    ]));
+    expect(replace.find((r) => r.pointer === '/spec/template/spec/initContainers')!.value).toEqual([]);
+  });
+
   it('nothing foreign: nothing to replace (ownerReferences and annotations of others are never touched)', () => {
     const live = structuredClone(dep);
     live.metadata.ownerReferences.push({ apiVersion: 'v1', kind: 'X', name: 'y', uid: '2' });

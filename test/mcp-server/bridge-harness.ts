@@ -130,7 +130,8 @@ export async function startBridged(o: BridgedOptions): Promise<Bridged> {
   let log = '';
   let port: number;
   if (o.cliBridge) {
-    child = spawn(path.join(ROOT, 'node_modules/.bin/tsx'), ['cli.ts', 'bridge', '--dir', dir, '--port', '0', ...(o.bridge?.maxMessageBytes ? ['--max-message-bytes', String(o.bridge.maxMessageBytes)] : [])], {
+    // node --import tsx (not the tsx launcher): the pid is the bridge's own, for signals and /proc.
+    child = spawn(process.execPath, ['--import', 'tsx', 'cli.ts', 'bridge', '--dir', dir, '--port', '0', ...(o.bridge?.maxMessageBytes ? ['--max-message-bytes', String(o.bridge.maxMessageBytes)] : [])], {
       cwd: ROOT,
       stdio: ['ignore', 'ignore', 'pipe'],
       env: { ...process.env, LOG_LEVEL: 'info' },

@@ -13,6 +13,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { closeSync, constants, openSync, writeSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { McpError, ResourceUpdatedNotificationSchema, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { BRIDGE_ERROR } from '../../mcp-server/bridge/bridge.js';
@@ -34,7 +35,8 @@ describe('bridge in front of server-everything', () => {
   let c: Client;
 
   beforeAll(async () => {
-    b = await startBridged({ argv: EVERYTHING, bridge: { maxMessageBytes: 64 * 1024 }, env: { BIG_VALUE: 'x'.repeat(100_000) } });
+    // readyWaitMs: a restarted node process can take many seconds to answer on a busy machine.
+    b = await startBridged({ argv: EVERYTHING, bridge: { maxMessageBytes: 64 * 1024, readyWaitMs: 90_000 }, env: { BIG_VALUE: 'x'.repeat(100_000) } });
     await until(async () => (await b.ready()).status === 200, 'the bridge to be ready', 60_000);
     a = await b.connect('session-a');
     c = await b.connect('session-c');
@@ -174,10 +176,37 @@ describe('bridge in front of server-everything', () => {
     expect(await metric(b, 'kubemcp_bridge_oversize_messages_total')).toBeGreaterThanOrEqual(1);
   });
 
+  it('answers a plain request as one JSON body, and a request asking for progress as an SSE stream', async () => {
+    const sid = (c.transport as unknown as { sessionId?: string }).sessionId!;
+    const post = (id: number, params: object) =>
+      fetch(b.url, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream', 'Mcp-Session-Id': sid, 'Mcp-Protocol-Version': '2025-11-25' },
+        body: JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params }),
+        signal: AbortSignal.timeout(30_000),
+      });
+    const plain = await post(7001, { name: 'echo', arguments: { message: 'json' } });
+    expect(plain.headers.get('content-type')).toBe('application/json');
+    expect(await plain.json()).toEqual({ jsonrpc: '2.0', id: 7001, result: { content: [{ type: 'text', text: 'Echo: json' }] } });
+    const streamed = await post(7002, { name: 'trigger-long-running-operation', arguments: { duration: 0.2, steps: 2 }, _meta: { progressToken: 'mine' } });
+    expect(streamed.headers.get('content-type')).toBe('text/event-stream');
+    const events = (await streamed.text()).split('\n').filter((l) => l.startsWith('data: ')).map((l) => JSON.parse(l.slice(6)));
+    expect(events.filter((e) => e.method === 'notifications/progress').map((e) => e.params.progressToken)).toEqual(['mine', 'mine']);
+    expect(events.at(-1)).toMatchObject({ jsonrpc: '2.0', id: 7002, result: { content: [{ type: 'text' }] } });
+  });
+
   it('refuses a foreign Host header on its loopback bind (DNS rebinding)', async () => {
-    const { raw } = await import('./helpers.js');
-    const r = await raw(b.url.replace('/mcp', '/health'), { headers: { Host: 'evil.example:80' } });
-    expect(r.status).toBe(403);
+    // node:http, unlike fetch, lets the test set the Host header.
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = httpRequest(`${b.base}/health`, { headers: { Host: 'evil.example:80' }, timeout: 10_000 }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('timeout', () => req.destroy(new Error('timeout')));
+      req.on('error', reject);
+      req.end();
+    });
+    expect(status).toBe(403);
   });
 
   it('the process killed: in-flight calls get errors at once, the bridge re-initializes the restarted process, new calls succeed, sessions hear list_changed', async () => {
