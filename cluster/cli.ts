@@ -9,7 +9,7 @@
  * 2 on bad usage; `status` exits 1 if the cluster is not running and ready.
  */
 import path from 'node:path';
-import { clusterDown, clusterStatus, clusterUp, KUBECONFIG_PATH, LOG_DIR, REPO_ROOT } from './index.js';
+import { clusterDown, clusterStatus, clusterUp, KUBECONFIG_PATH, LOG_DIR, REAL_NODE_NAME, REPO_ROOT, type ClusterState } from './index.js';
 
 const USAGE = 'usage: tsx cluster/cli.ts up|down|status';
 
@@ -25,6 +25,7 @@ async function up(): Promise<number> {
   process.stdout.write(
     [
       `Local Kubernetes ${info.server} ${how}.`,
+      `Real node: ${realNodeLine(info.state)}`,
       '',
       'Use it:',
       `  export KUBECONFIG=${rel(info.kubeconfig)}`,
@@ -38,6 +39,14 @@ async function up(): Promise<number> {
   return 0;
 }
 
+/** One line about the real node: its address and pod subnet, or why there is none. */
+function realNodeLine(state: ClusterState): string {
+  const rn = state.realNode;
+  if (!rn) return 'none (started without one)';
+  if (rn.available && rn.network) return `${REAL_NODE_NAME} Ready at ${rn.network.nodeIp} (netns ${rn.network.netns}, pods ${rn.network.podCidr})`;
+  return `none: ${rn.reason?.kind === 'failed' ? 'FAILED: ' : ''}${rn.reason?.message ?? 'not Ready'}`;
+}
+
 async function status(): Promise<number> {
   const s = await clusterStatus();
   if (!s.state) {
@@ -46,7 +55,7 @@ async function status(): Promise<number> {
   }
   const rows = s.components.map((c) => {
     const rss = c.rssKiB === undefined ? '-' : `${(c.rssKiB / 1024).toFixed(0)} MiB`;
-    return `  ${c.component.padEnd(24)} pid ${String(c.pid).padEnd(8)} ${(c.alive ? 'running' : 'DEAD').padEnd(8)} rss ${rss}`;
+    return `  ${(c.component + (c.netns ? ` (netns)` : '')).padEnd(24)} pid ${String(c.pid).padEnd(8)} ${(c.alive ? 'running' : 'DEAD').padEnd(8)} rss ${rss}`;
   });
   const total = s.components.reduce((sum, c) => sum + (c.rssKiB ?? 0), 0);
   process.stdout.write(
@@ -56,6 +65,7 @@ async function status(): Promise<number> {
       `ports      ${Object.entries(s.state.ports).map(([k, v]) => `${k}=${v}`).join(' ')}`,
       `binaries   ${s.state.binDir}`,
       `kubeconfig ${KUBECONFIG_PATH}`,
+      `real node  ${realNodeLine(s.state)}`,
       ...rows,
       `  total rss ${(total / 1024).toFixed(0)} MiB`,
       '',

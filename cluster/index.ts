@@ -2,11 +2,14 @@
  * A real, local Kubernetes cluster on loopback, for tests and the demo: the public entry of
  * `cluster/` (import from here).
  *
- * Everything runs as plain processes built from source by `build.sh` (no containers, no
- * downloads beyond the Go module proxy): etcd, kube-apiserver, kube-controller-manager,
+ * Everything runs as plain processes built from source by `build.sh` (no Docker, no downloads
+ * beyond the Go module proxy and Debian packages): etcd, kube-apiserver, kube-controller-manager,
  * kube-scheduler and kwok. kwok plays the kubelet for one fake node (`kwok-node-0`), so
  * Deployments, ReplicaSets and Pods go through the real controllers and scheduler and their pods
- * become Running/Ready without any container runtime.
+ * become Running/Ready without any container runtime. Where the machine allows it (root, network
+ * namespaces, cgroups), a real node runs beside it (`kubemcp-node-0`: containerd, runc, CNI
+ * bridge, kubelet, kube-proxy, CoreDNS in its own network namespace); pods go there only from
+ * namespaces made with {@link realNodeNamespace}.
  *
  * Modules, by concern (as envtest's internal/testing/controlplane):
  * - `paths.ts`       paths under `.cluster/`, names, address ranges, wait bounds
@@ -16,6 +19,7 @@
  * - `binaries.ts`    build.sh (Go module in this folder, cached in ~/.cache/kubemcp)
  * - `kube.ts`        API helpers used during start
  * - `components/`    one module per component: how it is started and when it is ready
+ * - `realnode/`      the real node: support check, network namespace, images, start/teardown
  * - `lifecycle.ts`   clusterUp / clusterDown / clusterStatus / restartComponent
  * - `cli.ts`         `npm run cluster:up|down|status`
  *
@@ -27,10 +31,13 @@
  * @module
  */
 export * from './paths.js';
-export { readState, type ClusterPorts, type ClusterState, type ProcessRecord } from './state.js';
+export { readState, type ClusterPorts, type ClusterState, type ProcessRecord, type RealNodeNetwork, type RealNodeState } from './state.js';
 export { isProcessRunning } from './process.js';
 export { ensureBinaries } from './binaries.js';
 export { loadKubeConfig } from './kube.js';
+export { realNodeAvailable, realNodeNamespace, realNodeStatus } from './realnode/index.js';
+export { BUSYBOX_IMAGE, importImage, writeOciArchive, ensureBusyboxImage, type ImageSpec } from './realnode/images.js';
+export { CONTAINERD_SOCKET } from './components/containerd.js';
 export {
   clusterDown,
   clusterStatus,

@@ -11,6 +11,7 @@ import {
   CONTEXT_NAME,
   COMPONENTS,
   KUBECONFIG_PATH,
+  NODE_COMPONENTS,
   LOG_DIR,
   LOOPBACK,
   PKI_DIR,
@@ -19,7 +20,7 @@ import {
   logFileOf,
   type Component,
 } from './paths.js';
-import { ensureBinaries } from './binaries.js';
+import { ensureBinaries, type Binaries } from './binaries.js';
 import { apiserverReady, loadKubeConfig } from './kube.js';
 import { generatePki, writeKubeconfig } from './pki.js';
 import {
@@ -39,6 +40,8 @@ import { startApiserver, waitForApiserver } from './components/kube-apiserver.js
 import { startControllerManager } from './components/kube-controller-manager.js';
 import { startScheduler } from './components/kube-scheduler.js';
 import { startKwok } from './components/kwok.js';
+import { realNodeUnsupportedReason, startRealNode, stopRealNode } from './realnode/index.js';
+import { setupNetwork } from './realnode/network.js';
 
 /** Result of {@link clusterUp}. */
 export interface ClusterInfo {
@@ -60,8 +63,10 @@ export interface ClusterInfo {
 export interface ClusterUpOptions {
   /** Progress sink, one line per call; default: stderr, prefixed with `[cluster]`. */
   log?: (line: string) => void;
-  /** Use binaries from this directory instead of running build.sh. */
+  /** Use binaries from this directory instead of running build.sh (then without a real node unless `nodeBinDir` is given too). */
   binDir?: string;
+  /** The real node's containerd, runc and coredns directory (with `binDir`). */
+  nodeBinDir?: string;
 }
 
 /** Per-component status reported by {@link clusterStatus}. */
@@ -129,12 +134,12 @@ export async function clusterUp(opts: ClusterUpOptions = {}): Promise<ClusterInf
         };
       }
       log(`recorded cluster is unusable (${reason}); stopping what is left of it`);
-      await stopAll(previous, log);
+      await stopEverything(previous, log);
     }
     removeRuntimeState();
 
-    const binDir = opts.binDir ?? (await ensureBinaries()).binDir;
-    const state = await startFresh(binDir, log, t0);
+    const bins: Binaries = opts.binDir ? { binDir: opts.binDir, ...(opts.nodeBinDir ? { nodeBinDir: opts.nodeBinDir } : {}) } : await ensureBinaries();
+    const state = await startFresh(bins, log, t0);
     return {
       reused: false,
       kubeconfig: KUBECONFIG_PATH,
@@ -146,10 +151,25 @@ export async function clusterUp(opts: ClusterUpOptions = {}): Promise<ClusterInf
   });
 }
 
+/**
+ * Stops the processes of `state` (the real node's first, with its containers, mounts and
+ * network; see stopRealNode), then the control plane's in reverse start order.
+ * @throws Error listing what could not be stopped.
+ */
+async function stopEverything(state: ClusterState, log: (line: string) => void): Promise<void> {
+  let nodeError: Error | undefined;
+  if (state.realNode?.network || state.processes.some((p) => (NODE_COMPONENTS as readonly string[]).includes(p.component))) {
+    await stopRealNode(state, (p) => stopProcess(p, log), log).catch((err: Error) => (nodeError = err));
+  }
+  await stopAll(state, log);
+  if (nodeError) throw nodeError;
+}
+
 /** The fresh-start part of {@link clusterUp}; called with the lock held and state removed. */
-async function startFresh(binDir: string, log: (line: string) => void, t0: number): Promise<ClusterState> {
+async function startFresh(bins: Binaries, log: (line: string) => void, t0: number): Promise<ClusterState> {
+  const { binDir, nodeBinDir } = bins;
   fs.mkdirSync(LOG_DIR, { recursive: true });
-  for (const component of COMPONENTS) {
+  for (const component of [...COMPONENTS, ...NODE_COMPONENTS]) {
     const file = logFileOf(component);
     if (fs.existsSync(file)) fs.renameSync(file, `${file}.prev`);
   }
@@ -172,8 +192,8 @@ async function startFresh(binDir: string, log: (line: string) => void, t0: numbe
     server,
     ports: state.ports,
     log,
-    launch: async (component, bin, args, env) => {
-      const proc = await startProcess(component, bin, args, env);
+    launch: async (component, bin, args, env, netns) => {
+      const proc = await startProcess(component, bin, args, env, netns);
       state.processes.push(proc);
       writeState(state); // recorded at once, so `down` can stop it even if this process dies
       log(`started ${component} (pid ${proc.pid})`);
@@ -181,9 +201,35 @@ async function startFresh(binDir: string, log: (line: string) => void, t0: numbe
     },
   };
 
+  /** Gives up on the real node (stopping what it started) and goes on with kwok's node only. */
+  const dropRealNode = async (err: unknown): Promise<void> => {
+    const message = (err as Error).message ?? String(err);
+    log(`real node failed, continuing with kwok's node only: ${message.split('\n')[0]}`);
+    await stopRealNode(state, (p) => stopProcess(p, log), log).catch((e: Error) => log(`real node cleanup: ${e.message}`));
+    state.processes = state.processes.filter((p) => !(NODE_COMPONENTS as readonly string[]).includes(p.component));
+    state.realNode = { available: false, reason: { kind: 'failed', message } };
+    delete ctx.network;
+    writeState(state);
+  };
+
   try {
+    const unsupported = await realNodeUnsupportedReason(binDir, nodeBinDir);
+    if (unsupported) {
+      log(`real node unavailable (${unsupported}); running kwok's node only`);
+      state.realNode = { available: false, reason: { kind: 'unsupported', message: unsupported } };
+    } else {
+      try {
+        ctx.network = await setupNetwork(apiserver, log);
+        state.realNode = { available: false, nodeBinDir, network: ctx.network };
+      } catch (err) {
+        log(`real node network could not be created; running kwok's node only: ${(err as Error).message}`);
+        state.realNode = { available: false, reason: { kind: 'failed', message: (err as Error).message } };
+      }
+    }
+    writeState(state);
+
     log('generating certificates (openssl)');
-    await generatePki();
+    await generatePki(ctx.network ? [ctx.network.hostIp] : []);
     writeKubeconfig(KUBECONFIG_PATH, server, 'admin', `${CONTEXT_NAME}-admin`);
 
     await startEtcd(ctx);
@@ -192,6 +238,15 @@ async function startFresh(binDir: string, log: (line: string) => void, t0: numbe
     const sched = await startScheduler(ctx);
     const kc = loadKubeConfig();
     const kwokStart = await startKwok(ctx, kc);
+    let nodeReady: Promise<void> | undefined;
+    if (ctx.network && nodeBinDir) {
+      try {
+        nodeReady = (await startRealNode(ctx, kc, ctx.network, nodeBinDir)).ready;
+        nodeReady.catch(() => undefined); // awaited below
+      } catch (err) {
+        await dropRealNode(err);
+      }
+    }
 
     const core = kc.makeApiClient(CoreV1Api);
     await Promise.all([
@@ -203,6 +258,14 @@ async function startFresh(binDir: string, log: (line: string) => void, t0: numbe
         return true;
       }, cm.proc).then(() => log('ServiceAccount default/default exists')),
     ]);
+    if (nodeReady) {
+      try {
+        await nodeReady;
+        if (state.realNode) state.realNode.available = true;
+      } catch (err) {
+        await dropRealNode(err);
+      }
+    }
 
     state.ready = true;
     state.startupMs = Date.now() - t0;
@@ -212,7 +275,7 @@ async function startFresh(binDir: string, log: (line: string) => void, t0: numbe
   } catch (err) {
     log(`start failed; stopping the ${state.processes.length} processes started so far (logs are kept in ${LOG_DIR})`);
     try {
-      await stopAll(state, log);
+      await stopEverything(state, log);
       removeRuntimeState();
     } catch (stopErr) {
       log(`cleanup failed too: ${(stopErr as Error).message}`);
@@ -238,7 +301,7 @@ export async function clusterDown(opts: { log?: (line: string) => void } = {}): 
       log(`no cluster recorded in ${STATE_PATH}; nothing to stop`);
       return;
     }
-    await stopAll(state, log);
+    await stopEverything(state, log);
     removeRuntimeState();
     log(`cluster stopped; logs kept in ${LOG_DIR}`);
   });
@@ -261,7 +324,7 @@ export async function restartComponent(component: Component, opts: { log?: (line
     const args = fs.readFileSync(`/proc/${rec.pid}/cmdline`, 'utf8').split('\0').slice(1, -1);
     await stopProcess(rec, log);
     if (opts.downMs) await new Promise((r) => setTimeout(r, opts.downMs));
-    const next = await startProcess(component, rec.bin, args, rec.env ?? {});
+    const next = await startProcess(component, rec.bin, args, rec.env ?? {}, rec.netns);
     state.processes = state.processes.map((p) => (p === rec ? next : p));
     writeState(state);
     if (component === 'kube-apiserver') await waitForApiserver(state.server, next);

@@ -78,10 +78,46 @@ rules:
   - level: None
 `;
 
-/** Component names, in start order (clusterDown stops them in reverse). */
+/** Control-plane component names, in start order (clusterDown stops them in reverse). */
 export const COMPONENTS = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kwok'] as const;
-/** One of {@link COMPONENTS}; also the binary's file name in the bin dir. */
-export type Component = (typeof COMPONENTS)[number];
+/** Components of the real node, in start order (after the control plane). */
+export const NODE_COMPONENTS = ['containerd', 'kubelet', 'kube-proxy', 'coredns'] as const;
+/** One of {@link COMPONENTS} or {@link NODE_COMPONENTS}; also the binary's file name. */
+export type Component = (typeof COMPONENTS)[number] | (typeof NODE_COMPONENTS)[number];
+
+// ---------------------------------------------------------------------------------------------
+// The real node (containerd, runc, CNI, kubelet, kube-proxy, CoreDNS) beside kwok's fake one
+// ---------------------------------------------------------------------------------------------
+
+/** Runtime dir of the real node: containerd root/state, kubelet root, CNI config and IPAM state. */
+export const NODE_DIR = path.join(CLUSTER_DIR, 'node');
+/** Name of the real node (a kubelet registers it). */
+export const REAL_NODE_NAME = 'kubemcp-node-0';
+/** Label `type` of the nodes: `kwok` on kwok's fake node, `real` on the kubelet's. */
+export const NODE_TYPE_LABEL = 'type';
+/** Node selector every pod gets unless its namespace says otherwise (PodNodeSelector's cluster default). */
+export const KWOK_NODE_SELECTOR = `${NODE_TYPE_LABEL}=kwok`;
+/** Node selector of a namespace whose pods run on the real node. */
+export const REAL_NODE_SELECTOR = `${NODE_TYPE_LABEL}=real`;
+/**
+ * Namespace annotation read by the PodNodeSelector admission plugin: its value (a label selector)
+ * becomes every new pod's nodeSelector in that namespace.
+ * https://kubernetes.io/docs/reference/access-authn-authz/admission-controllers/#podnodeselector
+ */
+export const NODE_SELECTOR_ANNOTATION = 'scheduler.alpha.kubernetes.io/node-selector';
+/** ClusterIP of the kube-dns Service (CoreDNS); the kubelet's clusterDNS. */
+export const CLUSTER_DNS_IP = '10.96.0.10';
+/** The cluster's DNS domain: `<svc>.<ns>.svc.cluster.local`. */
+export const CLUSTER_DOMAIN = 'cluster.local';
+/**
+ * The sandbox (pause) image pinned in containerd. `npm run images` builds it from Kubernetes'
+ * pause.c; until it is loaded, the cluster loads a minimal build of the same source.
+ */
+export const PAUSE_IMAGE = 'localhost/kubemcp/pause:3.10';
+/** Port of the kubelet's API on the node address (in the node's own network namespace). */
+export const KUBELET_PORT = 10250;
+/** Bound of the wait for the real node to become Ready. */
+export const REAL_NODE_READY_MS = 120_000;
 
 /** Log file path of a component: `<LOG_DIR>/<component>.log`. */
 export function logFileOf(component: string): string {

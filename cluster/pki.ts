@@ -71,9 +71,11 @@ export async function issueCert(name: string, subject: string, extensions: strin
  *   client CA and the apiserver's proxy client cert;
  * - `sa.key`/`sa.pub`: service-account token signing key pair (ES256).
  * All keys are ECDSA P-256.
+ * @param apiserverIps more IP SANs of the apiserver's serving cert (the real node reaches it at
+ *   its veth host address)
  * @throws Error quoting openssl's stderr when a step fails.
  */
-export async function generatePki(): Promise<void> {
+export async function generatePki(apiserverIps: string[] = []): Promise<void> {
   fs.mkdirSync(PKI_DIR, { recursive: true, mode: 0o700 });
   const newCa = (name: string, cn: string): Promise<void> =>
     openssl([
@@ -87,7 +89,7 @@ export async function generatePki(): Promise<void> {
       'apiserver',
       '/CN=kube-apiserver',
       serverExt(
-        `IP:${LOOPBACK},DNS:localhost,IP:${FIRST_SERVICE_IP},DNS:kubernetes,DNS:kubernetes.default,` +
+        `IP:${LOOPBACK},DNS:localhost,IP:${FIRST_SERVICE_IP},${apiserverIps.map((ip) => `IP:${ip},`).join('')}DNS:kubernetes,DNS:kubernetes.default,` +
           'DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local',
       ),
     ),

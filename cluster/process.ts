@@ -188,20 +188,25 @@ export function httpGet(url: string, tls?: https.RequestOptions): Promise<HttpRe
  * appended to the component's log file, so that it outlives the calling process.
  *
  * @param env variables added to this process's environment (recorded for restarts)
- * @throws Error if the executable cannot be started.
+ * @param netns network namespace (`ip netns` name) to run in: started through
+ *   `nsenter --net=/run/netns/<netns>`, which then execs `bin` in the same pid (only the network
+ *   namespace changes; mounts stay shared with the host, as the kubelet and containerd need)
+ * @throws Error if the executable cannot be started (or, in a netns, does not exec within 5 s).
  */
 export async function startProcess(
   component: Component,
   bin: string,
   args: string[],
   env: Record<string, string> = {},
+  netns?: string,
 ): Promise<ProcessRecord> {
   const log = logFileOf(component);
   fs.mkdirSync(path.dirname(log), { recursive: true });
   const fd = fs.openSync(log, 'a');
   fs.writeSync(fd, `# ${new Date().toISOString()} ${bin} ${args.join(' ')}\n`);
   try {
-    const child = spawn(bin, args, {
+    const [file, argv] = netns ? ['nsenter', [`--net=/run/netns/${netns}`, '--', bin, ...args]] : [bin, args];
+    const child = spawn(file, argv, {
       cwd: CLUSTER_DIR,
       detached: true,
       stdio: ['ignore', fd, fd],
@@ -212,7 +217,10 @@ export async function startProcess(
       child.once('spawn', () => resolve(child.pid as number));
     });
     child.unref();
-    return { component, pid, bin, log, ...(Object.keys(env).length ? { env } : {}) };
+    const rec: ProcessRecord = { component, pid, bin, log, ...(Object.keys(env).length ? { env } : {}), ...(netns ? { netns } : {}) };
+    for (let i = 0; netns && i < 50 && !isProcessRunning(rec); i++) await sleep(100); // nsenter execs bin
+    if (netns && !isProcessRunning(rec)) throw new Error(`nsenter did not exec ${bin} in netns ${netns} within 5 s`);
+    return rec;
   } catch (err) {
     throw componentError(component, `cannot start ${bin}: ${(err as Error).message}`);
   } finally {

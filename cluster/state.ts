@@ -30,6 +30,8 @@ export interface ProcessRecord {
   log: string;
   /** Environment variables set on top of the parent's (restartComponent sets them again). */
   env?: Record<string, string>;
+  /** Network namespace it runs in (the real node's components), if not the host's. */
+  netns?: string;
 }
 
 /** TCP ports on 127.0.0.1, all chosen at runtime. */
@@ -63,6 +65,42 @@ export interface ClusterState {
   ports: ClusterPorts;
   /** Started processes, in start order. */
   processes: ProcessRecord[];
+  /** The real node: its network and binaries, or why there is none (then kwok's node only). */
+  realNode?: RealNodeState;
+}
+
+/** The real node's network: a network namespace joined to the host by a veth pair. */
+export interface RealNodeNetwork {
+  /** Small number making names and subnets unique per cluster on this machine (1-250). */
+  index: number;
+  /** Network namespace of the node's processes (`ip netns` name). */
+  netns: string;
+  /** Host end of the veth pair. */
+  hostIf: string;
+  /** Node end of the veth pair (in {@link netns}). */
+  nodeIf: string;
+  /** Address of the host end: the node reaches the apiserver here (DNAT to 127.0.0.1). */
+  hostIp: string;
+  /** The node's InternalIP (node end of the veth). */
+  nodeIp: string;
+  /** Pod subnet of the real node (CNI bridge in {@link netns}); routed from the host via {@link nodeIp}. */
+  podCidr: string;
+  /** apiserver port forwarded from {@link hostIp} to 127.0.0.1 (the iptables rule to remove). */
+  apiserverPort: number;
+}
+
+/** Whether and how the cluster runs a real node. */
+export interface RealNodeState {
+  /** True once the node is Ready; false when it is unavailable (see {@link reason}). */
+  available: boolean;
+  /**
+   * Why there is no real node: `unsupported` (this machine lacks a privilege, kernel feature or
+   * binary: not an error) or `failed` (it should have worked; see the component logs).
+   */
+  reason?: { kind: 'unsupported' | 'failed'; message: string };
+  /** Directory of containerd, runc, coredns (build.sh). */
+  nodeBinDir?: string;
+  network?: RealNodeNetwork;
 }
 
 /** Reads {@link STATE_PATH}; undefined if absent or unparsable. */
@@ -156,7 +194,10 @@ function lockIsStale(): boolean {
   }
 }
 
-/** Removes runtime state (state, kubeconfig, pki, etcd data, kwok work dir); keeps logs. */
+/**
+ * Removes runtime state (state, kubeconfig, pki, etcd data, kwok work dir); keeps logs. The real
+ * node's dir is removed by its own teardown (it may hold mounts).
+ */
 export function removeRuntimeState(): void {
   for (const p of [STATE_PATH, KUBECONFIG_PATH, PKI_DIR, ETCD_DATA_DIR, KWOK_WORK_DIR, FAKE_POD_LOG_PATH]) {
     fs.rmSync(p, { recursive: true, force: true });

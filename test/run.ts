@@ -38,8 +38,9 @@ let main: ReturnType<typeof runJest>;
 let faults: ReturnType<typeof runJest>;
 try {
   const filter = process.argv.slice(2);
-  main = runJest('main', ['--selectProjects', 'unit', 'cluster', ...filter]);
-  faults = filter.length ? { status: 0, passed: 0, failed: 0 } : runJest('faults', ['--selectProjects', 'faults', '--runInBand']);
+  // The filter goes first: --selectProjects takes a list and would swallow what follows it.
+  main = runJest('main', [...filter, '--selectProjects', 'unit', 'cluster']);
+  faults = filter.length ? { status: 0, passed: 0, failed: 0 } : runJest('faults', ['--runInBand', '--selectProjects', 'faults']);
 } finally {
   if (!info.reused) await clusterDown();
   rmSync(out, { recursive: true, force: true });

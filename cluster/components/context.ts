@@ -8,7 +8,7 @@
 import https from 'node:https';
 import type { Component } from '../paths.js';
 import { httpGet, waitFor } from '../process.js';
-import type { ClusterPorts, ProcessRecord } from '../state.js';
+import type { ClusterPorts, ProcessRecord, RealNodeNetwork } from '../state.js';
 
 /** Inputs of every component's start function. */
 export interface StartContext {
@@ -19,9 +19,11 @@ export interface StartContext {
   /** Ports chosen for this start. */
   ports: ClusterPorts;
   /** Spawns `bin` as `component`, records it in state.json and returns its record. */
-  launch: (component: Component, bin: string, args: string[], env?: Record<string, string>) => Promise<ProcessRecord>;
+  launch: (component: Component, bin: string, args: string[], env?: Record<string, string>, netns?: string) => Promise<ProcessRecord>;
   /** Progress sink. */
   log: (line: string) => void;
+  /** The real node's network, when the cluster runs one. */
+  network?: RealNodeNetwork;
 }
 
 /**
