@@ -176,7 +176,7 @@ async function main(): Promise<void> {
 
   if (real) {
     const pod = await until('the operator pod Ready in mcp-system', 300_000, async () => {
-      const pods = await core.listNamespacedPod({ namespace: OPERATOR_NAMESPACE, labelSelector: `app.kubernetes.io/name=${CONTROLLER_NAME}` });
+      const pods = await core.listNamespacedPod({ namespace: OPERATOR_NAMESPACE, labelSelector: 'app.kubernetes.io/name=kubemcp,app.kubernetes.io/component=controller' });
       return pods.items.find((p) => !p.metadata?.deletionTimestamp && p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
     });
     const lease = await until('the leader-election Lease', 60_000, async () => {

@@ -101,7 +101,7 @@ function operatorObjects(): Array<Record<string, any>> {
 
 /** The Ready, non-terminating pod of the operator's Deployment (one replica). */
 async function operatorPod(): Promise<k8s.V1Pod | undefined> {
-  const pods = await core.listNamespacedPod({ namespace: opNs, labelSelector: 'app.kubernetes.io/name=kubemcp-controller' });
+  const pods = await core.listNamespacedPod({ namespace: opNs, labelSelector: 'app.kubernetes.io/name=kubemcp,app.kubernetes.io/component=controller' });
   const live = pods.items.filter((p) => !p.metadata?.deletionTimestamp);
   return live.length === 1 && isReady(live[0]!) ? live[0] : undefined;
 }
