@@ -1,26 +1,51 @@
 /**
- * `npm run demo`: the whole system on the local control plane.
- * Starts (or reuses) the control plane, installs the operator manifests (CRD, namespace, RBAC),
- * runs `kubemcp controller` in the background, applies the seeds' sample MCPServers, waits until
- * they are Ready (kwok runs their pods), prints `kubectl get mcps` and each one's children, and
- * leaves everything running. `npm run demo:down` (`tsx demo.ts down`) stops the demo's controller
- * by pid, then the cluster. The demo owns its processes: the cluster code knows nothing of them.
+ * `npm run demo`: the whole system on the local cluster, as users run it (issue 8).
+ *
+ * 1. Starts (or reuses) the local cluster (cluster/: control plane, kwok's fake node and, where
+ *    the machine allows, a real node with containerd).
+ * 2. With a real node: builds (or finds cached) the images (`npm run images`: images/) and loads
+ *    them into the node's containerd; installs the operator from `dist/manifests/operator.k8s.yaml`
+ *    (`cdk8s synth` writes it) with only the controller's image changed to the local one, and waits
+ *    until the controller runs as a pod in `mcp-system` (its ServiceAccount, leader election Lease).
+ *    The namespace `mcp-system` is annotated to place its pods on the real node (cluster/realnode).
+ *    Without a real node: the same manifests minus the Deployment, and `kubemcp controller` as a
+ *    local process, as before.
+ * 3. Applies the seeds' sample MCPServers (their images do not exist here: kwok's node runs their
+ *    pods, so their state is kwok's, never a Ready on the real node).
+ * 4. With a real node: one MCPServer `kube-mcp` in namespace `kubemcp-demo` running the kubemcp
+ *    image itself (`kubemcp serve`, Streamable HTTP, read-only, ServiceAccount with read RBAC),
+ *    Ready on the real node; an MCP SDK client calls it through the apiserver's service proxy and
+ *    prints `tools/list` and one tool call's answer.
+ * 5. Prints `kubectl get mcps -A` and each one's children, and leaves everything running.
+ *
+ * `npm run demo:down` (`tsx demo.ts down`) stops the demo's local controller (if any) by pid, then
+ * the cluster (which removes the pods). The demo owns its processes: the cluster code knows
+ * nothing of them.
  */
-import { spawn } from 'node:child_process';
-import { mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { App } from 'cdk8s';
-import { parse, stringify } from 'yaml';
+import { parse, parseAllDocuments, stringify } from 'yaml';
 import { GROUP, PLURAL, VERSION } from './charts/api/schema.js';
-import { OperatorChart } from './charts/operator.js';
+import { CONTROLLER_NAME, OPERATOR_NAMESPACE, OperatorChart } from './charts/operator.js';
 import { loadSamples } from './charts/samples.js';
-import { clusterDown, clusterUp, REPO_ROOT } from './cluster/index.js';
+import { clusterDown, clusterUp, REAL_NODE_NAME, REPO_ROOT, realNodeNamespace, realNodeStatus } from './cluster/index.js';
+import { ensureImagesLoaded } from './images/cluster.js';
+import { KUBEMCP_IMAGE } from './images/images.js';
+import { connectThroughServiceProxy } from './mcp-server/service-proxy.js';
 
 const say = (s: string) => process.stdout.write(`${s}\n`);
 
 /** The demo's own runtime dir (git-ignored): its controller's pid file and log. */
 const DEMO_DIR = join(REPO_ROOT, '.demo');
+/** The operator manifest `cdk8s synth` writes (main.ts). */
+const OPERATOR_MANIFEST = join(REPO_ROOT, 'dist', 'manifests', 'operator.k8s.yaml');
+/** Namespace of the demo's own MCPServer running kubemcp serve, on the real node. */
+const DEMO_NS = 'kubemcp-demo';
+/** The demo's MCPServer running the kubemcp image. */
+const SERVE_NAME = 'kube-mcp';
 /** PID file of the `kubemcp controller` this demo starts; `demo.ts down` stops it. */
 const CONTROLLER_PID_FILE = join(DEMO_DIR, 'controller.pid');
 
@@ -58,48 +83,113 @@ async function down(): Promise<void> {
   await clusterDown();
 }
 
+/** Polls `probe` until it returns a value, at most `timeoutMs` (and timeoutMs/1000 attempts). */
+async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  for (let i = 0; i <= timeoutMs / 1000 && Date.now() <= deadline; i++) {
+    try {
+      const v = await probe();
+      if (v !== undefined) return v;
+    } catch (e) {
+      last = (e as Error).message;
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}${last ? ` (${last})` : ''}`);
+}
+
+/** Starts `kubemcp controller` as a detached local process (no real node), unless one runs. */
+function startLocalController(kubeconfig: string): void {
+  const runningPid = runningController();
+  if (runningPid !== undefined) {
+    say(`reusing the running local controller (pid ${runningPid})`);
+    return;
+  }
+  mkdirSync(DEMO_DIR, { recursive: true });
+  const logFile = join(DEMO_DIR, 'kubemcp-controller.log');
+  const out = openSync(logFile, 'a');
+  const child = spawn(process.execPath, ['--import', 'tsx', 'cli.ts', 'controller', '--kubeconfig', kubeconfig, '--no-leader-elect', '--verify', 'off', '--health-port', '0', '--metrics-port', '0'], {
+    cwd: REPO_ROOT,
+    detached: true,
+    stdio: ['ignore', out, out],
+    env: { ...process.env, NODE_OPTIONS: '' },
+  });
+  child.unref();
+  writeFileSync(CONTROLLER_PID_FILE, String(child.pid));
+  say(`started kubemcp controller as a local process (pid ${child.pid}, log ${logFile})`);
+}
+
 async function main(): Promise<void> {
-  say('== control plane');
+  say('== local cluster');
   const info = await clusterUp();
-  say(`${info.reused ? 'reusing' : 'started'} the local control plane at ${info.server}`);
+  say(`${info.reused ? 'reusing' : 'started'} the local cluster at ${info.server}`);
+  const node = realNodeStatus();
+  const real = node.available;
+  say(real ? `real node ${REAL_NODE_NAME} is Ready (containerd, runc, CNI, kubelet, kube-proxy, CoreDNS)` : `no real node (${node.reason?.message ?? 'unknown reason'}): kwok's node only, the controller runs as a local process`);
   const kc = new k8s.KubeConfig();
   kc.loadFromFile(info.kubeconfig);
   const objects = k8s.KubernetesObjectApi.makeApiClient(kc);
   const ssa = (o: object) => objects.patch(k8s.loadYaml<k8s.KubernetesObject>(stringify(o)), undefined, undefined, 'kubemcp-demo', true, k8s.PatchStrategy.ServerSideApply);
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  const apps = kc.makeApiClient(k8s.AppsV1Api);
 
-  say('== operator manifests (CRD, namespace mcp-system, RBAC)');
-  for (const o of new OperatorChart(new App({ outdir: '/dev/null' }), 'operator').toJson() as Array<{ kind: string; metadata: { name: string } }>) {
-    if (o.kind === 'Deployment') continue; // the controller runs here as a local process (no image can be built on this machine)
+  if (real) {
+    say('\n== images (npm run images: buildah, cached; the first build takes about 10 minutes)');
+    const set = ensureImagesLoaded();
+    for (const i of [set.kubemcp, set.pause]) say(`  ${i.ref} ${i.built ? 'built' : 'cached'}, loaded into containerd`);
+  }
+
+  say(`\n== operator from ${OPERATOR_MANIFEST.replace(`${REPO_ROOT}/`, '')}${real ? ` (image -> ${KUBEMCP_IMAGE})` : ' (without its Deployment)'}`);
+  if (!existsSync(OPERATOR_MANIFEST)) {
+    const r = spawnSync('npx', ['cdk8s', 'synth', '--no-check-upgrade'], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'inherit'], timeout: 300_000 });
+    if (r.status !== 0) throw new Error('cdk8s synth failed (npm run synth)');
+  }
+  const docs = parseAllDocuments(readFileSync(OPERATOR_MANIFEST, 'utf8')).map((d) => d.toJSON() as Record<string, any>).filter(Boolean);
+  if (real) {
+    // Placement only: pods created in mcp-system go to the real node (PodNodeSelector annotation).
+    await core.createNamespace({ body: realNodeNamespace(OPERATOR_NAMESPACE) }).catch(() => undefined);
+    await core.patchNamespace(
+      { name: OPERATOR_NAMESPACE, body: { metadata: { annotations: realNodeNamespace(OPERATOR_NAMESPACE).metadata!.annotations } } },
+      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+    );
+    const pid = runningController();
+    if (pid !== undefined) {
+      process.kill(pid, 'SIGTERM');
+      rmSync(CONTROLLER_PID_FILE, { force: true });
+      say(`stopped the earlier demo's local controller (pid ${pid}): the operator pod takes over`);
+    }
+  }
+  for (const o of docs) {
+    if (o.kind === 'Deployment') {
+      if (!real) continue;
+      o.spec.template.spec.containers[0].image = KUBEMCP_IMAGE; // the only change to the manifest
+    }
     await ssa(o);
     say(`  applied ${o.kind}/${o.metadata.name}`);
   }
   const ext = kc.makeApiClient(k8s.ApiextensionsV1Api);
-  for (let i = 0; i < 60; i++) {
+  await until('the CRD Established', 60_000, async () => {
     const crd = await ext.readCustomResourceDefinition({ name: `${PLURAL}.${GROUP}` });
-    if (crd.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True')) break;
-    await new Promise((r) => setTimeout(r, 500));
-  }
+    return crd.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True') ? true : undefined;
+  });
 
-  say('== controller');
-  const runningPid = runningController();
-  if (runningPid !== undefined) say(`reusing the running controller (pid ${runningPid})`);
-  else {
-    mkdirSync(DEMO_DIR, { recursive: true });
-    const logFile = join(DEMO_DIR, 'kubemcp-controller.log');
-    const out = openSync(logFile, 'a');
-    const child = spawn(process.execPath, ['--import', 'tsx', 'cli.ts', 'controller', '--kubeconfig', info.kubeconfig, '--no-leader-elect', '--verify', 'off', '--health-port', '0', '--metrics-port', '0'], {
-      cwd: new URL('.', import.meta.url).pathname,
-      detached: true,
-      stdio: ['ignore', out, out],
-      env: { ...process.env, NODE_OPTIONS: '' },
+  if (real) {
+    const pod = await until('the operator pod Ready in mcp-system', 300_000, async () => {
+      const pods = await core.listNamespacedPod({ namespace: OPERATOR_NAMESPACE, labelSelector: 'app.kubernetes.io/name=kubemcp,app.kubernetes.io/component=controller' });
+      return pods.items.find((p) => !p.metadata?.deletionTimestamp && p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
     });
-    child.unref();
-    writeFileSync(CONTROLLER_PID_FILE, String(child.pid));
-    say(`started kubemcp controller (pid ${child.pid}, log ${logFile})`);
+    const lease = await until('the leader-election Lease', 60_000, async () => {
+      const l = await kc.makeApiClient(k8s.CoordinationV1Api).readNamespacedLease({ name: CONTROLLER_NAME, namespace: OPERATOR_NAMESPACE });
+      return l.spec?.holderIdentity?.startsWith(pod.metadata!.name!) ? l : undefined;
+    });
+    say(`operator pod ${OPERATOR_NAMESPACE}/${pod.metadata!.name} Ready on ${pod.spec?.nodeName} (image ${pod.spec?.containers[0]?.image}, ServiceAccount ${pod.spec?.serviceAccountName}), holds Lease ${CONTROLLER_NAME} as ${lease.spec?.holderIdentity}`);
+  } else {
+    say('\n== controller');
+    startLocalController(info.kubeconfig);
   }
 
-  say('== seed sample MCPServers');
-  const core = kc.makeApiClient(k8s.CoreV1Api);
+  say('\n== seed sample MCPServers (their images do not exist here: kwok runs their pods)');
   const wanted: Array<{ name: string; namespace: string }> = [];
   const seen = new Set<string>();
   for (const s of loadSamples()) {
@@ -115,18 +205,40 @@ async function main(): Promise<void> {
     say(`  applied ${s.id} -> ${key}`);
   }
 
-  say('== waiting for Ready (kwok runs the pods)');
+  if (real) {
+    say(`\n== MCPServer ${DEMO_NS}/${SERVE_NAME}: the kubemcp image itself (kubemcp serve, read-only) on the real node`);
+    await core.createNamespace({ body: realNodeNamespace(DEMO_NS) }).catch(() => undefined);
+    await ssa({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'kubemcp-reader', namespace: DEMO_NS } });
+    await ssa({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: 'kubemcp-demo-reader' }, rules: [{ apiGroups: [''], resources: ['nodes', 'namespaces'], verbs: ['get', 'list', 'watch'] }] });
+    for (const role of ['view', 'kubemcp-demo-reader']) {
+      await ssa({
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'ClusterRoleBinding',
+        metadata: { name: `kubemcp-demo-reader-${role}` },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role },
+        subjects: [{ kind: 'ServiceAccount', name: 'kubemcp-reader', namespace: DEMO_NS }],
+      });
+    }
+    await ssa({
+      apiVersion: `${GROUP}/${VERSION}`,
+      kind: 'MCPServer',
+      metadata: { name: SERVE_NAME, namespace: DEMO_NS },
+      spec: { image: KUBEMCP_IMAGE, transport: 'streamable-http', port: 3001, serviceAccount: 'kubemcp-reader', config: { readOnly: 'true' } },
+    });
+    wanted.push({ name: SERVE_NAME, namespace: DEMO_NS });
+    say(`  applied MCPServer ${DEMO_NS}/${SERVE_NAME} (ServiceAccount kubemcp-reader: view + nodes/namespaces read)`);
+  }
+
+  say('\n== waiting for Ready');
   const custom = kc.makeApiClient(k8s.CustomObjectsApi);
-  const deadline = Date.now() + 180_000;
   type Obj = { metadata: { name: string; namespace: string }; spec: { replicas?: number; transport?: string }; status?: { phase?: string; readyReplicas?: number; endpoint?: string } };
   let list: Obj[] = [];
-  for (;;) {
+  await until('every MCPServer Ready', 300_000, async () => {
     list = ((await custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL })) as { items: Obj[] }).items;
-    const ready = wanted.filter((w) => list.find((o) => o.metadata.name === w.name && o.metadata.namespace === w.namespace)?.status?.phase === 'Ready');
-    if (ready.length === wanted.length) break;
-    if (Date.now() > deadline) throw new Error(`not Ready after 180 s: ${wanted.filter((w) => !ready.includes(w)).map((w) => `${w.namespace}/${w.name}`).join(', ')}`);
-    await new Promise((r) => setTimeout(r, 1000));
-  }
+    const notReady = wanted.filter((w) => list.find((o) => o.metadata.name === w.name && o.metadata.namespace === w.namespace)?.status?.phase !== 'Ready');
+    if (notReady.length) throw new Error(`not Ready yet: ${notReady.map((w) => `${w.namespace}/${w.name}`).join(', ')}`);
+    return true;
+  });
 
   say('\n$ kubectl get mcps -A');
   const rows = [['NAMESPACE', 'NAME', 'PHASE', 'READY', 'REPLICAS', 'TRANSPORT', 'ENDPOINT']];
@@ -134,7 +246,6 @@ async function main(): Promise<void> {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   for (const r of rows) say(r.map((c, i) => c.padEnd(widths[i]!)).join('   ').trimEnd());
 
-  const apps = kc.makeApiClient(k8s.AppsV1Api);
   for (const w of wanted) {
     const sel = `app.kubernetes.io/instance=${w.name}`;
     const [deps, svcs, cms, pods] = await Promise.all([
@@ -150,9 +261,25 @@ async function main(): Promise<void> {
     for (const p of pods.items) say(`  pod/${p.metadata!.name}  ${p.status?.phase} on ${p.spec?.nodeName}`);
   }
 
-  say(`\nThe cluster and the controller keep running. Explore with (kubectl is built beside the control plane):
+  if (real) {
+    say(`\n== MCP client -> Service ${DEMO_NS}/${SERVE_NAME} (apiserver service proxy) -> kubemcp serve pod`);
+    const client = await until('the MCP handshake through the Service', 60_000, () => connectThroughServiceProxy(kc, DEMO_NS, SERVE_NAME));
+    try {
+      const tools = (await client.listTools()).tools;
+      say(`tools/list: ${tools.length} tools (read-only)`);
+      for (const t of tools) say(`  ${t.name.padEnd(22)} ${(t.description ?? '').split('. ')[0]!.slice(0, 90)}`);
+      say('\ntools/call list-mcpservers {"allNamespaces": true}:');
+      const r = await client.callTool({ name: 'list-mcpservers', arguments: { allNamespaces: true } });
+      for (const c of r.content as Array<{ type: string; text?: string }>) if (c.type === 'text') say(c.text!.replace(/^/gm, '  '));
+    } finally {
+      await client.close();
+    }
+  }
+
+  say(`\nThe cluster${real ? ' and the operator pod keep' : ' and the controller keep'} running. Explore with (kubectl is built beside the control plane):
   export KUBECONFIG=${info.kubeconfig} PATH=${info.state.binDir}:$PATH
-  kubectl get mcps -A; kubectl describe mcps basic-mcpserver; kubectl scale mcps basic-mcpserver --replicas=3
+  kubectl get mcps -A; kubectl get pods -A -o wide; kubectl -n ${OPERATOR_NAMESPACE} logs deploy/${CONTROLLER_NAME}
+  kubectl describe mcps basic-mcpserver; kubectl scale mcps basic-mcpserver --replicas=3
 Stop everything with:
   npm run demo:down`);
 }

@@ -38,6 +38,8 @@ const common = {
   moduleNameMapper: {
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
+  // The real node's container filesystems live under .cluster/ (package.json files included).
+  modulePathIgnorePatterns: ['<rootDir>/.cluster/', '<rootDir>/dist/'],
 };
 
 /** Escapes a path for use inside a jest path regex. */

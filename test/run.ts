@@ -38,9 +38,9 @@ let main: ReturnType<typeof runJest>;
 let faults: ReturnType<typeof runJest>;
 try {
   const filter = process.argv.slice(2);
-  // The filter goes first: --selectProjects takes a list and would swallow a path filter after it.
+  // The filter goes first: --selectProjects takes a list and would swallow what follows it.
   main = runJest('main', [...filter, '--selectProjects', 'unit', 'cluster']);
-  faults = filter.length ? { status: 0, passed: 0, failed: 0 } : runJest('faults', ['--selectProjects', 'faults', '--runInBand']);
+  faults = filter.length ? { status: 0, passed: 0, failed: 0 } : runJest('faults', ['--runInBand', '--selectProjects', 'faults']);
 } finally {
   if (!info.reused) await clusterDown();
   rmSync(out, { recursive: true, force: true });

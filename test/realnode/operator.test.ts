@@ -1,0 +1,364 @@
+/**
+ * The product as users run it, on the real node of the local cluster (issue 8, "Tests (on the real
+ * node)"): the operator chart's controller Deployment running the image `npm run images` built,
+ * reconciling MCPServers whose pods run the same image as `kubemcp serve` (Streamable HTTP,
+ * read-only), reached by an MCP SDK client through the apiserver's service proxy.
+ *
+ * Isolation from the other suites (which run their own controllers against the same cluster):
+ * the operator chart's objects are applied unchanged except that the namespaced ones go to this
+ * suite's namespace instead of `mcp-system`, the cluster-scoped RBAC names get this suite's
+ * suffix, the image is the local one, and the controller watches only this suite's workload
+ * namespace (`--namespace`). Both namespaces enforce the restricted Pod Security Standard and run
+ * their pods on the real node (cluster/realnode: PodNodeSelector annotation).
+ *
+ * Skipped, with the reason printed, only where the machine cannot run the real node.
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import * as k8s from '@kubernetes/client-node';
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { App } from 'cdk8s';
+import { GROUP, PLURAL, VERSION } from '../../charts/api/schema.js';
+import { CONTROLLER_NAME, OPERATOR_NAMESPACE, OperatorChart } from '../../charts/operator.js';
+import { KUBECONFIG_PATH, REAL_NODE_NAME, readState, realNodeNamespace, realNodeStatus } from '../../cluster/index.js';
+import { ensureImagesLoaded } from '../../images/cluster.js';
+import { KUBEMCP_IMAGE } from '../../images/images.js';
+import { connectThroughServiceProxy } from '../../mcp-server/service-proxy.js';
+import { apiMessage, apply, installCrd, kubeConfig, waitFor } from '../kube.js';
+
+const execFileAsync = promisify(execFile);
+const status = realNodeStatus();
+const skip = !status.available && status.reason?.kind === 'unsupported';
+if (skip) process.stderr.write(`SKIPPED real-node operator tests: ${status.reason?.message}\n`);
+const describeReal = skip ? describe.skip : describe;
+
+const sfx = randomBytes(3).toString('hex');
+/** The operator's namespace (the chart's mcp-system, renamed for isolation). */
+const opNs = `op-${sfx}`;
+/** Where this suite's MCPServers live; the only namespace the operator watches. */
+const ns = `mcps-${sfx}`;
+const RESTRICTED = { 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/enforce-version': 'latest' };
+/** Small requests, so a few MCPServer pods fit the real node beside the other suites' pods. */
+const SMALL = { requests: { cpu: '50m', memory: '96Mi' } };
+
+const kc = kubeConfig();
+const core = kc.makeApiClient(k8s.CoreV1Api);
+const apps = kc.makeApiClient(k8s.AppsV1Api);
+const coord = kc.makeApiClient(k8s.CoordinationV1Api);
+const custom = kc.makeApiClient(k8s.CustomObjectsApi);
+const rbac = kc.makeApiClient(k8s.RbacAuthorizationV1Api);
+const objects = k8s.KubernetesObjectApi.makeApiClient(kc);
+
+/** Runs the cluster's kubectl (built by cluster/build.sh), bounded to 60 s; returns stdout. */
+async function kubectl(...args: string[]): Promise<string> {
+  const state = readState();
+  if (!state) throw new Error('no local cluster state');
+  const { stdout } = await execFileAsync(path.join(state.binDir, 'kubectl'), ['--kubeconfig', process.env.KUBECONFIG ?? KUBECONFIG_PATH, ...args], {
+    timeout: 60_000,
+    maxBuffer: 16 * 1024 * 1024,
+  });
+  return stdout;
+}
+
+type Cond = { type: string; status: string; reason?: string; message?: string };
+type MCPServer = { spec: Record<string, unknown>; status?: { phase?: string; readyReplicas?: number; replicas?: number; conditions?: Cond[] } };
+
+const getMcp = async (name: string) => (await custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace: ns, name })) as MCPServer;
+
+/** Server-side applies an MCPServer in {@link ns} (field manager kubemcp-test). */
+async function applyMcp(name: string, spec: Record<string, unknown>): Promise<void> {
+  await apply(objects, { apiVersion: `${GROUP}/${VERSION}`, kind: 'MCPServer', metadata: { name, namespace: ns }, spec });
+}
+
+/** Pods of an MCPServer (selector labels of the construct), not terminating. */
+async function podsOf(name: string): Promise<k8s.V1Pod[]> {
+  const pods = await core.listNamespacedPod({ namespace: ns, labelSelector: `app.kubernetes.io/instance=${name}` });
+  return pods.items.filter((p) => !p.metadata?.deletionTimestamp);
+}
+
+const isReady = (p: k8s.V1Pod) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+
+/** The operator chart's objects for this suite (see the file's docstring for what is changed). */
+function operatorObjects(): Array<Record<string, any>> {
+  const out: Array<Record<string, any>> = [];
+  for (const o of new OperatorChart(new App({ outdir: '/dev/null' }), 'operator', { image: KUBEMCP_IMAGE, includeCrd: false }).toJson() as Array<Record<string, any>>) {
+    if (o.kind === 'Namespace') continue; // created by the suite with the restricted and real-node labels
+    if (o.metadata.namespace === OPERATOR_NAMESPACE) o.metadata.namespace = opNs;
+    if (o.kind === 'ClusterRole' || o.kind === 'ClusterRoleBinding') o.metadata.name = `${o.metadata.name}-${sfx}`;
+    if (o.kind === 'ClusterRoleBinding') o.roleRef.name = `${o.roleRef.name}-${sfx}`;
+    for (const s of o.subjects ?? []) if (s.namespace === OPERATOR_NAMESPACE) s.namespace = opNs;
+    if (o.kind === 'Deployment') {
+      const c = o.spec.template.spec.containers[0];
+      c.args = [...c.args.map((a: string) => a.replace(`=${OPERATOR_NAMESPACE}`, `=${opNs}`)), `--namespace=${ns}`];
+    }
+    out.push(o);
+  }
+  return out;
+}
+
+/** The Ready, non-terminating pod of the operator's Deployment (one replica). */
+async function operatorPod(): Promise<k8s.V1Pod | undefined> {
+  const pods = await core.listNamespacedPod({ namespace: opNs, labelSelector: 'app.kubernetes.io/name=kubemcp,app.kubernetes.io/component=controller' });
+  const live = pods.items.filter((p) => !p.metadata?.deletionTimestamp);
+  return live.length === 1 && isReady(live[0]!) ? live[0] : undefined;
+}
+
+describeReal('operator and kubemcp serve as pods on the real node', () => {
+  const clients: Client[] = [];
+  /** The MCPServer running kubemcp serve. */
+  const serve = 'kube-mcp';
+  const serveSpec = {
+    image: KUBEMCP_IMAGE,
+    transport: 'streamable-http',
+    port: 3001,
+    serviceAccount: 'kubemcp-reader',
+    config: { readOnly: 'true' },
+    resources: SMALL,
+  };
+
+  beforeAll(async () => {
+    if (!status.available) throw new Error(`the real node is not available: ${status.reason?.message ?? 'unknown reason'}`);
+    ensureImagesLoaded({ output: 'pipe', log: () => undefined });
+    await core.createNamespace({ body: realNodeNamespace(opNs, RESTRICTED) });
+    await core.createNamespace({ body: realNodeNamespace(ns, RESTRICTED) });
+    await installCrd(kc);
+    for (const o of operatorObjects()) await apply(objects, o);
+    // kubemcp serve's identity: read everything but Secrets (the built-in view role), plus nodes and namespaces.
+    await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: 'kubemcp-reader' } } });
+    await rbac.createClusterRole({
+      body: { metadata: { name: `kubemcp-reader-${sfx}` }, rules: [{ apiGroups: [''], resources: ['nodes', 'namespaces'], verbs: ['get', 'list', 'watch'] }] },
+    });
+    for (const role of [`kubemcp-reader-${sfx}`, 'view']) {
+      await rbac.createClusterRoleBinding({
+        body: {
+          metadata: { name: `kubemcp-reader-${sfx}-${role === 'view' ? 'view' : 'extra'}` },
+          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role },
+          subjects: [{ kind: 'ServiceAccount', name: 'kubemcp-reader', namespace: ns }],
+        },
+      });
+    }
+  }, 40 * 60_000);
+
+  afterAll(async () => {
+    for (const c of clients) await c.close().catch(() => undefined);
+    await Promise.all([
+      core.deleteNamespace({ name: ns }).catch(() => undefined),
+      core.deleteNamespace({ name: opNs }).catch(() => undefined),
+      rbac.deleteClusterRole({ name: `kubemcp-reader-${sfx}` }).catch(() => undefined),
+      rbac.deleteClusterRoleBinding({ name: `kubemcp-reader-${sfx}-view` }).catch(() => undefined),
+      rbac.deleteClusterRoleBinding({ name: `kubemcp-reader-${sfx}-extra` }).catch(() => undefined),
+      rbac.deleteClusterRole({ name: `${CONTROLLER_NAME}-${sfx}` }).catch(() => undefined),
+      rbac.deleteClusterRoleBinding({ name: `${CONTROLLER_NAME}-${sfx}` }).catch(() => undefined),
+    ]);
+  });
+
+  it('the restricted Pod Security Standard is enforced in both namespaces (a privileged pod is refused)', async () => {
+    for (const n of [opNs, ns]) {
+      const err = await core
+        .createNamespacedPod({
+          namespace: n,
+          dryRun: 'All',
+          body: { metadata: { name: 'privileged' }, spec: { containers: [{ name: 'c', image: KUBEMCP_IMAGE, securityContext: { privileged: true } }] } },
+        })
+        .then(() => undefined, (e: unknown) => e);
+      expect(err).toBeDefined();
+      expect(apiMessage(err)).toMatch(/violates PodSecurity "restricted:latest"/);
+    }
+  });
+
+  it('the operator Deployment becomes Available from the built image on the real node; probes pass; non-root, read-only root filesystem', async () => {
+    const dep = await waitFor(
+      'the operator Deployment Available',
+      async () => {
+        const d = await apps.readNamespacedDeployment({ name: CONTROLLER_NAME, namespace: opNs });
+        return d.status?.conditions?.some((c) => c.type === 'Available' && c.status === 'True') && (d.status.readyReplicas ?? 0) >= 1 ? d : undefined;
+      },
+      300_000,
+      1000,
+    );
+    expect(dep.spec?.template.spec?.containers[0]?.image).toBe(KUBEMCP_IMAGE);
+    const pod = await waitFor('the operator pod Ready', operatorPod, 60_000, 500);
+    expect(pod.spec?.nodeName).toBe(REAL_NODE_NAME);
+    const cs = pod.status?.containerStatuses?.[0];
+    expect(cs?.ready).toBe(true); // readiness probe GET /readyz on the health port passed
+    expect(cs?.image).toMatch(/kubemcp\/kubemcp:/);
+    // Liveness (/healthz) has been probed several times (period 10 s, initial delay 15 s) without a restart.
+    await new Promise((r) => setTimeout(r, 30_000));
+    const again = await core.readNamespacedPod({ name: pod.metadata!.name!, namespace: opNs });
+    expect(again.status?.containerStatuses?.[0]?.restartCount).toBe(0);
+    // kubectl exec through the apiserver and the kubelet: the image's busybox answers as uid 1000
+    // (the chart's runAsUser), and the root filesystem refuses writes.
+    expect((await kubectl('exec', '-n', opNs, pod.metadata!.name!, '--', 'id', '-u')).trim()).toBe('1000');
+    const touch = await kubectl('exec', '-n', opNs, pod.metadata!.name!, '--', 'touch', '/app/x').then(
+      () => 'written',
+      (e: { stderr?: string }) => e.stderr ?? 'failed',
+    );
+    expect(touch).toMatch(/Read-only file system/);
+  }, 420_000);
+
+  it('holds the leader-election Lease and writes JSON log lines (kubectl logs)', async () => {
+    const pod = await waitFor('the operator pod Ready', operatorPod, 120_000, 500);
+    const lease = await waitFor(
+      'the Lease held by the operator pod',
+      async () => {
+        const l = await coord.readNamespacedLease({ name: CONTROLLER_NAME, namespace: opNs });
+        return l.spec?.holderIdentity?.startsWith(pod.metadata!.name!) ? l : undefined;
+      },
+      60_000,
+      500,
+    );
+    expect(lease.spec?.leaseDurationSeconds).toBe(15);
+    // Node's own process warnings ("(node:1) ...Warning: ...") go to stderr as plain text; every
+    // other line is the controller's pino JSON.
+    const logs = (await kubectl('logs', '-n', opNs, pod.metadata!.name!)).split('\n').filter((l) => l.trim() && !/^\(node:\d+\) |^\(Use `node --trace/.test(l));
+    expect(logs.length).toBeGreaterThan(0);
+    const parsed = logs.map((l) => JSON.parse(l) as { level: number; msg: string });
+    expect(parsed.some((l) => /leader/.test(l.msg))).toBe(true);
+  }, 180_000);
+
+  it('reconciles an MCPServer running kubemcp serve to Ready: pods pass the real /health and /ready probes; an MCP client gets tools/list through the Service', async () => {
+    await applyMcp(serve, serveSpec);
+    const mcp = await waitFor(
+      `MCPServer ${serve} Ready`,
+      async () => {
+        const o = await getMcp(serve);
+        return o.status?.phase === 'Ready' ? o : undefined;
+      },
+      300_000,
+      1000,
+    );
+    expect(mcp.status?.readyReplicas).toBe(1);
+    const pods = await podsOf(serve);
+    expect(pods).toHaveLength(1);
+    const pod = pods[0]!;
+    expect(pod.spec?.nodeName).toBe(REAL_NODE_NAME);
+    const c = pod.spec!.containers[0]!;
+    expect(c.readinessProbe?.httpGet?.path).toBe('/ready');
+    expect(c.livenessProbe?.httpGet?.path).toBe('/health');
+    expect(pod.status?.containerStatuses?.[0]?.ready).toBe(true);
+    const client = await connectThroughServiceProxy(kc, ns, serve);
+    clients.push(client);
+    const tools = (await client.listTools()).tools.map((t) => t.name);
+    expect(tools).toEqual(expect.arrayContaining(['list-resources', 'get-resource', 'list-mcpservers']));
+    expect(tools).not.toContain('create-pod'); // read-only from config.json (config.readOnly)
+    const r = await client.callTool({ name: 'list-resources', arguments: { kind: 'pods', namespace: ns } });
+    expect(r.isError).toBeFalsy();
+    const text = (r.content as Array<{ type: string; text?: string }>).map((x) => x.text ?? '').join('\n');
+    expect(text).toContain(pod.metadata!.name!); // it read the cluster with its ServiceAccount
+  }, 420_000);
+
+  it('kubectl scale mcps to 2 gives two serving pods', async () => {
+    await kubectl('scale', '-n', ns, `mcps/${serve}`, '--replicas=2');
+    const mcp = await waitFor(
+      'two ready replicas',
+      async () => {
+        const o = await getMcp(serve);
+        return o.status?.readyReplicas === 2 ? o : undefined;
+      },
+      240_000,
+      1000,
+    );
+    expect(mcp.status?.phase).toBe('Ready');
+    const pods = (await podsOf(serve)).filter(isReady);
+    expect(pods).toHaveLength(2);
+    for (const p of pods) {
+      // Each pod answers its own /ready through the apiserver's pod proxy.
+      const out = await kubectl('get', '--raw', `/api/v1/namespaces/${ns}/pods/${p.metadata!.name}:3001/proxy/ready`);
+      expect(out).toMatch(/ready|ok/i);
+    }
+  }, 300_000);
+
+  it('a config change rolls the pods and the new pods see the new config.json at MCP_CONFIG_FILE', async () => {
+    const before = new Set((await podsOf(serve)).map((p) => p.metadata!.name!));
+    await applyMcp(serve, { ...serveSpec, replicas: 2, config: { readOnly: 'true', denyTools: 'list-events' } });
+    const fresh = await waitFor(
+      'the rollout to two new ready pods',
+      async () => {
+        const pods = await podsOf(serve);
+        const ready = pods.filter((p) => isReady(p) && !before.has(p.metadata!.name!));
+        return pods.length === 2 && ready.length === 2 ? ready : undefined;
+      },
+      300_000,
+      1000,
+    );
+    const podName = fresh[0]!.metadata!.name!;
+    const env = await kubectl('exec', '-n', ns, podName, '--', 'env');
+    expect(env.split('\n')).toContain('MCP_CONFIG_FILE=/etc/mcp/config.json');
+    const file = JSON.parse(await kubectl('exec', '-n', ns, podName, '--', 'cat', '/etc/mcp/config.json')) as { config: Record<string, string> };
+    expect(file.config).toEqual({ readOnly: 'true', denyTools: 'list-events' });
+    const client = await connectThroughServiceProxy(kc, ns, serve);
+    clients.push(client);
+    const tools = (await client.listTools()).tools.map((t) => t.name);
+    expect(tools).toContain('list-resources');
+    expect(tools).not.toContain('list-events'); // the server applied the new config
+  }, 360_000);
+
+  it('an MCPServer with an image that does not exist is not Ready and says why (ImagePullBackOff / ErrImagePull in status)', async () => {
+    await applyMcp('no-image', { image: 'localhost/kubemcp/does-not-exist:0.0.0', port: 3001, resources: SMALL });
+    const o = await waitFor(
+      'the pull failure in the MCPServer status',
+      async () => {
+        const m = await getMcp('no-image');
+        const why = (m.status?.conditions ?? []).some((c) => /ImagePullBackOff|ErrImagePull|ErrImageNeverPull/.test(`${c.reason ?? ''} ${c.message ?? ''}`));
+        return why ? m : undefined;
+      },
+      240_000,
+      1000,
+    );
+    expect(o.status?.phase).not.toBe('Ready');
+    expect(o.status?.conditions?.find((c) => c.type === 'Ready')?.status).toBe('False');
+  }, 300_000);
+
+  it('an MCPServer whose server exits at start is not Ready, with CrashLoopBackOff in status', async () => {
+    // kubemcp serve refuses an unknown transport and exits 1 (the user's env replaces the operator's MCP_TRANSPORT).
+    await applyMcp('crasher', { image: KUBEMCP_IMAGE, port: 3001, resources: SMALL, env: [{ name: 'MCP_TRANSPORT', value: 'carrier-pigeon' }] });
+    const o = await waitFor(
+      'CrashLoopBackOff in the MCPServer status',
+      async () => {
+        const m = await getMcp('crasher');
+        return (m.status?.conditions ?? []).some((c) => /CrashLoopBackOff/.test(`${c.reason ?? ''} ${c.message ?? ''}`)) ? m : undefined;
+      },
+      240_000,
+      1000,
+    );
+    expect(o.status?.phase).not.toBe('Ready');
+    const pod = (await podsOf('crasher'))[0]!;
+    const logs = await kubectl('logs', '-n', ns, pod.metadata!.name!, '--previous');
+    expect(logs).toMatch(/unknown transport "carrier-pigeon"/);
+  }, 300_000);
+
+  it('deleting the operator pod: the new pod takes the Lease over and reconciles', async () => {
+    const old = await waitFor('the operator pod Ready', operatorPod, 60_000, 500);
+    await core.deleteNamespacedPod({ name: old.metadata!.name!, namespace: opNs });
+    const fresh = await waitFor(
+      'a new operator pod Ready',
+      async () => {
+        const p = await operatorPod();
+        return p && p.metadata!.name !== old.metadata!.name ? p : undefined;
+      },
+      240_000,
+      1000,
+    );
+    await waitFor(
+      'the Lease held by the new pod',
+      async () => (await coord.readNamespacedLease({ name: CONTROLLER_NAME, namespace: opNs })).spec?.holderIdentity?.startsWith(fresh.metadata!.name!),
+      120_000,
+      1000,
+    );
+    await kubectl('scale', '-n', ns, `mcps/${serve}`, '--replicas=1');
+    const mcp = await waitFor(
+      'the new operator scaling the Deployment down',
+      async () => {
+        const d = await apps.readNamespacedDeployment({ name: serve, namespace: ns });
+        const o = await getMcp(serve);
+        return d.spec?.replicas === 1 && o.status?.replicas === 1 && o.status.phase === 'Ready' ? o : undefined;
+      },
+      180_000,
+      1000,
+    );
+    expect(mcp.status?.readyReplicas).toBe(1);
+  }, 480_000);
+});
