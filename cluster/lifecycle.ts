@@ -41,7 +41,7 @@ import { startControllerManager } from './components/kube-controller-manager.js'
 import { startScheduler } from './components/kube-scheduler.js';
 import { startKwok } from './components/kwok.js';
 import { realNodeUnsupportedReason, startRealNode, stopRealNode } from './realnode/index.js';
-import { setupNetwork } from './realnode/network.js';
+import { fenceClusterRanges, setupNetwork } from './realnode/network.js';
 
 /** Result of {@link clusterUp}. */
 export interface ClusterInfo {
@@ -137,6 +137,7 @@ export async function clusterUp(opts: ClusterUpOptions = {}): Promise<ClusterInf
       await stopEverything(previous, log);
     }
     removeRuntimeState();
+    await fenceClusterRanges(log);
 
     const bins: Binaries = opts.binDir ? { binDir: opts.binDir, ...(opts.nodeBinDir ? { nodeBinDir: opts.nodeBinDir } : {}) } : await ensureBinaries();
     const state = await startFresh(bins, log, t0);

@@ -20,7 +20,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { CLUSTER_DIR } from '../paths.js';
+import { CLUSTER_DIR, POD_CIDR, SERVICE_CIDR } from '../paths.js';
 import type { RealNodeNetwork } from '../state.js';
 import { run, tryRun } from './exec.js';
 
@@ -135,4 +135,23 @@ export async function teardownNetwork(net: RealNodeNetwork, log: (line: string) 
   if (netnsExists(net.netns) && !(await tryRun('ip', ['netns', 'del', net.netns]))) log(`could not delete netns ${net.netns}`);
   if (linkExists(net.hostIf)) await tryRun('ip', ['link', 'del', net.hostIf]);
   fs.rmSync(ownerFile(net.netns), { force: true });
+}
+
+/**
+ * Fences the cluster's virtual address ranges on the host: kwok's fake pod IPs
+ * ({@link POD_CIDR}) and the Service CIDR ({@link SERVICE_CIDR}) get `unreachable` routes in the
+ * host's routing table, so nothing sent to them from this machine (the apiserver's service proxy
+ * to a kwok pod, a handshake through it, a ClusterIP dialled from the host) can follow the default
+ * route off the machine: it fails at once with EHOSTUNREACH instead. The real node's own ranges
+ * (10.246/10.247) keep their more specific routes, and the node's namespace has its own table.
+ * Idempotent (`ip route replace`); the routes stay after `down`, as other clusters of this machine
+ * may rely on them, and name no address anything else uses. Needs root; without it nothing is done.
+ * @returns whether the routes are in place.
+ */
+export async function fenceClusterRanges(log: (line: string) => void): Promise<boolean> {
+  if (process.getuid?.() !== 0) return false;
+  let ok = true;
+  for (const cidr of [POD_CIDR, SERVICE_CIDR]) ok = (await tryRun('ip', ['route', 'replace', 'unreachable', cidr])) && ok;
+  log(ok ? `host routes: ${POD_CIDR} (kwok's pod IPs) and ${SERVICE_CIDR} (Services) unreachable from the host` : 'host routes: could not fence the cluster ranges');
+  return ok;
 }
