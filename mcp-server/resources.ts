@@ -153,7 +153,7 @@ function backoff(n: number, base: number, max: number): number {
  */
 export class SubscriptionHub {
   readonly maxPerSession: number;
-  readonly maxWatches: number;
+  private readonly maxWatchesOption?: number;
   private readonly watched = new Map<string, Watched>();
   private readonly base: number;
   private readonly max: number;
@@ -163,9 +163,17 @@ export class SubscriptionHub {
     opts: HubOptions = {},
   ) {
     this.maxPerSession = opts.maxPerSession ?? 16;
-    this.maxWatches = opts.maxWatches ?? deps.kube.maxWatches;
+    this.maxWatchesOption = opts.maxWatches;
     this.base = opts.backoffBaseMs ?? 500;
     this.max = opts.backoffMaxMs ?? 30_000;
+  }
+
+  /**
+   * The server's watch limit: the option, else the gateway's. Read on use, so that building a
+   * server does not create the gateway (the stdio start answers tools/list before it exists).
+   */
+  get maxWatches(): number {
+    return this.maxWatchesOption ?? this.deps.kube.maxWatches;
   }
 
   /** Number of apiserver watches held (distinct targets). */
