@@ -283,7 +283,12 @@ interface VerifyState {
   inFlight?: Promise<void>;
   /** Epoch ms after which the result is re-verified. */
   dueAt: number;
+  /** Failed handshakes in a row (0 after a success): the retry backoff's exponent. */
+  failures?: number;
 }
+
+/** First retry after a failed handshake, in ms; doubles per failure in a row, capped at the interval. */
+export const VERIFY_RETRY_BASE_MS = 2000;
 
 /**
  * One handshake result per MCPServer key. {@link check} starts a handshake (asynchronously, never
@@ -328,7 +333,12 @@ export class Verifier {
         this.opts.log.debug({ mcpserver: key, url: target.url, reason: result.reason, ms: result.durationMs }, 'MCP handshake');
         st.result = result;
         st.inputs = inputs;
-        st.dueAt = Date.now() + this.opts.intervalMs * (0.9 + Math.random() * 0.2);
+        // A success is re-verified on the interval; a failure (a Service kube-proxy has not
+        // programmed yet, a server still starting) is retried sooner: 2 s, 4 s, 8 s, ... up to
+        // the interval, so status turns True soon after the cause goes away.
+        st.failures = result.ok ? 0 : (st.failures ?? 0) + 1;
+        const wait = result.ok ? this.opts.intervalMs : Math.min(this.opts.intervalMs, VERIFY_RETRY_BASE_MS * 2 ** Math.min(st.failures - 1, 20));
+        st.dueAt = Date.now() + wait * (0.9 + Math.random() * 0.2);
         st.inFlight = undefined;
         if (this.states.get(key) === st) this.opts.onDone(key);
       });

@@ -119,7 +119,9 @@ describe('Verifier', () => {
     await waitFor('second handshake done', async () => done.length === 2, 10_000, 50);
     const settled = v.check('ns/a', 'pods=a1,a2', target);
     expect(settled).toMatchObject({ current: true, inFlight: false });
-    expect(settled.requeueAfterMs).toBeGreaterThan(3_000_000); // next periodic re-verification, jittered around 1 h
+    // Two failures in a row: retried after 2 s x 2 (jittered +-10%), not after the 1 h interval.
+    expect(settled.requeueAfterMs).toBeGreaterThan(3_000);
+    expect(settled.requeueAfterMs).toBeLessThanOrEqual(4_400);
     expect((await metrics.handshakes.get()).values).toEqual([expect.objectContaining({ labels: { result: 'Timeout' }, value: 2 })]);
     expect((await metrics.handshakeDuration.get()).values.find((x) => x.metricName?.endsWith('_count'))?.value).toBe(2);
   });

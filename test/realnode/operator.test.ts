@@ -64,7 +64,11 @@ async function kubectl(...args: string[]): Promise<string> {
 }
 
 type Cond = { type: string; status: string; reason?: string; message?: string };
-type MCPServer = { spec: Record<string, unknown>; status?: { phase?: string; readyReplicas?: number; replicas?: number; conditions?: Cond[] } };
+type MCPServer = {
+  spec: Record<string, unknown>;
+  status?: { phase?: string; readyReplicas?: number; replicas?: number; conditions?: Cond[]; url?: string; serverInfo?: { name?: string }; tools?: { count: number; names?: string[]; hash?: string } };
+};
+const condition = (o: MCPServer, type: string) => o.status?.conditions?.find((c) => c.type === type);
 
 const getMcp = async (name: string) => (await custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace: ns, name })) as MCPServer;
 
@@ -244,6 +248,11 @@ describeReal('operator and kubemcp serve as pods on the real node', () => {
     const tools = (await client.listTools()).tools.map((t) => t.name);
     expect(tools).toEqual(expect.arrayContaining(['list-resources', 'get-resource', 'list-mcpservers']));
     expect(tools).not.toContain('create-pod'); // read-only from config.json (config.readOnly)
+    // Ready means the operator's own MCP handshake (in its pod: the Service's DNS name) succeeded.
+    expect(condition(mcp, 'Verified')).toMatchObject({ status: 'True' });
+    expect(mcp.status?.tools?.count).toBe(tools.length);
+    expect(mcp.status?.serverInfo?.name).toBeTruthy();
+    expect(mcp.status?.url).toBe(`http://${serve}.${ns}.svc.cluster.local:3001/mcp`);
     const r = await client.callTool({ name: 'list-resources', arguments: { kind: 'pods', namespace: ns } });
     expect(r.isError).toBeFalsy();
     const text = (r.content as Array<{ type: string; text?: string }>).map((x) => x.text ?? '').join('\n');
@@ -294,6 +303,50 @@ describeReal('operator and kubemcp serve as pods on the real node', () => {
     const tools = (await client.listTools()).tools.map((t) => t.name);
     expect(tools).toContain('list-resources');
     expect(tools).not.toContain('list-events'); // the server applied the new config
+    // The pods rolled: the operator handshook the new ones and status counts their tools.
+    const verified = await waitFor(
+      'status.tools to count the new tool list',
+      async () => {
+        const o = await getMcp(serve);
+        return o.status?.tools?.count === tools.length ? o : undefined;
+      },
+      120_000,
+      1000,
+    );
+    expect(verified.status?.tools?.names ?? []).not.toContain('list-events');
+  }, 480_000);
+
+  it('a container that serves plain HTTP, not MCP, is not Ready: Verified False with ProtocolError', async () => {
+    const server = "require('http').createServer((q, s) => { s.setHeader('content-type', 'text/html'); s.end('<html>hello</html>'); }).listen(3001, '0.0.0.0')";
+    await applyMcp('plain-http', { image: KUBEMCP_IMAGE, port: 3001, command: ['node', '-e', server], resources: SMALL });
+    const o = await waitFor(
+      'Verified False on plain-http',
+      async () => {
+        const m = await getMcp('plain-http');
+        return condition(m, 'Verified')?.status === 'False' ? m : undefined;
+      },
+      300_000,
+      1000,
+    );
+    expect(condition(o, 'Verified')?.reason).toBe('ProtocolError');
+    expect(o.status?.phase).not.toBe('Ready');
+    expect(condition(o, 'Ready')?.status).toBe('False');
+    expect(condition(o, 'DeploymentReady')?.status).toBe('True'); // its pods are up: only the protocol is wrong
+  }, 360_000);
+
+  it('an MCP server behind a bearer token is not Ready: Verified False with AuthRequired', async () => {
+    await applyMcp('needs-token', { ...serveSpec, config: { readOnly: 'true' }, env: [{ name: 'MCP_TOKEN', value: `t-${sfx}` }] });
+    const o = await waitFor(
+      'Verified False on needs-token',
+      async () => {
+        const m = await getMcp('needs-token');
+        return condition(m, 'Verified')?.status === 'False' ? m : undefined;
+      },
+      300_000,
+      1000,
+    );
+    expect(condition(o, 'Verified')?.reason).toBe('AuthRequired');
+    expect(o.status?.phase).not.toBe('Ready');
   }, 360_000);
 
   it('an MCPServer with an image that does not exist is not Ready and says why (ImagePullBackOff / ErrImagePull in status)', async () => {
