@@ -27,6 +27,9 @@ import { KUBECONFIG_PATH, REAL_NODE_NAME, readState, realNodeNamespace, realNode
 import { ensureImagesLoaded } from '../../images/cluster.js';
 import { KUBEMCP_IMAGE } from '../../images/images.js';
 import { connectThroughServiceProxy } from '../../mcp-server/service-proxy.js';
+import { verifyTargetFor } from '../../controller/controller.js';
+import { mcpHandshake } from '../../controller/verify.js';
+import type { MCPServerSpec } from '../../charts/api/schema.js';
 import { apiMessage, apply, installCrd, kubeConfig, waitFor } from '../kube.js';
 
 const execFileAsync = promisify(execFile);
@@ -253,6 +256,13 @@ describeReal('operator and kubemcp serve as pods on the real node', () => {
     expect(mcp.status?.tools?.count).toBe(tools.length);
     expect(mcp.status?.serverInfo?.name).toBeTruthy();
     expect(mcp.status?.url).toBe(`http://${serve}.${ns}.svc.cluster.local:3001/mcp`);
+    // The out-of-cluster path (a controller run as a process): the same handshake through the
+    // apiserver's service proxy, with the kubeconfig's credentials, reaches the real pod.
+    const viaProxy = verifyTargetFor(kc, 'proxy')(ns, serve, mcp.spec as unknown as MCPServerSpec);
+    expect(viaProxy.url).toContain(`/api/v1/namespaces/${ns}/services/http:${serve}:mcp/proxy/mcp`);
+    const proxied = await mcpHandshake({ url: viaProxy.url, fetch: viaProxy.fetch, timeoutMs: 30_000 });
+    expect(proxied).toMatchObject({ ok: true, reason: 'Verified' });
+    expect(proxied.tools?.count).toBe(tools.length);
     const r = await client.callTool({ name: 'list-resources', arguments: { kind: 'pods', namespace: ns } });
     expect(r.isError).toBeFalsy();
     const text = (r.content as Array<{ type: string; text?: string }>).map((x) => x.text ?? '').join('\n');
