@@ -201,7 +201,7 @@ export function buildBase(opts: BuildOptions = {}): BuiltImage {
 }
 
 /** Files and folders of the Dockerfile's build context that its COPY lines use. */
-export const DOCKERFILE_INPUTS = ['Dockerfile', '.dockerignore', 'package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'cli.ts', 'charts', 'controller', 'mcp-server', 'imports'];
+export const DOCKERFILE_INPUTS = ['Dockerfile', '.dockerignore', 'package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'build.ts', 'build', 'cli.ts', 'charts', 'controller', 'mcp-server', 'imports'];
 
 /**
  * Builds (or finds cached) {@link KUBEMCP_IMAGE}: `buildah bud` of the repository's Dockerfile,
