@@ -330,10 +330,13 @@ describeReal('operator and kubemcp serve as pods on the real node', () => {
     const server = "require('http').createServer((q, s) => { s.setHeader('content-type', 'text/html'); s.end('<html>hello</html>'); }).listen(3001, '0.0.0.0')";
     await applyMcp('plain-http', { image: KUBEMCP_IMAGE, port: 3001, command: ['node', '-e', server], resources: SMALL });
     const o = await waitFor(
-      'Verified False on plain-http',
+      // The first handshake may race kube-proxy programming the new Service (ConnectionFailed,
+      // retried after 2 s, 4 s, ...): wait for the lasting reason.
+      'Verified False with ProtocolError on plain-http',
       async () => {
         const m = await getMcp('plain-http');
-        return condition(m, 'Verified')?.status === 'False' ? m : undefined;
+        const v = condition(m, 'Verified');
+        return v?.status === 'False' && v.reason === 'ProtocolError' ? m : undefined;
       },
       300_000,
       1000,
@@ -347,10 +350,13 @@ describeReal('operator and kubemcp serve as pods on the real node', () => {
   it('an MCP server behind a bearer token is not Ready: Verified False with AuthRequired', async () => {
     await applyMcp('needs-token', { ...serveSpec, config: { readOnly: 'true' }, env: [{ name: 'MCP_TOKEN', value: `t-${sfx}` }] });
     const o = await waitFor(
-      'Verified False on needs-token',
+      // The first handshake may race kube-proxy programming the new Service (ConnectionFailed,
+      // retried after 2 s, 4 s, ...): wait for the lasting reason.
+      'Verified False with AuthRequired on needs-token',
       async () => {
         const m = await getMcp('needs-token');
-        return condition(m, 'Verified')?.status === 'False' ? m : undefined;
+        const v = condition(m, 'Verified');
+        return v?.status === 'False' && v.reason === 'AuthRequired' ? m : undefined;
       },
       300_000,
       1000,
