@@ -22,9 +22,10 @@
  * the cluster (which removes the pods). The demo owns its processes: the cluster code knows
  * nothing of them.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
 import { App } from 'cdk8s';
 import { parse, parseAllDocuments, stringify } from 'yaml';
@@ -209,7 +210,7 @@ async function main(): Promise<void> {
     say(`\n== MCPServer ${DEMO_NS}/${SERVE_NAME}: the kubemcp image itself (kubemcp serve, read-only) on the real node`);
     await core.createNamespace({ body: realNodeNamespace(DEMO_NS) }).catch(() => undefined);
     await ssa({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'kubemcp-reader', namespace: DEMO_NS } });
-    await ssa({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: 'kubemcp-demo-reader' }, rules: [{ apiGroups: [''], resources: ['nodes', 'namespaces'], verbs: ['get', 'list', 'watch'] }] });
+    await ssa({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: 'kubemcp-demo-reader' }, rules: [{ apiGroups: [''], resources: ['nodes', 'namespaces'], verbs: ['get', 'list', 'watch'] }, { apiGroups: [GROUP], resources: ['mcpservers'], verbs: ['get', 'list', 'watch'] }] });
     for (const role of ['view', 'kubemcp-demo-reader']) {
       await ssa({
         apiVersion: 'rbac.authorization.k8s.io/v1',
@@ -226,25 +227,35 @@ async function main(): Promise<void> {
       spec: { image: KUBEMCP_IMAGE, transport: 'streamable-http', port: 3001, serviceAccount: 'kubemcp-reader', config: { readOnly: 'true' } },
     });
     wanted.push({ name: SERVE_NAME, namespace: DEMO_NS });
-    say(`  applied MCPServer ${DEMO_NS}/${SERVE_NAME} (ServiceAccount kubemcp-reader: view + nodes/namespaces read)`);
+    say(`  applied MCPServer ${DEMO_NS}/${SERVE_NAME} (ServiceAccount kubemcp-reader: view + nodes/namespaces/mcpservers read)`);
   }
 
-  say('\n== waiting for Ready');
+  // With the real node, the operator verifies every MCPServer with an MCP handshake: only the
+  // kubemcp one can be Ready; the seed samples end in an honest state (on kwok nothing answers
+  // the handshake; in mcp-system, a real-node namespace, their image does not exist), which the
+  // demo waits for and prints. Without it (local controller, --verify off) all of them turn Ready.
+  const mustBeReady = real ? wanted.filter((w) => w.name === SERVE_NAME && w.namespace === DEMO_NS) : wanted;
+  say(`\n== waiting for ${mustBeReady.map((w) => `${w.namespace}/${w.name}`).join(', ')} Ready${real ? ', and a Ready condition with its reason on the others' : ''}`);
   const custom = kc.makeApiClient(k8s.CustomObjectsApi);
-  type Obj = { metadata: { name: string; namespace: string }; spec: { replicas?: number; transport?: string }; status?: { phase?: string; readyReplicas?: number; endpoint?: string } };
+  type Cond = { type: string; status: string; reason?: string };
+  type Obj = { metadata: { name: string; namespace: string }; spec: { replicas?: number; transport?: string }; status?: { phase?: string; readyReplicas?: number; endpoint?: string; conditions?: Cond[]; tools?: { count: number } } };
   let list: Obj[] = [];
-  await until('every MCPServer Ready', 300_000, async () => {
+  const find = (w: { name: string; namespace: string }) => list.find((o) => o.metadata.name === w.name && o.metadata.namespace === w.namespace);
+  await until('the MCPServers settled', 300_000, async () => {
     list = ((await custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL })) as { items: Obj[] }).items;
-    const notReady = wanted.filter((w) => list.find((o) => o.metadata.name === w.name && o.metadata.namespace === w.namespace)?.status?.phase !== 'Ready');
-    if (notReady.length) throw new Error(`not Ready yet: ${notReady.map((w) => `${w.namespace}/${w.name}`).join(', ')}`);
+    const notReady = mustBeReady.filter((w) => find(w)?.status?.phase !== 'Ready');
+    const unsettled = wanted.filter((w) => !find(w)?.status?.conditions?.some((c) => c.type === 'Ready' && c.reason && c.reason !== 'Verifying' && c.reason !== 'WaitingForPods'));
+    if (notReady.length || unsettled.length) throw new Error(`not Ready yet: ${notReady.map((w) => `${w.namespace}/${w.name}`).join(', ') || '-'}; no settled status yet: ${unsettled.map((w) => `${w.namespace}/${w.name}`).join(', ') || '-'}`);
     return true;
   });
 
   say('\n$ kubectl get mcps -A');
-  const rows = [['NAMESPACE', 'NAME', 'PHASE', 'READY', 'REPLICAS', 'TRANSPORT', 'ENDPOINT']];
-  for (const o of list) rows.push([o.metadata.namespace, o.metadata.name, o.status?.phase ?? '', String(o.status?.readyReplicas ?? ''), String(o.spec.replicas ?? ''), o.spec.transport ?? '', o.status?.endpoint ?? '']);
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  for (const r of rows) say(r.map((c, i) => c.padEnd(widths[i]!)).join('   ').trimEnd());
+  try {
+    const { stdout } = await promisify(execFile)(join(info.state.binDir, 'kubectl'), ['--kubeconfig', info.kubeconfig, 'get', 'mcps', '-A'], { timeout: 60_000 });
+    say(stdout.trimEnd());
+  } catch (err) {
+    say(`(kubectl failed: ${(err as Error).message})`);
+  }
 
   for (const w of wanted) {
     const sel = `app.kubernetes.io/instance=${w.name}`;
