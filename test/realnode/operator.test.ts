@@ -275,7 +275,8 @@ describeReal('operator and kubemcp serve as pods on the real node', () => {
       'two ready replicas',
       async () => {
         const o = await getMcp(serve);
-        return o.status?.readyReplicas === 2 ? o : undefined;
+        // New ready pods are re-verified (Verified Unknown/Verifying meanwhile): wait for both.
+        return o.status?.readyReplicas === 2 && o.status?.phase === 'Ready' ? o : undefined;
       },
       240_000,
       1000,
