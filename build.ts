@@ -18,6 +18,10 @@
  *   load on use, and the full `@kubernetes/client-node` for the controller (bundling it would put
  *   it all in a chunk the server shares, as esbuild assigns whole files to chunks).
  *   Everything else the bin needs is inside the bundle.
+ * - The stdio server's `initialize` and `tools/list` answers are taken from the real server at
+ *   build time and embedded (mcp-server/start-snapshot-data.ts, start-answers.ts): the bin answers
+ *   them before loading the MCP SDK, zod and the tools.
+ * - `mcp-server/budget.ts` keeps the flags (command.ts) from loading format.ts and `yaml` at start.
  * - Any warning fails the build: an `import * as k8s` member missing from the lite module would
  *   otherwise become `undefined` at run time.
  *
@@ -33,6 +37,24 @@ const ROOT = path.dirname(fileURLToPath(import.meta.url));
 
 /** Packages loaded from node_modules at run time instead of being bundled (see the module comment). */
 export const EXTERNAL = ['cdk8s', 'cdk8s-plus-33', 'constructs'];
+
+/**
+ * mcp-server/start-snapshot-data.ts becomes the start snapshot (mcp-server/start-snapshot.ts,
+ * taken from the real server now), so the bundled stdio server answers `initialize` and
+ * `tools/list` before it loads the MCP SDK (mcp-server/stdio.ts).
+ */
+function startSnapshot(snapshot: unknown): esbuild.Plugin {
+  return {
+    name: 'start-snapshot',
+    setup(b) {
+      b.onLoad({ filter: /[\\/]mcp-server[\\/]start-snapshot-data\.ts$/ }, () => ({
+        // JSON.parse of a string literal: parsed faster than the same object as a JS literal.
+        contents: `export const BUNDLED_START_SNAPSHOT = JSON.parse(${JSON.stringify(JSON.stringify(snapshot))});`,
+        loader: 'js',
+      }));
+    },
+  };
+}
 
 /** mcp-server/'s `@kubernetes/client-node` imports resolve to the lite module; others stay external. */
 const clientNodeLite: esbuild.Plugin = {
@@ -73,6 +95,8 @@ async function failOnWarnings(result: esbuild.BuildResult): Promise<void> {
  */
 export async function buildBundle(outdir = path.join(ROOT, 'dist', 'cli')): Promise<esbuild.Metafile> {
   rmSync(outdir, { recursive: true, force: true });
+  const { computeStartSnapshot } = await import('./mcp-server/start-snapshot.js');
+  const snapshot = await computeStartSnapshot();
   const result = await esbuild.build({
     ...common,
     entryPoints: { kubemcp: 'cli.ts' },
@@ -80,7 +104,7 @@ export async function buildBundle(outdir = path.join(ROOT, 'dist', 'cli')): Prom
     splitting: true,
     format: 'esm',
     external: EXTERNAL,
-    plugins: [clientNodeLite],
+    plugins: [clientNodeLite, startSnapshot(snapshot)],
     // CommonJS packages inside an ESM bundle call require() for Node built-ins.
     banner: { js: "import{createRequire as __kubemcpRequire}from'node:module';const require=__kubemcpRequire(import.meta.url);" },
   });

@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import type { Logger } from 'pino';
-import { DEFAULT_BUDGET } from './format.js';
+import { DEFAULT_BUDGET } from './budget.js';
 
 /** Everything `serve` can be told, after flags, environment and config file are merged. */
 export interface ServeOptions {
@@ -119,10 +119,7 @@ export async function runServe(o: ServeOptions): Promise<void> {
   // Loaded here, not at the top: `kubemcp render` and `--help` do not pay for the MCP SDK and client-node.
   // The transport not used is not loaded at all: HTTP (hono, prom-client, Node's fetch) costs a stdio
   // start about a tenth of its time (README, "Speed and memory").
-  // zod without its JIT: compiling a parser per object schema (the SDK's protocol schemas, the
-  // tools') costs more CPU at start than it saves on the few messages a session parses.
-  (await import('zod')).config({ jitless: true });
-  const [{ Policy }, { KubeGateway }, { Audit }] = await Promise.all([import('./policy.js'), import('./kube.js'), import('./audit.js')]);
+  const [{ Policy }, { KubeGateway }] = await Promise.all([import('./policy.js'), import('./kube.js')]);
   const log = await stderrLogger(o.logLevel);
   const policy = new Policy({
     readOnly: o.readOnly,
@@ -134,8 +131,9 @@ export async function runServe(o: ServeOptions): Promise<void> {
     showSecrets: o.showSecrets,
   });
   const gatewayOptions = { policy, kubeconfig: o.kubeconfig, context: o.context, allowContexts: o.allowContexts, maxWatches: o.maxWatches };
-  const audit = new Audit(o.auditLog);
   const hubOptions = { maxPerSession: o.maxSubscriptions, maxWatches: o.maxWatches };
+  // Tools list `context` when --allow-contexts is given (known without the kubeconfig).
+  const contextArgument = o.allowContexts.length > 0;
   if (o.transport === 'stdio') {
     // The gateway (and with it the kubeconfig client, a large part of the start) is
     // created on first use: serveStdio answers initialize and tools/list first, then warms it up.
@@ -146,27 +144,47 @@ export async function runServe(o: ServeOptions): Promise<void> {
       gateway = new KubeGateway(gatewayOptions);
       await gateway.resolveDenyKinds();
     }
-    const deps = {
-      get kube() {
-        return (gateway ??= new KubeGateway(gatewayOptions));
-      },
-      policy,
-      // Tools list `context` when --allow-contexts is given (known without the kubeconfig).
-      contextArgument: o.allowContexts.length > 0,
+    const [{ serveStdio }, { StartAnswers }, { BUNDLED_START_SNAPSHOT }] = await Promise.all([
+      import('./stdio.js'),
+      import('./start-answers.js'),
+      import('./start-snapshot-data.js'),
+    ]);
+    await serveStdio({
       log,
-      audit,
-      budget: o.maxOutput,
-      hubOptions,
-    };
-    const { serveStdio } = await import('./stdio.js');
-    await serveStdio(deps, { warmUp: () => void deps.kube });
+      // In the bundle, initialize and tools/list are answered from its snapshot before the SDK loads.
+      ...(BUNDLED_START_SNAPSHOT ? { startAnswers: new StartAnswers(BUNDLED_START_SNAPSHOT, policy, contextArgument) } : {}),
+      deps: async () => {
+        const { Audit } = await import('./audit.js');
+        return {
+          get kube() {
+            return (gateway ??= new KubeGateway(gatewayOptions));
+          },
+          policy,
+          contextArgument,
+          log,
+          audit: new Audit(o.auditLog),
+          budget: o.maxOutput,
+          hubOptions,
+        };
+      },
+      // The gateway now, and the default context's API discovery in the background, so the
+      // first call finds both ready; a failed discovery is retried by that call.
+      warmUp: (deps) => {
+        void deps.kube.resources().catch((err: unknown) => log.debug({ err: (err as Error).message }, 'background discovery failed'));
+      },
+    });
     gateway?.close();
     return;
   }
+  // zod without its JIT: compiling a parser per object schema (the SDK's protocol schemas, the
+  // tools') costs more CPU at start than it saves on the few messages a session parses.
+  (await import('zod')).config({ jitless: true });
+  const { Audit } = await import('./audit.js');
+  const audit = new Audit(o.auditLog);
   const kube = new KubeGateway(gatewayOptions);
   // Every --deny-kinds entry is resolved through discovery now; an unknown one stops the start.
   await kube.resolveDenyKinds();
-  const deps = { kube, contextArgument: o.allowContexts.length > 0, log, audit, budget: o.maxOutput, hubOptions };
+  const deps = { kube, contextArgument, log, audit, budget: o.maxOutput, hubOptions };
   const [{ Metrics }, { startHttp }] = await Promise.all([import('./metrics.js'), import('./http.js')]);
   const running = await startHttp(
     { ...deps, metrics: new Metrics() },

@@ -7,7 +7,7 @@ import { stringify } from 'yaml';
 import { LAST_APPLIED } from './policy.js';
 
 /** Default response budget in characters of text (about 6k tokens); `--max-output` changes it. */
-export const DEFAULT_BUDGET = 24_000;
+export { DEFAULT_BUDGET } from './budget.js';
 
 /** A copy of a Kubernetes object without `metadata.managedFields` and the last-applied annotation. */
 export function compact<T>(obj: T): T {

@@ -9,13 +9,26 @@
  * with a JSON-RPC error (-32600, with the request's id when it can be read from the line's
  * start) and logged; a line that is not JSON is answered with -32700 (JSON-RPC 2.0 section 5.1);
  * the server keeps serving.
+ *
+ * The start (issue 9, "Speed and memory"): stdin is read from the first moment, before the MCP
+ * SDK, zod and the tools are loaded (most of the start's CPU). With start answers (the bundle's
+ * snapshot, start-answers.ts) `initialize` and `tools/list` are answered at once; every other
+ * line waits in order in a queue. The real server is loaded right after the `tools/list` answer
+ * (or when a queued request needs it, or `loadAfterMs` after the start), receives the client's
+ * `initialize` again (its answer is not written: the client has it), then the queue.
  */
 import process from 'node:process';
 import type { Readable, Writable } from 'node:stream';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
-import { JSONRPCMessageSchema, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from 'pino';
-import { buildServer, type ServerDeps } from './server.js';
+import type { BuiltServer, ServerDeps } from './server.js';
+import type { StartAnswers } from './start-answers.js';
+
+/** What validates a JSON-RPC message: the SDK's JSONRPCMessageSchema (loaded with the SDK). */
+export interface MessageSchema {
+  safeParse(value: unknown): { success: true; data: JSONRPCMessage } | { success: false };
+}
 
 /** Largest stdio message accepted (bytes), as the MCP SDK's default read buffer. */
 export const MAX_STDIO_MESSAGE_BYTES = 10 * 1024 * 1024;
@@ -31,24 +44,42 @@ function idFromPrefix(prefix: string): string | number | null {
   }
 }
 
-/** A stdio server transport that survives oversized and malformed lines (see the module comment). */
+/**
+ * A stdio server transport that survives oversized and malformed lines (see the module comment).
+ * It can read stdin before the server is connected (`listen`): lines are then offered to `early`
+ * and otherwise queued, in order, until start() (the SDK's connect) hands them to the server.
+ */
 export class SafeStdioServerTransport implements Transport {
   onclose?: () => void;
   onerror?: (error: Error) => void;
   onmessage?: (message: JSONRPCMessage) => void;
+  /** Validates each message before it reaches the server; required by start(). */
+  schema?: MessageSchema;
+  /** Offered every JSON line read before start(); returns true when it answered the line itself. */
+  early?: (json: unknown) => boolean;
+  /** Called when a request (a line with an id) is queued before start(): the server is needed. */
+  onqueue?: () => void;
   private chunks: Buffer[] = [];
   private size = 0;
   /** Bytes of the current line being skipped (over the limit); -1 when not skipping. */
   private skipped = -1;
   private skippedPrefix = '';
+  private listening = false;
   private started = false;
+  /** JSON lines read before start(), in order. */
+  private queue: unknown[] = [];
+  /** Ids of replayed requests whose responses are not written (the client has its answer). */
+  private readonly swallowed = new Set<string | number>();
 
   constructor(
     private readonly log: Logger,
     private readonly maxBytes = MAX_STDIO_MESSAGE_BYTES,
     private readonly stdin: Readable = process.stdin,
     private readonly stdout: Writable = process.stdout,
-  ) {}
+    schema?: MessageSchema,
+  ) {
+    this.schema = schema;
+  }
 
   private readonly ondata = (chunk: Buffer) => {
     let start = 0;
@@ -96,7 +127,18 @@ export class SafeStdioServerTransport implements Transport {
       void this.send({ jsonrpc: '2.0', id: null as never, error: { code: -32700, message: `Parse error: ${(err as Error).message}` } } as JSONRPCMessage);
       return;
     }
-    const parsed = JSONRPCMessageSchema.safeParse(json);
+    if (this.started) {
+      this.dispatch(json);
+      return;
+    }
+    if (this.early?.(json)) return;
+    this.queue.push(json);
+    if (json && typeof json === 'object' && 'id' in json) this.onqueue?.();
+  }
+
+  /** Validates one JSON line and hands it to the server (or answers -32600). */
+  private dispatch(json: unknown): void {
+    const parsed = this.schema!.safeParse(json);
     if (!parsed.success) {
       const id = (json as { id?: unknown })?.id;
       this.log.warn('stdio line is not a JSON-RPC message');
@@ -112,11 +154,33 @@ export class SafeStdioServerTransport implements Transport {
 
   private readonly onstdinerror = (err: Error) => this.onerror?.(err);
 
-  async start(): Promise<void> {
-    if (this.started) throw new Error('SafeStdioServerTransport already started');
-    this.started = true;
+  /** Starts reading stdin before start(): lines go to `early`, else to the queue. Idempotent. */
+  listen(): void {
+    if (this.listening) return;
+    this.listening = true;
     this.stdin.on('data', this.ondata);
     this.stdin.on('error', this.onstdinerror);
+  }
+
+  /**
+   * Queues `request` (a JSON-RPC request read before start()) under the id `id`; the server's
+   * response to it will not be written. Used for the `initialize` answered early: the server
+   * must see it (client capabilities and version), the client must not get a second answer.
+   */
+  replay(request: Record<string, unknown>, id: string): void {
+    this.swallowed.add(id);
+    this.queue.push({ ...request, id });
+  }
+
+  /** Connects the server (MCP SDK Protocol.connect): hands it the queued lines, then each new one. */
+  async start(): Promise<void> {
+    if (this.started) throw new Error('SafeStdioServerTransport already started');
+    if (!this.schema) throw new Error('SafeStdioServerTransport.start: no message schema');
+    this.started = true;
+    this.listen();
+    const queued = this.queue;
+    this.queue = [];
+    for (const json of queued) this.dispatch(json);
   }
 
   async close(): Promise<void> {
@@ -124,10 +188,16 @@ export class SafeStdioServerTransport implements Transport {
     this.stdin.off('error', this.onstdinerror);
     if (this.stdin.listenerCount('data') === 0) this.stdin.pause();
     this.chunks = [];
+    this.queue = [];
     this.onclose?.();
   }
 
   send(message: JSONRPCMessage): Promise<void> {
+    if ('id' in message && this.swallowed.has(message.id as string) && ('result' in message || 'error' in message)) {
+      this.swallowed.delete(message.id as string);
+      if ('error' in message) this.log.warn({ error: message.error }, 'the server refused the replayed initialize request');
+      return Promise.resolve();
+    }
     return new Promise((resolve) => {
       if (this.stdout.write(JSON.stringify(message) + '\n')) resolve();
       else this.stdout.once('drain', resolve);
@@ -135,32 +205,95 @@ export class SafeStdioServerTransport implements Transport {
   }
 }
 
-/** Serves one MCP session over stdio until stdin closes; then releases the server's watches. */
 /** Options of serveStdio. */
 export interface StdioOptions {
+  /** Logs (stderr), needed from the first line read. */
+  log: Logger;
+  /** Loads what the server needs; called once, when the real server is needed (see the module comment). */
+  deps: () => Promise<ServerDeps>;
+  /** Answers `initialize` and `tools/list` before the real server is loaded (the bundle's snapshot). */
+  startAnswers?: StartAnswers;
+  /** Milliseconds after the start when the real server is loaded at the latest (default 1 000). */
+  loadAfterMs?: number;
   /**
-   * Creates what the first call would otherwise create (command.ts: the Kubernetes gateway). Run
-   * once, right after the first `tools/list` answer has been written (or `warmUpAfterMs` after the
-   * start if none comes), so a client's start (spawn -> initialize -> tools/list) does not wait
-   * for it. A throw is a start failure: it is logged, the session ends and the exit code is 1.
+   * Creates what the first call would otherwise create (command.ts: the Kubernetes gateway, and
+   * its discovery in the background). Run once, right after the first `tools/list` answer has
+   * been written and the server is loaded (or `warmUpAfterMs` after connect if none comes), so a
+   * client's start (spawn -> initialize -> tools/list) does not wait for it. A throw is a start
+   * failure: it is logged, the session ends and the exit code is 1.
    */
-  warmUp?: () => void;
+  warmUp?: (deps: ServerDeps) => void;
   /** Milliseconds after connect() when warmUp runs at the latest (default 5 000: a loaded machine can take seconds to send tools/list). */
   warmUpAfterMs?: number;
 }
 
+/** A private JSON-RPC id for the replayed `initialize` (no client uses it: it names this process). */
+const replayId = () => `kubemcp-start-initialize-${process.pid}-${Date.now()}`;
+
 /** Serves one MCP session over stdio until stdin closes; then releases the server's watches. */
-export async function serveStdio(deps: ServerDeps, opts: StdioOptions = {}): Promise<void> {
-  const built = buildServer(deps);
-  const transport = new SafeStdioServerTransport(deps.log);
+export async function serveStdio(opts: StdioOptions): Promise<void> {
+  const { log } = opts;
+  const transport = new SafeStdioServerTransport(log);
   let stop: () => void = () => undefined;
+  let ended = false;
   const closed = new Promise<void>((resolve) => {
-    stop = resolve;
-    transport.onclose = () => resolve();
-    process.stdin.once('end', () => resolve());
-    process.stdin.once('close', () => resolve());
+    stop = () => {
+      ended = true;
+      resolve();
+    };
+    process.stdin.once('end', stop);
+    process.stdin.once('close', stop);
   });
-  await built.server.connect(transport);
+  let need: () => void = () => undefined;
+  const needed = new Promise<void>((resolve) => (need = resolve));
+  // Whether a tools/list request has been read (answered early or queued): the warm-up follows it.
+  let listSeen = false;
+  transport.early = (json) => {
+    const answers = opts.startAnswers;
+    const init = answers?.initialize(json);
+    if (init) {
+      transport.replay(json as Record<string, unknown>, replayId());
+      void transport.send(init);
+      log.debug('initialize answered from the start snapshot');
+      return true;
+    }
+    if ((json as { method?: unknown })?.method === 'tools/list') listSeen = true;
+    const list = answers?.toolsList(json);
+    if (list) {
+      void transport.send(list);
+      log.debug('tools/list answered from the start snapshot');
+      // A macrotask: runs after the answer has been handed to stdout.
+      setTimeout(need, 0);
+      return true;
+    }
+    return false;
+  };
+  transport.onqueue = () => need();
+  let loadTimer: NodeJS.Timeout | undefined;
+  if (opts.startAnswers) loadTimer = setTimeout(need, opts.loadAfterMs ?? 1000);
+  else need();
+  transport.listen();
+  await Promise.race([needed, closed]);
+  clearTimeout(loadTimer);
+  if (ended) return;
+
+  // zod without its JIT, set before any schema is built (the SDK's, the tools'): compiling a
+  // parser per object schema costs more CPU at start than it saves on the few messages a session parses.
+  let deps: ServerDeps;
+  let built: BuiltServer;
+  try {
+    (await import('zod')).config({ jitless: true });
+    const [{ buildServer }, { JSONRPCMessageSchema }, loaded] = await Promise.all([import('./server.js'), import('@modelcontextprotocol/sdk/types.js'), opts.deps()]);
+    deps = loaded;
+    built = buildServer(deps);
+    transport.schema = JSONRPCMessageSchema as MessageSchema;
+    transport.onclose = () => stop();
+    await built.server.connect(transport);
+  } catch (err) {
+    // Stop reading stdin, so the process ends with the error (command.ts reports it).
+    await transport.close();
+    throw err;
+  }
   let fallback: NodeJS.Timeout | undefined;
   if (opts.warmUp) {
     let warmed = false;
@@ -169,25 +302,28 @@ export async function serveStdio(deps: ServerDeps, opts: StdioOptions = {}): Pro
       warmed = true;
       clearTimeout(fallback);
       try {
-        opts.warmUp!();
+        opts.warmUp!(deps);
       } catch (err) {
-        deps.log.error({ err: (err as Error).message }, 'kubemcp serve cannot start');
+        log.error({ err: (err as Error).message }, 'kubemcp serve cannot start');
         process.stderr.write(`error: ${(err as Error).message}\n`);
         process.exitCode = 1;
         stop();
       }
     };
-    // The SDK answers a request in microtasks; a macrotask scheduled when tools/list arrives runs
-    // after the answer is written.
-    const onmessage = transport.onmessage;
-    transport.onmessage = (message) => {
-      onmessage?.(message);
-      if (!warmed && 'method' in message && message.method === 'tools/list') setTimeout(warm, 0);
-    };
-    fallback = setTimeout(warm, opts.warmUpAfterMs ?? 5000);
-    fallback.unref();
+    if (listSeen) setTimeout(warm, 0);
+    else {
+      // The SDK answers a request in microtasks; a macrotask scheduled when tools/list arrives
+      // runs after the answer is written.
+      const onmessage = transport.onmessage;
+      transport.onmessage = (message) => {
+        onmessage?.(message);
+        if (!warmed && 'method' in message && message.method === 'tools/list') setTimeout(warm, 0);
+      };
+      fallback = setTimeout(warm, opts.warmUpAfterMs ?? 5000);
+      fallback.unref();
+    }
   }
-  deps.log.info({ tools: built.tools.length }, 'kubemcp serve: stdio');
+  log.info({ tools: built.tools.length, early: !!opts.startAnswers }, 'kubemcp serve: stdio');
   await closed;
   clearTimeout(fallback);
   await built.close().catch(() => undefined);
