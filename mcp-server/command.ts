@@ -6,9 +6,11 @@
  * Precedence: flag > environment > MCP_CONFIG_FILE > default.
  */
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import type { Command } from 'commander';
 import type { Logger } from 'pino';
 import { DEFAULT_BUDGET } from './budget.js';
+import { defaultDiscoveryCacheDir } from './discovery.js';
 
 /** Everything `serve` can be told, after flags, environment and config file are merged. */
 export interface ServeOptions {
@@ -35,6 +37,8 @@ export interface ServeOptions {
   maxSubscriptions: number;
   /** Most apiserver watches of the whole server, shared across sessions (default 100). */
   maxWatches: number;
+  /** Directory of the discovery disk cache (discovery.ts), or `off`. */
+  discoveryCache: string;
   logLevel: string;
 }
 
@@ -59,6 +63,18 @@ export function readConfigFile(path: string | undefined): Record<string, string>
   if (doc?.server?.transport) out.transport = String(doc.server.transport);
   for (const [k, v] of Object.entries(doc?.config ?? {})) out[k.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase())] = String(v);
   return out;
+}
+
+/**
+ * The discovery cache directory: `off`, an absolute path, or (unset) the default
+ * (discovery.ts, defaultDiscoveryCacheDir).
+ * @throws Error naming --discovery-cache when the value is a relative path.
+ */
+function discoveryCacheOption(value: unknown, env: NodeJS.ProcessEnv): string {
+  if (value === undefined || value === '') return defaultDiscoveryCacheDir(env);
+  const v = String(value);
+  if (v === 'off' || path.isAbsolute(v)) return v;
+  throw new Error(`--discovery-cache must be an absolute directory or "off", got "${v}"`);
 }
 
 /** Merges flags, environment and config file into ServeOptions. @throws Error for invalid values. */
@@ -102,6 +118,7 @@ export function resolveServeOptions(flags: Record<string, any>, env: NodeJS.Proc
     maxOutput,
     maxSubscriptions: count('maxSubscriptions', 'MCP_MAX_SUBSCRIPTIONS', 16, '--max-subscriptions'),
     maxWatches: count('maxWatches', 'MCP_MAX_WATCHES', 100, '--max-watches'),
+    discoveryCache: discoveryCacheOption(pick('discoveryCache', 'MCP_DISCOVERY_CACHE'), env),
     logLevel: String(pick('logLevel', 'LOG_LEVEL') ?? 'info').toLowerCase(),
   };
 }
@@ -119,7 +136,7 @@ export async function runServe(o: ServeOptions): Promise<void> {
   // Loaded here, not at the top: `kubemcp render` and `--help` do not pay for the MCP SDK and client-node.
   // The transport not used is not loaded at all: HTTP (hono, prom-client, Node's fetch) costs a stdio
   // start about a tenth of its time (README, "Speed and memory").
-  const [{ Policy }, { KubeGateway }] = await Promise.all([import('./policy.js'), import('./kube.js')]);
+  const [{ Policy }, { KubeGateway }, { DiscoveryDiskCache }] = await Promise.all([import('./policy.js'), import('./kube.js'), import('./discovery.js')]);
   const log = await stderrLogger(o.logLevel);
   const policy = new Policy({
     readOnly: o.readOnly,
@@ -130,7 +147,8 @@ export async function runServe(o: ServeOptions): Promise<void> {
     denyKinds: o.denyKinds,
     showSecrets: o.showSecrets,
   });
-  const gatewayOptions = { policy, kubeconfig: o.kubeconfig, context: o.context, allowContexts: o.allowContexts, maxWatches: o.maxWatches };
+  const discoveryCache = o.discoveryCache === 'off' ? undefined : new DiscoveryDiskCache(o.discoveryCache, (message) => log.debug({ message }, 'discovery cache not used'));
+  const gatewayOptions = { policy, kubeconfig: o.kubeconfig, context: o.context, allowContexts: o.allowContexts, maxWatches: o.maxWatches, discoveryCache };
   const hubOptions = { maxPerSession: o.maxSubscriptions, maxWatches: o.maxWatches };
   // Tools list `context` when --allow-contexts is given (known without the kubeconfig).
   const contextArgument = o.allowContexts.length > 0;
@@ -226,6 +244,7 @@ export function registerServe(program: Command): void {
     .option('--max-output <chars>', `response budget in characters (env MCP_MAX_OUTPUT; default ${DEFAULT_BUDGET})`)
     .option('--max-subscriptions <n>', 'resource subscriptions per MCP session (env MCP_MAX_SUBSCRIPTIONS; default 16)')
     .option('--max-watches <n>', 'apiserver watches of the whole server, shared by all sessions (env MCP_MAX_WATCHES; default 100)')
+    .option('--discovery-cache <dir>', 'API discovery cache shared by processes, an absolute directory or off (env MCP_DISCOVERY_CACHE; default ~/.cache/kubemcp/discovery)')
     .option('--config <file>', 'config file (env MCP_CONFIG_FILE), the operator\'s config.json')
     .option('--log-level <level>', 'pino level (env LOG_LEVEL; default info)')
     .action(async (flags: Record<string, any>) => {

@@ -14,6 +14,7 @@ import * as https from 'node:https';
 import * as k8s from '@kubernetes/client-node';
 import { maskErrorText, Policy, PolicyError, type RequestTarget } from './policy.js';
 import { checkName, checkNamespace, InvalidArgumentError, parseApiPath } from './names.js';
+import { fetchAggregated, type DiscoveryDiskCache } from './discovery.js';
 
 /** An API resource as aggregated discovery (apidiscovery.k8s.io/v2) describes it. */
 export interface ApiResource {
@@ -84,6 +85,8 @@ export interface GatewayOptions {
   discoveryTtlMs?: number;
   /** Most concurrent watches (sizes their own connection pool; default 100). */
   maxWatches?: number;
+  /** A disk cache of discovery shared by processes (discovery.ts); default none. Not used when the policy has a namespace allow-list or a kind deny-list. */
+  discoveryCache?: DiscoveryDiskCache;
 }
 
 /** Whether a resolved resource is core/v1 Secrets. */
@@ -101,6 +104,8 @@ interface ContextState {
   agent?: http.Agent;
   watchAgent?: http.Agent;
   discovery?: { at: number; resources: ApiResource[] };
+  /** The discovery under way, shared by concurrent callers. */
+  discovering?: Promise<ApiResource[]>;
 }
 
 /** The gateway: see the module comment. One instance per server process. */
@@ -113,6 +118,7 @@ export class KubeGateway {
   private readonly timeoutMs: number;
   private readonly maxBytes: number;
   private readonly ttl: number;
+  private readonly discoveryCache?: DiscoveryDiskCache;
   /** Most concurrent watches this gateway serves (the subscription hub enforces it). */
   readonly maxWatches: number;
 
@@ -126,6 +132,9 @@ export class KubeGateway {
     this.maxBytes = opts.maxResponseBytes ?? 64 * 1024 * 1024;
     this.ttl = opts.discoveryTtlMs ?? 5 * 60_000;
     this.maxWatches = opts.maxWatches ?? 100;
+    // Scopes and kinds from a disk entry could widen a namespace allow-list or a kind deny-list
+    // (both are checked on what discovery says): with either, only live discovery is trusted.
+    this.discoveryCache = opts.policy.allowedNamespaces.length || opts.policy.deniedKinds.length ? undefined : opts.discoveryCache;
     this.base = new k8s.KubeConfig();
     if (opts.kubeconfig) this.base.loadFromFile(opts.kubeconfig);
     else this.base.loadFromDefault();
@@ -516,30 +525,14 @@ export class KubeGateway {
     const ctx = this.resolveContext(context);
     const s = this.state(ctx);
     if (!refresh && s.discovery && Date.now() - s.discovery.at < this.ttl) return s.discovery.resources;
-    const out: ApiResource[] = [];
-    for (const path of ['/api', '/apis']) {
-      const list = await this.request<{ items?: any[] }>({ context: ctx, path, accept: DISCOVERY_ACCEPT });
-      for (const g of list.items ?? []) {
-        const group: string = g.metadata?.name ?? '';
-        for (const v of g.versions ?? []) {
-          for (const r of v.resources ?? []) {
-            out.push({
-              group,
-              version: v.version,
-              resource: r.resource,
-              kind: r.responseKind?.kind ?? '',
-              singular: r.singularResource ?? '',
-              shortNames: r.shortNames ?? [],
-              categories: r.categories ?? [],
-              namespaced: r.scope === 'Namespaced',
-              verbs: r.verbs ?? [],
-              subresources: (r.subresources ?? []).map((x: any) => x.subresource),
-            });
-          }
-        }
-      }
-    }
+    // A new process: the disk cache (discovery.ts); one discovery at a time per context.
+    const cluster = s.kc.getCurrentCluster()!;
+    const cached = !refresh && !s.discovery ? this.discoveryCache?.read(cluster, this.ttl) : undefined;
+    if (cached) return (s.discovery = cached).resources;
+    s.discovering ??= fetchAggregated((path) => this.request({ context: ctx, path, accept: DISCOVERY_ACCEPT })).finally(() => (s.discovering = undefined));
+    const out = await s.discovering;
     s.discovery = { at: Date.now(), resources: out };
+    this.discoveryCache?.write(cluster, s.discovery.at, out);
     return out;
   }
 
