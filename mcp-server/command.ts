@@ -185,10 +185,16 @@ export async function runServe(o: ServeOptions): Promise<void> {
           hubOptions,
         };
       },
-      // The gateway now, and the default context's API discovery in the background, so the
-      // first call finds both ready; a failed discovery is retried by that call.
+      // The gateway now; in the background the default context's API discovery (live or from
+      // the disk cache) and one GET /version, which opens the keep-alive TLS connection and runs
+      // the request path once, so the first call finds all of it ready. A failure is only
+      // logged: the first call retries and reports it.
       warmUp: (deps) => {
-        void deps.kube.resources().catch((err: unknown) => log.debug({ err: (err as Error).message }, 'background discovery failed'));
+        const kube = deps.kube;
+        void kube
+          .resources()
+          .then(() => kube.request({ path: '/version', timeoutMs: 10_000 }))
+          .catch((err: unknown) => log.debug({ err: (err as Error).message }, 'background warm-up request failed'));
       },
     });
     gateway?.close();
