@@ -2,7 +2,7 @@
  * `npm run bench`: kubemcp serve side by side with its peers on the same local cluster (issue 9,
  * "Speed and memory"). Not a test: it prints numbers. `npm test` never runs it.
  *
- *   npm run bench -- [--pods 1000] [--runs 10] [--call-runs 3] [--calls 200] [--peers-dir <dir>] [--only kubemcp,kms]
+ *   npm run bench -- [--pods 1000] [--runs 10] [--call-runs 3] [--calls 200] [--peers-dir <dir>] [--only kubemcp,kms] [--kubemcp-bin <file>]
  *
  * Servers, each spoken to over stdio by the MCP SDK client, with the same KUBECONFIG:
  * - `kubemcp`: this checkout's bundle (`node dist/cli/kubemcp.js serve`, rebuilt first by build.ts);
@@ -222,8 +222,9 @@ async function main(): Promise<void> {
     .option('--calls <n>', 'mixed calls per call run', '200')
     .option('--peers-dir <dir>', 'scratch directory for the peers', path.join(os.homedir(), '.cache', 'kubemcp', 'bench-peers'))
     .option('--only <names>', 'comma-separated subset of kubemcp,kms,msk')
+    .option('--kubemcp-bin <file>', 'another build of the kubemcp bin to measure instead of this checkout\'s (e.g. an older commit\'s, for a before/after)')
     .parse()
-    .opts<{ pods: string; runs: string; callRuns: string; calls: string; peersDir: string; only?: string }>();
+    .opts<{ pods: string; runs: string; callRuns: string; calls: string; peersDir: string; only?: string; kubemcpBin?: string }>();
   const int = (v: string, name: string, min: number) => {
     const n = Number(v);
     if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}`);
@@ -247,9 +248,9 @@ async function main(): Promise<void> {
   const all: Server[] = [
     {
       name: 'kubemcp',
-      label: 'kubemcp (this checkout)',
+      label: o.kubemcpBin ? `kubemcp (${o.kubemcpBin})` : 'kubemcp (this checkout)',
       command: process.execPath,
-      args: [path.join(ROOT, 'dist/cli/kubemcp.js'), 'serve', '--audit-log', 'off'],
+      args: [o.kubemcpBin ? path.resolve(o.kubemcpBin) : path.join(ROOT, 'dist/cli/kubemcp.js'), 'serve', '--audit-log', 'off'],
       env: { LOG_LEVEL: 'warn' },
       calls: (ns, pod) => [
         { tool: 'list-resources', args: { kind: 'pods', namespace: ns, labelSelector: SELECTOR } },
