@@ -133,12 +133,15 @@ export function objectResult(ctx: ToolContext, obj: KubernetesObject, prefix = '
   };
 }
 
-/** The label selector string of a workload (`spec.selector`, MCPServer `status.selector`, Service `spec.selector`). */
+/**
+ * The label selector string of a workload (`spec.selector`, MCPServer `status.selector`, Service `spec.selector`).
+ * @throws InvalidArgumentError naming `kind` when the object selects no pods (the kind was not a workload).
+ */
 export function selectorOf(obj: Workload): string {
   if (obj.kind === 'Service' && obj.spec?.selector) return Object.entries(obj.spec.selector).map(([k, v]) => `${k}=${String(v)}`).join(',');
   if (typeof obj.status?.selector === 'string' && obj.status.selector) return obj.status.selector;
   const sel = obj.spec?.selector as LabelSelector | undefined;
-  if (!sel) throw new KubeError(400, 'BadRequest', `${obj.kind ?? 'object'} ${obj.metadata?.name ?? ''} has no pod selector`);
+  if (!sel) throw new InvalidArgumentError('kind', `${obj.kind ?? 'object'} ${obj.metadata?.name ?? ''} has no pod selector`);
   const parts = Object.entries(sel.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`);
   for (const e of sel.matchExpressions ?? []) {
     if (e.operator === 'In') parts.push(`${e.key} in (${(e.values ?? []).join(',')})`);
@@ -146,7 +149,7 @@ export function selectorOf(obj: Workload): string {
     else if (e.operator === 'Exists') parts.push(e.key);
     else if (e.operator === 'DoesNotExist') parts.push(`!${e.key}`);
   }
-  if (parts.length === 0) throw new KubeError(400, 'BadRequest', `${obj.kind} ${obj.metadata?.name} selects no labels`);
+  if (parts.length === 0) throw new InvalidArgumentError('kind', `${obj.kind} ${obj.metadata?.name} selects no labels`);
   return parts.join(',');
 }
 

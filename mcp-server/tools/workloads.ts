@@ -259,7 +259,9 @@ export function workloadTools(): AnyToolDef[] {
         const current = Number(dep.metadata?.annotations?.[REVISION] ?? owned.at(-1)?.rev ?? 0);
         const to = a.toRevision ?? owned.filter((o) => o.rev < current).at(-1)?.rev;
         const pick = owned.find((o) => o.rev === to);
-        if (!to || !pick) throw new KubeError(404, 'NotFound', `no revision ${a.toRevision ?? 'before ' + current} of deployment ${name}; revisions: ${owned.map((o) => o.rev).join(', ') || 'none'}`);
+        const revisions = owned.map((o) => o.rev).join(', ') || 'none';
+        if (a.toRevision !== undefined && !pick) throw new InvalidArgumentError('toRevision', `deployment ${name} has no revision ${a.toRevision}; revisions: ${revisions}`);
+        if (!to || !pick) throw new KubeError(404, 'NotFound', `no revision before ${current} of deployment ${name}; revisions: ${revisions}`);
         const template = structuredClone(pick.rs.spec?.template ?? {});
         if (template.metadata?.labels) delete template.metadata.labels['pod-template-hash'];
         await ctx.kube.patch({ context: a.context, api, namespace, name }, 'json', [{ op: 'replace', path: '/spec/template', value: template }]);
