@@ -5,13 +5,11 @@
  */
 import { z } from 'zod';
 import { parseAllDocuments } from 'yaml';
-import { FIELD_MANAGER, KubeError, type ApiResource, type Condition, type DeleteOptions, type Event, type KubernetesObject, type Workload } from '../kube.js';
+import { FIELD_MANAGER, type ApiResource, type Condition, type DeleteOptions, type Event, type KubernetesObject, type Workload } from '../kube.js';
 import { InvalidArgumentError } from '../names.js';
 import { age, budgetText, compact, fromApiTable, renderTable, toYaml, truncatedNote, type TextTable } from '../format.js';
 import { contextArg, defineTool, type AnyToolDef, type ToolContext, type ToolOutput } from './registry.js';
 import { listTable, nsFor, objectOutput, objectResult, parseDoc, resolveKind, resolveNamed, selectorOf, tableOutput, tableResult } from './common.js';
-
-export { FIELD_MANAGER };
 
 const kindArg = z.string().min(1).describe('kind or resource as kubectl accepts it (Pod, po, deployments.apps, mcps); `kind/name` works too');
 const nameArg = z.string().min(1).describe('object name');
