@@ -1,13 +1,16 @@
 /**
- * The `kubemcp serve` subcommand: flags, environment fallbacks (the operator sets MCP_TRANSPORT,
- * MCP_PORT and MCP_CONFIG_FILE; PORT as in seed 001), the config file, and startup of the stdio
- * or Streamable HTTP transport. Logs go to stderr (pino), never stdout.
+ * The `kubemcp serve` subcommand: flags, their environment variables (commander's
+ * `Option.env`; the operator sets MCP_TRANSPORT, MCP_PORT and MCP_CONFIG_FILE; PORT as in
+ * seed 001), the config file, and startup of the stdio or Streamable HTTP transport. Logs go to
+ * stderr (pino), never stdout.
  *
- * Precedence: flag > environment > MCP_CONFIG_FILE > default.
+ * Precedence: flag > environment > MCP_CONFIG_FILE > default. Commander applies the first two
+ * (an environment variable never overrides a flag given on the command line); the config file
+ * and the defaults fill what neither set (resolveServeOptions).
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { Logger } from 'pino';
 import { DEFAULT_BUDGET } from './budget.js';
 import { defaultDiscoveryCacheDir } from './discovery.js';
@@ -42,8 +45,52 @@ export interface ServeOptions {
   logLevel: string;
 }
 
-const list = (v: string | undefined) => (v ?? '').split(',').map((s) => s.trim()).filter(Boolean);
-const bool = (v: unknown) => v === true || (typeof v === 'string' && /^(1|true|yes|on)$/i.test(v));
+/**
+ * What commander hands the action: each flag given on the command line or by its environment
+ * variable (strings, booleans for the on/off flags), undefined otherwise.
+ */
+export interface ServeFlags {
+  transport?: string;
+  port?: string;
+  host?: string;
+  readOnly?: boolean;
+  disableDestructive?: boolean;
+  allowTools?: string;
+  denyTools?: string;
+  namespaces?: string;
+  denyKinds?: string;
+  showSecrets?: boolean;
+  context?: string;
+  allowContexts?: string;
+  kubeconfig?: string;
+  auditLog?: string;
+  token?: string;
+  stateless?: boolean;
+  allowedHosts?: string;
+  cors?: string;
+  maxOutput?: string;
+  maxSubscriptions?: string;
+  maxWatches?: string;
+  discoveryCache?: string;
+  config?: string;
+  logLevel?: string;
+}
+
+const list = (v: string | boolean | undefined) => (typeof v === 'string' ? v : '').split(',').map((s) => s.trim()).filter(Boolean);
+const TRUE = /^(1|true|yes|on)$/i;
+const FALSE = /^(0|false|no|off|)$/i;
+const bool = (v: string | boolean | undefined) => v === true || (typeof v === 'string' && TRUE.test(v.trim()));
+
+/**
+ * Parses the value of an on/off flag (`--read-only false`, `MCP_READ_ONLY=0`): 1/true/yes/on or
+ * 0/false/no/off (any case), empty is off.
+ * @throws commander's InvalidArgumentError for anything else (commander names the flag or variable).
+ */
+export function parseBool(v: string): boolean {
+  if (TRUE.test(v.trim())) return true;
+  if (FALSE.test(v.trim())) return false;
+  throw new InvalidArgumentError('expected true/false, yes/no, on/off or 1/0.');
+}
 
 /**
  * Reads MCP_CONFIG_FILE (the operator's config.json: `{ server: { port, transport }, config: {...} }`).
@@ -52,16 +99,17 @@ const bool = (v: unknown) => v === true || (typeof v === 'string' && /^(1|true|y
  */
 export function readConfigFile(path: string | undefined): Record<string, string> {
   if (!path) return {};
-  let doc: any;
+  let doc: { server?: { port?: unknown; transport?: unknown }; config?: unknown } | null;
   try {
-    doc = JSON.parse(readFileSync(path, 'utf8'));
+    doc = JSON.parse(readFileSync(path, 'utf8')) as typeof doc;
   } catch (err) {
     throw new Error(`MCP_CONFIG_FILE ${path}: ${(err as Error).message}`);
   }
   const out: Record<string, string> = {};
   if (doc?.server?.port !== undefined) out.port = String(doc.server.port);
   if (doc?.server?.transport) out.transport = String(doc.server.transport);
-  for (const [k, v] of Object.entries(doc?.config ?? {})) out[k.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase())] = String(v);
+  const config = doc?.config && typeof doc.config === 'object' ? doc.config : {};
+  for (const [k, v] of Object.entries(config)) out[k.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase())] = String(v);
   return out;
 }
 
@@ -77,49 +125,59 @@ function discoveryCacheOption(value: unknown, env: NodeJS.ProcessEnv): string {
   throw new Error(`--discovery-cache must be an absolute directory or "off", got "${v}"`);
 }
 
-/** Merges flags, environment and config file into ServeOptions. @throws Error for invalid values. */
-export function resolveServeOptions(flags: Record<string, any>, env: NodeJS.ProcessEnv = process.env): ServeOptions {
-  const file = readConfigFile(flags.config ?? env.MCP_CONFIG_FILE);
-  const pick = (flag: string, envName?: string) => flags[flag] ?? (envName ? env[envName] : undefined) ?? file[flag];
-  const rawTransport = String(pick('transport', 'MCP_TRANSPORT') ?? 'stdio');
+/**
+ * Merges the flags (command line, then environment, as commander resolved them), the config
+ * file and the defaults into ServeOptions. `env` is read only for what no flag carries: PORT
+ * (seed 001's fallback after MCP_PORT: commander takes one variable per option) and the
+ * operator-pod signal (KUBERNETES_SERVICE_HOST with MCP_TRANSPORT).
+ * @throws Error naming the flag for invalid values, or the config file when it cannot be read.
+ */
+export function resolveServeOptions(flags: ServeFlags, env: NodeJS.ProcessEnv = process.env): ServeOptions {
+  const file = readConfigFile(flags.config);
+  const pick = <K extends keyof ServeFlags>(flag: K): ServeFlags[K] | string | undefined => flags[flag] ?? file[flag];
+  const rawTransport = String(pick('transport') ?? 'stdio');
   const transport = rawTransport === 'stdio' ? 'stdio' : rawTransport === 'http' || rawTransport === 'streamable-http' ? 'http' : undefined;
   if (!transport) throw new Error(`unknown transport "${rawTransport}": use stdio, http or streamable-http`);
-  const port = Number(flags.port ?? env.MCP_PORT ?? env.PORT ?? file.port ?? 3001);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`invalid port "${flags.port ?? env.MCP_PORT ?? env.PORT ?? file.port}"`);
+  const rawPort = flags.port ?? env.PORT ?? file.port;
+  const port = Number(rawPort ?? 3001);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`invalid port "${rawPort}"`);
   // In a pod started by the operator (MCP_TRANSPORT set, in-cluster), probes come from the node: bind all interfaces.
   const inPod = !!env.KUBERNETES_SERVICE_HOST && !!env.MCP_TRANSPORT;
-  const maxOutput = Number(pick('maxOutput', 'MCP_MAX_OUTPUT') ?? DEFAULT_BUDGET);
-  if (!Number.isInteger(maxOutput) || maxOutput < 1000) throw new Error('max-output must be an integer >= 1000');
-  const token = pick('token', 'MCP_TOKEN');
-  const count = (flag: string, envName: string, dflt: number, cli: string) => {
-    const v = Number(pick(flag, envName) ?? dflt);
+  const maxOutput = Number(pick('maxOutput') ?? DEFAULT_BUDGET);
+  if (!Number.isInteger(maxOutput) || maxOutput < 1000) throw new Error('--max-output must be an integer >= 1000');
+  const token = pick('token');
+  const count = (flag: 'maxSubscriptions' | 'maxWatches', dflt: number, cli: string) => {
+    const v = Number(pick(flag) ?? dflt);
     if (!Number.isInteger(v) || v < 0) throw new Error(`${cli} must be an integer >= 0`);
     return v;
   };
+  const context = pick('context');
+  const allowedHosts = pick('allowedHosts');
+  const cors = pick('cors');
   return {
     transport,
     port,
-    host: String(pick('host', 'MCP_HOST') ?? (inPod ? '0.0.0.0' : '127.0.0.1')),
-    readOnly: bool(pick('readOnly', 'MCP_READ_ONLY')),
-    disableDestructive: bool(pick('disableDestructive', 'MCP_DISABLE_DESTRUCTIVE')),
-    allowTools: list(pick('allowTools', 'MCP_ALLOW_TOOLS')),
-    denyTools: list(pick('denyTools', 'MCP_DENY_TOOLS')),
-    namespaces: list(pick('namespaces', 'MCP_NAMESPACES')),
-    denyKinds: list(pick('denyKinds', 'MCP_DENY_KINDS')),
-    showSecrets: bool(pick('showSecrets', 'MCP_SHOW_SECRETS')),
-    context: pick('context', 'MCP_CONTEXT'),
-    allowContexts: list(pick('allowContexts', 'MCP_ALLOW_CONTEXTS')),
-    kubeconfig: flags.kubeconfig,
-    auditLog: String(pick('auditLog', 'MCP_AUDIT_LOG') ?? 'stderr'),
+    host: String(pick('host') ?? (inPod ? '0.0.0.0' : '127.0.0.1')),
+    readOnly: bool(pick('readOnly')),
+    disableDestructive: bool(pick('disableDestructive')),
+    allowTools: list(pick('allowTools')),
+    denyTools: list(pick('denyTools')),
+    namespaces: list(pick('namespaces')),
+    denyKinds: list(pick('denyKinds')),
+    showSecrets: bool(pick('showSecrets')),
+    ...(context ? { context: String(context) } : {}),
+    allowContexts: list(pick('allowContexts')),
+    ...(flags.kubeconfig ? { kubeconfig: flags.kubeconfig } : {}),
+    auditLog: String(pick('auditLog') ?? 'stderr'),
     ...(token ? { token: String(token) } : {}),
-    stateless: bool(pick('stateless', 'MCP_STATELESS')),
-    ...(pick('allowedHosts', 'MCP_ALLOWED_HOSTS') ? { allowedHosts: list(pick('allowedHosts', 'MCP_ALLOWED_HOSTS')) } : {}),
-    ...(pick('cors', 'MCP_CORS_ORIGINS') ? { cors: list(pick('cors', 'MCP_CORS_ORIGINS')) } : {}),
+    stateless: bool(pick('stateless')),
+    ...(allowedHosts ? { allowedHosts: list(allowedHosts) } : {}),
+    ...(cors ? { cors: list(cors) } : {}),
     maxOutput,
-    maxSubscriptions: count('maxSubscriptions', 'MCP_MAX_SUBSCRIPTIONS', 16, '--max-subscriptions'),
-    maxWatches: count('maxWatches', 'MCP_MAX_WATCHES', 100, '--max-watches'),
-    discoveryCache: discoveryCacheOption(pick('discoveryCache', 'MCP_DISCOVERY_CACHE'), env),
-    logLevel: String(pick('logLevel', 'LOG_LEVEL') ?? 'info').toLowerCase(),
+    maxSubscriptions: count('maxSubscriptions', 16, '--max-subscriptions'),
+    maxWatches: count('maxWatches', 100, '--max-watches'),
+    discoveryCache: discoveryCacheOption(pick('discoveryCache'), env),
+    logLevel: String(pick('logLevel') ?? 'info').toLowerCase(),
   };
 }
 
@@ -224,41 +282,57 @@ export async function runServe(o: ServeOptions): Promise<void> {
   kube.close();
 }
 
+/**
+ * Adds the `serve` flags to `cmd`, each with its environment variable (commander's `Option.env`:
+ * a flag on the command line wins over its variable). On/off flags take an optional value
+ * (`--read-only`, `--read-only false`) so that their variables are read by value
+ * (`MCP_READ_ONLY=false` is off): commander turns a plain boolean flag on whenever its variable
+ * is set, whatever the value, which for MCP_SHOW_SECRETS=false would be the opposite of meant.
+ * No defaults are set here: what neither sets comes from the config file, then the defaults
+ * (resolveServeOptions), and the help names both.
+ */
+export function addServeOptions(cmd: Command): Command {
+  // Commander's help shows each variable after the description: "(env: MCP_PORT)".
+  const flag = (flags: string, description: string, env?: string) => {
+    const o = new Option(flags, description);
+    return env ? o.env(env) : o;
+  };
+  const onOff = (name: string, description: string, env: string) => flag(`--${name} [bool]`, description, env).argParser(parseBool);
+  return cmd
+    .addOption(flag('-t, --transport <transport>', 'stdio | http | streamable-http (default stdio)', 'MCP_TRANSPORT'))
+    .addOption(flag('-p, --port <port>', 'HTTP port (default 3001; PORT, as in seed 001, when MCP_PORT is not set)', 'MCP_PORT'))
+    .addOption(flag('--host <host>', 'HTTP bind address (default 127.0.0.1, 0.0.0.0 in an operator pod)', 'MCP_HOST'))
+    .addOption(onOff('read-only', 'only read tools: mutating tools are neither listed nor callable', 'MCP_READ_ONLY'))
+    .addOption(onOff('disable-destructive', 'no delete tools or DELETE requests', 'MCP_DISABLE_DESTRUCTIVE'))
+    .addOption(flag('--allow-tools <names>', 'comma-separated tools to expose; others are hidden', 'MCP_ALLOW_TOOLS'))
+    .addOption(flag('--deny-tools <names>', 'comma-separated tools to hide', 'MCP_DENY_TOOLS'))
+    .addOption(flag('--namespaces <names>', 'comma-separated namespace allow-list', 'MCP_NAMESPACES'))
+    .addOption(flag('--deny-kinds <kinds>', 'comma-separated kinds/resources refused, e.g. Secret,roles.rbac.authorization.k8s.io', 'MCP_DENY_KINDS'))
+    .addOption(onOff('show-secrets', 'do not mask Secret values', 'MCP_SHOW_SECRETS'))
+    .addOption(flag('--context <name>', 'kubeconfig context (default: current)', 'MCP_CONTEXT'))
+    .addOption(flag('--allow-contexts <names>', 'further contexts tools may use via `context`; * for all', 'MCP_ALLOW_CONTEXTS'))
+    .addOption(flag('--kubeconfig <file>', 'kubeconfig file (default: KUBECONFIG, ~/.kube/config, in-cluster)'))
+    .addOption(flag('--audit-log <sink>', 'audit sink for mutating calls: stderr | <file> | off (default stderr)', 'MCP_AUDIT_LOG'))
+    .addOption(flag('--token <token>', 'require this bearer token on /mcp and /metrics', 'MCP_TOKEN'))
+    .addOption(onOff('stateless', 'HTTP without sessions, for many replicas', 'MCP_STATELESS'))
+    .addOption(flag('--allowed-hosts <hosts>', 'Host header names accepted (default loopback names on a loopback bind)', 'MCP_ALLOWED_HOSTS'))
+    .addOption(flag('--cors <origins>', 'CORS origins allowed, * for any', 'MCP_CORS_ORIGINS'))
+    .addOption(flag('--max-output <chars>', `response budget in characters (default ${DEFAULT_BUDGET})`, 'MCP_MAX_OUTPUT'))
+    .addOption(flag('--max-subscriptions <n>', 'resource subscriptions per MCP session (default 16)', 'MCP_MAX_SUBSCRIPTIONS'))
+    .addOption(flag('--max-watches <n>', 'apiserver watches of the whole server, shared by all sessions (default 100)', 'MCP_MAX_WATCHES'))
+    .addOption(flag('--discovery-cache <dir>', 'API discovery cache shared by processes, an absolute directory or off (default ~/.cache/kubemcp/discovery)', 'MCP_DISCOVERY_CACHE'))
+    .addOption(flag('--config <file>', "config file, the operator's config.json", 'MCP_CONFIG_FILE'))
+    .addOption(flag('--log-level <level>', 'pino level (default info)', 'LOG_LEVEL'));
+}
+
 /** Registers `kubemcp serve` on the program (cli.ts). */
 export function registerServe(program: Command): void {
-  program
-    .command('serve')
-    .description('run the Kubernetes MCP server (stdio by default, or Streamable HTTP at /mcp)')
-    .option('-t, --transport <transport>', 'stdio | http | streamable-http (env MCP_TRANSPORT; default stdio)')
-    .option('-p, --port <port>', 'HTTP port (env MCP_PORT, PORT; default 3001)')
-    .option('--host <host>', 'HTTP bind address (env MCP_HOST; default 127.0.0.1, 0.0.0.0 in an operator pod)')
-    .option('--read-only', 'only read tools: mutating tools are neither listed nor callable (env MCP_READ_ONLY)')
-    .option('--disable-destructive', 'no delete tools or DELETE requests (env MCP_DISABLE_DESTRUCTIVE)')
-    .option('--allow-tools <names>', 'comma-separated tools to expose; others are hidden (env MCP_ALLOW_TOOLS)')
-    .option('--deny-tools <names>', 'comma-separated tools to hide (env MCP_DENY_TOOLS)')
-    .option('--namespaces <names>', 'comma-separated namespace allow-list (env MCP_NAMESPACES)')
-    .option('--deny-kinds <kinds>', 'comma-separated kinds/resources refused, e.g. Secret,roles.rbac.authorization.k8s.io (env MCP_DENY_KINDS)')
-    .option('--show-secrets', 'do not mask Secret values (env MCP_SHOW_SECRETS)')
-    .option('--context <name>', 'kubeconfig context (default: current; env MCP_CONTEXT)')
-    .option('--allow-contexts <names>', 'further contexts tools may use via `context`; * for all (env MCP_ALLOW_CONTEXTS)')
-    .option('--kubeconfig <file>', 'kubeconfig file (default: KUBECONFIG, ~/.kube/config, in-cluster)')
-    .option('--audit-log <sink>', 'audit sink for mutating calls: stderr | <file> | off (env MCP_AUDIT_LOG; default stderr)')
-    .option('--token <token>', 'require this bearer token on /mcp and /metrics (env MCP_TOKEN)')
-    .option('--stateless', 'HTTP without sessions, for many replicas (env MCP_STATELESS)')
-    .option('--allowed-hosts <hosts>', 'Host header names accepted (env MCP_ALLOWED_HOSTS; default loopback names on a loopback bind)')
-    .option('--cors <origins>', 'CORS origins allowed, * for any (env MCP_CORS_ORIGINS)')
-    .option('--max-output <chars>', `response budget in characters (env MCP_MAX_OUTPUT; default ${DEFAULT_BUDGET})`)
-    .option('--max-subscriptions <n>', 'resource subscriptions per MCP session (env MCP_MAX_SUBSCRIPTIONS; default 16)')
-    .option('--max-watches <n>', 'apiserver watches of the whole server, shared by all sessions (env MCP_MAX_WATCHES; default 100)')
-    .option('--discovery-cache <dir>', 'API discovery cache shared by processes, an absolute directory or off (env MCP_DISCOVERY_CACHE; default ~/.cache/kubemcp/discovery)')
-    .option('--config <file>', 'config file (env MCP_CONFIG_FILE), the operator\'s config.json')
-    .option('--log-level <level>', 'pino level (env LOG_LEVEL; default info)')
-    .action(async (flags: Record<string, any>) => {
-      try {
-        await runServe(resolveServeOptions(flags));
-      } catch (err) {
-        process.stderr.write(`error: ${(err as Error).message}\n`);
-        process.exitCode = 1;
-      }
-    });
+  addServeOptions(program.command('serve').description('run the Kubernetes MCP server (stdio by default, or Streamable HTTP at /mcp)')).action(async (flags: ServeFlags) => {
+    try {
+      await runServe(resolveServeOptions(flags));
+    } catch (err) {
+      process.stderr.write(`error: ${(err as Error).message}\n`);
+      process.exitCode = 1;
+    }
+  });
 }

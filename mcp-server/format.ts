@@ -5,6 +5,7 @@
  */
 import { stringify } from 'yaml';
 import { LAST_APPLIED } from './policy.js';
+import type { Table } from './kube-types.js';
 
 /** Default response budget in characters of text (about 6k tokens); `--max-output` changes it. */
 export { DEFAULT_BUDGET } from './budget.js';
@@ -58,11 +59,11 @@ export interface TextTable {
  * Turns a meta.k8s.io/v1 Table into a TextTable: priority-0 columns only, `date` cells as ages,
  * a NAMESPACE column first when `withNamespace` (rows' object metadata gives it).
  */
-export function fromApiTable(table: any, withNamespace: boolean): TextTable {
-  const defs: Array<{ name: string; type: string; priority?: number }> = table.columnDefinitions ?? [];
+export function fromApiTable(table: Table, withNamespace: boolean): TextTable {
+  const defs = table.columnDefinitions ?? [];
   const keep = defs.map((d, i) => ({ d, i })).filter(({ d }) => !d.priority);
   const columns = [...(withNamespace ? ['NAMESPACE'] : []), ...keep.map(({ d }) => d.name.toUpperCase())];
-  const rows = (table.rows ?? []).map((r: any) => {
+  const rows = (table.rows ?? []).map((r) => {
     const cells = keep.map(({ d, i }) => cellText(r.cells?.[i], d.type));
     return withNamespace ? [r.object?.metadata?.namespace ?? '', ...cells] : cells;
   });

@@ -4,11 +4,12 @@
  * optional bearer token, configurable CORS, per-session state with a clean DELETE, a stateless
  * option for many replicas, `/metrics`).
  *
- * Built on node:http and the SDK's StreamableHTTPServerTransport (express's type declarations
- * are not installed; the SDK transport takes node's IncomingMessage/ServerResponse directly).
+ * Built on node:http and the SDK's StreamableHTTPServerTransport (it takes node's
+ * IncomingMessage/ServerResponse directly); Host, Origin, CORS and the bearer token are checked
+ * by http-guard.ts (the SDK's middleware and the `cors` package), shared with the bridge.
  */
 import * as http from 'node:http';
-import { randomUUID, timingSafeEqual } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from 'pino';
@@ -16,6 +17,7 @@ import { buildServer, type BuiltServer, type ServerDeps } from './server.js';
 import { SubscriptionHub } from './resources.js';
 import { Metrics } from './metrics.js';
 import { errorText } from './kube.js';
+import { httpGuard } from './http-guard.js';
 
 /** Options of the HTTP transport. */
 export interface HttpOptions {
@@ -50,17 +52,6 @@ export interface RunningHttp {
   close: () => Promise<void>;
 }
 
-const LOOPBACK = ['127.0.0.1', 'localhost', '::1'];
-
-function hostnameOf(hostHeader: string | undefined): string | undefined {
-  if (!hostHeader) return undefined;
-  try {
-    return new URL(`http://${hostHeader}`).hostname.replace(/^\[|\]$/g, '');
-  } catch {
-    return undefined;
-  }
-}
-
 function send(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   if (res.headersSent) return;
   const text = typeof body === 'string' ? body : JSON.stringify(body);
@@ -83,23 +74,13 @@ async function readBody(req: http.IncomingMessage, limit: number): Promise<Buffe
   return Buffer.concat(chunks);
 }
 
-function tokenOk(header: string | undefined, token: string): boolean {
-  const m = /^Bearer\s+(.+)$/i.exec(header ?? '');
-  if (!m) return false;
-  const a = Buffer.from(m[1]!.trim());
-  const b = Buffer.from(token);
-  return a.length === b.length && timingSafeEqual(a, b);
-}
-
 /**
  * Starts the HTTP server and resolves once it listens.
  * @throws when the port cannot be bound.
  */
 export async function startHttp(deps: ServerDeps & { log: Logger }, opts: HttpOptions = {}): Promise<RunningHttp> {
   const host = opts.host ?? '127.0.0.1';
-  const loopback = LOOPBACK.includes(host);
-  const allowedHosts = opts.allowedHosts ?? (loopback ? LOOPBACK : undefined);
-  const origins = opts.corsOrigins ?? [];
+  const guard = httpGuard({ host, allowedHosts: opts.allowedHosts, corsOrigins: opts.corsOrigins, token: opts.token });
   const maxBody = opts.maxBodyBytes ?? 4 * 1024 * 1024;
   const maxSessions = opts.maxSessions ?? 200;
   const idleMs = opts.sessionIdleMs ?? 30 * 60_000;
@@ -110,26 +91,6 @@ export async function startHttp(deps: ServerDeps & { log: Logger }, opts: HttpOp
   const sessions = new Map<string, { transport: StreamableHTTPServerTransport; built: BuiltServer; seen: number }>();
   let ready = { at: 0, ok: false, reason: '' };
 
-  const originAllowed = (origin: string | undefined): boolean => {
-    if (!origin) return true;
-    if (origins.includes('*') || origins.includes(origin)) return true;
-    // Same-host pages of a loopback server (e.g. the MCP Inspector on localhost) are allowed.
-    const h = hostnameOf(origin.replace(/^[a-z]+:\/\//i, ''));
-    return loopback && !!h && LOOPBACK.includes(h) && opts.corsOrigins === undefined;
-  };
-
-  const corsHeaders = (origin: string | undefined): Record<string, string> => {
-    if (!origin || !(origins.includes('*') || origins.includes(origin))) return {};
-    return {
-      'Access-Control-Allow-Origin': origins.includes('*') ? '*' : origin,
-      'Access-Control-Allow-Methods': 'GET, POST, DELETE, OPTIONS',
-      'Access-Control-Allow-Headers': 'Content-Type, Authorization, Mcp-Session-Id, Mcp-Protocol-Version, Last-Event-ID',
-      'Access-Control-Expose-Headers': 'Mcp-Session-Id, WWW-Authenticate',
-      'Access-Control-Max-Age': '600',
-      Vary: 'Origin',
-    };
-  };
-
   const closeSession = async (id: string) => {
     const s = sessions.get(id);
     if (!s) return;
@@ -138,9 +99,8 @@ export async function startHttp(deps: ServerDeps & { log: Logger }, opts: HttpOp
     await s.built.close().catch(() => undefined);
   };
 
-  const handleMcp = async (req: http.IncomingMessage, res: http.ServerResponse, cors: Record<string, string>) => {
+  const handleMcp = async (req: http.IncomingMessage, res: http.ServerResponse) => {
     const sid = req.headers['mcp-session-id'] as string | undefined;
-    for (const [k, v] of Object.entries(cors)) res.setHeader(k, v);
     if (req.method === 'POST') {
       const raw = await readBody(req, maxBody);
       if (raw === 'too-large') return rpcError(res, 413, -32600, `request body exceeds ${maxBody} bytes`);
@@ -213,36 +173,23 @@ export async function startHttp(deps: ServerDeps & { log: Logger }, opts: HttpOp
 
   const server = http.createServer((req, res) => {
     const run = async () => {
+      // Host (DNS rebinding), Origin and CORS; a preflight is answered there.
+      if (!(await guard.check(req, res))) return;
       const url = new URL(req.url ?? '/', 'http://placeholder');
-      const origin = req.headers.origin;
-      if (allowedHosts) {
-        const h = hostnameOf(req.headers.host);
-        if (!h || !allowedHosts.map((a) => a.replace(/^\[|\]$/g, '')).includes(h)) {
-          return rpcError(res, 403, -32000, `Forbidden: invalid Host header ${JSON.stringify(req.headers.host ?? '')} (DNS-rebinding protection; allowed: ${allowedHosts.join(', ')})`);
-        }
-      }
-      if (!originAllowed(origin)) return rpcError(res, 403, -32000, `Forbidden: origin ${origin} is not allowed`);
-      const cors = corsHeaders(origin);
-      if (req.method === 'OPTIONS') {
-        res.writeHead(204, cors);
-        return res.end();
-      }
       const path = url.pathname.replace(/\/+$/, '') || '/';
-      if (path === '/health') return send(res, 200, { status: 'ok', transport: 'streamable-http', sessions: sessions.size }, cors);
+      if (path === '/health') return send(res, 200, { status: 'ok', transport: 'streamable-http', sessions: sessions.size });
       if (path === '/ready') {
         const r = await checkReady();
-        return send(res, r.ok ? 200 : 503, r.ok ? { status: 'ready' } : { status: 'not ready', reason: r.reason }, cors);
+        return send(res, r.ok ? 200 : 503, r.ok ? { status: 'ready' } : { status: 'not ready', reason: r.reason });
       }
-      const needsAuth = path === '/mcp' || path === '/metrics';
-      if (needsAuth && opts.token && !tokenOk(req.headers.authorization, opts.token)) {
-        return rpcError(res, 401, -32000, 'Unauthorized: a valid bearer token is required', { 'WWW-Authenticate': 'Bearer realm="kubemcp"', ...cors });
-      }
+      // The bearer token guards /mcp and /metrics (not the probes).
+      if ((path === '/mcp' || path === '/metrics') && !(await guard.authorize(req, res))) return;
       if (path === '/metrics' && req.method === 'GET') {
-        res.writeHead(200, { 'Content-Type': metrics.registry.contentType, ...cors });
+        res.writeHead(200, { 'Content-Type': metrics.registry.contentType });
         return res.end(await metrics.registry.metrics());
       }
-      if (path === '/mcp') return handleMcp(req, res, cors);
-      rpcError(res, 404, -32000, `Not found: ${path} (the MCP endpoint is /mcp)`, cors);
+      if (path === '/mcp') return handleMcp(req, res);
+      rpcError(res, 404, -32000, `Not found: ${path} (the MCP endpoint is /mcp)`);
     };
     run().catch((err) => {
       deps.log.error({ err: errorText(err) }, 'HTTP request failed');

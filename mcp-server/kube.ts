@@ -8,6 +8,14 @@
  * It speaks HTTP(S) itself with the TLS material and credentials `KubeConfig.applyToHTTPSOptions`
  * provides (client-node 1.4's generic object API drops unknown fields of plain JSON and cannot
  * ask for Table output), over one keep-alive agent per context.
+ *
+ * Tools, resources and prompts use its typed operations (issue 9, "The gateway, typed"):
+ * `get`, `list`, `table`, `create`, `apply` (server-side apply as {@link FIELD_MANAGER}),
+ * `patch` (merge/json/strategic), `delete`, `getScale`/`scale`, `logs` and `watch`. Each builds
+ * the request (method, content type, query) in one place, returns the wire shapes of
+ * kube-types.ts, and fails with a {@link KubeError} (the apiserver's status code, reason and
+ * masked message) for apiserver failures, or an InvalidArgumentError (names.ts) naming the
+ * argument for bad input, before anything is sent. `request` is the raw form they share.
  */
 import * as http from 'node:http';
 import * as https from 'node:https';
@@ -15,6 +23,78 @@ import * as k8s from '@kubernetes/client-node';
 import { maskErrorText, Policy, PolicyError, type RequestTarget } from './policy.js';
 import { checkName, checkNamespace, InvalidArgumentError, parseApiPath } from './names.js';
 import { fetchAggregated, type DiscoveryDiskCache } from './discovery.js';
+import type { KubeList, KubernetesObject, Scale, Table, WatchEvent } from './kube-types.js';
+
+export type * from './kube-types.js';
+
+/**
+ * The field manager of every write this server makes (server-side apply, patches, creates):
+ * the apiserver records it in `metadata.managedFields`
+ * (https://kubernetes.io/docs/reference/using-api/server-side-apply/#managers).
+ */
+export const FIELD_MANAGER = 'kubemcp';
+
+/** Patch types of {@link KubeGateway.patch}: JSON merge patch (RFC 7386), JSON patch (RFC 6902), strategic merge patch (built-in kinds only). */
+export type PatchType = 'merge' | 'json' | 'strategic';
+
+/** Content type of each patch type, and of server-side apply (Kubernetes API concepts, "Patch"). */
+export const PATCH_CONTENT_TYPE: Readonly<Record<PatchType | 'apply', string>> = {
+  merge: 'application/merge-patch+json',
+  json: 'application/json-patch+json',
+  strategic: 'application/strategic-merge-patch+json',
+  apply: 'application/apply-patch+yaml',
+};
+
+/** A collection an operation addresses: a resolved resource, its namespace (ignored for cluster-scoped kinds), the context. */
+export interface CollectionRef {
+  context?: string;
+  api: ApiResource;
+  namespace?: string;
+}
+
+/** One object an operation addresses. */
+export interface ObjectRef extends CollectionRef {
+  name: string;
+}
+
+/** Options of list, table and watch (meta/v1 ListOptions). */
+export interface ListOptions {
+  labelSelector?: string;
+  fieldSelector?: string;
+  /** Page size. */
+  limit?: number;
+  /** Next page token of the previous page. */
+  continue?: string;
+  resourceVersion?: string;
+}
+
+/** Options of a watch: ListOptions plus the apiserver's timeout of the watch, in seconds. */
+export interface WatchRef extends CollectionRef, Omit<ListOptions, 'limit' | 'continue'> {
+  timeoutSeconds?: number;
+}
+
+/** Options of delete (meta/v1 DeleteOptions). */
+export interface DeleteOptions {
+  propagationPolicy?: 'Background' | 'Foreground' | 'Orphan';
+  gracePeriodSeconds?: number;
+  dryRun?: boolean;
+}
+
+/** Options of a pod's log read (core/v1 PodLogOptions) and the byte cap read. */
+export interface LogOptions {
+  container: string;
+  tailLines?: number;
+  sinceSeconds?: number;
+  previous?: boolean;
+  /** Most bytes read (also sent as limitBytes). */
+  maxBytes: number;
+}
+
+/** A watch event as it arrives: `object` is a Status for ERROR events. */
+interface RawWatchEvent {
+  type?: string;
+  object?: KubernetesObject & { code?: unknown; reason?: unknown; message?: unknown };
+}
 
 /** An API resource as aggregated discovery (apidiscovery.k8s.io/v2) describes it. */
 export interface ApiResource {
@@ -37,8 +117,9 @@ export function apiVersionOf(r: Pick<ApiResource, 'group' | 'version'>): string 
 }
 
 /**
- * An error from the apiserver (`code` is the HTTP status, `reason` the Status reason, e.g.
- * NotFound, Forbidden, Conflict) or from reaching it (`code` 0, reason `Unreachable`/`Timeout`).
+ * The one error class of apiserver failures: `code` is the HTTP status, `reason` the Status
+ * reason (NotFound, Forbidden, Conflict, Invalid, ...), `message` the apiserver's message with
+ * Secret values masked; or a failure to reach it (`code` 0, reason `Unreachable`/`Timeout`).
  */
 export class KubeError extends Error {
   constructor(
@@ -163,14 +244,15 @@ export class KubeGateway {
 
   /**
    * The context a call uses: the one named, or the default when only one context is allowed.
-   * @throws KubeError (400) when the context is not allowed, or none is named while several are.
+   * @throws InvalidArgumentError naming `context` when the context is not allowed, or none is
+   *   named while several are.
    */
   resolveContext(context?: string): string {
     if (context === undefined || context === '') {
-      if (this.allowedContexts.length > 1) throw new KubeError(400, 'BadRequest', `the "context" argument is required: allowed contexts are ${this.allowedContexts.join(', ')}`);
+      if (this.allowedContexts.length > 1) throw new InvalidArgumentError('context', `the "context" argument is required: allowed contexts are ${this.allowedContexts.join(', ')}`);
       return this.defaultContext;
     }
-    if (!this.allowedContexts.includes(context)) throw new KubeError(400, 'BadRequest', `context "${context}" is not allowed; allowed contexts: ${this.allowedContexts.join(', ')}`);
+    if (!this.allowedContexts.includes(context)) throw new InvalidArgumentError('context', `context "${context}" is not allowed; allowed contexts: ${this.allowedContexts.join(', ')}`);
     return context;
   }
 
@@ -402,15 +484,16 @@ export class KubeGateway {
    *   network errors or timeouts; PolicyError when the policy refuses the request and
    *   InvalidArgumentError for bad names (nothing is sent).
    */
-  async request<T = any>(req: KubeRequest): Promise<T> {
+  async request<T = unknown>(req: KubeRequest): Promise<T> {
     const { res, url, done } = await this.open(req);
     try {
       const { buf, cut } = await this.readBody(res, this.maxBytes);
       const status = res.statusCode ?? 0;
       if (status < 200 || status >= 300) throw this.errorOf(status, buf, `${req.method ?? 'GET'} ${url.pathname}`, req);
       if (cut) throw new KubeError(413, 'TooLarge', `the answer to ${url.pathname} exceeds ${this.maxBytes} bytes: narrow the query (selector, namespace, limit)`);
-      const body = buf.length ? JSON.parse(buf.toString('utf8')) : {};
-      return this.clean(body, req) as T;
+      // The apiserver's JSON for the resource requested: callers name its shape (kube-types.ts).
+      const body = (buf.length ? JSON.parse(buf.toString('utf8')) : {}) as T;
+      return this.clean(body, req);
     } finally {
       done();
     }
@@ -436,15 +519,22 @@ export class KubeGateway {
   }
 
   /**
-   * Starts a watch (`?watch=1`, bookmarks on) on the watch connection pool and calls `onEvent`
-   * for each event (objects Secret-masked, Namespaces filtered by the allow-list; BOOKMARK events
-   * carry only the resourceVersion). Returns a stop function. `onEnd` is called once when the
-   * stream ends or fails; an ERROR event (e.g. 410 Gone: the resourceVersion is too old) ends it
-   * with a KubeError of that code. The open waits at most the gateway's timeout for headers.
+   * Starts a watch (`?watch=1`, bookmarks on) of a collection on the watch connection pool and
+   * calls `onEvent` for each event (objects Secret-masked, Namespaces filtered by the allow-list;
+   * BOOKMARK events carry only the resourceVersion). Returns a stop function. `onEnd` is called
+   * once when the stream ends or fails; an ERROR event (e.g. 410 Gone: the resourceVersion is too
+   * old) ends it with a KubeError of that code. The open waits at most the gateway's timeout for
+   * headers. (Kubernetes API concepts, "Efficient detection of changes".)
    * @throws KubeError when the watch cannot start (status and message as request()).
    */
-  async watch(req: KubeRequest, onEvent: (e: { type: string; object: any }) => void, onEnd: (err?: Error) => void): Promise<() => void> {
-    const { res, abort, url } = await this.open({ ...req, method: 'GET', query: { ...req.query, watch: 1, allowWatchBookmarks: true } }, true);
+  async watch(ref: WatchRef, onEvent: (e: WatchEvent) => void, onEnd: (err?: Error) => void): Promise<() => void> {
+    const req: KubeRequest = {
+      context: ref.context,
+      api: ref.api,
+      namespace: ref.namespace,
+      query: { labelSelector: ref.labelSelector, fieldSelector: ref.fieldSelector, resourceVersion: ref.resourceVersion, timeoutSeconds: ref.timeoutSeconds, watch: 1, allowWatchBookmarks: true },
+    };
+    const { res, abort, url } = await this.open(req, true);
     const status = res.statusCode ?? 0;
     if (status < 200 || status >= 300) {
       const { buf } = await this.readBody(res, 1 << 20).catch(() => ({ buf: Buffer.alloc(0) }));
@@ -459,8 +549,9 @@ export class KubeGateway {
       }
     };
     // A connection that goes silent (no bytes, not even bookmarks) for this long is treated as broken.
-    res.socket?.setTimeout(Math.max(60_000, Number(req.query?.timeoutSeconds ?? 0) * 1000 + 30_000), () => abort(new KubeError(0, 'Timeout', 'watch connection silent')));
+    res.socket?.setTimeout(Math.max(60_000, (ref.timeoutSeconds ?? 0) * 1000 + 30_000), () => abort(new KubeError(0, 'Timeout', 'watch connection silent')));
     res.setEncoding('utf8');
+    const namespaces = ref.api.group === '' && ref.api.resource === 'namespaces';
     res.on('data', (chunk: string) => {
       pending += chunk;
       let i: number;
@@ -468,9 +559,9 @@ export class KubeGateway {
         const line = pending.slice(0, i).trim();
         pending = pending.slice(i + 1);
         if (!line) continue;
-        let e: { type: string; object: any };
+        let e: RawWatchEvent;
         try {
-          e = JSON.parse(line) as { type: string; object: any };
+          e = JSON.parse(line) as RawWatchEvent;
         } catch {
           continue; // a malformed line is skipped
         }
@@ -480,9 +571,10 @@ export class KubeGateway {
           abort();
           return;
         }
-        const object = this.clean(e.object, req);
-        if (req.api?.group === '' && req.api.resource === 'namespaces' && e.type !== 'BOOKMARK' && this.policy.allowedNamespaces.length && !this.policy.namespaceAllowed(String(e.object?.metadata?.name))) continue;
-        onEvent({ type: e.type, object });
+        if (e.type !== 'ADDED' && e.type !== 'MODIFIED' && e.type !== 'DELETED' && e.type !== 'BOOKMARK') continue;
+        const raw = e.object ?? {};
+        if (namespaces && e.type !== 'BOOKMARK' && this.policy.allowedNamespaces.length && !this.policy.namespaceAllowed(String(raw.metadata?.name))) continue;
+        onEvent({ type: e.type, object: this.clean(raw, req) });
       }
     });
     res.on('end', () => end());
@@ -492,6 +584,145 @@ export class KubeGateway {
       ended = true;
       abort();
     };
+  }
+
+  /**
+   * Reads one object (or one of its subresources, e.g. `status`).
+   * @throws KubeError (404 NotFound, 403 Forbidden, ...), PolicyError, InvalidArgumentError (bad name/namespace).
+   */
+  async get<T extends KubernetesObject = KubernetesObject>(ref: ObjectRef & { subresource?: string }): Promise<T> {
+    return this.request<T>({ context: ref.context, api: ref.api, namespace: ref.namespace, name: ref.name, subresource: ref.subresource });
+  }
+
+  /**
+   * Lists a collection (all namespaces when a namespaced kind is given no namespace, which a
+   * namespace allow-list refuses). `items` is always an array.
+   * @throws as get().
+   */
+  async list<T extends KubernetesObject = KubernetesObject>(ref: CollectionRef, opts: ListOptions = {}): Promise<KubeList<T>> {
+    const body = await this.request<Partial<KubeList<T>>>({ context: ref.context, api: ref.api, namespace: ref.namespace, query: { ...opts } });
+    return { ...body, items: Array.isArray(body.items) ? body.items : [] };
+  }
+
+  /**
+   * Lists a collection as the apiserver's Table rendering (`kubectl get` columns; Kubernetes API
+   * concepts, "Receiving resources as Tables").
+   * @throws as get().
+   */
+  async table(ref: CollectionRef, opts: ListOptions = {}): Promise<Table> {
+    return this.request<Table>({ context: ref.context, api: ref.api, namespace: ref.namespace, query: { ...opts }, accept: TABLE_ACCEPT });
+  }
+
+  /**
+   * Creates an object (POST) as {@link FIELD_MANAGER}.
+   * @throws KubeError (409 AlreadyExists, 422 Invalid, ...), PolicyError, InvalidArgumentError.
+   */
+  async create<T extends KubernetesObject = KubernetesObject>(ref: CollectionRef, body: KubernetesObject, opts: { dryRun?: boolean } = {}): Promise<T> {
+    return this.request<T>({ context: ref.context, method: 'POST', api: ref.api, namespace: ref.namespace, body, query: { fieldManager: FIELD_MANAGER, dryRun: opts.dryRun ? 'All' : undefined } });
+  }
+
+  /**
+   * Server-side apply of `body` to the object `ref` names, as {@link FIELD_MANAGER}; `force`
+   * takes ownership of fields other managers own (else they are 409 Conflicts).
+   * (https://kubernetes.io/docs/reference/using-api/server-side-apply/)
+   * @throws KubeError (409 Conflict, 422 Invalid, ...), PolicyError, InvalidArgumentError.
+   */
+  async apply<T extends KubernetesObject = KubernetesObject>(ref: ObjectRef, body: KubernetesObject, opts: { force?: boolean; dryRun?: boolean } = {}): Promise<T> {
+    return this.request<T>({
+      context: ref.context,
+      method: 'PATCH',
+      api: ref.api,
+      namespace: ref.namespace,
+      name: ref.name,
+      body,
+      contentType: PATCH_CONTENT_TYPE.apply,
+      query: { fieldManager: FIELD_MANAGER, force: opts.force ? true : undefined, dryRun: opts.dryRun ? 'All' : undefined },
+    });
+  }
+
+  /**
+   * Patches one object (or its `status`/`scale` subresource) as {@link FIELD_MANAGER}: `patch`
+   * is a JSON object for merge and strategic patches, an array of operations for a JSON patch.
+   * @throws InvalidArgumentError naming `patch` when its shape does not fit the type (nothing is
+   *   sent); otherwise as apply().
+   */
+  async patch<T extends KubernetesObject = KubernetesObject>(ref: ObjectRef & { subresource?: string }, type: PatchType, patch: unknown, opts: { dryRun?: boolean } = {}): Promise<T> {
+    if (type === 'json' && !Array.isArray(patch)) throw new InvalidArgumentError('patch', 'a json patch is an array of operations');
+    if (type !== 'json' && (typeof patch !== 'object' || patch === null || Array.isArray(patch))) throw new InvalidArgumentError('patch', `a ${type} patch is a JSON object`);
+    return this.request<T>({
+      context: ref.context,
+      method: 'PATCH',
+      api: ref.api,
+      namespace: ref.namespace,
+      name: ref.name,
+      subresource: ref.subresource,
+      body: patch,
+      contentType: PATCH_CONTENT_TYPE[type],
+      query: { fieldManager: FIELD_MANAGER, dryRun: opts.dryRun ? 'All' : undefined },
+    });
+  }
+
+  /**
+   * Deletes one object (propagation Background unless told). Returns the object (with
+   * `metadata.deletionTimestamp` while finalizers or graceful termination are pending) or a
+   * Status once it is gone.
+   * @throws as get().
+   */
+  async delete(ref: ObjectRef, opts: DeleteOptions = {}): Promise<KubernetesObject> {
+    return this.request<KubernetesObject>({
+      context: ref.context,
+      method: 'DELETE',
+      api: ref.api,
+      namespace: ref.namespace,
+      name: ref.name,
+      body: {
+        kind: 'DeleteOptions',
+        apiVersion: 'v1',
+        propagationPolicy: opts.propagationPolicy ?? 'Background',
+        ...(opts.gracePeriodSeconds !== undefined ? { gracePeriodSeconds: opts.gracePeriodSeconds } : {}),
+        // With a body, the apiserver reads DeleteOptions (dryRun included) from it, not the query.
+        ...(opts.dryRun ? { dryRun: ['All'] } : {}),
+      },
+    });
+  }
+
+  /**
+   * Reads the scale subresource of a workload.
+   * @throws InvalidArgumentError naming `kind` when the kind has no scale subresource; else as get().
+   */
+  async getScale(ref: ObjectRef): Promise<Scale> {
+    if (!ref.api.subresources.includes('scale')) throw new InvalidArgumentError('kind', `${ref.api.kind} has no scale subresource`);
+    return this.get<Scale>({ ...ref, subresource: 'scale' });
+  }
+
+  /**
+   * Sets the replicas of a workload through its scale subresource (a merge patch, as
+   * `kubectl scale` does). Returns the Scale the apiserver stored.
+   * @throws as getScale() and patch().
+   */
+  async scale(ref: ObjectRef, replicas: number): Promise<Scale> {
+    if (!ref.api.subresources.includes('scale')) throw new InvalidArgumentError('kind', `${ref.api.kind} has no scale subresource`);
+    return this.patch<Scale>({ ...ref, subresource: 'scale' }, 'merge', { spec: { replicas } });
+  }
+
+  /**
+   * Reads the log of one container of a pod (`ref.api` is core/v1 pods), at most
+   * `opts.maxBytes` bytes; `cut` says the cap was reached.
+   * @throws as get().
+   */
+  async logs(ref: ObjectRef, opts: LogOptions): Promise<{ text: string; cut: boolean }> {
+    return this.requestText(
+      {
+        context: ref.context,
+        api: ref.api,
+        namespace: ref.namespace,
+        name: ref.name,
+        subresource: 'log',
+        accept: 'text/plain, */*',
+        query: { container: opts.container, tailLines: opts.tailLines, sinceSeconds: opts.sinceSeconds, previous: opts.previous ? true : undefined, limitBytes: opts.maxBytes },
+      },
+      opts.maxBytes,
+    );
   }
 
   /**
@@ -540,11 +771,12 @@ export class KubeGateway {
    * Resolves a kind or resource name as kubectl does (case-insensitive: `Pod`, `pods`, `pod`,
    * `po`, `deployments.apps`, `Deployment.apps`, `mcps`), optionally pinned by `apiVersion`.
    * Core and earlier groups win ties; the preferred version of a group wins.
-   * @throws KubeError 404 when nothing matches (after one fresh discovery).
+   * @throws KubeError 404 when nothing matches (after one fresh discovery); InvalidArgumentError
+   *   naming `kind` when it is empty.
    */
   async resolve(kind: string, apiVersion?: string, context?: string): Promise<ApiResource> {
     const want = kind.trim().toLowerCase();
-    if (!want) throw new KubeError(400, 'BadRequest', 'kind must not be empty');
+    if (!want) throw new InvalidArgumentError('kind', 'must not be empty');
     let [gv, ver] = apiVersion ? (apiVersion.includes('/') ? apiVersion.split('/', 2) : ['', apiVersion]) : [undefined, undefined];
     const find = (all: ApiResource[]) => {
       const cands = all.filter((r) => {

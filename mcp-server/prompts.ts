@@ -8,7 +8,7 @@
 import { z } from 'zod';
 import { completable } from '@modelcontextprotocol/sdk/server/completable.js';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { errorText, type KubeGateway } from './kube.js';
+import { errorText, type Event, type KubeGateway, type Pod } from './kube.js';
 import { renderTable, toYaml } from './format.js';
 import { namespaceNames } from './resources.js';
 import { eventTable } from './tools/generic.js';
@@ -24,7 +24,7 @@ async function fact<T>(what: string, f: () => Promise<T>): Promise<T | string> {
 /** The facts of troubleshoot-pod: status summary, container states, resources, events. */
 export async function podFacts(kube: KubeGateway, podName: string, namespace: string): Promise<string> {
   const podApi = await kube.resolve('pods', 'v1');
-  const pod = await fact('pod', () => kube.request({ api: podApi, namespace, name: podName }));
+  const pod = await fact('pod', () => kube.get<Pod>({ api: podApi, namespace, name: podName }));
   if (typeof pod === 'string') return `Pod ${namespace}/${podName}: ${pod}`;
   const status = {
     phase: pod.status?.phase,
@@ -33,17 +33,17 @@ export async function podFacts(kube: KubeGateway, podName: string, namespace: st
     node: pod.spec?.nodeName,
     podIP: pod.status?.podIP,
     startTime: pod.status?.startTime,
-    conditions: (pod.status?.conditions ?? []).map((c: any) => `${c.type}=${c.status}${c.reason ? ` (${c.reason})` : ''}`),
-    containers: (pod.status?.containerStatuses ?? []).map((c: any) => ({ name: c.name, image: c.image, ready: c.ready, restarts: c.restartCount, state: c.state, lastState: c.lastState })),
-    resources: Object.fromEntries((pod.spec?.containers ?? []).map((c: any) => [c.name, c.resources ?? {}])),
-    volumes: (pod.spec?.volumes ?? []).map((v: any) => v.name),
+    conditions: (pod.status?.conditions ?? []).map((c) => `${c.type}=${c.status}${c.reason ? ` (${c.reason})` : ''}`),
+    containers: (pod.status?.containerStatuses ?? []).map((c) => ({ name: c.name, image: c.image, ready: c.ready, restarts: c.restartCount, state: c.state, lastState: c.lastState })),
+    resources: Object.fromEntries((pod.spec?.containers ?? []).map((c) => [c.name, c.resources ?? {}])),
+    volumes: (pod.spec?.volumes ?? []).map((v) => v.name),
     serviceAccount: pod.spec?.serviceAccountName,
     securityContext: pod.spec?.securityContext,
   };
   const evApi = await kube.resolve('events', 'v1');
   const events = await fact('events', async () => {
-    const list = await kube.request({ api: evApi, namespace, query: { fieldSelector: `involvedObject.uid=${pod.metadata?.uid}` } });
-    return renderTable(eventTable(list.items ?? [], false, 15)) || '<no events>';
+    const list = await kube.list<Event>({ api: evApi, namespace }, { fieldSelector: `involvedObject.uid=${pod.metadata?.uid ?? ''}` });
+    return renderTable(eventTable(list.items, false, 15)) || '<no events>';
   });
   return `Pod ${namespace}/${podName} (live facts, ${new Date().toISOString()}):\n${toYaml(status)}\nRecent events:\n${events}`;
 }
@@ -51,22 +51,22 @@ export async function podFacts(kube: KubeGateway, podName: string, namespace: st
 /** The facts of optimize-resources: per-container requests/limits, gaps, quotas, limit ranges, HPAs. */
 export async function namespaceFacts(kube: KubeGateway, namespace: string): Promise<string> {
   const podApi = await kube.resolve('pods', 'v1');
-  const pods = await fact('pods', () => kube.request({ api: podApi, namespace, query: { limit: 200 } }));
+  const pods = await fact('pods', () => kube.list<Pod>({ api: podApi, namespace }, { limit: 200 }));
   const lines: string[] = [`Namespace ${namespace} (live facts, ${new Date().toISOString()}):`];
   if (typeof pods === 'string') lines.push(pods);
   else {
     const rows: string[][] = [];
     let noReq = 0;
     let noLim = 0;
-    for (const p of pods.items ?? []) {
+    for (const p of pods.items) {
       for (const c of p.spec?.containers ?? []) {
         const r = c.resources ?? {};
         if (!r.requests) noReq++;
         if (!r.limits) noLim++;
-        rows.push([p.metadata.name, c.name, p.status?.phase ?? '', r.requests?.cpu ?? '-', r.requests?.memory ?? '-', r.limits?.cpu ?? '-', r.limits?.memory ?? '-']);
+        rows.push([p.metadata?.name ?? '', c.name, p.status?.phase ?? '', r.requests?.cpu ?? '-', r.requests?.memory ?? '-', r.limits?.cpu ?? '-', r.limits?.memory ?? '-']);
       }
     }
-    lines.push(`${pods.items?.length ?? 0} pods${pods.metadata?.continue ? ' (first 200)' : ''}; containers without requests: ${noReq}, without limits: ${noLim}`);
+    lines.push(`${pods.items.length} pods${pods.metadata?.continue ? ' (first 200)' : ''}; containers without requests: ${noReq}, without limits: ${noLim}`);
     lines.push(renderTable({ columns: ['POD', 'CONTAINER', 'PHASE', 'CPU REQ', 'MEM REQ', 'CPU LIM', 'MEM LIM'], rows }) || '<no pods>');
   }
   for (const [kind, label] of [
@@ -76,9 +76,8 @@ export async function namespaceFacts(kube: KubeGateway, namespace: string): Prom
   ] as const) {
     const v = await fact(label, async () => {
       const api = await kube.resolve(kind);
-      const list = await kube.request({ api, namespace });
-      const items = list.items ?? [];
-      return items.length ? items.map((i: any) => `${i.metadata.name}: ${JSON.stringify(i.spec ?? {})}${i.status ? ` status ${JSON.stringify(i.status)}` : ''}`).join('\n') : 'none';
+      const { items } = await kube.list({ api, namespace });
+      return items.length ? items.map((i) => `${i.metadata?.name ?? ''}: ${JSON.stringify(i.spec ?? {})}${i.status ? ` status ${JSON.stringify(i.status)}` : ''}`).join('\n') : 'none';
     });
     lines.push(`${label}: ${v}`);
   }

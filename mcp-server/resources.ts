@@ -8,7 +8,7 @@
 import { ResourceTemplate, type McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { SubscribeRequestSchema, UnsubscribeRequestSchema, McpError, ErrorCode } from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from 'pino';
-import { errorText, KubeError, type KubeGateway } from './kube.js';
+import { errorText, KubeError, type KubeGateway, type Node, type Pod } from './kube.js';
 import { PolicyError } from './policy.js';
 
 /** URI of the nodes resource (seed 001). */
@@ -25,10 +25,10 @@ interface Deps {
 /** The seed's node summary: name, Ready status, kubelet version, capacity. */
 export async function nodesDoc(kube: KubeGateway) {
   const api = await kube.resolve('nodes', 'v1');
-  const list = await kube.request({ api });
-  const nodes = (list.items ?? []).map((n: any) => ({
+  const list = await kube.list<Node>({ api });
+  const nodes = list.items.map((n) => ({
     name: n.metadata?.name,
-    status: n.status?.conditions?.find((c: any) => c.type === 'Ready')?.status,
+    status: n.status?.conditions?.find((c) => c.type === 'Ready')?.status,
     version: n.status?.nodeInfo?.kubeletVersion,
     capacity: { cpu: n.status?.capacity?.cpu, memory: n.status?.capacity?.memory, pods: n.status?.capacity?.pods },
   }));
@@ -38,13 +38,13 @@ export async function nodesDoc(kube: KubeGateway) {
 /** The seed's pod summary of a namespace: name, namespace, phase, ready, restarts, age (creation time). */
 export async function podsDoc(kube: KubeGateway, namespace: string) {
   const api = await kube.resolve('pods', 'v1');
-  const list = await kube.request({ api, namespace });
-  const pods = (list.items ?? []).map((p: any) => ({
+  const list = await kube.list<Pod>({ api, namespace });
+  const pods = list.items.map((p) => ({
     name: p.metadata?.name,
     namespace: p.metadata?.namespace,
     phase: p.status?.phase,
-    ready: (p.status?.containerStatuses ?? []).length > 0 && p.status.containerStatuses.every((c: any) => c.ready),
-    restarts: (p.status?.containerStatuses ?? []).reduce((s: number, c: any) => s + (c.restartCount ?? 0), 0),
+    ready: (p.status?.containerStatuses ?? []).length > 0 && (p.status?.containerStatuses ?? []).every((c) => c.ready),
+    restarts: (p.status?.containerStatuses ?? []).reduce((s, c) => s + (c.restartCount ?? 0), 0),
     age: p.metadata?.creationTimestamp,
   }));
   return { namespace, pods, count: pods.length };
@@ -55,8 +55,8 @@ export async function namespaceNames(kube: KubeGateway): Promise<string[]> {
   const allowed = kube.policy.allowedNamespaces;
   if (allowed.length) return allowed;
   const api = await kube.resolve('namespaces', 'v1');
-  const list = await kube.request({ api, query: { limit: 500 } });
-  return (list.items ?? []).map((n: any) => n.metadata.name as string);
+  const list = await kube.list({ api }, { limit: 500 });
+  return list.items.map((n) => n.metadata?.name ?? '').filter(Boolean);
 }
 
 function asJson(uri: string, doc: unknown) {
@@ -248,7 +248,7 @@ export class SubscriptionHub {
     if (w.target.kind === 'pods') {
       const nsApi = await kube.resolve('namespaces', 'v1');
       try {
-        await kube.request({ api: nsApi, name: w.target.namespace });
+        await kube.get({ api: nsApi, name: w.target.namespace });
       } catch (err) {
         // A kind deny-list may refuse reading Namespaces; the pods watch is checked on its own.
         if (!(err instanceof PolicyError)) throw new McpError(ErrorCode.InvalidParams, `namespace ${w.target.namespace}: ${errorText(err)}`);
@@ -264,16 +264,16 @@ export class SubscriptionHub {
     const namespace = w.target.kind === 'pods' ? w.target.namespace : undefined;
     let relisted = false;
     if (!w.rv) {
-      const list = await kube.request({ api, namespace, query: { limit: 1 } });
+      const list = await kube.list({ api, namespace }, { limit: 1 });
       w.rv = list.metadata?.resourceVersion;
       relisted = !first;
     }
     if (w.closed) return;
     const stop = await kube.watch(
       // The apiserver ends each watch after timeoutSeconds; it is then resumed from the last resourceVersion.
-      { api, namespace, query: { resourceVersion: w.rv, timeoutSeconds: 240 + Math.floor(Math.random() * 120) } },
+      { api, namespace, resourceVersion: w.rv, timeoutSeconds: 240 + Math.floor(Math.random() * 120) },
       (e) => {
-        const rv = e.object?.metadata?.resourceVersion;
+        const rv = e.object.metadata?.resourceVersion;
         if (typeof rv === 'string' && rv) w.rv = rv;
         if (e.type !== 'BOOKMARK') this.notify(w);
       },

@@ -9,7 +9,7 @@ import type { KubeGateway } from './kube.js';
 import type { Policy } from './policy.js';
 import type { Audit } from './audit.js';
 import type { Metrics } from './metrics.js';
-import { registerTools, type ToolDef } from './tools/registry.js';
+import { registerTools, type AnyToolDef } from './tools/registry.js';
 import { seedTools } from './tools/seed.js';
 import { genericTools } from './tools/generic.js';
 import { workloadTools } from './tools/workloads.js';
@@ -24,12 +24,12 @@ import { DEFAULT_BUDGET } from './format.js';
 export const SERVER_INFO = { name: 'kubemcp', version: '0.1.0' };
 
 /** Every tool definition, in listing order: the seed's three first. */
-export function allTools(): ToolDef[] {
+export function allTools(): AnyToolDef[] {
   return [...seedTools(), ...genericTools(), ...workloadTools(), ...clusterTools(), ...mcpServerTools()];
 }
 
 /** A tool without its `context` argument (the gateway then uses the default context). */
-function withoutContextArgument(def: ToolDef): ToolDef {
+function withoutContextArgument(def: AnyToolDef): AnyToolDef {
   if (!('context' in def.input)) return def;
   const { context: _context, ...input } = def.input;
   return { ...def, input };

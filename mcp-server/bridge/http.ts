@@ -7,7 +7,8 @@
  * transport.
  *
  * A loopback bind checks the Host header (DNS-rebinding protection, MCP spec 2025-11-25,
- * Transports > Security Warning); in a pod it binds 0.0.0.0 behind the Service.
+ * Transports > Security Warning) and refuses foreign Origins, with the same checks as
+ * `kubemcp serve` (../http-guard.ts); in a pod it binds 0.0.0.0 behind the Service.
  */
 import * as http from 'node:http';
 import { randomUUID } from 'node:crypto';
@@ -15,6 +16,7 @@ import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/
 import { SUPPORTED_PROTOCOL_VERSIONS, isInitializeRequest, isJSONRPCRequest, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from 'pino';
 import { BRIDGE_ERROR, type BridgeSession, type StdioBridge } from './bridge.js';
+import { httpGuard } from '../http-guard.js';
 
 /** Options of {@link startBridgeHttp}. */
 export interface BridgeHttpOptions {
@@ -35,8 +37,6 @@ export interface RunningBridgeHttp {
   sessions: () => number;
   close: () => Promise<void>;
 }
-
-const LOOPBACK = ['127.0.0.1', 'localhost', '::1'];
 
 function send(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   if (res.headersSent) return;
@@ -65,7 +65,7 @@ async function readBody(req: http.IncomingMessage, limit: number): Promise<Buffe
  */
 export async function startBridgeHttp(bridge: StdioBridge, log: Logger, opts: BridgeHttpOptions): Promise<RunningBridgeHttp> {
   const host = opts.host ?? '127.0.0.1';
-  const loopback = LOOPBACK.includes(host);
+  const guard = httpGuard({ host });
   const maxSessions = opts.maxSessions ?? 200;
   const idleMs = opts.sessionIdleMs ?? 30 * 60_000;
   const sessions = new Map<string, { transport: StreamableHTTPServerTransport; seen: number }>();
@@ -160,15 +160,7 @@ export async function startBridgeHttp(bridge: StdioBridge, log: Logger, opts: Br
 
   const server = http.createServer((req, res) => {
     const run = async () => {
-      if (loopback) {
-        let h = '';
-        try {
-          h = new URL(`http://${req.headers.host ?? ''}`).hostname.replace(/^\[|\]$/g, '');
-        } catch {
-          /* refused below */
-        }
-        if (!LOOPBACK.includes(h)) return rpcError(res, 403, -32000, `Forbidden: invalid Host header ${JSON.stringify(req.headers.host ?? '')} (DNS-rebinding protection)`);
-      }
+      if (!(await guard.check(req, res))) return;
       const path = new URL(req.url ?? '/', 'http://placeholder').pathname.replace(/\/+$/, '') || '/';
       if (path === '/health') return send(res, 200, { status: 'ok', ...bridge.status(), sessions: sessions.size });
       if (path === '/ready') {

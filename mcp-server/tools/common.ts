@@ -3,7 +3,8 @@
  * pagination and the namespace allow-list, results under the size budget, output schemas.
  */
 import { z } from 'zod';
-import { KubeError, TABLE_ACCEPT, type ApiResource } from '../kube.js';
+import { KubeError, type ApiResource, type KubernetesObject, type LabelSelector, type Workload } from '../kube.js';
+import { InvalidArgumentError } from '../names.js';
 import { budgetTable, budgetText, compact, fromApiTable, toYaml, truncatedNote, type TextTable } from '../format.js';
 import type { ToolContext, ToolOutput } from './registry.js';
 
@@ -26,6 +27,30 @@ export const objectOutput = {
   truncated: z.boolean(),
   object: z.record(z.string(), z.unknown()).optional().describe('absent when truncated'),
 };
+
+/**
+ * Resolves the `kind` argument (optionally pinned by `apiVersion`) through discovery.
+ * @throws InvalidArgumentError naming `field` when the cluster serves no such kind; KubeError
+ *   when discovery fails.
+ */
+export async function resolveKind(ctx: ToolContext, kind: string, apiVersion: string | undefined, context: string | undefined, field = 'kind'): Promise<ApiResource> {
+  try {
+    return await ctx.kube.resolve(kind, apiVersion, context);
+  } catch (err) {
+    if (err instanceof KubeError && err.code === 404) throw new InvalidArgumentError(field, err.message);
+    throw err;
+  }
+}
+
+/**
+ * Resolves `kind` and the object name (`name`, or `kind/name`) of a one-object tool.
+ * @throws InvalidArgumentError naming `name` when there is none, `kind` when it is unknown.
+ */
+export async function resolveNamed(ctx: ToolContext, a: { kind: string; name?: string; apiVersion?: string; context?: string }): Promise<{ api: ApiResource; name: string }> {
+  const { kind, name } = splitKindName(a.kind, a.name);
+  if (!name) throw new InvalidArgumentError('name', 'a name is required (as `name`, or `kind/name`)');
+  return { api: await resolveKind(ctx, kind, a.apiVersion, a.context), name };
+}
 
 /** Splits `kind/name` (as `kubectl get secret/foo`) when no separate name is given. */
 export function splitKindName(kind: string, name?: string): { kind: string; name?: string } {
@@ -64,14 +89,14 @@ export async function listTable(ctx: ToolContext, api: ApiResource, o: ListOpts)
   if (all && allowed.length > 0) {
     const tables: TextTable[] = [];
     for (const ns of allowed) {
-      const t = await ctx.kube.request({ context: o.context, api, namespace: ns, query: { ...query, continue: undefined }, accept: TABLE_ACCEPT });
+      const t = await ctx.kube.table({ context: o.context, api, namespace: ns }, { ...query, continue: undefined });
       tables.push(fromApiTable(t, true));
     }
     return { table: { columns: tables[0]?.columns ?? [], rows: tables.flatMap((t) => t.rows) } };
   }
   const namespace = all ? undefined : api.namespaced ? o.namespace || ctx.kube.defaultNamespace(o.context) : undefined;
-  const t = await ctx.kube.request({ context: o.context, api, namespace, query, accept: TABLE_ACCEPT });
-  const cont = t.metadata?.continue as string | undefined;
+  const t = await ctx.kube.table({ context: o.context, api, namespace }, query);
+  const cont = t.metadata?.continue;
   return { table: fromApiTable(t, all), ...(cont ? { continue: cont } : {}), ...(t.metadata?.remainingItemCount !== undefined ? { remaining: t.metadata.remainingItemCount } : {}) };
 }
 
@@ -96,11 +121,11 @@ export function tableResult(ctx: ToolContext, kind: string, table: TextTable, mo
 }
 
 /** A one-object result (YAML text, compact object) under the budget. */
-export function objectResult(ctx: ToolContext, obj: any, prefix = ''): ToolOutput {
+export function objectResult(ctx: ToolContext, obj: KubernetesObject, prefix = ''): ToolOutput {
   const c = compact(obj);
   const yaml = prefix + toYaml(c);
   const { text, cut } = budgetText(yaml, ctx.budget);
-  const meta = c?.metadata ?? {};
+  const meta = c.metadata ?? {};
   return {
     text: cut ? text + truncatedNote(`${yaml.length} characters exceed the ${ctx.budget}-character budget`, 'get-resource on a narrower kind, describe-resource, or list-resources with a selector') : text,
     structured: { kind: String(c?.kind ?? ''), name: String(meta.name ?? ''), ...(meta.namespace ? { namespace: meta.namespace } : {}), truncated: cut, ...(cut ? {} : { object: c }) },
@@ -108,29 +133,35 @@ export function objectResult(ctx: ToolContext, obj: any, prefix = ''): ToolOutpu
   };
 }
 
-/** The label selector string of a workload (`spec.selector`, MCPServer `status.selector`, Service `spec.selector`). */
-export function selectorOf(obj: any): string {
-  if (obj?.kind === 'Service' && obj.spec?.selector) return Object.entries(obj.spec.selector).map(([k, v]) => `${k}=${v}`).join(',');
-  if (typeof obj?.status?.selector === 'string' && obj.status.selector) return obj.status.selector;
-  const sel = obj?.spec?.selector;
-  if (!sel) throw new KubeError(400, 'BadRequest', `${obj?.kind ?? 'object'} ${obj?.metadata?.name ?? ''} has no pod selector`);
+/**
+ * The label selector string of a workload (`spec.selector`, MCPServer `status.selector`, Service `spec.selector`).
+ * @throws InvalidArgumentError naming `kind` when the object selects no pods (the kind was not a workload).
+ */
+export function selectorOf(obj: Workload): string {
+  if (obj.kind === 'Service' && obj.spec?.selector) return Object.entries(obj.spec.selector).map(([k, v]) => `${k}=${String(v)}`).join(',');
+  if (typeof obj.status?.selector === 'string' && obj.status.selector) return obj.status.selector;
+  const sel = obj.spec?.selector as LabelSelector | undefined;
+  if (!sel) throw new InvalidArgumentError('kind', `${obj.kind ?? 'object'} ${obj.metadata?.name ?? ''} has no pod selector`);
   const parts = Object.entries(sel.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`);
   for (const e of sel.matchExpressions ?? []) {
-    if (e.operator === 'In') parts.push(`${e.key} in (${e.values.join(',')})`);
-    else if (e.operator === 'NotIn') parts.push(`${e.key} notin (${e.values.join(',')})`);
+    if (e.operator === 'In') parts.push(`${e.key} in (${(e.values ?? []).join(',')})`);
+    else if (e.operator === 'NotIn') parts.push(`${e.key} notin (${(e.values ?? []).join(',')})`);
     else if (e.operator === 'Exists') parts.push(e.key);
     else if (e.operator === 'DoesNotExist') parts.push(`!${e.key}`);
   }
-  if (parts.length === 0) throw new KubeError(400, 'BadRequest', `${obj.kind} ${obj.metadata?.name} selects no labels`);
+  if (parts.length === 0) throw new InvalidArgumentError('kind', `${obj.kind} ${obj.metadata?.name} selects no labels`);
   return parts.join(',');
 }
 
-/** Parses a JSON or YAML patch/manifest argument given as text or object. */
-export function parseDoc(v: unknown, what: string): unknown {
+/**
+ * Parses a JSON patch/manifest argument given as text or object.
+ * @throws InvalidArgumentError naming `field` when the text is not JSON.
+ */
+export function parseDoc(v: unknown, field: string): unknown {
   if (typeof v !== 'string') return v;
   try {
-    return JSON.parse(v);
+    return JSON.parse(v) as unknown;
   } catch {
-    throw new KubeError(400, 'BadRequest', `${what} is not valid JSON`);
+    throw new InvalidArgumentError(field, 'not valid JSON');
   }
 }

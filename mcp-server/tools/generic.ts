@@ -5,40 +5,32 @@
  */
 import { z } from 'zod';
 import { parseAllDocuments } from 'yaml';
-import { KubeError, TABLE_ACCEPT, type ApiResource } from '../kube.js';
+import { FIELD_MANAGER, type ApiResource, type Condition, type DeleteOptions, type Event, type KubernetesObject, type Workload } from '../kube.js';
+import { InvalidArgumentError } from '../names.js';
 import { age, budgetText, compact, fromApiTable, renderTable, toYaml, truncatedNote, type TextTable } from '../format.js';
-import { contextArg, type ToolContext, type ToolDef } from './registry.js';
-import { listTable, nsFor, objectOutput, objectResult, parseDoc, selectorOf, splitKindName, tableOutput, tableResult } from './common.js';
-
-/** Field manager of every server-side apply this server makes. */
-export const FIELD_MANAGER = 'kubemcp';
+import { contextArg, defineTool, type AnyToolDef, type ToolContext, type ToolOutput } from './registry.js';
+import { listTable, nsFor, objectOutput, objectResult, parseDoc, resolveKind, resolveNamed, selectorOf, tableOutput, tableResult } from './common.js';
 
 const kindArg = z.string().min(1).describe('kind or resource as kubectl accepts it (Pod, po, deployments.apps, mcps); `kind/name` works too');
 const nameArg = z.string().min(1).describe('object name');
 const nsArg = z.string().optional().describe("namespace (default: the context's); ignored for cluster-scoped kinds");
 const apiVersionArg = z.string().optional().describe('apiVersion to disambiguate a kind, e.g. apps/v1');
 
-async function resolveNamed(ctx: ToolContext, a: { kind: string; name?: string; apiVersion?: string; context?: string }): Promise<{ api: ApiResource; name: string }> {
-  const { kind, name } = splitKindName(a.kind, a.name);
-  if (!name) throw new KubeError(400, 'BadRequest', 'a name is required (as `name`, or `kind/name`)');
-  return { api: await ctx.kube.resolve(kind, a.apiVersion, a.context), name };
-}
-
 /** Events about one object (core/v1 events by involvedObject.uid), newest last, as a table. */
-export async function eventsFor(ctx: ToolContext, obj: any, context?: string, max = 20): Promise<TextTable> {
+export async function eventsFor(ctx: ToolContext, obj: KubernetesObject, context?: string, max = 20): Promise<TextTable> {
   const api = await ctx.kube.resolve('events', 'v1', context);
   const ns = obj.metadata?.namespace;
-  const list = await ctx.kube.request({ context, api, namespace: ns || undefined, query: { fieldSelector: `involvedObject.uid=${obj.metadata?.uid}` } }).catch((err) => {
+  const list = await ctx.kube.list<Event>({ context, api, namespace: ns || undefined }, { fieldSelector: `involvedObject.uid=${obj.metadata?.uid ?? ''}` }).catch((err: unknown) => {
     // Cluster-scoped objects' events live in "default"; a namespace allow-list may refuse them.
     if (!ns) return { items: [] };
     throw err;
   });
-  return eventTable(list.items ?? [], false, max);
+  return eventTable(list.items, false, max);
 }
 
 /** Renders events as LAST SEEN / TYPE / REASON / OBJECT / MESSAGE rows, sorted by time, last `max`. */
-export function eventTable(items: any[], withNamespace: boolean, max: number): TextTable {
-  const when = (e: any) => e.lastTimestamp || e.eventTime || e.firstTimestamp || e.metadata?.creationTimestamp;
+export function eventTable(items: Event[], withNamespace: boolean, max: number): TextTable {
+  const when = (e: Event) => e.lastTimestamp || e.eventTime || e.firstTimestamp || e.metadata?.creationTimestamp;
   const sorted = [...items].sort((a, b) => String(when(a)).localeCompare(String(when(b)))).slice(-max);
   return {
     columns: [...(withNamespace ? ['NAMESPACE'] : []), 'LAST SEEN', 'TYPE', 'REASON', 'OBJECT', 'COUNT', 'MESSAGE'],
@@ -57,27 +49,27 @@ export function eventTable(items: any[], withNamespace: boolean, max: number): T
 const WORKLOADS = new Set(['Deployment', 'StatefulSet', 'DaemonSet', 'ReplicaSet', 'Job', 'MCPServer', 'Service', 'ReplicationController']);
 
 /** Builds the describe text and structure of one object: object, conditions, owner chain, pods, events. */
-async function describe(ctx: ToolContext, api: ApiResource, obj: any, context?: string) {
+async function describe(ctx: ToolContext, api: ApiResource, obj: Workload, context?: string) {
   const sections: string[] = [];
   const owners: Array<{ kind: string; name: string }> = [];
-  let cur = obj;
+  let cur: KubernetesObject = obj;
   for (let depth = 0; depth < 5; depth++) {
-    const ref = (cur.metadata?.ownerReferences ?? []).find((r: any) => r.controller) ?? cur.metadata?.ownerReferences?.[0];
+    const ref = (cur.metadata?.ownerReferences ?? []).find((r) => r.controller) ?? cur.metadata?.ownerReferences?.[0];
     if (!ref) break;
     owners.push({ kind: ref.kind, name: ref.name });
     try {
       const oapi = await ctx.kube.resolve(ref.kind, ref.apiVersion, context);
-      cur = await ctx.kube.request({ context, api: oapi, namespace: oapi.namespaced ? obj.metadata?.namespace : undefined, name: ref.name });
+      cur = await ctx.kube.get({ context, api: oapi, namespace: oapi.namespaced ? obj.metadata?.namespace : undefined, name: ref.name });
     } catch {
       break;
     }
   }
-  const conditions = (obj.status?.conditions ?? []).map((c: any) => ({ type: c.type, status: c.status, reason: c.reason ?? '', message: c.message ?? '' }));
+  const conditions = (obj.status?.conditions ?? []).map((c: Condition) => ({ type: c.type, status: c.status, reason: c.reason ?? '', message: c.message ?? '' }));
   let pods: TextTable | undefined;
   if (WORKLOADS.has(api.kind)) {
     try {
       const podApi = await ctx.kube.resolve('pods', 'v1', context);
-      const t = await ctx.kube.request({ context, api: podApi, namespace: obj.metadata?.namespace, query: { labelSelector: selectorOf(obj), limit: 50 }, accept: TABLE_ACCEPT });
+      const t = await ctx.kube.table({ context, api: podApi, namespace: obj.metadata?.namespace }, { labelSelector: selectorOf(obj), limit: 50 });
       pods = fromApiTable(t, false);
     } catch (err) {
       sections.push(`Pods: <unavailable: ${(err as Error).message}>`);
@@ -85,16 +77,16 @@ async function describe(ctx: ToolContext, api: ApiResource, obj: any, context?: 
   }
   const events = await eventsFor(ctx, obj, context).catch(() => ({ columns: [], rows: [] }) as TextTable);
   if (owners.length) sections.push(`Owner chain: ${owners.map((o) => `${o.kind}/${o.name}`).join(' <- ')}`);
-  if (conditions.length) sections.push('Conditions:\n' + renderTable({ columns: ['TYPE', 'STATUS', 'REASON', 'MESSAGE'], rows: conditions.map((c: any) => [c.type, c.status, c.reason, c.message]) }));
+  if (conditions.length) sections.push('Conditions:\n' + renderTable({ columns: ['TYPE', 'STATUS', 'REASON', 'MESSAGE'], rows: conditions.map((c) => [c.type, c.status, c.reason, c.message]) }));
   if (pods) sections.push(`Pods (${pods.rows.length}):\n` + (renderTable(pods) || '<none>'));
   sections.push('Events:\n' + (renderTable(events) || '<none>'));
   return { sections, owners, conditions, pods, events };
 }
 
 /** The generic tools. */
-export function genericTools(): ToolDef[] {
+export function genericTools(): AnyToolDef[] {
   return [
-    {
+    defineTool({
       name: 'list-resources',
       title: 'List resources',
       description:
@@ -113,13 +105,13 @@ export function genericTools(): ToolDef[] {
       },
       output: tableOutput,
       run: async (a, ctx) => {
-        const api = await ctx.kube.resolve(a.kind, a.apiVersion, a.context);
-        if (!api.verbs.includes('list')) throw new KubeError(405, 'MethodNotAllowed', `${api.resource} cannot be listed`);
+        const api = await resolveKind(ctx, a.kind, a.apiVersion, a.context);
+        if (!api.verbs.includes('list')) throw new InvalidArgumentError('kind', `${api.resource} cannot be listed`);
         const r = await listTable(ctx, api, a);
         return tableResult(ctx, api.kind, r.table, r);
       },
-    },
-    {
+    }),
+    defineTool({
       name: 'get-resource',
       title: 'Get a resource',
       description: 'Get one object of any kind as YAML (managedFields and the last-applied annotation removed; Secret values masked).',
@@ -128,11 +120,10 @@ export function genericTools(): ToolDef[] {
       output: objectOutput,
       run: async (a, ctx) => {
         const { api, name } = await resolveNamed(ctx, a);
-        const obj = await ctx.kube.request({ context: a.context, api, namespace: nsFor(ctx, api, a.namespace, a.context), name });
-        return objectResult(ctx, obj);
+        return objectResult(ctx, await ctx.kube.get({ context: a.context, api, namespace: nsFor(ctx, api, a.namespace, a.context), name }));
       },
-    },
-    {
+    }),
+    defineTool({
       name: 'describe-resource',
       title: 'Describe a resource',
       description:
@@ -151,7 +142,7 @@ export function genericTools(): ToolDef[] {
       },
       run: async (a, ctx) => {
         const { api, name } = await resolveNamed(ctx, a);
-        const obj = await ctx.kube.request({ context: a.context, api, namespace: nsFor(ctx, api, a.namespace, a.context), name });
+        const obj = await ctx.kube.get<Workload>({ context: a.context, api, namespace: nsFor(ctx, api, a.namespace, a.context), name });
         const d = await describe(ctx, api, obj, a.context);
         const c = compact(obj);
         const tail = '\n' + d.sections.join('\n\n');
@@ -175,12 +166,12 @@ export function genericTools(): ToolDef[] {
           },
         };
       },
-    },
-    {
+    }),
+    defineTool({
       name: 'apply-manifest',
       title: 'Apply a manifest',
       description:
-        'Server-side apply one or more YAML/JSON documents (field manager "kubemcp"), like `kubectl apply --server-side`. Returns what the apiserver stored (Secret values masked).',
+        'Server-side apply one or more YAML/JSON documents (field manager "' + FIELD_MANAGER + '"), like `kubectl apply --server-side`. Returns what the apiserver stored (Secret values masked).',
       effect: 'write',
       idempotent: true,
       input: {
@@ -196,35 +187,29 @@ export function genericTools(): ToolDef[] {
         truncated: z.boolean(),
       },
       run: async (a, ctx) => {
-        let docs: any[];
+        let docs: unknown[];
         try {
           const parsed = parseAllDocuments(a.manifest);
           for (const d of parsed) if (d.errors.length) throw new Error(d.errors[0]!.message);
-          docs = parsed.map((d) => d.toJSON()).filter((d) => d !== null && d !== undefined);
+          docs = parsed.map((d) => d.toJSON() as unknown).filter((d) => d !== null && d !== undefined);
         } catch (err) {
-          throw new KubeError(400, 'BadRequest', `manifest is not valid YAML: ${(err as Error).message}`);
+          throw new InvalidArgumentError('manifest', `not valid YAML: ${(err as Error).message}`);
         }
-        if (docs.length === 0) throw new KubeError(400, 'BadRequest', 'manifest has no documents');
-        if (docs.length > 50) throw new KubeError(400, 'BadRequest', `manifest has ${docs.length} documents; at most 50 per call`);
-        const results: any[] = [];
+        if (docs.length === 0) throw new InvalidArgumentError('manifest', 'has no documents');
+        if (docs.length > 50) throw new InvalidArgumentError('manifest', `has ${docs.length} documents; at most 50 per call`);
+        const results: Array<{ kind: string; name: string; namespace?: string; resourceVersion?: string }> = [];
         const texts: string[] = [];
         for (const [i, doc] of docs.entries()) {
-          if (!doc || typeof doc !== 'object' || Array.isArray(doc)) throw new KubeError(400, 'BadRequest', `document ${i + 1} is not an object`);
-          if (!doc.apiVersion || !doc.kind || !doc.metadata?.name) throw new KubeError(400, 'BadRequest', `document ${i + 1} needs apiVersion, kind and metadata.name`);
-          const api = await ctx.kube.resolve(doc.kind, doc.apiVersion, a.context);
-          const namespace = api.namespaced ? doc.metadata.namespace || a.namespace || ctx.kube.defaultNamespace(a.context) : undefined;
-          const body = api.namespaced ? { ...doc, metadata: { ...doc.metadata, namespace } } : doc;
-          const out = await ctx.kube.request({
-            context: a.context,
-            method: 'PATCH',
-            api,
-            namespace,
-            name: doc.metadata.name,
-            body,
-            contentType: 'application/apply-patch+yaml',
-            query: { fieldManager: FIELD_MANAGER, force: a.force ? true : undefined, dryRun: a.dryRun ? 'All' : undefined },
-          });
-          results.push({ kind: api.kind, name: out.metadata?.name, ...(namespace ? { namespace } : {}), resourceVersion: out.metadata?.resourceVersion });
+          if (!isObject(doc)) throw new InvalidArgumentError('manifest', `document ${i + 1} is not an object`);
+          const { apiVersion, kind, metadata } = doc;
+          if (typeof apiVersion !== 'string' || !apiVersion || typeof kind !== 'string' || !kind || !metadata?.name) {
+            throw new InvalidArgumentError('manifest', `document ${i + 1} needs apiVersion, kind and metadata.name`);
+          }
+          const api = await resolveKind(ctx, kind, apiVersion, a.context, 'manifest');
+          const namespace = api.namespaced ? metadata.namespace || a.namespace || ctx.kube.defaultNamespace(a.context) : undefined;
+          const body = api.namespaced ? { ...doc, metadata: { ...metadata, namespace } } : doc;
+          const out = await ctx.kube.apply({ context: a.context, api, namespace, name: metadata.name }, body, { force: a.force, dryRun: a.dryRun });
+          results.push({ kind: api.kind, name: out.metadata?.name ?? metadata.name, ...(namespace ? { namespace } : {}), resourceVersion: out.metadata?.resourceVersion });
           texts.push(`${api.kind.toLowerCase()}/${out.metadata?.name}${namespace ? ` (namespace ${namespace})` : ''} ${a.dryRun ? 'applied (server dry run)' : 'applied'}\n` + toYaml(compact(out)));
         }
         const { text, cut } = budgetText(texts.join('---\n'), ctx.budget);
@@ -234,8 +219,8 @@ export function genericTools(): ToolDef[] {
           target: results.map((r) => `${r.kind.toLowerCase()}/${r.namespace ? r.namespace + '/' : ''}${r.name}`).join(','),
         };
       },
-    },
-    {
+    }),
+    defineTool({
       name: 'patch-resource',
       title: 'Patch a resource',
       description: 'Patch one object: type "merge" (JSON merge patch, default), "json" (RFC 6902 JSON patch) or "strategic" (built-in kinds only). dryRun validates without persisting.',
@@ -254,26 +239,12 @@ export function genericTools(): ToolDef[] {
       output: objectOutput,
       run: async (a, ctx) => {
         const { api, name } = await resolveNamed(ctx, a);
-        const type = a.type ?? 'merge';
         const patch = parseDoc(a.patch, 'patch');
-        if (type === 'json' && !Array.isArray(patch)) throw new KubeError(400, 'BadRequest', 'a json patch is an array of operations');
-        if (type !== 'json' && (typeof patch !== 'object' || patch === null || Array.isArray(patch))) throw new KubeError(400, 'BadRequest', `a ${type} patch is a JSON object`);
-        const contentType = { merge: 'application/merge-patch+json', json: 'application/json-patch+json', strategic: 'application/strategic-merge-patch+json' }[type as 'merge'];
-        const out = await ctx.kube.request({
-          context: a.context,
-          method: 'PATCH',
-          api,
-          namespace: nsFor(ctx, api, a.namespace, a.context),
-          name,
-          subresource: a.subresource,
-          body: patch,
-          contentType,
-          query: { fieldManager: FIELD_MANAGER, dryRun: a.dryRun ? 'All' : undefined },
-        });
+        const out = await ctx.kube.patch({ context: a.context, api, namespace: nsFor(ctx, api, a.namespace, a.context), name, subresource: a.subresource }, a.type ?? 'merge', patch, { dryRun: a.dryRun });
         return objectResult(ctx, out, a.dryRun ? '# server dry run: not persisted\n' : '');
       },
-    },
-    {
+    }),
+    defineTool({
       name: 'delete-resource',
       title: 'Delete a resource',
       description: 'Delete one object of any kind. propagationPolicy defaults to Background; dryRun checks without deleting.',
@@ -294,24 +265,19 @@ export function genericTools(): ToolDef[] {
         const namespace = nsFor(ctx, api, a.namespace, a.context);
         return deleteObject(ctx, api, name, namespace, a);
       },
-    },
+    }),
   ];
 }
 
+/** Whether a parsed manifest document is an object (with the metadata fields read here). */
+function isObject(v: unknown): v is KubernetesObject & { metadata?: { name?: string; namespace?: string } } {
+  return !!v && typeof v === 'object' && !Array.isArray(v);
+}
+
 /** Deletes one object and reports whether it is gone or still finalizing. Shared by delete-* tools. */
-export async function deleteObject(ctx: ToolContext, api: ApiResource, name: string, namespace: string | undefined, a: { context?: string; dryRun?: boolean; propagationPolicy?: string; gracePeriodSeconds?: number }) {
-  const out = await ctx.kube.request({
-    context: a.context,
-    method: 'DELETE',
-    api,
-    namespace,
-    name,
-    body: { kind: 'DeleteOptions', apiVersion: 'v1', propagationPolicy: a.propagationPolicy ?? 'Background', ...(a.gracePeriodSeconds !== undefined ? { gracePeriodSeconds: a.gracePeriodSeconds } : {}),
-      // With a body, the apiserver reads DeleteOptions (dryRun included) from it, not the query.
-      ...(a.dryRun ? { dryRun: ['All'] } : {}),
-    },
-  });
-  const status = a.dryRun ? 'dry-run' : out?.kind === 'Status' || !out?.metadata?.deletionTimestamp ? 'deleted' : 'deleting';
+export async function deleteObject(ctx: ToolContext, api: ApiResource, name: string, namespace: string | undefined, a: DeleteOptions & { context?: string }): Promise<ToolOutput> {
+  const out = await ctx.kube.delete({ context: a.context, api, namespace, name }, a);
+  const status = a.dryRun ? 'dry-run' : out.kind === 'Status' || !out.metadata?.deletionTimestamp ? 'deleted' : 'deleting';
   const where = namespace ? ` from namespace ${namespace}` : '';
   const verb = status === 'dry-run' ? 'would be deleted (server dry run)' : status === 'deleting' ? 'is being deleted (finalizers or graceful termination pending)' : 'deleted';
   return {

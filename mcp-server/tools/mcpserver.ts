@@ -8,9 +8,10 @@ import { z } from 'zod';
 import { API_VERSION, KIND, PLURAL } from '../../charts/api/schema.js';
 import { MCPServerValidationError, parseMCPServer } from '../../charts/api/validate.js';
 import { KubeError } from '../kube.js';
-import { contextArg, type ToolContext, type ToolDef } from './registry.js';
+import { InvalidArgumentError } from '../names.js';
+import { contextArg, defineTool, type AnyToolDef, type ToolContext } from './registry.js';
 import { listTable, objectOutput, objectResult, tableOutput, tableResult } from './common.js';
-import { deleteObject, FIELD_MANAGER } from './generic.js';
+import { deleteObject } from './generic.js';
 
 async function mcpApi(ctx: ToolContext, context?: string) {
   try {
@@ -24,9 +25,9 @@ async function mcpApi(ctx: ToolContext, context?: string) {
 const nsArg = z.string().optional().describe("namespace (default: the context's namespace)");
 
 /** The MCPServer tools. */
-export function mcpServerTools(): ToolDef[] {
+export function mcpServerTools(): AnyToolDef[] {
   return [
-    {
+    defineTool({
       name: 'list-mcpservers',
       title: 'List MCP servers',
       description: 'MCPServer objects with phase, ready replicas, transport and endpoint.',
@@ -38,8 +39,8 @@ export function mcpServerTools(): ToolDef[] {
         const r = await listTable(ctx, api, a);
         return tableResult(ctx, KIND, r.table, r);
       },
-    },
-    {
+    }),
+    defineTool({
       name: 'get-mcpserver',
       title: 'Get an MCP server',
       description: 'One MCPServer object: spec and status (phase, conditions, endpoint).',
@@ -48,11 +49,10 @@ export function mcpServerTools(): ToolDef[] {
       output: objectOutput,
       run: async (a, ctx) => {
         const api = await mcpApi(ctx, a.context);
-        const obj = await ctx.kube.request({ context: a.context, api, namespace: a.namespace || ctx.kube.defaultNamespace(a.context), name: a.name });
-        return objectResult(ctx, obj);
+        return objectResult(ctx, await ctx.kube.get({ context: a.context, api, namespace: a.namespace || ctx.kube.defaultNamespace(a.context), name: a.name }));
       },
-    },
-    {
+    }),
+    defineTool({
       name: 'apply-mcpserver',
       title: 'Create or update an MCP server',
       description:
@@ -75,23 +75,14 @@ export function mcpServerTools(): ToolDef[] {
         try {
           parseMCPServer(obj);
         } catch (err) {
-          if (err instanceof MCPServerValidationError) throw new KubeError(422, 'Invalid', err.message);
+          if (err instanceof MCPServerValidationError) throw new InvalidArgumentError('spec', err.message);
           throw err;
         }
-        const out = await ctx.kube.request({
-          context: a.context,
-          method: 'PATCH',
-          api,
-          namespace,
-          name: a.name,
-          body: obj,
-          contentType: 'application/apply-patch+yaml',
-          query: { fieldManager: FIELD_MANAGER, dryRun: a.dryRun ? 'All' : undefined },
-        });
+        const out = await ctx.kube.apply({ context: a.context, api, namespace, name: a.name }, obj, { dryRun: a.dryRun });
         return objectResult(ctx, out, a.dryRun ? '# server dry run: not persisted\n' : `# mcpserver/${a.name} applied\n`);
       },
-    },
-    {
+    }),
+    defineTool({
       name: 'delete-mcpserver',
       title: 'Delete an MCP server',
       description: 'Delete an MCPServer; the operator removes its Deployment, Service and ConfigMap.',
@@ -102,6 +93,6 @@ export function mcpServerTools(): ToolDef[] {
         const api = await mcpApi(ctx, a.context);
         return deleteObject(ctx, api, a.name, a.namespace || ctx.kube.defaultNamespace(a.context), a);
       },
-    },
+    }),
   ];
 }

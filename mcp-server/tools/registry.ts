@@ -30,17 +30,39 @@ export interface ToolOutput {
   target?: string;
 }
 
-/** One tool: name (kebab-case verb-noun, as the seed's create-pod), schemas and behaviour. */
-export interface ToolDef {
+/** The arguments of a tool whose input schema is the zod shape `I`, as the SDK hands them over after validation. */
+export type ToolArgs<I extends z.ZodRawShape> = z.infer<z.ZodObject<I>>;
+
+/**
+ * One tool: name (kebab-case verb-noun, as the seed's create-pod), schemas and behaviour.
+ * `run` gets the arguments typed from `input` (build definitions with {@link defineTool}).
+ */
+export interface ToolDef<I extends z.ZodRawShape = z.ZodRawShape> {
   name: string;
   title: string;
   description: string;
   effect: ToolEffect;
   /** The tool may be repeated with the same effect (MCP idempotentHint). */
   idempotent?: boolean;
-  input: z.ZodRawShape;
+  input: I;
   output: z.ZodRawShape;
-  run: (args: any, ctx: ToolContext) => Promise<ToolOutput>;
+  run: (args: ToolArgs<I>, ctx: ToolContext) => Promise<ToolOutput>;
+}
+
+/** A tool definition whose argument type is erased, for lists of tools with different inputs. */
+export interface AnyToolDef extends Omit<ToolDef, 'run'> {
+  /** `args` must satisfy `input`: registerTools only calls it with what the SDK validated against it. */
+  run: (args: Record<string, unknown>, ctx: ToolContext) => Promise<ToolOutput>;
+}
+
+/**
+ * Types a tool's handler from its zod input shape (`z.infer`) and erases the type for the tool
+ * list. The SDK parses every tools/call's arguments with `input` before the handler runs
+ * (McpServer's validateToolInput; a failure is an error result naming the argument), which is
+ * what makes the narrowing below sound.
+ */
+export function defineTool<I extends z.ZodRawShape>(def: ToolDef<I>): AnyToolDef {
+  return { ...def, run: (args, ctx) => def.run(args as ToolArgs<I>, ctx) };
 }
 
 /** Dependencies of registerTools. */
@@ -56,7 +78,7 @@ export const contextArg = z.string().optional().describe('kubeconfig context; re
  * Registers every enabled tool of `defs` on `server` (call before connect()).
  * Returns the names registered.
  */
-export function registerTools(server: McpServer, defs: ToolDef[], deps: RegisterDeps): string[] {
+export function registerTools(server: McpServer, defs: AnyToolDef[], deps: RegisterDeps): string[] {
   const names: string[] = [];
   for (const def of defs) {
     if (!deps.policy.toolEnabled(def.name, def.effect)) continue;
@@ -76,7 +98,7 @@ export function registerTools(server: McpServer, defs: ToolDef[], deps: Register
           openWorldHint: false,
         },
       },
-      (async (args: Record<string, unknown>): Promise<CallToolResult> => {
+      async (args: Record<string, unknown>): Promise<CallToolResult> => {
         const started = performance.now();
         // Defence in depth: a tool the policy disables is never registered, and refuses anyway.
         if (!deps.policy.toolEnabled(def.name, def.effect)) {
@@ -94,7 +116,7 @@ export function registerTools(server: McpServer, defs: ToolDef[], deps: Register
           deps.log.debug({ tool: def.name, err: reason }, 'tool call failed');
           return { content: [{ type: 'text', text: `${def.name} failed: ${reason}` }], isError: true };
         }
-      }) as any,
+      },
     );
   }
   return names;

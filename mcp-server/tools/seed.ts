@@ -5,7 +5,8 @@
  * and policy as every other tool.
  */
 import { z } from 'zod';
-import { contextArg, type ToolDef } from './registry.js';
+import type { Pod } from '../kube.js';
+import { contextArg, defineTool, type AnyToolDef } from './registry.js';
 import { objectOutput, objectResult } from './common.js';
 import { deleteObject } from './generic.js';
 import { logArgs, logOutput, readLogs } from './workloads.js';
@@ -17,10 +18,10 @@ export const SEED_POD = {
 };
 
 /** The seed's tools. */
-export function seedTools(): ToolDef[] {
+export function seedTools(): AnyToolDef[] {
   const ns = z.string().optional().describe('Target namespace (default "default")');
   return [
-    {
+    defineTool({
       name: 'create-pod',
       title: 'Create a pod',
       description: 'Create a simple pod with specified image and name (label created-by=mcp-server, requests 100m CPU/128Mi, limits 500m/512Mi).',
@@ -42,12 +43,12 @@ export function seedTools(): ToolDef[] {
           metadata: { name: a.name, namespace, labels: { ...(a.labels ?? {}), ...SEED_POD.labels } },
           spec: { containers: [{ name: a.name, image: a.image, resources: SEED_POD.resources }] },
         };
-        const out = await ctx.kube.request({ context: a.context, method: 'POST', api, namespace, body, query: { fieldManager: 'kubemcp' } });
+        const out = await ctx.kube.create<Pod>({ context: a.context, api, namespace }, body);
         const r = objectResult(ctx, out);
         return { ...r, text: `Created pod "${a.name}" in namespace "${namespace}"\nImage: ${a.image}\nUID: ${out.metadata?.uid}`, target: `pods/${namespace}/${a.name}` };
       },
-    },
-    {
+    }),
+    defineTool({
       name: 'get-pod-logs',
       title: 'Get pod logs',
       description: 'Retrieve logs from a specific pod (last 100 lines by default).',
@@ -55,8 +56,8 @@ export function seedTools(): ToolDef[] {
       input: { name: z.string().min(1).describe('Pod name'), namespace: z.string().optional().describe('Pod namespace (default "default")'), ...logArgs, context: contextArg },
       output: logOutput,
       run: async (a, ctx) => readLogs(ctx, { ...a, pod: a.name, name: undefined, namespace: a.namespace || 'default' }),
-    },
-    {
+    }),
+    defineTool({
       name: 'delete-pod',
       title: 'Delete a pod',
       description: 'Delete a specific pod.',
@@ -67,6 +68,6 @@ export function seedTools(): ToolDef[] {
         const api = await ctx.kube.resolve('pods', 'v1', a.context);
         return deleteObject(ctx, api, a.name, a.namespace || 'default', a);
       },
-    },
+    }),
   ];
 }

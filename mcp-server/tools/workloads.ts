@@ -7,25 +7,25 @@
 import { z } from 'zod';
 import { createRequire } from 'node:module';
 import type { RE2JS } from 're2js';
-import { KubeError, type ApiResource } from '../kube.js';
+import { KubeError, type ApiResource, type Pod, type Workload } from '../kube.js';
 import { InvalidArgumentError } from '../names.js';
 import { budgetText, truncatedNote } from '../format.js';
-import { contextArg, type ToolContext, type ToolDef } from './registry.js';
-import { nsFor, objectOutput, objectResult, selectorOf, splitKindName } from './common.js';
+import { contextArg, defineTool, type AnyToolDef, type ToolArgs, type ToolContext } from './registry.js';
+import { nsFor, objectOutput, objectResult, resolveKind, selectorOf, splitKindName } from './common.js';
 
 const nsArg = z.string().optional().describe("namespace (default: the context's namespace)");
 
 async function workload(ctx: ToolContext, a: { kind: string; name?: string; namespace?: string; context?: string }, allowed?: string[]) {
   const { kind, name } = splitKindName(a.kind, a.name);
-  if (!name) throw new KubeError(400, 'BadRequest', 'a name is required (as `name`, or `kind/name`)');
-  const api = await ctx.kube.resolve(kind, undefined, a.context);
-  if (allowed && !allowed.includes(api.kind)) throw new KubeError(400, 'BadRequest', `${api.kind} is not supported here; supported kinds: ${allowed.join(', ')}`);
+  if (!name) throw new InvalidArgumentError('name', 'a name is required (as `name`, or `kind/name`)');
+  const api = await resolveKind(ctx, kind, undefined, a.context);
+  if (allowed && !allowed.includes(api.kind)) throw new InvalidArgumentError('kind', `${api.kind} is not supported here; supported kinds: ${allowed.join(', ')}`);
   const namespace = nsFor(ctx, api, a.namespace, a.context);
   return { api, name, namespace };
 }
 
 /** Rollout status of a Deployment, StatefulSet or DaemonSet, as `kubectl rollout status` computes it. */
-export function rolloutStatus(obj: any): { done: boolean; failed: boolean; message: string } {
+export function rolloutStatus(obj: Workload): { done: boolean; failed: boolean; message: string } {
   const s = obj.status ?? {};
   const spec = obj.spec ?? {};
   const gen = obj.metadata?.generation ?? 0;
@@ -33,7 +33,7 @@ export function rolloutStatus(obj: any): { done: boolean; failed: boolean; messa
   if ((s.observedGeneration ?? 0) < gen) return { done: false, failed: false, message: `Waiting for ${name} spec update to be observed...` };
   if (obj.kind === 'Deployment') {
     const want = spec.replicas ?? 1;
-    const prog = (s.conditions ?? []).find((c: any) => c.type === 'Progressing');
+    const prog = (s.conditions ?? []).find((c) => c.type === 'Progressing');
     if (prog?.reason === 'ProgressDeadlineExceeded') return { done: false, failed: true, message: `${name} exceeded its progress deadline` };
     if ((s.updatedReplicas ?? 0) < want) return { done: false, failed: false, message: `Waiting for ${name} rollout to finish: ${s.updatedReplicas ?? 0} out of ${want} new replicas have been updated...` };
     if ((s.replicas ?? 0) > (s.updatedReplicas ?? 0)) return { done: false, failed: false, message: `Waiting for ${name} rollout to finish: ${(s.replicas ?? 0) - (s.updatedReplicas ?? 0)} old replicas are pending termination...` };
@@ -54,22 +54,26 @@ export function rolloutStatus(obj: any): { done: boolean; failed: boolean; messa
     if ((s.numberAvailable ?? 0) < want) return { done: false, failed: false, message: `Waiting for daemon set ${name} rollout to finish: ${s.numberAvailable ?? 0} of ${want} updated pods are available...` };
     return { done: true, failed: false, message: `daemon set ${name} successfully rolled out` };
   }
-  throw new KubeError(400, 'BadRequest', `rollout status is defined for Deployment, StatefulSet and DaemonSet, not ${obj.kind}`);
+  throw new InvalidArgumentError('kind', `rollout status is defined for Deployment, StatefulSet and DaemonSet, not ${obj.kind}`);
 }
 
+/** What the log tools read from: a pod, or a workload's pods (`kind` and `name`). */
+type LogTarget = LogArgs & { pod?: string; kind?: string; name?: string; namespace?: string; context?: string };
+
 /** Pods of a pod name or workload, at most `max`. */
-async function podsOf(ctx: ToolContext, a: any, max: number): Promise<{ namespace: string; pods: any[] }> {
+async function podsOf(ctx: ToolContext, a: LogTarget, max: number): Promise<{ namespace: string; pods: Pod[] }> {
   const podApi = await ctx.kube.resolve('pods', 'v1', a.context);
   if (a.pod) {
     const namespace = a.namespace || ctx.kube.defaultNamespace(a.context);
-    return { namespace, pods: [await ctx.kube.request({ context: a.context, api: podApi, namespace, name: a.pod })] };
+    return { namespace, pods: [await ctx.kube.get<Pod>({ context: a.context, api: podApi, namespace, name: a.pod })] };
   }
-  if (!a.kind || !a.name) throw new KubeError(400, 'BadRequest', 'give `pod`, or `kind` and `name` of a workload');
-  const { api, name, namespace } = await workload(ctx, a);
-  const obj = await ctx.kube.request({ context: a.context, api, namespace, name });
-  const list = await ctx.kube.request({ context: a.context, api: podApi, namespace, query: { labelSelector: selectorOf(obj), limit: max } });
-  if (!list.items?.length) throw new KubeError(404, 'NotFound', `${api.kind} ${name} has no pods`);
-  return { namespace: namespace!, pods: list.items };
+  if (!a.kind) throw new InvalidArgumentError('pod', 'give `pod`, or `kind` and `name` of a workload');
+  if (!a.name && !a.kind.includes('/')) throw new InvalidArgumentError('name', 'give the `name` of the workload (or `kind/name`), or `pod`');
+  const { api, name, namespace } = await workload(ctx, { kind: a.kind, name: a.name, namespace: a.namespace, context: a.context });
+  const obj = await ctx.kube.get<Workload>({ context: a.context, api, namespace, name });
+  const list = await ctx.kube.list<Pod>({ context: a.context, api: podApi, namespace }, { labelSelector: selectorOf(obj), limit: max });
+  if (!list.items.length) throw new KubeError(404, 'NotFound', `${api.kind} ${name} has no pods`);
+  return { namespace: namespace ?? ctx.kube.defaultNamespace(a.context), pods: list.items };
 }
 
 /** re2js, loaded on the first filter (its 260 KB are not paid at startup). */
@@ -127,6 +131,9 @@ export const logArgs = {
   maxBytes: z.number().int().min(256).max(4_000_000).optional().describe('byte cap read from the apiserver per container (default 256 KiB)'),
 };
 
+/** The log arguments, typed from {@link logArgs}. */
+export type LogArgs = ToolArgs<typeof logArgs>;
+
 /** Output schema of the log tools. */
 export const logOutput = {
   namespace: z.string(),
@@ -136,38 +143,28 @@ export const logOutput = {
 };
 
 /** Reads logs for the pods of a pod/workload; shared by get-logs and the seed's get-pod-logs. */
-export async function readLogs(ctx: ToolContext, a: any) {
+export async function readLogs(ctx: ToolContext, a: LogTarget): Promise<{ text: string; structured: Record<string, unknown> }> {
   const { namespace, pods } = await podsOf(ctx, a, 10);
   const podApi = await ctx.kube.resolve('pods', 'v1', a.context);
   const parts: string[] = [];
-  const meta: any[] = [];
+  const meta: Array<{ pod: string; container: string; bytes: number; lines: number; cut: boolean }> = [];
   let matches = 0;
   for (const pod of pods) {
-    const containers: string[] = (pod.spec?.containers ?? []).map((c: any) => c.name);
+    const podName = pod.metadata?.name ?? '';
+    const containers = (pod.spec?.containers ?? []).map((c) => c.name);
     const container = a.container ?? containers[0];
     if (!container) continue;
-    if (a.container && !containers.includes(a.container)) throw new KubeError(400, 'BadRequest', `pod ${pod.metadata.name} has no container ${a.container}; containers: ${containers.join(', ')}`);
+    if (a.container && !containers.includes(a.container)) throw new InvalidArgumentError('container', `pod ${podName} has no container ${a.container}; containers: ${containers.join(', ')}`);
     const maxBytes = a.maxBytes ?? 256 * 1024;
-    const { text, cut } = await ctx.kube.requestText(
-      {
-        context: a.context,
-        api: podApi,
-        namespace,
-        name: pod.metadata.name,
-        subresource: 'log',
-        accept: 'text/plain, */*',
-        query: { container, tailLines: a.tailLines ?? 100, sinceSeconds: a.sinceSeconds, previous: a.previous ? true : undefined, limitBytes: maxBytes },
-      },
-      maxBytes,
-    );
+    const { text, cut } = await ctx.kube.logs({ context: a.context, api: podApi, namespace, name: podName }, { container, tailLines: a.tailLines ?? 100, sinceSeconds: a.sinceSeconds, previous: a.previous, maxBytes });
     let body = text;
     if (a.filter) {
       const f = filterLines(text, a.filter, a.contextLines ?? 0);
       body = f.text;
       matches += f.matches;
     }
-    meta.push({ pod: pod.metadata.name, container, bytes: Buffer.byteLength(text), lines: text ? text.split('\n').filter(Boolean).length : 0, cut });
-    parts.push((pods.length > 1 || containers.length > 1 ? `==> ${pod.metadata.name}/${container} <==\n` : '') + (body || '<no log lines>'));
+    meta.push({ pod: podName, container, bytes: Buffer.byteLength(text), lines: text ? text.split('\n').filter(Boolean).length : 0, cut });
+    parts.push((pods.length > 1 || containers.length > 1 ? `==> ${podName}/${container} <==\n` : '') + (body || '<no log lines>'));
   }
   // Logs keep their most recent lines when cut.
   const { text, cut } = budgetText(parts.join('\n'), ctx.budget, true);
@@ -181,7 +178,7 @@ const ROLLOUT_KINDS = ['Deployment', 'StatefulSet', 'DaemonSet'];
 const REVISION = 'deployment.kubernetes.io/revision';
 
 /** The workload tools. */
-export function workloadTools(): ToolDef[] {
+export function workloadTools(): AnyToolDef[] {
   const target = {
     kind: z.string().min(1).describe('kind (Deployment, StatefulSet, DaemonSet, ...); `kind/name` also works'),
     name: z.string().min(1).optional(),
@@ -189,7 +186,7 @@ export function workloadTools(): ToolDef[] {
     context: contextArg,
   };
   return [
-    {
+    defineTool({
       name: 'scale-workload',
       title: 'Scale a workload',
       description: 'Set the replicas of any kind with a scale subresource: Deployment, StatefulSet, ReplicaSet, MCPServer.',
@@ -199,26 +196,17 @@ export function workloadTools(): ToolDef[] {
       output: { kind: z.string(), name: z.string(), namespace: z.string().optional(), replicas: z.number().int(), previous: z.number().int().optional() },
       run: async (a, ctx) => {
         const { api, name, namespace } = await workload(ctx, a);
-        if (!api.subresources.includes('scale')) throw new KubeError(400, 'BadRequest', `${api.kind} has no scale subresource`);
-        const before = await ctx.kube.request({ context: a.context, api, namespace, name, subresource: 'scale' });
-        const out = await ctx.kube.request({
-          context: a.context,
-          method: 'PATCH',
-          api,
-          namespace,
-          name,
-          subresource: 'scale',
-          body: { spec: { replicas: a.replicas } },
-          contentType: 'application/merge-patch+json',
-        });
+        const ref = { context: a.context, api, namespace, name };
+        const before = await ctx.kube.getScale(ref);
+        const out = await ctx.kube.scale(ref, a.replicas);
         return {
           text: `${api.kind.toLowerCase()}/${name} scaled from ${before.spec?.replicas ?? 0} to ${out.spec?.replicas} replicas`,
           structured: { kind: api.kind, name, ...(namespace ? { namespace } : {}), replicas: out.spec?.replicas ?? a.replicas, previous: before.spec?.replicas ?? 0 },
           target: `${api.resource}/${namespace}/${name}`,
         };
       },
-    },
-    {
+    }),
+    defineTool({
       name: 'restart-rollout',
       title: 'Restart a rollout',
       description: 'Restart the pods of a Deployment, StatefulSet or DaemonSet, as `kubectl rollout restart` does (a restartedAt annotation on the pod template).',
@@ -227,21 +215,13 @@ export function workloadTools(): ToolDef[] {
       output: objectOutput,
       run: async (a, ctx) => {
         const { api, name, namespace } = await workload(ctx, a, ROLLOUT_KINDS);
-        const out = await ctx.kube.request({
-          context: a.context,
-          method: 'PATCH',
-          api,
-          namespace,
-          name,
-          body: { spec: { template: { metadata: { annotations: { 'kubectl.kubernetes.io/restartedAt': new Date().toISOString() } } } } },
-          contentType: 'application/strategic-merge-patch+json',
-          query: { fieldManager: 'kubemcp' },
-        });
+        const restartedAt = { spec: { template: { metadata: { annotations: { 'kubectl.kubernetes.io/restartedAt': new Date().toISOString() } } } } };
+        const out = await ctx.kube.patch({ context: a.context, api, namespace, name }, 'strategic', restartedAt);
         const r = objectResult(ctx, out, `# ${api.kind.toLowerCase()}/${name} restarted\n`);
         return { ...r, text: `${api.kind.toLowerCase()}/${name} restarted (generation ${out.metadata?.generation})`, structured: { ...r.structured, object: undefined } };
       },
-    },
-    {
+    }),
+    defineTool({
       name: 'get-rollout-status',
       title: 'Rollout status',
       description: 'Rollout status of a Deployment, StatefulSet or DaemonSet (kubectl rollout status). waitSeconds > 0 waits (at most 300 s) until done or failed.',
@@ -253,15 +233,14 @@ export function workloadTools(): ToolDef[] {
         const deadline = Date.now() + (a.waitSeconds ?? 0) * 1000;
         let st: ReturnType<typeof rolloutStatus>;
         for (let i = 0; ; i++) {
-          const obj = await ctx.kube.request({ context: a.context, api, namespace, name });
-          st = rolloutStatus(obj);
+          st = rolloutStatus(await ctx.kube.get<Workload>({ context: a.context, api, namespace, name }));
           if (st.done || st.failed || Date.now() >= deadline || i >= 600) break;
           await new Promise((r) => setTimeout(r, 500));
         }
         return { text: st.message, structured: { kind: api.kind, name, ...st } };
       },
-    },
-    {
+    }),
+    defineTool({
       name: 'undo-rollout',
       title: 'Undo a rollout',
       description: 'Roll a Deployment back to a revision (default: the previous one), as `kubectl rollout undo` does.',
@@ -270,37 +249,30 @@ export function workloadTools(): ToolDef[] {
       output: { kind: z.string(), name: z.string(), fromRevision: z.number().int(), toRevision: z.number().int() },
       run: async (a, ctx) => {
         const { api, name, namespace } = await workload(ctx, a, ['Deployment']);
-        const dep = await ctx.kube.request({ context: a.context, api, namespace, name });
+        const dep = await ctx.kube.get<Workload>({ context: a.context, api, namespace, name });
         const rsApi = await ctx.kube.resolve('replicasets', 'apps/v1', a.context);
-        const list = await ctx.kube.request({ context: a.context, api: rsApi, namespace, query: { labelSelector: selectorOf(dep) } });
-        const owned = (list.items ?? [])
-          .filter((rs: any) => (rs.metadata?.ownerReferences ?? []).some((o: any) => o.uid === dep.metadata.uid))
-          .map((rs: any) => ({ rs, rev: Number(rs.metadata?.annotations?.[REVISION] ?? 0) }))
-          .sort((x: any, y: any) => x.rev - y.rev);
+        const list = await ctx.kube.list<Workload>({ context: a.context, api: rsApi, namespace }, { labelSelector: selectorOf(dep) });
+        const owned = list.items
+          .filter((rs) => (rs.metadata?.ownerReferences ?? []).some((o) => o.uid === dep.metadata?.uid))
+          .map((rs) => ({ rs, rev: Number(rs.metadata?.annotations?.[REVISION] ?? 0) }))
+          .sort((x, y) => x.rev - y.rev);
         const current = Number(dep.metadata?.annotations?.[REVISION] ?? owned.at(-1)?.rev ?? 0);
-        const to = a.toRevision ?? owned.filter((o: any) => o.rev < current).at(-1)?.rev;
-        const pick = owned.find((o: any) => o.rev === to);
-        if (!to || !pick) throw new KubeError(404, 'NotFound', `no revision ${a.toRevision ?? 'before ' + current} of deployment ${name}; revisions: ${owned.map((o: any) => o.rev).join(', ') || 'none'}`);
-        const template = JSON.parse(JSON.stringify(pick.rs.spec.template));
+        const to = a.toRevision ?? owned.filter((o) => o.rev < current).at(-1)?.rev;
+        const pick = owned.find((o) => o.rev === to);
+        const revisions = owned.map((o) => o.rev).join(', ') || 'none';
+        if (a.toRevision !== undefined && !pick) throw new InvalidArgumentError('toRevision', `deployment ${name} has no revision ${a.toRevision}; revisions: ${revisions}`);
+        if (!to || !pick) throw new KubeError(404, 'NotFound', `no revision before ${current} of deployment ${name}; revisions: ${revisions}`);
+        const template = structuredClone(pick.rs.spec?.template ?? {});
         if (template.metadata?.labels) delete template.metadata.labels['pod-template-hash'];
-        await ctx.kube.request({
-          context: a.context,
-          method: 'PATCH',
-          api,
-          namespace,
-          name,
-          body: [{ op: 'replace', path: '/spec/template', value: template }],
-          contentType: 'application/json-patch+json',
-          query: { fieldManager: 'kubemcp' },
-        });
+        await ctx.kube.patch({ context: a.context, api, namespace, name }, 'json', [{ op: 'replace', path: '/spec/template', value: template }]);
         return {
           text: `deployment/${name} rolled back from revision ${current} to revision ${to}`,
           structured: { kind: 'Deployment', name, fromRevision: current, toRevision: to },
           target: `deployments/${namespace}/${name}`,
         };
       },
-    },
-    {
+    }),
+    defineTool({
       name: 'get-logs',
       title: 'Logs of a pod or workload',
       description:
@@ -316,7 +288,7 @@ export function workloadTools(): ToolDef[] {
       },
       output: logOutput,
       run: async (a, ctx) => readLogs(ctx, a),
-    },
+    }),
   ];
 }
 

@@ -77,9 +77,9 @@ describe('Secret values are masked', () => {
     expectClean(all);
     // The gateway masks list items (which carry no kind) by the request's resource.
     const api = await s.kube.resolve('secrets');
-    const raw = await s.kube.request({ api, namespace: ns });
+    const raw = await s.kube.list({ api, namespace: ns });
     expectClean(raw);
-    expect(raw.items.find((i: any) => i.metadata.name === 'creds').data).toEqual({ password: '***' });
+    expect(raw.items.find((i) => i.metadata?.name === 'creds')?.data).toEqual({ password: '***' });
   });
 
   it('apply-manifest (dry run and real) and apply-then-read, with data and stringData', async () => {

@@ -99,8 +99,8 @@ describe('item 2: names "." and ".." never reach another object', () => {
       // A hand-built request with a name the URL parser would collapse is refused before sending.
       await expect(kube.request({ api: cm, namespace: victim, name: '..' })).rejects.toThrow(/invalid name/);
       await expect(kube.request({ api: cm, namespace: victim, name: 'keep-a', subresource: '../x' })).rejects.toThrow(/invalid subresource/);
-      expect((await kube.request({ path: '/version' })).gitVersion).toMatch(/^v1\./);
-      expect((await kube.request({ api: cm, namespace: victim, name: 'keep-a' })).data).toEqual({ a: '1' });
+      expect((await kube.request<{ gitVersion: string }>({ path: '/version' })).gitVersion).toMatch(/^v1\./);
+      expect((await kube.get({ api: cm, namespace: victim, name: 'keep-a' })).data).toEqual({ a: '1' });
     } finally {
       kube.close();
     }
@@ -262,8 +262,8 @@ describe('item 8: the namespace allow-list hides other namespaces in every path'
       const ns = await callOn(c, 'list-resources', { kind: 'ns', labelSelector: 'kubernetes.io/metadata.name' });
       expect(ns.structuredContent.rows.map((row: string[]) => row[0])).toEqual([victim]);
       const api = await s.kube.resolve('namespaces');
-      const list = await s.kube.request({ api });
-      expect(list.items.map((i: any) => i.metadata.name)).toEqual([victim]);
+      const list = await s.kube.list({ api });
+      expect(list.items.map((i) => i.metadata?.name)).toEqual([victim]);
     });
   });
 });
@@ -341,7 +341,7 @@ describe('item 3: subscriptions are bounded, shared and released', () => {
     try {
       const pods = await kube.resolve('pods');
       for (let i = 0; i < 70; i++) stops.push(await kube.watch({ api: pods, namespace: victim }, () => undefined, () => undefined));
-      const list = await kube.request({ api: pods, namespace: victim });
+      const list = await kube.request<{ items?: unknown }>({ api: pods, namespace: victim });
       expect(Array.isArray(list.items)).toBe(true);
     } finally {
       for (const stop of stops) stop();

@@ -171,7 +171,7 @@ describe('generic and workload tools on a Deployment', () => {
     const wrong = await call('patch-resource', { kind: 'deploy', name: 'web', namespace: ns, type: 'json', patch: { not: 'an array' } });
     expect(wrong.isError).toBe(true);
     const notJson = await call('patch-resource', { kind: 'deploy', name: 'web', namespace: ns, patch: '{oops' });
-    expect(text(notJson)).toMatch(/patch is not valid JSON/);
+    expect(text(notJson)).toMatch(/invalid patch: not valid JSON/);
   });
 
   it('scale-workload, restart-rollout, get-rollout-status and undo-rollout behave as kubectl', async () => {
