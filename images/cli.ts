@@ -25,7 +25,7 @@ const program = new Command('images')
     const set = buildImages({ force: opts.force });
     for (const img of [set.base, set.kubemcp, set.pause, set.everything]) {
       const mib = (fs.statSync(img.archive).size / 2 ** 20).toFixed(0);
-      process.stdout.write(`${img.ref.padEnd(36)} ${img.built ? 'built ' : 'cached'} ${img.id.slice(0, 12)} ${mib.padStart(4)} MiB ${img.archive}\n`);
+      process.stdout.write(`${img.ref.padEnd(40)} ${img.built ? 'built ' : 'cached'} ${img.id.slice(0, 12)} ${mib.padStart(4)} MiB ${img.archive}\n`);
     }
     if (opts.load) {
       const cd = clusterContainerd();
