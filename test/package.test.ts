@@ -96,8 +96,8 @@ describe('npm pack and install', () => {
 
   it('kubemcp bridge-init and kubemcp bridge run from the install: /health 200, /ready 503 with the reason (no stdio process yet)', async () => {
     const bdir = path.join(dir, 'bridge');
-    const init = execFileSync(bin, ['bridge-init', '--dir', bdir, '--launcher-source', '/bin/busybox'], { encoding: 'utf8', timeout: 60_000 });
-    expect(init).toMatch(/FIFOs/);
+    execFileSync(bin, ['bridge-init', '--dir', bdir, '--launcher-source', '/bin/busybox'], { encoding: 'utf8', timeout: 60_000, stdio: ['ignore', 'pipe', 'pipe'] });
+    expect(['bin/busybox', 'stdin', 'stdout'].filter((f) => existsSync(path.join(bdir, f)))).toEqual(['bin/busybox', 'stdin', 'stdout']);
     const child = spawn(bin, ['bridge', '--dir', bdir, '--port', '0', '--host', '127.0.0.1', '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -113,7 +113,12 @@ describe('npm pack and install', () => {
       expect(ready.status).toBe(503);
       expect(await ready.json()).toMatchObject({ status: 'not ready', reason: expect.stringMatching(/waiting for the stdio process/) });
     } finally {
-      if (child.pid && child.exitCode === null) process.kill(child.pid, 'SIGTERM');
+      if (child.pid && child.exitCode === null) {
+        const exited = new Promise<void>((r) => child.once('exit', () => r()));
+        process.kill(child.pid, 'SIGTERM');
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000).unref())]);
+        if (child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGKILL');
+      }
     }
   });
 });
