@@ -16,6 +16,10 @@
  *    image itself (`kubemcp serve`, Streamable HTTP, read-only, ServiceAccount with read RBAC),
  *    Ready on the real node; an MCP SDK client calls it through the apiserver's service proxy and
  *    prints `tools/list` and one tool call's answer.
+ *    Beside it, `everything`: npm's `@modelcontextprotocol/server-everything` (image
+ *    localhost/kubemcp/everything), a stdio MCP server with `command`, served through the in-pod
+ *    bridge; Ready and Verified by the operator pod, and its `tools/list` and an `echo` call printed
+ *    through its Service.
  * 5. Prints `kubectl get mcps -A` and each one's children, and leaves everything running.
  *
  * `npm run demo:down` (`tsx demo.ts down`) stops the demo's local controller (if any) by pid, then
@@ -34,7 +38,7 @@ import { CONTROLLER_NAME, OPERATOR_NAMESPACE, OperatorChart } from './charts/ope
 import { loadSamples } from './charts/samples.js';
 import { clusterDown, clusterUp, REAL_NODE_NAME, REPO_ROOT, realNodeNamespace, realNodeStatus } from './cluster/index.js';
 import { ensureImagesLoaded } from './images/cluster.js';
-import { KUBEMCP_IMAGE } from './images/images.js';
+import { EVERYTHING_BIN, EVERYTHING_IMAGE, KUBEMCP_IMAGE } from './images/images.js';
 import { connectThroughServiceProxy } from './mcp-server/service-proxy.js';
 
 const say = (s: string) => process.stdout.write(`${s}\n`);
@@ -47,6 +51,8 @@ const OPERATOR_MANIFEST = join(REPO_ROOT, 'dist', 'manifests', 'operator.k8s.yam
 const DEMO_NS = 'kubemcp-demo';
 /** The demo's MCPServer running the kubemcp image. */
 const SERVE_NAME = 'kube-mcp';
+/** The demo's bridged stdio MCPServer: npm's server-everything behind the in-pod bridge. */
+const STDIO_NAME = 'everything';
 /** PID file of the `kubemcp controller` this demo starts; `demo.ts down` stops it. */
 const CONTROLLER_PID_FILE = join(DEMO_DIR, 'controller.pid');
 
@@ -138,7 +144,7 @@ async function main(): Promise<void> {
   if (real) {
     say('\n== images (npm run images: buildah, cached; the first build takes about 10 minutes)');
     const set = ensureImagesLoaded();
-    for (const i of [set.kubemcp, set.pause]) say(`  ${i.ref} ${i.built ? 'built' : 'cached'}, loaded into containerd`);
+    for (const i of [set.kubemcp, set.pause, set.everything]) say(`  ${i.ref} ${i.built ? 'built' : 'cached'}, loaded into containerd`);
   }
 
   say(`\n== operator from ${OPERATOR_MANIFEST.replace(`${REPO_ROOT}/`, '')}${real ? ` (image -> ${KUBEMCP_IMAGE})` : ' (without its Deployment)'}`);
@@ -164,7 +170,11 @@ async function main(): Promise<void> {
   for (const o of docs) {
     if (o.kind === 'Deployment') {
       if (!real) continue;
-      o.spec.template.spec.containers[0].image = KUBEMCP_IMAGE; // the only change to the manifest
+      // The only changes to the manifest: the controller's image, and the same image for the
+      // bridge of bridged stdio MCPServers (the chart passes its own image as --bridge-image).
+      const c = o.spec.template.spec.containers[0];
+      c.image = KUBEMCP_IMAGE;
+      c.args = (c.args as string[]).map((a) => (a.startsWith('--bridge-image=') ? `--bridge-image=${KUBEMCP_IMAGE}` : a));
     }
     await ssa(o);
     say(`  applied ${o.kind}/${o.metadata.name}`);
@@ -228,13 +238,19 @@ async function main(): Promise<void> {
     });
     wanted.push({ name: SERVE_NAME, namespace: DEMO_NS });
     say(`  applied MCPServer ${DEMO_NS}/${SERVE_NAME} (ServiceAccount kubemcp-reader: view + nodes/namespaces/mcpservers read)`);
+
+    say(`\n== MCPServer ${DEMO_NS}/${STDIO_NAME}: a stdio MCP server (npm's server-everything) behind the in-pod bridge`);
+    const stdioSpec = { image: EVERYTHING_IMAGE, transport: 'stdio', port: 3001, command: [EVERYTHING_BIN], args: ['stdio'] };
+    await ssa({ apiVersion: `${GROUP}/${VERSION}`, kind: 'MCPServer', metadata: { name: STDIO_NAME, namespace: DEMO_NS }, spec: stdioSpec });
+    wanted.push({ name: STDIO_NAME, namespace: DEMO_NS });
+    say(`  applied MCPServer ${DEMO_NS}/${STDIO_NAME}: ${JSON.stringify(stdioSpec)}`);
   }
 
   // With the real node, the operator verifies every MCPServer with an MCP handshake: only the
   // kubemcp one can be Ready; the seed samples end in an honest state (on kwok nothing answers
   // the handshake; in mcp-system, a real-node namespace, their image does not exist), which the
   // demo waits for and prints. Without it (local controller, --verify off) all of them turn Ready.
-  const mustBeReady = real ? wanted.filter((w) => w.name === SERVE_NAME && w.namespace === DEMO_NS) : wanted;
+  const mustBeReady = real ? wanted.filter((w) => (w.name === SERVE_NAME || w.name === STDIO_NAME) && w.namespace === DEMO_NS) : wanted;
   say(`\n== waiting for ${mustBeReady.map((w) => `${w.namespace}/${w.name}`).join(', ')} Ready${real ? ', and a Ready condition with its reason on the others' : ''}`);
   const custom = kc.makeApiClient(k8s.CustomObjectsApi);
   type Cond = { type: string; status: string; reason?: string };
@@ -284,6 +300,23 @@ async function main(): Promise<void> {
       for (const c of r.content as Array<{ type: string; text?: string }>) if (c.type === 'text') say(c.text!.replace(/^/gm, '  '));
     } finally {
       await client.close();
+    }
+
+    say(`\n== MCP client -> Service ${DEMO_NS}/${STDIO_NAME} (apiserver service proxy) -> mcp-bridge sidecar -> FIFOs -> server-everything (stdio)`);
+    const obj = list.find((o) => o.metadata.name === STDIO_NAME && o.metadata.namespace === DEMO_NS);
+    const verified = obj?.status?.conditions?.find((c) => c.type === 'Verified');
+    say(`status: phase ${obj?.status?.phase}, Verified ${verified?.status} (${verified?.reason}), ${obj?.status?.tools?.count ?? '?'} tools, endpoint ${obj?.status?.endpoint}`);
+    const stdio = await until('the MCP handshake through the bridged Service', 60_000, () => connectThroughServiceProxy(kc, DEMO_NS, STDIO_NAME));
+    try {
+      const v = stdio.getServerVersion();
+      const tools = (await stdio.listTools()).tools;
+      say(`initialize: ${v?.name} ${v?.version} (answered by the bridge from the process's one initialize)`);
+      say(`tools/list: ${tools.length} tools`);
+      for (const t of tools) say(`  ${t.name.padEnd(32)} ${(t.description ?? '').split('. ')[0]!.slice(0, 80)}`);
+      const r = await stdio.callTool({ name: 'echo', arguments: { message: 'hello through the bridge' } });
+      say(`\ntools/call echo {"message": "hello through the bridge"}: ${(r.content as Array<{ text?: string }>).map((c) => c.text ?? '').join('')}`);
+    } finally {
+      await stdio.close();
     }
   }
 

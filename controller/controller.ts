@@ -18,6 +18,7 @@ import { WorkQueue, backoffMs } from './queue.js';
 import { CHILD_KINDS, Reconciler, type Caches, type ChildKind, type MCPServerObject } from './reconciler.js';
 import { urlFor } from './status.js';
 import { Verifier, kubeFetch, type VerifyTarget } from './verify.js';
+import { bridgeReadyTargetFor, type BridgeReadyTargetFn } from './bridge-ready.js';
 import { withConnectionReuse } from './http.js';
 import { DEFAULT_WORKERS } from '../charts/operator-config.js';
 import type { MCPServerSpec } from '../charts/api/schema.js';
@@ -78,6 +79,12 @@ export interface ControllerOptions {
    * standing in for the pods); default {@link verifyTargetFor} of `verify`.
    */
   verifyTarget?: (namespace: string, name: string, spec: MCPServerSpec) => VerifyTarget;
+  /**
+   * Where the bridge's `/ready` of a running but unready bridged pod is read, so status says why
+   * (controller/bridge-ready.ts); default the pod IP in the cluster, the apiserver's pod proxy
+   * outside (as `verify`). Off with `verify: 'off'`.
+   */
+  bridgeReadyTarget?: BridgeReadyTargetFn;
   /** Image of the bridge of bridged stdio MCPServers; default the kubemcp image (charts/mcpserver.ts DEFAULT_BRIDGE_IMAGE). */
   bridgeImage?: string;
 }
@@ -152,7 +159,8 @@ export class Controller {
             log: opts.log,
           });
     const verifyTarget = mode === 'off' ? undefined : (opts.verifyTarget ?? verifyTargetFor(kc, mode));
-    this.reconciler = new Reconciler({ kubeConfig: kc, caches, log: opts.log, metrics: this.metrics, verifier: this.verifier, verifyTarget, bridgeImage: opts.bridgeImage });
+    const bridgeReadyTarget = mode === 'off' ? undefined : (opts.bridgeReadyTarget ?? bridgeReadyTargetFor(kc, mode === 'auto' ? (inCluster() ? 'dns' : 'proxy') : mode));
+    this.reconciler = new Reconciler({ kubeConfig: kc, caches, log: opts.log, metrics: this.metrics, verifier: this.verifier, verifyTarget, bridgeReadyTarget, bridgeImage: opts.bridgeImage });
   }
 
   /** Concurrent reconciles: `workers`, default {@link DEFAULT_WORKERS}. */

@@ -15,7 +15,8 @@ import { stringify } from 'yaml';
 import { API_VERSION, FINALIZER, GROUP, KIND, PLURAL, VERSION, type MCPServerSpec, type MCPServerStatus } from '../charts/api/schema.js';
 import { MCPServerValidationError, parseMCPServerSpec } from '../charts/api/validate.js';
 import { renderMCPServer, type KubeObject, type RenderOptions } from '../charts/render.js';
-import { servesHttp } from '../charts/mcpserver.js';
+import { isBridged, servesHttp } from '../charts/mcpserver.js';
+import { BRIDGE_RECHECK_MS, bridgeProblem, type BridgeReadyTargetFn } from './bridge-ready.js';
 import { APPLIED_HASH_ANNOTATION, applyReason, foreignListEntries, hashOf } from './drift.js';
 import type { ControllerMetrics } from './metrics.js';
 import { podProblem } from './pods.js';
@@ -108,6 +109,8 @@ export interface ReconcilerOptions {
   verifier?: Verifier;
   /** Where the handshake of an MCPServer goes (Service DNS name, or the apiserver's service proxy). */
   verifyTarget?: (namespace: string, name: string, spec: MCPServerSpec) => VerifyTarget;
+  /** Where a bridged pod's `/ready` is read when it runs but is not ready (controller/bridge-ready.ts); undefined: not read. */
+  bridgeReadyTarget?: BridgeReadyTargetFn;
   /** Image of the bridge of bridged stdio MCPServers (`--bridge-image`). */
   bridgeImage?: string;
 }
@@ -189,7 +192,17 @@ export class Reconciler {
     const svc = applied.get('Service') as (KubeObject & { spec?: { type?: string; clusterIP?: string } }) | undefined;
     const service = svc && { type: svc.spec?.type, clusterIP: svc.spec?.clusterIP };
     const pods = this.opts.caches.pods(namespace, name);
-    const { verify, requeueAfterMs } = this.verification(obj, spec, pods, serviceReady(service));
+    const { verify, requeueAfterMs: verifyRequeue } = this.verification(obj, spec, pods, serviceReady(service));
+    // The pods' own problem (image pull, crash loop, ...) first; else, for a bridged server whose
+    // bridge runs but is not ready, the bridge's reason (e.g. initialize unanswered), rechecked
+    // while it lasts: the kubelet reports no reason for a failing readiness probe.
+    let problem = podProblem(pods);
+    let requeueAfterMs = verifyRequeue;
+    if (!problem && isBridged(spec) && this.opts.bridgeReadyTarget) {
+      const b = await bridgeProblem(namespace, spec.port, pods, this.opts.bridgeReadyTarget);
+      problem = b.problem;
+      if (b.recheck) requeueAfterMs = Math.min(requeueAfterMs ?? BRIDGE_RECHECK_MS, BRIDGE_RECHECK_MS);
+    }
     const before = obj.status;
     await this.writeStatus(obj, {
       name,
@@ -204,7 +217,7 @@ export class Reconciler {
       },
       service,
       applyFailures: failures,
-      pods: podProblem(pods),
+      pods: problem,
       verify,
     });
     await Promise.all(events);

@@ -36,7 +36,7 @@ export interface ObservedState {
   service?: { type?: string; clusterIP?: string };
   /** Children the apiserver refused to apply, with its message (ChildrenApplied=False/ApplyFailed, phase Failed). */
   applyFailures?: Array<{ kind: string; name: string; message: string }>;
-  /** Why the pods do not run, from their states (controller/pods.ts). */
+  /** Why the pods do not run, from their states (controller/pods.ts), or a bridged pod's bridge `/ready` (controller/bridge-ready.ts, reason BridgeNotReady). */
   pods?: PodProblem;
   /** Protocol verification (HTTP transports; ignored for stdio). Omitted: as `disabled`. */
   verify?: VerifyInput;

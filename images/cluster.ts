@@ -20,7 +20,7 @@ export function clusterContainerd(): Containerd | undefined {
 }
 
 /**
- * Builds (or finds cached) the images and loads the kubemcp and pause images into the running
+ * Builds (or finds cached) the images and loads the kubemcp, pause and everything images into the running
  * cluster's containerd. A warm call takes seconds; a cold one builds (about 10 minutes on 2 cores).
  * @throws Error when the cluster has no real node, or a build or import fails.
  */
@@ -28,6 +28,6 @@ export function ensureImagesLoaded(opts: BuildOptions = {}): ImageSet {
   const cd = clusterContainerd();
   if (!cd) throw new Error('images: the local cluster has no Ready real node to load images into (npm run cluster:status)');
   const set = buildImages(opts);
-  loadImages(cd, [set.kubemcp, set.pause], opts.output ?? 'inherit');
+  loadImages(cd, [set.kubemcp, set.pause, set.everything], opts.output ?? 'inherit');
   return set;
 }

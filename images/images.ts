@@ -1,5 +1,5 @@
 /**
- * The three images of the local cluster, built without a daemon (./buildah.ts) and rebuilt only
+ * The four images of the local cluster, built without a daemon (./buildah.ts) and rebuilt only
  * when their inputs change (a hash of them in the {@link INPUTS_LABEL} label):
  *
  * - {@link BASE_IMAGE} `localhost/kubemcp/node:<version>`: Node 20 for our own builds, as no
@@ -14,6 +14,8 @@
  *   Kubernetes' own `build/pause/linux/pause.c` (from the k8s.io/kubernetes module the cluster is
  *   built from, in the Go module cache) compiled static with gcc and the flags of its Makefile,
  *   run as 65535:65535 like registry.k8s.io/pause.
+ * - {@link EVERYTHING_IMAGE} `localhost/kubemcp/everything:<version>`: the MCP reference server
+ *   from npm on the base, a stdio server for the bridge's real-node tests and the demo.
  *
  * @module
  */
@@ -85,9 +87,17 @@ function cached(ref: string, inputs: string, force: boolean | undefined): string
 
 /** Commits a working container made from `scratch` with `rootfs` copied to `/`, and the config. */
 function commitScratch(ref: string, rootfs: string, config: string[], output: Output): string {
-  const ctr = buildah(['from', '--quiet', 'scratch']).trim();
+  return commitFrom('scratch', ref, rootfs, '/', config, output);
+}
+
+/**
+ * Commits a working container made from the stored image `from` (`scratch` for none) with the
+ * directory `src` copied to `dest` (owned by root, modes kept), and the config.
+ */
+function commitFrom(from: string, ref: string, src: string, dest: string, config: string[], output: Output): string {
+  const ctr = buildah(['from', '--quiet', ...(from === 'scratch' ? [] : ['--pull=never']), from]).trim();
   try {
-    buildah(['copy', '--quiet', ctr, rootfs, '/'], { long: true });
+    buildah(['copy', '--quiet', ctr, src, dest], { long: true });
     buildah(['config', ...config, ctr]);
     buildah(['commit', '--quiet', '--rm', ctr, ref], { output, long: true });
   } catch (e) {
@@ -296,15 +306,88 @@ export function buildPause(opts: BuildOptions = {}): BuiltImage {
   return { ref: PAUSE_IMAGE, inputs, id, archive: exportArchive(PAUSE_IMAGE, inputs, output), built };
 }
 
+/** npm package of {@link EVERYTHING_IMAGE}: the MCP reference server (stdio by default). */
+export const EVERYTHING_PACKAGE = '@modelcontextprotocol/server-everything';
+
+/**
+ * The version of {@link EVERYTHING_PACKAGE} the tests use: the one package-lock.json pins for the
+ * devDependency (test/mcp-server runs the same version without a cluster).
+ * @throws Error when package-lock.json does not list it.
+ */
+export function everythingVersion(): string {
+  const lock = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package-lock.json'), 'utf8')) as { packages?: Record<string, { version?: string }> };
+  const v = lock.packages?.[`node_modules/${EVERYTHING_PACKAGE}`]?.version;
+  if (!v) throw new Error(`images: package-lock.json does not pin ${EVERYTHING_PACKAGE} (npm install --save-dev ${EVERYTHING_PACKAGE})`);
+  return v;
+}
+
+/**
+ * A stdio MCP server nobody here wrote, for the bridge's real-node tests and the demo:
+ * `localhost/kubemcp/everything:<version>` ({@link EVERYTHING_PACKAGE} at {@link everythingVersion}).
+ */
+export const EVERYTHING_IMAGE = `localhost/kubemcp/everything:${everythingVersion()}`;
+/** The server's executable in {@link EVERYTHING_IMAGE} (on the image's PATH; `#!/usr/bin/env node`). */
+export const EVERYTHING_BIN = 'mcp-server-everything';
+
+/**
+ * Builds (or finds cached) {@link EVERYTHING_IMAGE}: {@link EVERYTHING_PACKAGE} installed on this
+ * machine with `npm install --prefix <scratch dir> --omit=dev --ignore-scripts` at the pinned
+ * version (buildah builds have no network by default, and the base's npm would need this
+ * machine's TLS proxy), copied to `/app` of {@link BASE_IMAGE}. `/app/node_modules/.bin` is on
+ * PATH (`command: [mcp-server-everything]`), the entrypoint is `mcp-server-everything`, cmd
+ * `stdio`, user 65532:65532 (any non-root uid works: the files are world-readable and the server
+ * writes nothing), so it runs under the restricted Pod Security Standard with a read-only root.
+ * The cache key is the version, the base's ID and the recipe (npm resolves the package's own
+ * dependencies when the image is first built).
+ * @throws Error when npm cannot install the package (registry unreachable) or buildah fails.
+ */
+export function buildEverything(base: BuiltImage, opts: BuildOptions = {}): BuiltImage {
+  const output = opts.output ?? 'inherit';
+  const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const version = everythingVersion();
+  const config = [
+    '--env', 'PATH=/app/node_modules/.bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+    '--env', 'NODE_ENV=production',
+    '--workingdir', '/app',
+    '--user', '65532:65532',
+    '--entrypoint', JSON.stringify([EVERYTHING_BIN]),
+    '--cmd', 'stdio',
+    '--label', 'org.opencontainers.image.title=mcp-server-everything',
+    '--label', `org.opencontainers.image.description=${EVERYTHING_PACKAGE}@${version} (npm) on ${BASE_IMAGE}`,
+  ];
+  const inputs = inputsHash('/', [], [RECIPE, `package ${EVERYTHING_PACKAGE}@${version}`, `base ${base.id}`, `config ${JSON.stringify(config)}`]);
+  let id = cached(EVERYTHING_IMAGE, inputs, opts.force);
+  const built = !id;
+  if (!id) {
+    log(`images: building ${EVERYTHING_IMAGE} (npm install ${EVERYTHING_PACKAGE}@${version} on this machine, base ${BASE_IMAGE})`);
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'kubemcp-everything-'));
+    try {
+      const app = path.join(root, 'app');
+      fs.mkdirSync(app);
+      fs.writeFileSync(path.join(app, 'package.json'), `${JSON.stringify({ name: 'everything-image', private: true }, null, 2)}\n`);
+      run('npm', ['install', '--prefix', app, '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--save-exact', `${EVERYTHING_PACKAGE}@${version}`], { output, timeoutMs: 10 * 60_000 });
+      const bin = path.join(app, 'node_modules/.bin', EVERYTHING_BIN);
+      if (!fs.existsSync(bin)) throw new Error(`images: npm install ${EVERYTHING_PACKAGE}@${version} made no ${bin}`);
+      run('chmod', ['-R', 'a+rX', app]);
+      id = commitFrom(BASE_IMAGE, EVERYTHING_IMAGE, app, '/app', [...config, '--label', `${INPUTS_LABEL}=${inputs}`], output);
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  }
+  return { ref: EVERYTHING_IMAGE, inputs, id, archive: exportArchive(EVERYTHING_IMAGE, inputs, output), built };
+}
+
 /** The images {@link buildImages} returns. */
 export interface ImageSet {
   base: BuiltImage;
   kubemcp: BuiltImage;
   pause: BuiltImage;
+  /** The stdio test server ({@link EVERYTHING_IMAGE}). */
+  everything: BuiltImage;
 }
 
 /**
- * Builds (or finds cached) the base, kubemcp and pause images and their OCI archives; installs
+ * Builds (or finds cached) the base, kubemcp, pause and everything images and their OCI archives; installs
  * buildah first when missing (root only). A warm call (nothing changed) takes a few seconds.
  */
 export function buildImages(opts: BuildOptions = {}): ImageSet {
@@ -313,5 +396,6 @@ export function buildImages(opts: BuildOptions = {}): ImageSet {
   if (base.built) pruneDangling(opts.log);
   const kubemcp = buildKubemcp(base, opts);
   const pause = buildPause(opts);
-  return { base, kubemcp, pause };
+  const everything = buildEverything(base, opts);
+  return { base, kubemcp, pause, everything };
 }

@@ -5,10 +5,11 @@
  * and the installed `kubemcp` bin answers `--version`, renders an MCPServer offline (cdk8s is
  * loaded from the installed dependencies), and serves MCP over stdio: tools/list, and one tool
  * call against the local control plane, which loads the kubeconfig client (kubeconfig.cjs)
- * from the installed bundle. Every process is stopped by pid; the temporary directory is removed.
+ * from the installed bundle; `kubemcp bridge-init` and `kubemcp bridge` start from the bundle and
+ * answer /health and /ready (the bridge once died at start there: pino's CommonJS interop). Every process is stopped by pid; the temporary directory is removed.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -89,6 +90,34 @@ describe('npm pack and install', () => {
         } catch {
           /* gone */
         }
+      }
+    }
+  });
+
+  it('kubemcp bridge-init and kubemcp bridge run from the install: /health 200, /ready 503 with the reason (no stdio process yet)', async () => {
+    const bdir = path.join(dir, 'bridge');
+    execFileSync(bin, ['bridge-init', '--dir', bdir, '--launcher-source', '/bin/busybox'], { encoding: 'utf8', timeout: 60_000, stdio: ['ignore', 'pipe', 'pipe'] });
+    expect(['bin/busybox', 'stdin', 'stdout'].filter((f) => existsSync(path.join(bdir, f)))).toEqual(['bin/busybox', 'stdin', 'stdout']);
+    const child = spawn(bin, ['bridge', '--dir', bdir, '--port', '0', '--host', '127.0.0.1', '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    try {
+      let url: string | undefined;
+      for (let i = 0; i < 600 && !url && child.exitCode === null; i++) {
+        url = /listening on (http:\/\/127\.0\.0\.1:\d+)\/mcp/.exec(stderr)?.[1];
+        if (!url) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect({ url: !!url, exitCode: child.exitCode, stderr: url ? '' : stderr }).toEqual({ url: true, exitCode: null, stderr: '' });
+      expect((await fetch(`${url}/health`)).status).toBe(200);
+      const ready = await fetch(`${url}/ready`);
+      expect(ready.status).toBe(503);
+      expect(await ready.json()).toMatchObject({ status: 'not ready', reason: expect.stringMatching(/waiting for the stdio process/) });
+    } finally {
+      if (child.pid && child.exitCode === null) {
+        const exited = new Promise<void>((r) => child.once('exit', () => r()));
+        process.kill(child.pid, 'SIGTERM');
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000).unref())]);
+        if (child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGKILL');
       }
     }
   });

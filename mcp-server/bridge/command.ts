@@ -32,7 +32,9 @@ function intOption(name: string, min: number, max: number) {
  * @throws when the port cannot be bound.
  */
 export async function runBridge(o: BridgeCommandOptions): Promise<void> {
-  const [{ pino }, { StdioBridge }, { startBridgeHttp }, { bridgePaths }] = await Promise.all([
+  // pino's default export, not `{ pino }`: the bundle's CommonJS interop has no named exports (build.ts);
+  // `{ pino }` is undefined there and the bridge died at start in the image.
+  const [{ default: pino }, { StdioBridge }, { startBridgeHttp }, { bridgePaths }] = await Promise.all([
     import('pino'),
     import('./bridge.js'),
     import('./http.js'),
