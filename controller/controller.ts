@@ -20,6 +20,7 @@ import { CHILD_KINDS, Reconciler, type Caches, type ChildKind, type MCPServerObj
 import { urlFor } from './status.js';
 import { Verifier, kubeFetch, type VerifyTarget } from './verify.js';
 import { withConnectionReuse } from './http.js';
+import { trimForCache, type CachedKind } from './transform.js';
 import { DEFAULT_WORKERS } from '../charts/operator-config.js';
 import type { MCPServerSpec } from '../charts/api/schema.js';
 import { PORT_NAME } from '../charts/mcpserver.js';
@@ -177,15 +178,12 @@ export class Controller {
       [k8s.UPDATE, 'update'],
       [k8s.DELETE, 'delete'],
     ] as const;
-    // The caches keep no managedFields (controller-runtime's cache.TransformStripManagedFields):
-    // nothing here reads them, and they are a third of a cached Deployment's size. The cache holds
-    // the very object the handlers get, so deleting the field here strips the cached copy. These
-    // handlers are registered first, so they run before the ones that enqueue.
-    const informers: Array<[string, AnyInformer]> = [['mcpservers', this.mcpInformer], ...[...this.childInformers].map(([k, i]) => [k, i] as [string, AnyInformer]), ['pods', this.podInformer]];
-    const stripManagedFields = (o: k8s.KubernetesObject) => {
-      if (o.metadata?.managedFields) delete o.metadata.managedFields;
-    };
-    for (const [, inf] of informers) for (const verb of [k8s.ADD, k8s.UPDATE] as const) inf.on(verb, stripManagedFields);
+    // The caches keep only what the controller reads (controller/transform.ts, controller-runtime's
+    // cache transforms): the cache holds the very object the handlers get, so trimming it here
+    // trims the cached copy. These handlers are registered first, so they run before the ones
+    // that enqueue.
+    const informers: Array<[CachedKind, AnyInformer]> = [['MCPServer', this.mcpInformer], ...this.childInformers, ['Pod', this.podInformer]];
+    for (const [kind, inf] of informers) for (const verb of [k8s.ADD, k8s.UPDATE] as const) inf.on(verb, (o) => void trimForCache(kind, o));
 
     // Every event enqueues its MCPServer with a priority (controller/priority.ts): status-changing
     // child events first, desired-state changes next, echoes of our own writes and the initial

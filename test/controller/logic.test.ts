@@ -5,6 +5,7 @@ import { childEventPriority, mcpServerEventPriority, podEventPriority } from '..
 import { computeStatus, mergeConditions, statusChanged, type ObservedState } from '../../controller/status.js';
 import { APPLIED_HASH_ANNOTATION, applyReason, firstDifference, foreignListEntries, hashOf } from '../../controller/drift.js';
 import { podProblem } from '../../controller/pods.js';
+import { trimForCache } from '../../controller/transform.js';
 import { classify, type HandshakeResult } from '../../controller/verify.js';
 import { ErrorCode, McpError } from '@modelcontextprotocol/sdk/types.js';
 import { parseMCPServerSpec } from '../../charts/api/validate.js';
@@ -483,5 +484,52 @@ describe('handshake failure classification', () => {
     expect(classify(Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNREFUSED', message: 'connect ECONNREFUSED 127.0.0.1:1' } }), undefined, 1000).reason).toBe('ConnectionFailed');
     expect(classify(new McpError(ErrorCode.RequestTimeout, 'Request timed out'), { status: 200 }, 1000)).toMatchObject({ reason: 'Timeout', message: 'no complete MCP handshake within 1000 ms' });
     expect(classify(new Error('Unexpected content type: text/html'), { status: 200 }, 1000)).toMatchObject({ reason: 'ProtocolError', message: 'not an MCP server: Unexpected content type: text/html' });
+  });
+});
+
+describe('informer cache transforms (controller/transform.ts)', () => {
+  const fullPod = () => ({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: {
+      name: 'p',
+      namespace: 'ns',
+      uid: 'u',
+      resourceVersion: '7',
+      labels: { 'app.kubernetes.io/instance': 'm' },
+      annotations: { a: 'b' },
+      ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'rs', uid: 'r' }],
+      managedFields: [{ manager: 'kube-controller-manager' }],
+      deletionTimestamp: new Date(0),
+    },
+    spec: { containers: [{ name: 'mcp-server', image: 'x' }], volumes: [{ name: 'v' }] },
+    status: {
+      phase: 'Pending',
+      hostIP: '10.0.0.1',
+      conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: 'no' }],
+      containerStatuses: [{ name: 'mcp-server', ready: false, restartCount: 1, state: { waiting: { reason: 'CrashLoopBackOff' } } }],
+    },
+  });
+
+  it('a pod keeps what podProblem and the ready-pod list read, and loses its spec', () => {
+    const live = fullPod();
+    const trimmed = trimForCache('Pod', fullPod() as never) as any;
+    expect(trimmed.spec).toBeUndefined();
+    expect(trimmed.metadata).toEqual({ name: 'p', namespace: 'ns', uid: 'u', resourceVersion: '7', labels: { 'app.kubernetes.io/instance': 'm' }, deletionTimestamp: new Date(0) });
+    expect(trimmed.status).toEqual({ phase: 'Pending', conditions: live.status.conditions, containerStatuses: live.status.containerStatuses });
+    const alive = (p: any) => ({ ...p, metadata: { ...p.metadata, deletionTimestamp: undefined } });
+    expect(podProblem([alive(trimmed)])).toEqual(podProblem([alive(live) as never]));
+    expect(podProblem([alive(trimmed)])!.reason).toBe('Unschedulable');
+  });
+
+  it('a Deployment keeps its spec and replica counts, not managedFields or status conditions; other kinds keep all but managedFields', () => {
+    const dep = trimForCache('Deployment', {
+      metadata: { name: 'd', managedFields: [{}] },
+      spec: { replicas: 1 },
+      status: { replicas: 1, readyReplicas: 1, observedGeneration: 2, conditions: [{ type: 'Available' }] },
+    } as never) as any;
+    expect(dep).toEqual({ metadata: { name: 'd' }, spec: { replicas: 1 }, status: { replicas: 1, readyReplicas: 1, observedGeneration: 2 } });
+    const cm = trimForCache('ConfigMap', { metadata: { name: 'c', managedFields: [{}], annotations: { x: 'y' } }, data: { a: 'b' } } as never) as any;
+    expect(cm).toEqual({ metadata: { name: 'c', annotations: { x: 'y' } }, data: { a: 'b' } });
   });
 });
