@@ -668,7 +668,7 @@ function table(rows: Row[], parallel: number): string {
     const ratio = r.objectsPerS && raw?.objectsPerS ? r.objectsPerS / raw.objectsPerS : undefined;
     const label = r.phase === 'parallel' ? `${LABEL.parallel} (${parallel} in flight)` : LABEL[r.phase];
     out.push(
-      `| ${r.n} | ${label} | ${r.children} | ${f(r.appliedS)} | ${f(r.objectsPerS, 0)} | ${f(ratio, 2)} | ${r.phase === 'kubemcp' || r.phase === 'toolhive' ? f(r.readyS) : '-'} | ${f(r.podsS)} | ${r.lagS === undefined ? '-' : `${f(r.lagS)} (${f(r.lagMedianS)})`} | ${f(r.writesPerServer, 2)} | ${f(r.cpuS)} | ${r.rssMiB ? `${f(r.rssMiB, 0)} (peak ${f(r.peakMiB, 0)})` : '-'} | ${f(r.apiserverCpuS)} | ${r.load ? `${f(r.load.mean)} (${f(r.load.min)}-${f(r.load.max)})` : '-'} |`,
+      `| ${r.n} | ${label} | ${r.children} | ${f(r.appliedS)} | ${f(r.objectsPerS, 2)} | ${f(ratio, 2)} | ${r.phase === 'kubemcp' || r.phase === 'toolhive' ? f(r.readyS) : '-'} | ${f(r.podsS)} | ${r.lagS === undefined ? '-' : `${f(r.lagS)} (${f(r.lagMedianS)})`} | ${f(r.writesPerServer, 2)} | ${f(r.cpuS)} | ${r.rssMiB ? `${f(r.rssMiB, 0)} (peak ${f(r.peakMiB, 0)})` : '-'} | ${f(r.apiserverCpuS)} | ${r.load ? `${f(r.load.mean)} (${f(r.load.min)}-${f(r.load.max)})` : '-'} |`,
     );
   }
   return out.join('\n');
