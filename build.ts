@@ -56,14 +56,24 @@ function startSnapshot(snapshot: unknown): esbuild.Plugin {
   };
 }
 
-/** mcp-server/'s `@kubernetes/client-node` imports resolve to the lite module; others stay external. */
+/**
+ * The full `@kubernetes/client-node` as one minified ESM file in the output directory, which the
+ * controller's chunks import (every import of the package outside mcp-server/). Loaded as the
+ * package's ~1,000 files it costs the controller ~59 MiB RSS (module records, sources kept for
+ * lazy compilation); as this bundle ~19 MiB (README, "The controller at scale"). A file of its own,
+ * loaded only by `kubemcp controller`, so the server's chunks never share it.
+ */
+export const CLIENT_NODE_BUNDLE = 'client-node.js';
+
+/** mcp-server/'s `@kubernetes/client-node` imports resolve to the lite module; the others to {@link CLIENT_NODE_BUNDLE}. */
 const clientNodeLite: esbuild.Plugin = {
   name: 'client-node-lite',
   setup(b) {
     b.onResolve({ filter: /^@kubernetes\/client-node$/ }, (args) => {
       const from = path.relative(ROOT, args.importer);
       if (from.startsWith(`mcp-server${path.sep}`)) return { path: path.join(ROOT, 'build', 'client-node-lite.ts') };
-      return { path: args.path, external: true };
+      // The controller's full client: its own minified bundle beside the chunks (CLIENT_NODE_BUNDLE).
+      return { path: `./${CLIENT_NODE_BUNDLE}`, external: true };
     });
   },
 };
@@ -116,11 +126,20 @@ export async function buildBundle(outdir = path.join(ROOT, 'dist', 'cli')): Prom
     format: 'cjs',
   });
   await failOnWarnings(kubeconfig);
+  const clientNode = await esbuild.build({
+    ...common,
+    entryPoints: [path.join(ROOT, 'node_modules', '@kubernetes', 'client-node', 'dist', 'index.js')],
+    outfile: path.join(outdir, CLIENT_NODE_BUNDLE),
+    format: 'esm',
+    banner: { js: "import{createRequire as __kubemcpRequire}from'node:module';const require=__kubemcpRequire(import.meta.url);" },
+  });
+  await failOnWarnings(clientNode);
   const bin = path.join(outdir, 'kubemcp.js');
   chmodSync(bin, 0o755);
   const a = result.metafile!;
   const b = kubeconfig.metafile!;
-  return { inputs: { ...a.inputs, ...b.inputs }, outputs: { ...a.outputs, ...b.outputs } };
+  const c = clientNode.metafile!;
+  return { inputs: { ...a.inputs, ...b.inputs, ...c.inputs }, outputs: { ...a.outputs, ...b.outputs, ...c.outputs } };
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

@@ -6,8 +6,8 @@
  *
  * On the local control plane (started or reused; its kwok node runs the pods), for each size N:
  *
- * 1. `kubemcp`: `kubemcp controller` (a child process compiled as `npm run build` does and run as
- *    the image runs it, `node dist/js/cli.js controller`, with the operator chart's NODE_OPTIONS;
+ * 1. `kubemcp`: `kubemcp controller` (a child process bundled as `npm run build` does, build.ts,
+ *    and run as the image runs it, `node dist/cli/kubemcp.js controller`, with the operator chart's NODE_OPTIONS;
  *    `--tsx` runs the sources; flags `--controller-args`, default `--verify off` since kwok's pods
  *    serve nothing to handshake) and N MCPServers
  *    (streamable-http, one config entry: 3 children each) spread over `--namespaces` namespaces,
@@ -30,11 +30,13 @@
  * - Ready: seconds until every MCPServer reports phase Ready (raw appliers have no MCPServer:
  *   the Deployments' readyReplicas), `pods`: until every Deployment has its pod ready (what kwok
  *   and the controller-manager report), `lag`: the largest delay per object from its Deployment
- *   being ready to its MCPServer being Ready;
+ *   being ready to its MCPServer being Ready (and the median of those delays);
  * - writes/MCPServer: the applier's write requests (create, update, patch, delete) in the audit
  *   log of the phase, per MCPServer, with the breakdown by verb and resource;
  * - CPU s and RSS MiB of the operator process (/proc; RSS at the end, peak in brackets), and
- *   the kube-apiserver's CPU seconds during the phase.
+ *   the kube-apiserver's CPU seconds during the phase;
+ * - load: the machine's 1-minute load average (/proc/loadavg) sampled every 5 s during the
+ *   phase, mean and range (the machine is shared: timings are only comparable at similar load).
  *
  * `--profile` runs the controller under `node --cpu-prof` and prints its hottest functions.
  * Everything runs on loopback; every wait is bounded; the processes it starts are stopped by
@@ -363,7 +365,11 @@ interface Row {
   readyS?: number;
   podsS?: number;
   lagS?: number;
+  /** Median of the per-object Ready lags, in s. */
+  lagMedianS?: number;
   writesPerServer?: number;
+  /** 1-minute load average during the phase: mean, min, max. */
+  load?: { mean: number; min: number; max: number };
   byKind: Record<string, number>;
   cpuS?: number;
   rssMiB?: number;
@@ -381,16 +387,15 @@ interface Ctx {
   parallel: number;
   controllerArgs: string[];
   profileDir?: string;
-  /** Compiled JavaScript (`npm run build` output) the controller runs from, as in the image; undefined: the sources through tsx. */
+  /** The bundle (`npm run build`'s dist/cli) the controller runs from, as in the image; undefined: the sources through tsx. */
   dist?: string;
 }
 
-/** Compiles the sources as `npm run build` does, into the bench directory; returns the output directory. */
+/** Bundles the sources as `npm run build` does for the image (build.ts), into the bench directory; returns the output directory. */
 async function buildDist(): Promise<string> {
-  const out = path.join(BENCH_DIR, 'dist');
-  fs.rmSync(out, { recursive: true, force: true });
-  process.stderr.write('[bench] compiling the controller (tsc -p tsconfig.build.json) ...\n');
-  await execFileP(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json', '--outDir', out, '--declaration', 'false', '--sourceMap', 'false'], { cwd: ROOT, timeout: 15 * 60_000 });
+  const out = path.join(BENCH_DIR, 'cli');
+  process.stderr.write('[bench] bundling the controller (build.ts, as npm run build does) ...\n');
+  await execFileP(process.execPath, ['--import', 'tsx', path.join(ROOT, 'build.ts'), '--outdir', out], { cwd: ROOT, timeout: 15 * 60_000, env: { ...process.env, NODE_OPTIONS: '' } });
   return out;
 }
 
@@ -420,6 +425,8 @@ async function measure(
 ): Promise<Row> {
   const watch = new ReadyWatch(ctx.kc, prefix, opts.mcpPath);
   await watch.start();
+  const loads: number[] = [os.loadavg()[0]!];
+  const loadTimer = setInterval(() => loads.push(os.loadavg()[0]!), 5000).unref();
   const mark = auditMark();
   const cpu0 = opts.pid ? cpuSeconds(opts.pid) : 0;
   const api0 = cpuSeconds(ctx.apiserverPid);
@@ -435,8 +442,14 @@ async function measure(
   }
   const tReady = readyMap.size >= n ? Math.max(...readyMap.values()) : undefined;
   const tPods = watch.depReady.size >= n ? Math.max(...watch.depReady.values()) : undefined;
+  clearInterval(loadTimer);
   let lag: number | undefined;
-  if (opts.waitMcpReady && tReady) lag = Math.max(...servers.map((k) => (watch.mcpReady.get(k) ?? 0) - (watch.depReady.get(k) ?? 0)));
+  let lagMedian: number | undefined;
+  if (opts.waitMcpReady && tReady) {
+    const lags = servers.map((k) => (watch.mcpReady.get(k) ?? 0) - (watch.depReady.get(k) ?? 0)).sort((a, b) => a - b);
+    lag = lags[lags.length - 1];
+    lagMedian = lags[Math.floor(lags.length / 2)];
+  }
   const cpu = opts.pid ? cpuSeconds(opts.pid) - cpu0 : undefined;
   const mem = opts.pid ? memoryMiB(opts.pid) : undefined;
   const apiCpu = cpuSeconds(ctx.apiserverPid) - api0;
@@ -455,6 +468,8 @@ async function measure(
     readyS: tReady ? (tReady - t0) / 1000 : undefined,
     podsS: tPods ? (tPods - t0) / 1000 : undefined,
     lagS: lag !== undefined ? lag / 1000 : undefined,
+    lagMedianS: lagMedian !== undefined ? lagMedian / 1000 : undefined,
+    load: { mean: loads.reduce((a, b) => a + b, 0) / loads.length, min: Math.min(...loads), max: Math.max(...loads) },
     writesPerServer: sum.writes / n,
     byKind: sum.byKind,
     cpuS: cpu,
@@ -469,7 +484,7 @@ async function phaseKubemcp(ctx: Ctx, n: number): Promise<Row> {
   const prefix = `kmb-kubemcp-${n}-`;
   await createNamespaces(ctx, prefix);
   const nodeArgs = ctx.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${ctx.profileDir}`] : [];
-  const entry = ctx.dist ? [path.join(ctx.dist, 'cli.js')] : ['--import', 'tsx', 'cli.ts'];
+  const entry = ctx.dist ? [path.join(ctx.dist, 'kubemcp.js')] : ['--import', 'tsx', 'cli.ts'];
   const proc = startProc(
     process.execPath,
     [...nodeArgs, ...entry, 'controller', '--kubeconfig', path.join(CLUSTER_DIR, 'kubeconfig'), '--no-leader-elect', '--health-port', '0', '--metrics-port', '0', ...ctx.controllerArgs],
@@ -621,6 +636,9 @@ async function cleanup(ctx: Ctx, n: number): Promise<void> {
   const list = JSON.parse(await ctx.api.must('GET', '/api/v1/namespaces?labelSelector=kubemcp-bench%3Dtrue')) as { items: Array<{ metadata: { name: string } }> };
   const mine = list.items.map((i) => i.metadata.name).filter((name) => name.startsWith('kmb-') && name.includes(`-${n}-`));
   for (const name of mine) await ctx.api.must('DELETE', `/api/v1/namespaces/${name}`, undefined, undefined, [404, 409]);
+  // kwok's fake pods run nothing: delete them at once (grace period 0) instead of waiting for kwok
+  // to confirm each graceful deletion (a thousand took over 10 minutes on the loaded machine).
+  for (const name of mine) await ctx.api.must('DELETE', `/api/v1/namespaces/${name}/pods?gracePeriodSeconds=0`, undefined, undefined, [404]);
   process.stderr.write(`[bench] deleting ${mine.length} namespaces of N=${n} ...\n`);
   await waitUntil('the bench namespaces to be deleted', 20 * 60_000, async () => {
     const left = await Promise.all(mine.map(async (name) => (await ctx.api.request('GET', `/api/v1/namespaces/${name}`)).status !== 404));
@@ -642,15 +660,15 @@ const LABEL: Record<Phase, string> = {
 
 function table(rows: Row[], parallel: number): string {
   const out = [
-    '| N | applier | children | applied (s) | objects/s | ratio to parallel raw | Ready (s) | pods ready (s) | Ready lag (s) | writes/MCPServer | CPU (s) | RSS (MiB) | apiserver CPU (s) |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+    '| N | applier | children | applied (s) | objects/s | ratio to parallel raw | Ready (s) | pods ready (s) | Ready lag max (median) (s) | writes/MCPServer | CPU (s) | RSS (MiB) | apiserver CPU (s) | load avg (range) |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const r of rows) {
     const raw = rows.find((x) => x.n === r.n && x.phase === 'parallel');
     const ratio = r.objectsPerS && raw?.objectsPerS ? r.objectsPerS / raw.objectsPerS : undefined;
     const label = r.phase === 'parallel' ? `${LABEL.parallel} (${parallel} in flight)` : LABEL[r.phase];
     out.push(
-      `| ${r.n} | ${label} | ${r.children} | ${f(r.appliedS)} | ${f(r.objectsPerS, 0)} | ${f(ratio, 2)} | ${r.phase === 'kubemcp' || r.phase === 'toolhive' ? f(r.readyS) : '-'} | ${f(r.podsS)} | ${f(r.lagS)} | ${f(r.writesPerServer, 2)} | ${f(r.cpuS)} | ${r.rssMiB ? `${f(r.rssMiB, 0)} (peak ${f(r.peakMiB, 0)})` : '-'} | ${f(r.apiserverCpuS)} |`,
+      `| ${r.n} | ${label} | ${r.children} | ${f(r.appliedS)} | ${f(r.objectsPerS, 2)} | ${f(ratio, 2)} | ${r.phase === 'kubemcp' || r.phase === 'toolhive' ? f(r.readyS) : '-'} | ${f(r.podsS)} | ${r.lagS === undefined ? '-' : `${f(r.lagS)} (${f(r.lagMedianS)})`} | ${f(r.writesPerServer, 2)} | ${f(r.cpuS)} | ${r.rssMiB ? `${f(r.rssMiB, 0)} (peak ${f(r.peakMiB, 0)})` : '-'} | ${f(r.apiserverCpuS)} | ${r.load ? `${f(r.load.mean)} (${f(r.load.min)}-${f(r.load.max)})` : '-'} |`,
     );
   }
   return out.join('\n');
@@ -759,7 +777,7 @@ async function main(): Promise<void> {
   }
   ctx.api.destroy();
   const out = [
-    `Controller benchmark: ${new Date().toISOString()}, ${os.cpus().length} CPUs (load average ${os.loadavg()[0]!.toFixed(1)}), node ${process.version}, ${namespaces} namespaces, controller ${ctx.dist ? 'compiled (node dist/js/cli.js)' : 'through tsx'}, flags: ${ctx.controllerArgs.join(' ') || '(defaults)'}`,
+    `Controller benchmark: ${new Date().toISOString()}, ${os.cpus().length} CPUs (load average ${os.loadavg()[0]!.toFixed(1)}), node ${process.version}, ${namespaces} namespaces, controller ${ctx.dist ? 'bundled (node dist/cli/kubemcp.js, as in the image)' : 'through tsx'}, flags: ${ctx.controllerArgs.join(' ') || '(defaults)'}`,
     '',
     table(rows, parallel),
     '',

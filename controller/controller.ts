@@ -14,12 +14,14 @@ import type { Logger } from 'pino';
 import { GROUP, KIND, PLURAL, VERSION } from '../charts/api/schema.js';
 import type { KubeObject } from '../charts/render.js';
 import { ControllerMetrics } from './metrics.js';
-import { WorkQueue, backoffMs } from './queue.js';
+import { Priority, WorkQueue, backoffMs } from './queue.js';
+import { childEventPriority, mcpServerEventPriority, podEventPriority } from './priority.js';
 import { CHILD_KINDS, Reconciler, type Caches, type ChildKind, type MCPServerObject } from './reconciler.js';
 import { urlFor } from './status.js';
 import { Verifier, kubeFetch, type VerifyTarget } from './verify.js';
 import { bridgeReadyTargetFor, type BridgeReadyTargetFn } from './bridge-ready.js';
 import { withConnectionReuse } from './http.js';
+import { trimForCache, type CachedKind } from './transform.js';
 import { DEFAULT_WORKERS } from '../charts/operator-config.js';
 import type { MCPServerSpec } from '../charts/api/schema.js';
 import { PORT_NAME } from '../charts/mcpserver.js';
@@ -154,7 +156,8 @@ export class Controller {
         : new Verifier({
             intervalMs: opts.verifyIntervalMs ?? 300_000,
             timeoutMs: opts.verifyTimeoutMs ?? 10_000,
-            onDone: (key) => this.queue.add(key),
+            // A handshake result changes the status: reconcile promptly.
+            onDone: (key) => this.queue.add(key, Priority.HIGH),
             metrics: this.metrics,
             log: opts.log,
           });
@@ -178,27 +181,35 @@ export class Controller {
    * timer. @throws when an informer's first list fails (e.g. the CRD is not installed).
    */
   async start(): Promise<void> {
-    const enqueueObj = (o: k8s.KubernetesObject) => this.queue.add(`${o.metadata!.namespace}/${o.metadata!.name}`);
-    for (const verb of [k8s.ADD, k8s.UPDATE, k8s.DELETE] as const) this.mcpInformer.on(verb, enqueueObj);
-    const enqueueOwner = (o: k8s.KubernetesObject) => {
-      const owner = o.metadata?.ownerReferences?.find((r) => r.controller && r.kind === KIND && r.apiVersion.startsWith(`${GROUP}/`));
-      if (owner) this.queue.add(`${o.metadata!.namespace}/${owner.name}`);
-    };
-    const informers: Array<[string, AnyInformer]> = [['mcpservers', this.mcpInformer], ...[...this.childInformers].map(([k, i]) => [k, i] as [string, AnyInformer]), ['pods', this.podInformer]];
-    // The caches keep no managedFields (controller-runtime's cache.TransformStripManagedFields):
-    // nothing here reads them, and they are a third of a cached Deployment's size. The cache holds
-    // the very object the handlers get, so deleting the field here strips the cached copy.
-    const stripManagedFields = (o: k8s.KubernetesObject) => {
-      if (o.metadata?.managedFields) delete o.metadata.managedFields;
-    };
-    for (const [, inf] of informers) for (const verb of [k8s.ADD, k8s.UPDATE] as const) inf.on(verb, stripManagedFields);
-    for (const [, inf] of informers.slice(1, -1)) for (const verb of [k8s.ADD, k8s.UPDATE, k8s.DELETE] as const) inf.on(verb, enqueueOwner);
-    // A pod's owner is a ReplicaSet; its MCPServer is named by the instance label.
-    const enqueueInstance = (o: k8s.KubernetesObject) => {
-      const instance = o.metadata?.labels?.[INSTANCE_LABEL];
-      if (instance) this.queue.add(`${o.metadata!.namespace}/${instance}`);
-    };
-    for (const verb of [k8s.ADD, k8s.UPDATE, k8s.DELETE] as const) this.podInformer.on(verb, enqueueInstance);
+    const verbs = [
+      [k8s.ADD, 'add'],
+      [k8s.UPDATE, 'update'],
+      [k8s.DELETE, 'delete'],
+    ] as const;
+    // The caches keep only what the controller reads (controller/transform.ts, controller-runtime's
+    // cache transforms): the cache holds the very object the handlers get, so trimming it here
+    // trims the cached copy. These handlers are registered first, so they run before the ones
+    // that enqueue.
+    const informers: Array<[CachedKind, AnyInformer]> = [['MCPServer', this.mcpInformer], ...this.childInformers, ['Pod', this.podInformer]];
+    for (const [kind, inf] of informers) for (const verb of [k8s.ADD, k8s.UPDATE] as const) inf.on(verb, (o) => void trimForCache(kind, o));
+
+    // Every event enqueues its MCPServer with a priority (controller/priority.ts): status-changing
+    // child events first, desired-state changes next, echoes of our own writes and the initial
+    // list last, so that a burst does not delay the reconcile that turns an MCPServer Ready.
+    const mcp = (namespace: string | undefined, name: string) => this.mcpInformer.get(name, namespace) as MCPServerObject | undefined;
+    for (const [verb, v] of verbs) {
+      this.mcpInformer.on(verb, (o) => this.queue.add(`${o.metadata!.namespace}/${o.metadata!.name}`, mcpServerEventPriority(v, o as MCPServerObject, this.synced)));
+      for (const [kind, inf] of this.childInformers)
+        inf.on(verb, (o) => {
+          const owner = o.metadata?.ownerReferences?.find((r) => r.controller && r.kind === KIND && r.apiVersion.startsWith(`${GROUP}/`));
+          if (owner) this.queue.add(`${o.metadata!.namespace}/${owner.name}`, this.synced ? childEventPriority(kind, v, o, mcp(o.metadata!.namespace, owner.name)) : Priority.LOW);
+        });
+      // A pod's owner is a ReplicaSet; its MCPServer is named by the instance label.
+      this.podInformer.on(verb, (o) => {
+        const instance = o.metadata?.labels?.[INSTANCE_LABEL];
+        if (instance) this.queue.add(`${o.metadata!.namespace}/${instance}`, this.synced ? podEventPriority(v, o as k8s.V1Pod, mcp(o.metadata!.namespace, instance)) : Priority.LOW);
+      });
+    }
     for (const [name, inf] of informers) this.restartOnError(name, inf);
     await Promise.all(informers.map(([, inf]) => inf.start()));
     this.synced = true;
@@ -211,7 +222,7 @@ export class Controller {
 
   /** Enqueues every MCPServer in the cache (what a periodic resync does). */
   resync(): void {
-    for (const o of this.mcpInformer.list()) this.queue.add(`${o.metadata!.namespace}/${o.metadata!.name}`);
+    for (const o of this.mcpInformer.list()) this.queue.add(`${o.metadata!.namespace}/${o.metadata!.name}`, Priority.LOW);
   }
 
   private restartOnError(name: string, informer: AnyInformer): void {

@@ -1,9 +1,11 @@
 /** Pure logic of the controller: work queue, status computation, drift detection, foreign list entries, pod problems, handshake classification. */
 import { describe, expect, it } from '@jest/globals';
-import { WorkQueue, backoffMs } from '../../controller/queue.js';
+import { Priority, WorkQueue, backoffMs } from '../../controller/queue.js';
+import { childEventPriority, mcpServerEventPriority, podEventPriority } from '../../controller/priority.js';
 import { computeStatus, mergeConditions, statusChanged, type ObservedState } from '../../controller/status.js';
 import { APPLIED_HASH_ANNOTATION, applyReason, firstDifference, foreignListEntries, hashOf } from '../../controller/drift.js';
 import { podProblem } from '../../controller/pods.js';
+import { trimForCache } from '../../controller/transform.js';
 import { classify, type HandshakeResult } from '../../controller/verify.js';
 import { ErrorCode, McpError } from '@modelcontextprotocol/sdk/types.js';
 import { parseMCPServerSpec } from '../../charts/api/validate.js';
@@ -63,6 +65,126 @@ describe('WorkQueue (client-go workqueue semantics)', () => {
     expect(await waiting).toBeUndefined();
     q.add('x');
     expect(await q.get()).toBeUndefined();
+  });
+});
+
+describe('WorkQueue priorities (controller-runtime priorityqueue ordering)', () => {
+  const drain = async (q: WorkQueue) => {
+    const out: string[] = [];
+    while (q.depth) {
+      const k = (await q.get())!;
+      out.push(k);
+      q.done(k);
+    }
+    return out;
+  };
+
+  it('hands out the highest priority first, first in first out within a priority', async () => {
+    const q = new WorkQueue();
+    q.add('low-1', Priority.LOW);
+    q.add('n-1');
+    q.add('high-1', Priority.HIGH);
+    q.add('n-2', Priority.NORMAL);
+    q.add('low-2', Priority.LOW);
+    q.add('high-2', Priority.HIGH);
+    expect(q.depth).toBe(6);
+    expect(await drain(q)).toEqual(['high-1', 'high-2', 'n-1', 'n-2', 'low-1', 'low-2']);
+  });
+
+  it('a status event of one key of a burst overtakes the burst (the Ready lag case)', async () => {
+    const q = new WorkQueue();
+    for (let i = 0; i < 1000; i++) q.add(`ns/mcp-${i}`); // 1,000 MCPServers created at once
+    q.add('ns/mcp-999', Priority.HIGH); // its Deployment reports the pods ready
+    expect(q.depth).toBe(1000);
+    expect(await q.get()).toBe('ns/mcp-999');
+    expect(await q.get()).toBe('ns/mcp-0');
+  });
+
+  it('raises a waiting key to a higher priority, never lowers it; duplicates coalesce', async () => {
+    const q = new WorkQueue();
+    q.add('a', Priority.LOW);
+    q.add('b', Priority.LOW);
+    q.add('c', Priority.NORMAL);
+    q.add('a', Priority.HIGH); // raised
+    q.add('c', Priority.LOW); // not lowered
+    q.add('c', Priority.NORMAL); // coalesced, keeps its place
+    expect(q.priorityOf('a')).toBe(Priority.HIGH);
+    expect(q.priorityOf('c')).toBe(Priority.NORMAL);
+    expect(q.depth).toBe(3);
+    expect(await drain(q)).toEqual(['a', 'c', 'b']);
+  });
+
+  it('a key added while in flight comes back after done with the highest priority it was added with', async () => {
+    const q = new WorkQueue();
+    q.add('a');
+    q.add('b', Priority.NORMAL);
+    const k = (await q.get())!;
+    expect(k).toBe('a');
+    q.add('a', Priority.LOW);
+    q.add('a', Priority.HIGH);
+    expect(q.priorityOf('a')).toBeUndefined(); // in flight: not handed out twice
+    q.done('a');
+    expect(q.priorityOf('a')).toBe(Priority.HIGH);
+    expect(await drain(q)).toEqual(['a', 'b']);
+  });
+
+  it('delayed and rate-limited adds keep their priority; the sooner delay and the higher priority win', async () => {
+    const q = new WorkQueue();
+    q.add('n');
+    q.addAfter('d', 5_000, Priority.LOW);
+    q.addAfter('d', 10, Priority.HIGH); // sooner and higher
+    q.addAfter('d', 20_000, Priority.LOW); // later: ignored
+    expect(q.addRateLimited('r', Priority.HIGH)).toBe(5);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(q.priorityOf('d')).toBe(Priority.HIGH);
+    expect(await drain(q)).toEqual(['r', 'd', 'n']); // both HIGH: first due, first out
+    q.shutDown();
+  });
+});
+
+describe('event priorities (controller/priority.ts)', () => {
+  const mcp = (status?: MCPServerObject['status'], generation = 1, extra: Partial<MCPServerObject['metadata']> = {}): MCPServerObject => ({
+    apiVersion: 'mcp.example.com/v1alpha1',
+    kind: 'MCPServer',
+    metadata: { name: 'm', namespace: 'ns', uid: 'u', generation, ...extra },
+    spec: { image: 'x' },
+    status,
+  });
+  const cond = (type: string, status: 'True' | 'False', reason = type) => ({ type, status, reason, message: '', lastTransitionTime: '2026-01-01T00:00:00Z', observedGeneration: 1 }) as never;
+  const dep = (ready: number, replicas = 1, observedGeneration = 1) => ({ metadata: { name: 'm', namespace: 'ns', generation: 1 }, spec: { replicas: 1 }, status: { readyReplicas: ready, replicas, observedGeneration } });
+  const pending = { phase: 'Pending', readyReplicas: 0, replicas: 1, observedGeneration: 1, conditions: [cond('DeploymentReady', 'False', 'DeploymentNotReady')] } as MCPServerObject['status'];
+  const ready = { phase: 'Ready', readyReplicas: 1, replicas: 1, observedGeneration: 1, conditions: [cond('DeploymentReady', 'True')] } as MCPServerObject['status'];
+
+  it('MCPServer events: initial list LOW; created, deleted, edited NORMAL; echoes of status and metadata writes LOW', () => {
+    expect(mcpServerEventPriority('add', mcp(), false)).toBe(Priority.LOW);
+    expect(mcpServerEventPriority('add', mcp(), true)).toBe(Priority.NORMAL);
+    expect(mcpServerEventPriority('delete', mcp(pending), true)).toBe(Priority.NORMAL);
+    expect(mcpServerEventPriority('update', mcp(undefined), true)).toBe(Priority.NORMAL); // never reconciled (finalizer echo)
+    expect(mcpServerEventPriority('update', mcp(pending, 2), true)).toBe(Priority.NORMAL); // spec edited
+    expect(mcpServerEventPriority('update', mcp(pending, 1, { deletionTimestamp: new Date() }), true)).toBe(Priority.NORMAL);
+    expect(mcpServerEventPriority('update', mcp(pending, 1), true)).toBe(Priority.LOW); // our status write
+  });
+
+  it('a Deployment whose readiness the status does not show yet is HIGH; one it shows, LOW', () => {
+    expect(childEventPriority('Deployment', 'update', dep(1) as never, mcp(pending))).toBe(Priority.HIGH); // pods became ready
+    expect(childEventPriority('Deployment', 'update', dep(1) as never, mcp(ready))).toBe(Priority.LOW);
+    expect(childEventPriority('Deployment', 'update', dep(0) as never, mcp(pending))).toBe(Priority.LOW); // still starting
+    expect(childEventPriority('Deployment', 'update', dep(0) as never, mcp(ready))).toBe(Priority.HIGH); // lost its pod
+    expect(childEventPriority('Deployment', 'update', dep(1, 2) as never, mcp(ready))).toBe(Priority.HIGH); // a rollout: 2 replicas
+    expect(childEventPriority('Deployment', 'add', dep(0, 0, 0) as never, mcp(undefined))).toBe(Priority.LOW); // echo of our create
+    expect(childEventPriority('Deployment', 'update', dep(1) as never, undefined)).toBe(Priority.LOW); // owner not cached
+    expect(childEventPriority('ConfigMap', 'update', { metadata: {} }, mcp(pending))).toBe(Priority.LOW);
+    expect(childEventPriority('Service', 'delete', { metadata: {} }, mcp(ready))).toBe(Priority.NORMAL); // to recreate
+  });
+
+  it('a pod problem the DeploymentReady condition does not name is HIGH', () => {
+    const unschedulable = { metadata: { name: 'p' }, status: { phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/1 nodes are available' }] } };
+    const starting = { metadata: { name: 'p' }, status: { phase: 'Pending' } };
+    expect(podEventPriority('update', unschedulable as never, mcp(pending))).toBe(Priority.HIGH);
+    const named = { ...pending!, conditions: [cond('DeploymentReady', 'False', 'Unschedulable')] };
+    expect(podEventPriority('update', unschedulable as never, mcp(named))).toBe(Priority.LOW);
+    expect(podEventPriority('update', starting as never, mcp(pending))).toBe(Priority.LOW);
+    expect(podEventPriority('delete', unschedulable as never, mcp(pending))).toBe(Priority.LOW);
   });
 });
 
@@ -362,5 +484,52 @@ describe('handshake failure classification', () => {
     expect(classify(Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNREFUSED', message: 'connect ECONNREFUSED 127.0.0.1:1' } }), undefined, 1000).reason).toBe('ConnectionFailed');
     expect(classify(new McpError(ErrorCode.RequestTimeout, 'Request timed out'), { status: 200 }, 1000)).toMatchObject({ reason: 'Timeout', message: 'no complete MCP handshake within 1000 ms' });
     expect(classify(new Error('Unexpected content type: text/html'), { status: 200 }, 1000)).toMatchObject({ reason: 'ProtocolError', message: 'not an MCP server: Unexpected content type: text/html' });
+  });
+});
+
+describe('informer cache transforms (controller/transform.ts)', () => {
+  const fullPod = () => ({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: {
+      name: 'p',
+      namespace: 'ns',
+      uid: 'u',
+      resourceVersion: '7',
+      labels: { 'app.kubernetes.io/instance': 'm' },
+      annotations: { a: 'b' },
+      ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'rs', uid: 'r' }],
+      managedFields: [{ manager: 'kube-controller-manager' }],
+      deletionTimestamp: new Date(0),
+    },
+    spec: { containers: [{ name: 'mcp-server', image: 'x' }], volumes: [{ name: 'v' }] },
+    status: {
+      phase: 'Pending',
+      hostIP: '10.0.0.1',
+      conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: 'no' }],
+      containerStatuses: [{ name: 'mcp-server', ready: false, restartCount: 1, state: { waiting: { reason: 'CrashLoopBackOff' } } }],
+    },
+  });
+
+  it('a pod keeps what podProblem and the ready-pod list read, and loses its spec', () => {
+    const live = fullPod();
+    const trimmed = trimForCache('Pod', fullPod() as never) as any;
+    expect(trimmed.spec).toBeUndefined();
+    expect(trimmed.metadata).toEqual({ name: 'p', namespace: 'ns', uid: 'u', resourceVersion: '7', labels: { 'app.kubernetes.io/instance': 'm' }, deletionTimestamp: new Date(0) });
+    expect(trimmed.status).toEqual({ phase: 'Pending', conditions: live.status.conditions, containerStatuses: live.status.containerStatuses });
+    const alive = (p: any) => ({ ...p, metadata: { ...p.metadata, deletionTimestamp: undefined } });
+    expect(podProblem([alive(trimmed)])).toEqual(podProblem([alive(live) as never]));
+    expect(podProblem([alive(trimmed)])!.reason).toBe('Unschedulable');
+  });
+
+  it('a Deployment keeps its spec and replica counts, not managedFields or status conditions; other kinds keep all but managedFields', () => {
+    const dep = trimForCache('Deployment', {
+      metadata: { name: 'd', managedFields: [{}] },
+      spec: { replicas: 1 },
+      status: { replicas: 1, readyReplicas: 1, observedGeneration: 2, conditions: [{ type: 'Available' }] },
+    } as never) as any;
+    expect(dep).toEqual({ metadata: { name: 'd' }, spec: { replicas: 1 }, status: { replicas: 1, readyReplicas: 1, observedGeneration: 2 } });
+    const cm = trimForCache('ConfigMap', { metadata: { name: 'c', managedFields: [{}], annotations: { x: 'y' } }, data: { a: 'b' } } as never) as any;
+    expect(cm).toEqual({ metadata: { name: 'c', annotations: { x: 'y' } }, data: { a: 'b' } });
   });
 });
