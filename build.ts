@@ -15,8 +15,10 @@
  * - `whatwg-url` is replaced by build/whatwg-url.cjs (Node's own URL; see there).
  * - External (loaded from node_modules at run time, so kept in `dependencies`): cdk8s,
  *   cdk8s-plus-33 and constructs, jsii packages that `kubemcp render` and `kubemcp controller`
- *   load on use, and the full `@kubernetes/client-node` for the controller (bundling it would put
- *   it all in a chunk the server shares, as esbuild assigns whole files to chunks).
+ *   load on use. The full `@kubernetes/client-node` for the controller is bundled separately into
+ *   {@link CLIENT_NODE_BUNDLE}, a file of its own that the controller's chunks import (bundling it
+ *   with them would put it all in a chunk the server shares, as esbuild assigns whole files to
+ *   chunks).
  *   Everything else the bin needs is inside the bundle.
  * - The stdio server's `initialize` and `tools/list` answers are taken from the real server at
  *   build time and embedded (mcp-server/start-snapshot-data.ts, start-answers.ts): the bin answers
