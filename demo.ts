@@ -27,10 +27,9 @@ import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } 
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
-import { App } from 'cdk8s';
 import { parse, parseAllDocuments, stringify } from 'yaml';
 import { GROUP, PLURAL, VERSION } from './charts/api/schema.js';
-import { CONTROLLER_NAME, OPERATOR_NAMESPACE, OperatorChart } from './charts/operator.js';
+import { CONTROLLER_NAME, OPERATOR_NAMESPACE } from './charts/operator.js';
 import { loadSamples } from './charts/samples.js';
 import { clusterDown, clusterUp, REAL_NODE_NAME, REPO_ROOT, realNodeNamespace, realNodeStatus } from './cluster/index.js';
 import { ensureImagesLoaded } from './images/cluster.js';
@@ -146,7 +145,7 @@ async function main(): Promise<void> {
     const r = spawnSync('npx', ['cdk8s', 'synth', '--no-check-upgrade'], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'inherit'], timeout: 300_000 });
     if (r.status !== 0) throw new Error('cdk8s synth failed (npm run synth)');
   }
-  const docs = parseAllDocuments(readFileSync(OPERATOR_MANIFEST, 'utf8')).map((d) => d.toJSON() as Record<string, any>).filter(Boolean);
+  const docs = parseAllDocuments(readFileSync(OPERATOR_MANIFEST, 'utf8')).map((d) => d.toJSON() as k8s.KubernetesObject | null).filter((o): o is k8s.KubernetesObject => o !== null);
   if (real) {
     // Placement only: pods created in mcp-system go to the real node (PodNodeSelector annotation).
     await core.createNamespace({ body: realNodeNamespace(OPERATOR_NAMESPACE) }).catch(() => undefined);
@@ -164,10 +163,10 @@ async function main(): Promise<void> {
   for (const o of docs) {
     if (o.kind === 'Deployment') {
       if (!real) continue;
-      o.spec.template.spec.containers[0].image = KUBEMCP_IMAGE; // the only change to the manifest
+      (o as k8s.V1Deployment).spec!.template.spec!.containers[0]!.image = KUBEMCP_IMAGE; // the only change to the manifest
     }
     await ssa(o);
-    say(`  applied ${o.kind}/${o.metadata.name}`);
+    say(`  applied ${o.kind}/${o.metadata?.name}`);
   }
   const ext = kc.makeApiClient(k8s.ApiextensionsV1Api);
   await until('the CRD Established', 60_000, async () => {
