@@ -31,7 +31,7 @@ import { parse, parseAllDocuments, stringify } from 'yaml';
 import { GROUP, PLURAL, VERSION } from './charts/api/schema.js';
 import { CONTROLLER_NAME, OPERATOR_NAMESPACE } from './charts/operator.js';
 import { loadSamples } from './charts/samples.js';
-import { clusterDown, clusterUp, REAL_NODE_NAME, REPO_ROOT, realNodeNamespace, realNodeStatus } from './cluster/index.js';
+import { clusterDown, clusterUp, poll, REAL_NODE_NAME, REPO_ROOT, realNodeNamespace, realNodeStatus } from './cluster/index.js';
 import { ensureImagesLoaded } from './images/cluster.js';
 import { KUBEMCP_IMAGE } from './images/images.js';
 import { connectThroughServiceProxy } from './mcp-server/service-proxy.js';
@@ -83,21 +83,8 @@ async function down(): Promise<void> {
   await clusterDown();
 }
 
-/** Polls `probe` until it returns a value, at most `timeoutMs` (and timeoutMs/1000 attempts). */
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last = '';
-  for (let i = 0; i <= timeoutMs / 1000 && Date.now() <= deadline; i++) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = (e as Error).message;
-    }
-    await new Promise((r) => setTimeout(r, 1000));
-  }
-  throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}${last ? ` (${last})` : ''}`);
-}
+/** Polls `probe` until it returns a value, at most `timeoutMs` (once a second; cluster/process.ts `poll`). */
+const until = <T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> => poll(what, probe, { timeoutMs, intervalMs: 1000 });
 
 /** Starts `kubemcp controller` as a detached local process (no real node), unless one runs. */
 function startLocalController(kubeconfig: string): void {
