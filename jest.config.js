@@ -25,6 +25,7 @@ export const UNIT_TESTS = [
   'test/charts/render.test.ts',
   'test/charts/schema.test.ts',
   'test/controller/logic.test.ts',
+  'test/images/dockerfile.test.ts',
   'test/mcp-server/bridge-unit.test.ts',
   'test/mcp-server/policy.test.ts',
 ];
