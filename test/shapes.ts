@@ -3,7 +3,7 @@
  * from the zod schema, charts/api/schema.ts) with every field made present, so a test can follow
  * `dep.spec.template.spec.containers[0].env` without a `!` at each step. This is only a reading
  * aid: a field that is in fact missing still fails the test (a TypeError, or the assertion on
- * `undefined`). Pure types and one pure helper; no cluster.
+ * `undefined`). Pure types and one pure helper (byKind); no cluster.
  */
 import type * as k8s from '@kubernetes/client-node';
 import type { MCPServerSpec, MCPServerStatus } from '../charts/api/schema.js';
@@ -40,11 +40,6 @@ export interface ByKind {
  */
 export function byKind(objs: ReadonlyArray<{ kind?: string }>): ByKind {
   return Object.fromEntries(objs.map((o) => [o.kind, o])) as ByKind;
-}
-
-/** Reads `o` (plain JSON from a test's point of view) as `Sure<T>`: a cast, for assertions only. */
-export function sure<T>(o: T | unknown): Sure<T> {
-  return o as Sure<T>;
 }
 
 /** A container as a test reads it. */
