@@ -31,12 +31,11 @@ import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } 
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
-import { App } from 'cdk8s';
 import { parse, parseAllDocuments, stringify } from 'yaml';
 import { GROUP, PLURAL, VERSION } from './charts/api/schema.js';
-import { CONTROLLER_NAME, OPERATOR_NAMESPACE, OperatorChart } from './charts/operator.js';
+import { CONTROLLER_NAME, OPERATOR_NAMESPACE } from './charts/operator.js';
 import { loadSamples } from './charts/samples.js';
-import { clusterDown, clusterUp, REAL_NODE_NAME, REPO_ROOT, realNodeNamespace, realNodeStatus } from './cluster/index.js';
+import { clusterDown, clusterUp, poll, REAL_NODE_NAME, REPO_ROOT, realNodeNamespace, realNodeStatus } from './cluster/index.js';
 import { ensureImagesLoaded } from './images/cluster.js';
 import { EVERYTHING_BIN, EVERYTHING_IMAGE, KUBEMCP_IMAGE } from './images/images.js';
 import { connectThroughServiceProxy } from './mcp-server/service-proxy.js';
@@ -90,21 +89,8 @@ async function down(): Promise<void> {
   await clusterDown();
 }
 
-/** Polls `probe` until it returns a value, at most `timeoutMs` (and timeoutMs/1000 attempts). */
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last = '';
-  for (let i = 0; i <= timeoutMs / 1000 && Date.now() <= deadline; i++) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = (e as Error).message;
-    }
-    await new Promise((r) => setTimeout(r, 1000));
-  }
-  throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}${last ? ` (${last})` : ''}`);
-}
+/** Polls `probe` until it returns a value, at most `timeoutMs` (once a second; cluster/process.ts `poll`). */
+const until = <T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> => poll(what, probe, { timeoutMs, intervalMs: 1000 });
 
 /** Starts `kubemcp controller` as a detached local process (no real node), unless one runs. */
 function startLocalController(kubeconfig: string): void {
@@ -152,7 +138,7 @@ async function main(): Promise<void> {
     const r = spawnSync('npx', ['cdk8s', 'synth', '--no-check-upgrade'], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'inherit'], timeout: 300_000 });
     if (r.status !== 0) throw new Error('cdk8s synth failed (npm run synth)');
   }
-  const docs = parseAllDocuments(readFileSync(OPERATOR_MANIFEST, 'utf8')).map((d) => d.toJSON() as Record<string, any>).filter(Boolean);
+  const docs = parseAllDocuments(readFileSync(OPERATOR_MANIFEST, 'utf8')).map((d) => d.toJSON() as k8s.KubernetesObject | null).filter((o): o is k8s.KubernetesObject => o !== null);
   if (real) {
     // Placement only: pods created in mcp-system go to the real node (PodNodeSelector annotation).
     await core.createNamespace({ body: realNodeNamespace(OPERATOR_NAMESPACE) }).catch(() => undefined);
@@ -172,12 +158,12 @@ async function main(): Promise<void> {
       if (!real) continue;
       // The only changes to the manifest: the controller's image, and the same image for the
       // bridge of bridged stdio MCPServers (the chart passes its own image as --bridge-image).
-      const c = o.spec.template.spec.containers[0];
+      const c = (o as k8s.V1Deployment).spec!.template.spec!.containers[0]!;
       c.image = KUBEMCP_IMAGE;
-      c.args = (c.args as string[]).map((a) => (a.startsWith('--bridge-image=') ? `--bridge-image=${KUBEMCP_IMAGE}` : a));
+      c.args = (c.args ?? []).map((a) => (a.startsWith('--bridge-image=') ? `--bridge-image=${KUBEMCP_IMAGE}` : a));
     }
     await ssa(o);
-    say(`  applied ${o.kind}/${o.metadata.name}`);
+    say(`  applied ${o.kind}/${o.metadata?.name}`);
   }
   const ext = kc.makeApiClient(k8s.ApiextensionsV1Api);
   await until('the CRD Established', 60_000, async () => {

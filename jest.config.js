@@ -26,6 +26,7 @@ export const UNIT_TESTS = [
   'test/charts/schema.test.ts',
   'test/controller/bridge-ready.test.ts',
   'test/controller/logic.test.ts',
+  'test/images/dockerfile.test.ts',
   'test/mcp-server/bridge-unit.test.ts',
   'test/mcp-server/command.test.ts',
   'test/mcp-server/policy.test.ts',

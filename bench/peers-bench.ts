@@ -40,6 +40,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { buildBundle } from '../build.js';
 import { clusterUp, readState } from '../cluster/index.js';
+import { closeStdio, createPods } from './shared.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 /** Pods listed by the list call: a tenth of the namespace (mcp-server-kubernetes 4.1.7 fails on
@@ -182,32 +183,8 @@ async function runOnce(s: Server, kubeconfig: string, ns: string, pod: string, c
       out.rssCalls.push(treeRssMiB(pid));
     }
   } finally {
-    await client.close().catch(() => undefined);
-    if (transport.pid) {
-      try {
-        process.kill(transport.pid, 'SIGTERM');
-      } catch {
-        /* gone */
-      }
-    }
+    await closeStdio(client, transport);
   }
-}
-
-async function createPods(core: k8s.CoreV1Api, ns: string, n: number): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < n) {
-      const i = next++;
-      await core.createNamespacedPod({
-        namespace: ns,
-        body: {
-          metadata: { name: `bench-${String(i).padStart(4, '0')}`, labels: { app: 'bench', shard: String(i % 10) } },
-          spec: { containers: [{ name: 'c', image: 'nginx:1.27', resources: { requests: { cpu: '1m', memory: '1Mi' } } }] },
-        },
-      });
-    }
-  };
-  await Promise.all(Array.from({ length: 16 }, worker));
 }
 
 function fmt(n: number, digits = 0): string {

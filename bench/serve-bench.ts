@@ -22,6 +22,7 @@ import { fileURLToPath } from 'node:url';
 import * as k8s from '@kubernetes/client-node';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { createPods } from './shared.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const arg = (name: string, def: number) => {
@@ -40,24 +41,6 @@ const pct = (xs: number[], p: number) => {
   return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
 };
 
-async function createPods(core: k8s.CoreV1Api, ns: string): Promise<void> {
-  const concurrency = 32;
-  let next = 0;
-  const worker = async () => {
-    while (next < PODS) {
-      const i = next++;
-      await core.createNamespacedPod({
-        namespace: ns,
-        body: {
-          metadata: { name: `bench-${String(i).padStart(4, '0')}`, labels: { app: 'bench', shard: String(i % 10) } },
-          spec: { containers: [{ name: 'c', image: 'nginx:1.27', resources: { requests: { cpu: '1m', memory: '1Mi' } } }] },
-        },
-      });
-    }
-  };
-  await Promise.all(Array.from({ length: concurrency }, worker));
-}
-
 function rssMiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Math.round((Number(m[1]) / 1024) * 10) / 10 : NaN;
@@ -72,7 +55,7 @@ async function main(): Promise<void> {
   let transport: StdioClientTransport | undefined;
   try {
     const t0 = performance.now();
-    await createPods(core, ns);
+    await createPods(core, ns, PODS, 32);
     console.error(`created ${PODS} pods in ${ns} in ${Math.round(performance.now() - t0)} ms`);
 
     const start = performance.now();

@@ -20,6 +20,7 @@ import { Command } from 'commander';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { buildBundle } from '../build.js';
+import { closeStdio } from './shared.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -91,14 +92,7 @@ async function main(): Promise<void> {
         await new Promise((r) => setTimeout(r, 1000));
         rssLater.push(rssMiB(transport.pid!));
       } finally {
-        await client.close().catch(() => undefined);
-        if (transport.pid) {
-          try {
-            process.kill(transport.pid, 'SIGTERM');
-          } catch {
-            /* gone */
-          }
-        }
+        await closeStdio(client, transport);
       }
     }
   } finally {

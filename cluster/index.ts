@@ -32,7 +32,7 @@
  */
 export * from './paths.js';
 export { readState, type ClusterPorts, type ClusterState, type ProcessRecord, type RealNodeNetwork, type RealNodeState } from './state.js';
-export { isProcessRunning } from './process.js';
+export { isProcessRunning, poll, type PollOptions } from './process.js';
 export { ensureBinaries } from './binaries.js';
 export { loadKubeConfig } from './kube.js';
 export { realNodeAvailable, realNodeNamespace, realNodeStatus } from './realnode/index.js';

@@ -97,11 +97,51 @@ export function rssKiB(pid: number): number | undefined {
   }
 }
 
+/** Bounds and options of {@link poll}. */
+export interface PollOptions {
+  /** The most time the wait may take, in milliseconds. */
+  timeoutMs: number;
+  /** Pause between attempts, in milliseconds (default {@link POLL_INTERVAL_MS}). */
+  intervalMs?: number;
+  /** How an exception thrown by the probe is quoted on timeout (default {@link errorText}). */
+  describeError?: (err: unknown) => string;
+  /** Asked before each attempt; a message it returns ends the wait at once with that message. */
+  stop?: () => string | undefined;
+}
+
 /**
- * Polls `check` until it returns a value other than `undefined`, at most
- * `ceil(timeoutMs / intervalMs) + 1` times and for at most `timeoutMs` milliseconds.
- * Before each attempt, `proc` (if given) must still be alive; otherwise it fails at once.
- * Exceptions thrown by `check` count as "not yet" (the last one is quoted on timeout).
+ * The bounded wait of this repository (the cluster's start, the tests' `waitFor`, the demo):
+ * calls `probe` until it returns a value other than `undefined`, at most
+ * `ceil(timeoutMs / intervalMs) + 1` times and for at most `timeoutMs` milliseconds, pausing
+ * `intervalMs` between attempts. An exception thrown by `probe` counts as "not yet" (the last
+ * one is quoted on timeout).
+ *
+ * @returns the first value other than `undefined` that `probe` returned
+ * @throws Error `timed out after <timeoutMs> ms waiting for <what> (last error: <text>)` when
+ *   the time or attempt budget is exhausted, or Error(<message>) when `stop` returns one.
+ */
+export async function poll<T>(what: string, probe: () => Promise<T | undefined>, opts: PollOptions): Promise<T> {
+  const { timeoutMs, intervalMs = POLL_INTERVAL_MS, describeError = errorText, stop } = opts;
+  const deadline = Date.now() + timeoutMs;
+  const maxAttempts = Math.ceil(timeoutMs / intervalMs) + 1;
+  let lastError = '';
+  for (let attempt = 1; attempt <= maxAttempts && Date.now() <= deadline; attempt++) {
+    const stopped = stop?.();
+    if (stopped !== undefined) throw new Error(stopped);
+    try {
+      const value = await probe();
+      if (value !== undefined) return value;
+    } catch (err) {
+      lastError = describeError(err);
+    }
+    await sleep(intervalMs);
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${lastError})` : ''}`);
+}
+
+/**
+ * {@link poll} for a cluster component: polls `check` every {@link POLL_INTERVAL_MS}; before each
+ * attempt, `proc` (if given) must still be alive; otherwise it fails at once.
  *
  * @returns the first defined value returned by `check`
  * @throws Error (via {@link componentError}) naming `component` when the time or attempt budget
@@ -114,23 +154,12 @@ export async function waitFor<T>(
   check: () => Promise<T | undefined>,
   proc?: ProcessRecord,
 ): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  const maxAttempts = Math.ceil(timeoutMs / POLL_INTERVAL_MS) + 1;
-  let lastError = '';
-  for (let attempt = 1; attempt <= maxAttempts && Date.now() <= deadline; attempt++) {
-    if (proc && !isProcessRunning(proc)) {
-      throw componentError(component, `process ${proc.pid} exited while waiting for ${what}`);
-    }
-    try {
-      const value = await check();
-      if (value !== undefined) return value;
-    } catch (err) {
-      lastError = errorText(err);
-    }
-    await sleep(POLL_INTERVAL_MS);
+  const stop = () => (proc && !isProcessRunning(proc) ? `process ${proc.pid} exited while waiting for ${what}` : undefined);
+  try {
+    return await poll(what, check, { timeoutMs, stop });
+  } catch (err) {
+    throw componentError(component, errorText(err));
   }
-  const last = lastError ? ` (last error: ${lastError})` : '';
-  throw componentError(component, `timed out after ${timeoutMs} ms waiting for ${what}${last}`);
 }
 
 /**

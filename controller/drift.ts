@@ -15,7 +15,8 @@ import { quantityValue } from '../charts/api/quantity.js';
 /** Annotation carrying the hash of the desired object as last applied by the controller. */
 export const APPLIED_HASH_ANNOTATION = 'mcp.example.com/applied-hash';
 
-type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+/** A JSON value: the plain objects (desired and live) that drift detection compares. */
+export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
 /**
  * List merge keys of the lists in our children (the `x-kubernetes-list-map-keys` of

@@ -24,6 +24,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { dockerfileContextSources } from './dockerfile.js';
 import {
   INPUTS_LABEL,
   buildah,
@@ -210,8 +211,12 @@ export function buildBase(opts: BuildOptions = {}): BuiltImage {
   return { ref: BASE_IMAGE, inputs, id, archive: exportArchive(BASE_IMAGE, inputs, output), built };
 }
 
-/** Files and folders of the Dockerfile's build context that its COPY lines use. */
-export const DOCKERFILE_INPUTS = ['Dockerfile', '.dockerignore', 'package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'build.ts', 'build', 'cli.ts', 'charts', 'controller', 'mcp-server', 'imports'];
+/**
+ * The inputs of the kubemcp image: the Dockerfile, its .dockerignore, and the files and folders
+ * of the build context that its COPY lines use (parsed from the Dockerfile, so a new COPY line is
+ * an input without another edit here).
+ */
+export const DOCKERFILE_INPUTS = ['Dockerfile', '.dockerignore', ...dockerfileContextSources(fs.readFileSync(path.join(REPO_ROOT, 'Dockerfile'), 'utf8'))];
 
 /**
  * Builds (or finds cached) {@link KUBEMCP_IMAGE}: `buildah bud` of the repository's Dockerfile,

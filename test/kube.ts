@@ -6,6 +6,7 @@
 import * as k8s from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { CRD_NAME, mcpServerCrd } from '../charts/api/crd.js';
+import { poll } from '../cluster/index.js';
 
 /** KubeConfig of the local control plane. @throws when KUBECONFIG is not set. */
 export function kubeConfig(): k8s.KubeConfig {
@@ -61,22 +62,15 @@ export function apiMessage(err: unknown): string {
 
 /**
  * Polls `probe` until it returns a value other than undefined/false, at most `timeoutMs`
- * milliseconds and `timeoutMs / intervalMs` attempts. Errors thrown by probe count as "not yet".
+ * milliseconds and `timeoutMs / intervalMs` attempts (cluster/process.ts `poll`). Errors thrown by
+ * probe count as "not yet".
  * @throws Error naming `what` and the last error when time runs out.
  */
 export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 60_000, intervalMs = 250): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (let attempt = 0; attempt <= Math.ceil(timeoutMs / intervalMs) && Date.now() <= deadline; attempt++) {
-    try {
-      const v = await probe();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${apiMessage(last)}` : ''}`);
+  return poll(what, async () => {
+    const v = await probe();
+    return v === false ? undefined : v;
+  }, { timeoutMs, intervalMs, describeError: apiMessage });
 }
 
 /** Creates a namespace with a generated unique name (prefix + random suffix) and returns its name. */

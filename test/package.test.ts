@@ -16,6 +16,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { closeStdio } from '../bench/shared.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const PKG = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string; dependencies: Record<string, string> };
@@ -83,14 +84,7 @@ describe('npm pack and install', () => {
       expect((r.content as Array<{ text: string }>)[0]!.text).toMatch(/kube-system/);
       expect(stderr).not.toMatch(/error/i);
     } finally {
-      await client.close().catch(() => undefined);
-      if (transport.pid) {
-        try {
-          process.kill(transport.pid, 'SIGTERM');
-        } catch {
-          /* gone */
-        }
-      }
+      await closeStdio(client, transport);
     }
   });
 

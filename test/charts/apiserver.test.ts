@@ -12,7 +12,9 @@ import { CRD_NAME } from '../../charts/api/crd.js';
 import { OperatorChart } from '../../charts/operator.js';
 import { renderMCPServer, type KubeObject } from '../../charts/render.js';
 import { loadSamples } from '../../charts/samples.js';
+import type { MCPServerInput } from '../../charts/api/schema.js';
 import { apiMessage, apply, createNamespace, installCrd, kubeConfig, waitFor } from '../kube.js';
+import type { MCPS } from '../shapes.js';
 
 const kc = kubeConfig();
 const objects = k8s.KubernetesObjectApi.makeApiClient(kc);
@@ -48,11 +50,11 @@ describe('the MCPServer CRD on a real apiserver', () => {
       if (obj.metadata.namespace === 'mcp-system') {
         await apply(objects, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'mcp-system' } });
       }
-      const out = await apply<any>(objects, obj, { dryRun: true });
-      expect(out.spec.image).toBe((s.manifest as any).spec.image);
+      const out = await apply<MCPS>(objects, obj, { dryRun: true });
+      expect(out.spec.image).toBe((s.manifest as MCPServerInput).spec.image);
       expect(out.spec.transport).toBe('streamable-http');
     }
-    const created = await apply<any>(objects, { ...mcps('defaults', { image: 'x:1' }), metadata: { name: 'defaults', namespace: ns } });
+    const created = await apply<MCPS>(objects, { ...mcps('defaults', { image: 'x:1' }), metadata: { name: 'defaults', namespace: ns } });
     expect(created.spec).toEqual({ image: 'x:1', transport: 'streamable-http', port: 8080, replicas: 1, path: '/mcp' });
   });
 

@@ -7,9 +7,10 @@ import { describe, expect, it } from '@jest/globals';
 import { App } from 'cdk8s';
 import { DEFAULT_BRIDGE_IMAGE, DEFAULT_SECURITY_CONTEXT, MCPServerChart, isBridged, servesHttp } from '../../charts/mcpserver.js';
 import { OperatorChart } from '../../charts/operator.js';
-import { renderMCPServer, toYaml } from '../../charts/render.js';
+import { renderMCPServer, toYaml, type KubeObject } from '../../charts/render.js';
 import { renderSources } from '../../charts/render-cli.js';
 import { launchScript } from '../../mcp-server/bridge/wiring.js';
+import { byKind, type Container } from '../shapes.js';
 
 const manifest = (spec: object, name = 'everything', namespace?: string) => ({
   apiVersion: 'mcp.example.com/v1alpha1',
@@ -19,14 +20,11 @@ const manifest = (spec: object, name = 'everything', namespace?: string) => ({
 });
 const BRIDGED = { image: 'localhost/kubemcp/everything:test', transport: 'stdio', port: 3001, command: ['node', '/app/index.js'], args: ['stdio'] };
 
-function kinds(objs: any[]) {
-  return Object.fromEntries(objs.map((o) => [o.kind, o]));
-}
 
 describe('bridged stdio (transport stdio with command)', () => {
-  const { Service: svc, Deployment: dep } = kinds(renderMCPServer(manifest(BRIDGED), 'team-a'));
+  const { Service: svc, Deployment: dep } = byKind(renderMCPServer(manifest(BRIDGED), 'team-a'));
   const pod = dep.spec.template.spec;
-  const [server, bridge] = pod.containers;
+  const [server, bridge] = pod.containers as [Container, Container];
 
   it('is bridged only with command; serves HTTP then', () => {
     expect(isBridged({ transport: 'stdio', command: ['x'] })).toBe(true);
@@ -58,7 +56,7 @@ describe('bridged stdio (transport stdio with command)', () => {
     expect(server.livenessProbe).toBeUndefined();
     expect(server.readinessProbe).toBeUndefined();
     expect(server.volumeMounts).toContainEqual({ name: 'bridge', mountPath: '/bridge' });
-    expect(server.env.find((e: any) => e.name === 'MCP_TRANSPORT').value).toBe('stdio');
+    expect(server.env.find((e) => e.name === 'MCP_TRANSPORT')?.value).toBe('stdio');
     expect(server.resources.requests).toEqual({ cpu: '50m', memory: '64Mi' });
   });
 
@@ -83,22 +81,22 @@ describe('bridged stdio (transport stdio with command)', () => {
   });
 
   it("a user securityContext applies to the server container only; the bridge's stay restricted", () => {
-    const { Deployment: d } = kinds(renderMCPServer(manifest({ ...BRIDGED, securityContext: { runAsUser: 4242, runAsNonRoot: true } })));
-    const [s, b] = d.spec.template.spec.containers;
+    const { Deployment: d } = byKind(renderMCPServer(manifest({ ...BRIDGED, securityContext: { runAsUser: 4242, runAsNonRoot: true } })));
+    const [s, b] = d.spec.template.spec.containers as [Container, Container];
     expect(s.securityContext).toEqual({ runAsUser: 4242, runAsNonRoot: true });
     expect(b.securityContext).toEqual(DEFAULT_SECURITY_CONTEXT);
     expect(d.spec.template.spec.initContainers[0].securityContext).toEqual(DEFAULT_SECURITY_CONTEXT);
   });
 
   it('the bridge image is a render option; the operator chart passes its own image to the controller', () => {
-    const { Deployment: d } = kinds(renderMCPServer(manifest(BRIDGED), undefined, { bridgeImage: 'registry.example/kubemcp:9' }));
+    const { Deployment: d } = byKind(renderMCPServer(manifest(BRIDGED), undefined, { bridgeImage: 'registry.example/kubemcp:9' }));
     expect(d.spec.template.spec.initContainers[0].image).toBe('registry.example/kubemcp:9');
-    expect(d.spec.template.spec.containers[1].image).toBe('registry.example/kubemcp:9');
-    const op = new OperatorChart(new App({ outdir: '/dev/null' }), 'op', { image: 'registry.example/kubemcp:9' }).toJson() as any[];
-    const controller = op.find((o) => o.kind === 'Deployment').spec.template.spec.containers[0];
+    expect(d.spec.template.spec.containers[1]?.image).toBe('registry.example/kubemcp:9');
+    const op = new OperatorChart(new App({ outdir: '/dev/null' }), 'op', { image: 'registry.example/kubemcp:9' }).toJson() as KubeObject[];
+    const controller = byKind(op).Deployment.spec.template.spec.containers[0];
     expect(controller.args).toContain('--bridge-image=registry.example/kubemcp:9');
-    const dflt = new OperatorChart(new App({ outdir: '/dev/null' }), 'op').toJson() as any[];
-    expect(dflt.find((o) => o.kind === 'Deployment').spec.template.spec.containers[0].args).toContain(`--bridge-image=${DEFAULT_BRIDGE_IMAGE}`);
+    const dflt = new OperatorChart(new App({ outdir: '/dev/null' }), 'op').toJson() as KubeObject[];
+    expect(byKind(dflt).Deployment.spec.template.spec.containers[0].args).toContain(`--bridge-image=${DEFAULT_BRIDGE_IMAGE}`);
   });
 
   it('render == synth == kubemcp render for a bridged server, byte for byte, with and without a bridge image', () => {
@@ -120,16 +118,16 @@ describe('command and args elsewhere (Kubernetes container semantics)', () => {
   it('stdio with args but no command: args replace CMD, no bridge, no Service', () => {
     const objs = renderMCPServer(manifest({ image: 'x', transport: 'stdio', args: ['--stdio'] }));
     expect(objs.map((o) => o.kind)).toEqual(['Deployment']);
-    const pod = (objs[0] as any).spec.template.spec;
+    const pod = byKind(objs).Deployment.spec.template.spec;
     expect(pod.initContainers).toBeUndefined();
     expect(pod.containers).toHaveLength(1);
     expect(pod.containers[0].command).toBeUndefined();
     expect(pod.containers[0].args).toEqual(['--stdio']);
-    expect(pod.volumes.map((v: any) => v.name)).toEqual(['tmp']);
+    expect(pod.volumes.map((v) => v.name)).toEqual(['tmp']);
   });
 
   it('HTTP transports pass command and args to their container as they are', () => {
-    const { Deployment: d } = kinds(renderMCPServer(manifest({ image: 'x', transport: 'streamable-http', command: ['node', 'srv.js'], args: ['--port', '$(MCP_PORT)'] })));
+    const { Deployment: d } = byKind(renderMCPServer(manifest({ image: 'x', transport: 'streamable-http', command: ['node', 'srv.js'], args: ['--port', '$(MCP_PORT)'] })));
     const c = d.spec.template.spec.containers[0];
     expect(c.command).toEqual(['node', 'srv.js']);
     expect(c.args).toEqual(['--port', '$(MCP_PORT)']);
@@ -138,7 +136,7 @@ describe('command and args elsewhere (Kubernetes container semantics)', () => {
   });
 
   it('without command or args the container keeps the image ENTRYPOINT and CMD (no fields rendered)', () => {
-    const { Deployment: d } = kinds(renderMCPServer(manifest({ image: 'x' })));
+    const { Deployment: d } = byKind(renderMCPServer(manifest({ image: 'x' })));
     expect(d.spec.template.spec.containers[0].command).toBeUndefined();
     expect(d.spec.template.spec.containers[0].args).toBeUndefined();
   });

@@ -6,6 +6,7 @@ import { renderSources, RenderError } from '../../charts/render-cli.js';
 import { MCPServerChart, CONFIG_HASH_ANNOTATION, DEFAULT_SECURITY_CONTEXT } from '../../charts/mcpserver.js';
 import { OperatorChart, CONTROLLER_RULES } from '../../charts/operator.js';
 import { loadSamples } from '../../charts/samples.js';
+import { byKind } from '../shapes.js';
 
 const manifest = (spec: Record<string, unknown>, name = 'demo', namespace?: string) => ({
   apiVersion: 'mcp.example.com/v1alpha1',
@@ -13,9 +14,8 @@ const manifest = (spec: Record<string, unknown>, name = 'demo', namespace?: stri
   metadata: { name, ...(namespace ? { namespace } : {}) },
   spec: { image: 'registry.example/mcp:1', ...spec },
 });
-const byKind = (objs: KubeObject[]) => Object.fromEntries(objs.map((o) => [o.kind, o as any]));
 const container = (objs: KubeObject[]) => byKind(objs).Deployment.spec.template.spec.containers[0];
-const envOf = (objs: KubeObject[]) => Object.fromEntries(container(objs).env.map((e: any) => [e.name, e.value ?? e.valueFrom]));
+const envOf = (objs: KubeObject[]) => Object.fromEntries(container(objs).env.map((e) => [e.name, e.value ?? e.valueFrom]));
 
 describe('MCPServerWorkload: children per transport', () => {
   it('streamable-http (default): Deployment + Service, probes, port named mcp, 200m/256Mi requests, 30 s grace', () => {
@@ -92,7 +92,7 @@ describe('MCPServerWorkload: optional fields', () => {
     const cm = byKind(objs).ConfigMap;
     expect(cm.metadata.name).toBe('demo-config');
     expect(Object.keys(cm.data).sort()).toEqual(['B', 'LOG_LEVEL', 'config.json']);
-    expect(JSON.parse(cm.data['config.json'])).toEqual({
+    expect(JSON.parse(cm.data['config.json']!)).toEqual({
       config: { B: '2', LOG_LEVEL: 'info' },
       server: { name: 'demo', port: 8080, transport: 'streamable-http' },
       'streamable-http': { session: { maxConnections: 100, timeout: '30m' } },
@@ -116,7 +116,7 @@ describe('MCPServerWorkload: optional fields', () => {
 
   it('http config.json carries the CORS section', () => {
     const cm = byKind(renderMCPServer(manifest({ transport: 'http', config: { A: 'b' } }))).ConfigMap;
-    expect(JSON.parse(cm.data['config.json']).http).toEqual({ cors: { enabled: true, origins: ['*'] } });
+    expect(JSON.parse(cm.data['config.json']!).http).toEqual({ cors: { enabled: true, origins: ['*'] } });
   });
 
   it('securityContext unset: restricted defaults and an emptyDir at /tmp', () => {
@@ -152,7 +152,7 @@ describe('MCPServerWorkload: optional fields', () => {
         ],
       }),
     );
-    const names = container(objs).env.map((e: any) => e.name);
+    const names = container(objs).env.map((e) => e.name);
     expect(names).toEqual(['MCP_TRANSPORT', 'MCP_PORT', 'MCP_SERVER_NAME', 'POD_NAME', 'POD_NAMESPACE', 'TOKEN', 'CPU', 'PLAIN']);
     const env = envOf(objs);
     expect(env.POD_NAME).toEqual({ fieldRef: { fieldPath: 'metadata.uid' } });
@@ -242,14 +242,14 @@ describe('OperatorChart', () => {
     expect(text).not.toContain('*');
     expect(text).not.toContain('secrets');
     expect(text).not.toContain('leases');
-    const role = objs.find((o) => o.kind === 'Role') as any;
+    const role = byKind(objs).Role;
     expect(role.rules[0].resources).toEqual(['leases']);
   });
   it('runs `kubemcp controller` with health and metrics ports and probes', () => {
-    const dep = objs.find((o) => o.kind === 'Deployment') as any;
+    const dep = byKind(objs).Deployment;
     const c = dep.spec.template.spec.containers[0];
     expect(c.args[0]).toBe('controller');
-    expect(c.ports.map((p: any) => p.name)).toEqual(['metrics', 'health']);
+    expect(c.ports.map((p) => p.name)).toEqual(['metrics', 'health']);
     expect(c.livenessProbe.httpGet.path).toBe('/healthz');
     expect(c.readinessProbe.httpGet.path).toBe('/readyz');
     expect(dep.spec.template.spec.serviceAccountName).toBe('kubemcp-controller');

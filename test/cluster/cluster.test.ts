@@ -12,29 +12,12 @@ import {
   VersionApi,
   type V1Deployment,
 } from '@kubernetes/client-node';
-import { KUBECONFIG_PATH, NODE_NAME } from '../../cluster/index.js';
+import { KUBECONFIG_PATH, NODE_NAME, poll } from '../../cluster/index.js';
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-/**
- * Polls `check` every `intervalMs` until it returns a defined value; at most
- * `ceil(timeoutMs / intervalMs) + 1` attempts and `timeoutMs` milliseconds.
- * @throws Error quoting `what` and the last observation/error on timeout.
- */
-async function eventually<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>, intervalMs = 250): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last = '';
-  for (let i = 0; i <= Math.ceil(timeoutMs / intervalMs) && Date.now() <= deadline; i++) {
-    try {
-      const v = await check();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err instanceof Error ? err.message : String(err);
-    }
-    await sleep(intervalMs);
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${last})` : ''}`);
-}
+/** Polls `check` until it returns a defined value (cluster/process.ts `poll`: bounded in attempts and time). */
+const eventually = <T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>, intervalMs = 250): Promise<T> =>
+  poll(what, check, { timeoutMs, intervalMs });
 
 /** Value of a plain or decimal-SI-suffixed quantity ("32", "1k", "2M"); NaN for anything else. */
 function decimalQuantity(q: string | undefined): number {

@@ -25,6 +25,7 @@ import {
   NODE_NAME,
   REAL_NODE_NAME,
   ensureBusyboxImage,
+  poll,
   readState,
   realNodeNamespace,
   realNodeStatus,
@@ -50,21 +51,9 @@ async function kubectl(...args: string[]): Promise<string> {
   return stdout;
 }
 
-/** Polls `check` until it returns a defined value; at most `timeoutMs` ms and timeoutMs/500 attempts. */
-async function eventually<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last = '';
-  for (let i = 0; i <= timeoutMs / 500 && Date.now() <= deadline; i++) {
-    try {
-      const v = await check();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = (err as Error).message;
-    }
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${last})` : ''}`);
-}
+/** Polls `check` every 500 ms until it returns a defined value (cluster/process.ts `poll`: bounded in attempts and time). */
+const eventually = <T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>): Promise<T> =>
+  poll(what, check, { timeoutMs, intervalMs: 500 });
 
 const securityContext = {
   runAsNonRoot: true,

@@ -18,6 +18,7 @@ import { renderMCPServer, type KubeObject } from '../../charts/render.js';
 import { Controller } from '../../controller/controller.js';
 import { firstDifference } from '../../controller/drift.js';
 import { apiMessage, apply, createNamespace, installCrd, kubeConfig, waitFor } from '../kube.js';
+import { byKind, type MCPS } from '../shapes.js';
 import { EVERYTHING, startBridged, until, type Bridged } from '../mcp-server/bridge-harness.js';
 
 const kc = kubeConfig();
@@ -29,7 +30,6 @@ const log = pino({ level: process.env.KUBEMCP_TEST_LOG ?? 'silent' });
 const G = { group: 'mcp.example.com', version: 'v1alpha1', plural: 'mcpservers' };
 const BRIDGE_IMAGE = 'localhost/kubemcp/kubemcp:test';
 
-type MCPS = { metadata: k8s.V1ObjectMeta; spec: any; status?: any };
 const getMcps = (namespace: string, name: string) => custom.getNamespacedCustomObject({ ...G, namespace, name }) as Promise<MCPS>;
 const mergePatch = (namespace: string, name: string, body: object) =>
   custom.patchNamespacedCustomObject({ ...G, namespace, name, body }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch));
@@ -77,12 +77,12 @@ describe('a bridged stdio MCPServer', () => {
     const o = await waitPhase(ns, 'everything', 'Ready', (x) => x.status.readyReplicas === 1);
     expect(o.status.endpoint).toBe(`http://everything.${ns}.svc.cluster.local:3001`);
     expect(o.status.url).toBe(`http://everything.${ns}.svc.cluster.local:3001/mcp`);
-    expect(o.status.conditions.find((c: any) => c.type === 'Verified')).toMatchObject({ status: 'True' });
+    expect(o.status.conditions.find((c) => c.type === 'Verified')).toMatchObject({ status: 'True' });
     expect(o.status.serverInfo).toMatchObject({ name: 'mcp-servers/everything' });
     expect(o.status.tools.count).toBeGreaterThan(5);
     expect(o.status.tools.names).toContain('echo');
-    expect(o.status.conditions.find((c: any) => c.type === 'ServiceReady')).toMatchObject({ status: 'True', reason: 'ServiceReady' });
-    expect(o.status.conditions.find((c: any) => c.type === 'Ready').message).toContain('through the in-pod bridge');
+    expect(o.status.conditions.find((c) => c.type === 'ServiceReady')).toMatchObject({ status: 'True', reason: 'ServiceReady' });
+    expect(o.status.conditions.find((c) => c.type === 'Ready')?.message).toContain('through the in-pod bridge');
 
     const rendered = renderMCPServer(mk('everything', SPEC), ns, { bridgeImage: BRIDGE_IMAGE });
     expect(rendered.map((r) => r.kind)).toEqual(['Service', 'Deployment']);
@@ -103,9 +103,9 @@ describe('a bridged stdio MCPServer', () => {
     await mergePatch(ns, 'everything', { spec: { command: null, args: null } });
     const plain = await waitPhase(ns, 'everything', 'Ready', (x) => x.status.endpoint === undefined);
     await waitFor('Service pruned', async () => !(await exists(core.readNamespacedService({ name: 'everything', namespace: ns }))));
-    expect(plain.status.conditions.find((c: any) => c.type === 'ServiceReady')).toMatchObject({ reason: 'NotRequired', message: expect.stringContaining('without spec.command') });
-    expect(plain.status.conditions.find((c: any) => c.type === 'Ready').message).toMatch(/not reachable.*set spec.command/);
-    expect(plain.status.conditions.find((c: any) => c.type === 'Verified')).toMatchObject({ status: 'Unknown', reason: 'NotApplicable' });
+    expect(plain.status.conditions.find((c) => c.type === 'ServiceReady')).toMatchObject({ reason: 'NotRequired', message: expect.stringContaining('without spec.command') });
+    expect(plain.status.conditions.find((c) => c.type === 'Ready')?.message).toMatch(/not reachable.*set spec.command/);
+    expect(plain.status.conditions.find((c) => c.type === 'Verified')).toMatchObject({ status: 'Unknown', reason: 'NotApplicable' });
     expect(plain.status.url).toBeUndefined();
     const dep = await waitFor('Deployment without the bridge', async () => {
       const d = await apps.readNamespacedDeployment({ name: 'everything', namespace: ns });
@@ -114,7 +114,7 @@ describe('a bridged stdio MCPServer', () => {
     expect(dep.spec!.template.spec!.initContainers ?? []).toEqual([]);
 
     await mergePatch(ns, 'everything', { spec: { command: SPEC.command, args: SPEC.args } });
-    const again = await waitPhase(ns, 'everything', 'Ready', (x) => !!x.status.endpoint && x.status.conditions.some((c: any) => c.type === 'Verified' && c.status === 'True'));
+    const again = await waitPhase(ns, 'everything', 'Ready', (x) => !!x.status.endpoint && x.status.conditions.some((c) => c.type === 'Verified' && c.status === 'True'));
     expect(again.status.endpoint).toBe(`http://everything.${ns}.svc.cluster.local:3001`);
     expect(await exists(core.readNamespacedService({ name: 'everything', namespace: ns }))).toBe(true);
   });
@@ -134,7 +134,7 @@ describe('admission', () => {
   });
 
   const podOf = (spec: object, name: string): k8s.V1Pod => {
-    const dep = renderMCPServer(mk(name, spec), restricted).find((o) => o.kind === 'Deployment') as any;
+    const dep = byKind(renderMCPServer(mk(name, spec), restricted)).Deployment;
     return { apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: restricted, labels: dep.spec.template.metadata.labels }, spec: dep.spec.template.spec };
   };
 

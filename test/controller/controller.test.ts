@@ -14,6 +14,7 @@ import { Controller } from '../../controller/controller.js';
 import { firstDifference } from '../../controller/drift.js';
 import { FIELD_MANAGER } from '../../controller/reconciler.js';
 import { apply, createNamespace, installCrd, kubeConfig, waitFor } from '../kube.js';
+import type { MCPS } from '../shapes.js';
 import { AUDIT_LOG_PATH } from '../../cluster/index.js';
 import { readFileSync, statSync } from 'node:fs';
 
@@ -25,7 +26,6 @@ const core = kc.makeApiClient(k8s.CoreV1Api);
 const log = pino({ level: process.env.KUBEMCP_TEST_LOG ?? 'silent' });
 const G = { group: 'mcp.example.com', version: 'v1alpha1', plural: 'mcpservers' };
 
-type MCPS = { metadata: k8s.V1ObjectMeta; spec: any; status?: any };
 const getMcps = (namespace: string, name: string) => custom.getNamespacedCustomObject({ ...G, namespace, name }) as Promise<MCPS>;
 const mergePatch = (namespace: string, name: string, body: object) =>
   custom.patchNamespacedCustomObject({ ...G, namespace, name, body }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch));
@@ -87,7 +87,7 @@ describe('seed basic sample, verbatim, in namespace default', () => {
     expect(o.status.endpoint).toBe('http://basic-mcpserver.default.svc.cluster.local:3001');
     expect(o.status.replicas).toBe(1);
     expect(o.status.observedGeneration).toBe(o.metadata.generation);
-    expect(Object.fromEntries(o.status.conditions.map((c: any) => [c.type, c.status]))).toEqual({
+    expect(Object.fromEntries(o.status.conditions.map((c) => [c.type, c.status]))).toEqual({
       Ready: 'True', DeploymentReady: 'True', ServiceReady: 'True', ChildrenApplied: 'True', Verified: 'Unknown', ConfigurationValid: 'True',
     });
     expect(o.metadata.finalizers).toContain('mcp.example.com/finalizer');
@@ -128,7 +128,7 @@ describe('spec changes reach the children', () => {
     o = await waitPhase(ns, 'scaled', 'Ready', (x) => x.status.readyReplicas === 2 && x.status.replicas === 2);
     expect(o.spec.replicas).toBe(2);
     expect((await readDep('scaled')).spec!.replicas).toBe(2);
-    const scale = (await custom.getNamespacedCustomObjectScale({ ...G, namespace: ns, name: 'scaled' })) as any;
+    const scale = (await custom.getNamespacedCustomObjectScale({ ...G, namespace: ns, name: 'scaled' })) as k8s.V1Scale;
     expect(scale.status).toMatchObject({ replicas: 2, selector: 'app.kubernetes.io/name=mcp-server,app.kubernetes.io/instance=scaled' });
   });
 
@@ -164,15 +164,15 @@ describe('spec changes reach the children', () => {
     expect(c.livenessProbe).toBeUndefined();
     expect(c.readinessProbe).toBeUndefined();
     expect(c.ports).toBeUndefined();
-    expect(o.status.conditions.find((x: any) => x.type === 'ServiceReady').reason).toBe('NotRequired');
+    expect(o.status.conditions.find((x) => x.type === 'ServiceReady')?.reason).toBe('NotRequired');
   });
 
   it('stdio with replicas 2: Failed, ConfigurationValid=False, the running Deployment left intact', async () => {
     await mergePatch(ns, 'to-stdio', { spec: { replicas: 2 } });
     const o = await waitPhase(ns, 'to-stdio', 'Failed');
-    const cv = o.status.conditions.find((c: any) => c.type === 'ConfigurationValid');
+    const cv = o.status.conditions.find((c) => c.type === 'ConfigurationValid');
     expect(cv).toMatchObject({ status: 'False', reason: 'InvalidConfiguration' });
-    expect(cv.message).toContain('stdio transport does not support multiple replicas (requested: 2)');
+    expect(cv?.message).toContain('stdio transport does not support multiple replicas (requested: 2)');
     const dep = await readDep('to-stdio');
     expect(dep.spec!.replicas).toBe(1);
     const events = await core.listNamespacedEvent({ namespace: ns, fieldSelector: 'involvedObject.name=to-stdio,reason=InvalidConfiguration' });
@@ -271,7 +271,7 @@ describe('invalid objects the CRD lets through', () => {
     await apply(objects, mk('bad-env', { image: 'img:1', env: [{ name: 'A', value: '1' }, { name: 'A', value: '2' }] }));
     for (const name of ['bad-key', 'bad-env']) {
       const o = await waitPhase(ns, name, 'Failed');
-      expect(o.status.conditions.find((c: any) => c.type === 'ConfigurationValid').status).toBe('False');
+      expect(o.status.conditions.find((c) => c.type === 'ConfigurationValid')?.status).toBe('False');
     }
     await apply(objects, mk('after-bad', { image: 'img:1' }));
     await waitPhase(ns, 'after-bad', 'Ready');

@@ -11,6 +11,8 @@ import { ErrorCode, McpError } from '@modelcontextprotocol/sdk/types.js';
 import { parseMCPServerSpec } from '../../charts/api/validate.js';
 import { desiredChildren, ownerReference, type MCPServerObject } from '../../controller/reconciler.js';
 import { renderMCPServer } from '../../charts/render.js';
+import type * as k8s from '@kubernetes/client-node';
+import type { Sure } from '../shapes.js';
 
 describe('WorkQueue (client-go workqueue semantics)', () => {
   it('coalesces duplicates and hands keys out in order', async () => {
@@ -264,12 +266,12 @@ describe('drift detection', () => {
     metadata: { name: 'demo', namespace: 'ns', uid: '1234' },
     spec: { image: 'x', replicas: 2, resources: { limits: { cpu: '0.5' } } },
   };
-  const [svc, dep] = desiredChildren(obj) as any[];
+  const [svc, dep] = desiredChildren(obj) as [Sure<k8s.V1Service>, Sure<k8s.V1Deployment>];
 
   it('desired children are exactly the render output plus owner reference and hash annotation', () => {
     const rendered = renderMCPServer({ apiVersion: obj.apiVersion, kind: obj.kind, metadata: { name: 'demo' }, spec: obj.spec }, 'ns');
     for (const [i, child] of desiredChildren(obj).entries()) {
-      const { ownerReferences, annotations, ...meta } = child.metadata as any;
+      const { ownerReferences, annotations, ...meta } = child.metadata as Sure<k8s.V1ObjectMeta>;
       expect({ ...child, metadata: meta }).toEqual(rendered[i]);
       expect(ownerReferences).toEqual([ownerReference(obj)]);
       expect(ownerReferences[0]).toMatchObject({ controller: true, blockOwnerDeletion: true, uid: '1234', kind: 'MCPServer' });
@@ -283,8 +285,8 @@ describe('drift detection', () => {
     live.metadata.resourceVersion = '42';
     live.spec.template.spec.containers[0].terminationMessagePath = '/dev/termination-log';
     live.spec.template.spec.containers[0].resources.limits.cpu = '500m'; // canonicalized by the apiserver
-    live.spec.template.spec.containers[0].env.push({ name: 'EXTRA', value: 'added by someone' });
-    live.status = { readyReplicas: 2 };
+    (live.spec.template.spec.containers[0].env as k8s.V1EnvVar[]).push({ name: 'EXTRA', value: 'added by someone' });
+    (live as k8s.V1Deployment).status = { readyReplicas: 2 };
     expect(applyReason(dep, live)).toBeUndefined();
   });
 
@@ -294,7 +296,7 @@ describe('drift detection', () => {
     edited.spec.replicas = 5;
     expect(applyReason(dep, edited)).toBe('drift at spec.replicas');
     const envEdited = structuredClone(dep);
-    envEdited.spec.template.spec.containers[0].env.find((e: any) => e.name === 'MCP_PORT').value = '1';
+    envEdited.spec.template.spec.containers[0].env.find((e) => e.name === 'MCP_PORT')!.value = '1';
     expect(applyReason(dep, envEdited)).toMatch(/^drift at spec\.template\.spec\.containers\[name=mcp-server\]\.env\[name=MCP_PORT\]\.value$/);
     const labelGone = structuredClone(svc);
     delete labelGone.metadata.labels['app.kubernetes.io/component'];
@@ -414,7 +416,7 @@ describe('foreign list entries (issue 10, part 1)', () => {
     live.spec.template.spec.containers.unshift({ name: 'sidecar', image: 'busybox' });
     const { replace } = foreignListEntries(dep, live);
     expect(replace.map((r) => r.pointer)).toEqual(['/spec/template/spec/containers']);
-    const value = replace[0]!.value as any[];
+    const value = replace[0]!.value as Sure<k8s.V1Container[]>;
     expect(value.map((c) => c.name)).toEqual(['mcp-server']);
     expect(value[0].terminationMessagePolicy).toBe('File');
     expect(value[0].env).toEqual(dep.spec.template.spec.containers[0].env);
@@ -446,7 +448,8 @@ describe('foreign list entries (issue 10, part 1)', () => {
 });
 
 describe('podProblem (issue 12)', () => {
-  const pod = (name: string, status: object): any => ({ metadata: { name }, status });
+  // Fixtures carry only the status fields podProblem reads.
+  const pod = (name: string, status: object): k8s.V1Pod => ({ metadata: { name }, status: status as k8s.V1PodStatus });
   const waiting = (reason: string, message = '', extra: object = {}) => ({ containerStatuses: [{ name: 'mcp-server', ready: false, restartCount: 3, state: { waiting: { reason, message } }, ...extra }] });
 
   it('Unschedulable with the scheduler\'s message', () => {
@@ -467,7 +470,7 @@ describe('podProblem (issue 12)', () => {
   });
   it('ranks causes, counts pods sharing the top one, ignores terminating and healthy pods', () => {
     const unsched = { phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: 'no' }] };
-    const p = podProblem([pod('b', waiting('CrashLoopBackOff')), pod('c', unsched), pod('d', unsched), { metadata: { name: 'e', deletionTimestamp: new Date() }, status: waiting('ErrImagePull') }]);
+    const p = podProblem([pod('b', waiting('CrashLoopBackOff')), pod('c', unsched), pod('d', unsched), { ...pod('e', waiting('ErrImagePull')), metadata: { name: 'e', deletionTimestamp: new Date() } }]);
     expect(p).toEqual({ reason: 'Unschedulable', message: 'pod c: no (and 1 more pod)' });
     expect(podProblem([pod('ok', { phase: 'Running', containerStatuses: [{ name: 'x', ready: true, restartCount: 0, state: { running: {} } }] })])).toBeUndefined();
     expect(podProblem([])).toBeUndefined();

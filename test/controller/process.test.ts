@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as k8s from '@kubernetes/client-node';
 import { apply, createNamespace, installCrd, kubeConfig, waitFor } from '../kube.js';
+import type { MCPServerObject } from '../../controller/reconciler.js';
 
 const kc = kubeConfig();
 const objects = k8s.KubernetesObjectApi.makeApiClient(kc);
@@ -98,7 +99,7 @@ describe('two controllers with leader election', () => {
     expect(await metrics(standby)).toMatch(/^kubemcp_controller_is_leader 0$/m);
 
     await apply(objects, { apiVersion: 'mcp.example.com/v1alpha1', kind: 'MCPServer', metadata: { name: 'one', namespace: ns }, spec: { image: 'img:1' } });
-    await waitFor('one Ready', async () => ((await custom.getNamespacedCustomObject({ group: 'mcp.example.com', version: 'v1alpha1', plural: 'mcpservers', namespace: ns, name: 'one' })) as any).status?.phase === 'Ready', 60_000);
+    await waitFor('one Ready', async () => ((await custom.getNamespacedCustomObject({ group: 'mcp.example.com', version: 'v1alpha1', plural: 'mcpservers', namespace: ns, name: 'one' })) as MCPServerObject).status?.phase === 'Ready', 60_000);
     expect(await metrics(leader)).toMatch(/^kubemcp_controller_reconcile_total\{result="success"\} [1-9]/m);
     expect(await metrics(standby)).not.toMatch(/^kubemcp_controller_reconcile_total\{result="success"\} [1-9]/m);
   }, 300_000);
@@ -111,7 +112,7 @@ describe('two controllers with leader election', () => {
     // Expiry is judged from when the standby last saw the record change (<= 1 retry period before the kill).
     expect(takeoverMs).toBeLessThan((LEASE_SECONDS + 2) * 1000);
     await apply(objects, { apiVersion: 'mcp.example.com/v1alpha1', kind: 'MCPServer', metadata: { name: 'two', namespace: ns }, spec: { image: 'img:1', transport: 'stdio' } });
-    await waitFor('two Ready under the new leader', async () => ((await custom.getNamespacedCustomObject({ group: 'mcp.example.com', version: 'v1alpha1', plural: 'mcpservers', namespace: ns, name: 'two' })) as any).status?.phase === 'Ready', 60_000);
+    await waitFor('two Ready under the new leader', async () => ((await custom.getNamespacedCustomObject({ group: 'mcp.example.com', version: 'v1alpha1', plural: 'mcpservers', namespace: ns, name: 'two' })) as MCPServerObject).status?.phase === 'Ready', 60_000);
   });
 
   it('SIGTERM: graceful shutdown releases the lease and exits 0', async () => {

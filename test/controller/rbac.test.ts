@@ -13,6 +13,7 @@ import type { KubeObject } from '../../charts/render.js';
 import { Controller } from '../../controller/controller.js';
 import { LeaderElector } from '../../controller/leader.js';
 import { apiMessage, apply, createNamespace, kubeConfig, waitFor } from '../kube.js';
+import type { MCPServerObject } from '../../controller/reconciler.js';
 
 const admin = kubeConfig();
 const objects = k8s.KubernetesObjectApi.makeApiClient(admin);
@@ -79,7 +80,7 @@ describe('the controller under the operator chart RBAC', () => {
     });
     const custom = admin.makeApiClient(k8s.CustomObjectsApi);
     await waitFor('Ready under the ServiceAccount', async () =>
-      ((await custom.getNamespacedCustomObject({ group: 'mcp.example.com', version: 'v1alpha1', plural: 'mcpservers', namespace: ns, name: 'rbac' })) as any).status?.phase === 'Ready', 90_000);
+      ((await custom.getNamespacedCustomObject({ group: 'mcp.example.com', version: 'v1alpha1', plural: 'mcpservers', namespace: ns, name: 'rbac' })) as MCPServerObject).status?.phase === 'Ready', 90_000);
     const events = await admin.makeApiClient(k8s.CoreV1Api).listNamespacedEvent({ namespace: ns, fieldSelector: 'involvedObject.name=rbac,reason=Created' });
     // Events are allowed too: one per reconcile names every child it created.
     expect(events.items.map((e) => e.message).join('\n')).toMatch(/Created ConfigMap rbac-config, Service rbac, Deployment rbac/);

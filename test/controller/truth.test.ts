@@ -18,9 +18,10 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { pino } from 'pino';
 import { renderMCPServer, type KubeObject } from '../../charts/render.js';
 import { Controller } from '../../controller/controller.js';
-import { firstDifference } from '../../controller/drift.js';
+import { firstDifference, type Json } from '../../controller/drift.js';
 import { readState } from '../../cluster/index.js';
 import { apply, createNamespace, installCrd, kubeConfig, parseTable, waitFor } from '../kube.js';
+import { byKind, type MCPS } from '../shapes.js';
 import { closeServer, startHttp, startServe } from './servers.js';
 
 const kc = kubeConfig();
@@ -32,7 +33,6 @@ const policy = kc.makeApiClient(k8s.PolicyV1Api);
 const admission = kc.makeApiClient(k8s.AdmissionregistrationV1Api);
 const log = pino({ level: process.env.KUBEMCP_TEST_LOG ?? 'silent' });
 const G = { group: 'mcp.example.com', version: 'v1alpha1', plural: 'mcpservers' };
-type MCPS = { metadata: k8s.V1ObjectMeta; spec: any; status?: any };
 
 const kubectl = (...args: string[]) =>
   execFileSync(join(readState()!.binDir, 'kubectl'), ['--kubeconfig', process.env.KUBECONFIG!, ...args], { encoding: 'utf8', timeout: 30_000, stdio: 'pipe' });
@@ -40,7 +40,7 @@ const getMcps = (ns: string, name: string) => custom.getNamespacedCustomObject({
 const mergePatch = (ns: string, name: string, body: object) =>
   custom.patchNamespacedCustomObject({ ...G, namespace: ns, name, body }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch));
 const mk = (ns: string, name: string, spec: object) => ({ apiVersion: 'mcp.example.com/v1alpha1', kind: 'MCPServer', metadata: { name, namespace: ns }, spec });
-const cond = (o: MCPS, type: string) => (o.status?.conditions ?? []).find((c: any) => c.type === type);
+const cond = (o: MCPS, type: string) => (o.status?.conditions ?? []).find((c) => c.type === type);
 async function waitPhase(ns: string, name: string, phase: string, extra: (o: MCPS) => unknown = () => true, timeoutMs = 90_000): Promise<MCPS> {
   return waitFor(`${ns}/${name} phase ${phase}`, async () => {
     const o = await getMcps(ns, name);
@@ -49,7 +49,7 @@ async function waitPhase(ns: string, name: string, phase: string, extra: (o: MCP
 }
 const events = async (ns: string, name: string, reason: string) =>
   (await core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${name},reason=${reason}` })).items;
-const json = (o: unknown) => JSON.parse(JSON.stringify(o));
+const json = (o: unknown): Json => JSON.parse(JSON.stringify(o)) as Json;
 
 let ns: string;
 let controller: Controller;
@@ -72,15 +72,15 @@ describe('keyed-list drift owned by another manager converges without a spec cha
   async function converged(): Promise<boolean> {
     const rendered = renderMCPServer(mk(ns, 'lists', spec));
     const [svc, dep] = await Promise.all([core.readNamespacedService({ name: 'lists', namespace: ns }), apps.readNamespacedDeployment({ name: 'lists', namespace: ns })]);
-    const want = Object.fromEntries(rendered.map((r) => [r.kind, json(r)])) as Record<string, any>;
+    const want = Object.fromEntries(rendered.map((r) => [r.kind, json(r)]));
     const c = dep.spec!.template.spec!.containers;
     return (
-      firstDifference(want.Service, json(svc)) === undefined &&
-      firstDifference(want.Deployment, json(dep)) === undefined &&
+      firstDifference(want.Service!, json(svc)) === undefined &&
+      firstDifference(want.Deployment!, json(dep)) === undefined &&
       JSON.stringify(svc.spec!.ports!.map((p) => p.port)) === '[3001]' &&
       JSON.stringify(c.map((x) => x.name)) === '["mcp-server"]' &&
       JSON.stringify(c[0]!.ports!.map((p) => p.containerPort)) === '[3001]' &&
-      JSON.stringify(c[0]!.env!.map((e) => e.name)) === JSON.stringify(want.Deployment.spec.template.spec.containers[0].env.map((e: any) => e.name)) &&
+      JSON.stringify(c[0]!.env!.map((e) => e.name)) === JSON.stringify(byKind(rendered).Deployment.spec.template.spec.containers[0].env.map((e) => e.name)) &&
       JSON.stringify(dep.spec!.template.spec!.volumes!.map((v) => v.name)) === '["tmp"]'
     );
   }
@@ -163,9 +163,9 @@ describe('a child the apiserver refuses shows in status within one reconcile, an
     expect(cond(failed, 'Ready')).toMatchObject({ status: 'False', reason: 'ApplyFailed' });
     const applied = cond(failed, 'ChildrenApplied');
     expect(applied).toMatchObject({ status: 'False', reason: 'ApplyFailed' });
-    expect(applied.message).toMatch(/^Deployment refused: .*images named blocked are not allowed here/);
+    expect(applied?.message).toMatch(/^Deployment refused: .*images named blocked are not allowed here/);
     // What runs is still reported as it is: the old Deployment's pods are ready.
-    expect(cond(failed, 'DeploymentReady').status).toBe('True');
+    expect(cond(failed, 'DeploymentReady')?.status).toBe('True');
     expect((await apps.readNamespacedDeployment({ name: 'refused', namespace: ns })).spec!.template.spec!.containers[0]!.image).toBe('img:1');
     const warnings = await events(ns, 'refused', 'ApplyFailed');
     expect(warnings[0]).toMatchObject({ type: 'Warning' });
@@ -174,7 +174,7 @@ describe('a child the apiserver refuses shows in status within one reconcile, an
 
     await admission.deleteValidatingAdmissionPolicyBinding({ name });
     const back = await waitPhase(ns, 'refused', 'Ready', (o) => cond(o, 'ChildrenApplied')?.status === 'True', 90_000);
-    expect(cond(back, 'Ready').status).toBe('True');
+    expect(cond(back, 'Ready')?.status).toBe('True');
     expect((await apps.readNamespacedDeployment({ name: 'refused', namespace: ns })).spec!.template.spec!.containers[0]!.image).toBe('blocked:2');
   });
 });
@@ -203,8 +203,8 @@ describe('why pods do not run (issue 12)', () => {
     await apply(objects, mk(ns, 'huge', { image: 'img:1', resources: { requests: { cpu: '100000' } } }));
     const o = await waitPhase(ns, 'huge', 'Pending', (x) => cond(x, 'DeploymentReady')?.reason === 'Unschedulable', 60_000);
     const dr = cond(o, 'DeploymentReady');
-    expect(dr.status).toBe('False');
-    expect(dr.message).toMatch(/^Deployment has 0\/1 ready replicas: pod huge-[a-z0-9]+-[a-z0-9]+: 0\/\d+ nodes are available: .*Insufficient cpu/);
+    expect(dr?.status).toBe('False');
+    expect(dr?.message).toMatch(/^Deployment has 0\/1 ready replicas: pod huge-[a-z0-9]+-[a-z0-9]+: 0\/\d+ nodes are available: .*Insufficient cpu/);
     expect(cond(o, 'Ready')).toMatchObject({ status: 'False', reason: 'Unschedulable' });
     const out = kubectl('get', 'mcps', 'huge', '-n', ns);
     expect(out.split('\n')[0]!.split(/\s+/)).toEqual(['NAME', 'PHASE', 'READY', 'REPLICAS', 'TRANSPORT', 'VERIFIED', 'TOOLS', 'REASON', 'ENDPOINT', 'AGE']);
@@ -271,7 +271,7 @@ describe('protocol verification through the controller (handshakes to real MCP s
     const readOnlyTools = await realTools(readOnly.url);
     const o = await waitPhase(vns, 'good', 'Ready', (x) => x.status.readyReplicas === 2 && x.status.tools?.count === readOnlyTools.length);
     expect(await handshakes()).toBeGreaterThan(before);
-    expect(cond(o, 'Verified').status).toBe('True');
+    expect(cond(o, 'Verified')?.status).toBe('True');
     const changed = await waitFor('ToolsChanged event', async () => (await events(vns, 'good', 'ToolsChanged'))[0], 15_000);
     expect(changed.type).toBe('Normal');
     expect(changed.message).toMatch(/^Tool list changed: \d+ -> \d+ tools \((added|removed) /);
@@ -282,7 +282,7 @@ describe('protocol verification through the controller (handshakes to real MCP s
     const o = await waitPhase(vns, 'plain', 'Failed', (x) => cond(x, 'Verified')?.status === 'False');
     expect(cond(o, 'Verified')).toMatchObject({ reason: 'ProtocolError', message: expect.stringContaining('text/html') });
     expect(cond(o, 'Ready')).toMatchObject({ status: 'False', reason: 'ProtocolError' });
-    expect(cond(o, 'DeploymentReady').status).toBe('True');
+    expect(cond(o, 'DeploymentReady')?.status).toBe('True');
     expect(o.status.endpoint).toBeUndefined();
     expect(o.status.tools).toBeUndefined();
   });

@@ -10,7 +10,7 @@ import { pino } from 'pino';
 import { ResourceUpdatedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { restartComponent } from '../../cluster/index.js';
 import { createNamespace, kubeConfig, waitFor } from '../kube.js';
-import { startHttpServer, type HttpServer } from '../mcp-server/helpers.js';
+import { startHttpServer, type HttpServer, callTool } from '../mcp-server/helpers.js';
 
 const kc = kubeConfig();
 const core = kc.makeApiClient(k8s.CoreV1Api);
@@ -50,7 +50,7 @@ describe('kube-apiserver restart under a subscription', () => {
     await core.createNamespacedPod({ namespace: ns, body: { metadata: { name: 'after' }, spec: { containers: [{ name: 'c', image: 'busybox' }] } } });
     await waitFor('notification for a change after the restart', async () => seen > afterRecovery, 30_000, 100);
     // The session's tools work again too.
-    const r = (await c.callTool({ name: 'list-resources', arguments: { kind: 'pods', namespace: ns } })) as any;
+    const r = await callTool(c, 'list-resources', { kind: 'pods', namespace: ns });
     expect(r.isError).toBeFalsy();
     expect(r.structuredContent.rows.map((row: string[]) => row[0]).sort()).toEqual(['after', 'before']);
     expect(s.running.watches()).toBe(1);

@@ -114,8 +114,15 @@ export interface Bridged {
   /** A new SDK client session through the bridge. */
   connect: (name?: string) => Promise<Client>;
   /** GET /ready: status code and body. */
-  ready: () => Promise<{ status: number; body: any }>;
+  ready: () => Promise<{ status: number; body: ReadyBody }>;
   close: () => Promise<void>;
+}
+
+/** The bridge's /ready answer (mcp-server/bridge/http.ts): `ready` with the server's info, or `not ready` with the reason. */
+export interface ReadyBody {
+  status: string;
+  reason?: string;
+  serverInfo?: { name: string; version: string };
 }
 
 /** Wires and starts a bridged stdio server; resolves once the bridge listens (not necessarily ready). */
@@ -167,7 +174,7 @@ export async function startBridged(o: BridgedOptions): Promise<Bridged> {
     },
     ready: async () => {
       const r = await fetch(`${base}/ready`, { signal: AbortSignal.timeout(10_000) });
-      return { status: r.status, body: await r.json() };
+      return { status: r.status, body: (await r.json()) as ReadyBody };
     },
     close: async () => {
       for (const c of clients) await c.close().catch(() => undefined);

@@ -18,8 +18,8 @@ import { McpError, ResourceUpdatedNotificationSchema, ToolListChangedNotificatio
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { BRIDGE_ERROR } from '../../mcp-server/bridge/bridge.js';
 import { EVERYTHING, startBridged, until, type Bridged } from './bridge-harness.js';
+import { text } from './helpers.js';
 
-const text = (r: any): string => r?.content?.[0]?.text ?? '';
 
 async function metric(b: Bridged, name: string): Promise<number> {
   const body = await (await fetch(`${b.base}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();

@@ -10,7 +10,10 @@ import path from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import type * as k8s from '@kubernetes/client-node';
 import { pino, type Logger } from 'pino';
+import type { Sure } from '../shapes.js';
 import type { HubOptions } from '../../mcp-server/resources.js';
 import { KubeGateway } from '../../mcp-server/kube.js';
 import { Policy, type PolicyOptions } from '../../mcp-server/policy.js';
@@ -21,9 +24,55 @@ import { startHttp, type HttpOptions, type RunningHttp } from '../../mcp-server/
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const TSX = path.join(ROOT, 'node_modules/.bin/tsx');
 
-/** The text of the first content block of a tool result. */
-export function text(r: any): string {
-  return r?.content?.[0]?.text ?? '';
+/**
+ * What the tests read of the tools' `structuredContent`: the union, over the tools, of the fields
+ * they assert on (the tools' output schemas in mcp-server/tools/ are the source of these shapes).
+ */
+export interface ToolOutput {
+  kind: string;
+  name: string;
+  namespace: string;
+  status: string;
+  truncated: boolean;
+  total: number;
+  shown: number;
+  matches: number;
+  columns: string[];
+  rows: string[][];
+  continue: string;
+  object: k8s.KubernetesObject & { metadata: k8s.V1ObjectMeta; spec: { replicas: number }; data: Record<string, string> };
+  pods: Array<{ pod: string; container: string; bytes: number; cut: boolean }>;
+  conditions: Array<{ type: string; status: string }>;
+  owners: Array<{ kind: string; name: string }>;
+  events: string[][];
+}
+
+/**
+ * A tool result as the tests read it: the SDK's CallToolResult (content blocks, `isError`) with a
+ * `structuredContent` of {@link ToolOutput}'s fields. A field a tool does not return reads as
+ * undefined at run time, and the assertion on it fails.
+ */
+export type ToolResult = Omit<CallToolResult, 'structuredContent'> & { structuredContent: Sure<ToolOutput> };
+
+/**
+ * Calls the tool `name` with `args` through `client` and returns its result as a {@link ToolResult}.
+ * @throws what Client.callTool throws (a JSON-RPC error; a tool's own failure is `isError: true`).
+ */
+export async function callTool(client: Client, name: string, args: Record<string, unknown> = {}): Promise<ToolResult> {
+  return (await client.callTool({ name, arguments: args })) as unknown as ToolResult;
+}
+
+/** The Streamable HTTP transport a client is connected with. @throws when it uses another transport. */
+export function httpTransport(client: Client): StreamableHTTPClientTransport {
+  const t = client.transport;
+  if (!(t instanceof StreamableHTTPClientTransport)) throw new Error('the client is not connected over Streamable HTTP');
+  return t;
+}
+
+/** The text of the first content block of a tool result ('' when there is none). */
+export function text(r: unknown): string {
+  const first = (r as { content?: Array<{ text?: unknown }> } | undefined)?.content?.[0];
+  return typeof first?.text === 'string' ? first.text : '';
 }
 
 /** A client connected to `kubemcp serve` in a child process (stdio). */

@@ -5,7 +5,7 @@
  * 127.0.0.1 only; the server runs in-process on port 0.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { MCP_HEADERS, raw, startHttpServer, text, type HttpServer } from './helpers.js';
+import { httpTransport, MCP_HEADERS, raw, startHttpServer, text, type HttpServer } from './helpers.js';
 
 const init = (id: number | string = 1) =>
   JSON.stringify({ jsonrpc: '2.0', id, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } });
@@ -38,7 +38,7 @@ describe('HTTP transport, loopback default', () => {
     expect(m.status).toBe(200);
     expect(m.body).toMatch(/kubemcp_tool_calls_total\{tool="list-namespaces",result="ok"\} 1/);
     expect(m.body).toMatch(/kubemcp_http_sessions 1/);
-    const transport = (c as any)._transport;
+    const transport = httpTransport(c);
     await transport.terminateSession();
     expect(s.running.sessions()).toBe(0);
     // The session is gone: its id is refused.
@@ -96,7 +96,7 @@ describe('HTTP transport, loopback default', () => {
 
   it('answers malformed JSON-RPC inside a valid session with JSON-RPC errors', async () => {
     const c = await s.connect();
-    const sid = (c as any)._transport.sessionId as string;
+    const sid = httpTransport(c).sessionId!;
     const post = (body: unknown) => raw(s.url, { method: 'POST', headers: { ...MCP_HEADERS, 'mcp-session-id': sid, 'mcp-protocol-version': '2025-06-18' }, body: JSON.stringify(body) });
     const bad: unknown[] = [
       { jsonrpc: '2.0', id: 1, method: 'no/such/method' },
@@ -140,7 +140,7 @@ describe('HTTP transport with a bearer token, CORS and stateless mode', () => {
 
   it('serves with the token, statelessly (no session id; each request stands alone)', async () => {
     const c = await s.connect({ Authorization: 'Bearer s3cret-token' });
-    expect((c as any)._transport.sessionId).toBeUndefined();
+    expect(httpTransport(c).sessionId).toBeUndefined();
     const tools = await c.listTools();
     expect(tools.tools.map((t) => t.name)).toContain('list-resources');
     expect(tools.tools.map((t) => t.name)).not.toContain('create-pod');

@@ -9,6 +9,8 @@ import { checkName, parseApiPath } from '../../mcp-server/names.js';
 import { maskArgs } from '../../mcp-server/audit.js';
 import { budgetTable, compact, fromApiTable } from '../../mcp-server/format.js';
 import { filterLines, rolloutStatus } from '../../mcp-server/tools/workloads.js';
+import type * as k8s from '@kubernetes/client-node';
+import type { Sure } from '../shapes.js';
 
 const pods = { method: 'GET', group: '', resource: 'pods', kind: 'Pod', namespaced: true };
 
@@ -50,23 +52,23 @@ describe('Policy.checkRequest', () => {
 describe('maskSecrets', () => {
   const secret = { kind: 'Secret', apiVersion: 'v1', metadata: { name: 's', annotations: { 'kubectl.kubernetes.io/last-applied-configuration': '{"data":{"k":"djE="}}', keep: 'x' } }, data: { k: 'djE=' }, stringData: { p: 'v' } };
   it('masks a Secret, a SecretList, a v1 List, a watch event and a Table row', () => {
-    const m = maskSecrets(secret) as any;
+    const m = maskSecrets(secret) as Sure<k8s.V1Secret>;
     expect(m.data).toEqual({ k: MASK });
     expect(m.stringData).toEqual({ p: MASK });
     expect(m.metadata.annotations).toEqual({ keep: 'x', 'kubectl.kubernetes.io/last-applied-configuration': MASK });
-    const list = maskSecrets({ kind: 'SecretList', items: [{ metadata: { name: 'a' }, data: { k: 'djE=' } }] }) as any;
+    const list = maskSecrets({ kind: 'SecretList', items: [{ metadata: { name: 'a' }, data: { k: 'djE=' } }] }) as Sure<k8s.V1SecretList>;
     expect(list.items[0].data).toEqual({ k: MASK });
-    const v1 = maskSecrets({ kind: 'List', items: [secret, { kind: 'ConfigMap', data: { a: 'b' } }] }) as any;
+    const v1 = maskSecrets({ kind: 'List', items: [secret, { kind: 'ConfigMap', data: { a: 'b' } }] }) as Sure<k8s.V1SecretList>;
     expect(v1.items[0].data.k).toBe(MASK);
-    expect(v1.items[1].data.a).toBe('b');
-    const ev = maskSecrets({ type: 'ADDED', object: secret }) as any;
+    expect(v1.items[1]?.data.a).toBe('b');
+    const ev = maskSecrets({ type: 'ADDED', object: secret }) as Sure<{ type: string; object: k8s.V1Secret }>;
     expect(ev.object.data.k).toBe(MASK);
-    const table = maskSecrets({ kind: 'Table', rows: [{ cells: ['s'], object: { kind: 'PartialObjectMetadata', metadata: secret.metadata } }] }, true) as any;
+    const table = maskSecrets({ kind: 'Table', rows: [{ cells: ['s'], object: { kind: 'PartialObjectMetadata', metadata: secret.metadata } }] }, true);
     expect(JSON.stringify(table)).not.toContain('djE=');
     expect(JSON.stringify(maskSecrets(secret))).not.toContain('djE=');
   });
   it('Policy.sanitize is a no-op with showSecrets', () => {
-    expect((new Policy({ showSecrets: true }).sanitize(secret) as any).data.k).toBe('djE=');
+    expect((new Policy({ showSecrets: true }).sanitize(secret) as k8s.V1Secret).data?.k).toBe('djE=');
   });
   it('maskArgs masks Secret manifests (YAML and JSON) and patches of Secrets', () => {
     const y = maskArgs({ manifest: 'apiVersion: v1\nkind: Secret\nmetadata: {name: a}\nstringData: {p: hunter2}\n' });

@@ -11,7 +11,7 @@ import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { createNamespace, kubeConfig } from '../kube.js';
-import { startHttpServer, type HttpServer } from './helpers.js';
+import { startHttpServer, type HttpServer, callTool } from './helpers.js';
 
 const kc = kubeConfig();
 const core = kc.makeApiClient(k8s.CoreV1Api);
@@ -22,7 +22,7 @@ let s: HttpServer;
 let c: Client;
 let auditFile: string;
 
-const call = async (name: string, args: Record<string, unknown>) => (await c.callTool({ name, arguments: args })) as any;
+const call = async (name: string, args: Record<string, unknown>) => await callTool(c, name, args);
 /** Neither the value nor its base64 appears anywhere in the result (text and structured content). */
 const expectClean = (r: unknown) => {
   const all = JSON.stringify(r);
@@ -130,7 +130,7 @@ describe('Secret values are masked', () => {
     const open = await startHttpServer({ showSecrets: true });
     try {
       const oc = await open.connect();
-      const r = (await oc.callTool({ name: 'get-resource', arguments: { kind: 'secret/creds', namespace: ns } })) as any;
+      const r = await callTool(oc, 'get-resource', { kind: 'secret/creds', namespace: ns });
       expect(r.structuredContent.object.data.password).toBe(B64);
     } finally {
       await open.close();

@@ -19,7 +19,7 @@ import { KubeGateway } from '../../mcp-server/kube.js';
 import { Policy } from '../../mcp-server/policy.js';
 import { filterLines } from '../../mcp-server/tools/workloads.js';
 import { createNamespace, kubeConfig, waitFor } from '../kube.js';
-import { raw, startHttpServer, text, type HttpServer } from './helpers.js';
+import { raw, startHttpServer, text, type HttpServer, callTool } from './helpers.js';
 
 const kc = kubeConfig();
 const core = kc.makeApiClient(k8s.CoreV1Api);
@@ -28,7 +28,7 @@ const B64 = Buffer.from(VALUE).toString('base64');
 let victim: string;
 let other: string;
 
-const callOn = async (c: Client, name: string, args: Record<string, unknown>) => (await c.callTool({ name, arguments: args })) as any;
+const callOn = async (c: Client, name: string, args: Record<string, unknown>) => await callTool(c, name, args);
 const expectClean = (r: unknown) => {
   const all = JSON.stringify(r);
   expect(all).not.toContain(VALUE);
@@ -164,7 +164,7 @@ describe('item 1: Secret values never come back through patch-resource', () => {
         expect(all).not.toContain(token);
         expect(all).not.toContain(decoded);
       }
-      expect(rs[3].isError).toBeFalsy();
+      expect(rs[3]?.isError).toBeFalsy();
     });
   });
 });
@@ -289,7 +289,7 @@ describe('list-events flags its cut', () => {
     for (let i = 0; i < 5; i++) {
       await core.createNamespacedEvent({
         namespace: other,
-        body: { metadata: { name: `ev-${i}` }, involvedObject: { kind: 'ConfigMap', name: 'x', namespace: other }, reason: 'Test', message: `event ${i}`, type: 'Normal', firstTimestamp: new Date(Date.now() - (10 - i) * 1000) as any, lastTimestamp: new Date(Date.now() - (10 - i) * 1000) as any },
+        body: { metadata: { name: `ev-${i}` }, involvedObject: { kind: 'ConfigMap', name: 'x', namespace: other }, reason: 'Test', message: `event ${i}`, type: 'Normal', firstTimestamp: new Date(Date.now() - (10 - i) * 1000), lastTimestamp: new Date(Date.now() - (10 - i) * 1000) },
       });
     }
     await withServer({}, async (c) => {

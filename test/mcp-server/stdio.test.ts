@@ -15,7 +15,7 @@ import { spawn } from 'node:child_process';
 import * as k8s from '@kubernetes/client-node';
 import { ResourceUpdatedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { createNamespace, kubeConfig, waitFor } from '../kube.js';
-import { MCP_HEADERS, raw, ROOT, spawnRaw, spawnStdio, text, type StdioServer } from './helpers.js';
+import { MCP_HEADERS, raw, ROOT, spawnRaw, spawnStdio, text, type StdioServer, callTool } from './helpers.js';
 
 const kc = kubeConfig();
 const core = kc.makeApiClient(k8s.CoreV1Api);
@@ -108,11 +108,11 @@ describe('seed 001 parity over stdio', () => {
   });
 
   it('calls the seed tools and generic tools over stdio', async () => {
-    const r = (await srv.client.callTool({ name: 'list-resources', arguments: { kind: 'pods', namespace: ns } })) as any;
+    const r = await callTool(srv.client, 'list-resources', { kind: 'pods', namespace: ns });
     expect(text(r)).toMatch(/^NAME\s+READY\s+STATUS\s+RESTARTS\s+AGE\nfacts\s+1\/1\s+Running/);
-    const d = (await srv.client.callTool({ name: 'describe-resource', arguments: { kind: 'po', name: 'facts', namespace: ns } })) as any;
+    const d = await callTool(srv.client, 'describe-resource', { kind: 'po', name: 'facts', namespace: ns });
     expect(d.isError).toBeFalsy();
-    const bad = (await srv.client.callTool({ name: 'get-pod-logs', arguments: { name: 'ghost', namespace: ns } })) as any;
+    const bad = await callTool(srv.client, 'get-pod-logs', { name: 'ghost', namespace: ns });
     expect(bad.isError).toBe(true);
   });
 
@@ -146,7 +146,7 @@ describe('modes of the child process', () => {
         const tools = (await ro.client.listTools()).tools;
         expect(tools.map((t) => t.name)).not.toContain('create-pod');
         expect(tools.every((t) => t.annotations?.readOnlyHint === true)).toBe(true);
-        const r = (await ro.client.callTool({ name: 'delete-pod', arguments: { name: 'facts', namespace: ns } })) as any;
+        const r = await callTool(ro.client, 'delete-pod', { name: 'facts', namespace: ns });
         expect(r.isError).toBe(true);
       } finally {
         await ro.close();

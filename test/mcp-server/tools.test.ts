@@ -14,7 +14,7 @@ import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { createNamespace, installCrd, kubeConfig, waitFor } from '../kube.js';
-import { startHttpServer, text, type HttpServer } from './helpers.js';
+import { startHttpServer, text, type HttpServer, callTool } from './helpers.js';
 
 const kc = kubeConfig();
 const core = kc.makeApiClient(k8s.CoreV1Api);
@@ -23,7 +23,7 @@ let ns: string;
 let s: HttpServer;
 let c: Client;
 
-const call = async (name: string, args: Record<string, unknown> = {}) => (await c.callTool({ name, arguments: args })) as any;
+const call = (name: string, args: Record<string, unknown> = {}) => callTool(c, name, args);
 
 const deployment = (name: string, image: string, replicas = 2) => `
 apiVersion: apps/v1
@@ -149,13 +149,13 @@ describe('generic and workload tools on a Deployment', () => {
   it('describe-resource returns object, conditions, pods and events in one call', async () => {
     const r = await call('describe-resource', { kind: 'deployment', name: 'web', namespace: ns });
     expect(r.isError).toBeFalsy();
-    expect(r.structuredContent.conditions.map((x: any) => x.type)).toEqual(expect.arrayContaining(['Available', 'Progressing']));
+    expect(r.structuredContent.conditions.map((x) => x.type)).toEqual(expect.arrayContaining(['Available', 'Progressing']));
     expect(r.structuredContent.pods).toHaveLength(2);
     expect(r.structuredContent.events.some((e: string[]) => e[2] === 'ScalingReplicaSet')).toBe(true);
     expect(text(r)).toMatch(/Pods \(2\):/);
     const pod = (await core.listNamespacedPod({ namespace: ns, labelSelector: 'app=web' })).items[0]!;
     const pd = await call('describe-resource', { kind: 'pod', name: pod.metadata!.name, namespace: ns });
-    expect(pd.structuredContent.owners.map((o: any) => o.kind)).toEqual(['ReplicaSet', 'Deployment']);
+    expect(pd.structuredContent.owners.map((o) => o.kind)).toEqual(['ReplicaSet', 'Deployment']);
     expect(text(pd)).toMatch(/Owner chain: ReplicaSet\/web-\S+ <- Deployment\/web/);
   });
 
@@ -214,7 +214,7 @@ describe('generic and workload tools on a Deployment', () => {
     const badRe = await call('get-logs', { kind: 'deployment', name: 'web', namespace: ns, filter: '(' });
     expect(text(badRe)).toMatch(/invalid filter: not a valid RE2 regular expression/);
     const cap = await call('get-logs', { kind: 'deployment', name: 'web', namespace: ns, maxBytes: 256 });
-    expect(cap.structuredContent.pods.every((p: any) => p.bytes <= 256)).toBe(true);
+    expect(cap.structuredContent.pods.every((p) => p.bytes <= 256)).toBe(true);
     const noPod = await call('get-logs', { pod: 'nope', namespace: ns });
     expect(text(noPod)).toMatch(/NotFound/);
     const noTarget = await call('get-logs', { namespace: ns });
@@ -322,10 +322,10 @@ describe('errors come back as MCP error results, and the server keeps serving', 
     const ls = await startHttpServer({}, {}, { kubeconfig: file });
     try {
       const lc = await ls.connect();
-      const r = (await lc.callTool({ name: 'list-resources', arguments: { kind: 'secrets', namespace: ns } })) as any;
+      const r = await callTool(lc, 'list-resources', { kind: 'secrets', namespace: ns });
       expect(r.isError).toBe(true);
       expect(text(r)).toMatch(/Forbidden \(403\)/);
-      const ok = (await lc.callTool({ name: 'list-contexts', arguments: {} })) as any;
+      const ok = await callTool(lc, 'list-contexts', {});
       expect(ok.isError).toBeFalsy();
     } finally {
       await ls.close();
@@ -346,7 +346,7 @@ describe('errors come back as MCP error results, and the server keeps serving', 
     const ds = await startHttpServer({}, {}, { kubeconfig: file });
     try {
       const dc = await ds.connect();
-      const r = (await dc.callTool({ name: 'list-resources', arguments: { kind: 'pods' } })) as any;
+      const r = await callTool(dc, 'list-resources', { kind: 'pods' });
       expect(r.isError).toBe(true);
       expect(text(r)).toMatch(/Unreachable: cannot reach the apiserver at https:\/\/127\.0\.0\.1:1/);
       const res = await dc.readResource({ uri: 'k8s://cluster/nodes' }).catch((e: Error) => e);
@@ -371,19 +371,19 @@ describe('several kubeconfig contexts', () => {
     const m = await startHttpServer({}, {}, { kubeconfig: file, allowContexts: ['*'] });
     try {
       const mc = await m.connect();
-      const ctxs = (await mc.callTool({ name: 'list-contexts', arguments: {} })) as any;
+      const ctxs = await callTool(mc, 'list-contexts', {});
       expect(ctxs.structuredContent.rows.map((r: string[]) => [r[1], r[5]])).toEqual([
         [cur.name, 'yes'],
         ['second', 'yes'],
       ]);
-      const none = (await mc.callTool({ name: 'list-resources', arguments: { kind: 'pods' } })) as any;
+      const none = await callTool(mc, 'list-resources', { kind: 'pods' });
       expect(none.isError).toBe(true);
       expect(text(none)).toMatch(/the "context" argument is required: allowed contexts are/);
       // "second" defaults to the test namespace (its kubeconfig namespace).
-      const second = (await mc.callTool({ name: 'list-resources', arguments: { kind: 'deploy', context: 'second' } })) as any;
+      const second = await callTool(mc, 'list-resources', { kind: 'deploy', context: 'second' });
       expect(second.isError).toBeFalsy();
       expect(second.structuredContent.rows.map((r: string[]) => r[0])).toContain('web');
-      const bad = (await mc.callTool({ name: 'list-resources', arguments: { kind: 'pods', context: 'third' } })) as any;
+      const bad = await callTool(mc, 'list-resources', { kind: 'pods', context: 'third' });
       expect(text(bad)).toMatch(/context "third" is not allowed/);
     } finally {
       await m.close();
@@ -414,13 +414,13 @@ describe('size budget', () => {
     try {
       const sc = await small.connect();
       for (let i = 0; i < 25; i++) await core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: `budget-${String(i).padStart(2, '0')}-${'x'.repeat(30)}` } } });
-      const r = (await sc.callTool({ name: 'list-resources', arguments: { kind: 'configmaps', namespace: ns } })) as any;
+      const r = await callTool(sc, 'list-resources', { kind: 'configmaps', namespace: ns });
       expect(r.structuredContent.truncated).toBe(true);
       expect(r.structuredContent.shown).toBeLessThan(r.structuredContent.total);
       expect(r.structuredContent.rows).toHaveLength(r.structuredContent.shown);
       expect(text(r)).toMatch(/\[truncated: showing \d+ of \d+ rows within the 1000-character budget\. Narrow with labelSelector, fieldSelector, namespace or limit\.\]/);
       expect(text(r).split('\n[truncated')[0]!.length).toBeLessThanOrEqual(1000);
-      const g = (await sc.callTool({ name: 'get-resource', arguments: { kind: 'namespace', name: 'kube-system' } })) as any;
+      const g = await callTool(sc, 'get-resource', { kind: 'namespace', name: 'kube-system' });
       expect(g.isError).toBeFalsy();
     } finally {
       await small.close();
@@ -438,7 +438,7 @@ describe('policy modes', () => {
         expect(names).not.toContain(t);
       }
       expect(names).toEqual(expect.arrayContaining(['get-pod-logs', 'list-resources', 'get-resource', 'describe-resource', 'get-rollout-status', 'get-logs']));
-      const r = (await rc.callTool({ name: 'create-pod', arguments: { name: 'x', image: 'y', namespace: ns } })) as any;
+      const r = await callTool(rc, 'create-pod', { name: 'x', image: 'y', namespace: ns });
       expect(r.isError).toBe(true);
       expect(text(r)).toMatch(/Tool create-pod not found/);
       const podApi = await ro.kube.resolve('pods');
@@ -468,22 +468,22 @@ describe('policy modes', () => {
     const p = await startHttpServer({ namespaces: [ns], denyKinds: ['configmaps', 'Role.rbac.authorization.k8s.io'] });
     try {
       const pc = await p.connect();
-      const other = (await pc.callTool({ name: 'list-resources', arguments: { kind: 'pods', namespace: 'kube-system' } })) as any;
+      const other = await callTool(pc, 'list-resources', { kind: 'pods', namespace: 'kube-system' });
       expect(text(other)).toMatch(/refused by policy: namespace kube-system is not allowed/);
-      const all = (await pc.callTool({ name: 'list-resources', arguments: { kind: 'deploy', allNamespaces: true } })) as any;
+      const all = await callTool(pc, 'list-resources', { kind: 'deploy', allNamespaces: true });
       expect(all.isError).toBeFalsy();
       expect(all.structuredContent.rows.every((r: string[]) => r[0] === ns)).toBe(true);
-      const nsList = (await pc.callTool({ name: 'list-namespaces', arguments: {} })) as any;
+      const nsList = await callTool(pc, 'list-namespaces', {});
       expect(nsList.structuredContent.rows.map((r: string[]) => r[0])).toEqual([ns]);
-      const cm = (await pc.callTool({ name: 'get-resource', arguments: { kind: 'ConfigMap', name: 'kube-root-ca.crt', namespace: ns } })) as any;
+      const cm = await callTool(pc, 'get-resource', { kind: 'ConfigMap', name: 'kube-root-ca.crt', namespace: ns });
       expect(text(cm)).toMatch(/refused by policy: kind ConfigMap is denied/);
-      const viaApply = (await pc.callTool({ name: 'apply-manifest', arguments: { manifest: 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: sneaky}\n', namespace: ns } })) as any;
+      const viaApply = await callTool(pc, 'apply-manifest', { manifest: 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: sneaky}\n', namespace: ns });
       expect(text(viaApply)).toMatch(/kind ConfigMap is denied/);
-      const role = (await pc.callTool({ name: 'list-resources', arguments: { kind: 'roles', namespace: ns } })) as any;
+      const role = await callTool(pc, 'list-resources', { kind: 'roles', namespace: ns });
       expect(text(role)).toMatch(/kind Role is denied/);
-      const seed = (await pc.callTool({ name: 'create-pod', arguments: { name: 'p', image: 'x', namespace: 'default' } })) as any;
+      const seed = await callTool(pc, 'create-pod', { name: 'p', image: 'x', namespace: 'default' });
       expect(text(seed)).toMatch(/namespace default is not allowed/);
-      const events = (await pc.callTool({ name: 'list-events', arguments: { allNamespaces: true } })) as any;
+      const events = await callTool(pc, 'list-events', { allNamespaces: true });
       expect(events.isError).toBeFalsy();
       const nodes = await pc.readResource({ uri: 'k8s://cluster/nodes' });
       expect(nodes.contents).toHaveLength(1);

@@ -88,18 +88,21 @@ async function podsOf(name: string): Promise<k8s.V1Pod[]> {
 
 const isReady = (p: k8s.V1Pod) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
 
+/** An operator-chart object, with the fields this suite edits (by kind: bindings, the Deployment). */
+type ChartObject = k8s.KubernetesObject & { metadata: k8s.V1ObjectMeta; roleRef?: k8s.V1RoleRef; subjects?: k8s.RbacV1Subject[]; spec?: k8s.V1DeploymentSpec };
+
 /** The operator chart's objects for this suite (see the file's docstring for what is changed). */
-function operatorObjects(): Array<Record<string, any>> {
-  const out: Array<Record<string, any>> = [];
-  for (const o of new OperatorChart(new App({ outdir: '/dev/null' }), 'operator', { image: KUBEMCP_IMAGE, includeCrd: false }).toJson() as Array<Record<string, any>>) {
+function operatorObjects(): ChartObject[] {
+  const out: ChartObject[] = [];
+  for (const o of new OperatorChart(new App({ outdir: '/dev/null' }), 'operator', { image: KUBEMCP_IMAGE, includeCrd: false }).toJson() as ChartObject[]) {
     if (o.kind === 'Namespace') continue; // created by the suite with the restricted and real-node labels
     if (o.metadata.namespace === OPERATOR_NAMESPACE) o.metadata.namespace = opNs;
     if (o.kind === 'ClusterRole' || o.kind === 'ClusterRoleBinding') o.metadata.name = `${o.metadata.name}-${sfx}`;
-    if (o.kind === 'ClusterRoleBinding') o.roleRef.name = `${o.roleRef.name}-${sfx}`;
+    if (o.kind === 'ClusterRoleBinding') o.roleRef!.name = `${o.roleRef!.name}-${sfx}`;
     for (const s of o.subjects ?? []) if (s.namespace === OPERATOR_NAMESPACE) s.namespace = opNs;
     if (o.kind === 'Deployment') {
-      const c = o.spec.template.spec.containers[0];
-      c.args = [...c.args.map((a: string) => a.replace(`=${OPERATOR_NAMESPACE}`, `=${opNs}`)), `--namespace=${ns}`];
+      const c = o.spec!.template.spec!.containers[0]!;
+      c.args = [...(c.args ?? []).map((a) => a.replace(`=${OPERATOR_NAMESPACE}`, `=${opNs}`)), `--namespace=${ns}`];
     }
     out.push(o);
   }
