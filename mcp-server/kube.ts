@@ -777,7 +777,7 @@ export class KubeGateway {
   async resolve(kind: string, apiVersion?: string, context?: string): Promise<ApiResource> {
     const want = kind.trim().toLowerCase();
     if (!want) throw new InvalidArgumentError('kind', 'must not be empty');
-    let [gv, ver] = apiVersion ? (apiVersion.includes('/') ? apiVersion.split('/', 2) : ['', apiVersion]) : [undefined, undefined];
+    const [gv, ver] = apiVersion ? (apiVersion.includes('/') ? apiVersion.split('/', 2) : ['', apiVersion]) : [undefined, undefined];
     const find = (all: ApiResource[]) => {
       const cands = all.filter((r) => {
         if (!r.kind) return false;

@@ -516,12 +516,12 @@ describe('informer cache transforms (controller/transform.ts)', () => {
 
   it('a pod keeps what podProblem and the ready-pod list read, and loses its spec', () => {
     const live = fullPod();
-    const trimmed = trimForCache('Pod', fullPod() as never) as any;
+    const trimmed = trimForCache('Pod', fullPod() as unknown as k8s.V1Pod);
     expect(trimmed.spec).toBeUndefined();
     expect(trimmed.metadata).toEqual({ name: 'p', namespace: 'ns', uid: 'u', resourceVersion: '7', labels: { 'app.kubernetes.io/instance': 'm' }, deletionTimestamp: new Date(0) });
     expect(trimmed.status).toEqual({ phase: 'Pending', conditions: live.status.conditions, containerStatuses: live.status.containerStatuses });
-    const alive = (p: any) => ({ ...p, metadata: { ...p.metadata, deletionTimestamp: undefined } });
-    expect(podProblem([alive(trimmed)])).toEqual(podProblem([alive(live) as never]));
+    const alive = (p: k8s.V1Pod) => ({ ...p, metadata: { ...p.metadata, deletionTimestamp: undefined } });
+    expect(podProblem([alive(trimmed)])).toEqual(podProblem([alive(live as unknown as k8s.V1Pod)]));
     expect(podProblem([alive(trimmed)])!.reason).toBe('Unschedulable');
   });
 
@@ -530,9 +530,9 @@ describe('informer cache transforms (controller/transform.ts)', () => {
       metadata: { name: 'd', managedFields: [{}] },
       spec: { replicas: 1 },
       status: { replicas: 1, readyReplicas: 1, observedGeneration: 2, conditions: [{ type: 'Available' }] },
-    } as never) as any;
+    } as never) as unknown;
     expect(dep).toEqual({ metadata: { name: 'd' }, spec: { replicas: 1 }, status: { replicas: 1, readyReplicas: 1, observedGeneration: 2 } });
-    const cm = trimForCache('ConfigMap', { metadata: { name: 'c', managedFields: [{}], annotations: { x: 'y' } }, data: { a: 'b' } } as never) as any;
+    const cm = trimForCache('ConfigMap', { metadata: { name: 'c', managedFields: [{}], annotations: { x: 'y' } }, data: { a: 'b' } } as never) as unknown;
     expect(cm).toEqual({ metadata: { name: 'c', annotations: { x: 'y' } }, data: { a: 'b' } });
   });
 });

@@ -15,6 +15,13 @@ import { buildBundle } from '../../build.js';
 import { waitFor } from '../kube.js';
 import { ROOT } from './helpers.js';
 
+/** A JSON-RPC answer as the tests below read it: a result (tools/list or tools/call) or an error. */
+interface Answer {
+  id?: unknown;
+  result: { tools: unknown[]; isError?: boolean; content: [{ text?: string }, ...Array<{ text?: string }>] };
+  error?: { code: number; message?: string };
+}
+
 let outdir: string;
 
 beforeAll(async () => {
@@ -38,7 +45,7 @@ function serve(bundle: boolean, args: string[]) {
   let err = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const messages = () => out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { id?: unknown; result?: any; error?: any });
+  const messages = () => out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Answer);
   return {
     child,
     send: (m: unknown) => child.stdin!.write((typeof m === 'string' ? m : JSON.stringify(m)) + '\n'),
