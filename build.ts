@@ -118,7 +118,9 @@ export async function buildBundle(outdir = path.join(ROOT, 'dist', 'cli')): Prom
     external: EXTERNAL,
     plugins: [clientNodeLite, startSnapshot(snapshot)],
     // CommonJS packages inside an ESM bundle call require() for Node built-ins.
-    banner: { js: "import{createRequire as __kubemcpRequire}from'node:module';const require=__kubemcpRequire(import.meta.url);" },
+    banner: {
+      js: "import{createRequire as __kubemcpRequire}from'node:module';const require=__kubemcpRequire(import.meta.url);",
+    },
   });
   await failOnWarnings(result);
   const kubeconfig = await esbuild.build({
@@ -133,7 +135,9 @@ export async function buildBundle(outdir = path.join(ROOT, 'dist', 'cli')): Prom
     entryPoints: [path.join(ROOT, 'node_modules', '@kubernetes', 'client-node', 'dist', 'index.js')],
     outfile: path.join(outdir, CLIENT_NODE_BUNDLE),
     format: 'esm',
-    banner: { js: "import{createRequire as __kubemcpRequire}from'node:module';const require=__kubemcpRequire(import.meta.url);" },
+    banner: {
+      js: "import{createRequire as __kubemcpRequire}from'node:module';const require=__kubemcpRequire(import.meta.url);",
+    },
   });
   await failOnWarnings(clientNode);
   const bin = path.join(outdir, 'kubemcp.js');
@@ -151,7 +155,9 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
     const meta = await buildBundle(outdir);
     if (process.argv.includes('--metafile')) writeFileSync(path.join(outdir, 'meta.json'), JSON.stringify(meta));
     const total = Object.values(meta.outputs).reduce((n, o) => n + o.bytes, 0);
-    process.stdout.write(`bundled cli.ts into ${path.relative(ROOT, outdir)}/kubemcp.js: ${Object.keys(meta.outputs).length} files, ${(total / 1024).toFixed(0)} KiB\n`);
+    process.stdout.write(
+      `bundled cli.ts into ${path.relative(ROOT, outdir)}/kubemcp.js: ${Object.keys(meta.outputs).length} files, ${(total / 1024).toFixed(0)} KiB\n`,
+    );
   } catch (err) {
     process.stderr.write(`build failed: ${(err as Error).message}\n`);
     process.exitCode = 1;

@@ -21,13 +21,18 @@ program
   .command('render')
   .description('print the Deployment, Service and ConfigMap of MCPServer manifests as YAML, offline')
   .requiredOption('-f, --filename <file...>', 'MCPServer manifest file(s); - reads standard input')
-  .option('-n, --namespace <namespace>', 'namespace to stamp on the rendered objects (default: each manifest\'s)')
-  .option('--bridge-image <image>', 'image of the bridge of stdio MCPServers with command (default: the kubemcp image, as the operator chart)')
+  .option('-n, --namespace <namespace>', "namespace to stamp on the rendered objects (default: each manifest's)")
+  .option(
+    '--bridge-image <image>',
+    'image of the bridge of stdio MCPServers with command (default: the kubemcp image, as the operator chart)',
+  )
   .action(async (opts: { filename: string[]; namespace?: string; bridgeImage?: string }) => {
     try {
       // Loaded on use: cdk8s is heavy, and `serve` / `controller` start faster without it.
       const { readSources, renderSources } = await import('./charts/render-cli.js');
-      process.stdout.write(renderSources(readSources(opts.filename), opts.namespace, { bridgeImage: opts.bridgeImage }));
+      process.stdout.write(
+        renderSources(readSources(opts.filename), opts.namespace, { bridgeImage: opts.bridgeImage }),
+      );
     } catch (err) {
       process.stderr.write(`error: ${(err as Error).message}\n`);
       process.exitCode = 1;

@@ -35,7 +35,15 @@ import { parse, parseAllDocuments, stringify } from 'yaml';
 import { GROUP, PLURAL, VERSION } from './charts/api/schema.js';
 import { CONTROLLER_NAME, OPERATOR_NAMESPACE } from './charts/operator.js';
 import { loadSamples } from './charts/samples.js';
-import { clusterDown, clusterUp, poll, REAL_NODE_NAME, REPO_ROOT, realNodeNamespace, realNodeStatus } from './cluster/index.js';
+import {
+  clusterDown,
+  clusterUp,
+  poll,
+  REAL_NODE_NAME,
+  REPO_ROOT,
+  realNodeNamespace,
+  realNodeStatus,
+} from './cluster/index.js';
 import { ensureImagesLoaded } from './images/cluster.js';
 import { EVERYTHING_BIN, EVERYTHING_IMAGE, KUBEMCP_IMAGE } from './images/images.js';
 import { connectThroughServiceProxy } from './mcp-server/service-proxy.js';
@@ -90,7 +98,8 @@ async function down(): Promise<void> {
 }
 
 /** Polls `probe` until it returns a value, at most `timeoutMs` (once a second; cluster/process.ts `poll`). */
-const until = <T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> => poll(what, probe, { timeoutMs, intervalMs: 1000 });
+const until = <T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> =>
+  poll(what, probe, { timeoutMs, intervalMs: 1000 });
 
 /** Starts `kubemcp controller` as a detached local process (no real node), unless one runs. */
 function startLocalController(kubeconfig: string): void {
@@ -102,12 +111,30 @@ function startLocalController(kubeconfig: string): void {
   mkdirSync(DEMO_DIR, { recursive: true });
   const logFile = join(DEMO_DIR, 'kubemcp-controller.log');
   const out = openSync(logFile, 'a');
-  const child = spawn(process.execPath, ['--import', 'tsx', 'cli.ts', 'controller', '--kubeconfig', kubeconfig, '--no-leader-elect', '--verify', 'off', '--health-port', '0', '--metrics-port', '0'], {
-    cwd: REPO_ROOT,
-    detached: true,
-    stdio: ['ignore', out, out],
-    env: { ...process.env, NODE_OPTIONS: '' },
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      'cli.ts',
+      'controller',
+      '--kubeconfig',
+      kubeconfig,
+      '--no-leader-elect',
+      '--verify',
+      'off',
+      '--health-port',
+      '0',
+      '--metrics-port',
+      '0',
+    ],
+    {
+      cwd: REPO_ROOT,
+      detached: true,
+      stdio: ['ignore', out, out],
+      env: { ...process.env, NODE_OPTIONS: '' },
+    },
+  );
   child.unref();
   writeFileSync(CONTROLLER_PID_FILE, String(child.pid));
   say(`started kubemcp controller as a local process (pid ${child.pid}, log ${logFile})`);
@@ -119,31 +146,55 @@ async function main(): Promise<void> {
   say(`${info.reused ? 'reusing' : 'started'} the local cluster at ${info.server}`);
   const node = realNodeStatus();
   const real = node.available;
-  say(real ? `real node ${REAL_NODE_NAME} is Ready (containerd, runc, CNI, kubelet, kube-proxy, CoreDNS)` : `no real node (${node.reason?.message ?? 'unknown reason'}): kwok's node only, the controller runs as a local process`);
+  say(
+    real
+      ? `real node ${REAL_NODE_NAME} is Ready (containerd, runc, CNI, kubelet, kube-proxy, CoreDNS)`
+      : `no real node (${node.reason?.message ?? 'unknown reason'}): kwok's node only, the controller runs as a local process`,
+  );
   const kc = new k8s.KubeConfig();
   kc.loadFromFile(info.kubeconfig);
   const objects = k8s.KubernetesObjectApi.makeApiClient(kc);
-  const ssa = (o: object) => objects.patch(k8s.loadYaml<k8s.KubernetesObject>(stringify(o)), undefined, undefined, 'kubemcp-demo', true, k8s.PatchStrategy.ServerSideApply);
+  const ssa = (o: object) =>
+    objects.patch(
+      k8s.loadYaml<k8s.KubernetesObject>(stringify(o)),
+      undefined,
+      undefined,
+      'kubemcp-demo',
+      true,
+      k8s.PatchStrategy.ServerSideApply,
+    );
   const core = kc.makeApiClient(k8s.CoreV1Api);
   const apps = kc.makeApiClient(k8s.AppsV1Api);
 
   if (real) {
     say('\n== images (npm run images: buildah, cached; the first build takes about 10 minutes)');
     const set = ensureImagesLoaded();
-    for (const i of [set.kubemcp, set.pause, set.everything]) say(`  ${i.ref} ${i.built ? 'built' : 'cached'}, loaded into containerd`);
+    for (const i of [set.kubemcp, set.pause, set.everything])
+      say(`  ${i.ref} ${i.built ? 'built' : 'cached'}, loaded into containerd`);
   }
 
-  say(`\n== operator from ${OPERATOR_MANIFEST.replace(`${REPO_ROOT}/`, '')}${real ? ` (image -> ${KUBEMCP_IMAGE})` : ' (without its Deployment)'}`);
+  say(
+    `\n== operator from ${OPERATOR_MANIFEST.replace(`${REPO_ROOT}/`, '')}${real ? ` (image -> ${KUBEMCP_IMAGE})` : ' (without its Deployment)'}`,
+  );
   if (!existsSync(OPERATOR_MANIFEST)) {
-    const r = spawnSync('npx', ['cdk8s', 'synth', '--no-check-upgrade'], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'inherit'], timeout: 300_000 });
+    const r = spawnSync('npx', ['cdk8s', 'synth', '--no-check-upgrade'], {
+      cwd: REPO_ROOT,
+      stdio: ['ignore', 'ignore', 'inherit'],
+      timeout: 300_000,
+    });
     if (r.status !== 0) throw new Error('cdk8s synth failed (npm run synth)');
   }
-  const docs = parseAllDocuments(readFileSync(OPERATOR_MANIFEST, 'utf8')).map((d) => d.toJSON() as k8s.KubernetesObject | null).filter((o): o is k8s.KubernetesObject => o !== null);
+  const docs = parseAllDocuments(readFileSync(OPERATOR_MANIFEST, 'utf8'))
+    .map((d) => d.toJSON() as k8s.KubernetesObject | null)
+    .filter((o): o is k8s.KubernetesObject => o !== null);
   if (real) {
     // Placement only: pods created in mcp-system go to the real node (PodNodeSelector annotation).
     await core.createNamespace({ body: realNodeNamespace(OPERATOR_NAMESPACE) }).catch(() => undefined);
     await core.patchNamespace(
-      { name: OPERATOR_NAMESPACE, body: { metadata: { annotations: realNodeNamespace(OPERATOR_NAMESPACE).metadata!.annotations } } },
+      {
+        name: OPERATOR_NAMESPACE,
+        body: { metadata: { annotations: realNodeNamespace(OPERATOR_NAMESPACE).metadata!.annotations } },
+      },
       k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
     );
     const pid = runningController();
@@ -173,14 +224,25 @@ async function main(): Promise<void> {
 
   if (real) {
     const pod = await until('the operator pod Ready in mcp-system', 300_000, async () => {
-      const pods = await core.listNamespacedPod({ namespace: OPERATOR_NAMESPACE, labelSelector: 'app.kubernetes.io/name=kubemcp,app.kubernetes.io/component=controller' });
-      return pods.items.find((p) => !p.metadata?.deletionTimestamp && p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
+      const pods = await core.listNamespacedPod({
+        namespace: OPERATOR_NAMESPACE,
+        labelSelector: 'app.kubernetes.io/name=kubemcp,app.kubernetes.io/component=controller',
+      });
+      return pods.items.find(
+        (p) =>
+          !p.metadata?.deletionTimestamp &&
+          p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
+      );
     });
     const lease = await until('the leader-election Lease', 60_000, async () => {
-      const l = await kc.makeApiClient(k8s.CoordinationV1Api).readNamespacedLease({ name: CONTROLLER_NAME, namespace: OPERATOR_NAMESPACE });
+      const l = await kc
+        .makeApiClient(k8s.CoordinationV1Api)
+        .readNamespacedLease({ name: CONTROLLER_NAME, namespace: OPERATOR_NAMESPACE });
       return l.spec?.holderIdentity?.startsWith(pod.metadata!.name!) ? l : undefined;
     });
-    say(`operator pod ${OPERATOR_NAMESPACE}/${pod.metadata!.name} Ready on ${pod.spec?.nodeName} (image ${pod.spec?.containers[0]?.image}, ServiceAccount ${pod.spec?.serviceAccountName}), holds Lease ${CONTROLLER_NAME} as ${lease.spec?.holderIdentity}`);
+    say(
+      `operator pod ${OPERATOR_NAMESPACE}/${pod.metadata!.name} Ready on ${pod.spec?.nodeName} (image ${pod.spec?.containers[0]?.image}, ServiceAccount ${pod.spec?.serviceAccountName}), holds Lease ${CONTROLLER_NAME} as ${lease.spec?.holderIdentity}`,
+    );
   } else {
     say('\n== controller');
     startLocalController(info.kubeconfig);
@@ -203,10 +265,20 @@ async function main(): Promise<void> {
   }
 
   if (real) {
-    say(`\n== MCPServer ${DEMO_NS}/${SERVE_NAME}: the kubemcp image itself (kubemcp serve, read-only) on the real node`);
+    say(
+      `\n== MCPServer ${DEMO_NS}/${SERVE_NAME}: the kubemcp image itself (kubemcp serve, read-only) on the real node`,
+    );
     await core.createNamespace({ body: realNodeNamespace(DEMO_NS) }).catch(() => undefined);
     await ssa({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'kubemcp-reader', namespace: DEMO_NS } });
-    await ssa({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: 'kubemcp-demo-reader' }, rules: [{ apiGroups: [''], resources: ['nodes', 'namespaces'], verbs: ['get', 'list', 'watch'] }, { apiGroups: [GROUP], resources: ['mcpservers'], verbs: ['get', 'list', 'watch'] }] });
+    await ssa({
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRole',
+      metadata: { name: 'kubemcp-demo-reader' },
+      rules: [
+        { apiGroups: [''], resources: ['nodes', 'namespaces'], verbs: ['get', 'list', 'watch'] },
+        { apiGroups: [GROUP], resources: ['mcpservers'], verbs: ['get', 'list', 'watch'] },
+      ],
+    });
     for (const role of ['view', 'kubemcp-demo-reader']) {
       await ssa({
         apiVersion: 'rbac.authorization.k8s.io/v1',
@@ -220,14 +292,35 @@ async function main(): Promise<void> {
       apiVersion: `${GROUP}/${VERSION}`,
       kind: 'MCPServer',
       metadata: { name: SERVE_NAME, namespace: DEMO_NS },
-      spec: { image: KUBEMCP_IMAGE, transport: 'streamable-http', port: 3001, serviceAccount: 'kubemcp-reader', config: { readOnly: 'true' } },
+      spec: {
+        image: KUBEMCP_IMAGE,
+        transport: 'streamable-http',
+        port: 3001,
+        serviceAccount: 'kubemcp-reader',
+        config: { readOnly: 'true' },
+      },
     });
     wanted.push({ name: SERVE_NAME, namespace: DEMO_NS });
-    say(`  applied MCPServer ${DEMO_NS}/${SERVE_NAME} (ServiceAccount kubemcp-reader: view + nodes/namespaces/mcpservers read)`);
+    say(
+      `  applied MCPServer ${DEMO_NS}/${SERVE_NAME} (ServiceAccount kubemcp-reader: view + nodes/namespaces/mcpservers read)`,
+    );
 
-    say(`\n== MCPServer ${DEMO_NS}/${STDIO_NAME}: a stdio MCP server (npm's server-everything) behind the in-pod bridge`);
-    const stdioSpec = { image: EVERYTHING_IMAGE, transport: 'stdio', port: 3001, command: [EVERYTHING_BIN], args: ['stdio'] };
-    await ssa({ apiVersion: `${GROUP}/${VERSION}`, kind: 'MCPServer', metadata: { name: STDIO_NAME, namespace: DEMO_NS }, spec: stdioSpec });
+    say(
+      `\n== MCPServer ${DEMO_NS}/${STDIO_NAME}: a stdio MCP server (npm's server-everything) behind the in-pod bridge`,
+    );
+    const stdioSpec = {
+      image: EVERYTHING_IMAGE,
+      transport: 'stdio',
+      port: 3001,
+      command: [EVERYTHING_BIN],
+      args: ['stdio'],
+    };
+    await ssa({
+      apiVersion: `${GROUP}/${VERSION}`,
+      kind: 'MCPServer',
+      metadata: { name: STDIO_NAME, namespace: DEMO_NS },
+      spec: stdioSpec,
+    });
     wanted.push({ name: STDIO_NAME, namespace: DEMO_NS });
     say(`  applied MCPServer ${DEMO_NS}/${STDIO_NAME}: ${JSON.stringify(stdioSpec)}`);
   }
@@ -236,24 +329,53 @@ async function main(): Promise<void> {
   // kubemcp one can be Ready; the seed samples end in an honest state (on kwok nothing answers
   // the handshake; in mcp-system, a real-node namespace, their image does not exist), which the
   // demo waits for and prints. Without it (local controller, --verify off) all of them turn Ready.
-  const mustBeReady = real ? wanted.filter((w) => (w.name === SERVE_NAME || w.name === STDIO_NAME) && w.namespace === DEMO_NS) : wanted;
-  say(`\n== waiting for ${mustBeReady.map((w) => `${w.namespace}/${w.name}`).join(', ')} Ready${real ? ', and a Ready condition with its reason on the others' : ''}`);
+  const mustBeReady = real
+    ? wanted.filter((w) => (w.name === SERVE_NAME || w.name === STDIO_NAME) && w.namespace === DEMO_NS)
+    : wanted;
+  say(
+    `\n== waiting for ${mustBeReady.map((w) => `${w.namespace}/${w.name}`).join(', ')} Ready${real ? ', and a Ready condition with its reason on the others' : ''}`,
+  );
   const custom = kc.makeApiClient(k8s.CustomObjectsApi);
   type Cond = { type: string; status: string; reason?: string };
-  type Obj = { metadata: { name: string; namespace: string }; spec: { replicas?: number; transport?: string }; status?: { phase?: string; readyReplicas?: number; endpoint?: string; conditions?: Cond[]; tools?: { count: number } } };
+  type Obj = {
+    metadata: { name: string; namespace: string };
+    spec: { replicas?: number; transport?: string };
+    status?: {
+      phase?: string;
+      readyReplicas?: number;
+      endpoint?: string;
+      conditions?: Cond[];
+      tools?: { count: number };
+    };
+  };
   let list: Obj[] = [];
-  const find = (w: { name: string; namespace: string }) => list.find((o) => o.metadata.name === w.name && o.metadata.namespace === w.namespace);
+  const find = (w: { name: string; namespace: string }) =>
+    list.find((o) => o.metadata.name === w.name && o.metadata.namespace === w.namespace);
   await until('the MCPServers settled', 300_000, async () => {
-    list = ((await custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL })) as { items: Obj[] }).items;
+    list = (
+      (await custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL })) as { items: Obj[] }
+    ).items;
     const notReady = mustBeReady.filter((w) => find(w)?.status?.phase !== 'Ready');
-    const unsettled = wanted.filter((w) => !find(w)?.status?.conditions?.some((c) => c.type === 'Ready' && c.reason && c.reason !== 'Verifying' && c.reason !== 'WaitingForPods'));
-    if (notReady.length || unsettled.length) throw new Error(`not Ready yet: ${notReady.map((w) => `${w.namespace}/${w.name}`).join(', ') || '-'}; no settled status yet: ${unsettled.map((w) => `${w.namespace}/${w.name}`).join(', ') || '-'}`);
+    const unsettled = wanted.filter(
+      (w) =>
+        !find(w)?.status?.conditions?.some(
+          (c) => c.type === 'Ready' && c.reason && c.reason !== 'Verifying' && c.reason !== 'WaitingForPods',
+        ),
+    );
+    if (notReady.length || unsettled.length)
+      throw new Error(
+        `not Ready yet: ${notReady.map((w) => `${w.namespace}/${w.name}`).join(', ') || '-'}; no settled status yet: ${unsettled.map((w) => `${w.namespace}/${w.name}`).join(', ') || '-'}`,
+      );
     return true;
   });
 
   say('\n$ kubectl get mcps -A');
   try {
-    const { stdout } = await promisify(execFile)(join(info.state.binDir, 'kubectl'), ['--kubeconfig', info.kubeconfig, 'get', 'mcps', '-A'], { timeout: 60_000 });
+    const { stdout } = await promisify(execFile)(
+      join(info.state.binDir, 'kubectl'),
+      ['--kubeconfig', info.kubeconfig, 'get', 'mcps', '-A'],
+      { timeout: 60_000 },
+    );
     say(stdout.trimEnd());
   } catch (err) {
     say(`(kubectl failed: ${(err as Error).message})`);
@@ -268,7 +390,8 @@ async function main(): Promise<void> {
       core.listNamespacedPod({ namespace: w.namespace, labelSelector: sel }),
     ]);
     say(`\n${w.namespace}/${w.name}:`);
-    for (const d of deps.items) say(`  deployment/${d.metadata!.name}  ${d.status?.readyReplicas ?? 0}/${d.spec!.replicas} ready`);
+    for (const d of deps.items)
+      say(`  deployment/${d.metadata!.name}  ${d.status?.readyReplicas ?? 0}/${d.spec!.replicas} ready`);
     for (const s of svcs.items) say(`  service/${s.metadata!.name}  ${s.spec!.clusterIP}:${s.spec!.ports![0]!.port}`);
     for (const c of cms.items) say(`  configmap/${c.metadata!.name}  keys: ${Object.keys(c.data ?? {}).join(', ')}`);
     for (const p of pods.items) say(`  pod/${p.metadata!.name}  ${p.status?.phase} on ${p.spec?.nodeName}`);
@@ -276,23 +399,32 @@ async function main(): Promise<void> {
 
   if (real) {
     say(`\n== MCP client -> Service ${DEMO_NS}/${SERVE_NAME} (apiserver service proxy) -> kubemcp serve pod`);
-    const client = await until('the MCP handshake through the Service', 60_000, () => connectThroughServiceProxy(kc, DEMO_NS, SERVE_NAME));
+    const client = await until('the MCP handshake through the Service', 60_000, () =>
+      connectThroughServiceProxy(kc, DEMO_NS, SERVE_NAME),
+    );
     try {
       const tools = (await client.listTools()).tools;
       say(`tools/list: ${tools.length} tools (read-only)`);
       for (const t of tools) say(`  ${t.name.padEnd(22)} ${(t.description ?? '').split('. ')[0]!.slice(0, 90)}`);
       say('\ntools/call list-mcpservers {"allNamespaces": true}:');
       const r = await client.callTool({ name: 'list-mcpservers', arguments: { allNamespaces: true } });
-      for (const c of r.content as Array<{ type: string; text?: string }>) if (c.type === 'text') say(c.text!.replace(/^/gm, '  '));
+      for (const c of r.content as Array<{ type: string; text?: string }>)
+        if (c.type === 'text') say(c.text!.replace(/^/gm, '  '));
     } finally {
       await client.close();
     }
 
-    say(`\n== MCP client -> Service ${DEMO_NS}/${STDIO_NAME} (apiserver service proxy) -> mcp-bridge sidecar -> FIFOs -> server-everything (stdio)`);
+    say(
+      `\n== MCP client -> Service ${DEMO_NS}/${STDIO_NAME} (apiserver service proxy) -> mcp-bridge sidecar -> FIFOs -> server-everything (stdio)`,
+    );
     const obj = list.find((o) => o.metadata.name === STDIO_NAME && o.metadata.namespace === DEMO_NS);
     const verified = obj?.status?.conditions?.find((c) => c.type === 'Verified');
-    say(`status: phase ${obj?.status?.phase}, Verified ${verified?.status} (${verified?.reason}), ${obj?.status?.tools?.count ?? '?'} tools, endpoint ${obj?.status?.endpoint}`);
-    const stdio = await until('the MCP handshake through the bridged Service', 60_000, () => connectThroughServiceProxy(kc, DEMO_NS, STDIO_NAME));
+    say(
+      `status: phase ${obj?.status?.phase}, Verified ${verified?.status} (${verified?.reason}), ${obj?.status?.tools?.count ?? '?'} tools, endpoint ${obj?.status?.endpoint}`,
+    );
+    const stdio = await until('the MCP handshake through the bridged Service', 60_000, () =>
+      connectThroughServiceProxy(kc, DEMO_NS, STDIO_NAME),
+    );
     try {
       const v = stdio.getServerVersion();
       const tools = (await stdio.listTools()).tools;
@@ -300,7 +432,9 @@ async function main(): Promise<void> {
       say(`tools/list: ${tools.length} tools`);
       for (const t of tools) say(`  ${t.name.padEnd(32)} ${(t.description ?? '').split('. ')[0]!.slice(0, 80)}`);
       const r = await stdio.callTool({ name: 'echo', arguments: { message: 'hello through the bridge' } });
-      say(`\ntools/call echo {"message": "hello through the bridge"}: ${(r.content as Array<{ text?: string }>).map((c) => c.text ?? '').join('')}`);
+      say(
+        `\ntools/call echo {"message": "hello through the bridge"}: ${(r.content as Array<{ text?: string }>).map((c) => c.text ?? '').join('')}`,
+      );
     } finally {
       await stdio.close();
     }

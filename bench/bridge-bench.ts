@@ -83,9 +83,11 @@ async function latency(c: Client, serverPid: number, bridgePid?: number): Promis
 /** `clients.length` concurrent sessions, each making PER_SESSION sequential calls: calls per second. */
 async function throughput(clients: Client[]): Promise<number> {
   const t = process.hrtime.bigint();
-  await Promise.all(clients.map(async (c) => {
-    for (let i = 0; i < PER_SESSION; i++) await echo(c, i);
-  }));
+  await Promise.all(
+    clients.map(async (c) => {
+      for (let i = 0; i < PER_SESSION; i++) await echo(c, i);
+    }),
+  );
   const s = Number(process.hrtime.bigint() - t) / 1e9;
   return (clients.length * PER_SESSION) / s;
 }
@@ -130,17 +132,24 @@ const rows: Array<[string, Latency, number]> = [];
 // 2. the server's own Streamable HTTP transport
 {
   const port = await freePort();
-  const child = spawn(EVERYTHING[0]!, [EVERYTHING[1]!, 'streamableHttp'], { env: { ...process.env, PORT: String(port) }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(EVERYTHING[0]!, [EVERYTHING[1]!, 'streamableHttp'], {
+    env: { ...process.env, PORT: String(port) },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let err = '';
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
   try {
-    await until(() => /listening on port/.test(err) || child.exitCode !== null, 'server-everything streamableHttp to listen', 30_000);
+    await until(
+      () => /listening on port/.test(err) || child.exitCode !== null,
+      'server-everything streamableHttp to listen',
+      30_000,
+    );
     const url = `http://127.0.0.1:${port}/mcp`;
     const c = await httpClient(url);
     const lat = await latency(c, child.pid!);
     const clients = await Promise.all(Array.from({ length: SESSIONS }, () => httpClient(url)));
     const tput = await throughput(clients);
-    rows.push(['Streamable HTTP, the server\'s own', lat, tput]);
+    rows.push(["Streamable HTTP, the server's own", lat, tput]);
     for (const x of [c, ...clients]) await x.close();
   } finally {
     if (child.exitCode === null) child.kill('SIGKILL');
@@ -163,13 +172,29 @@ const rows: Array<[string, Latency, number]> = [];
 }
 
 const f = (n: number) => n.toFixed(2).padStart(8);
-process.stdout.write(`\nbridge bench: server-everything echo, ${CALLS} sequential calls (after ${WARMUP} warm-up), throughput ${SESSIONS} sessions x ${PER_SESSION} calls (${path.relative(ROOT, process.cwd()) || '.'})\n\n`);
+process.stdout.write(
+  `\nbridge bench: server-everything echo, ${CALLS} sequential calls (after ${WARMUP} warm-up), throughput ${SESSIONS} sessions x ${PER_SESSION} calls (${path.relative(ROOT, process.cwd()) || '.'})\n\n`,
+);
 process.stdout.write(`${'path'.padEnd(38)} median ms   p95 ms   calls/s   server CPU ms/call   bridge CPU ms/call\n`);
 for (const [name, lat, tput] of rows) {
-  process.stdout.write(`${name.padEnd(38)} ${f(lat.median)} ${f(lat.p95)} ${tput.toFixed(0).padStart(9)} ${f(lat.serverCpu).padStart(20)} ${f(lat.bridgeCpu).padStart(20)}\n`);
+  process.stdout.write(
+    `${name.padEnd(38)} ${f(lat.median)} ${f(lat.p95)} ${tput.toFixed(0).padStart(9)} ${f(lat.serverCpu).padStart(20)} ${f(lat.bridgeCpu).padStart(20)}\n`,
+  );
 }
 const [direct, native, bridged] = rows.map((r) => r[1]);
 const added = bridged!.median - direct!.median;
-process.stdout.write(`\nadded by the bridge at the median (through the bridge - stdio direct): ${added.toFixed(2)} ms (goal <= 2 ms: ${added <= 2 ? 'met' : 'NOT met'})\n`);
-process.stdout.write(`of which HTTP itself (the server's own HTTP - stdio direct): ${(native!.median - direct!.median).toFixed(2)} ms; the bridge's own share (through the bridge - own HTTP): ${(bridged!.median - native!.median).toFixed(2)} ms\n`);
-process.stdout.write(JSON.stringify({ calls: CALLS, sessions: SESSIONS, perSession: PER_SESSION, rows: rows.map(([name, lat, tput]) => ({ name, ...lat, callsPerSecond: Math.round(tput) })), addedMedianMs: Number(added.toFixed(3)) }) + '\n');
+process.stdout.write(
+  `\nadded by the bridge at the median (through the bridge - stdio direct): ${added.toFixed(2)} ms (goal <= 2 ms: ${added <= 2 ? 'met' : 'NOT met'})\n`,
+);
+process.stdout.write(
+  `of which HTTP itself (the server's own HTTP - stdio direct): ${(native!.median - direct!.median).toFixed(2)} ms; the bridge's own share (through the bridge - own HTTP): ${(bridged!.median - native!.median).toFixed(2)} ms\n`,
+);
+process.stdout.write(
+  JSON.stringify({
+    calls: CALLS,
+    sessions: SESSIONS,
+    perSession: PER_SESSION,
+    rows: rows.map(([name, lat, tput]) => ({ name, ...lat, callsPerSecond: Math.round(tput) })),
+    addedMedianMs: Number(added.toFixed(3)),
+  }) + '\n',
+);

@@ -84,7 +84,13 @@ class Api {
     private readonly userAgent: string,
     maxSockets: number,
   ) {
-    this.agent = new https.Agent({ keepAlive: true, maxSockets, ca: tls.ca as string, cert: tls.cert as string, key: tls.key as string });
+    this.agent = new https.Agent({
+      keepAlive: true,
+      maxSockets,
+      ca: tls.ca as string,
+      cert: tls.cert as string,
+      key: tls.key as string,
+    });
   }
 
   static async of(kc: k8s.KubeConfig, userAgent: string, maxSockets: number): Promise<Api> {
@@ -94,7 +100,12 @@ class Api {
   }
 
   /** Sends one request; resolves with status and body text (never throws on HTTP status). */
-  request(method: string, p: string, body?: unknown, contentType = 'application/json'): Promise<{ status: number; body: string }> {
+  request(
+    method: string,
+    p: string,
+    body?: unknown,
+    contentType = 'application/json',
+  ): Promise<{ status: number; body: string }> {
     const data = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
     return new Promise((resolve, reject) => {
       const req = https.request(
@@ -104,7 +115,11 @@ class Api {
           method,
           path: p,
           agent: this.agent,
-          headers: { 'user-agent': this.userAgent, accept: 'application/json', ...(data ? { 'content-type': contentType, 'content-length': Buffer.byteLength(data) } : {}) },
+          headers: {
+            'user-agent': this.userAgent,
+            accept: 'application/json',
+            ...(data ? { 'content-type': contentType, 'content-length': Buffer.byteLength(data) } : {}),
+          },
           timeout: 60_000,
         },
         (res) => {
@@ -123,7 +138,8 @@ class Api {
   /** Like {@link request}, but throws unless the status is 2xx (or listed in `ok`). */
   async must(method: string, p: string, body?: unknown, contentType?: string, ok: number[] = []): Promise<string> {
     const res = await this.request(method, p, body, contentType);
-    if ((res.status < 200 || res.status >= 300) && !ok.includes(res.status)) throw new Error(`${method} ${p}: HTTP ${res.status}: ${res.body.slice(0, 300)}`);
+    if ((res.status < 200 || res.status >= 300) && !ok.includes(res.status))
+      throw new Error(`${method} ${p}: HTTP ${res.status}: ${res.body.slice(0, 300)}`);
     return res.body;
   }
 
@@ -144,7 +160,12 @@ async function pool<T>(items: readonly T[], limit: number, fn: (item: T) => Prom
 
 /** The REST path of a namespaced object of the kinds the benchmark writes. */
 function objectPath(o: { apiVersion: string; kind: string; metadata: { name: string; namespace?: string } }): string {
-  const plural: Record<string, string> = { ConfigMap: 'configmaps', Service: 'services', Deployment: 'deployments', MCPServer: 'mcpservers' };
+  const plural: Record<string, string> = {
+    ConfigMap: 'configmaps',
+    Service: 'services',
+    Deployment: 'deployments',
+    MCPServer: 'mcpservers',
+  };
   const base = o.apiVersion.includes('/') ? `/apis/${o.apiVersion}` : `/api/${o.apiVersion}`;
   const resource = plural[o.kind] ?? `${o.kind.toLowerCase()}s`;
   return `${base}/namespaces/${o.metadata.namespace}/${resource}/${o.metadata.name}`;
@@ -197,11 +218,17 @@ async function stopProc(p: Proc): Promise<void> {
   clearTimeout(timer);
 }
 
-async function waitUntil(what: string, timeoutMs: number, probe: () => boolean | Promise<boolean>, proc?: Proc): Promise<void> {
+async function waitUntil(
+  what: string,
+  timeoutMs: number,
+  probe: () => boolean | Promise<boolean>,
+  proc?: Proc,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (let i = 0; i < timeoutMs / 200 + 1 && Date.now() < deadline; i++) {
     if (await probe()) return;
-    if (proc && proc.child.exitCode !== null) throw new Error(`${what}: the process exited (${proc.child.exitCode}):\n${proc.lines.slice(-20).join('\n')}`);
+    if (proc && proc.child.exitCode !== null)
+      throw new Error(`${what}: the process exited (${proc.child.exitCode}):\n${proc.lines.slice(-20).join('\n')}`);
     await sleep(200);
   }
   throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
@@ -232,7 +259,12 @@ class ReadyWatch {
       for (let attempt = 0; attempt < 20 && !this.stopped; attempt++) {
         let ended!: () => void;
         const finished = new Promise<void>((r) => (ended = r));
-        const abort = await watch.watch(p, {}, (_type, obj) => inScope(obj) && on(obj), () => ended());
+        const abort = await watch.watch(
+          p,
+          {},
+          (_type, obj) => inScope(obj) && on(obj),
+          () => ended(),
+        );
         this.aborts.push(abort);
         await finished;
       }
@@ -292,7 +324,10 @@ function auditSince(mark: { size: number; ino: number }): AuditEvent[] {
     }
   };
   if (fs.statSync(AUDIT_LOG_PATH).ino !== mark.ino) {
-    const rotated = fs.readdirSync(LOG_DIR).filter((f) => /^audit-.*\.log$/.test(f)).map((f) => path.join(LOG_DIR, f));
+    const rotated = fs
+      .readdirSync(LOG_DIR)
+      .filter((f) => /^audit-.*\.log$/.test(f))
+      .map((f) => path.join(LOG_DIR, f));
     const old = rotated.find((f) => fs.statSync(f).ino === mark.ino);
     if (old) readFrom(old, mark.size);
     readFrom(AUDIT_LOG_PATH, 0);
@@ -319,7 +354,9 @@ function agentOf(e: AuditEvent): string {
  * as kwok and the bench do) and none of the other clients' User-Agents.
  */
 function isKubemcpController(e: AuditEvent): boolean {
-  return e.user?.username === 'kubernetes-admin' && ![UA, RAW_UA, 'kwok', 'kubectl', 'thv-operator'].includes(agentOf(e));
+  return (
+    e.user?.username === 'kubernetes-admin' && ![UA, RAW_UA, 'kwok', 'kubectl', 'thv-operator'].includes(agentOf(e))
+  );
 }
 
 interface WriteSummary {
@@ -342,7 +379,10 @@ function summarizeWrites(events: AuditEvent[], prefix: string, isActor: (e: Audi
     const key = `${e.verb} ${res}`;
     byKind[key] = (byKind[key] ?? 0) + 1;
     const code = e.responseStatus?.code ?? 0;
-    const isChild = !e.objectRef?.subresource && !['events', 'mcpservers'].includes(e.objectRef?.resource ?? '') && ['create', 'patch', 'update'].includes(e.verb);
+    const isChild =
+      !e.objectRef?.subresource &&
+      !['events', 'mcpservers'].includes(e.objectRef?.resource ?? '') &&
+      ['create', 'patch', 'update'].includes(e.verb);
     if (isChild && code >= 200 && code < 300) {
       const id = `${res}/${ns}/${e.objectRef?.name}`;
       if (!firstWrite.has(id)) firstWrite.set(id, Date.parse(e.stageTimestamp ?? ''));
@@ -395,7 +435,11 @@ interface Ctx {
 async function buildDist(): Promise<string> {
   const out = path.join(BENCH_DIR, 'cli');
   process.stderr.write('[bench] bundling the controller (build.ts, as npm run build does) ...\n');
-  await execFileP(process.execPath, ['--import', 'tsx', path.join(ROOT, 'build.ts'), '--outdir', out], { cwd: ROOT, timeout: 15 * 60_000, env: { ...process.env, NODE_OPTIONS: '' } });
+  await execFileP(process.execPath, ['--import', 'tsx', path.join(ROOT, 'build.ts'), '--outdir', out], {
+    cwd: ROOT,
+    timeout: 15 * 60_000,
+    env: { ...process.env, NODE_OPTIONS: '' },
+  });
   return out;
 }
 
@@ -404,13 +448,28 @@ function layout(prefix: string, n: number, namespaces: number): Array<{ namespac
   return Array.from({ length: n }, (_, i) => ({ namespace: `${prefix}${i % namespaces}`, name: `mcp-${i}` }));
 }
 
-const MCP_SPEC = { image: 'mcp-k8s-server:latest', transport: 'streamable-http', port: 3001, config: { LOG_LEVEL: 'info' } };
+const MCP_SPEC = {
+  image: 'mcp-k8s-server:latest',
+  transport: 'streamable-http',
+  port: 3001,
+  config: { LOG_LEVEL: 'info' },
+};
 
 async function createNamespaces(ctx: Ctx, prefix: string): Promise<string[]> {
   const names = Array.from({ length: ctx.namespaces }, (_, i) => `${prefix}${i}`);
-  for (const name of names) await ctx.api.must('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels: { 'kubemcp-bench': 'true' } } });
+  for (const name of names)
+    await ctx.api.must('POST', '/api/v1/namespaces', {
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: { name, labels: { 'kubemcp-bench': 'true' } },
+    });
   // Pods need the default ServiceAccount (the controller-manager creates it).
-  for (const ns of names) await waitUntil(`ServiceAccount ${ns}/default`, 60_000, async () => (await ctx.api.request('GET', `/api/v1/namespaces/${ns}/serviceaccounts/default`)).status === 200);
+  for (const ns of names)
+    await waitUntil(
+      `ServiceAccount ${ns}/default`,
+      60_000,
+      async () => (await ctx.api.request('GET', `/api/v1/namespaces/${ns}/serviceaccounts/default`)).status === 200,
+    );
   return names;
 }
 
@@ -420,7 +479,14 @@ async function measure(
   n: number,
   phase: Phase,
   prefix: string,
-  opts: { mcpPath?: string; childrenPerServer: number; isActor: (e: AuditEvent) => boolean; pid?: number; readyTimeoutMs: number; waitMcpReady: boolean },
+  opts: {
+    mcpPath?: string;
+    childrenPerServer: number;
+    isActor: (e: AuditEvent) => boolean;
+    pid?: number;
+    readyTimeoutMs: number;
+    waitMcpReady: boolean;
+  },
   go: () => Promise<void>,
 ): Promise<Row> {
   const watch = new ReadyWatch(ctx.kc, prefix, opts.mcpPath);
@@ -458,7 +524,8 @@ async function measure(
   watch.stop();
   const sum = summarizeWrites(auditSince(mark), prefix, opts.isActor);
   const appliedS = sum.lastChildMs ? (sum.lastChildMs - t0) / 1000 : undefined;
-  if (sum.children < n * opts.childrenPerServer) note = [note, `only ${sum.children} of ${n * opts.childrenPerServer} children written`].filter(Boolean).join('; ');
+  if (sum.children < n * opts.childrenPerServer)
+    note = [note, `only ${sum.children} of ${n * opts.childrenPerServer} children written`].filter(Boolean).join('; ');
   return {
     n,
     phase,
@@ -487,30 +554,64 @@ async function phaseKubemcp(ctx: Ctx, n: number): Promise<Row> {
   const entry = ctx.dist ? [path.join(ctx.dist, 'kubemcp.js')] : ['--import', 'tsx', 'cli.ts'];
   const proc = startProc(
     process.execPath,
-    [...nodeArgs, ...entry, 'controller', '--kubeconfig', path.join(CLUSTER_DIR, 'kubeconfig'), '--no-leader-elect', '--health-port', '0', '--metrics-port', '0', ...ctx.controllerArgs],
+    [
+      ...nodeArgs,
+      ...entry,
+      'controller',
+      '--kubeconfig',
+      path.join(CLUSTER_DIR, 'kubeconfig'),
+      '--no-leader-elect',
+      '--health-port',
+      '0',
+      '--metrics-port',
+      '0',
+      ...ctx.controllerArgs,
+    ],
     // NODE_OPTIONS as the operator chart's Deployment sets them.
     { ...process.env, NODE_OPTIONS: CONTROLLER_NODE_OPTIONS },
     path.join(BENCH_DIR, `controller-${n}.log`),
   );
   let metricsPort: number | undefined;
   try {
-    await waitUntil('the controller to sync its informers', 120_000, () => proc.lines.some((l) => l.includes('informers synced')), proc);
-    metricsPort = proc.lines.map((l) => /"metricsPort":(\d+)/.exec(l)?.[1]).find(Boolean) as unknown as number | undefined;
+    await waitUntil(
+      'the controller to sync its informers',
+      120_000,
+      () => proc.lines.some((l) => l.includes('informers synced')),
+      proc,
+    );
+    metricsPort = proc.lines.map((l) => /"metricsPort":(\d+)/.exec(l)?.[1]).find(Boolean) as unknown as
+      number | undefined;
     const servers = layout(prefix, n, ctx.namespaces);
     const row = await measure(
       ctx,
       n,
       'kubemcp',
       prefix,
-      { mcpPath: '/apis/mcp.example.com/v1alpha1/mcpservers', childrenPerServer: 3, isActor: isKubemcpController, pid: proc.child.pid, readyTimeoutMs: 30 * 60_000, waitMcpReady: true },
+      {
+        mcpPath: '/apis/mcp.example.com/v1alpha1/mcpservers',
+        childrenPerServer: 3,
+        isActor: isKubemcpController,
+        pid: proc.child.pid,
+        readyTimeoutMs: 30 * 60_000,
+        waitMcpReady: true,
+      },
       () =>
         pool(servers, 32, async (s) => {
-          await ctx.api.must('POST', `/apis/${API_VERSION}/namespaces/${s.namespace}/mcpservers`, { apiVersion: API_VERSION, kind: KIND, metadata: { name: s.name, namespace: s.namespace }, spec: MCP_SPEC });
+          await ctx.api.must('POST', `/apis/${API_VERSION}/namespaces/${s.namespace}/mcpservers`, {
+            apiVersion: API_VERSION,
+            kind: KIND,
+            metadata: { name: s.name, namespace: s.namespace },
+            spec: MCP_SPEC,
+          });
         }),
     );
     if (metricsPort) {
-      const res = await fetch(`http://127.0.0.1:${metricsPort}/metrics`).then((r) => r.text()).catch(() => '');
-      const lines = res.split('\n').filter((l) => /^kubemcp_controller_(write_requests_total|apply_requests_total|reconcile_total)/.test(l));
+      const res = await fetch(`http://127.0.0.1:${metricsPort}/metrics`)
+        .then((r) => r.text())
+        .catch(() => '');
+      const lines = res
+        .split('\n')
+        .filter((l) => /^kubemcp_controller_(write_requests_total|apply_requests_total|reconcile_total)/.test(l));
       fs.writeFileSync(path.join(BENCH_DIR, `controller-${n}.metrics.txt`), `${lines.join('\n')}\n`);
     }
     return row;
@@ -520,14 +621,32 @@ async function phaseKubemcp(ctx: Ctx, n: number): Promise<Row> {
 }
 
 /** `kubemcp render` of N MCPServers in namespaces `prefix<i>` (not timed). */
-async function renderChildren(ctx: Ctx, n: number, prefix: string): Promise<{ file: string; objects: Array<{ apiVersion: string; kind: string; metadata: { name: string; namespace: string } }> }> {
-  const manifests = layout(prefix, n, ctx.namespaces).map((s) => ({ apiVersion: API_VERSION, kind: KIND, metadata: { name: s.name, namespace: s.namespace }, spec: MCP_SPEC }));
+async function renderChildren(
+  ctx: Ctx,
+  n: number,
+  prefix: string,
+): Promise<{
+  file: string;
+  objects: Array<{ apiVersion: string; kind: string; metadata: { name: string; namespace: string } }>;
+}> {
+  const manifests = layout(prefix, n, ctx.namespaces).map((s) => ({
+    apiVersion: API_VERSION,
+    kind: KIND,
+    metadata: { name: s.name, namespace: s.namespace },
+    spec: MCP_SPEC,
+  }));
   const input = path.join(BENCH_DIR, `${prefix}mcpservers.yaml`);
   fs.writeFileSync(input, manifests.map((m) => stringify(m)).join('---\n'));
-  const { stdout } = await execFileP(process.execPath, ['--import', 'tsx', 'cli.ts', 'render', '-f', input], { cwd: ROOT, maxBuffer: 1 << 30, env: { ...process.env, NODE_OPTIONS: '' } });
+  const { stdout } = await execFileP(process.execPath, ['--import', 'tsx', 'cli.ts', 'render', '-f', input], {
+    cwd: ROOT,
+    maxBuffer: 1 << 30,
+    env: { ...process.env, NODE_OPTIONS: '' },
+  });
   const file = path.join(BENCH_DIR, `${prefix}rendered.yaml`);
   fs.writeFileSync(file, stdout);
-  const objects = parseAllDocuments(stdout).map((d) => d.toJSON()).filter(Boolean);
+  const objects = parseAllDocuments(stdout)
+    .map((d) => d.toJSON())
+    .filter(Boolean);
   return { file, objects };
 }
 
@@ -535,9 +654,34 @@ async function phaseKubectl(ctx: Ctx, n: number): Promise<Row> {
   const prefix = `kmb-kubectl-${n}-`;
   await createNamespaces(ctx, prefix);
   const { file } = await renderChildren(ctx, n, prefix);
-  return measure(ctx, n, 'kubectl', prefix, { childrenPerServer: 3, isActor: (e) => agentOf(e) === 'kubectl', readyTimeoutMs: 30 * 60_000, waitMcpReady: false }, async () => {
-    await execFileP(ctx.kubectl, ['--kubeconfig', path.join(CLUSTER_DIR, 'kubeconfig'), 'apply', '--server-side', '--field-manager', 'kubemcp-bench-kubectl', '-f', file], { maxBuffer: 1 << 28, timeout: 30 * 60_000 });
-  });
+  return measure(
+    ctx,
+    n,
+    'kubectl',
+    prefix,
+    {
+      childrenPerServer: 3,
+      isActor: (e) => agentOf(e) === 'kubectl',
+      readyTimeoutMs: 30 * 60_000,
+      waitMcpReady: false,
+    },
+    async () => {
+      await execFileP(
+        ctx.kubectl,
+        [
+          '--kubeconfig',
+          path.join(CLUSTER_DIR, 'kubeconfig'),
+          'apply',
+          '--server-side',
+          '--field-manager',
+          'kubemcp-bench-kubectl',
+          '-f',
+          file,
+        ],
+        { maxBuffer: 1 << 28, timeout: 30 * 60_000 },
+      );
+    },
+  );
 }
 
 async function phaseParallel(ctx: Ctx, n: number): Promise<Row> {
@@ -546,10 +690,21 @@ async function phaseParallel(ctx: Ctx, n: number): Promise<Row> {
   const { objects } = await renderChildren(ctx, n, prefix);
   const raw = await Api.of(ctx.kc, RAW_UA, ctx.parallel);
   try {
-    return await measure(ctx, n, 'parallel', prefix, { childrenPerServer: 3, isActor: (e) => agentOf(e) === RAW_UA, readyTimeoutMs: 30 * 60_000, waitMcpReady: false }, () =>
-      pool(objects, ctx.parallel, async (o) => {
-        await raw.must('PATCH', `${objectPath(o)}?fieldManager=kubemcp-bench-raw&force=true`, o, 'application/apply-patch+yaml');
-      }),
+    return await measure(
+      ctx,
+      n,
+      'parallel',
+      prefix,
+      { childrenPerServer: 3, isActor: (e) => agentOf(e) === RAW_UA, readyTimeoutMs: 30 * 60_000, waitMcpReady: false },
+      () =>
+        pool(objects, ctx.parallel, async (o) => {
+          await raw.must(
+            'PATCH',
+            `${objectPath(o)}?fieldManager=kubemcp-bench-raw&force=true`,
+            o,
+            'application/apply-patch+yaml',
+          );
+        }),
     );
   } finally {
     raw.destroy();
@@ -563,13 +718,20 @@ async function toolhiveBinary(): Promise<{ bin: string; crds: string }> {
   const env = { ...process.env, GOTOOLCHAIN: 'local', GOFLAGS: '-buildvcs=false' };
   if (!fs.existsSync(bin)) {
     // The module's own go.mod/go.sum (a copy of the module proxy's zip) pin every dependency.
-    const { stdout } = await execFileP('go', ['mod', 'download', '-json', `${TOOLHIVE_MODULE}@${TOOLHIVE_VERSION}`], { env, maxBuffer: 1 << 24 });
+    const { stdout } = await execFileP('go', ['mod', 'download', '-json', `${TOOLHIVE_MODULE}@${TOOLHIVE_VERSION}`], {
+      env,
+      maxBuffer: 1 << 24,
+    });
     const dir = (JSON.parse(stdout) as { Dir: string }).Dir;
     fs.rmSync(src, { recursive: true, force: true });
     fs.cpSync(dir, src, { recursive: true });
     await execFileP('chmod', ['-R', 'u+w', src]);
     process.stderr.write(`[bench] building thv-operator ${TOOLHIVE_VERSION} (once, into ${TOOLHIVE_DIR}) ...\n`);
-    await execFileP('nice', ['-n', '10', 'go', 'build', '-trimpath', '-ldflags=-s -w', '-o', bin, './cmd/thv-operator'], { cwd: src, env, maxBuffer: 1 << 26, timeout: 60 * 60_000 });
+    await execFileP(
+      'nice',
+      ['-n', '10', 'go', 'build', '-trimpath', '-ldflags=-s -w', '-o', bin, './cmd/thv-operator'],
+      { cwd: src, env, maxBuffer: 1 << 26, timeout: 60 * 60_000 },
+    );
   }
   return { bin, crds: path.join(src, 'deploy', 'charts', 'operator-crds', 'files', 'crds') };
 }
@@ -577,9 +739,21 @@ async function toolhiveBinary(): Promise<{ bin: string; crds: string }> {
 async function phaseToolhive(ctx: Ctx, n: number): Promise<Row> {
   const { bin, crds } = await toolhiveBinary();
   const kubeconfig = path.join(CLUSTER_DIR, 'kubeconfig');
-  await execFileP(ctx.kubectl, ['--kubeconfig', kubeconfig, 'apply', '--server-side', '--field-manager', 'kubemcp-bench', '-f', crds], { maxBuffer: 1 << 26 });
+  await execFileP(
+    ctx.kubectl,
+    ['--kubeconfig', kubeconfig, 'apply', '--server-side', '--field-manager', 'kubemcp-bench', '-f', crds],
+    { maxBuffer: 1 << 26 },
+  );
   // Every CRD it watches must be served before it starts (its RESTMapper reads discovery once).
-  await execFileP(ctx.kubectl, ['--kubeconfig', kubeconfig, 'wait', '--for=condition=Established', '--timeout=120s', '-f', crds]);
+  await execFileP(ctx.kubectl, [
+    '--kubeconfig',
+    kubeconfig,
+    'wait',
+    '--for=condition=Established',
+    '--timeout=120s',
+    '-f',
+    crds,
+  ]);
   await sleep(2000);
   const prefix = `kmb-toolhive-${n}-`;
   await createNamespaces(ctx, prefix);
@@ -590,7 +764,12 @@ async function phaseToolhive(ctx: Ctx, n: number): Promise<Row> {
     path.join(BENCH_DIR, `toolhive-${n}.log`),
   );
   try {
-    await waitUntil('thv-operator to start its MCPServer workers', 180_000, () => proc.lines.some((l) => /Starting workers/.test(l) && /mcpserver"?(\s|$|,)/i.test(l)), proc);
+    await waitUntil(
+      'thv-operator to start its MCPServer workers',
+      180_000,
+      () => proc.lines.some((l) => /Starting workers/.test(l) && /mcpserver"?(\s|$|,)/i.test(l)),
+      proc,
+    );
     const servers = layout(prefix, n, ctx.namespaces);
     const api = 'toolhive.stacklok.dev/v1beta1';
     const row = await measure(
@@ -598,22 +777,45 @@ async function phaseToolhive(ctx: Ctx, n: number): Promise<Row> {
       n,
       'toolhive',
       prefix,
-      { mcpPath: '/apis/toolhive.stacklok.dev/v1beta1/mcpservers', childrenPerServer: 2, isActor: (e) => agentOf(e) === 'thv-operator', pid: proc.child.pid, readyTimeoutMs: 5 * 60_000, waitMcpReady: false },
+      {
+        mcpPath: '/apis/toolhive.stacklok.dev/v1beta1/mcpservers',
+        childrenPerServer: 2,
+        isActor: (e) => agentOf(e) === 'thv-operator',
+        pid: proc.child.pid,
+        readyTimeoutMs: 5 * 60_000,
+        waitMcpReady: false,
+      },
       () =>
         pool(servers, 32, async (s) => {
           await ctx.api.must('POST', `/apis/${api}/namespaces/${s.namespace}/mcpservers`, {
             apiVersion: api,
             kind: 'MCPServer',
             metadata: { name: s.name, namespace: s.namespace },
-            spec: { image: MCP_SPEC.image, transport: 'streamable-http', proxyPort: 8080, mcpPort: 3001, env: [{ name: 'LOG_LEVEL', value: 'info' }] },
+            spec: {
+              image: MCP_SPEC.image,
+              transport: 'streamable-http',
+              proxyPort: 8080,
+              mcpPort: 3001,
+              env: [{ name: 'LOG_LEVEL', value: 'info' }],
+            },
           });
         }),
     );
     const phases = new Map<string, number>();
     const watch = await ctx.api.must('GET', `/apis/${api}/mcpservers?limit=5000`);
-    for (const o of (JSON.parse(watch) as { items: Array<{ metadata: { namespace: string }; status?: { phase?: string; message?: string } }> }).items)
-      if (o.metadata.namespace.startsWith(prefix)) phases.set(`${o.status?.phase ?? '-'}: ${o.status?.message ?? ''}`, (phases.get(`${o.status?.phase ?? '-'}: ${o.status?.message ?? ''}`) ?? 0) + 1);
-    row.note = [row.note, `MCPServer phases: ${[...phases].map(([k, v]) => `${v} x ${k}`).join(', ')}`].filter(Boolean).join('; ');
+    for (const o of (
+      JSON.parse(watch) as {
+        items: Array<{ metadata: { namespace: string }; status?: { phase?: string; message?: string } }>;
+      }
+    ).items)
+      if (o.metadata.namespace.startsWith(prefix))
+        phases.set(
+          `${o.status?.phase ?? '-'}: ${o.status?.message ?? ''}`,
+          (phases.get(`${o.status?.phase ?? '-'}: ${o.status?.message ?? ''}`) ?? 0) + 1,
+        );
+    row.note = [row.note, `MCPServer phases: ${[...phases].map(([k, v]) => `${v} x ${k}`).join(', ')}`]
+      .filter(Boolean)
+      .join('; ');
     return row;
   } finally {
     await stopProc(proc);
@@ -628,20 +830,35 @@ async function cleanup(ctx: Ctx, n: number): Promise<void> {
   ] as const) {
     const res = await ctx.api.request('GET', `${group}/mcpservers?limit=10000`);
     if (res.status !== 200) continue;
-    const items = (JSON.parse(res.body) as { items: Array<{ metadata: { name: string; namespace: string; finalizers?: string[] } }> }).items.filter((o) => o.metadata.namespace.startsWith(prefix) && o.metadata.finalizers?.length);
+    const items = (
+      JSON.parse(res.body) as { items: Array<{ metadata: { name: string; namespace: string; finalizers?: string[] } }> }
+    ).items.filter((o) => o.metadata.namespace.startsWith(prefix) && o.metadata.finalizers?.length);
     await pool(items, 16, async (o) => {
-      await ctx.api.must('PATCH', `${group}/namespaces/${o.metadata.namespace}/mcpservers/${o.metadata.name}`, { metadata: { finalizers: null } }, 'application/merge-patch+json', [404]);
+      await ctx.api.must(
+        'PATCH',
+        `${group}/namespaces/${o.metadata.namespace}/mcpservers/${o.metadata.name}`,
+        { metadata: { finalizers: null } },
+        'application/merge-patch+json',
+        [404],
+      );
     });
   }
-  const list = JSON.parse(await ctx.api.must('GET', '/api/v1/namespaces?labelSelector=kubemcp-bench%3Dtrue')) as { items: Array<{ metadata: { name: string } }> };
-  const mine = list.items.map((i) => i.metadata.name).filter((name) => name.startsWith('kmb-') && name.includes(`-${n}-`));
+  const list = JSON.parse(await ctx.api.must('GET', '/api/v1/namespaces?labelSelector=kubemcp-bench%3Dtrue')) as {
+    items: Array<{ metadata: { name: string } }>;
+  };
+  const mine = list.items
+    .map((i) => i.metadata.name)
+    .filter((name) => name.startsWith('kmb-') && name.includes(`-${n}-`));
   for (const name of mine) await ctx.api.must('DELETE', `/api/v1/namespaces/${name}`, undefined, undefined, [404, 409]);
   // kwok's fake pods run nothing: delete them at once (grace period 0) instead of waiting for kwok
   // to confirm each graceful deletion (a thousand took over 10 minutes on the loaded machine).
-  for (const name of mine) await ctx.api.must('DELETE', `/api/v1/namespaces/${name}/pods?gracePeriodSeconds=0`, undefined, undefined, [404]);
+  for (const name of mine)
+    await ctx.api.must('DELETE', `/api/v1/namespaces/${name}/pods?gracePeriodSeconds=0`, undefined, undefined, [404]);
   process.stderr.write(`[bench] deleting ${mine.length} namespaces of N=${n} ...\n`);
   await waitUntil('the bench namespaces to be deleted', 20 * 60_000, async () => {
-    const left = await Promise.all(mine.map(async (name) => (await ctx.api.request('GET', `/api/v1/namespaces/${name}`)).status !== 404));
+    const left = await Promise.all(
+      mine.map(async (name) => (await ctx.api.request('GET', `/api/v1/namespaces/${name}`)).status !== 404),
+    );
     return !left.some(Boolean);
   }).catch((err: unknown) => process.stderr.write(`[bench] ${String(err)}\n`));
 }
@@ -677,7 +894,10 @@ function table(rows: Row[], parallel: number): string {
 function writesDetail(rows: Row[]): string {
   return rows
     .map((r) => {
-      const kinds = Object.entries(r.byKind).sort(([, a], [, b]) => b - a).map(([k, v]) => `${k} ${f(v / r.n, 2)}`).join(', ');
+      const kinds = Object.entries(r.byKind)
+        .sort(([, a], [, b]) => b - a)
+        .map(([k, v]) => `${k} ${f(v / r.n, 2)}`)
+        .join(', ');
       return `- N=${r.n} ${LABEL[r.phase]}: ${kinds}${r.note ? ` — ${r.note}` : ''}`;
     })
     .join('\n');
@@ -725,16 +945,28 @@ async function main(): Promise<void> {
     .option('--tsx', 'run the controller from the TypeScript sources through tsx instead of compiled JavaScript')
     .option('--keep', 'do not delete the bench namespaces at the end');
   program.parse();
-  const o = program.opts<{ sizes: string; namespaces: string; parallel: string; phases: string; controllerArgs: string; profile?: boolean; tsx?: boolean; keep?: boolean }>();
+  const o = program.opts<{
+    sizes: string;
+    namespaces: string;
+    parallel: string;
+    phases: string;
+    controllerArgs: string;
+    profile?: boolean;
+    tsx?: boolean;
+    keep?: boolean;
+  }>();
   const sizes = o.sizes.split(',').map(Number);
-  if (sizes.some((s) => !Number.isInteger(s) || s < 1 || s > 5000)) throw new Error(`--sizes: expected integers 1..5000, got ${o.sizes}`);
+  if (sizes.some((s) => !Number.isInteger(s) || s < 1 || s > 5000))
+    throw new Error(`--sizes: expected integers 1..5000, got ${o.sizes}`);
   const phases = o.phases.split(',') as Phase[];
   const unknown = phases.filter((p) => !PHASES.includes(p));
   if (unknown.length) throw new Error(`--phases: unknown ${unknown.join(', ')} (expected ${PHASES.join(', ')})`);
   const parallel = Number(o.parallel);
   const namespaces = Number(o.namespaces);
-  if (!Number.isInteger(parallel) || parallel < 1 || parallel > 64) throw new Error('--parallel: expected an integer 1..64');
-  if (!Number.isInteger(namespaces) || namespaces < 1 || namespaces > 100) throw new Error('--namespaces: expected an integer 1..100');
+  if (!Number.isInteger(parallel) || parallel < 1 || parallel > 64)
+    throw new Error('--parallel: expected an integer 1..64');
+  if (!Number.isInteger(namespaces) || namespaces < 1 || namespaces > 100)
+    throw new Error('--namespaces: expected an integer 1..100');
 
   fs.mkdirSync(BENCH_DIR, { recursive: true });
   const info = await clusterUp();
@@ -744,11 +976,28 @@ async function main(): Promise<void> {
   const state = readState()!;
   const apiserverPid = state.processes.find((p) => p.component === 'kube-apiserver')!.pid;
   const profileDir = o.profile ? fs.mkdtempSync(path.join(BENCH_DIR, 'prof-')) : undefined;
-  const ctx: Ctx = { kc, api: await Api.of(kc, UA, 32), kubectl: path.join(state.binDir, 'kubectl'), apiserverPid, namespaces, parallel, controllerArgs: o.controllerArgs.split(' ').filter(Boolean), profileDir, dist: o.tsx || !phases.includes('kubemcp') ? undefined : await buildDist() };
+  const ctx: Ctx = {
+    kc,
+    api: await Api.of(kc, UA, 32),
+    kubectl: path.join(state.binDir, 'kubectl'),
+    apiserverPid,
+    namespaces,
+    parallel,
+    controllerArgs: o.controllerArgs.split(' ').filter(Boolean),
+    profileDir,
+    dist: o.tsx || !phases.includes('kubemcp') ? undefined : await buildDist(),
+  };
   // The MCPServer CRD, as the operator chart installs it.
-  await ctx.api.must('PATCH', `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/mcpservers.mcp.example.com?fieldManager=${UA}&force=true`, mcpServerCrd(), 'application/apply-patch+yaml');
+  await ctx.api.must(
+    'PATCH',
+    `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/mcpservers.mcp.example.com?fieldManager=${UA}&force=true`,
+    mcpServerCrd(),
+    'application/apply-patch+yaml',
+  );
   await waitUntil('the MCPServer CRD to be Established', 60_000, async () => {
-    const crd = JSON.parse(await ctx.api.must('GET', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions/mcpservers.mcp.example.com')) as { status?: { conditions?: Array<{ type: string; status: string }> } };
+    const crd = JSON.parse(
+      await ctx.api.must('GET', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions/mcpservers.mcp.example.com'),
+    ) as { status?: { conditions?: Array<{ type: string; status: string }> } };
     return crd.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True') ?? false;
   });
 
@@ -760,13 +1009,22 @@ async function main(): Promise<void> {
       for (const phase of phases) {
         process.stderr.write(`[bench] N=${n} ${LABEL[phase]} ...\n`);
         try {
-          const run = { kubemcp: phaseKubemcp, kubectl: phaseKubectl, parallel: phaseParallel, toolhive: phaseToolhive }[phase];
+          const run = {
+            kubemcp: phaseKubemcp,
+            kubectl: phaseKubectl,
+            parallel: phaseParallel,
+            toolhive: phaseToolhive,
+          }[phase];
           const row = await run(ctx, n);
           rows.push(row);
           process.stderr.write(`[bench]   ${JSON.stringify({ ...row, byKind: undefined })}\n`);
         } catch (err) {
           if (phase !== 'toolhive') throw err;
-          const why = String((err as { stderr?: string }).stderr || (err as Error).message).trim().split('\n').slice(-6).join(' | ');
+          const why = String((err as { stderr?: string }).stderr || (err as Error).message)
+            .trim()
+            .split('\n')
+            .slice(-6)
+            .join(' | ');
           skipped.push(`N=${n} ToolHive operator ${TOOLHIVE_VERSION}: ${why}`);
           process.stderr.write(`[bench]   peer skipped: ${why}\n`);
         }
@@ -785,13 +1043,14 @@ async function main(): Promise<void> {
     writesDetail(rows),
     ...(skipped.length ? ['', 'Peer not measured:', ...skipped.map((s) => `- ${s}`)] : []),
   ];
-  if (profileDir) out.push('', `Controller CPU profile (self time, ${profileDir}):`, '```', profileSummary(profileDir), '```');
+  if (profileDir)
+    out.push('', `Controller CPU profile (self time, ${profileDir}):`, '```', profileSummary(profileDir), '```');
   const text = out.join('\n');
   process.stdout.write(`${text}\n`);
   fs.writeFileSync(path.join(BENCH_DIR, `result-${Date.now()}.md`), `${text}\n`);
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`bench:controller failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+  process.stderr.write(`bench:controller failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   process.exit(1);
 });

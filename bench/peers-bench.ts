@@ -89,7 +89,8 @@ function treeRssMiB(pid: number): number {
     try {
       kb += Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0);
       for (const t of readdirSync(`/proc/${p}/task`)) {
-        for (const c of readFileSync(`/proc/${p}/task/${t}/children`, 'utf8').split(' ').filter(Boolean)) stack.push(Number(c));
+        for (const c of readFileSync(`/proc/${p}/task/${t}/children`, 'utf8').split(' ').filter(Boolean))
+          stack.push(Number(c));
       }
     } catch {
       /* the process ended meanwhile */
@@ -105,7 +106,8 @@ function ensurePeers(dir: string): string {
   const modules = path.join(dir, 'node_modules');
   const have = (name: string) => {
     try {
-      return (JSON.parse(readFileSync(path.join(modules, name, 'package.json'), 'utf8')) as { version: string }).version;
+      return (JSON.parse(readFileSync(path.join(modules, name, 'package.json'), 'utf8')) as { version: string })
+        .version;
     } catch {
       return undefined;
     }
@@ -113,10 +115,14 @@ function ensurePeers(dir: string): string {
   const missing = Object.entries(PEERS).filter(([n, v]) => have(n) !== v);
   if (missing.length) {
     mkdirSync(dir, { recursive: true });
-    if (!existsSync(path.join(dir, 'package.json'))) writeFileSync(path.join(dir, 'package.json'), '{ "name": "kubemcp-bench-peers", "private": true }\n');
+    if (!existsSync(path.join(dir, 'package.json')))
+      writeFileSync(path.join(dir, 'package.json'), '{ "name": "kubemcp-bench-peers", "private": true }\n');
     const specs = Object.entries(PEERS).map(([n, v]) => `${n}@${v}`);
     process.stderr.write(`installing ${specs.join(' ')} into ${dir} ...\n`);
-    execFileSync('npm', ['install', '--no-audit', '--no-fund', '--no-save', '--prefix', dir, ...specs], { stdio: ['ignore', 'ignore', 'inherit'], timeout: 600_000 });
+    execFileSync('npm', ['install', '--no-audit', '--no-fund', '--no-save', '--prefix', dir, ...specs], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+      timeout: 600_000,
+    });
   }
   return modules;
 }
@@ -126,12 +132,20 @@ function kmsBinary(modules: string): string {
   const arch = { x64: 'amd64', arm64: 'arm64' }[process.arch as 'x64' | 'arm64'];
   const pkg = `kubernetes-mcp-server-${process.platform}-${arch}`;
   const bin = path.join(modules, pkg, 'bin', pkg);
-  if (!arch || !existsSync(bin)) throw new Error(`no kubernetes-mcp-server binary for ${process.platform}/${process.arch} (looked for ${bin})`);
+  if (!arch || !existsSync(bin))
+    throw new Error(`no kubernetes-mcp-server binary for ${process.platform}/${process.arch} (looked for ${bin})`);
   return bin;
 }
 
 /** One run of one server: start, RSS, first call, and (when `calls` > 0) the mixed calls. */
-async function runOnce(s: Server, kubeconfig: string, ns: string, pod: string, calls: number, out: Sample): Promise<void> {
+async function runOnce(
+  s: Server,
+  kubeconfig: string,
+  ns: string,
+  pod: string,
+  calls: number,
+  out: Sample,
+): Promise<void> {
   const t0 = performance.now();
   const transport = new StdioClientTransport({
     command: s.command,
@@ -164,7 +178,8 @@ async function runOnce(s: Server, kubeconfig: string, ns: string, pod: string, c
       const c = mix[i % mix.length]!;
       try {
         const r = await client.callTool({ name: c.tool, arguments: c.args }, undefined, { timeout: 120_000 });
-        if (r.isError) out.errors.add(`${c.tool}: ${String((r.content as Array<{ text?: string }>)[0]?.text ?? '').slice(0, 100)}`);
+        if (r.isError)
+          out.errors.add(`${c.tool}: ${String((r.content as Array<{ text?: string }>)[0]?.text ?? '').slice(0, 100)}`);
       } catch (err) {
         // A JSON-RPC error instead of an error result (e.g. a peer's kubectl output overflowing its buffer).
         out.errors.add(`${c.tool} (JSON-RPC error): ${(err as Error).message.slice(0, 100)}`);
@@ -188,7 +203,9 @@ async function runOnce(s: Server, kubeconfig: string, ns: string, pod: string, c
 }
 
 function fmt(n: number, digits = 0): string {
-  return Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : 'n/a';
+  return Number.isFinite(n)
+    ? n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
+    : 'n/a';
 }
 
 async function main(): Promise<void> {
@@ -197,11 +214,26 @@ async function main(): Promise<void> {
     .option('--runs <n>', 'interleaved runs (start, RSS after start, first call)', '10')
     .option('--call-runs <n>', 'runs that also make the mixed calls', '3')
     .option('--calls <n>', 'mixed calls per call run', '200')
-    .option('--peers-dir <dir>', 'scratch directory for the peers', path.join(os.homedir(), '.cache', 'kubemcp', 'bench-peers'))
+    .option(
+      '--peers-dir <dir>',
+      'scratch directory for the peers',
+      path.join(os.homedir(), '.cache', 'kubemcp', 'bench-peers'),
+    )
     .option('--only <names>', 'comma-separated subset of kubemcp,kms,msk')
-    .option('--kubemcp-bin <file>', 'another build of the kubemcp bin to measure instead of this checkout\'s (e.g. an older commit\'s, for a before/after)')
+    .option(
+      '--kubemcp-bin <file>',
+      "another build of the kubemcp bin to measure instead of this checkout's (e.g. an older commit's, for a before/after)",
+    )
     .parse()
-    .opts<{ pods: string; runs: string; callRuns: string; calls: string; peersDir: string; only?: string; kubemcpBin?: string }>();
+    .opts<{
+      pods: string;
+      runs: string;
+      callRuns: string;
+      calls: string;
+      peersDir: string;
+      only?: string;
+      kubemcpBin?: string;
+    }>();
   const int = (v: string, name: string, min: number) => {
     const n = Number(v);
     if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}`);
@@ -216,7 +248,8 @@ async function main(): Promise<void> {
   await buildBundle();
   const cluster = await clusterUp({ log: (l) => process.stderr.write(`${l}\n`) });
   const binDir = readState()?.binDir;
-  if (!binDir || !existsSync(path.join(binDir, 'kubectl'))) throw new Error(`no kubectl in the control plane's binaries (${binDir ?? 'unknown'}): run cluster/build.sh`);
+  if (!binDir || !existsSync(path.join(binDir, 'kubectl')))
+    throw new Error(`no kubectl in the control plane's binaries (${binDir ?? 'unknown'}): run cluster/build.sh`);
   const kubeconfig = cluster.kubeconfig;
   // kubectl's discovery cache (used by msk) in a scratch HOME, warm after the first call, as on a user's machine.
   const home = path.join(path.resolve(o.peersDir), 'home');
@@ -227,7 +260,12 @@ async function main(): Promise<void> {
       name: 'kubemcp',
       label: o.kubemcpBin ? `kubemcp (${o.kubemcpBin})` : 'kubemcp (this checkout)',
       command: process.execPath,
-      args: [o.kubemcpBin ? path.resolve(o.kubemcpBin) : path.join(ROOT, 'dist/cli/kubemcp.js'), 'serve', '--audit-log', 'off'],
+      args: [
+        o.kubemcpBin ? path.resolve(o.kubemcpBin) : path.join(ROOT, 'dist/cli/kubemcp.js'),
+        'serve',
+        '--audit-log',
+        'off',
+      ],
       env: { LOG_LEVEL: 'warn' },
       calls: (ns, pod) => [
         { tool: 'list-resources', args: { kind: 'pods', namespace: ns, labelSelector: SELECTOR } },
@@ -274,7 +312,22 @@ async function main(): Promise<void> {
     await createPods(core, ns, pods);
     process.stderr.write(`created ${pods} pods in ${ns} in ${fmt(performance.now() - c0)} ms\n`);
     const pod = 'bench-0000';
-    const samples = new Map<string, Sample>(servers.map((s) => [s.name, { startMs: [], listClientMs: [], rssStart: [], firstMs: [], rssCalls: [], callMs: [], errors: new Set(), tools: 0, listBytes: 0 }]));
+    const samples = new Map<string, Sample>(
+      servers.map((s) => [
+        s.name,
+        {
+          startMs: [],
+          listClientMs: [],
+          rssStart: [],
+          firstMs: [],
+          rssCalls: [],
+          callMs: [],
+          errors: new Set(),
+          tools: 0,
+          listBytes: 0,
+        },
+      ]),
+    );
     for (let r = 0; r < runs; r++) {
       const order = servers.map((_, i) => servers[(i + r) % servers.length]!);
       for (const s of order) {
@@ -294,19 +347,40 @@ async function main(): Promise<void> {
       ['tools/list bytes', (x) => x.listBytes, 0, '<= KMS, every tool kept', 1],
       ['SDK client processing tools/list (ms, not in the start)', (x) => median(x.listClientMs), 0, '', 0],
     ];
-    const head = ['measure', ...servers.map((s) => s.name), ...servers.filter((s) => s.name !== 'kms').map((s) => `${s.name}/KMS`), 'goal (kubemcp)'];
+    const head = [
+      'measure',
+      ...servers.map((s) => s.name),
+      ...servers.filter((s) => s.name !== 'kms').map((s) => `${s.name}/KMS`),
+      'goal (kubemcp)',
+    ];
     const lines = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`];
     for (const [label, get, digits, goal, max] of rows) {
       const base = get(k);
       const ours = get(samples.get('kubemcp') ?? k);
       const met = goal && samples.has('kubemcp') ? (ours <= base * max ? ' (met)' : ' (missed)') : '';
-      lines.push(`| ${label} | ${servers.map((s) => fmt(get(samples.get(s.name)!), digits)).join(' | ')} | ${servers.filter((s) => s.name !== 'kms').map((s) => ratio(get(samples.get(s.name)!), base)).join(' | ')} | ${goal}${met} |`);
+      lines.push(
+        `| ${label} | ${servers.map((s) => fmt(get(samples.get(s.name)!), digits)).join(' | ')} | ${servers
+          .filter((s) => s.name !== 'kms')
+          .map((s) => ratio(get(samples.get(s.name)!), base))
+          .join(' | ')} | ${goal}${met} |`,
+      );
     }
-    lines.push(`| tools | ${servers.map((s) => String(samples.get(s.name)!.tools)).join(' | ')} | ${servers.filter((s) => s.name !== 'kms').map(() => '').join(' | ')} | |`);
-    console.log(`kubemcp serve side by side: ${pods} pods, medians of ${runs} interleaved runs (${callRuns} with ${calls} mixed calls), node ${process.version}, ${os.cpus().length} CPUs, load ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+    lines.push(
+      `| tools | ${servers.map((s) => String(samples.get(s.name)!.tools)).join(' | ')} | ${servers
+        .filter((s) => s.name !== 'kms')
+        .map(() => '')
+        .join(' | ')} | |`,
+    );
+    console.log(
+      `kubemcp serve side by side: ${pods} pods, medians of ${runs} interleaved runs (${callRuns} with ${calls} mixed calls), node ${process.version}, ${os.cpus().length} CPUs, load ${os
+        .loadavg()
+        .map((l) => l.toFixed(1))
+        .join(' ')}`,
+    );
     console.log(servers.map((s) => `${s.name}: ${s.label}`).join('; '));
     console.log(lines.join('\n'));
-    for (const s of servers) for (const e of samples.get(s.name)!.errors) console.log(`note: ${s.name} error result: ${e}`);
+    for (const s of servers)
+      for (const e of samples.get(s.name)!.errors) console.log(`note: ${s.name} error result: ${e}`);
   } finally {
     await core.deleteNamespace({ name: ns }).catch(() => undefined);
   }

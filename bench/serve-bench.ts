@@ -47,7 +47,8 @@ function rssMiB(pid: number): number {
 }
 
 async function main(): Promise<void> {
-  if (!process.env.KUBECONFIG) throw new Error('set KUBECONFIG (npm run cluster:up; export KUBECONFIG=$PWD/.cluster/kubeconfig)');
+  if (!process.env.KUBECONFIG)
+    throw new Error('set KUBECONFIG (npm run cluster:up; export KUBECONFIG=$PWD/.cluster/kubeconfig)');
   const kc = new k8s.KubeConfig();
   kc.loadFromDefault();
   const core = kc.makeApiClient(k8s.CoreV1Api);
@@ -61,7 +62,12 @@ async function main(): Promise<void> {
     const start = performance.now();
     transport = new StdioClientTransport({
       command: process.execPath,
-      args: [...(DIST ? [path.join(DIST, 'kubemcp.js')] : ['--import', 'tsx', 'cli.ts']), 'serve', '--audit-log', 'off'],
+      args: [
+        ...(DIST ? [path.join(DIST, 'kubemcp.js')] : ['--import', 'tsx', 'cli.ts']),
+        'serve',
+        '--audit-log',
+        'off',
+      ],
       cwd: ROOT,
       env: { ...(process.env as Record<string, string>), LOG_LEVEL: 'warn' },
       stderr: 'inherit',
@@ -81,7 +87,8 @@ async function main(): Promise<void> {
     }
     if (!pod) throw new Error('no bench pod became Running within 60 s');
     const phases = new Map<string, number>();
-    for (const p of (await core.listNamespacedPod({ namespace: ns })).items) phases.set(p.status?.phase ?? '?', (phases.get(p.status?.phase ?? '?') ?? 0) + 1);
+    for (const p of (await core.listNamespacedPod({ namespace: ns })).items)
+      phases.set(p.status?.phase ?? '?', (phases.get(p.status?.phase ?? '?') ?? 0) + 1);
     console.error(`pod phases: ${[...phases].map(([k, v]) => `${k}=${v}`).join(' ')}`);
     const calls: Array<[string, string, Record<string, unknown>]> = [
       ['list pods, all namespaces', 'list-resources', { kind: 'pods', allNamespaces: true }],
@@ -114,7 +121,13 @@ async function main(): Promise<void> {
     console.log(`idle RSS after the calls: ${rss} MiB`);
     const head = ['call', 'median ms', 'p95 ms', 'response bytes', 'error'];
     const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-    for (const r of [head, ...rows]) console.log(r.map((c, i) => c.padEnd(w[i]!)).join('  ').trimEnd());
+    for (const r of [head, ...rows])
+      console.log(
+        r
+          .map((c, i) => c.padEnd(w[i]!))
+          .join('  ')
+          .trimEnd(),
+      );
     await client.close();
   } finally {
     if (transport?.pid) {

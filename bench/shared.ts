@@ -21,7 +21,9 @@ export async function createPods(core: k8s.CoreV1Api, ns: string, n: number, con
         namespace: ns,
         body: {
           metadata: { name: `bench-${String(i).padStart(4, '0')}`, labels: { app: 'bench', shard: String(i % 10) } },
-          spec: { containers: [{ name: 'c', image: 'nginx:1.27', resources: { requests: { cpu: '1m', memory: '1Mi' } } }] },
+          spec: {
+            containers: [{ name: 'c', image: 'nginx:1.27', resources: { requests: { cpu: '1m', memory: '1Mi' } } }],
+          },
         },
       });
     }

@@ -29,7 +29,11 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 /** Imports `spec` in a fresh process (cwd ROOT); returns [import ms, RSS MiB after it]. */
 function importCost(spec: string): [number, number] {
   const code = `const t=performance.now();${spec ? `await import(${JSON.stringify(spec)});` : ''}const ms=performance.now()-t;process.stdout.write(JSON.stringify([ms,process.memoryUsage().rss/1048576]))`;
-  const out = execFileSync(process.execPath, ['--input-type=module', '-e', code], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+  const out = execFileSync(process.execPath, ['--input-type=module', '-e', code], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   return JSON.parse(out) as [number, number];
 }
 
@@ -38,7 +42,9 @@ function rssMiB(pid: number): number {
 }
 
 async function main(): Promise<void> {
-  const runs = Number(new Command().option('--runs <n>', 'fresh processes per line', '5').parse().opts<{ runs: string }>().runs);
+  const runs = Number(
+    new Command().option('--runs <n>', 'fresh processes per line', '5').parse().opts<{ runs: string }>().runs,
+  );
   if (!Number.isInteger(runs) || runs < 1) throw new Error('--runs must be a positive integer');
   await buildBundle();
   const modules: Array<[string, string]> = [
@@ -50,7 +56,9 @@ async function main(): Promise<void> {
     ['pino', 'pino'],
     ['yaml', 'yaml'],
   ];
-  console.log(`import costs, medians of ${runs} fresh processes (node ${process.version}, load ${os.loadavg()[0]!.toFixed(1)})`);
+  console.log(
+    `import costs, medians of ${runs} fresh processes (node ${process.version}, load ${os.loadavg()[0]!.toFixed(1)})`,
+  );
   console.log('| module | import ms | RSS after, MiB |\n|---|---|---|');
   for (const [label, spec] of modules) {
     const xs = Array.from({ length: runs }, () => importCost(spec));
@@ -100,7 +108,9 @@ async function main(): Promise<void> {
   }
   console.log(`\nkubemcp serve (dist/cli bundle), medians of ${runs}:`);
   console.log(`spawn -> initialize -> tools/list: ${median(start).toFixed(0)} ms`);
-  console.log(`RSS at the tools/list answer: ${median(rssAnswer).toFixed(1)} MiB; 1 s later (server and kubeconfig client loaded): ${median(rssLater).toFixed(1)} MiB`);
+  console.log(
+    `RSS at the tools/list answer: ${median(rssAnswer).toFixed(1)} MiB; 1 s later (server and kubeconfig client loaded): ${median(rssLater).toFixed(1)} MiB`,
+  );
 }
 
 main().catch((err) => {

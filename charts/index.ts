@@ -9,4 +9,8 @@ export { mcpServerCrd, mcpServerOpenAPISchema, CRD_NAME } from './api/crd.js';
 export * from './mcpserver.js';
 export * from './operator.js';
 export { renderMCPServer, toYaml, type KubeObject } from './render.js';
-export { CrdMcpServer, type CrdMcpServerProps, type McpServerSpec as CrdMcpServerSpec } from '../imports/mcpserver-mcp.example.com.js';
+export {
+  CrdMcpServer,
+  type CrdMcpServerProps,
+  type McpServerSpec as CrdMcpServerSpec,
+} from '../imports/mcpserver-mcp.example.com.js';

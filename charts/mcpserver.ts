@@ -102,7 +102,9 @@ export function selectorFor(name: string): Record<string, string> {
 
 /** The selector as a string (`a=b,c=d`), as `status.selector` reports it for the scale subresource. */
 export function selectorString(name: string): string {
-  return Object.entries(selectorFor(name)).map(([k, v]) => `${k}=${v}`).join(',');
+  return Object.entries(selectorFor(name))
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
 }
 
 /** Name of the ConfigMap child (seed 003: `<name>-config`). */
@@ -121,7 +123,8 @@ export function configJson(name: string, spec: MCPServerSpec): string {
     server: { name, port: spec.port, transport: spec.transport },
   };
   if (spec.transport === 'http') doc.http = { cors: { enabled: true, origins: ['*'] } };
-  if (spec.transport === 'streamable-http') doc['streamable-http'] = { session: { maxConnections: 100, timeout: '30m' } };
+  if (spec.transport === 'streamable-http')
+    doc['streamable-http'] = { session: { maxConnections: 100, timeout: '30m' } };
   return JSON.stringify(sortKeys(doc), null, 2);
 }
 
@@ -142,7 +145,10 @@ function sortKeys(value: unknown): unknown {
  * requests filled in where the user set none. A default request never exceeds a limit the user
  * set (the request would be invalid), so it is capped at that limit.
  */
-export function resourceRequirements(spec: MCPServerSpec): { requests: Record<string, Quantity>; limits: Record<string, Quantity> } {
+export function resourceRequirements(spec: MCPServerSpec): {
+  requests: Record<string, Quantity>;
+  limits: Record<string, Quantity>;
+} {
   const limits = { ...(spec.resources?.limits ?? {}) };
   const requests: Record<string, Quantity> = {};
   for (const [resource, fallback] of Object.entries(DEFAULT_REQUESTS[spec.transport])) {
@@ -150,7 +156,10 @@ export function resourceRequirements(spec: MCPServerSpec): { requests: Record<st
     requests[resource] = limit !== undefined && quantityValue(limit) < quantityValue(fallback) ? limit : fallback;
   }
   Object.assign(requests, spec.resources?.requests ?? {});
-  return { requests: sortKeys(requests) as Record<string, Quantity>, limits: sortKeys(limits) as Record<string, Quantity> };
+  return {
+    requests: sortKeys(requests) as Record<string, Quantity>,
+    limits: sortKeys(limits) as Record<string, Quantity>,
+  };
 }
 
 /** The container security context used when the spec sets none: restricted Pod Security Standard. */
@@ -216,7 +225,10 @@ export class MCPServerWorkload extends Construct {
     let configHash: string | undefined;
     if (hasConfig) {
       const data = { [CONFIG_FILE_KEY]: configJson(name, spec), ...spec.config };
-      configHash = createHash('sha256').update(JSON.stringify(sortKeys(data))).digest('hex').slice(0, 16);
+      configHash = createHash('sha256')
+        .update(JSON.stringify(sortKeys(data)))
+        .digest('hex')
+        .slice(0, 16);
       this.configMap = new k8s.KubeConfigMap(this, 'config', { metadata: meta(configMapName(name)), data });
     }
 
@@ -226,7 +238,9 @@ export class MCPServerWorkload extends Construct {
         spec: {
           type: 'ClusterIP',
           selector: selectorFor(name),
-          ports: [{ name: PORT_NAME, port: spec.port, targetPort: k8s.IntOrString.fromString(PORT_NAME), protocol: 'TCP' }],
+          ports: [
+            { name: PORT_NAME, port: spec.port, targetPort: k8s.IntOrString.fromString(PORT_NAME), protocol: 'TCP' },
+          ],
         },
       });
     }
@@ -242,7 +256,8 @@ export class MCPServerWorkload extends Construct {
     const user = (spec.env ?? []).map(toEnvVar);
     const env = builtins.map((b) => user.find((u) => u.name === b.name) ?? b);
     env.push(...user.filter((u) => !builtins.some((b) => b.name === u.name)));
-    if (hasConfig && !env.some((e) => e.name === 'MCP_CONFIG_FILE')) env.push({ name: 'MCP_CONFIG_FILE', value: CONFIG_FILE_PATH });
+    if (hasConfig && !env.some((e) => e.name === 'MCP_CONFIG_FILE'))
+      env.push({ name: 'MCP_CONFIG_FILE', value: CONFIG_FILE_PATH });
 
     const resources = resourceRequirements(spec);
     const probe = (path: string, initialDelaySeconds: number, periodSeconds: number): k8s.Probe => ({
@@ -282,7 +297,10 @@ export class MCPServerWorkload extends Construct {
     // The bridge (bridged stdio only): an init container installing the launcher and FIFOs, and
     // the `kubemcp bridge` sidecar serving them as Streamable HTTP; both restricted, whatever the
     // user's securityContext says about the server container.
-    const bridgeRequests = { cpu: k8s.Quantity.fromString(BRIDGE_REQUESTS.cpu), memory: k8s.Quantity.fromString(BRIDGE_REQUESTS.memory) };
+    const bridgeRequests = {
+      cpu: k8s.Quantity.fromString(BRIDGE_REQUESTS.cpu),
+      memory: k8s.Quantity.fromString(BRIDGE_REQUESTS.memory),
+    };
     const initContainers: k8s.Container[] = bridged
       ? [
           {
@@ -333,7 +351,9 @@ export class MCPServerWorkload extends Construct {
             volumes: [
               ...(hasConfig ? [{ name: 'config', configMap: { name: configMapName(name) } }] : []),
               { name: 'tmp', emptyDir: {} },
-              ...(bridged ? [{ name: BRIDGE_VOLUME, emptyDir: { sizeLimit: k8s.Quantity.fromString(BRIDGE_VOLUME_LIMIT) } }] : []),
+              ...(bridged
+                ? [{ name: BRIDGE_VOLUME, emptyDir: { sizeLimit: k8s.Quantity.fromString(BRIDGE_VOLUME_LIMIT) } }]
+                : []),
             ],
           },
         },
@@ -364,7 +384,9 @@ function toEnvVar(e: NonNullable<MCPServerSpec['env']>[number]): k8s.EnvVar {
       ? {
           valueFrom: {
             ...e.valueFrom,
-            ...(rf ? { resourceFieldRef: { ...rf, divisor: rf.divisor === undefined ? undefined : q(rf.divisor) } } : {}),
+            ...(rf
+              ? { resourceFieldRef: { ...rf, divisor: rf.divisor === undefined ? undefined : q(rf.divisor) } }
+              : {}),
           },
         }
       : {}),
@@ -388,8 +410,16 @@ export class MCPServerChart extends Chart {
   readonly workload: MCPServerWorkload;
   constructor(scope: Construct, id: string, props: MCPServerChartProps) {
     const obj = parseMCPServer(props.mcpServer);
-    super(scope, id, { ...props, namespace: props.namespace ?? obj.metadata.namespace, disableResourceNameHashes: true });
-    this.workload = new MCPServerWorkload(this, obj.metadata.name, { name: obj.metadata.name, spec: obj.spec, bridgeImage: props.bridgeImage });
+    super(scope, id, {
+      ...props,
+      namespace: props.namespace ?? obj.metadata.namespace,
+      disableResourceNameHashes: true,
+    });
+    this.workload = new MCPServerWorkload(this, obj.metadata.name, {
+      name: obj.metadata.name,
+      spec: obj.spec,
+      bridgeImage: props.bridgeImage,
+    });
   }
 }
 

@@ -12,7 +12,13 @@ import { k8s } from 'cdk8s-plus-33';
 import type { Construct } from 'constructs';
 import { mcpServerCrd } from './api/crd.js';
 import { GROUP, PLURAL } from './api/schema.js';
-import { CONTROLLER_NAME, CONTROLLER_NODE_OPTIONS, CONTROLLER_PORTS, DEFAULT_CONTROLLER_IMAGE, OPERATOR_NAMESPACE } from './operator-config.js';
+import {
+  CONTROLLER_NAME,
+  CONTROLLER_NODE_OPTIONS,
+  CONTROLLER_PORTS,
+  DEFAULT_CONTROLLER_IMAGE,
+  OPERATOR_NAMESPACE,
+} from './operator-config.js';
 
 export { CONTROLLER_NAME, CONTROLLER_PORTS, DEFAULT_CONTROLLER_IMAGE, OPERATOR_NAMESPACE };
 
@@ -30,9 +36,21 @@ export const CONTROLLER_RULES: k8s.PolicyRule[] = [
   { apiGroups: [GROUP], resources: [PLURAL], verbs: ['get', 'list', 'watch', 'patch', 'update'] },
   { apiGroups: [GROUP], resources: [`${PLURAL}/status`], verbs: ['get', 'patch', 'update'] },
   { apiGroups: [GROUP], resources: [`${PLURAL}/finalizers`], verbs: ['update'] },
-  { apiGroups: ['apps'], resources: ['deployments'], verbs: ['get', 'list', 'watch', 'create', 'patch', 'update', 'delete'] },
-  { apiGroups: [''], resources: ['services', 'configmaps'], verbs: ['get', 'list', 'watch', 'create', 'patch', 'update', 'delete'] },
-  { apiGroups: ['policy'], resources: ['poddisruptionbudgets'], verbs: ['get', 'list', 'watch', 'create', 'patch', 'update', 'delete'] },
+  {
+    apiGroups: ['apps'],
+    resources: ['deployments'],
+    verbs: ['get', 'list', 'watch', 'create', 'patch', 'update', 'delete'],
+  },
+  {
+    apiGroups: [''],
+    resources: ['services', 'configmaps'],
+    verbs: ['get', 'list', 'watch', 'create', 'patch', 'update', 'delete'],
+  },
+  {
+    apiGroups: ['policy'],
+    resources: ['poddisruptionbudgets'],
+    verbs: ['get', 'list', 'watch', 'create', 'patch', 'update', 'delete'],
+  },
   // Read only: pod states say why a Deployment is not ready (Unschedulable, ImagePullBackOff, ...).
   { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },
   { apiGroups: ['', 'events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
@@ -40,7 +58,11 @@ export const CONTROLLER_RULES: k8s.PolicyRule[] = [
 
 /** Rules in the controller's own namespace: leader election on a Lease. */
 export const LEADER_ELECTION_RULES: k8s.PolicyRule[] = [
-  { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch'] },
+  {
+    apiGroups: ['coordination.k8s.io'],
+    resources: ['leases'],
+    verbs: ['get', 'list', 'watch', 'create', 'update', 'patch'],
+  },
 ];
 
 /** Props of {@link OperatorChart}. */
@@ -76,7 +98,10 @@ export class OperatorChart extends Chart {
       roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: CONTROLLER_NAME },
       subjects,
     });
-    new k8s.KubeRole(this, 'role', { metadata: meta(`${CONTROLLER_NAME}-leader-election`), rules: LEADER_ELECTION_RULES });
+    new k8s.KubeRole(this, 'role', {
+      metadata: meta(`${CONTROLLER_NAME}-leader-election`),
+      rules: LEADER_ELECTION_RULES,
+    });
     new k8s.KubeRoleBinding(this, 'rolebinding', {
       metadata: meta(`${CONTROLLER_NAME}-leader-election`),
       roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: `${CONTROLLER_NAME}-leader-election` },

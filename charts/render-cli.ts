@@ -24,7 +24,11 @@ export class RenderError extends Error {
  * @throws RenderError for YAML syntax errors, documents of another kind, and invalid
  *   MCPServers (the message lists each failing field and rule).
  */
-export function renderSources(sources: Array<[string, string]>, namespace?: string, options: RenderOptions = {}): string {
+export function renderSources(
+  sources: Array<[string, string]>,
+  namespace?: string,
+  options: RenderOptions = {},
+): string {
   const objects: KubeObject[] = [];
   for (const [label, text] of sources) {
     const docs = parseAllDocuments(text);
@@ -35,7 +39,9 @@ export function renderSources(sources: Array<[string, string]>, namespace?: stri
       const obj = doc.toJS() as { apiVersion?: unknown; kind?: unknown } | null;
       if (obj === null || obj === undefined) return; // an empty document, e.g. a trailing `---`
       if (obj.kind !== KIND || obj.apiVersion !== API_VERSION) {
-        throw new RenderError(`${where}: expected apiVersion ${API_VERSION}, kind ${KIND}; got ${String(obj.apiVersion)}, ${String(obj.kind)}`);
+        throw new RenderError(
+          `${where}: expected apiVersion ${API_VERSION}, kind ${KIND}; got ${String(obj.apiVersion)}, ${String(obj.kind)}`,
+        );
       }
       try {
         objects.push(...renderMCPServer(obj, namespace, options));

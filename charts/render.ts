@@ -30,7 +30,11 @@ export type KubeObject = {
  */
 export function renderMCPServer(manifest: unknown, namespace?: string, options: RenderOptions = {}): KubeObject[] {
   const app = new App({ outdir: '/dev/null' });
-  const chart = new MCPServerChart(app, 'mcpserver', { mcpServer: manifest, namespace, bridgeImage: options.bridgeImage });
+  const chart = new MCPServerChart(app, 'mcpserver', {
+    mcpServer: manifest,
+    namespace,
+    bridgeImage: options.bridgeImage,
+  });
   return chart.toJson() as KubeObject[];
 }
 

@@ -80,6 +80,7 @@ export async function ensureBinaries(): Promise<Binaries> {
     }
   }
   const nodeDir = nodeLine?.slice('node '.length).trim();
-  const nodeOk = nodeDir && allExecutable(dir, NODE_BINARIES.binDir) && allExecutable(nodeDir, NODE_BINARIES.nodeBinDir);
+  const nodeOk =
+    nodeDir && allExecutable(dir, NODE_BINARIES.binDir) && allExecutable(nodeDir, NODE_BINARIES.nodeBinDir);
   return nodeOk ? { binDir: dir, nodeBinDir: nodeDir } : { binDir: dir };
 }

@@ -9,7 +9,16 @@
  * 2 on bad usage; `status` exits 1 if the cluster is not running and ready.
  */
 import path from 'node:path';
-import { clusterDown, clusterStatus, clusterUp, KUBECONFIG_PATH, LOG_DIR, REAL_NODE_NAME, REPO_ROOT, type ClusterState } from './index.js';
+import {
+  clusterDown,
+  clusterStatus,
+  clusterUp,
+  KUBECONFIG_PATH,
+  LOG_DIR,
+  REAL_NODE_NAME,
+  REPO_ROOT,
+  type ClusterState,
+} from './index.js';
 
 const USAGE = 'usage: tsx cluster/cli.ts up|down|status';
 
@@ -43,7 +52,8 @@ async function up(): Promise<number> {
 function realNodeLine(state: ClusterState): string {
   const rn = state.realNode;
   if (!rn) return 'none (started without one)';
-  if (rn.available && rn.network) return `${REAL_NODE_NAME} Ready at ${rn.network.nodeIp} (netns ${rn.network.netns}, pods ${rn.network.podCidr})`;
+  if (rn.available && rn.network)
+    return `${REAL_NODE_NAME} Ready at ${rn.network.nodeIp} (netns ${rn.network.netns}, pods ${rn.network.podCidr})`;
   return `none: ${rn.reason?.kind === 'failed' ? 'FAILED: ' : ''}${rn.reason?.message ?? 'not Ready'}`;
 }
 
@@ -62,7 +72,9 @@ async function status(): Promise<number> {
     [
       `server     ${s.state.server} (${s.apiserverReady ? 'ready' : 'NOT ready'})`,
       `started    ${s.state.startedAt}${s.state.startupMs ? ` (up in ${(s.state.startupMs / 1000).toFixed(1)} s)` : ''}`,
-      `ports      ${Object.entries(s.state.ports).map(([k, v]) => `${k}=${v}`).join(' ')}`,
+      `ports      ${Object.entries(s.state.ports)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(' ')}`,
       `binaries   ${s.state.binDir}`,
       `kubeconfig ${KUBECONFIG_PATH}`,
       `real node  ${realNodeLine(s.state)}`,

@@ -31,7 +31,14 @@
  * @module
  */
 export * from './paths.js';
-export { readState, type ClusterPorts, type ClusterState, type ProcessRecord, type RealNodeNetwork, type RealNodeState } from './state.js';
+export {
+  readState,
+  type ClusterPorts,
+  type ClusterState,
+  type ProcessRecord,
+  type RealNodeNetwork,
+  type RealNodeState,
+} from './state.js';
 export { isProcessRunning, poll, type PollOptions } from './process.js';
 export { ensureBinaries } from './binaries.js';
 export { loadKubeConfig } from './kube.js';

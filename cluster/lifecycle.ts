@@ -139,7 +139,9 @@ export async function clusterUp(opts: ClusterUpOptions = {}): Promise<ClusterInf
     removeRuntimeState();
     await fenceClusterRanges(log);
 
-    const bins: Binaries = opts.binDir ? { binDir: opts.binDir, ...(opts.nodeBinDir ? { nodeBinDir: opts.nodeBinDir } : {}) } : await ensureBinaries();
+    const bins: Binaries = opts.binDir
+      ? { binDir: opts.binDir, ...(opts.nodeBinDir ? { nodeBinDir: opts.nodeBinDir } : {}) }
+      : await ensureBinaries();
     const state = await startFresh(bins, log, t0);
     return {
       reused: false,
@@ -159,7 +161,10 @@ export async function clusterUp(opts: ClusterUpOptions = {}): Promise<ClusterInf
  */
 async function stopEverything(state: ClusterState, log: (line: string) => void): Promise<void> {
   let nodeError: Error | undefined;
-  if (state.realNode?.network || state.processes.some((p) => (NODE_COMPONENTS as readonly string[]).includes(p.component))) {
+  if (
+    state.realNode?.network ||
+    state.processes.some((p) => (NODE_COMPONENTS as readonly string[]).includes(p.component))
+  ) {
     await stopRealNode(state, (p) => stopProcess(p, log), log).catch((err: Error) => (nodeError = err));
   }
   await stopAll(state, log);
@@ -175,7 +180,12 @@ async function startFresh(bins: Binaries, log: (line: string) => void, t0: numbe
     if (fs.existsSync(file)) fs.renameSync(file, `${file}.prev`);
   }
   const [etcdClient, etcdPeer, apiserver, controllerManager, scheduler, kwok] = (await freePorts(6)) as [
-    number, number, number, number, number, number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
   ];
   const server = `https://${LOOPBACK}:${apiserver}`;
   const state: ClusterState = {
@@ -206,7 +216,9 @@ async function startFresh(bins: Binaries, log: (line: string) => void, t0: numbe
   const dropRealNode = async (err: unknown): Promise<void> => {
     const message = (err as Error).message ?? String(err);
     log(`real node failed, continuing with kwok's node only: ${message.split('\n')[0]}`);
-    await stopRealNode(state, (p) => stopProcess(p, log), log).catch((e: Error) => log(`real node cleanup: ${e.message}`));
+    await stopRealNode(state, (p) => stopProcess(p, log), log).catch((e: Error) =>
+      log(`real node cleanup: ${e.message}`),
+    );
     state.processes = state.processes.filter((p) => !(NODE_COMPONENTS as readonly string[]).includes(p.component));
     state.realNode = { available: false, reason: { kind: 'failed', message } };
     delete ctx.network;
@@ -254,10 +266,16 @@ async function startFresh(bins: Binaries, log: (line: string) => void, t0: numbe
       cm.healthy.then(() => log('kube-controller-manager is healthy')),
       sched.healthy.then(() => log('kube-scheduler is healthy')),
       kwokStart.ready,
-      waitFor('kube-controller-manager', 'ServiceAccount default/default', SERVICE_ACCOUNT_MS, async () => {
-        await core.readNamespacedServiceAccount({ name: 'default', namespace: 'default' });
-        return true;
-      }, cm.proc).then(() => log('ServiceAccount default/default exists')),
+      waitFor(
+        'kube-controller-manager',
+        'ServiceAccount default/default',
+        SERVICE_ACCOUNT_MS,
+        async () => {
+          await core.readNamespacedServiceAccount({ name: 'default', namespace: 'default' });
+          return true;
+        },
+        cm.proc,
+      ).then(() => log('ServiceAccount default/default exists')),
     ]);
     if (nodeReady) {
       try {
@@ -316,12 +334,16 @@ export async function clusterDown(opts: { log?: (line: string) => void } = {}): 
  * @param opts.downMs milliseconds to stay stopped before starting again
  * @throws Error when no cluster is recorded, the component is not running, or it does not come back.
  */
-export async function restartComponent(component: Component, opts: { log?: (line: string) => void; downMs?: number } = {}): Promise<ProcessRecord> {
+export async function restartComponent(
+  component: Component,
+  opts: { log?: (line: string) => void; downMs?: number } = {},
+): Promise<ProcessRecord> {
   const log = opts.log ?? defaultLog;
   return withLock(log, async () => {
     const state = readState();
     const rec = state?.processes.find((p) => p.component === component);
-    if (!state || !rec || !isProcessRunning(rec)) throw new Error(`${component} is not running; start the cluster first`);
+    if (!state || !rec || !isProcessRunning(rec))
+      throw new Error(`${component} is not running; start the cluster first`);
     const args = fs.readFileSync(`/proc/${rec.pid}/cmdline`, 'utf8').split('\0').slice(1, -1);
     await stopProcess(rec, log);
     if (opts.downMs) await new Promise((r) => setTimeout(r, opts.downMs));

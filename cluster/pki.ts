@@ -51,11 +51,36 @@ export const clientExt = [
  */
 export async function issueCert(name: string, subject: string, extensions: string[], ca = 'ca'): Promise<void> {
   fs.writeFileSync(path.join(PKI_DIR, `${name}.ext`), extensions.join('\n') + '\n');
-  await openssl(['req', '-new', '-nodes', ...EC_KEY, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', subject]);
   await openssl([
-    'x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.crt`, '-CAkey', `${ca}.key`, '-set_serial',
+    'req',
+    '-new',
+    '-nodes',
+    ...EC_KEY,
+    '-keyout',
+    `${name}.key`,
+    '-out',
+    `${name}.csr`,
+    '-subj',
+    subject,
+  ]);
+  await openssl([
+    'x509',
+    '-req',
+    '-in',
+    `${name}.csr`,
+    '-CA',
+    `${ca}.crt`,
+    '-CAkey',
+    `${ca}.key`,
+    '-set_serial',
     `0x${randomBytes(16).toString('hex')}`,
-    '-days', '3650', '-sha256', '-extfile', `${name}.ext`, '-out', `${name}.crt`,
+    '-days',
+    '3650',
+    '-sha256',
+    '-extfile',
+    `${name}.ext`,
+    '-out',
+    `${name}.crt`,
   ]);
 }
 
@@ -79,9 +104,24 @@ export async function generatePki(apiserverIps: string[] = []): Promise<void> {
   fs.mkdirSync(PKI_DIR, { recursive: true, mode: 0o700 });
   const newCa = (name: string, cn: string): Promise<void> =>
     openssl([
-      'req', '-x509', '-new', '-nodes', ...EC_KEY, '-keyout', `${name}.key`, '-out', `${name}.crt`,
-      '-days', '3650', '-sha256', '-subj', `/CN=${cn}`, '-addext', 'basicConstraints=critical,CA:TRUE',
-      '-addext', 'keyUsage=critical,keyCertSign,cRLSign,digitalSignature',
+      'req',
+      '-x509',
+      '-new',
+      '-nodes',
+      ...EC_KEY,
+      '-keyout',
+      `${name}.key`,
+      '-out',
+      `${name}.crt`,
+      '-days',
+      '3650',
+      '-sha256',
+      '-subj',
+      `/CN=${cn}`,
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign,digitalSignature',
     ]);
   await Promise.all([newCa('ca', 'kubemcp-local-ca'), newCa('front-proxy-ca', 'kubemcp-local-front-proxy-ca')]);
   await Promise.all([
@@ -112,7 +152,12 @@ export function writeKubeconfig(file: string, server: string, certName: string, 
     apiVersion: 'v1',
     kind: 'Config',
     clusters: [{ name: CONTEXT_NAME, cluster: { server, 'certificate-authority-data': b64('ca.crt') } }],
-    users: [{ name: user, user: { 'client-certificate-data': b64(`${certName}.crt`), 'client-key-data': b64(`${certName}.key`) } }],
+    users: [
+      {
+        name: user,
+        user: { 'client-certificate-data': b64(`${certName}.crt`), 'client-key-data': b64(`${certName}.key`) },
+      },
+    ],
     contexts: [{ name: CONTEXT_NAME, context: { cluster: CONTEXT_NAME, user } }],
     'current-context': CONTEXT_NAME,
     preferences: {},
@@ -122,5 +167,9 @@ export function writeKubeconfig(file: string, server: string, certName: string, 
 
 /** TLS options that trust our CA and present the admin client certificate. */
 export function adminTls(): https.RequestOptions {
-  return { ca: fs.readFileSync(pki('ca.crt')), cert: fs.readFileSync(pki('admin.crt')), key: fs.readFileSync(pki('admin.key')) };
+  return {
+    ca: fs.readFileSync(pki('ca.crt')),
+    cert: fs.readFileSync(pki('admin.crt')),
+    key: fs.readFileSync(pki('admin.key')),
+  };
 }

@@ -52,7 +52,9 @@ function indent(text: string, prefix: string): string {
 /** An Error naming the component, pointing at its log and quoting the log's tail. */
 export function componentError(component: Component, message: string): Error {
   const log = logFileOf(component);
-  return new Error(`${component}: ${message}\n  log: ${log}\n  last lines of the log:\n${indent(tailFile(log), '    ')}`);
+  return new Error(
+    `${component}: ${message}\n  log: ${log}\n  last lines of the log:\n${indent(tailFile(log), '    ')}`,
+  );
 }
 
 /** A short text for any error (an ApiException's code and body start). */
@@ -136,7 +138,9 @@ export async function poll<T>(what: string, probe: () => Promise<T | undefined>,
     }
     await sleep(intervalMs);
   }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${lastError})` : ''}`);
+  throw new Error(
+    `timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${lastError})` : ''}`,
+  );
 }
 
 /**
@@ -154,7 +158,8 @@ export async function waitFor<T>(
   check: () => Promise<T | undefined>,
   proc?: ProcessRecord,
 ): Promise<T> {
-  const stop = () => (proc && !isProcessRunning(proc) ? `process ${proc.pid} exited while waiting for ${what}` : undefined);
+  const stop = () =>
+    proc && !isProcessRunning(proc) ? `process ${proc.pid} exited while waiting for ${what}` : undefined;
   try {
     return await poll(what, check, { timeoutMs, stop });
   } catch (err) {
@@ -246,7 +251,14 @@ export async function startProcess(
       child.once('spawn', () => resolve(child.pid as number));
     });
     child.unref();
-    const rec: ProcessRecord = { component, pid, bin, log, ...(Object.keys(env).length ? { env } : {}), ...(netns ? { netns } : {}) };
+    const rec: ProcessRecord = {
+      component,
+      pid,
+      bin,
+      log,
+      ...(Object.keys(env).length ? { env } : {}),
+      ...(netns ? { netns } : {}),
+    };
     for (let i = 0; netns && i < 50 && !isProcessRunning(rec); i++) await sleep(100); // nsenter execs bin
     if (netns && !isProcessRunning(rec)) throw new Error(`nsenter did not exec ${bin} in netns ${netns} within 5 s`);
     return rec;

@@ -77,7 +77,10 @@ export function unreadyBridgePods(pods: readonly k8s.V1Pod[]): k8s.V1Pod[] {
  * @returns the bridge's reason when it answered 503 with a JSON body `{ status, reason }`;
  *   undefined when it is ready, cannot be reached, or answered anything else. Never throws.
  */
-export async function readBridgeReason(target: BridgeReadyTarget, timeoutMs = BRIDGE_READY_TIMEOUT_MS): Promise<string | undefined> {
+export async function readBridgeReason(
+  target: BridgeReadyTarget,
+  timeoutMs = BRIDGE_READY_TIMEOUT_MS,
+): Promise<string | undefined> {
   const ac = new AbortController();
   const timer = setTimeout(() => ac.abort(), timeoutMs);
   try {
@@ -101,8 +104,15 @@ export async function readBridgeReason(target: BridgeReadyTarget, timeoutMs = BR
  *   caller reconciles again after {@link BRIDGE_RECHECK_MS}: the bridge's reason changes (e.g. the
  *   initialize timeout passes) without any change to the pod.
  */
-export async function bridgeProblem(namespace: string, port: number, pods: readonly k8s.V1Pod[], target: BridgeReadyTargetFn): Promise<{ problem?: PodProblem; recheck: boolean }> {
-  const unready = unreadyBridgePods(pods).sort((a, b) => ((a.metadata?.name ?? '') < (b.metadata?.name ?? '') ? -1 : 1));
+export async function bridgeProblem(
+  namespace: string,
+  port: number,
+  pods: readonly k8s.V1Pod[],
+  target: BridgeReadyTargetFn,
+): Promise<{ problem?: PodProblem; recheck: boolean }> {
+  const unready = unreadyBridgePods(pods).sort((a, b) =>
+    (a.metadata?.name ?? '') < (b.metadata?.name ?? '') ? -1 : 1,
+  );
   if (!unready.length) return { recheck: false };
   for (const pod of unready) {
     const t = target(namespace, pod, port);

@@ -13,7 +13,12 @@ import type * as k8s from '@kubernetes/client-node';
 import { Option, type Command } from 'commander';
 import type { Logger } from 'pino';
 import type { LeaderElector } from './leader.js';
-import { CONTROLLER_NAME, CONTROLLER_PORTS, DEFAULT_CONTROLLER_IMAGE, DEFAULT_WORKERS } from '../charts/operator-config.js';
+import {
+  CONTROLLER_NAME,
+  CONTROLLER_PORTS,
+  DEFAULT_CONTROLLER_IMAGE,
+  DEFAULT_WORKERS,
+} from '../charts/operator-config.js';
 
 const IN_CLUSTER_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
 
@@ -50,7 +55,11 @@ export async function loadKubeConfig(path?: string): Promise<k8s.KubeConfig> {
 }
 
 /** Serves /healthz, /readyz and /metrics. Port 0 picks a free port; resolves with the bound port. */
-function serve(host: string, port: number, handler: (path: string) => Promise<[number, string, string]>): Promise<[Server, number]> {
+function serve(
+  host: string,
+  port: number,
+  handler: (path: string) => Promise<[number, string, string]>,
+): Promise<[Server, number]> {
   const server = createServer((req, res) => {
     handler(new URL(req.url ?? '/', 'http://x').pathname).then(
       ([code, type, body]) => res.writeHead(code, { 'content-type': type }).end(body),
@@ -96,7 +105,8 @@ export async function runController(flags: ControllerFlags, logger?: Logger): Pr
   let startError: unknown;
 
   const [healthServer, healthPort] = await serve(flags.bindAddress, flags.healthPort, async (path) => {
-    if (path === '/healthz') return startError ? [500, 'text/plain', `start failed: ${String(startError)}\n`] : [200, 'text/plain', 'ok\n'];
+    if (path === '/healthz')
+      return startError ? [500, 'text/plain', `start failed: ${String(startError)}\n`] : [200, 'text/plain', 'ok\n'];
     if (path === '/readyz') {
       // A standby replica (not leader) is ready: it can take over at once.
       const ready = leader && !leader.isLeader ? true : controller.hasSynced;
@@ -105,7 +115,9 @@ export async function runController(flags: ControllerFlags, logger?: Logger): Pr
     return [404, 'text/plain', 'not found\n'];
   });
   const [metricsServer, metricsPort] = await serve(flags.bindAddress, flags.metricsPort, async (path) =>
-    path === '/metrics' ? [200, metrics.registry.contentType, await metrics.registry.metrics()] : [404, 'text/plain', 'not found\n'],
+    path === '/metrics'
+      ? [200, metrics.registry.contentType, await metrics.registry.metrics()]
+      : [404, 'text/plain', 'not found\n'],
   );
   log.info({ healthPort, metricsPort }, 'serving health and metrics');
 
@@ -146,13 +158,20 @@ export async function runController(flags: ControllerFlags, logger?: Logger): Pr
       namespace: flags.leaderElectionNamespace,
       leaseName: flags.leaderElectionId,
       identity,
-      timings: { leaseDurationMs: flags.leaseDuration * 1000, renewDeadlineMs: flags.renewDeadline * 1000, retryPeriodMs: flags.retryPeriod * 1000 },
+      timings: {
+        leaseDurationMs: flags.leaseDuration * 1000,
+        renewDeadlineMs: flags.renewDeadline * 1000,
+        retryPeriodMs: flags.retryPeriod * 1000,
+      },
       log,
       onStartedLeading: startController,
       // As controller-runtime does: a replica that lost its lease exits, and is restarted as a candidate.
       onStoppedLeading: () => void shutdown('leadership lost', started ? 1 : 0),
     });
-    log.info({ identity, lease: `${flags.leaderElectionNamespace}/${flags.leaderElectionId}` }, 'campaigning for leadership');
+    log.info(
+      { identity, lease: `${flags.leaderElectionNamespace}/${flags.leaderElectionId}` },
+      'campaigning for leadership',
+    );
     leader.start();
   } else startController();
 
@@ -172,13 +191,19 @@ export function registerController(program: Command): void {
   const inCluster = existsSync(IN_CLUSTER_TOKEN);
   program
     .command('controller')
-    .description('run the MCPServer controller (reconciles MCPServer objects into Deployments, Services and ConfigMaps)')
+    .description(
+      'run the MCPServer controller (reconciles MCPServer objects into Deployments, Services and ConfigMaps)',
+    )
     .option('--kubeconfig <path>', 'kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster)')
     .option('-n, --namespace <namespace>', 'watch only this namespace (default: all)')
     .option('--workers <n>', 'concurrent reconciles', int, DEFAULT_WORKERS)
     .addOption(new Option('--leader-elect', 'use leader election (default: on in-cluster)').default(inCluster))
     .option('--no-leader-elect', 'disable leader election')
-    .option('--leader-election-namespace <ns>', 'namespace of the leader-election Lease', process.env.POD_NAMESPACE ?? 'mcp-system')
+    .option(
+      '--leader-election-namespace <ns>',
+      'namespace of the leader-election Lease',
+      process.env.POD_NAMESPACE ?? 'mcp-system',
+    )
     .option('--leader-election-id <name>', 'name of the leader-election Lease', CONTROLLER_NAME)
     .option('--lease-duration <seconds>', 'leader lease duration', int, 15)
     .option('--renew-deadline <seconds>', 'leader renew deadline', int, 10)
@@ -188,14 +213,21 @@ export function registerController(program: Command): void {
     .option('--bind-address <host>', 'address the health and metrics servers bind', inCluster ? '0.0.0.0' : '127.0.0.1')
     .option('--resync-period <seconds>', 'reconcile every MCPServer again after this period', int, 300)
     .addOption(
-      new Option('--verify <mode>', 'MCP handshake of HTTP MCPServers before Ready: auto (Service DNS in a pod, apiserver service proxy outside), dns, proxy, off')
+      new Option(
+        '--verify <mode>',
+        'MCP handshake of HTTP MCPServers before Ready: auto (Service DNS in a pod, apiserver service proxy outside), dns, proxy, off',
+      )
         .choices(['auto', 'dns', 'proxy', 'off'])
         .default('auto'),
     )
     .option('--verify-interval <seconds>', 're-verify each MCPServer after this period (jittered +-10%)', int, 300)
     .option('--verify-timeout <seconds>', 'deadline of one MCP handshake', int, 10)
     .option('--log-level <level>', 'pino log level', 'info')
-    .option('--bridge-image <image>', 'image of the bridge (init container and sidecar) of stdio MCPServers with command', DEFAULT_CONTROLLER_IMAGE)
+    .option(
+      '--bridge-image <image>',
+      'image of the bridge (init container and sidecar) of stdio MCPServers with command',
+      DEFAULT_CONTROLLER_IMAGE,
+    )
     .action(async (flags: ControllerFlags) => {
       await runController(flags);
     });

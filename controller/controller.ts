@@ -41,7 +41,10 @@ export function inCluster(): boolean {
  * (`<server>/api/v1/namespaces/<ns>/services/http:<name>:mcp/proxy<path>`) with the kubeconfig's
  * credentials, `auto` DNS in a pod and the proxy outside.
  */
-export function verifyTargetFor(kc: k8s.KubeConfig, mode: Exclude<VerifyMode, 'off'>): (namespace: string, name: string, spec: MCPServerSpec) => VerifyTarget {
+export function verifyTargetFor(
+  kc: k8s.KubeConfig,
+  mode: Exclude<VerifyMode, 'off'>,
+): (namespace: string, name: string, spec: MCPServerSpec) => VerifyTarget {
   const via = mode === 'auto' ? (inCluster() ? 'dns' : 'proxy') : mode;
   if (via === 'dns') return (namespace, name, spec) => ({ url: urlFor(name, namespace, spec)! });
   const fetch = kubeFetch(kc);
@@ -120,19 +123,37 @@ export class Controller {
     const policy = kc.makeApiClient(k8s.PolicyV1Api);
     const nsPath = (group: string, resource: string) => `${group}${ns ? `/namespaces/${ns}` : ''}/${resource}`;
 
-    this.mcpInformer = k8s.makeInformer(kc, nsPath(`/apis/${GROUP}/${VERSION}`, PLURAL), () =>
-      (ns
-        ? custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: PLURAL })
-        : custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL })) as Promise<k8s.KubernetesListObject<k8s.KubernetesObject>>,
+    this.mcpInformer = k8s.makeInformer(
+      kc,
+      nsPath(`/apis/${GROUP}/${VERSION}`, PLURAL),
+      () =>
+        (ns
+          ? custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: PLURAL })
+          : custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL })) as Promise<
+          k8s.KubernetesListObject<k8s.KubernetesObject>
+        >,
     ) as AnyInformer;
     const sel = { labelSelector: CHILD_SELECTOR };
     const lists: Record<ChildKind, [string, () => Promise<k8s.KubernetesListObject<k8s.KubernetesObject>>]> = {
-      ConfigMap: [nsPath('/api/v1', 'configmaps'), () => (ns ? core.listNamespacedConfigMap({ namespace: ns, ...sel }) : core.listConfigMapForAllNamespaces(sel))],
-      Service: [nsPath('/api/v1', 'services'), () => (ns ? core.listNamespacedService({ namespace: ns, ...sel }) : core.listServiceForAllNamespaces(sel))],
-      Deployment: [nsPath('/apis/apps/v1', 'deployments'), () => (ns ? apps.listNamespacedDeployment({ namespace: ns, ...sel }) : apps.listDeploymentForAllNamespaces(sel))],
+      ConfigMap: [
+        nsPath('/api/v1', 'configmaps'),
+        () => (ns ? core.listNamespacedConfigMap({ namespace: ns, ...sel }) : core.listConfigMapForAllNamespaces(sel)),
+      ],
+      Service: [
+        nsPath('/api/v1', 'services'),
+        () => (ns ? core.listNamespacedService({ namespace: ns, ...sel }) : core.listServiceForAllNamespaces(sel)),
+      ],
+      Deployment: [
+        nsPath('/apis/apps/v1', 'deployments'),
+        () =>
+          ns ? apps.listNamespacedDeployment({ namespace: ns, ...sel }) : apps.listDeploymentForAllNamespaces(sel),
+      ],
       PodDisruptionBudget: [
         nsPath('/apis/policy/v1', 'poddisruptionbudgets'),
-        () => (ns ? policy.listNamespacedPodDisruptionBudget({ namespace: ns, ...sel }) : policy.listPodDisruptionBudgetForAllNamespaces(sel)),
+        () =>
+          ns
+            ? policy.listNamespacedPodDisruptionBudget({ namespace: ns, ...sel })
+            : policy.listPodDisruptionBudgetForAllNamespaces(sel),
       ],
     };
     for (const kind of CHILD_KINDS) {
@@ -141,13 +162,19 @@ export class Controller {
     }
 
     // Pods carry the template's labels (managed-by, instance): their states say why a Deployment is not ready.
-    this.podInformer = k8s.makeInformer(kc, nsPath('/api/v1', 'pods'), () => (ns ? core.listNamespacedPod({ namespace: ns, ...sel }) : core.listPodForAllNamespaces(sel)), CHILD_SELECTOR) as AnyInformer;
+    this.podInformer = k8s.makeInformer(
+      kc,
+      nsPath('/api/v1', 'pods'),
+      () => (ns ? core.listNamespacedPod({ namespace: ns, ...sel }) : core.listPodForAllNamespaces(sel)),
+      CHILD_SELECTOR,
+    ) as AnyInformer;
 
     const caches: Caches = {
       mcpServer: (namespace, name) => this.mcpInformer.get(name, namespace) as MCPServerObject | undefined,
       child: (kind, namespace, name) => this.childInformers.get(kind)!.get(name, namespace) as KubeObject | undefined,
       children: (kind, namespace) => this.childInformers.get(kind)!.list(namespace) as readonly KubeObject[],
-      pods: (namespace, name) => (this.podInformer.list(namespace) as k8s.V1Pod[]).filter((p) => p.metadata?.labels?.[INSTANCE_LABEL] === name),
+      pods: (namespace, name) =>
+        (this.podInformer.list(namespace) as k8s.V1Pod[]).filter((p) => p.metadata?.labels?.[INSTANCE_LABEL] === name),
     };
     const mode = opts.verify ?? 'auto';
     this.verifier =
@@ -162,8 +189,21 @@ export class Controller {
             log: opts.log,
           });
     const verifyTarget = mode === 'off' ? undefined : (opts.verifyTarget ?? verifyTargetFor(kc, mode));
-    const bridgeReadyTarget = mode === 'off' ? undefined : (opts.bridgeReadyTarget ?? bridgeReadyTargetFor(kc, mode === 'auto' ? (inCluster() ? 'dns' : 'proxy') : mode));
-    this.reconciler = new Reconciler({ kubeConfig: kc, caches, log: opts.log, metrics: this.metrics, verifier: this.verifier, verifyTarget, bridgeReadyTarget, bridgeImage: opts.bridgeImage });
+    const bridgeReadyTarget =
+      mode === 'off'
+        ? undefined
+        : (opts.bridgeReadyTarget ??
+          bridgeReadyTargetFor(kc, mode === 'auto' ? (inCluster() ? 'dns' : 'proxy') : mode));
+    this.reconciler = new Reconciler({
+      kubeConfig: kc,
+      caches,
+      log: opts.log,
+      metrics: this.metrics,
+      verifier: this.verifier,
+      verifyTarget,
+      bridgeReadyTarget,
+      bridgeImage: opts.bridgeImage,
+    });
   }
 
   /** Concurrent reconciles: `workers`, default {@link DEFAULT_WORKERS}. */
@@ -190,30 +230,54 @@ export class Controller {
     // cache transforms): the cache holds the very object the handlers get, so trimming it here
     // trims the cached copy. These handlers are registered first, so they run before the ones
     // that enqueue.
-    const informers: Array<[CachedKind, AnyInformer]> = [['MCPServer', this.mcpInformer], ...this.childInformers, ['Pod', this.podInformer]];
-    for (const [kind, inf] of informers) for (const verb of [k8s.ADD, k8s.UPDATE] as const) inf.on(verb, (o) => void trimForCache(kind, o));
+    const informers: Array<[CachedKind, AnyInformer]> = [
+      ['MCPServer', this.mcpInformer],
+      ...this.childInformers,
+      ['Pod', this.podInformer],
+    ];
+    for (const [kind, inf] of informers)
+      for (const verb of [k8s.ADD, k8s.UPDATE] as const) inf.on(verb, (o) => void trimForCache(kind, o));
 
     // Every event enqueues its MCPServer with a priority (controller/priority.ts): status-changing
     // child events first, desired-state changes next, echoes of our own writes and the initial
     // list last, so that a burst does not delay the reconcile that turns an MCPServer Ready.
-    const mcp = (namespace: string | undefined, name: string) => this.mcpInformer.get(name, namespace) as MCPServerObject | undefined;
+    const mcp = (namespace: string | undefined, name: string) =>
+      this.mcpInformer.get(name, namespace) as MCPServerObject | undefined;
     for (const [verb, v] of verbs) {
-      this.mcpInformer.on(verb, (o) => this.queue.add(`${o.metadata!.namespace}/${o.metadata!.name}`, mcpServerEventPriority(v, o as MCPServerObject, this.synced)));
+      this.mcpInformer.on(verb, (o) =>
+        this.queue.add(
+          `${o.metadata!.namespace}/${o.metadata!.name}`,
+          mcpServerEventPriority(v, o as MCPServerObject, this.synced),
+        ),
+      );
       for (const [kind, inf] of this.childInformers)
         inf.on(verb, (o) => {
-          const owner = o.metadata?.ownerReferences?.find((r) => r.controller && r.kind === KIND && r.apiVersion.startsWith(`${GROUP}/`));
-          if (owner) this.queue.add(`${o.metadata!.namespace}/${owner.name}`, this.synced ? childEventPriority(kind, v, o, mcp(o.metadata!.namespace, owner.name)) : Priority.LOW);
+          const owner = o.metadata?.ownerReferences?.find(
+            (r) => r.controller && r.kind === KIND && r.apiVersion.startsWith(`${GROUP}/`),
+          );
+          if (owner)
+            this.queue.add(
+              `${o.metadata!.namespace}/${owner.name}`,
+              this.synced ? childEventPriority(kind, v, o, mcp(o.metadata!.namespace, owner.name)) : Priority.LOW,
+            );
         });
       // A pod's owner is a ReplicaSet; its MCPServer is named by the instance label.
       this.podInformer.on(verb, (o) => {
         const instance = o.metadata?.labels?.[INSTANCE_LABEL];
-        if (instance) this.queue.add(`${o.metadata!.namespace}/${instance}`, this.synced ? podEventPriority(v, o as k8s.V1Pod, mcp(o.metadata!.namespace, instance)) : Priority.LOW);
+        if (instance)
+          this.queue.add(
+            `${o.metadata!.namespace}/${instance}`,
+            this.synced ? podEventPriority(v, o as k8s.V1Pod, mcp(o.metadata!.namespace, instance)) : Priority.LOW,
+          );
       });
     }
     for (const [name, inf] of informers) this.restartOnError(name, inf);
     await Promise.all(informers.map(([, inf]) => inf.start()));
     this.synced = true;
-    this.opts.log.info({ namespace: this.opts.namespace ?? '(all)', workers: this.workerCount }, 'informers synced; starting workers');
+    this.opts.log.info(
+      { namespace: this.opts.namespace ?? '(all)', workers: this.workerCount },
+      'informers synced; starting workers',
+    );
     for (let i = 0; i < this.workerCount; i++) this.workers.push(this.work());
     const period = this.opts.resyncPeriodMs ?? 300_000;
     this.resyncTimer = setInterval(() => this.resync(), period);
@@ -222,7 +286,8 @@ export class Controller {
 
   /** Enqueues every MCPServer in the cache (what a periodic resync does). */
   resync(): void {
-    for (const o of this.mcpInformer.list()) this.queue.add(`${o.metadata!.namespace}/${o.metadata!.name}`, Priority.LOW);
+    for (const o of this.mcpInformer.list())
+      this.queue.add(`${o.metadata!.namespace}/${o.metadata!.name}`, Priority.LOW);
   }
 
   private restartOnError(name: string, informer: AnyInformer): void {
@@ -234,10 +299,16 @@ export class Controller {
       if (Date.now() - lastError > 60_000) failures = 0;
       lastError = Date.now();
       const delay = backoffMs(failures++, 1000, 30_000);
-      this.opts.log.warn({ informer: name, err: String(err), retryInMs: delay }, 'watch failed; restarting the informer');
+      this.opts.log.warn(
+        { informer: name, err: String(err), retryInMs: delay },
+        'watch failed; restarting the informer',
+      );
       const t = setTimeout(() => {
         this.restartTimers.delete(t);
-        if (!this.stopped) informer.start().catch((e: unknown) => this.opts.log.warn({ informer: name, err: String(e) }, 'informer restart failed'));
+        if (!this.stopped)
+          informer
+            .start()
+            .catch((e: unknown) => this.opts.log.warn({ informer: name, err: String(e) }, 'informer restart failed'));
       }, delay);
       this.restartTimers.add(t);
     });
@@ -260,9 +331,18 @@ export class Controller {
         let delay = this.queue.addRateLimited(key);
         // A refused apply is in the status already; retry it at least every 30 s, so the status
         // recovers soon after the cause goes away (it may not touch our objects: an admission policy).
-        if ((err as { code?: unknown }).code === 'ApplyFailed' && delay > APPLY_RETRY_MAX_MS) this.queue.addAfter(key, (delay = APPLY_RETRY_MAX_MS));
+        if ((err as { code?: unknown }).code === 'ApplyFailed' && delay > APPLY_RETRY_MAX_MS)
+          this.queue.addAfter(key, (delay = APPLY_RETRY_MAX_MS));
         const body = (err as { body?: unknown }).body;
-        this.opts.log.error({ mcpserver: key, err: String(err), body: typeof body === 'string' ? body.slice(0, 500) : body, retryInMs: delay }, 'reconcile failed');
+        this.opts.log.error(
+          {
+            mcpserver: key,
+            err: String(err),
+            body: typeof body === 'string' ? body.slice(0, 500) : body,
+            retryInMs: delay,
+          },
+          'reconcile failed',
+        );
       } finally {
         end();
         this.queue.done(key);
@@ -280,6 +360,8 @@ export class Controller {
     for (const t of this.restartTimers) clearTimeout(t);
     this.queue.shutDown();
     await Promise.all(this.workers);
-    await Promise.all([this.mcpInformer, ...this.childInformers.values(), this.podInformer].map((i) => i.stop().catch(() => undefined)));
+    await Promise.all(
+      [this.mcpInformer, ...this.childInformers.values(), this.podInformer].map((i) => i.stop().catch(() => undefined)),
+    );
   }
 }

@@ -55,7 +55,11 @@ const isQuantityPath = (path: string) => /\.resources\.(requests|limits)\.[^.]+$
 function scalarEqual(a: Json, b: Json, path = ''): boolean {
   if (a === b) return true;
   // The apiserver canonicalizes quantities ("0.5" -> "500m", "1000m" -> "1").
-  if (isQuantityPath(path) && (typeof a === 'string' || typeof a === 'number') && (typeof b === 'string' || typeof b === 'number')) {
+  if (
+    isQuantityPath(path) &&
+    (typeof a === 'string' || typeof a === 'number') &&
+    (typeof b === 'string' || typeof b === 'number')
+  ) {
     try {
       return quantityValue(a) === quantityValue(b);
     } catch {
@@ -72,13 +76,16 @@ function scalarEqual(a: Json, b: Json, path = ''): boolean {
  */
 export function firstDifference(desired: Json, live: Json | undefined, path = '', field = ''): string | undefined {
   if (desired === null || typeof desired !== 'object') {
-    return live !== undefined && live !== null && typeof live !== 'object' && scalarEqual(desired, live, path) ? undefined : path || '<root>';
+    return live !== undefined && live !== null && typeof live !== 'object' && scalarEqual(desired, live, path)
+      ? undefined
+      : path || '<root>';
   }
   if (Array.isArray(desired)) {
     if (!Array.isArray(live)) return path;
     const keys = LIST_KEYS[field];
     const first = desired[0];
-    const keyed = keys && first && typeof first === 'object' && !Array.isArray(first) ? keys.filter((k) => k in first) : [];
+    const keyed =
+      keys && first && typeof first === 'object' && !Array.isArray(first) ? keys.filter((k) => k in first) : [];
     if (keyed.length === 0) {
       if (desired.length !== live.length) return path;
       for (let i = 0; i < desired.length; i++) {
@@ -88,7 +95,9 @@ export function firstDifference(desired: Json, live: Json | undefined, path = ''
       return undefined;
     }
     for (const item of desired as Array<Record<string, Json>>) {
-      const match = (live as Array<Record<string, Json>>).find((l) => l && keyed.every((k) => scalarEqual(item[k]!, l[k]!)));
+      const match = (live as Array<Record<string, Json>>).find(
+        (l) => l && keyed.every((k) => scalarEqual(item[k]!, l[k]!)),
+      );
       const label = keyed.map((k) => `${k}=${String(item[k])}`).join(',');
       if (!match) return `${path}[${label}]`;
       const d = firstDifference(item, match, `${path}[${label}]`, field);
@@ -106,10 +115,15 @@ export function firstDifference(desired: Json, live: Json | undefined, path = ''
 }
 
 /** Why a child must be applied (`created`, `spec changed`, `drift at <path>`), or undefined when it is up to date. */
-export function applyReason(desired: Record<string, unknown>, live: Record<string, unknown> | undefined): string | undefined {
+export function applyReason(
+  desired: Record<string, unknown>,
+  live: Record<string, unknown> | undefined,
+): string | undefined {
   if (!live) return 'created';
   const annotations = (live.metadata as { annotations?: Record<string, string> } | undefined)?.annotations;
-  const wanted = ((desired.metadata as { annotations?: Record<string, string> }).annotations ?? {})[APPLIED_HASH_ANNOTATION];
+  const wanted = ((desired.metadata as { annotations?: Record<string, string> }).annotations ?? {})[
+    APPLIED_HASH_ANNOTATION
+  ];
   if (annotations?.[APPLIED_HASH_ANNOTATION] !== wanted) return 'desired state changed';
   const diff = firstDifference(desired as Json, live as Json);
   return diff ? `drift at ${diff}` : undefined;
@@ -145,7 +159,10 @@ const ENFORCED_LISTS = new Set(['containers', 'initContainers', 'env', 'volumes'
  *   its own nested lists corrected) in desired order, and take the desired entry where the live
  *   one is missing.
  */
-export function foreignListEntries(desired: Json, live: Json): { found: ForeignEntries[]; replace: Array<{ pointer: string; value: Json }> } {
+export function foreignListEntries(
+  desired: Json,
+  live: Json,
+): { found: ForeignEntries[]; replace: Array<{ pointer: string; value: Json }> } {
   const found: ForeignEntries[] = [];
   const changed: Array<{ pointer: string; value: Json }> = [];
   const esc = (k: string) => k.replace(/~/g, '~0').replace(/\//g, '~1');
@@ -156,7 +173,8 @@ export function foreignListEntries(desired: Json, live: Json): { found: ForeignE
       if (!Array.isArray(l)) return l;
       const keys = ENFORCED_LISTS.has(field) ? LIST_KEYS[field] : undefined;
       const first = d[0];
-      const keyed = keys && first && typeof first === 'object' && !Array.isArray(first) ? keys.filter((k) => k in first) : [];
+      const keyed =
+        keys && first && typeof first === 'object' && !Array.isArray(first) ? keys.filter((k) => k in first) : [];
       if (keyed.length === 0) return l;
       const same = (a: Record<string, Json>, b: Record<string, Json>) => keyed.every((k) => scalarEqual(a[k]!, b[k]!));
       const label = (e: Record<string, Json>) => keyed.map((k) => `${k}=${String(e[k])}`).join(',');
@@ -169,7 +187,8 @@ export function foreignListEntries(desired: Json, live: Json): { found: ForeignE
       if (extra.length) {
         found.push({ pointer, path, entries: extra.map(label) });
         // This list is replaced as a whole: drop the replacements of lists inside it.
-        for (let i = changed.length - 1; i >= 0; i--) if (changed[i]!.pointer.startsWith(`${pointer}/`)) changed.splice(i, 1);
+        for (let i = changed.length - 1; i >= 0; i--)
+          if (changed[i]!.pointer.startsWith(`${pointer}/`)) changed.splice(i, 1);
         changed.push({ pointer, value });
       }
       return value;
@@ -185,8 +204,19 @@ export function foreignListEntries(desired: Json, live: Json): { found: ForeignE
     // live entry is extra. Left alone, removing the volumes they mount would make the object invalid.
     for (const [k, lv] of Object.entries(out)) {
       const keys = LIST_KEYS[k];
-      if ((d as Record<string, Json>)[k] !== undefined || !ENFORCED_LISTS.has(k) || !keys || !Array.isArray(lv) || lv.length === 0) continue;
-      const label = (e: Json) => keys.filter((x) => e && typeof e === 'object' && x in (e as object)).map((x) => `${x}=${String((e as Record<string, Json>)[x])}`).join(',');
+      if (
+        (d as Record<string, Json>)[k] !== undefined ||
+        !ENFORCED_LISTS.has(k) ||
+        !keys ||
+        !Array.isArray(lv) ||
+        lv.length === 0
+      )
+        continue;
+      const label = (e: Json) =>
+        keys
+          .filter((x) => e && typeof e === 'object' && x in (e as object))
+          .map((x) => `${x}=${String((e as Record<string, Json>)[x])}`)
+          .join(',');
       const at = `${pointer}/${esc(k)}`;
       found.push({ pointer: at, path: path ? `${path}.${k}` : k, entries: lv.map(label) });
       changed.push({ pointer: at, value: [] });

@@ -58,7 +58,12 @@ export function withConnectionReuse(kc: k8s.KubeConfig, opts: ConnectionReuseOpt
     if (!(fresh instanceof https.Agent) || cluster?.proxyUrl) return;
     if (!shared || !sameTls(shared.options, fresh.options)) {
       shared?.destroy();
-      shared = new https.Agent({ ...fresh.options, keepAlive: true, maxSockets: opts.maxSockets, maxFreeSockets: opts.maxFreeSockets ?? 16 });
+      shared = new https.Agent({
+        ...fresh.options,
+        keepAlive: true,
+        maxSockets: opts.maxSockets,
+        maxFreeSockets: opts.maxFreeSockets ?? 16,
+      });
     }
     context.setAgent(shared);
   };

@@ -15,7 +15,11 @@ export interface LeaderElectionTimings {
   renewDeadlineMs: number;
   retryPeriodMs: number;
 }
-export const DEFAULT_TIMINGS: LeaderElectionTimings = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 };
+export const DEFAULT_TIMINGS: LeaderElectionTimings = {
+  leaseDurationMs: 15_000,
+  renewDeadlineMs: 10_000,
+  retryPeriodMs: 2_000,
+};
 
 /** Options of {@link LeaderElector}. */
 export interface LeaderElectorOptions {
@@ -68,7 +72,10 @@ export class LeaderElector {
     while (!signal.aborted && !(await this.tryAcquireOrRenew())) await sleep(this.jittered(), signal);
     if (signal.aborted) return;
     this.leading = true;
-    this.opts.log.info({ lease: `${this.opts.namespace}/${this.opts.leaseName}`, identity: this.opts.identity }, 'became leader');
+    this.opts.log.info(
+      { lease: `${this.opts.namespace}/${this.opts.leaseName}`, identity: this.opts.identity },
+      'became leader',
+    );
     this.opts.onStartedLeading();
     // Renew: every retryPeriod; give up after renewDeadline without a successful renewal.
     let lastRenew = Date.now();
@@ -78,7 +85,10 @@ export class LeaderElector {
       if (await this.tryAcquireOrRenew()) lastRenew = Date.now();
       else if (Date.now() - lastRenew > this.t.renewDeadlineMs) {
         this.leading = false;
-        this.opts.log.error({ lease: this.opts.leaseName }, 'failed to renew the lease within the renew deadline: leadership lost');
+        this.opts.log.error(
+          { lease: this.opts.leaseName },
+          'failed to renew the lease within the renew deadline: leadership lost',
+        );
         this.opts.onStoppedLeading();
         return;
       }
@@ -108,14 +118,24 @@ export class LeaderElector {
           namespace,
           body: {
             metadata: { name, namespace },
-            spec: { holderIdentity: identity, leaseDurationSeconds: durationSeconds, acquireTime: now, renewTime: now, leaseTransitions: 0 },
+            spec: {
+              holderIdentity: identity,
+              leaseDurationSeconds: durationSeconds,
+              acquireTime: now,
+              renewTime: now,
+              leaseTransitions: 0,
+            },
           },
         });
         this.observe(identity, now);
         return true;
       } catch (createErr) {
         // 409: another candidate created it first; anything else is worth a log line.
-        if ((createErr as { code?: number }).code !== 409) this.opts.log.warn({ err: String((createErr as { body?: unknown }).body ?? createErr) }, 'creating the leader-election lease failed');
+        if ((createErr as { code?: number }).code !== 409)
+          this.opts.log.warn(
+            { err: String((createErr as { body?: unknown }).body ?? createErr) },
+            'creating the leader-election lease failed',
+          );
         return false;
       }
     }
@@ -142,7 +162,8 @@ export class LeaderElector {
       this.observe(identity, now);
       return true;
     } catch (err) {
-      if ((err as { code?: number }).code !== 409) this.opts.log.warn({ err: String(err) }, 'updating the leader-election lease failed');
+      if ((err as { code?: number }).code !== 409)
+        this.opts.log.warn({ err: String(err) }, 'updating the leader-election lease failed');
       return false;
     }
   }
@@ -166,7 +187,13 @@ export class LeaderElector {
       const lease = await this.api.readNamespacedLease({ name, namespace });
       if (lease.spec?.holderIdentity === this.opts.identity) {
         const acquireTime = lease.spec.acquireTime ? new k8s.V1MicroTime(lease.spec.acquireTime) : undefined;
-        lease.spec = { ...lease.spec, holderIdentity: undefined, leaseDurationSeconds: 1, acquireTime, renewTime: new k8s.V1MicroTime() };
+        lease.spec = {
+          ...lease.spec,
+          holderIdentity: undefined,
+          leaseDurationSeconds: 1,
+          acquireTime,
+          renewTime: new k8s.V1MicroTime(),
+        };
         await this.api.replaceNamespacedLease({ name, namespace, body: lease });
         this.opts.log.info({ lease: name }, 'released the leader-election lease');
       }

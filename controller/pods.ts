@@ -41,13 +41,26 @@ function containerProblem(s: k8s.V1ContainerStatus): { reason: string; detail: s
   const waiting = s.state?.waiting;
   const lastTerminated = s.lastState?.terminated;
   const terminated = s.state?.terminated;
-  if (terminated?.reason === 'OOMKilled') return { reason: 'OOMKilled', detail: `container ${s.name}: OOMKilled (exit code ${terminated.exitCode}): the container exceeded its memory limit` };
+  if (terminated?.reason === 'OOMKilled')
+    return {
+      reason: 'OOMKilled',
+      detail: `container ${s.name}: OOMKilled (exit code ${terminated.exitCode}): the container exceeded its memory limit`,
+    };
   if (waiting?.reason === 'CrashLoopBackOff' && lastTerminated?.reason === 'OOMKilled') {
-    return { reason: 'OOMKilled', detail: `container ${s.name}: OOMKilled (exit code ${lastTerminated.exitCode}, ${s.restartCount} restarts): the container exceeded its memory limit` };
+    return {
+      reason: 'OOMKilled',
+      detail: `container ${s.name}: OOMKilled (exit code ${lastTerminated.exitCode}, ${s.restartCount} restarts): the container exceeded its memory limit`,
+    };
   }
   if (waiting?.reason && (POD_PROBLEM_REASONS as readonly string[]).includes(waiting.reason)) {
-    const last = waiting.reason === 'CrashLoopBackOff' && lastTerminated ? ` (last exit code ${lastTerminated.exitCode}${lastTerminated.reason ? `, ${lastTerminated.reason}` : ''}, ${s.restartCount} restarts)` : '';
-    return { reason: waiting.reason, detail: `container ${s.name}: ${waiting.reason}${last}${waiting.message ? `: ${waiting.message}` : ''}` };
+    const last =
+      waiting.reason === 'CrashLoopBackOff' && lastTerminated
+        ? ` (last exit code ${lastTerminated.exitCode}${lastTerminated.reason ? `, ${lastTerminated.reason}` : ''}, ${s.restartCount} restarts)`
+        : '';
+    return {
+      reason: waiting.reason,
+      detail: `container ${s.name}: ${waiting.reason}${last}${waiting.message ? `: ${waiting.message}` : ''}`,
+    };
   }
   return undefined;
 }
@@ -60,11 +73,16 @@ function containerProblem(s: k8s.V1ContainerStatus): { reason: string; detail: s
 export function podProblem(pods: readonly k8s.V1Pod[]): PodProblem | undefined {
   const found: Array<{ reason: string; pod: string; detail: string }> = [];
   for (const pod of pods) {
-    if (pod.metadata?.deletionTimestamp || pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed') continue;
+    if (pod.metadata?.deletionTimestamp || pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed')
+      continue;
     const name = pod.metadata?.name ?? '?';
     const scheduled = pod.status?.conditions?.find((c) => c.type === 'PodScheduled');
     if (scheduled?.status === 'False' && scheduled.reason === 'Unschedulable') {
-      found.push({ reason: 'Unschedulable', pod: name, detail: scheduled.message ?? 'the scheduler found no node for the pod' });
+      found.push({
+        reason: 'Unschedulable',
+        pod: name,
+        detail: scheduled.message ?? 'the scheduler found no node for the pod',
+      });
     }
     for (const s of [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])]) {
       const p = containerProblem(s);
@@ -77,5 +95,8 @@ export function podProblem(pods: readonly k8s.V1Pod[]): PodProblem | undefined {
   const top = found[0]!;
   const others = new Set(found.filter((f) => f.reason === top.reason && f.pod !== top.pod).map((f) => f.pod)).size;
   const message = `pod ${top.pod}: ${top.detail}${others ? ` (and ${others} more pod${others > 1 ? 's' : ''})` : ''}`;
-  return { reason: top.reason, message: message.length > MAX_MESSAGE ? `${message.slice(0, MAX_MESSAGE - 3)}...` : message };
+  return {
+    reason: top.reason,
+    message: message.length > MAX_MESSAGE ? `${message.slice(0, MAX_MESSAGE - 3)}...` : message,
+  };
 }

@@ -50,13 +50,23 @@ function deploymentReady(dep: DeploymentLike): boolean {
  * Priority of an event of a child (`kind`) of the MCPServer `owner` (undefined: not in the cache,
  * nothing to compare with: LOW, its own events bring it).
  */
-export function childEventPriority(kind: ChildKind, verb: EventVerb, obj: k8s.KubernetesObject, owner: MCPServerObject | undefined): number {
+export function childEventPriority(
+  kind: ChildKind,
+  verb: EventVerb,
+  obj: k8s.KubernetesObject,
+  owner: MCPServerObject | undefined,
+): number {
   if (verb === 'delete') return Priority.NORMAL; // a child to recreate (or the MCPServer's own deletion)
   if (!owner || kind !== 'Deployment') return Priority.LOW;
   const dep = obj as DeploymentLike;
   const status = owner.status;
   const saysReady = status?.conditions?.find((c) => c.type === 'DeploymentReady')?.status === 'True';
-  if ((dep.status?.readyReplicas ?? 0) !== (status?.readyReplicas ?? 0) || (dep.status?.replicas ?? 0) !== (status?.replicas ?? 0) || deploymentReady(dep) !== saysReady) return Priority.HIGH;
+  if (
+    (dep.status?.readyReplicas ?? 0) !== (status?.readyReplicas ?? 0) ||
+    (dep.status?.replicas ?? 0) !== (status?.replicas ?? 0) ||
+    deploymentReady(dep) !== saysReady
+  )
+    return Priority.HIGH;
   return Priority.LOW;
 }
 

@@ -12,7 +12,16 @@
 import * as k8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { stringify } from 'yaml';
-import { API_VERSION, FINALIZER, GROUP, KIND, PLURAL, VERSION, type MCPServerSpec, type MCPServerStatus } from '../charts/api/schema.js';
+import {
+  API_VERSION,
+  FINALIZER,
+  GROUP,
+  KIND,
+  PLURAL,
+  VERSION,
+  type MCPServerSpec,
+  type MCPServerStatus,
+} from '../charts/api/schema.js';
 import { MCPServerValidationError, parseMCPServerSpec } from '../charts/api/validate.js';
 import { renderMCPServer, type KubeObject, type RenderOptions } from '../charts/render.js';
 import { isBridged, servesHttp } from '../charts/mcpserver.js';
@@ -56,8 +65,18 @@ export interface ReconcileResult {
   requeueAfterMs?: number;
 }
 
-const CHILD_API_VERSIONS: Record<ChildKind, string> = { ConfigMap: 'v1', Service: 'v1', Deployment: 'apps/v1', PodDisruptionBudget: 'policy/v1' };
-const plural: Record<ChildKind, string> = { ConfigMap: 'configmaps', Service: 'services', Deployment: 'deployments', PodDisruptionBudget: 'poddisruptionbudgets' };
+const CHILD_API_VERSIONS: Record<ChildKind, string> = {
+  ConfigMap: 'v1',
+  Service: 'v1',
+  Deployment: 'apps/v1',
+  PodDisruptionBudget: 'policy/v1',
+};
+const plural: Record<ChildKind, string> = {
+  ConfigMap: 'configmaps',
+  Service: 'services',
+  Deployment: 'deployments',
+  PodDisruptionBudget: 'poddisruptionbudgets',
+};
 
 /** The apiserver's message of a refused request (the Status body's `message`), or the error's own. */
 export function apiErrorMessage(err: unknown): string {
@@ -69,15 +88,24 @@ export function apiErrorMessage(err: unknown): string {
     } catch {
       text = body;
     }
-  } else if (body && typeof body === 'object' && 'message' in body) text = String((body as { message: unknown }).message);
+  } else if (body && typeof body === 'object' && 'message' in body)
+    text = String((body as { message: unknown }).message);
   return (text ?? (err instanceof Error ? err.message : String(err))).slice(0, 1000);
 }
 
-const isPodReady = (p: k8s.V1Pod) => !p.metadata?.deletionTimestamp && !!p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+const isPodReady = (p: k8s.V1Pod) =>
+  !p.metadata?.deletionTimestamp && !!p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
 
 /** The controller owner reference that ties a child to its MCPServer (garbage collection, watches). */
 export function ownerReference(obj: MCPServerObject): k8s.V1OwnerReference {
-  return { apiVersion: API_VERSION, kind: KIND, name: obj.metadata.name, uid: obj.metadata.uid, controller: true, blockOwnerDeletion: true };
+  return {
+    apiVersion: API_VERSION,
+    kind: KIND,
+    name: obj.metadata.name,
+    uid: obj.metadata.uid,
+    controller: true,
+    blockOwnerDeletion: true,
+  };
 }
 
 /**
@@ -87,16 +115,32 @@ export function ownerReference(obj: MCPServerObject): k8s.V1OwnerReference {
  * @throws MCPServerValidationError when the spec is invalid.
  */
 export function desiredChildren(obj: MCPServerObject, options: RenderOptions = {}): KubeObject[] {
-  const manifest = { apiVersion: API_VERSION, kind: KIND, metadata: { name: obj.metadata.name, namespace: obj.metadata.namespace }, spec: obj.spec };
+  const manifest = {
+    apiVersion: API_VERSION,
+    kind: KIND,
+    metadata: { name: obj.metadata.name, namespace: obj.metadata.namespace },
+    spec: obj.spec,
+  };
   return renderMCPServer(manifest, obj.metadata.namespace, options).map((child) => {
     const withOwner = { ...child, metadata: { ...child.metadata, ownerReferences: [ownerReference(obj)] } };
     const hash = hashOf(withOwner);
-    return { ...withOwner, metadata: { ...withOwner.metadata, annotations: { ...((withOwner.metadata as { annotations?: object }).annotations), [APPLIED_HASH_ANNOTATION]: hash } } };
+    return {
+      ...withOwner,
+      metadata: {
+        ...withOwner.metadata,
+        annotations: {
+          ...(withOwner.metadata as { annotations?: object }).annotations,
+          [APPLIED_HASH_ANNOTATION]: hash,
+        },
+      },
+    };
   });
 }
 
 function isOwnedBy(child: KubeObject, uid: string): boolean {
-  return ((child.metadata.ownerReferences as k8s.V1OwnerReference[] | undefined) ?? []).some((r) => r.controller && r.uid === uid);
+  return ((child.metadata.ownerReferences as k8s.V1OwnerReference[] | undefined) ?? []).some(
+    (r) => r.controller && r.uid === uid,
+  );
 }
 
 /** Options of {@link Reconciler}. */
@@ -161,7 +205,12 @@ export class Reconciler {
     // The finalizer patch runs alongside the child applies (one round trip less per reconcile);
     // its error, if any, is thrown after them. Owner references let the garbage collector remove
     // children of an MCPServer deleted before its finalizer landed.
-    const finalizing = (obj.metadata.finalizers ?? []).includes(FINALIZER) ? undefined : this.addFinalizer(obj).then(() => undefined, (err: unknown) => ({ err }));
+    const finalizing = (obj.metadata.finalizers ?? []).includes(FINALIZER)
+      ? undefined
+      : this.addFinalizer(obj).then(
+          () => undefined,
+          (err: unknown) => ({ err }),
+        );
     const finalized = async () => {
       const r = await finalizing;
       if (r) throw r.err;
@@ -188,7 +237,8 @@ export class Reconciler {
 
     await this.prune(obj, new Set(desired.map((d) => `${d.kind}/${d.metadata.name}`)), log);
 
-    const dep = applied.get('Deployment') as (KubeObject & { spec?: { replicas?: number }; status?: k8s.V1DeploymentStatus }) | undefined;
+    const dep = applied.get('Deployment') as
+      (KubeObject & { spec?: { replicas?: number }; status?: k8s.V1DeploymentStatus }) | undefined;
     const svc = applied.get('Service') as (KubeObject & { spec?: { type?: string; clusterIP?: string } }) | undefined;
     const service = svc && { type: svc.spec?.type, clusterIP: svc.spec?.clusterIP };
     const pods = this.opts.caches.pods(namespace, name);
@@ -225,12 +275,25 @@ export class Reconciler {
     if (oldTools && newTools && oldTools.hash !== newTools.hash) {
       const added = (newTools.names ?? []).filter((n) => !(oldTools.names ?? []).includes(n));
       const removed = (oldTools.names ?? []).filter((n) => !(newTools.names ?? []).includes(n));
-      const detail = [added.length ? `added ${added.join(', ')}` : '', removed.length ? `removed ${removed.join(', ')}` : ''].filter(Boolean).join('; ');
-      await this.event(obj, 'Normal', 'ToolsChanged', `Tool list changed: ${oldTools.count} -> ${newTools.count} tools${detail ? ` (${detail})` : ''}`);
+      const detail = [
+        added.length ? `added ${added.join(', ')}` : '',
+        removed.length ? `removed ${removed.join(', ')}` : '',
+      ]
+        .filter(Boolean)
+        .join('; ');
+      await this.event(
+        obj,
+        'Normal',
+        'ToolsChanged',
+        `Tool list changed: ${oldTools.count} -> ${newTools.count} tools${detail ? ` (${detail})` : ''}`,
+      );
     }
     if (failures.length) {
       // Status and events say it; the queue retries with backoff until the cause goes away.
-      throw Object.assign(new Error(`applying children failed: ${failures.map((f) => `${f.kind} ${f.name}: ${f.message}`).join('; ')}`), { code: 'ApplyFailed' });
+      throw Object.assign(
+        new Error(`applying children failed: ${failures.map((f) => `${f.kind} ${f.name}: ${f.message}`).join('; ')}`),
+        { code: 'ApplyFailed' },
+      );
     }
     return requeueAfterMs ? { requeueAfterMs } : {};
   }
@@ -240,14 +303,22 @@ export class Reconciler {
    * ready pod or no Service), or the verifier's latest result for the current URL and ready pods
    * (a change of either starts a new handshake; see controller/verify.ts).
    */
-  private verification(obj: MCPServerObject, spec: MCPServerSpec, pods: readonly k8s.V1Pod[], svcReady: boolean): { verify: VerifyInput; requeueAfterMs?: number } {
+  private verification(
+    obj: MCPServerObject,
+    spec: MCPServerSpec,
+    pods: readonly k8s.V1Pod[],
+    svcReady: boolean,
+  ): { verify: VerifyInput; requeueAfterMs?: number } {
     const key = `${obj.metadata.namespace}/${obj.metadata.name}`;
     const verifier = this.opts.verifier;
     if (!verifier || !this.opts.verifyTarget || !servesHttp(spec)) {
       verifier?.forget(key);
       return { verify: { state: 'disabled' } };
     }
-    const ready = pods.filter(isPodReady).map((p) => p.metadata!.name!).sort();
+    const ready = pods
+      .filter(isPodReady)
+      .map((p) => p.metadata!.name!)
+      .sort();
     if (!ready.length || !svcReady) {
       verifier.forget(key);
       return { verify: { state: 'waiting' } };
@@ -269,14 +340,26 @@ export class Reconciler {
    * @returns the refused children with the apiserver's message, in desired order.
    * @throws when the MCPServer's namespace is gone (404) or a list fix raced another writer.
    */
-  private async applyChildren(obj: MCPServerObject, desired: KubeObject[], applied: Map<ChildKind, KubeObject>, log: Logger, events: Array<Promise<void>>): Promise<ApplyFailure[]> {
+  private async applyChildren(
+    obj: MCPServerObject,
+    desired: KubeObject[],
+    applied: Map<ChildKind, KubeObject>,
+    log: Logger,
+    events: Array<Promise<void>>,
+  ): Promise<ApplyFailure[]> {
     const namespace = obj.metadata.namespace;
     const outcomes = await Promise.allSettled(
       desired.map(async (child): Promise<{ failure?: ApplyFailure; announce?: [string, string] }> => {
         const kind = child.kind as ChildKind;
         const cached = this.opts.caches.child(kind, namespace, child.metadata.name);
         // Items of an informer's initial list carry no apiVersion/kind: not a difference to apply.
-        const live = cached && ({ ...cached, apiVersion: cached.apiVersion ?? child.apiVersion, kind: cached.kind ?? child.kind } as KubeObject);
+        const live =
+          cached &&
+          ({
+            ...cached,
+            apiVersion: cached.apiVersion ?? child.apiVersion,
+            kind: cached.kind ?? child.kind,
+          } as KubeObject);
         try {
           const fixed = live ? await this.removeForeignEntries(obj, child, live, log) : undefined;
           const reason = fixed ? `drift at ${fixed}` : applyReason(child, live as Record<string, unknown> | undefined);
@@ -287,8 +370,16 @@ export class Reconciler {
           const result = await this.apply(child, reason);
           applied.set(kind, result);
           log.info({ kind, child: child.metadata.name, reason }, 'applied child');
-          const eventReason = reason === 'created' ? 'Created' : reason.startsWith('drift') ? 'DriftReverted' : 'Updated';
-          return { announce: [eventReason, eventReason === 'DriftReverted' ? `${kind} ${child.metadata.name} (${reason})` : `${kind} ${child.metadata.name}`] };
+          const eventReason =
+            reason === 'created' ? 'Created' : reason.startsWith('drift') ? 'DriftReverted' : 'Updated';
+          return {
+            announce: [
+              eventReason,
+              eventReason === 'DriftReverted'
+                ? `${kind} ${child.metadata.name} (${reason})`
+                : `${kind} ${child.metadata.name}`,
+            ],
+          };
         } catch (err) {
           const code = (err as { code?: unknown }).code;
           // Not the apiserver refusing the child (no HTTP status: a connection or transport
@@ -297,18 +388,24 @@ export class Reconciler {
           const message = apiErrorMessage(err);
           if (live) applied.set(kind, live);
           log.warn({ kind, child: child.metadata.name, err: message }, 'applying a child failed');
-          events.push(this.event(obj, 'Warning', 'ApplyFailed', `Applying ${kind} ${child.metadata.name} failed: ${message}`));
+          events.push(
+            this.event(obj, 'Warning', 'ApplyFailed', `Applying ${kind} ${child.metadata.name} failed: ${message}`),
+          );
           return { failure: { kind, name: child.metadata.name, message } };
         }
       }),
     );
     const rejected = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
     if (rejected) throw rejected.reason;
-    const done = outcomes.map((o) => (o as PromiseFulfilledResult<{ failure?: ApplyFailure; announce?: [string, string] }>).value);
+    const done = outcomes.map(
+      (o) => (o as PromiseFulfilledResult<{ failure?: ApplyFailure; announce?: [string, string] }>).value,
+    );
     const byReason = new Map<string, string[]>();
-    for (const { announce } of done) if (announce) byReason.set(announce[0], [...(byReason.get(announce[0]) ?? []), announce[1]]);
+    for (const { announce } of done)
+      if (announce) byReason.set(announce[0], [...(byReason.get(announce[0]) ?? []), announce[1]]);
     const verb: Record<string, string> = { Created: 'Created', Updated: 'Updated', DriftReverted: 'Reverted drift of' };
-    for (const [reason, what] of byReason) events.push(this.event(obj, 'Normal', reason, `${verb[reason] ?? reason} ${what.join(', ')}`));
+    for (const [reason, what] of byReason)
+      events.push(this.event(obj, 'Normal', reason, `${verb[reason] ?? reason} ${what.join(', ')}`));
     return done.flatMap((d) => (d.failure ? [d.failure] : []));
   }
 
@@ -321,14 +418,23 @@ export class Reconciler {
    * @returns the fixed paths with their foreign entries (for the event and the apply reason), or
    *   undefined when there was nothing to remove.
    */
-  private async removeForeignEntries(obj: MCPServerObject, child: KubeObject, cached: KubeObject, log: Logger): Promise<string | undefined> {
+  private async removeForeignEntries(
+    obj: MCPServerObject,
+    child: KubeObject,
+    cached: KubeObject,
+    log: Logger,
+  ): Promise<string | undefined> {
     if (child.kind !== 'Deployment' && child.kind !== 'Service') return undefined; // the only kinds with keyed lists
     const json = (o: unknown) => JSON.parse(JSON.stringify(o)) as never;
     if (!foreignListEntries(json(child), json(cached)).found.length) return undefined;
     const ns = obj.metadata.namespace;
     const name = child.metadata.name;
     const apps = this.opts.kubeConfig.makeApiClient(k8s.AppsV1Api);
-    const fresh = json(child.kind === 'Deployment' ? await apps.readNamespacedDeployment({ name, namespace: ns }) : await this.core.readNamespacedService({ name, namespace: ns })) as KubeObject;
+    const fresh = json(
+      child.kind === 'Deployment'
+        ? await apps.readNamespacedDeployment({ name, namespace: ns })
+        : await this.core.readNamespacedService({ name, namespace: ns }),
+    ) as KubeObject;
     const { found, replace } = foreignListEntries(json(child), fresh as never);
     if (!found.length) return undefined;
     const body = [
@@ -339,11 +445,13 @@ export class Reconciler {
     this.opts.metrics.writeRequests.inc({ verb: 'patch', resource: plural[child.kind as ChildKind] });
     const headers = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.JsonPatch);
     try {
-      if (child.kind === 'Deployment') await apps.patchNamespacedDeployment({ name, namespace: ns, body, fieldManager: FIELD_MANAGER }, headers);
+      if (child.kind === 'Deployment')
+        await apps.patchNamespacedDeployment({ name, namespace: ns, body, fieldManager: FIELD_MANAGER }, headers);
       else await this.core.patchNamespacedService({ name, namespace: ns, body, fieldManager: FIELD_MANAGER }, headers);
     } catch (err) {
       // Someone wrote the object since the read: retry from a fresh cache, not a status.
-      if ((err as { code?: number }).code === 409 || /testing value .* failed|test failed/i.test(apiErrorMessage(err))) throw Object.assign(new Error(`${child.kind} ${name} changed while fixing its lists`), { code: 'Retry' });
+      if ((err as { code?: number }).code === 409 || /testing value .* failed|test failed/i.test(apiErrorMessage(err)))
+        throw Object.assign(new Error(`${child.kind} ${name} changed while fixing its lists`), { code: 'Retry' });
       throw err;
     }
     log.info({ kind: child.kind, child: name, removed: what }, 'removed foreign list entries');
@@ -355,7 +463,14 @@ export class Reconciler {
     this.opts.metrics.applyRequests.inc({ kind: child.kind, reason: reason.startsWith('drift') ? 'drift' : reason });
     this.opts.metrics.writeRequests.inc({ verb: 'apply', resource: plural[child.kind as ChildKind] ?? child.kind });
     const typed = k8s.loadYaml<k8s.KubernetesObject>(stringify(child));
-    const out = await this.objects.patch(typed, undefined, undefined, FIELD_MANAGER, true, k8s.PatchStrategy.ServerSideApply);
+    const out = await this.objects.patch(
+      typed,
+      undefined,
+      undefined,
+      FIELD_MANAGER,
+      true,
+      k8s.PatchStrategy.ServerSideApply,
+    );
     return out as unknown as KubeObject;
   }
 
@@ -366,7 +481,12 @@ export class Reconciler {
         if (!isOwnedBy(child, obj.metadata.uid) || keep.has(`${kind}/${child.metadata.name}`)) continue;
         await this.deleteChild(kind, child);
         log.info({ kind, child: child.metadata.name }, 'pruned child');
-        await this.event(obj, 'Normal', 'Pruned', `Deleted ${kind} ${child.metadata.name}: no longer rendered by the spec`);
+        await this.event(
+          obj,
+          'Normal',
+          'Pruned',
+          `Deleted ${kind} ${child.metadata.name}: no longer rendered by the spec`,
+        );
       }
     }
   }
@@ -380,7 +500,11 @@ export class Reconciler {
     const uid = (child.metadata as k8s.V1ObjectMeta).uid;
     try {
       await this.objects.delete(
-        { apiVersion: CHILD_API_VERSIONS[kind], kind, metadata: { name: child.metadata.name, namespace: child.metadata.namespace } },
+        {
+          apiVersion: CHILD_API_VERSIONS[kind],
+          kind,
+          metadata: { name: child.metadata.name, namespace: child.metadata.namespace },
+        },
         undefined,
         undefined,
         undefined,
@@ -398,10 +522,16 @@ export class Reconciler {
     this.opts.verifier?.forget(`${obj.metadata.namespace}/${obj.metadata.name}`);
     const index = (obj.metadata.finalizers ?? []).indexOf(FINALIZER);
     if (index < 0) return {};
-    await this.writeStatus(obj, { name: obj.metadata.name, namespace: obj.metadata.namespace, generation: obj.metadata.generation ?? 0, terminating: true });
+    await this.writeStatus(obj, {
+      name: obj.metadata.name,
+      namespace: obj.metadata.namespace,
+      generation: obj.metadata.generation ?? 0,
+      terminating: true,
+    });
     await this.event(obj, 'Normal', 'Deleting', 'Deleting the MCPServer and its children');
     for (const kind of CHILD_KINDS) {
-      for (const child of this.opts.caches.children(kind, obj.metadata.namespace)) if (isOwnedBy(child, obj.metadata.uid)) await this.deleteChild(kind, child);
+      for (const child of this.opts.caches.children(kind, obj.metadata.namespace))
+        if (isOwnedBy(child, obj.metadata.uid)) await this.deleteChild(kind, child);
     }
     // Remove every copy (there should be one), testing the list first as addFinalizer does.
     const finalizers = obj.metadata.finalizers ?? [];
@@ -423,8 +553,14 @@ export class Reconciler {
     await this.patchObject(
       obj,
       finalizers.length === 0
-        ? [{ op: 'test', path: '/metadata/resourceVersion', value: obj.metadata.resourceVersion }, { op: 'add', path: '/metadata/finalizers', value: [FINALIZER] }]
-        : [{ op: 'test', path: '/metadata/finalizers', value: finalizers }, { op: 'add', path: '/metadata/finalizers/-', value: FINALIZER }],
+        ? [
+            { op: 'test', path: '/metadata/resourceVersion', value: obj.metadata.resourceVersion },
+            { op: 'add', path: '/metadata/finalizers', value: [FINALIZER] },
+          ]
+        : [
+            { op: 'test', path: '/metadata/finalizers', value: finalizers },
+            { op: 'add', path: '/metadata/finalizers/-', value: FINALIZER },
+          ],
     );
     obj.metadata.finalizers = [...finalizers, FINALIZER];
   }
@@ -432,7 +568,14 @@ export class Reconciler {
   private async patchObject(obj: MCPServerObject, body: object[]): Promise<void> {
     this.opts.metrics.writeRequests.inc({ verb: 'patch', resource: PLURAL });
     await this.custom.patchNamespacedCustomObject(
-      { group: GROUP, version: VERSION, namespace: obj.metadata.namespace, plural: PLURAL, name: obj.metadata.name, body },
+      {
+        group: GROUP,
+        version: VERSION,
+        namespace: obj.metadata.namespace,
+        plural: PLURAL,
+        name: obj.metadata.name,
+        body,
+      },
       k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.JsonPatch),
     );
   }
@@ -446,7 +589,14 @@ export class Reconciler {
     // (a stdio server that lost its bridge) is removed explicitly.
     const body = { status: { ...next, endpoint: next.endpoint ?? null, url: next.url ?? null } };
     await this.custom.patchNamespacedCustomObjectStatus(
-      { group: GROUP, version: VERSION, namespace: obj.metadata.namespace, plural: PLURAL, name: obj.metadata.name, body },
+      {
+        group: GROUP,
+        version: VERSION,
+        namespace: obj.metadata.namespace,
+        plural: PLURAL,
+        name: obj.metadata.name,
+        body,
+      },
       k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
     );
     obj.status = next;
@@ -470,7 +620,14 @@ export class Reconciler {
         namespace: obj.metadata.namespace,
         body: {
           metadata: { generateName: `${obj.metadata.name}.`, namespace: obj.metadata.namespace },
-          involvedObject: { apiVersion: API_VERSION, kind: KIND, name: obj.metadata.name, namespace: obj.metadata.namespace, uid: obj.metadata.uid, resourceVersion: obj.metadata.resourceVersion },
+          involvedObject: {
+            apiVersion: API_VERSION,
+            kind: KIND,
+            name: obj.metadata.name,
+            namespace: obj.metadata.namespace,
+            uid: obj.metadata.uid,
+            resourceVersion: obj.metadata.resourceVersion,
+          },
           reason,
           message: message.slice(0, 1024),
           type,

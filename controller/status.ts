@@ -7,7 +7,14 @@
  * (https://github.com/kubernetes/community/blob/master/contributors/devel/sig-architecture/api-conventions.md#typical-status-properties):
  * `lastTransitionTime` changes only when `status` changes.
  */
-import { DEFAULTS, type Condition, type ConditionType, type MCPServerSpec, type MCPServerStatus, type Phase } from '../charts/api/schema.js';
+import {
+  DEFAULTS,
+  type Condition,
+  type ConditionType,
+  type MCPServerSpec,
+  type MCPServerStatus,
+  type Phase,
+} from '../charts/api/schema.js';
 import { isBridged, servesHttp, selectorString } from '../charts/mcpserver.js';
 import type { PodProblem } from './pods.js';
 import type { HandshakeResult } from './verify.js';
@@ -32,7 +39,13 @@ export interface ObservedState {
   invalid?: string;
   /** Set while the object is being deleted (phase Terminating). */
   terminating?: boolean;
-  deployment?: { replicas?: number; readyReplicas?: number; specReplicas?: number; observedGeneration?: number; generation?: number };
+  deployment?: {
+    replicas?: number;
+    readyReplicas?: number;
+    specReplicas?: number;
+    observedGeneration?: number;
+    generation?: number;
+  };
   service?: { type?: string; clusterIP?: string };
   /** Children the apiserver refused to apply, with its message (ChildrenApplied=False/ApplyFailed, phase Failed). */
   applyFailures?: Array<{ kind: string; name: string; message: string }>;
@@ -48,11 +61,23 @@ type CondInput = { type: ConditionType; status: 'True' | 'False' | 'Unknown'; re
  * Merges new conditions into the previous ones: a condition whose status is unchanged keeps its
  * lastTransitionTime; otherwise it gets `now`. Output is ordered as CONDITION order of input.
  */
-export function mergeConditions(previous: Condition[] | undefined, next: CondInput[], generation: number, now: string): Condition[] {
+export function mergeConditions(
+  previous: Condition[] | undefined,
+  next: CondInput[],
+  generation: number,
+  now: string,
+): Condition[] {
   return next.map((c) => {
     const old = previous?.find((p) => p.type === c.type);
     const lastTransitionTime = old && old.status === c.status ? old.lastTransitionTime : now;
-    return { type: c.type, status: c.status, observedGeneration: generation, lastTransitionTime, reason: c.reason, message: c.message };
+    return {
+      type: c.type,
+      status: c.status,
+      observedGeneration: generation,
+      lastTransitionTime,
+      reason: c.reason,
+      message: c.message,
+    };
   });
 }
 
@@ -77,7 +102,9 @@ export const UNREACHABLE_STDIO =
 
 /** Seed 003's isServiceReady for ClusterIP Services: a cluster IP is assigned. */
 export function serviceReady(service: ObservedState['service']): boolean {
-  return !!service && (service.type ?? 'ClusterIP') === 'ClusterIP' && !!service.clusterIP && service.clusterIP !== 'None';
+  return (
+    !!service && (service.type ?? 'ClusterIP') === 'ClusterIP' && !!service.clusterIP && service.clusterIP !== 'None'
+  );
 }
 
 /** Verified=False reasons that a retry will not fix without a change (phase Failed rather than Pending). */
@@ -113,26 +140,46 @@ export function computeStatus(obs: ObservedState, previous: MCPServerStatus | un
   } else if (obs.invalid !== undefined || !obs.spec) {
     phase = 'Failed';
     const message = obs.invalid ?? 'invalid spec';
-    conds.push({ type: 'Ready', status: 'False', reason: 'InvalidConfiguration', message: `Configuration validation failed: ${message}` });
+    conds.push({
+      type: 'Ready',
+      status: 'False',
+      reason: 'InvalidConfiguration',
+      message: `Configuration validation failed: ${message}`,
+    });
     conds.push({ type: 'ConfigurationValid', status: 'False', reason: 'InvalidConfiguration', message });
   } else {
     const spec = obs.spec;
     const desired = spec.replicas;
     const rolledOut = !!dep && (dep.observedGeneration ?? 0) >= (dep.generation ?? 0);
-    const depReady = !!dep && rolledOut && readyReplicas === desired && (desired === 0 || readyReplicas > 0) && (dep.replicas ?? 0) <= desired;
+    const depReady =
+      !!dep &&
+      rolledOut &&
+      readyReplicas === desired &&
+      (desired === 0 || readyReplicas > 0) &&
+      (dep.replicas ?? 0) <= desired;
     const depMsg = `Deployment has ${readyReplicas}/${desired} ready replicas`;
     const pods = depReady ? undefined : obs.pods;
     conds.push(
       depReady
         ? { type: 'DeploymentReady', status: 'True', reason: 'DeploymentReady', message: depMsg }
-        : { type: 'DeploymentReady', status: 'False', reason: pods?.reason ?? 'DeploymentNotReady', message: pods ? `${depMsg}: ${pods.message}` : depMsg },
+        : {
+            type: 'DeploymentReady',
+            status: 'False',
+            reason: pods?.reason ?? 'DeploymentNotReady',
+            message: pods ? `${depMsg}: ${pods.message}` : depMsg,
+          },
     );
     const http = servesHttp(spec);
     const svcReady = http ? serviceReady(obs.service) : true;
     const via = isBridged(spec) ? ' (the stdio server behind the in-pod bridge)' : '';
     conds.push(
       http
-        ? { type: 'ServiceReady', status: svcReady ? 'True' : 'False', reason: svcReady ? 'ServiceReady' : 'ServiceNotReady', message: svcReady ? `Service is ready and available${via}` : 'Service is not ready' }
+        ? {
+            type: 'ServiceReady',
+            status: svcReady ? 'True' : 'False',
+            reason: svcReady ? 'ServiceReady' : 'ServiceNotReady',
+            message: svcReady ? `Service is ready and available${via}` : 'Service is not ready',
+          }
         : { type: 'ServiceReady', status: 'True', reason: 'NotRequired', message: UNREACHABLE_STDIO },
     );
     const failures = obs.applyFailures ?? [];
@@ -140,18 +187,41 @@ export function computeStatus(obs: ObservedState, previous: MCPServerStatus | un
     conds.push(
       failures.length
         ? { type: 'ChildrenApplied', status: 'False', reason: 'ApplyFailed', message: applyMsg }
-        : { type: 'ChildrenApplied', status: 'True', reason: 'ChildrenApplied', message: 'All children are applied as rendered' },
+        : {
+            type: 'ChildrenApplied',
+            status: 'True',
+            reason: 'ChildrenApplied',
+            message: 'All children are applied as rendered',
+          },
     );
 
     // Protocol verification (HTTP transports only).
     const verify = obs.verify ?? { state: 'disabled' };
     let verified: CondInput;
-    if (!http) verified = { type: 'Verified', status: 'Unknown', reason: 'NotApplicable', message: `stdio transport without the bridge: no network endpoint to handshake (${UNREACHABLE_STDIO})` };
-    else if (verify.state === 'disabled') verified = { type: 'Verified', status: 'Unknown', reason: 'VerificationDisabled', message: 'The controller runs with --verify=off: Ready reflects the Deployment and Service only' };
+    if (!http)
+      verified = {
+        type: 'Verified',
+        status: 'Unknown',
+        reason: 'NotApplicable',
+        message: `stdio transport without the bridge: no network endpoint to handshake (${UNREACHABLE_STDIO})`,
+      };
+    else if (verify.state === 'disabled')
+      verified = {
+        type: 'Verified',
+        status: 'Unknown',
+        reason: 'VerificationDisabled',
+        message: 'The controller runs with --verify=off: Ready reflects the Deployment and Service only',
+      };
     else if (verify.state === 'waiting' || !verify.result) {
-      verified = verify.state === 'checked' && verify.inFlight
-        ? { type: 'Verified', status: 'Unknown', reason: 'Verifying', message: 'MCP handshake in progress' }
-        : { type: 'Verified', status: 'Unknown', reason: 'WaitingForPods', message: 'No ready pod behind the Service to handshake yet' };
+      verified =
+        verify.state === 'checked' && verify.inFlight
+          ? { type: 'Verified', status: 'Unknown', reason: 'Verifying', message: 'MCP handshake in progress' }
+          : {
+              type: 'Verified',
+              status: 'Unknown',
+              reason: 'WaitingForPods',
+              message: 'No ready pod behind the Service to handshake yet',
+            };
     } else {
       const r = verify.result;
       verified = { type: 'Verified', status: r.ok ? 'True' : 'False', reason: r.reason, message: r.message };
@@ -162,14 +232,29 @@ export function computeStatus(obs: ObservedState, previous: MCPServerStatus | un
       const r = verify.state === 'checked' ? verify.result : undefined;
       // Discovery comes from the last successful handshake; a failed one keeps it (the condition says it failed).
       discovery = r?.ok
-        ? { serverInfo: r.serverInfo, tools: r.tools, ...(r.prompts ? { prompts: r.prompts } : {}), ...(r.resources ? { resources: r.resources } : {}) }
-        : { serverInfo: previous?.serverInfo, tools: previous?.tools, prompts: previous?.prompts, resources: previous?.resources };
+        ? {
+            serverInfo: r.serverInfo,
+            tools: r.tools,
+            ...(r.prompts ? { prompts: r.prompts } : {}),
+            ...(r.resources ? { resources: r.resources } : {}),
+          }
+        : {
+            serverInfo: previous?.serverInfo,
+            tools: previous?.tools,
+            prompts: previous?.prompts,
+            resources: previous?.resources,
+          };
     }
     const verifyOk = !http || verify.state === 'disabled' || verified.status === 'True';
 
     if (failures.length) {
       phase = 'Failed';
-      conds.unshift({ type: 'Ready', status: 'False', reason: 'ApplyFailed', message: `Applying children failed: ${applyMsg}` });
+      conds.unshift({
+        type: 'Ready',
+        status: 'False',
+        reason: 'ApplyFailed',
+        message: `Applying children failed: ${applyMsg}`,
+      });
     } else if (depReady && svcReady && verifyOk) {
       phase = 'Ready';
       endpoint = endpointFor(obs.name, obs.namespace, spec);
@@ -183,13 +268,33 @@ export function computeStatus(obs: ObservedState, previous: MCPServerStatus | un
       });
     } else if (!depReady || !svcReady) {
       phase = 'Pending';
-      const what = !depReady && !svcReady ? 'Deployment and Service are not ready' : !depReady ? 'Deployment is not ready' : 'Service is not ready';
-      conds.unshift({ type: 'Ready', status: 'False', reason: pods?.reason ?? 'MCPServerNotReady', message: pods ? `${what}: ${pods.message}` : what });
+      const what =
+        !depReady && !svcReady
+          ? 'Deployment and Service are not ready'
+          : !depReady
+            ? 'Deployment is not ready'
+            : 'Service is not ready';
+      conds.unshift({
+        type: 'Ready',
+        status: 'False',
+        reason: pods?.reason ?? 'MCPServerNotReady',
+        message: pods ? `${what}: ${pods.message}` : what,
+      });
     } else {
       phase = verified.status === 'False' && LASTING_VERIFY_FAILURES.has(verified.reason) ? 'Failed' : 'Pending';
-      conds.unshift({ type: 'Ready', status: 'False', reason: verified.reason, message: `MCP handshake: ${verified.message}` });
+      conds.unshift({
+        type: 'Ready',
+        status: 'False',
+        reason: verified.reason,
+        message: `MCP handshake: ${verified.message}`,
+      });
     }
-    conds.push({ type: 'ConfigurationValid', status: 'True', reason: 'ConfigurationValid', message: 'MCPServer configuration is valid' });
+    conds.push({
+      type: 'ConfigurationValid',
+      status: 'True',
+      reason: 'ConfigurationValid',
+      message: 'MCPServer configuration is valid',
+    });
   }
 
   const conditions = mergeConditions(previous?.conditions, conds, obs.generation, now);
@@ -217,7 +322,11 @@ export function statusChanged(a: MCPServerStatus | undefined, b: MCPServerStatus
 function canonical(v: unknown): string {
   return JSON.stringify(v, (_k, value: unknown) =>
     value && typeof value === 'object' && !Array.isArray(value)
-      ? Object.fromEntries(Object.entries(value as Record<string, unknown>).filter(([, x]) => x !== undefined).sort(([a], [b]) => (a < b ? -1 : 1)))
+      ? Object.fromEntries(
+          Object.entries(value as Record<string, unknown>)
+            .filter(([, x]) => x !== undefined)
+            .sort(([a], [b]) => (a < b ? -1 : 1)),
+        )
       : value,
   );
 }

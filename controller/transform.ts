@@ -25,7 +25,14 @@ export function trimForCache<T extends k8s.KubernetesObject>(kind: CachedKind, o
   if (o.metadata?.managedFields) delete o.metadata.managedFields;
   if (kind === 'Pod') {
     const m = o.metadata ?? {};
-    o.metadata = { name: m.name, namespace: m.namespace, uid: m.uid, resourceVersion: m.resourceVersion, labels: m.labels, ...(m.deletionTimestamp ? { deletionTimestamp: m.deletionTimestamp } : {}) };
+    o.metadata = {
+      name: m.name,
+      namespace: m.namespace,
+      uid: m.uid,
+      resourceVersion: m.resourceVersion,
+      labels: m.labels,
+      ...(m.deletionTimestamp ? { deletionTimestamp: m.deletionTimestamp } : {}),
+    };
     delete o.spec;
     const s = (o.status ?? {}) as k8s.V1PodStatus;
     o.status = {

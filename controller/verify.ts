@@ -24,7 +24,13 @@ import type { Logger } from 'pino';
 import type { ControllerMetrics } from './metrics.js';
 
 /** Reasons of the `Verified` condition when it is False. */
-export const VERIFY_FAILURE_REASONS = ['ConnectionFailed', 'HTTPError', 'ProtocolError', 'Timeout', 'AuthRequired'] as const;
+export const VERIFY_FAILURE_REASONS = [
+  'ConnectionFailed',
+  'HTTPError',
+  'ProtocolError',
+  'Timeout',
+  'AuthRequired',
+] as const;
 export type VerifyFailureReason = (typeof VERIFY_FAILURE_REASONS)[number];
 
 /** At most this many tool names are kept in `status.tools.names`. */
@@ -98,7 +104,13 @@ export async function mcpHandshake(opts: HandshakeOptions): Promise<HandshakeRes
     // The GET stream is optional (405 allowed) and the DELETE at the end is best effort.
     if ((init?.method ?? 'GET') === 'POST') {
       last = { status: res.status, wwwAuthenticate: res.headers.get('www-authenticate') };
-      if (res.status >= 400) last.body = (await res.clone().text().catch(() => '')).slice(0, 2000);
+      if (res.status >= 400)
+        last.body = (
+          await res
+            .clone()
+            .text()
+            .catch(() => '')
+        ).slice(0, 2000);
     }
     return res;
   };
@@ -113,7 +125,12 @@ export async function mcpHandshake(opts: HandshakeOptions): Promise<HandshakeRes
   const client = new Client({ name: 'kubemcp-controller', version: '0.1.0' }, { capabilities: {} });
   const transport = new StreamableHTTPClientTransport(new URL(opts.url), {
     fetch: recordingFetch,
-    reconnectionOptions: { maxRetries: 0, initialReconnectionDelay: 1000, maxReconnectionDelay: 1000, reconnectionDelayGrowFactor: 1 },
+    reconnectionOptions: {
+      maxRetries: 0,
+      initialReconnectionDelay: 1000,
+      maxReconnectionDelay: 1000,
+      reconnectionDelayGrowFactor: 1,
+    },
   });
   client.onerror = () => undefined; // errors of the optional GET stream; the requests report their own
   const reqOpts = () => ({ timeout: Math.max(1, opts.timeoutMs - (Date.now() - started)), signal: deadline.signal });
@@ -145,13 +162,29 @@ export async function mcpHandshake(opts: HandshakeOptions): Promise<HandshakeRes
         count: tools.length,
         names: tools.slice(0, MAX_TOOL_NAMES).map((t) => t.name),
         hash: createHash('sha256')
-          .update(JSON.stringify([...tools].sort((a, b) => (a.name < b.name ? -1 : 1)).map((t) => [t.name, t.description ?? '', t.inputSchema ?? null])))
+          .update(
+            JSON.stringify(
+              [...tools]
+                .sort((a, b) => (a.name < b.name ? -1 : 1))
+                .map((t) => [t.name, t.description ?? '', t.inputSchema ?? null]),
+            ),
+          )
           .digest('hex')
           .slice(0, 16),
       },
     };
-    if (caps.prompts) result.prompts = { count: await countPages((c) => within(client.listPrompts(c, reqOpts())).then((r) => [r.prompts.length, r.nextCursor])) };
-    if (caps.resources) result.resources = { count: await countPages((c) => within(client.listResources(c, reqOpts())).then((r) => [r.resources.length, r.nextCursor])) };
+    if (caps.prompts)
+      result.prompts = {
+        count: await countPages((c) =>
+          within(client.listPrompts(c, reqOpts())).then((r) => [r.prompts.length, r.nextCursor]),
+        ),
+      };
+    if (caps.resources)
+      result.resources = {
+        count: await countPages((c) =>
+          within(client.listResources(c, reqOpts())).then((r) => [r.resources.length, r.nextCursor]),
+        ),
+      };
     result.message = `MCP handshake succeeded: ${serverInfo.name} ${serverInfo.version}, protocol ${serverInfo.protocolVersion}, ${tools.length} tools`;
     await within(transport.terminateSession()).catch(() => undefined);
     return { ...result, durationMs: Date.now() - started };
@@ -165,7 +198,9 @@ export async function mcpHandshake(opts: HandshakeOptions): Promise<HandshakeRes
   }
 }
 
-async function countPages(page: (params: { cursor?: string }) => Promise<[number, string | undefined]>): Promise<number> {
+async function countPages(
+  page: (params: { cursor?: string }) => Promise<[number, string | undefined]>,
+): Promise<number> {
   let n = 0;
   let cursor: string | undefined;
   for (let i = 0; i < MAX_PAGES; i++) {
@@ -180,8 +215,16 @@ async function countPages(page: (params: { cursor?: string }) => Promise<[number
 const oneLine = (s: string, max = 300) => s.replace(/\s+/g, ' ').trim().slice(0, max);
 
 /** Classifies a failed handshake (see {@link mcpHandshake}). Pure; exported for unit tests. */
-export function classify(err: unknown, last: LastResponse | undefined, timeoutMs: number): Omit<HandshakeResult, 'durationMs'> {
-  const fail = (reason: VerifyFailureReason, message: string) => ({ ok: false, reason, message: oneLine(message, 1000) });
+export function classify(
+  err: unknown,
+  last: LastResponse | undefined,
+  timeoutMs: number,
+): Omit<HandshakeResult, 'durationMs'> {
+  const fail = (reason: VerifyFailureReason, message: string) => ({
+    ok: false,
+    reason,
+    message: oneLine(message, 1000),
+  });
   if (err instanceof HandshakeTimeout || (err instanceof McpError && err.code === ErrorCode.RequestTimeout)) {
     return fail('Timeout', `no complete MCP handshake within ${timeoutMs} ms`);
   }
@@ -192,14 +235,20 @@ export function classify(err: unknown, last: LastResponse | undefined, timeoutMs
   if (last && last.status >= 400) {
     const status = kubeStatus(last.body);
     // The apiserver's service proxy answers 503 with a Status when it cannot reach a pod.
-    if (status && last.status === 503) return fail('ConnectionFailed', `the apiserver's service proxy could not reach the server: ${status}`);
+    if (status && last.status === 503)
+      return fail('ConnectionFailed', `the apiserver's service proxy could not reach the server: ${status}`);
     return fail('HTTPError', `HTTP ${last.status}: ${status ?? oneLine(last.body ?? '', 200)}`);
   }
   // Network errors: fetch's TypeError('fetch failed') with a system error (ECONNREFUSED,
   // ENOTFOUND, ...) as its cause, possibly wrapped; checked by shape, not class (realms differ).
-  for (let e: unknown = err, depth = 0; e && typeof e === 'object' && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+  for (
+    let e: unknown = err, depth = 0;
+    e && typeof e === 'object' && depth < 5;
+    e = (e as { cause?: unknown }).cause, depth++
+  ) {
     const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && /^E[A-Z_]+$/.test(code)) return fail('ConnectionFailed', `cannot connect: ${(e as Error).message ?? code}`);
+    if (typeof code === 'string' && /^E[A-Z_]+$/.test(code))
+      return fail('ConnectionFailed', `cannot connect: ${(e as Error).message ?? code}`);
     if ((e as Error).name === 'TypeError' && /fetch failed/.test((e as Error).message)) {
       const cause = (e as { cause?: { message?: string } }).cause;
       return fail('ConnectionFailed', `cannot connect: ${cause?.message ?? (e as Error).message}`);
@@ -231,14 +280,30 @@ export function kubeFetch(kc: k8s.KubeConfig): FetchLike {
     const opts: RequestOptions & { headers: OutgoingHttpHeaders } = { method: init?.method ?? 'GET', headers: {} };
     await kc.applyToHTTPSOptions(opts as never);
     new Headers(init?.headers).forEach((v, k) => (opts.headers[k] = v));
-    const body = init?.body == null ? undefined : typeof init.body === 'string' ? init.body : Buffer.from(await new Response(init.body).arrayBuffer());
+    const body =
+      init?.body == null
+        ? undefined
+        : typeof init.body === 'string'
+          ? init.body
+          : Buffer.from(await new Response(init.body).arrayBuffer());
     return new Promise<Response>((resolve, reject) => {
-      const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, { ...opts, signal: init?.signal ?? undefined }, (res: IncomingMessage) => {
-        const headers = new Headers();
-        for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) for (const x of Array.isArray(v) ? v : [v]) headers.append(k, x);
-        const noBody = res.statusCode === 204 || res.statusCode === 304;
-        resolve(new Response(noBody ? null : (Readable.toWeb(res) as ReadableStream), { status: res.statusCode ?? 500, statusText: res.statusMessage, headers }));
-      });
+      const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(
+        url,
+        { ...opts, signal: init?.signal ?? undefined },
+        (res: IncomingMessage) => {
+          const headers = new Headers();
+          for (const [k, v] of Object.entries(res.headers))
+            if (v !== undefined) for (const x of Array.isArray(v) ? v : [v]) headers.append(k, x);
+          const noBody = res.statusCode === 204 || res.statusCode === 304;
+          resolve(
+            new Response(noBody ? null : (Readable.toWeb(res) as ReadableStream), {
+              status: res.statusCode ?? 500,
+              statusText: res.statusMessage,
+              headers,
+            }),
+          );
+        },
+      );
       req.on('error', (err) => reject(Object.assign(new TypeError('fetch failed'), { cause: err })));
       req.end(body);
     });
@@ -326,18 +391,28 @@ export class Verifier {
     const end = this.opts.metrics?.handshakeDuration.startTimer();
     const run = this.opts.handshake ?? mcpHandshake;
     st.inFlight = run({ url: target.url, fetch: target.fetch, timeoutMs: this.opts.timeoutMs })
-      .catch((err: unknown): HandshakeResult => ({ ok: false, reason: 'ProtocolError', message: String(err), durationMs: 0 }))
+      .catch((err: unknown): HandshakeResult => ({
+        ok: false,
+        reason: 'ProtocolError',
+        message: String(err),
+        durationMs: 0,
+      }))
       .then((result) => {
         end?.();
         this.opts.metrics?.handshakes.inc({ result: result.reason });
-        this.opts.log.debug({ mcpserver: key, url: target.url, reason: result.reason, ms: result.durationMs }, 'MCP handshake');
+        this.opts.log.debug(
+          { mcpserver: key, url: target.url, reason: result.reason, ms: result.durationMs },
+          'MCP handshake',
+        );
         st.result = result;
         st.inputs = inputs;
         // A success is re-verified on the interval; a failure (a Service kube-proxy has not
         // programmed yet, a server still starting) is retried sooner: 2 s, 4 s, 8 s, ... up to
         // the interval, so status turns True soon after the cause goes away.
         st.failures = result.ok ? 0 : (st.failures ?? 0) + 1;
-        const wait = result.ok ? this.opts.intervalMs : Math.min(this.opts.intervalMs, VERIFY_RETRY_BASE_MS * 2 ** Math.min(st.failures - 1, 20));
+        const wait = result.ok
+          ? this.opts.intervalMs
+          : Math.min(this.opts.intervalMs, VERIFY_RETRY_BASE_MS * 2 ** Math.min(st.failures - 1, 20));
         st.dueAt = Date.now() + wait * (0.9 + Math.random() * 0.2);
         st.inFlight = undefined;
         if (this.states.get(key) === st) this.opts.onDone(key);

@@ -37,14 +37,22 @@ export type Output = 'inherit' | 'pipe';
  * Runs `cmd args` and returns its stdout; stderr (and stdout, when `output` is `inherit`) goes to
  * our stderr. @throws Error naming the command, its exit status and the tail of its output.
  */
-export function run(cmd: string, args: string[], opts: { timeoutMs?: number; output?: Output; cwd?: string; capture?: boolean } = {}): string {
+export function run(
+  cmd: string,
+  args: string[],
+  opts: { timeoutMs?: number; output?: Output; cwd?: string; capture?: boolean } = {},
+): string {
   const captureStdout = opts.capture ?? true;
   const r: SpawnSyncReturns<string> = spawnSync(cmd, args, {
     cwd: opts.cwd,
     encoding: 'utf8',
     timeout: opts.timeoutMs ?? SHORT_TIMEOUT_MS,
     maxBuffer: 64 * 1024 * 1024,
-    stdio: ['ignore', captureStdout ? 'pipe' : opts.output === 'inherit' ? 2 : 'pipe', opts.output === 'inherit' ? 2 : 'pipe'],
+    stdio: [
+      'ignore',
+      captureStdout ? 'pipe' : opts.output === 'inherit' ? 2 : 'pipe',
+      opts.output === 'inherit' ? 2 : 'pipe',
+    ],
   });
   if (r.error) throw new Error(`${cmd} ${args.slice(0, 3).join(' ')}: ${r.error.message}`);
   if (r.status !== 0) {
@@ -71,7 +79,9 @@ export function ensureBuildah(output: Output = 'inherit'): void {
   if (!fs.existsSync('/bin/busybox')) missing.push('busybox-static');
   if (!missing.length) return;
   if (process.getuid?.() !== 0) {
-    throw new Error(`images: missing ${missing.join(', ')}; install with: sudo apt-get install -y ${missing.join(' ')}`);
+    throw new Error(
+      `images: missing ${missing.join(', ')}; install with: sudo apt-get install -y ${missing.join(' ')}`,
+    );
   }
   run('apt-get', ['install', '-y', '-qq', ...missing], { output, timeoutMs: 10 * 60_000 });
   if (!onPath('buildah')) throw new Error('images: apt-get installed buildah but it is not on PATH');
@@ -103,7 +113,18 @@ export interface StoredImage {
 export function inspectImage(ref: string): StoredImage | undefined {
   const r = spawnSync(
     'buildah',
-    ['--root', BUILDAH_ROOT, '--runroot', BUILDAH_RUNROOT, '--storage-driver', 'vfs', 'inspect', '--type', 'image', ref],
+    [
+      '--root',
+      BUILDAH_ROOT,
+      '--runroot',
+      BUILDAH_RUNROOT,
+      '--storage-driver',
+      'vfs',
+      'inspect',
+      '--type',
+      'image',
+      ref,
+    ],
     { encoding: 'utf8', timeout: SHORT_TIMEOUT_MS, maxBuffer: 64 * 1024 * 1024 },
   );
   if (r.status !== 0) return undefined;
@@ -112,7 +133,13 @@ export function inspectImage(ref: string): StoredImage | undefined {
     OCIv1: { config?: { Labels?: Record<string, string>; User?: string; Entrypoint?: string[]; Cmd?: string[] } };
   };
   const c = j.OCIv1.config ?? {};
-  return { id: j.FromImageID, labels: c.Labels ?? {}, user: c.User ?? '', entrypoint: c.Entrypoint ?? [], cmd: c.Cmd ?? [] };
+  return {
+    id: j.FromImageID,
+    labels: c.Labels ?? {},
+    user: c.User ?? '',
+    entrypoint: c.Entrypoint ?? [],
+    cmd: c.Cmd ?? [],
+  };
 }
 
 /** sha256 hex of a file's bytes. */

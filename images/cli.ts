@@ -17,15 +17,19 @@ import { buildImages } from './images.js';
 import { loadImages } from './load.js';
 
 const program = new Command('images')
-  .description('build the kubemcp, node base, pause and everything (stdio test server) images with buildah and load them into the local cluster')
-  .option('--no-load', 'do not load the images into the cluster\'s containerd')
+  .description(
+    'build the kubemcp, node base, pause and everything (stdio test server) images with buildah and load them into the local cluster',
+  )
+  .option('--no-load', "do not load the images into the cluster's containerd")
   .option('--force', 'rebuild even when the inputs did not change', false)
   .action(async (opts: { load: boolean; force: boolean }) => {
     const t0 = Date.now();
     const set = buildImages({ force: opts.force });
     for (const img of [set.base, set.kubemcp, set.pause, set.everything]) {
       const mib = (fs.statSync(img.archive).size / 2 ** 20).toFixed(0);
-      process.stdout.write(`${img.ref.padEnd(40)} ${img.built ? 'built ' : 'cached'} ${img.id.slice(0, 12)} ${mib.padStart(4)} MiB ${img.archive}\n`);
+      process.stdout.write(
+        `${img.ref.padEnd(40)} ${img.built ? 'built ' : 'cached'} ${img.id.slice(0, 12)} ${mib.padStart(4)} MiB ${img.archive}\n`,
+      );
     }
     if (opts.load) {
       const cd = clusterContainerd();
@@ -33,7 +37,9 @@ const program = new Command('images')
         process.stdout.write('no real node running (npm run cluster:up starts one): images not loaded\n');
       } else {
         const imported = loadImages(cd, [set.kubemcp, set.pause, set.everything]);
-        process.stdout.write(`containerd ${cd.address}: ${imported.length ? `imported ${imported.join(', ')}` : 'already has them'}\n`);
+        process.stdout.write(
+          `containerd ${cd.address}: ${imported.length ? `imported ${imported.join(', ')}` : 'already has them'}\n`,
+        );
       }
     }
     process.stdout.write(`images: done in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);

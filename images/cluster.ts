@@ -26,7 +26,8 @@ export function clusterContainerd(): Containerd | undefined {
  */
 export function ensureImagesLoaded(opts: BuildOptions = {}): ImageSet {
   const cd = clusterContainerd();
-  if (!cd) throw new Error('images: the local cluster has no Ready real node to load images into (npm run cluster:status)');
+  if (!cd)
+    throw new Error('images: the local cluster has no Ready real node to load images into (npm run cluster:status)');
   const set = buildImages(opts);
   loadImages(cd, [set.kubemcp, set.pause, set.everything], opts.output ?? 'inherit');
   return set;

@@ -33,11 +33,14 @@ export function dockerfileContextSources(dockerfile: string): string[] {
     }
     if (flags.some((f) => f.startsWith('--from'))) continue;
     const words = rest.startsWith('[') ? (JSON.parse(rest) as string[]) : rest.split(/\s+/).filter(Boolean);
-    if (words.length < 2) throw new Error(`Dockerfile instruction ${i + 1} (${m[1]}): needs a source and a destination: ${raw.trim()}`);
+    if (words.length < 2)
+      throw new Error(`Dockerfile instruction ${i + 1} (${m[1]}): needs a source and a destination: ${raw.trim()}`);
     for (const src of words.slice(0, -1)) {
-      if (src.startsWith('/') || /^[a-z][a-z0-9+.-]*:\/\//i.test(src)) throw new Error(`Dockerfile instruction ${i + 1}: source ${src} is not a path in the build context`);
+      if (src.startsWith('/') || /^[a-z][a-z0-9+.-]*:\/\//i.test(src))
+        throw new Error(`Dockerfile instruction ${i + 1}: source ${src} is not a path in the build context`);
       const norm = src.replace(/^(\.\/)+/, '').replace(/\/+$/, '') || '.';
-      if (norm === '..' || norm.startsWith('../')) throw new Error(`Dockerfile instruction ${i + 1}: source ${src} leaves the build context`);
+      if (norm === '..' || norm.startsWith('../'))
+        throw new Error(`Dockerfile instruction ${i + 1}: source ${src} leaves the build context`);
       if (!out.includes(norm)) out.push(norm);
     }
   }

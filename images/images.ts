@@ -141,34 +141,51 @@ export function buildBase(opts: BuildOptions = {}): BuiltImage {
   const output = opts.output ?? 'inherit';
   const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   if (process.versions.node.split('.')[0] !== '20') {
-    throw new Error(`images: the base image is Node 20, but this Node is ${process.versions.node} (install Debian/NodeSource nodejs 20)`);
+    throw new Error(
+      `images: the base image is Node 20, but this Node is ${process.versions.node} (install Debian/NodeSource nodejs 20)`,
+    );
   }
   const node = fs.realpathSync(process.execPath);
   const npmDir = path.resolve(path.dirname(node), '../lib/node_modules/npm');
   const busybox = '/bin/busybox';
   const caBundle = '/etc/ssl/certs/ca-certificates.crt';
-  for (const [what, p] of [['npm', path.join(npmDir, 'package.json')], ['busybox (apt-get install busybox-static)', busybox], ['CA bundle (ca-certificates)', caBundle]] as const) {
+  for (const [what, p] of [
+    ['npm', path.join(npmDir, 'package.json')],
+    ['busybox (apt-get install busybox-static)', busybox],
+    ['CA bundle (ca-certificates)', caBundle],
+  ] as const) {
     if (!fs.existsSync(p)) throw new Error(`images: ${what} not found at ${p}`);
   }
   const libs = sharedLibraries(node);
-  const npmVersion = (JSON.parse(fs.readFileSync(path.join(npmDir, 'package.json'), 'utf8')) as { version: string }).version;
+  const npmVersion = (JSON.parse(fs.readFileSync(path.join(npmDir, 'package.json'), 'utf8')) as { version: string })
+    .version;
   const config = [
-    '--env', 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
-    '--env', `NODE_VERSION=${NODE_VERSION}`,
-    '--env', 'NPM_CONFIG_UPDATE_NOTIFIER=false',
-    '--cmd', 'node',
-    '--label', 'org.opencontainers.image.title=kubemcp-node-base',
-    '--label', `org.opencontainers.image.description=Node ${NODE_VERSION} with npm ${npmVersion} and busybox, from the build machine`,
+    '--env',
+    'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+    '--env',
+    `NODE_VERSION=${NODE_VERSION}`,
+    '--env',
+    'NPM_CONFIG_UPDATE_NOTIFIER=false',
+    '--cmd',
+    'node',
+    '--label',
+    'org.opencontainers.image.title=kubemcp-node-base',
+    '--label',
+    `org.opencontainers.image.description=Node ${NODE_VERSION} with npm ${npmVersion} and busybox, from the build machine`,
   ];
-  const inputs = inputsHash('/', [], [
-    RECIPE,
-    `config ${JSON.stringify(config)}`,
-    `node ${fileHash(node)}`,
-    `npm ${npmVersion}`,
-    `busybox ${fileHash(busybox)}`,
-    `ca ${fileHash(caBundle)}`,
-    ...libs.map((l) => `lib ${l} ${fileHash(l)}`),
-  ]);
+  const inputs = inputsHash(
+    '/',
+    [],
+    [
+      RECIPE,
+      `config ${JSON.stringify(config)}`,
+      `node ${fileHash(node)}`,
+      `npm ${npmVersion}`,
+      `busybox ${fileHash(busybox)}`,
+      `ca ${fileHash(caBundle)}`,
+      ...libs.map((l) => `lib ${l} ${fileHash(l)}`),
+    ],
+  );
   let id = cached(BASE_IMAGE, inputs, opts.force);
   const built = !id;
   if (!id) {
@@ -181,7 +198,9 @@ export function buildBase(opts: BuildOptions = {}): BuiltImage {
       fs.symlinkSync('../lib/node_modules/npm/bin/npm-cli.js', path.join(root, 'usr/bin/npm'));
       fs.symlinkSync('../lib/node_modules/npm/bin/npx-cli.js', path.join(root, 'usr/bin/npx'));
       copyInto(root, busybox, '/bin/busybox');
-      const applets = run(busybox, ['--list']).split('\n').filter((a) => /^[\w.[-]+$/.test(a) && a !== 'busybox');
+      const applets = run(busybox, ['--list'])
+        .split('\n')
+        .filter((a) => /^[\w.[-]+$/.test(a) && a !== 'busybox');
       for (const a of applets) fs.symlinkSync('busybox', path.join(root, 'bin', a));
       fs.symlinkSync('/bin/env', path.join(root, 'usr/bin/env')); // npm's #!/usr/bin/env node
       copyInto(root, caBundle);
@@ -192,18 +211,17 @@ export function buildBase(opts: BuildOptions = {}): BuiltImage {
       );
       fs.writeFileSync(path.join(root, 'etc/group'), 'root:x:0:\nnode:x:1000:\nnonroot:x:65532:\n');
       fs.writeFileSync(path.join(root, 'etc/nsswitch.conf'), 'hosts: files dns\npasswd: files\ngroup: files\n');
-      for (const [d, owner] of [['root', 0], ['home/node', 1000], ['home/nonroot', 65532]] as const) {
+      for (const [d, owner] of [
+        ['root', 0],
+        ['home/node', 1000],
+        ['home/nonroot', 65532],
+      ] as const) {
         fs.mkdirSync(path.join(root, d), { recursive: true });
         fs.chownSync(path.join(root, d), owner, owner);
       }
       fs.mkdirSync(path.join(root, 'tmp'));
       fs.chmodSync(path.join(root, 'tmp'), 0o1777);
-      id = commitScratch(
-        BASE_IMAGE,
-        root,
-        [...config, '--label', `${INPUTS_LABEL}=${inputs}`],
-        output,
-      );
+      id = commitScratch(BASE_IMAGE, root, [...config, '--label', `${INPUTS_LABEL}=${inputs}`], output);
     } finally {
       fs.rmSync(root, { recursive: true, force: true });
     }
@@ -216,7 +234,11 @@ export function buildBase(opts: BuildOptions = {}): BuiltImage {
  * of the build context that its COPY lines use (parsed from the Dockerfile, so a new COPY line is
  * an input without another edit here).
  */
-export const DOCKERFILE_INPUTS = ['Dockerfile', '.dockerignore', ...dockerfileContextSources(fs.readFileSync(path.join(REPO_ROOT, 'Dockerfile'), 'utf8'))];
+export const DOCKERFILE_INPUTS = [
+  'Dockerfile',
+  '.dockerignore',
+  ...dockerfileContextSources(fs.readFileSync(path.join(REPO_ROOT, 'Dockerfile'), 'utf8')),
+];
 
 /**
  * Builds (or finds cached) {@link KUBEMCP_IMAGE}: `buildah bud` of the repository's Dockerfile,
@@ -230,10 +252,21 @@ export function buildKubemcp(base: BuiltImage, opts: BuildOptions = {}): BuiltIm
   const output = opts.output ?? 'inherit';
   const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   const bud = [
-    'bud', '--isolation', 'chroot', '--network', 'host', '--layers=false', '--pull=never',
-    '--build-arg', `NODE_IMAGE=${BASE_IMAGE}`,
-    '--build-arg', 'NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt',
-    '-f', 'Dockerfile', '-t', KUBEMCP_IMAGE,
+    'bud',
+    '--isolation',
+    'chroot',
+    '--network',
+    'host',
+    '--layers=false',
+    '--pull=never',
+    '--build-arg',
+    `NODE_IMAGE=${BASE_IMAGE}`,
+    '--build-arg',
+    'NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt',
+    '-f',
+    'Dockerfile',
+    '-t',
+    KUBEMCP_IMAGE,
   ];
   const inputs = inputsHash(REPO_ROOT, DOCKERFILE_INPUTS, [RECIPE, `base ${base.id}`, `bud ${JSON.stringify(bud)}`]);
   let id = cached(KUBEMCP_IMAGE, inputs, opts.force);
@@ -258,7 +291,9 @@ export function pruneDangling(log: (line: string) => void = (l) => process.stder
   try {
     buildah(['rmi', '--prune']);
   } catch (e) {
-    log(`images: pruning untagged images: ${(e instanceof Error ? e.message : String(e)).split('\n').find((l) => /error|in use/i.test(l)) ?? 'failed'}`);
+    log(
+      `images: pruning untagged images: ${(e instanceof Error ? e.message : String(e)).split('\n').find((l) => /error|in use/i.test(l)) ?? 'failed'}`,
+    );
   }
 }
 
@@ -269,7 +304,10 @@ export function kubernetesModuleDir(): string {
   if (!m?.[1]) throw new Error('images: cluster/go.mod does not require k8s.io/kubernetes');
   const go = ['go', '/usr/local/go/bin/go'].find((g) => spawnSync(g, ['version'], { stdio: 'ignore' }).status === 0);
   if (!go) throw new Error('images: go not found (needed to locate k8s.io/kubernetes for pause.c)');
-  const out = run(go, ['mod', 'download', '-json', `k8s.io/kubernetes@${m[1]}`], { cwd: path.join(REPO_ROOT, 'cluster'), timeoutMs: 15 * 60_000 });
+  const out = run(go, ['mod', 'download', '-json', `k8s.io/kubernetes@${m[1]}`], {
+    cwd: path.join(REPO_ROOT, 'cluster'),
+    timeoutMs: 15 * 60_000,
+  });
   const dir = (JSON.parse(out) as { Dir?: string }).Dir;
   if (!dir) throw new Error(`images: go mod download k8s.io/kubernetes@${m[1]} gave no directory`);
   return dir;
@@ -288,8 +326,19 @@ export function buildPause(opts: BuildOptions = {}): BuiltImage {
   const version = PAUSE_IMAGE.split(':')[1] ?? '3.10';
   const cflags = ['-Os', '-Wall', '-Werror', '-static', `-DVERSION=v${version}-kubemcp`];
   const gcc = run('gcc', ['--version']).split('\n')[0] ?? '';
-  const config = ['--entrypoint', '["/pause"]', '--user', '65535:65535', '--label', 'org.opencontainers.image.title=pause'];
-  const inputs = inputsHash('/', [], [RECIPE, `pause.c ${fileHash(src)}`, cflags.join(' '), gcc, `config ${JSON.stringify(config)}`]);
+  const config = [
+    '--entrypoint',
+    '["/pause"]',
+    '--user',
+    '65535:65535',
+    '--label',
+    'org.opencontainers.image.title=pause',
+  ];
+  const inputs = inputsHash(
+    '/',
+    [],
+    [RECIPE, `pause.c ${fileHash(src)}`, cflags.join(' '), gcc, `config ${JSON.stringify(config)}`],
+  );
   let id = cached(PAUSE_IMAGE, inputs, opts.force);
   const built = !id;
   if (!id) {
@@ -298,12 +347,7 @@ export function buildPause(opts: BuildOptions = {}): BuiltImage {
     try {
       run('gcc', [...cflags, '-o', path.join(root, 'pause'), src]);
       run('strip', [path.join(root, 'pause')]);
-      id = commitScratch(
-        PAUSE_IMAGE,
-        root,
-        [...config, '--label', `${INPUTS_LABEL}=${inputs}`],
-        output,
-      );
+      id = commitScratch(PAUSE_IMAGE, root, [...config, '--label', `${INPUTS_LABEL}=${inputs}`], output);
     } finally {
       fs.rmSync(root, { recursive: true, force: true });
     }
@@ -320,9 +364,14 @@ export const EVERYTHING_PACKAGE = '@modelcontextprotocol/server-everything';
  * @throws Error when package-lock.json does not list it.
  */
 export function everythingVersion(): string {
-  const lock = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package-lock.json'), 'utf8')) as { packages?: Record<string, { version?: string }> };
+  const lock = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package-lock.json'), 'utf8')) as {
+    packages?: Record<string, { version?: string }>;
+  };
   const v = lock.packages?.[`node_modules/${EVERYTHING_PACKAGE}`]?.version;
-  if (!v) throw new Error(`images: package-lock.json does not pin ${EVERYTHING_PACKAGE} (npm install --save-dev ${EVERYTHING_PACKAGE})`);
+  if (!v)
+    throw new Error(
+      `images: package-lock.json does not pin ${EVERYTHING_PACKAGE} (npm install --save-dev ${EVERYTHING_PACKAGE})`,
+    );
   return v;
 }
 
@@ -351,30 +400,68 @@ export function buildEverything(base: BuiltImage, opts: BuildOptions = {}): Buil
   const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   const version = everythingVersion();
   const config = [
-    '--env', 'PATH=/app/node_modules/.bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
-    '--env', 'NODE_ENV=production',
-    '--workingdir', '/app',
-    '--user', '65532:65532',
-    '--entrypoint', JSON.stringify([EVERYTHING_BIN]),
-    '--cmd', 'stdio',
-    '--label', 'org.opencontainers.image.title=mcp-server-everything',
-    '--label', `org.opencontainers.image.description=${EVERYTHING_PACKAGE}@${version} (npm) on ${BASE_IMAGE}`,
+    '--env',
+    'PATH=/app/node_modules/.bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+    '--env',
+    'NODE_ENV=production',
+    '--workingdir',
+    '/app',
+    '--user',
+    '65532:65532',
+    '--entrypoint',
+    JSON.stringify([EVERYTHING_BIN]),
+    '--cmd',
+    'stdio',
+    '--label',
+    'org.opencontainers.image.title=mcp-server-everything',
+    '--label',
+    `org.opencontainers.image.description=${EVERYTHING_PACKAGE}@${version} (npm) on ${BASE_IMAGE}`,
   ];
-  const inputs = inputsHash('/', [], [RECIPE, `package ${EVERYTHING_PACKAGE}@${version}`, `base ${base.id}`, `config ${JSON.stringify(config)}`]);
+  const inputs = inputsHash(
+    '/',
+    [],
+    [RECIPE, `package ${EVERYTHING_PACKAGE}@${version}`, `base ${base.id}`, `config ${JSON.stringify(config)}`],
+  );
   let id = cached(EVERYTHING_IMAGE, inputs, opts.force);
   const built = !id;
   if (!id) {
-    log(`images: building ${EVERYTHING_IMAGE} (npm install ${EVERYTHING_PACKAGE}@${version} on this machine, base ${BASE_IMAGE})`);
+    log(
+      `images: building ${EVERYTHING_IMAGE} (npm install ${EVERYTHING_PACKAGE}@${version} on this machine, base ${BASE_IMAGE})`,
+    );
     const root = fs.mkdtempSync(path.join(os.tmpdir(), 'kubemcp-everything-'));
     try {
       const app = path.join(root, 'app');
       fs.mkdirSync(app);
-      fs.writeFileSync(path.join(app, 'package.json'), `${JSON.stringify({ name: 'everything-image', private: true }, null, 2)}\n`);
-      run('npm', ['install', '--prefix', app, '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--save-exact', `${EVERYTHING_PACKAGE}@${version}`], { output, timeoutMs: 10 * 60_000 });
+      fs.writeFileSync(
+        path.join(app, 'package.json'),
+        `${JSON.stringify({ name: 'everything-image', private: true }, null, 2)}\n`,
+      );
+      run(
+        'npm',
+        [
+          'install',
+          '--prefix',
+          app,
+          '--omit=dev',
+          '--ignore-scripts',
+          '--no-audit',
+          '--no-fund',
+          '--save-exact',
+          `${EVERYTHING_PACKAGE}@${version}`,
+        ],
+        { output, timeoutMs: 10 * 60_000 },
+      );
       const bin = path.join(app, 'node_modules/.bin', EVERYTHING_BIN);
       if (!fs.existsSync(bin)) throw new Error(`images: npm install ${EVERYTHING_PACKAGE}@${version} made no ${bin}`);
       run('chmod', ['-R', 'a+rX', app]);
-      id = commitFrom(BASE_IMAGE, EVERYTHING_IMAGE, app, '/app', [...config, '--label', `${INPUTS_LABEL}=${inputs}`], output);
+      id = commitFrom(
+        BASE_IMAGE,
+        EVERYTHING_IMAGE,
+        app,
+        '/app',
+        [...config, '--label', `${INPUTS_LABEL}=${inputs}`],
+        output,
+      );
     } finally {
       fs.rmSync(root, { recursive: true, force: true });
     }

@@ -20,10 +20,16 @@ export interface Containerd {
 
 /** The manifest digest containerd has for `ref` in namespace k8s.io, or undefined. */
 export function containerdDigest(cd: Containerd, ref: string): string | undefined {
-  const r = spawnSync(cd.ctr, ['-a', cd.address, '-n', 'k8s.io', 'images', 'ls', `name==${ref}`], { encoding: 'utf8', timeout: 60_000 });
+  const r = spawnSync(cd.ctr, ['-a', cd.address, '-n', 'k8s.io', 'images', 'ls', `name==${ref}`], {
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   if (r.status !== 0) throw new Error(`ctr images ls: ${(r.stderr || r.error?.message || '').trim()}`);
   // REF TYPE DIGEST SIZE PLATFORMS LABELS
-  const line = r.stdout.split('\n').slice(1).find((l) => l.startsWith(`${ref} `));
+  const line = r.stdout
+    .split('\n')
+    .slice(1)
+    .find((l) => l.startsWith(`${ref} `));
   return line?.split(/\s+/)[2];
 }
 
@@ -37,9 +43,15 @@ export function loadImages(cd: Containerd, images: BuiltImage[], output: Output 
   for (const img of images) {
     const want = archiveDigest(img.archive);
     if (containerdDigest(cd, img.ref) === want) continue;
-    run(cd.ctr, ['-a', cd.address, '-n', 'k8s.io', 'images', 'import', img.archive], { output, timeoutMs: 10 * 60_000 });
+    run(cd.ctr, ['-a', cd.address, '-n', 'k8s.io', 'images', 'import', img.archive], {
+      output,
+      timeoutMs: 10 * 60_000,
+    });
     const got = containerdDigest(cd, img.ref);
-    if (got !== want) throw new Error(`ctr images import ${img.archive}: containerd has ${img.ref} as ${got ?? 'nothing'}, expected ${want}`);
+    if (got !== want)
+      throw new Error(
+        `ctr images import ${img.archive}: containerd has ${img.ref} as ${got ?? 'nothing'}, expected ${want}`,
+      );
     imported.push(img.ref);
   }
   return imported;

@@ -89,7 +89,15 @@ export function maskArgsWithValues(args: Record<string, unknown>): { args: Recor
     secrets.push(args.patch);
     out.patch = MASK;
   }
-  const values = [...new Set(secrets.flatMap((s) => leaves(s)).flatMap((x) => x.split(/\r?\n/)).map((x) => x.trim()).filter((x) => x.length >= 4))];
+  const values = [
+    ...new Set(
+      secrets
+        .flatMap((s) => leaves(s))
+        .flatMap((x) => x.split(/\r?\n/))
+        .map((x) => x.trim())
+        .filter((x) => x.length >= 4),
+    ),
+  ];
   return { args: out, values };
 }
 
@@ -115,7 +123,14 @@ export class Audit {
   /** Writes one JSON line for a mutating call; never throws (a failing sink is reported on stderr). */
   record(r: AuditRecord): void {
     if (this.sink === 'off') return;
-    const line = JSON.stringify({ time: new Date().toISOString(), audit: true, ...r, args: maskArgs(r.args), ...(r.error !== undefined ? { error: maskAuditError(r.error, r.args) } : {}) }) + '\n';
+    const line =
+      JSON.stringify({
+        time: new Date().toISOString(),
+        audit: true,
+        ...r,
+        args: maskArgs(r.args),
+        ...(r.error !== undefined ? { error: maskAuditError(r.error, r.args) } : {}),
+      }) + '\n';
     try {
       if (this.sink === 'stderr') process.stderr.write(line);
       else appendFileSync(this.sink, line);

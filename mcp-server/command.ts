@@ -76,7 +76,11 @@ export interface ServeFlags {
   logLevel?: string;
 }
 
-const list = (v: string | boolean | undefined) => (typeof v === 'string' ? v : '').split(',').map((s) => s.trim()).filter(Boolean);
+const list = (v: string | boolean | undefined) =>
+  (typeof v === 'string' ? v : '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 const TRUE = /^(1|true|yes|on)$/i;
 const FALSE = /^(0|false|no|off|)$/i;
 const bool = (v: string | boolean | undefined) => v === true || (typeof v === 'string' && TRUE.test(v.trim()));
@@ -109,7 +113,8 @@ export function readConfigFile(path: string | undefined): Record<string, string>
   if (doc?.server?.port !== undefined) out.port = String(doc.server.port);
   if (doc?.server?.transport) out.transport = String(doc.server.transport);
   const config = doc?.config && typeof doc.config === 'object' ? doc.config : {};
-  for (const [k, v] of Object.entries(config)) out[k.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase())] = String(v);
+  for (const [k, v] of Object.entries(config))
+    out[k.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase())] = String(v);
   return out;
 }
 
@@ -136,7 +141,12 @@ export function resolveServeOptions(flags: ServeFlags, env: NodeJS.ProcessEnv = 
   const file = readConfigFile(flags.config);
   const pick = <K extends keyof ServeFlags>(flag: K): ServeFlags[K] | string | undefined => flags[flag] ?? file[flag];
   const rawTransport = String(pick('transport') ?? 'stdio');
-  const transport = rawTransport === 'stdio' ? 'stdio' : rawTransport === 'http' || rawTransport === 'streamable-http' ? 'http' : undefined;
+  const transport =
+    rawTransport === 'stdio'
+      ? 'stdio'
+      : rawTransport === 'http' || rawTransport === 'streamable-http'
+        ? 'http'
+        : undefined;
   if (!transport) throw new Error(`unknown transport "${rawTransport}": use stdio, http or streamable-http`);
   const rawPort = flags.port ?? env.PORT ?? file.port;
   const port = Number(rawPort ?? 3001);
@@ -194,7 +204,11 @@ export async function runServe(o: ServeOptions): Promise<void> {
   // Loaded here, not at the top: `kubemcp render` and `--help` do not pay for the MCP SDK and client-node.
   // The transport not used is not loaded at all: HTTP (hono, prom-client, Node's fetch) costs a stdio
   // start about a tenth of its time (README, "Speed and memory").
-  const [{ Policy }, { KubeGateway }, { DiscoveryDiskCache }] = await Promise.all([import('./policy.js'), import('./kube.js'), import('./discovery.js')]);
+  const [{ Policy }, { KubeGateway }, { DiscoveryDiskCache }] = await Promise.all([
+    import('./policy.js'),
+    import('./kube.js'),
+    import('./discovery.js'),
+  ]);
   const log = await stderrLogger(o.logLevel);
   const policy = new Policy({
     readOnly: o.readOnly,
@@ -205,8 +219,18 @@ export async function runServe(o: ServeOptions): Promise<void> {
     denyKinds: o.denyKinds,
     showSecrets: o.showSecrets,
   });
-  const discoveryCache = o.discoveryCache === 'off' ? undefined : new DiscoveryDiskCache(o.discoveryCache, (message) => log.debug({ message }, 'discovery cache not used'));
-  const gatewayOptions = { policy, kubeconfig: o.kubeconfig, context: o.context, allowContexts: o.allowContexts, maxWatches: o.maxWatches, discoveryCache };
+  const discoveryCache =
+    o.discoveryCache === 'off'
+      ? undefined
+      : new DiscoveryDiskCache(o.discoveryCache, (message) => log.debug({ message }, 'discovery cache not used'));
+  const gatewayOptions = {
+    policy,
+    kubeconfig: o.kubeconfig,
+    context: o.context,
+    allowContexts: o.allowContexts,
+    maxWatches: o.maxWatches,
+    discoveryCache,
+  };
   const hubOptions = { maxPerSession: o.maxSubscriptions, maxWatches: o.maxWatches };
   // Tools list `context` when --allow-contexts is given (known without the kubeconfig).
   const contextArgument = o.allowContexts.length > 0;
@@ -228,7 +252,9 @@ export async function runServe(o: ServeOptions): Promise<void> {
     await serveStdio({
       log,
       // In the bundle, initialize and tools/list are answered from its snapshot before the SDK loads.
-      ...(BUNDLED_START_SNAPSHOT ? { startAnswers: new StartAnswers(BUNDLED_START_SNAPSHOT, policy, contextArgument) } : {}),
+      ...(BUNDLED_START_SNAPSHOT
+        ? { startAnswers: new StartAnswers(BUNDLED_START_SNAPSHOT, policy, contextArgument) }
+        : {}),
       deps: async () => {
         const { Audit } = await import('./audit.js');
         return {
@@ -270,7 +296,14 @@ export async function runServe(o: ServeOptions): Promise<void> {
   const [{ Metrics }, { startHttp }] = await Promise.all([import('./metrics.js'), import('./http.js')]);
   const running = await startHttp(
     { ...deps, metrics: new Metrics() },
-    { host: o.host, port: o.port, token: o.token, stateless: o.stateless, allowedHosts: o.allowedHosts, corsOrigins: o.cors },
+    {
+      host: o.host,
+      port: o.port,
+      token: o.token,
+      stateless: o.stateless,
+      allowedHosts: o.allowedHosts,
+      corsOrigins: o.cors,
+    },
   );
   process.stderr.write(`kubemcp serve listening on ${running.url}\n`);
   await new Promise<void>((resolve) => {
@@ -297,37 +330,80 @@ export function addServeOptions(cmd: Command): Command {
     const o = new Option(flags, description);
     return env ? o.env(env) : o;
   };
-  const onOff = (name: string, description: string, env: string) => flag(`--${name} [bool]`, description, env).argParser(parseBool);
+  const onOff = (name: string, description: string, env: string) =>
+    flag(`--${name} [bool]`, description, env).argParser(parseBool);
   return cmd
     .addOption(flag('-t, --transport <transport>', 'stdio | http | streamable-http (default stdio)', 'MCP_TRANSPORT'))
-    .addOption(flag('-p, --port <port>', 'HTTP port (default 3001; PORT, as in seed 001, when MCP_PORT is not set)', 'MCP_PORT'))
+    .addOption(
+      flag('-p, --port <port>', 'HTTP port (default 3001; PORT, as in seed 001, when MCP_PORT is not set)', 'MCP_PORT'),
+    )
     .addOption(flag('--host <host>', 'HTTP bind address (default 127.0.0.1, 0.0.0.0 in an operator pod)', 'MCP_HOST'))
     .addOption(onOff('read-only', 'only read tools: mutating tools are neither listed nor callable', 'MCP_READ_ONLY'))
     .addOption(onOff('disable-destructive', 'no delete tools or DELETE requests', 'MCP_DISABLE_DESTRUCTIVE'))
     .addOption(flag('--allow-tools <names>', 'comma-separated tools to expose; others are hidden', 'MCP_ALLOW_TOOLS'))
     .addOption(flag('--deny-tools <names>', 'comma-separated tools to hide', 'MCP_DENY_TOOLS'))
     .addOption(flag('--namespaces <names>', 'comma-separated namespace allow-list', 'MCP_NAMESPACES'))
-    .addOption(flag('--deny-kinds <kinds>', 'comma-separated kinds/resources refused, e.g. Secret,roles.rbac.authorization.k8s.io', 'MCP_DENY_KINDS'))
+    .addOption(
+      flag(
+        '--deny-kinds <kinds>',
+        'comma-separated kinds/resources refused, e.g. Secret,roles.rbac.authorization.k8s.io',
+        'MCP_DENY_KINDS',
+      ),
+    )
     .addOption(onOff('show-secrets', 'do not mask Secret values', 'MCP_SHOW_SECRETS'))
     .addOption(flag('--context <name>', 'kubeconfig context (default: current)', 'MCP_CONTEXT'))
-    .addOption(flag('--allow-contexts <names>', 'further contexts tools may use via `context`; * for all', 'MCP_ALLOW_CONTEXTS'))
+    .addOption(
+      flag('--allow-contexts <names>', 'further contexts tools may use via `context`; * for all', 'MCP_ALLOW_CONTEXTS'),
+    )
     .addOption(flag('--kubeconfig <file>', 'kubeconfig file (default: KUBECONFIG, ~/.kube/config, in-cluster)'))
-    .addOption(flag('--audit-log <sink>', 'audit sink for mutating calls: stderr | <file> | off (default stderr)', 'MCP_AUDIT_LOG'))
+    .addOption(
+      flag(
+        '--audit-log <sink>',
+        'audit sink for mutating calls: stderr | <file> | off (default stderr)',
+        'MCP_AUDIT_LOG',
+      ),
+    )
     .addOption(flag('--token <token>', 'require this bearer token on /mcp and /metrics', 'MCP_TOKEN'))
     .addOption(onOff('stateless', 'HTTP without sessions, for many replicas', 'MCP_STATELESS'))
-    .addOption(flag('--allowed-hosts <hosts>', 'Host header names accepted (default loopback names on a loopback bind)', 'MCP_ALLOWED_HOSTS'))
+    .addOption(
+      flag(
+        '--allowed-hosts <hosts>',
+        'Host header names accepted (default loopback names on a loopback bind)',
+        'MCP_ALLOWED_HOSTS',
+      ),
+    )
     .addOption(flag('--cors <origins>', 'CORS origins allowed, * for any', 'MCP_CORS_ORIGINS'))
-    .addOption(flag('--max-output <chars>', `response budget in characters (default ${DEFAULT_BUDGET})`, 'MCP_MAX_OUTPUT'))
-    .addOption(flag('--max-subscriptions <n>', 'resource subscriptions per MCP session (default 16)', 'MCP_MAX_SUBSCRIPTIONS'))
-    .addOption(flag('--max-watches <n>', 'apiserver watches of the whole server, shared by all sessions (default 100)', 'MCP_MAX_WATCHES'))
-    .addOption(flag('--discovery-cache <dir>', 'API discovery cache shared by processes, an absolute directory or off (default ~/.cache/kubemcp/discovery)', 'MCP_DISCOVERY_CACHE'))
+    .addOption(
+      flag('--max-output <chars>', `response budget in characters (default ${DEFAULT_BUDGET})`, 'MCP_MAX_OUTPUT'),
+    )
+    .addOption(
+      flag('--max-subscriptions <n>', 'resource subscriptions per MCP session (default 16)', 'MCP_MAX_SUBSCRIPTIONS'),
+    )
+    .addOption(
+      flag(
+        '--max-watches <n>',
+        'apiserver watches of the whole server, shared by all sessions (default 100)',
+        'MCP_MAX_WATCHES',
+      ),
+    )
+    .addOption(
+      flag(
+        '--discovery-cache <dir>',
+        'API discovery cache shared by processes, an absolute directory or off (default ~/.cache/kubemcp/discovery)',
+        'MCP_DISCOVERY_CACHE',
+      ),
+    )
     .addOption(flag('--config <file>', "config file, the operator's config.json", 'MCP_CONFIG_FILE'))
     .addOption(flag('--log-level <level>', 'pino level (default info)', 'LOG_LEVEL'));
 }
 
 /** Registers `kubemcp serve` on the program (cli.ts). */
 export function registerServe(program: Command): void {
-  addServeOptions(program.command('serve').description('run the Kubernetes MCP server (stdio by default, or Streamable HTTP at /mcp)')).action(async (flags: ServeFlags) => {
+  addServeOptions(
+    program
+      .command('serve')
+      .description('run the Kubernetes MCP server (stdio by default, or Streamable HTTP at /mcp)'),
+  ).action(async (flags: ServeFlags) => {
     try {
       await runServe(resolveServeOptions(flags));
     } catch (err) {

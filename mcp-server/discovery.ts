@@ -20,7 +20,18 @@
  * (kube.ts), so a cache entry cannot widen what is allowed.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { ApiResource } from './kube.js';
@@ -30,7 +41,8 @@ export const MAX_CACHE_BYTES = 8 * 1024 * 1024;
 
 /** The default cache directory: `$XDG_CACHE_HOME/kubemcp/discovery`, else `~/.cache/kubemcp/discovery`. */
 export function defaultDiscoveryCacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  const base = env.XDG_CACHE_HOME && path.isAbsolute(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : path.join(os.homedir(), '.cache');
+  const base =
+    env.XDG_CACHE_HOME && path.isAbsolute(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : path.join(os.homedir(), '.cache');
   return path.join(base, 'kubemcp', 'discovery');
 }
 
@@ -87,7 +99,9 @@ export function parseAggregated(list: APIGroupDiscoveryList | undefined): ApiRes
  * (the gateway's request with the aggregated Accept header), core group first.
  * @throws what `get` throws (KubeError when the apiserver is unreachable or refuses).
  */
-export async function fetchAggregated(get: (path: '/api' | '/apis') => Promise<APIGroupDiscoveryList | undefined>): Promise<ApiResource[]> {
+export async function fetchAggregated(
+  get: (path: '/api' | '/apis') => Promise<APIGroupDiscoveryList | undefined>,
+): Promise<ApiResource[]> {
   const [core, groups] = await Promise.all([get('/api'), get('/apis')]);
   return [...parseAggregated(core), ...parseAggregated(groups)];
 }
@@ -101,8 +115,10 @@ function isApiResource(r: unknown): r is ApiResource {
   const o = r as Record<string, unknown>;
   return (
     isStr(o.group) &&
-    isStr(o.version) && o.version !== '' &&
-    isStr(o.resource) && o.resource !== '' &&
+    isStr(o.version) &&
+    o.version !== '' &&
+    isStr(o.resource) &&
+    o.resource !== '' &&
     isStr(o.kind) &&
     isStr(o.singular) &&
     typeof o.namespaced === 'boolean' &&
@@ -156,20 +172,37 @@ export class DiscoveryDiskCache {
    * The cached resources of `cluster` when an entry passes every check and is younger than `ttlMs`.
    * @returns `{ at, resources }` (`at`: when discovery ran, ms since the epoch), or undefined.
    */
-  read(cluster: ClusterIdentity, ttlMs: number, now = Date.now()): { at: number; resources: ApiResource[] } | undefined {
+  read(
+    cluster: ClusterIdentity,
+    ttlMs: number,
+    now = Date.now(),
+  ): { at: number; resources: ApiResource[] } | undefined {
     const file = this.fileOf(cluster);
     let fd: number | undefined;
     try {
       const dirStat = lstatSync(this.dir);
-      if (!dirStat.isDirectory() || !this.private(dirStat)) return this.fail(`${this.dir} is not a private directory of this user`);
+      if (!dirStat.isDirectory() || !this.private(dirStat))
+        return this.fail(`${this.dir} is not a private directory of this user`);
       fd = openSync(file, constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0));
       const st = fstatSync(fd);
       if (!st.isFile() || !this.private(st)) return this.fail(`${file} is not a private file of this user`);
       if (st.size > MAX_CACHE_BYTES) return this.fail(`${file} is larger than ${MAX_CACHE_BYTES} bytes`);
-      const doc = JSON.parse(readFileSync(fd, 'utf8')) as { version?: unknown; server?: unknown; at?: unknown; resources?: unknown };
-      if (doc.version !== 1 || doc.server !== cluster.server || typeof doc.at !== 'number' || !Array.isArray(doc.resources)) return this.fail(`${file} is not a discovery cache entry of ${cluster.server}`);
+      const doc = JSON.parse(readFileSync(fd, 'utf8')) as {
+        version?: unknown;
+        server?: unknown;
+        at?: unknown;
+        resources?: unknown;
+      };
+      if (
+        doc.version !== 1 ||
+        doc.server !== cluster.server ||
+        typeof doc.at !== 'number' ||
+        !Array.isArray(doc.resources)
+      )
+        return this.fail(`${file} is not a discovery cache entry of ${cluster.server}`);
       if (doc.at > now + 60_000 || now - doc.at >= ttlMs) return undefined;
-      if (doc.resources.length === 0 || !doc.resources.every(isApiResource)) return this.fail(`${file} holds malformed resources`);
+      if (doc.resources.length === 0 || !doc.resources.every(isApiResource))
+        return this.fail(`${file} holds malformed resources`);
       return { at: doc.at, resources: doc.resources as ApiResource[] };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
@@ -190,7 +223,10 @@ export class DiscoveryDiskCache {
         this.fail(`${this.dir} is not a private directory of this user; not written`);
         return;
       }
-      writeFileSync(tmp, JSON.stringify({ version: 1, server: cluster.server, at, resources }), { mode: 0o600, flag: 'wx' });
+      writeFileSync(tmp, JSON.stringify({ version: 1, server: cluster.server, at, resources }), {
+        mode: 0o600,
+        flag: 'wx',
+      });
       renameSync(tmp, file);
     } catch (err) {
       try {

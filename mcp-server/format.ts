@@ -81,7 +81,11 @@ function cellText(v: unknown, type: string): string {
 export function renderTable(t: TextTable): string {
   if (t.rows.length === 0) return '';
   const widths = t.columns.map((c, i) => Math.max(c.length, ...t.rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('   ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!)))
+      .join('   ')
+      .trimEnd();
   return [line(t.columns), ...t.rows.map(line)].join('\n');
 }
 

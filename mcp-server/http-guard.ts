@@ -58,7 +58,11 @@ interface ExpressResponseSubset {
 }
 
 /** A connect-style middleware on node's request and response (the `cors` package's shape). */
-export type NodeMiddleware = (req: http.IncomingMessage, res: http.ServerResponse, next: (err?: unknown) => void) => unknown;
+export type NodeMiddleware = (
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  next: (err?: unknown) => void,
+) => unknown;
 
 /** An express middleware as a NodeMiddleware: {@link runMiddleware} hands it a response with the express methods it uses. */
 function fromExpress(mw: RequestHandler): NodeMiddleware {
@@ -71,7 +75,11 @@ function fromExpress(mw: RequestHandler): NodeMiddleware {
  * when it answered the request itself.
  * @throws the error a middleware passes to `next(err)` or throws.
  */
-export async function runMiddleware(mw: NodeMiddleware, req: http.IncomingMessage, res: http.ServerResponse): Promise<boolean> {
+export async function runMiddleware(
+  mw: NodeMiddleware,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+): Promise<boolean> {
   let status = 200;
   const shim: ExpressResponseSubset = {
     status(code) {
@@ -119,7 +127,10 @@ export async function runMiddleware(mw: NodeMiddleware, req: http.IncomingMessag
 
 /** A Host header name as the SDK compares it (URL hostname: lower case, IPv6 in brackets). */
 function hostName(h: string): string {
-  const bare = h.trim().toLowerCase().replace(/^\[|\]$/g, '');
+  const bare = h
+    .trim()
+    .toLowerCase()
+    .replace(/^\[|\]$/g, '');
   return bare.includes(':') ? `[${bare}]` : bare;
 }
 
@@ -165,16 +176,19 @@ export function httpGuard(opts: GuardOptions): Guard {
   let auth: NodeMiddleware | undefined;
   if (opts.token) {
     const expected = Buffer.from(opts.token);
-    auth = fromExpress(requireBearerAuth({
-      verifier: {
-        verifyAccessToken: async (token: string): Promise<AuthInfo> => {
-          const got = Buffer.from(token);
-          if (got.length !== expected.length || !timingSafeEqual(got, expected)) throw new InvalidTokenError('a valid bearer token is required');
-          // A static token does not expire; the SDK requires an expiry, so it is always an hour ahead.
-          return { token, clientId: 'kubemcp-token', scopes: [], expiresAt: Math.floor(Date.now() / 1000) + 3600 };
+    auth = fromExpress(
+      requireBearerAuth({
+        verifier: {
+          verifyAccessToken: async (token: string): Promise<AuthInfo> => {
+            const got = Buffer.from(token);
+            if (got.length !== expected.length || !timingSafeEqual(got, expected))
+              throw new InvalidTokenError('a valid bearer token is required');
+            // A static token does not expire; the SDK requires an expiry, so it is always an hour ahead.
+            return { token, clientId: 'kubemcp-token', scopes: [], expiresAt: Math.floor(Date.now() / 1000) + 3600 };
+          },
         },
-      },
-    }));
+      }),
+    );
   }
 
   return {
@@ -183,7 +197,13 @@ export function httpGuard(opts: GuardOptions): Guard {
       const origin = req.headers.origin;
       if (!originAllowed(origin)) {
         res.writeHead(403, { 'Content-Type': 'application/json' });
-        res.end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32000, message: `Forbidden: origin ${origin} is not allowed` }, id: null }));
+        res.end(
+          JSON.stringify({
+            jsonrpc: '2.0',
+            error: { code: -32000, message: `Forbidden: origin ${origin} is not allowed` },
+            id: null,
+          }),
+        );
         return false;
       }
       return runMiddleware(corsCheck, req, res);

@@ -55,11 +55,20 @@ export interface RunningHttp {
 function send(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   if (res.headersSent) return;
   const text = typeof body === 'string' ? body : JSON.stringify(body);
-  res.writeHead(status, { 'Content-Type': typeof body === 'string' ? 'text/plain; charset=utf-8' : 'application/json', ...headers });
+  res.writeHead(status, {
+    'Content-Type': typeof body === 'string' ? 'text/plain; charset=utf-8' : 'application/json',
+    ...headers,
+  });
   res.end(text);
 }
 
-function rpcError(res: http.ServerResponse, status: number, code: number, message: string, headers: Record<string, string> = {}): void {
+function rpcError(
+  res: http.ServerResponse,
+  status: number,
+  code: number,
+  message: string,
+  headers: Record<string, string> = {},
+): void {
   send(res, status, { jsonrpc: '2.0', error: { code, message }, id: null }, headers);
 }
 
@@ -112,7 +121,10 @@ export async function startHttp(deps: ServerDeps & { log: Logger }, opts: HttpOp
       }
       if (opts.stateless) {
         const built = buildServer(serverDeps);
-        const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
+        const transport = new StreamableHTTPServerTransport({
+          sessionIdGenerator: undefined,
+          enableJsonResponse: true,
+        });
         res.on('close', () => {
           void transport.close();
           void built.close();
@@ -128,8 +140,15 @@ export async function startHttp(deps: ServerDeps & { log: Logger }, opts: HttpOp
         await s.transport.handleRequest(req, res, body);
         return;
       }
-      if (!isInitializeRequest(body)) return rpcError(res, 400, -32000, 'Bad Request: no Mcp-Session-Id header; the first request must be initialize');
-      if (sessions.size >= maxSessions) return rpcError(res, 503, -32000, `too many sessions (${maxSessions}); close one with DELETE /mcp`);
+      if (!isInitializeRequest(body))
+        return rpcError(
+          res,
+          400,
+          -32000,
+          'Bad Request: no Mcp-Session-Id header; the first request must be initialize',
+        );
+      if (sessions.size >= maxSessions)
+        return rpcError(res, 503, -32000, `too many sessions (${maxSessions}); close one with DELETE /mcp`);
       const built = buildServer(serverDeps);
       const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
         sessionIdGenerator: () => randomUUID(),
@@ -149,9 +168,16 @@ export async function startHttp(deps: ServerDeps & { log: Logger }, opts: HttpOp
       return;
     }
     if (req.method === 'GET' || req.method === 'DELETE') {
-      if (opts.stateless) return rpcError(res, 405, -32000, 'Method not allowed: the server is stateless', { Allow: 'POST' });
+      if (opts.stateless)
+        return rpcError(res, 405, -32000, 'Method not allowed: the server is stateless', { Allow: 'POST' });
       const s = sid ? sessions.get(sid) : undefined;
-      if (!s) return rpcError(res, sid ? 404 : 400, sid ? -32001 : -32000, sid ? 'Session not found' : 'Bad Request: Mcp-Session-Id header required');
+      if (!s)
+        return rpcError(
+          res,
+          sid ? 404 : 400,
+          sid ? -32001 : -32000,
+          sid ? 'Session not found' : 'Bad Request: Mcp-Session-Id header required',
+        );
       s.seen = Date.now();
       await s.transport.handleRequest(req, res);
       if (req.method === 'DELETE' && sid) await closeSession(sid);
@@ -177,7 +203,8 @@ export async function startHttp(deps: ServerDeps & { log: Logger }, opts: HttpOp
       if (!(await guard.check(req, res))) return;
       const url = new URL(req.url ?? '/', 'http://placeholder');
       const path = url.pathname.replace(/\/+$/, '') || '/';
-      if (path === '/health') return send(res, 200, { status: 'ok', transport: 'streamable-http', sessions: sessions.size });
+      if (path === '/health')
+        return send(res, 200, { status: 'ok', transport: 'streamable-http', sessions: sessions.size });
       if (path === '/ready') {
         const r = await checkReady();
         return send(res, r.ok ? 200 : 503, r.ok ? { status: 'ready' } : { status: 'not ready', reason: r.reason });
@@ -199,10 +226,13 @@ export async function startHttp(deps: ServerDeps & { log: Logger }, opts: HttpOp
   server.requestTimeout = 0; // SSE streams of GET /mcp stay open
   server.headersTimeout = 30_000;
 
-  const sweep = setInterval(() => {
-    const now = Date.now();
-    for (const [id, s] of sessions) if (now - s.seen > idleMs) void closeSession(id);
-  }, Math.min(60_000, idleMs)).unref();
+  const sweep = setInterval(
+    () => {
+      const now = Date.now();
+      for (const [id, s] of sessions) if (now - s.seen > idleMs) void closeSession(id);
+    },
+    Math.min(60_000, idleMs),
+  ).unref();
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -213,7 +243,10 @@ export async function startHttp(deps: ServerDeps & { log: Logger }, opts: HttpOp
   });
   const port = (server.address() as { port: number }).port;
   const shown = host.includes(':') ? `[${host}]` : host;
-  deps.log.info({ host, port, stateless: !!opts.stateless, auth: !!opts.token }, 'kubemcp serve: Streamable HTTP at /mcp');
+  deps.log.info(
+    { host, port, stateless: !!opts.stateless, auth: !!opts.token },
+    'kubemcp serve: Streamable HTTP at /mcp',
+  );
   return {
     url: `http://${shown}:${port}/mcp`,
     port,

@@ -101,7 +101,13 @@ export interface ContainerStatus {
 
 /** A core/v1 Pod (the fields read here). */
 export interface Pod extends KubernetesObject {
-  spec?: { nodeName?: string; containers?: Container[]; volumes?: Array<{ name: string }>; serviceAccountName?: string; securityContext?: unknown };
+  spec?: {
+    nodeName?: string;
+    containers?: Container[];
+    volumes?: Array<{ name: string }>;
+    serviceAccountName?: string;
+    securityContext?: unknown;
+  };
   status?: {
     phase?: string;
     reason?: string;

@@ -177,7 +177,8 @@ function isSecrets(api: Pick<ApiResource, 'group' | 'resource'> | undefined): bo
 
 /** The Accept header asking the apiserver for its Table rendering (kubectl get's compact output). */
 export const TABLE_ACCEPT = 'application/json;as=Table;v=v1;g=meta.k8s.io,application/json';
-const DISCOVERY_ACCEPT = 'application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList';
+const DISCOVERY_ACCEPT =
+  'application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList';
 
 interface ContextState {
   kc: k8s.KubeConfig;
@@ -215,23 +216,36 @@ export class KubeGateway {
     this.maxWatches = opts.maxWatches ?? 100;
     // Scopes and kinds from a disk entry could widen a namespace allow-list or a kind deny-list
     // (both are checked on what discovery says): with either, only live discovery is trusted.
-    this.discoveryCache = opts.policy.allowedNamespaces.length || opts.policy.deniedKinds.length ? undefined : opts.discoveryCache;
+    this.discoveryCache =
+      opts.policy.allowedNamespaces.length || opts.policy.deniedKinds.length ? undefined : opts.discoveryCache;
     this.base = new k8s.KubeConfig();
     if (opts.kubeconfig) this.base.loadFromFile(opts.kubeconfig);
     else this.base.loadFromDefault();
     const names = this.base.getContexts().map((c) => c.name);
     this.defaultContext = opts.context ?? this.base.getCurrentContext();
-    if (!names.includes(this.defaultContext)) throw new Error(`context "${this.defaultContext}" not found in kubeconfig (contexts: ${names.join(', ') || 'none'})`);
+    if (!names.includes(this.defaultContext))
+      throw new Error(
+        `context "${this.defaultContext}" not found in kubeconfig (contexts: ${names.join(', ') || 'none'})`,
+      );
     const allow = opts.allowContexts ?? [];
     if (allow.includes('*')) this.allowedContexts = names;
     else {
-      for (const c of allow) if (!names.includes(c)) throw new Error(`context "${c}" not found in kubeconfig (contexts: ${names.join(', ')})`);
+      for (const c of allow)
+        if (!names.includes(c))
+          throw new Error(`context "${c}" not found in kubeconfig (contexts: ${names.join(', ')})`);
       this.allowedContexts = [...new Set([this.defaultContext, ...allow])];
     }
   }
 
   /** The kubeconfig's contexts, marking the default and whether each is allowed. */
-  contexts(): Array<{ name: string; cluster: string; user: string; namespace?: string; default: boolean; allowed: boolean }> {
+  contexts(): Array<{
+    name: string;
+    cluster: string;
+    user: string;
+    namespace?: string;
+    default: boolean;
+    allowed: boolean;
+  }> {
     return this.base.getContexts().map((c) => ({
       name: c.name,
       cluster: c.cluster,
@@ -249,10 +263,18 @@ export class KubeGateway {
    */
   resolveContext(context?: string): string {
     if (context === undefined || context === '') {
-      if (this.allowedContexts.length > 1) throw new InvalidArgumentError('context', `the "context" argument is required: allowed contexts are ${this.allowedContexts.join(', ')}`);
+      if (this.allowedContexts.length > 1)
+        throw new InvalidArgumentError(
+          'context',
+          `the "context" argument is required: allowed contexts are ${this.allowedContexts.join(', ')}`,
+        );
       return this.defaultContext;
     }
-    if (!this.allowedContexts.includes(context)) throw new InvalidArgumentError('context', `context "${context}" is not allowed; allowed contexts: ${this.allowedContexts.join(', ')}`);
+    if (!this.allowedContexts.includes(context))
+      throw new InvalidArgumentError(
+        'context',
+        `context "${context}" is not allowed; allowed contexts: ${this.allowedContexts.join(', ')}`,
+      );
     return context;
   }
 
@@ -279,7 +301,9 @@ export class KubeGateway {
   /** Builds the URL path of a resource request (each segment percent-encoded). */
   pathOf(req: Pick<KubeRequest, 'api' | 'namespace' | 'name' | 'subresource'>): string {
     const api = req.api!;
-    let p = api.group ? `/apis/${encodeURIComponent(api.group)}/${encodeURIComponent(api.version)}` : `/api/${encodeURIComponent(api.version)}`;
+    let p = api.group
+      ? `/apis/${encodeURIComponent(api.group)}/${encodeURIComponent(api.version)}`
+      : `/api/${encodeURIComponent(api.version)}`;
     if (api.namespaced && req.namespace) p += `/namespaces/${encodeURIComponent(req.namespace)}`;
     p += `/${encodeURIComponent(api.resource)}`;
     if (req.name) p += `/${encodeURIComponent(req.name)}`;
@@ -314,17 +338,22 @@ export class KubeGateway {
     if (req.api && t) {
       if (t.namespace !== undefined) checkNamespace(t.namespace);
       if (t.name !== undefined) checkName(t.name, t.group, t.resource);
-      if (t.subresource !== undefined && !/^[a-z]+$/.test(t.subresource)) throw new InvalidArgumentError('subresource', `${JSON.stringify(t.subresource)} is not a subresource`);
+      if (t.subresource !== undefined && !/^[a-z]+$/.test(t.subresource))
+        throw new InvalidArgumentError('subresource', `${JSON.stringify(t.subresource)} is not a subresource`);
       this.policy.checkRequest(t);
       this.policy.checkWrite(t, req.body, req.contentType);
     } else if (!req.path) throw new Error('KubeRequest needs api or path');
     const url = new URL(req.api ? this.pathOf(req) : req.path!, server);
     const got = parseApiPath(url.pathname);
-    const refuse = (why: string) => new PolicyError(`refused: the request URL ${url.pathname} ${why}; nothing was sent`);
+    const refuse = (why: string) =>
+      new PolicyError(`refused: the request URL ${url.pathname} ${why}; nothing was sent`);
     if (url.origin !== server.origin) throw refuse(`is not on the apiserver ${server.origin}`);
     if (!got) throw refuse('does not designate an API resource');
     if (!req.api || !t) {
-      if (got.kind !== 'non-resource') throw refuse('is a resource path, and resource requests must name a resolved kind so the policy can check them');
+      if (got.kind !== 'non-resource')
+        throw refuse(
+          'is a resource path, and resource requests must name a resolved kind so the policy can check them',
+        );
       return url;
     }
     if (got.kind !== 'resource') throw refuse('is not the resource request the policy checked');
@@ -337,7 +366,10 @@ export class KubeGateway {
       got.namespace === wantNs &&
       got.name === t.name &&
       got.subresource === t.subresource;
-    if (!same) throw refuse(`designates ${JSON.stringify(got)}, not the ${t.method} of ${t.resource}${t.namespace ? ` in ${t.namespace}` : ''}${t.name ? ` named ${t.name}` : ''} that the policy checked`);
+    if (!same)
+      throw refuse(
+        `designates ${JSON.stringify(got)}, not the ${t.method} of ${t.resource}${t.namespace ? ` in ${t.namespace}` : ''}${t.name ? ` named ${t.name}` : ''} that the policy checked`,
+      );
     return url;
   }
 
@@ -367,17 +399,22 @@ export class KubeGateway {
    * until its response headers arrive. Watches use their own connection pool, so they never
    * hold the sockets tool calls need (issue 9, item 3).
    */
-  private async open(req: KubeRequest, watch = false): Promise<{ res: http.IncomingMessage; abort: (err?: Error) => void; url: URL; done: () => void }> {
+  private async open(
+    req: KubeRequest,
+    watch = false,
+  ): Promise<{ res: http.IncomingMessage; abort: (err?: Error) => void; url: URL; done: () => void }> {
     const context = this.resolveContext(req.context);
     const s = this.state(context);
     const url = this.authorize(req, s.server);
-    for (const [k, v] of Object.entries(req.query ?? {})) if (v !== undefined && v !== '') url.searchParams.set(k, String(v));
+    for (const [k, v] of Object.entries(req.query ?? {}))
+      if (v !== undefined && v !== '') url.searchParams.set(k, String(v));
     const opts: https.RequestOptions = { method: req.method ?? 'GET', headers: {} };
     await s.kc.applyToHTTPSOptions(opts);
     const tls = url.protocol === 'https:';
     const agent = this.agentOf(s, opts, tls, watch);
     const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries(opts.headers ?? {})) if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : String(v);
+    for (const [k, v] of Object.entries(opts.headers ?? {}))
+      if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : String(v);
     if (opts.auth) headers.Authorization = `Basic ${Buffer.from(opts.auth).toString('base64')}`;
     headers.Accept = req.accept ?? 'application/json';
     headers['User-Agent'] = 'kubemcp-serve';
@@ -412,7 +449,11 @@ export class KubeGateway {
       });
       if (timeout > 0) {
         timer = setTimeout(() => {
-          const err = new KubeError(0, 'Timeout', `the apiserver at ${s.server.origin} did not answer ${req.method ?? 'GET'} ${url.pathname} within ${timeout} ms`);
+          const err = new KubeError(
+            0,
+            'Timeout',
+            `the apiserver at ${s.server.origin} did not answer ${req.method ?? 'GET'} ${url.pathname} within ${timeout} ms`,
+          );
           res?.destroy(err);
           r.destroy(err);
         }, timeout);
@@ -421,7 +462,14 @@ export class KubeGateway {
       r.on('error', (err: NodeJS.ErrnoException) => {
         done();
         if (err instanceof KubeError) reject(err);
-        else reject(new KubeError(0, 'Unreachable', `cannot reach the apiserver at ${s.server.origin} (context ${context}): ${err.code ?? err.message}`));
+        else
+          reject(
+            new KubeError(
+              0,
+              'Unreachable',
+              `cannot reach the apiserver at ${s.server.origin} (context ${context}): ${err.code ?? err.message}`,
+            ),
+          );
       });
       r.end(payload);
     });
@@ -445,7 +493,11 @@ export class KubeGateway {
       }
     } catch (err) {
       if (err instanceof KubeError) throw err;
-      throw new KubeError(0, 'Unreachable', `the apiserver connection broke while reading the answer: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      throw new KubeError(
+        0,
+        'Unreachable',
+        `the apiserver connection broke while reading the answer: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      );
     }
     return { buf: Buffer.concat(chunks), cut };
   }
@@ -464,7 +516,9 @@ export class KubeGateway {
     }
     if (!this.policy.showSecrets) {
       const secrets = isSecrets(req.api);
-      const keep = [req.name, req.namespace, req.api?.kind, req.api?.resource, req.api?.version, 'v1'].filter((x): x is string => !!x);
+      const keep = [req.name, req.namespace, req.api?.kind, req.api?.resource, req.api?.version, 'v1'].filter(
+        (x): x is string => !!x,
+      );
       message = maskErrorText(message, secrets, [], keep);
     }
     return new KubeError(status, reason, message);
@@ -490,7 +544,12 @@ export class KubeGateway {
       const { buf, cut } = await this.readBody(res, this.maxBytes);
       const status = res.statusCode ?? 0;
       if (status < 200 || status >= 300) throw this.errorOf(status, buf, `${req.method ?? 'GET'} ${url.pathname}`, req);
-      if (cut) throw new KubeError(413, 'TooLarge', `the answer to ${url.pathname} exceeds ${this.maxBytes} bytes: narrow the query (selector, namespace, limit)`);
+      if (cut)
+        throw new KubeError(
+          413,
+          'TooLarge',
+          `the answer to ${url.pathname} exceeds ${this.maxBytes} bytes: narrow the query (selector, namespace, limit)`,
+        );
       // The apiserver's JSON for the resource requested: callers name its shape (kube-types.ts).
       const body = (buf.length ? JSON.parse(buf.toString('utf8')) : {}) as T;
       return this.clean(body, req);
@@ -532,7 +591,14 @@ export class KubeGateway {
       context: ref.context,
       api: ref.api,
       namespace: ref.namespace,
-      query: { labelSelector: ref.labelSelector, fieldSelector: ref.fieldSelector, resourceVersion: ref.resourceVersion, timeoutSeconds: ref.timeoutSeconds, watch: 1, allowWatchBookmarks: true },
+      query: {
+        labelSelector: ref.labelSelector,
+        fieldSelector: ref.fieldSelector,
+        resourceVersion: ref.resourceVersion,
+        timeoutSeconds: ref.timeoutSeconds,
+        watch: 1,
+        allowWatchBookmarks: true,
+      },
     };
     const { res, abort, url } = await this.open(req, true);
     const status = res.statusCode ?? 0;
@@ -549,7 +615,9 @@ export class KubeGateway {
       }
     };
     // A connection that goes silent (no bytes, not even bookmarks) for this long is treated as broken.
-    res.socket?.setTimeout(Math.max(60_000, (ref.timeoutSeconds ?? 0) * 1000 + 30_000), () => abort(new KubeError(0, 'Timeout', 'watch connection silent')));
+    res.socket?.setTimeout(Math.max(60_000, (ref.timeoutSeconds ?? 0) * 1000 + 30_000), () =>
+      abort(new KubeError(0, 'Timeout', 'watch connection silent')),
+    );
     res.setEncoding('utf8');
     const namespaces = ref.api.group === '' && ref.api.resource === 'namespaces';
     res.on('data', (chunk: string) => {
@@ -567,13 +635,25 @@ export class KubeGateway {
         }
         if (e.type === 'ERROR') {
           const st = e.object ?? {};
-          end(new KubeError(Number(st.code) || 500, String(st.reason ?? 'WatchError'), String(st.message ?? 'watch error')));
+          end(
+            new KubeError(
+              Number(st.code) || 500,
+              String(st.reason ?? 'WatchError'),
+              String(st.message ?? 'watch error'),
+            ),
+          );
           abort();
           return;
         }
         if (e.type !== 'ADDED' && e.type !== 'MODIFIED' && e.type !== 'DELETED' && e.type !== 'BOOKMARK') continue;
         const raw = e.object ?? {};
-        if (namespaces && e.type !== 'BOOKMARK' && this.policy.allowedNamespaces.length && !this.policy.namespaceAllowed(String(raw.metadata?.name))) continue;
+        if (
+          namespaces &&
+          e.type !== 'BOOKMARK' &&
+          this.policy.allowedNamespaces.length &&
+          !this.policy.namespaceAllowed(String(raw.metadata?.name))
+        )
+          continue;
         onEvent({ type: e.type, object: this.clean(raw, req) });
       }
     });
@@ -591,7 +671,13 @@ export class KubeGateway {
    * @throws KubeError (404 NotFound, 403 Forbidden, ...), PolicyError, InvalidArgumentError (bad name/namespace).
    */
   async get<T extends KubernetesObject = KubernetesObject>(ref: ObjectRef & { subresource?: string }): Promise<T> {
-    return this.request<T>({ context: ref.context, api: ref.api, namespace: ref.namespace, name: ref.name, subresource: ref.subresource });
+    return this.request<T>({
+      context: ref.context,
+      api: ref.api,
+      namespace: ref.namespace,
+      name: ref.name,
+      subresource: ref.subresource,
+    });
   }
 
   /**
@@ -599,8 +685,16 @@ export class KubeGateway {
    * namespace allow-list refuses). `items` is always an array.
    * @throws as get().
    */
-  async list<T extends KubernetesObject = KubernetesObject>(ref: CollectionRef, opts: ListOptions = {}): Promise<KubeList<T>> {
-    const body = await this.request<Partial<KubeList<T>>>({ context: ref.context, api: ref.api, namespace: ref.namespace, query: { ...opts } });
+  async list<T extends KubernetesObject = KubernetesObject>(
+    ref: CollectionRef,
+    opts: ListOptions = {},
+  ): Promise<KubeList<T>> {
+    const body = await this.request<Partial<KubeList<T>>>({
+      context: ref.context,
+      api: ref.api,
+      namespace: ref.namespace,
+      query: { ...opts },
+    });
     return { ...body, items: Array.isArray(body.items) ? body.items : [] };
   }
 
@@ -610,15 +704,32 @@ export class KubeGateway {
    * @throws as get().
    */
   async table(ref: CollectionRef, opts: ListOptions = {}): Promise<Table> {
-    return this.request<Table>({ context: ref.context, api: ref.api, namespace: ref.namespace, query: { ...opts }, accept: TABLE_ACCEPT });
+    return this.request<Table>({
+      context: ref.context,
+      api: ref.api,
+      namespace: ref.namespace,
+      query: { ...opts },
+      accept: TABLE_ACCEPT,
+    });
   }
 
   /**
    * Creates an object (POST) as {@link FIELD_MANAGER}.
    * @throws KubeError (409 AlreadyExists, 422 Invalid, ...), PolicyError, InvalidArgumentError.
    */
-  async create<T extends KubernetesObject = KubernetesObject>(ref: CollectionRef, body: KubernetesObject, opts: { dryRun?: boolean } = {}): Promise<T> {
-    return this.request<T>({ context: ref.context, method: 'POST', api: ref.api, namespace: ref.namespace, body, query: { fieldManager: FIELD_MANAGER, dryRun: opts.dryRun ? 'All' : undefined } });
+  async create<T extends KubernetesObject = KubernetesObject>(
+    ref: CollectionRef,
+    body: KubernetesObject,
+    opts: { dryRun?: boolean } = {},
+  ): Promise<T> {
+    return this.request<T>({
+      context: ref.context,
+      method: 'POST',
+      api: ref.api,
+      namespace: ref.namespace,
+      body,
+      query: { fieldManager: FIELD_MANAGER, dryRun: opts.dryRun ? 'All' : undefined },
+    });
   }
 
   /**
@@ -627,7 +738,11 @@ export class KubeGateway {
    * (https://kubernetes.io/docs/reference/using-api/server-side-apply/)
    * @throws KubeError (409 Conflict, 422 Invalid, ...), PolicyError, InvalidArgumentError.
    */
-  async apply<T extends KubernetesObject = KubernetesObject>(ref: ObjectRef, body: KubernetesObject, opts: { force?: boolean; dryRun?: boolean } = {}): Promise<T> {
+  async apply<T extends KubernetesObject = KubernetesObject>(
+    ref: ObjectRef,
+    body: KubernetesObject,
+    opts: { force?: boolean; dryRun?: boolean } = {},
+  ): Promise<T> {
     return this.request<T>({
       context: ref.context,
       method: 'PATCH',
@@ -636,7 +751,11 @@ export class KubeGateway {
       name: ref.name,
       body,
       contentType: PATCH_CONTENT_TYPE.apply,
-      query: { fieldManager: FIELD_MANAGER, force: opts.force ? true : undefined, dryRun: opts.dryRun ? 'All' : undefined },
+      query: {
+        fieldManager: FIELD_MANAGER,
+        force: opts.force ? true : undefined,
+        dryRun: opts.dryRun ? 'All' : undefined,
+      },
     });
   }
 
@@ -646,9 +765,16 @@ export class KubeGateway {
    * @throws InvalidArgumentError naming `patch` when its shape does not fit the type (nothing is
    *   sent); otherwise as apply().
    */
-  async patch<T extends KubernetesObject = KubernetesObject>(ref: ObjectRef & { subresource?: string }, type: PatchType, patch: unknown, opts: { dryRun?: boolean } = {}): Promise<T> {
-    if (type === 'json' && !Array.isArray(patch)) throw new InvalidArgumentError('patch', 'a json patch is an array of operations');
-    if (type !== 'json' && (typeof patch !== 'object' || patch === null || Array.isArray(patch))) throw new InvalidArgumentError('patch', `a ${type} patch is a JSON object`);
+  async patch<T extends KubernetesObject = KubernetesObject>(
+    ref: ObjectRef & { subresource?: string },
+    type: PatchType,
+    patch: unknown,
+    opts: { dryRun?: boolean } = {},
+  ): Promise<T> {
+    if (type === 'json' && !Array.isArray(patch))
+      throw new InvalidArgumentError('patch', 'a json patch is an array of operations');
+    if (type !== 'json' && (typeof patch !== 'object' || patch === null || Array.isArray(patch)))
+      throw new InvalidArgumentError('patch', `a ${type} patch is a JSON object`);
     return this.request<T>({
       context: ref.context,
       method: 'PATCH',
@@ -691,7 +817,8 @@ export class KubeGateway {
    * @throws InvalidArgumentError naming `kind` when the kind has no scale subresource; else as get().
    */
   async getScale(ref: ObjectRef): Promise<Scale> {
-    if (!ref.api.subresources.includes('scale')) throw new InvalidArgumentError('kind', `${ref.api.kind} has no scale subresource`);
+    if (!ref.api.subresources.includes('scale'))
+      throw new InvalidArgumentError('kind', `${ref.api.kind} has no scale subresource`);
     return this.get<Scale>({ ...ref, subresource: 'scale' });
   }
 
@@ -701,7 +828,8 @@ export class KubeGateway {
    * @throws as getScale() and patch().
    */
   async scale(ref: ObjectRef, replicas: number): Promise<Scale> {
-    if (!ref.api.subresources.includes('scale')) throw new InvalidArgumentError('kind', `${ref.api.kind} has no scale subresource`);
+    if (!ref.api.subresources.includes('scale'))
+      throw new InvalidArgumentError('kind', `${ref.api.kind} has no scale subresource`);
     return this.patch<Scale>({ ...ref, subresource: 'scale' }, 'merge', { spec: { replicas } });
   }
 
@@ -719,7 +847,13 @@ export class KubeGateway {
         name: ref.name,
         subresource: 'log',
         accept: 'text/plain, */*',
-        query: { container: opts.container, tailLines: opts.tailLines, sinceSeconds: opts.sinceSeconds, previous: opts.previous ? true : undefined, limitBytes: opts.maxBytes },
+        query: {
+          container: opts.container,
+          tailLines: opts.tailLines,
+          sinceSeconds: opts.sinceSeconds,
+          previous: opts.previous ? true : undefined,
+          limitBytes: opts.maxBytes,
+        },
       },
       opts.maxBytes,
     );
@@ -743,7 +877,10 @@ export class KubeGateway {
         else throw new Error(`--deny-kinds: cannot resolve the kinds through discovery: ${errorText(err)}`);
       }
     }
-    if (unknown.length) throw new Error(`--deny-kinds: unknown kind${unknown.length > 1 ? 's' : ''} ${unknown.map((u) => `"${u}"`).join(', ')}: not served by the cluster (use a kind, resource, short name or resource.group that kubectl accepts)`);
+    if (unknown.length)
+      throw new Error(
+        `--deny-kinds: unknown kind${unknown.length > 1 ? 's' : ''} ${unknown.map((u) => `"${u}"`).join(', ')}: not served by the cluster (use a kind, resource, short name or resource.group that kubectl accepts)`,
+      );
     this.policy.addDeniedResources(resolved);
   }
 
@@ -760,7 +897,9 @@ export class KubeGateway {
     const cluster = s.kc.getCurrentCluster()!;
     const cached = !refresh && !s.discovery ? this.discoveryCache?.read(cluster, this.ttl) : undefined;
     if (cached) return (s.discovery = cached).resources;
-    s.discovering ??= fetchAggregated((path) => this.request({ context: ctx, path, accept: DISCOVERY_ACCEPT })).finally(() => (s.discovering = undefined));
+    s.discovering ??= fetchAggregated((path) => this.request({ context: ctx, path, accept: DISCOVERY_ACCEPT })).finally(
+      () => (s.discovering = undefined),
+    );
     const out = await s.discovering;
     s.discovery = { at: Date.now(), resources: out };
     this.discoveryCache?.write(cluster, s.discovery.at, out);
@@ -777,7 +916,11 @@ export class KubeGateway {
   async resolve(kind: string, apiVersion?: string, context?: string): Promise<ApiResource> {
     const want = kind.trim().toLowerCase();
     if (!want) throw new InvalidArgumentError('kind', 'must not be empty');
-    const [gv, ver] = apiVersion ? (apiVersion.includes('/') ? apiVersion.split('/', 2) : ['', apiVersion]) : [undefined, undefined];
+    const [gv, ver] = apiVersion
+      ? apiVersion.includes('/')
+        ? apiVersion.split('/', 2)
+        : ['', apiVersion]
+      : [undefined, undefined];
     const find = (all: ApiResource[]) => {
       const cands = all.filter((r) => {
         if (!r.kind) return false;
@@ -788,7 +931,9 @@ export class KubeGateway {
         if (dot > 0) {
           const head = want.slice(0, dot);
           const grp = want.slice(dot + 1);
-          return names.includes(head) && (r.group.toLowerCase() === grp || `${r.version}.${r.group}`.toLowerCase() === grp);
+          return (
+            names.includes(head) && (r.group.toLowerCase() === grp || `${r.version}.${r.group}`.toLowerCase() === grp)
+          );
         }
         return false;
       });
@@ -796,7 +941,12 @@ export class KubeGateway {
     };
     let r = find(await this.resources(context));
     if (!r) r = find(await this.resources(context, true));
-    if (!r) throw new KubeError(404, 'NotFound', `the server has no resource type "${kind}"${apiVersion ? ` in ${apiVersion}` : ''}`);
+    if (!r)
+      throw new KubeError(
+        404,
+        'NotFound',
+        `the server has no resource type "${kind}"${apiVersion ? ` in ${apiVersion}` : ''}`,
+      );
     return r;
   }
 

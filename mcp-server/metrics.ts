@@ -13,7 +13,12 @@ export class Metrics {
 
   constructor(defaults = true) {
     if (defaults) collectDefaultMetrics({ register: this.registry, prefix: 'kubemcp_' });
-    this.calls = new Counter({ name: 'kubemcp_tool_calls_total', help: 'MCP tool calls by tool and result', labelNames: ['tool', 'result'], registers: [this.registry] });
+    this.calls = new Counter({
+      name: 'kubemcp_tool_calls_total',
+      help: 'MCP tool calls by tool and result',
+      labelNames: ['tool', 'result'],
+      registers: [this.registry],
+    });
     this.latency = new Histogram({
       name: 'kubemcp_tool_duration_seconds',
       help: 'MCP tool call latency in seconds',
@@ -21,7 +26,11 @@ export class Metrics {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [this.registry],
     });
-    this.sessions = new Gauge({ name: 'kubemcp_http_sessions', help: 'Open Streamable HTTP sessions', registers: [this.registry] });
+    this.sessions = new Gauge({
+      name: 'kubemcp_http_sessions',
+      help: 'Open Streamable HTTP sessions',
+      registers: [this.registry],
+    });
   }
 
   /** Records one tool call; `ms` is its duration in milliseconds. */

@@ -38,12 +38,25 @@ export function nameRuleOf(group: string, resource: string): NameRule {
   if (group === '' && resource === 'services') return 'dns1035-label';
   if (group === 'rbac.authorization.k8s.io') return 'path-segment';
   const subdomain: Record<string, string[]> = {
-    '': ['pods', 'configmaps', 'secrets', 'serviceaccounts', 'persistentvolumeclaims', 'persistentvolumes', 'nodes', 'endpoints', 'replicationcontrollers', 'resourcequotas', 'limitranges', 'events'],
+    '': [
+      'pods',
+      'configmaps',
+      'secrets',
+      'serviceaccounts',
+      'persistentvolumeclaims',
+      'persistentvolumes',
+      'nodes',
+      'endpoints',
+      'replicationcontrollers',
+      'resourcequotas',
+      'limitranges',
+      'events',
+    ],
     apps: ['deployments', 'statefulsets', 'daemonsets', 'replicasets', 'controllerrevisions'],
     batch: ['jobs', 'cronjobs'],
     'networking.k8s.io': ['ingresses', 'networkpolicies', 'ingressclasses'],
-    'policy': ['poddisruptionbudgets'],
-    'autoscaling': ['horizontalpodautoscalers'],
+    policy: ['poddisruptionbudgets'],
+    autoscaling: ['horizontalpodautoscalers'],
     'coordination.k8s.io': ['leases'],
     'storage.k8s.io': ['storageclasses'],
   };
@@ -59,20 +72,31 @@ export function nameRuleOf(group: string, resource: string): NameRule {
  */
 export function checkName(name: string, group: string, resource: string, field = 'name'): void {
   if (typeof name !== 'string' || name.length === 0) throw new InvalidArgumentError(field, 'must not be empty');
-  if (name === '.' || name === '..') throw new InvalidArgumentError(field, `"${name}" is not a valid object name (Kubernetes refuses "." and "..")`);
+  if (name === '.' || name === '..')
+    throw new InvalidArgumentError(field, `"${name}" is not a valid object name (Kubernetes refuses "." and "..")`);
   if (/[/%]/.test(name)) throw new InvalidArgumentError(field, `${JSON.stringify(name)} may not contain "/" or "%"`);
   // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f]/.test(name)) throw new InvalidArgumentError(field, `${JSON.stringify(name)} contains control characters`);
+  if (/[\u0000-\u001f\u007f]/.test(name))
+    throw new InvalidArgumentError(field, `${JSON.stringify(name)} contains control characters`);
   if (name.length > 253) throw new InvalidArgumentError(field, `is ${name.length} characters long; at most 253`);
   const rule = nameRuleOf(group, resource);
   if (rule === 'dns-subdomain' && !DNS1123_SUBDOMAIN.test(name)) {
-    throw new InvalidArgumentError(field, `${JSON.stringify(name)} is not a DNS-1123 subdomain (lower-case letters, digits, '-' and '.', starting and ending with a letter or digit), as ${resource} names must be`);
+    throw new InvalidArgumentError(
+      field,
+      `${JSON.stringify(name)} is not a DNS-1123 subdomain (lower-case letters, digits, '-' and '.', starting and ending with a letter or digit), as ${resource} names must be`,
+    );
   }
   if (rule === 'dns-label' && (name.length > 63 || !DNS1123_LABEL.test(name))) {
-    throw new InvalidArgumentError(field, `${JSON.stringify(name)} is not a DNS-1123 label (at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit), as ${resource} names must be`);
+    throw new InvalidArgumentError(
+      field,
+      `${JSON.stringify(name)} is not a DNS-1123 label (at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit), as ${resource} names must be`,
+    );
   }
   if (rule === 'dns1035-label' && (name.length > 63 || !DNS1035_LABEL.test(name))) {
-    throw new InvalidArgumentError(field, `${JSON.stringify(name)} is not a DNS-1035 label (at most 63 lower-case letters, digits and '-', starting with a letter), as ${resource} names must be`);
+    throw new InvalidArgumentError(
+      field,
+      `${JSON.stringify(name)} is not a DNS-1035 label (at most 63 lower-case letters, digits and '-', starting with a letter), as ${resource} names must be`,
+    );
   }
 }
 
@@ -86,7 +110,15 @@ export function checkNamespace(ns: string, field = 'namespace'): void {
 
 /** What a request path designates. */
 export type ApiPath =
-  | { kind: 'resource'; group: string; version: string; namespace?: string; resource: string; name?: string; subresource?: string }
+  | {
+      kind: 'resource';
+      group: string;
+      version: string;
+      namespace?: string;
+      resource: string;
+      name?: string;
+      subresource?: string;
+    }
   | { kind: 'non-resource'; path: string };
 
 /** Non-resource paths the gateway may send (discovery, version, health). */

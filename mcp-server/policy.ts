@@ -108,10 +108,14 @@ export class Policy {
     const m = t.method.toUpperCase();
     if (m === 'GET' || m === 'HEAD' || m === 'DELETE') return;
     if (this.disableDestructive && touchesOwnerReferences(body, contentType)) {
-      throw new PolicyError(`refused by policy: destructive operations are disabled, and writes that add or change metadata.ownerReferences can make the garbage collector delete the object (${m} ${t.resource})`);
+      throw new PolicyError(
+        `refused by policy: destructive operations are disabled, and writes that add or change metadata.ownerReferences can make the garbage collector delete the object (${m} ${t.resource})`,
+      );
     }
     if (!this.showSecrets && t.group === '' && t.resource === 'secrets' && readsSecretValues(body)) {
-      throw new PolicyError('refused by policy: Secret values are masked, so a JSON patch of a Secret may not copy, move or test values under /data, /stringData or /metadata');
+      throw new PolicyError(
+        'refused by policy: Secret values are masked, so a JSON patch of a Secret may not copy, move or test values under /data, /stringData or /metadata',
+      );
     }
   }
 
@@ -126,7 +130,12 @@ export class Policy {
     const nameOf = (o: unknown) => (o as { metadata?: { name?: unknown } } | undefined)?.metadata?.name;
     const out: Record<string, unknown> = { ...b };
     if (Array.isArray(b.items)) out.items = b.items.filter((i) => this.namespaces.has(String(nameOf(i))));
-    if (Array.isArray(b.rows)) out.rows = b.rows.filter((r) => this.namespaces.has(String(nameOf((r as { object?: unknown }).object) ?? (r as { cells?: unknown[] }).cells?.[0])));
+    if (Array.isArray(b.rows))
+      out.rows = b.rows.filter((r) =>
+        this.namespaces.has(
+          String(nameOf((r as { object?: unknown }).object) ?? (r as { cells?: unknown[] }).cells?.[0]),
+        ),
+      );
     return out as T;
   }
 
@@ -159,19 +168,38 @@ export class Policy {
   checkRequest(t: RequestTarget): void {
     const m = t.method.toUpperCase();
     const reads = m === 'GET' || m === 'HEAD';
-    if (this.readOnly && !reads) throw new PolicyError(`refused by policy: the server is read-only (${m} ${t.resource})`);
-    if (this.disableDestructive && (m === 'DELETE')) throw new PolicyError(`refused by policy: destructive operations are disabled (DELETE ${t.resource})`);
-    const names = [t.kind, t.resource, t.group ? `${t.resource}.${t.group}` : t.resource, t.group ? `${t.kind}.${t.group}` : t.kind].map((s) => s.toLowerCase());
+    if (this.readOnly && !reads)
+      throw new PolicyError(`refused by policy: the server is read-only (${m} ${t.resource})`);
+    if (this.disableDestructive && m === 'DELETE')
+      throw new PolicyError(`refused by policy: destructive operations are disabled (DELETE ${t.resource})`);
+    const names = [
+      t.kind,
+      t.resource,
+      t.group ? `${t.resource}.${t.group}` : t.resource,
+      t.group ? `${t.kind}.${t.group}` : t.kind,
+    ].map((s) => s.toLowerCase());
     if (names.some((n) => this.denyKinds.has(n))) throw new PolicyError(`refused by policy: kind ${t.kind} is denied`);
     if (this.namespaces.size > 0) {
       if (t.namespaced) {
-        if (!t.namespace) throw new PolicyError(`refused by policy: ${t.resource} across all namespaces; allowed namespaces: ${this.allowedNamespaces.join(', ')}`);
-        if (!this.namespaces.has(t.namespace)) throw new PolicyError(`refused by policy: namespace ${t.namespace} is not allowed; allowed namespaces: ${this.allowedNamespaces.join(', ')}`);
+        if (!t.namespace)
+          throw new PolicyError(
+            `refused by policy: ${t.resource} across all namespaces; allowed namespaces: ${this.allowedNamespaces.join(', ')}`,
+          );
+        if (!this.namespaces.has(t.namespace))
+          throw new PolicyError(
+            `refused by policy: namespace ${t.namespace} is not allowed; allowed namespaces: ${this.allowedNamespaces.join(', ')}`,
+          );
       } else if (t.resource === 'namespaces' && t.group === '') {
-        if (!reads) throw new PolicyError('refused by policy: namespaces cannot be changed when a namespace allow-list is set');
-        if (t.name && !this.namespaces.has(t.name)) throw new PolicyError(`refused by policy: namespace ${t.name} is not allowed; allowed namespaces: ${this.allowedNamespaces.join(', ')}`);
+        if (!reads)
+          throw new PolicyError('refused by policy: namespaces cannot be changed when a namespace allow-list is set');
+        if (t.name && !this.namespaces.has(t.name))
+          throw new PolicyError(
+            `refused by policy: namespace ${t.name} is not allowed; allowed namespaces: ${this.allowedNamespaces.join(', ')}`,
+          );
       } else if (!reads) {
-        throw new PolicyError(`refused by policy: cluster-scoped ${t.resource} cannot be changed when a namespace allow-list is set`);
+        throw new PolicyError(
+          `refused by policy: cluster-scoped ${t.resource} cannot be changed when a namespace allow-list is set`,
+        );
       }
     }
   }
@@ -220,7 +248,8 @@ function scrub(v: unknown, values: string[]): unknown {
   if (values.length === 0) return v;
   if (typeof v === 'string') return values.some((s) => v === s || (s.length >= 4 && v.includes(s))) ? MASK : v;
   if (Array.isArray(v)) return v.map((x) => scrub(x, values));
-  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v as Record<string, unknown>).map(([k, x]) => [k, scrub(x, values)]));
+  if (v && typeof v === 'object')
+    return Object.fromEntries(Object.entries(v as Record<string, unknown>).map(([k, x]) => [k, scrub(x, values)]));
   return v;
 }
 
@@ -228,7 +257,10 @@ function maskSecretObject(o: Record<string, unknown>): Record<string, unknown> {
   // Values a patch copied or moved elsewhere in the object (an annotation, a label) are masked
   // wherever they stand, not only under data/stringData (issue 9, item 1).
   const values = secretValues(o);
-  const out: Record<string, unknown> = scrub({ ...o, data: undefined, stringData: undefined }, values) as Record<string, unknown>;
+  const out: Record<string, unknown> = scrub({ ...o, data: undefined, stringData: undefined }, values) as Record<
+    string,
+    unknown
+  >;
   if ('data' in o) out.data = maskValues(o.data);
   else delete out.data;
   if ('stringData' in o) out.stringData = maskValues(o.stringData);
@@ -259,7 +291,8 @@ export function maskSecrets(value: unknown, assumeSecret = false): unknown {
   const copy: Record<string, unknown> = { ...out };
   for (const [k, v] of Object.entries(out)) {
     if (k === 'data' || k === 'stringData') continue;
-    if (v && typeof v === 'object') copy[k] = maskSecrets(v, k === 'items' || k === 'rows' || k === 'object' ? itemsSecret : false);
+    if (v && typeof v === 'object')
+      copy[k] = maskSecrets(v, k === 'items' || k === 'rows' || k === 'object' ? itemsSecret : false);
   }
   return copy;
 }
@@ -301,7 +334,13 @@ function quotedEnd(text: string, start: number): number {
  * Go-syntax values (`map[...]`), unquoted `Invalid value:` values, and quoted strings other than
  * `keep` (the object's name, kind). `values` are further strings to mask wherever they appear.
  */
-export function maskErrorText(text: string, secretRequest: boolean, values: string[] = [], keep: string[] = [], depth = 0): string {
+export function maskErrorText(
+  text: string,
+  secretRequest: boolean,
+  values: string[] = [],
+  keep: string[] = [],
+  depth = 0,
+): string {
   const maskProse = (t: string) => {
     if (!secretRequest) return t;
     return t.replace(/map\[[^\n]*\]/g, MASK).replace(/(Invalid value: )([^"\s]\S*)/g, `$1${MASK}`);
@@ -321,7 +360,9 @@ export function maskErrorText(text: string, secretRequest: boolean, values: stri
         try {
           const parsed = JSON.parse(text.slice(i, end));
           if (parsed && typeof parsed === 'object') {
-            const masked = secretRequest ? maskSecretObject(maskSecrets(parsed, true) as Record<string, unknown>) : maskSecrets(parsed, false);
+            const masked = secretRequest
+              ? maskSecretObject(maskSecrets(parsed, true) as Record<string, unknown>)
+              : maskSecrets(parsed, false);
             emit(JSON.stringify(masked));
             i = end;
             continue;
@@ -340,7 +381,8 @@ export function maskErrorText(text: string, secretRequest: boolean, values: stri
           inner = undefined;
         }
         if (inner !== undefined) {
-          if (/[{[]/.test(inner) && depth < 3) emit(JSON.stringify(maskErrorText(inner, secretRequest, values, keep, depth + 1)));
+          if (/[{[]/.test(inner) && depth < 3)
+            emit(JSON.stringify(maskErrorText(inner, secretRequest, values, keep, depth + 1)));
           else emit(secretRequest && !keep.includes(inner) && inner !== MASK ? `"${MASK}"` : text.slice(i, end));
           i = end;
           continue;
@@ -395,9 +437,19 @@ export function touchesOwnerReferences(body: unknown, contentType: string | unde
  * right (issue 9, item 1).
  */
 export function readsSecretValues(body: unknown): boolean {
-  const ops = typeof body === 'string' ? (() => { try { return JSON.parse(body) as unknown; } catch { return undefined; } })() : body;
+  const ops =
+    typeof body === 'string'
+      ? (() => {
+          try {
+            return JSON.parse(body) as unknown;
+          } catch {
+            return undefined;
+          }
+        })()
+      : body;
   if (!Array.isArray(ops)) return false;
-  const sensitive = (p: unknown) => typeof p === 'string' && (p === '' || p === '/' || /^\/(data|stringData|metadata)(\/|$)/.test(p));
+  const sensitive = (p: unknown) =>
+    typeof p === 'string' && (p === '' || p === '/' || /^\/(data|stringData|metadata)(\/|$)/.test(p));
   return ops.some((op) => {
     const o = (op ?? {}) as { op?: string; path?: string; from?: string };
     if (o.op === 'copy' || o.op === 'move') return sensitive(o.from);

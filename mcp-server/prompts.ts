@@ -34,7 +34,14 @@ export async function podFacts(kube: KubeGateway, podName: string, namespace: st
     podIP: pod.status?.podIP,
     startTime: pod.status?.startTime,
     conditions: (pod.status?.conditions ?? []).map((c) => `${c.type}=${c.status}${c.reason ? ` (${c.reason})` : ''}`),
-    containers: (pod.status?.containerStatuses ?? []).map((c) => ({ name: c.name, image: c.image, ready: c.ready, restarts: c.restartCount, state: c.state, lastState: c.lastState })),
+    containers: (pod.status?.containerStatuses ?? []).map((c) => ({
+      name: c.name,
+      image: c.image,
+      ready: c.ready,
+      restarts: c.restartCount,
+      state: c.state,
+      lastState: c.lastState,
+    })),
     resources: Object.fromEntries((pod.spec?.containers ?? []).map((c) => [c.name, c.resources ?? {}])),
     volumes: (pod.spec?.volumes ?? []).map((v) => v.name),
     serviceAccount: pod.spec?.serviceAccountName,
@@ -42,7 +49,10 @@ export async function podFacts(kube: KubeGateway, podName: string, namespace: st
   };
   const evApi = await kube.resolve('events', 'v1');
   const events = await fact('events', async () => {
-    const list = await kube.list<Event>({ api: evApi, namespace }, { fieldSelector: `involvedObject.uid=${pod.metadata?.uid ?? ''}` });
+    const list = await kube.list<Event>(
+      { api: evApi, namespace },
+      { fieldSelector: `involvedObject.uid=${pod.metadata?.uid ?? ''}` },
+    );
     return renderTable(eventTable(list.items, false, 15)) || '<no events>';
   });
   return `Pod ${namespace}/${podName} (live facts, ${new Date().toISOString()}):\n${toYaml(status)}\nRecent events:\n${events}`;
@@ -63,11 +73,24 @@ export async function namespaceFacts(kube: KubeGateway, namespace: string): Prom
         const r = c.resources ?? {};
         if (!r.requests) noReq++;
         if (!r.limits) noLim++;
-        rows.push([p.metadata?.name ?? '', c.name, p.status?.phase ?? '', r.requests?.cpu ?? '-', r.requests?.memory ?? '-', r.limits?.cpu ?? '-', r.limits?.memory ?? '-']);
+        rows.push([
+          p.metadata?.name ?? '',
+          c.name,
+          p.status?.phase ?? '',
+          r.requests?.cpu ?? '-',
+          r.requests?.memory ?? '-',
+          r.limits?.cpu ?? '-',
+          r.limits?.memory ?? '-',
+        ]);
       }
     }
-    lines.push(`${pods.items.length} pods${pods.metadata?.continue ? ' (first 200)' : ''}; containers without requests: ${noReq}, without limits: ${noLim}`);
-    lines.push(renderTable({ columns: ['POD', 'CONTAINER', 'PHASE', 'CPU REQ', 'MEM REQ', 'CPU LIM', 'MEM LIM'], rows }) || '<no pods>');
+    lines.push(
+      `${pods.items.length} pods${pods.metadata?.continue ? ' (first 200)' : ''}; containers without requests: ${noReq}, without limits: ${noLim}`,
+    );
+    lines.push(
+      renderTable({ columns: ['POD', 'CONTAINER', 'PHASE', 'CPU REQ', 'MEM REQ', 'CPU LIM', 'MEM LIM'], rows }) ||
+        '<no pods>',
+    );
   }
   for (const [kind, label] of [
     ['resourcequotas', 'ResourceQuotas'],
@@ -77,7 +100,14 @@ export async function namespaceFacts(kube: KubeGateway, namespace: string): Prom
     const v = await fact(label, async () => {
       const api = await kube.resolve(kind);
       const { items } = await kube.list({ api, namespace });
-      return items.length ? items.map((i) => `${i.metadata?.name ?? ''}: ${JSON.stringify(i.spec ?? {})}${i.status ? ` status ${JSON.stringify(i.status)}` : ''}`).join('\n') : 'none';
+      return items.length
+        ? items
+            .map(
+              (i) =>
+                `${i.metadata?.name ?? ''}: ${JSON.stringify(i.spec ?? {})}${i.status ? ` status ${JSON.stringify(i.status)}` : ''}`,
+            )
+            .join('\n')
+        : 'none';
     });
     lines.push(`${label}: ${v}`);
   }
@@ -86,12 +116,14 @@ export async function namespaceFacts(kube: KubeGateway, namespace: string): Prom
 
 /** Registers the two prompts; call before connect(). */
 export function registerPrompts(server: McpServer, deps: { kube: KubeGateway }): void {
-  const nsComplete = async (value: string | undefined) => (await namespaceNames(deps.kube).catch(() => [])).filter((n) => n.startsWith(value ?? '')).slice(0, 100);
+  const nsComplete = async (value: string | undefined) =>
+    (await namespaceNames(deps.kube).catch(() => [])).filter((n) => n.startsWith(value ?? '')).slice(0, 100);
   server.registerPrompt(
     'troubleshoot-pod',
     {
       title: 'Troubleshoot a pod',
-      description: 'Systematic approach to diagnosing pod problems, starting from the live pod status and recent events',
+      description:
+        'Systematic approach to diagnosing pod problems, starting from the live pod status and recent events',
       argsSchema: {
         podName: z.string().min(1).describe('Name of the pod to troubleshoot'),
         namespace: completable(z.string().optional().describe('Namespace of the pod'), nsComplete),
@@ -121,7 +153,8 @@ export function registerPrompts(server: McpServer, deps: { kube: KubeGateway }):
     'optimize-resources',
     {
       title: 'Optimize resources',
-      description: 'Analyze and optimize resource usage of a namespace, starting from its live requests, limits and quotas',
+      description:
+        'Analyze and optimize resource usage of a namespace, starting from its live requests, limits and quotas',
       argsSchema: { namespace: completable(z.string().optional().describe('Namespace to analyze'), nsComplete) },
     },
     async ({ namespace }) => {

@@ -6,7 +6,12 @@
  * pods change, driven by a Kubernetes watch through the gateway (so the policy applies).
  */
 import { ResourceTemplate, type McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { SubscribeRequestSchema, UnsubscribeRequestSchema, McpError, ErrorCode } from '@modelcontextprotocol/sdk/types.js';
+import {
+  SubscribeRequestSchema,
+  UnsubscribeRequestSchema,
+  McpError,
+  ErrorCode,
+} from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from 'pino';
 import { errorText, KubeError, type KubeGateway, type Node, type Pod } from './kube.js';
 import { PolicyError } from './policy.js';
@@ -73,7 +78,11 @@ export function registerResources(server: McpServer, deps: Deps): void {
   server.registerResource(
     'cluster-nodes',
     NODES_URI,
-    { title: 'Kubernetes Cluster Nodes', description: 'Information about all nodes in the cluster', mimeType: 'application/json' },
+    {
+      title: 'Kubernetes Cluster Nodes',
+      description: 'Information about all nodes in the cluster',
+      mimeType: 'application/json',
+    },
     async (uri) => {
       try {
         return asJson(uri.href, await nodesDoc(deps.kube));
@@ -88,17 +97,24 @@ export function registerResources(server: McpServer, deps: Deps): void {
       list: async () => {
         const names = await namespaceNames(deps.kube).catch(() => ['default']);
         return {
-          resources: names.slice(0, 100).map((ns) => ({ uri: `k8s://namespace/${ns}/pods`, name: `${ns} pods`, description: `Pods in namespace ${ns}`, mimeType: 'application/json' })),
+          resources: names.slice(0, 100).map((ns) => ({
+            uri: `k8s://namespace/${ns}/pods`,
+            name: `${ns} pods`,
+            description: `Pods in namespace ${ns}`,
+            mimeType: 'application/json',
+          })),
         };
       },
       complete: {
-        namespace: async (value) => (await namespaceNames(deps.kube).catch(() => [])).filter((n) => n.startsWith(value ?? '')).slice(0, 100),
+        namespace: async (value) =>
+          (await namespaceNames(deps.kube).catch(() => [])).filter((n) => n.startsWith(value ?? '')).slice(0, 100),
       },
     }),
     { title: 'Namespace Pods', description: 'List all pods in a namespace', mimeType: 'application/json' },
     async (uri, vars) => {
       const ns = String(Array.isArray(vars.namespace) ? vars.namespace[0] : vars.namespace);
-      if (!PODS_RE.test(`k8s://namespace/${ns}/pods`)) throw new McpError(ErrorCode.InvalidParams, `invalid namespace "${ns}" in ${uri.href}: a DNS-1123 label`);
+      if (!PODS_RE.test(`k8s://namespace/${ns}/pods`))
+        throw new McpError(ErrorCode.InvalidParams, `invalid namespace "${ns}" in ${uri.href}: a DNS-1123 label`);
       try {
         return asJson(uri.href, await podsDoc(deps.kube, ns));
       } catch (err) {
@@ -196,9 +212,19 @@ export class SubscriptionHub {
     let w = this.watched.get(key);
     if (!w) {
       if (this.watched.size >= this.maxWatches) {
-        throw new McpError(ErrorCode.InvalidRequest, `the server already holds ${this.maxWatches} watches, its limit (--max-watches); unsubscribe from something first`);
+        throw new McpError(
+          ErrorCode.InvalidRequest,
+          `the server already holds ${this.maxWatches} watches, its limit (--max-watches); unsubscribe from something first`,
+        );
       }
-      const created: Watched = { key, target, listeners: new Set(), failures: 0, closed: false, ready: Promise.resolve() };
+      const created: Watched = {
+        key,
+        target,
+        listeners: new Set(),
+        failures: 0,
+        closed: false,
+        ready: Promise.resolve(),
+      };
       created.ready = this.start(created);
       this.watched.set(key, created);
       w = created;
@@ -251,7 +277,8 @@ export class SubscriptionHub {
         await kube.get({ api: nsApi, name: w.target.namespace });
       } catch (err) {
         // A kind deny-list may refuse reading Namespaces; the pods watch is checked on its own.
-        if (!(err instanceof PolicyError)) throw new McpError(ErrorCode.InvalidParams, `namespace ${w.target.namespace}: ${errorText(err)}`);
+        if (!(err instanceof PolicyError))
+          throw new McpError(ErrorCode.InvalidParams, `namespace ${w.target.namespace}: ${errorText(err)}`);
       }
     }
     await this.open(w, true);
@@ -312,7 +339,8 @@ export class SubscriptionHub {
         if (w.closed) return;
         if (err instanceof KubeError && err.code === 410) w.rv = undefined;
         w.failures++;
-        if (w.failures === 1) this.deps.log.warn({ watch: w.key, err: errorText(err) }, 'watch re-open failed; retrying with backoff');
+        if (w.failures === 1)
+          this.deps.log.warn({ watch: w.key, err: errorText(err) }, 'watch re-open failed; retrying with backoff');
         else this.deps.log.debug({ watch: w.key, attempt: w.failures, err: errorText(err) }, 'watch re-open failed');
         this.schedule(w, backoff(w.failures - 1, this.base, this.max));
       });
@@ -369,11 +397,18 @@ export class Subscriptions {
     if (uri === NODES_URI) target = { kind: 'nodes' };
     else {
       const m = PODS_RE.exec(uri);
-      if (!m) throw new McpError(ErrorCode.InvalidParams, `cannot subscribe to ${uri}: subscribable resources are ${NODES_URI} and ${PODS_TEMPLATE}`);
+      if (!m)
+        throw new McpError(
+          ErrorCode.InvalidParams,
+          `cannot subscribe to ${uri}: subscribable resources are ${NODES_URI} and ${PODS_TEMPLATE}`,
+        );
       target = { kind: 'pods', namespace: m[1]! };
     }
     if (this.subs.size >= this.hub.maxPerSession) {
-      throw new McpError(ErrorCode.InvalidRequest, `cannot subscribe to ${uri}: this session already holds ${this.hub.maxPerSession} subscriptions, the limit per session (--max-subscriptions)`);
+      throw new McpError(
+        ErrorCode.InvalidRequest,
+        `cannot subscribe to ${uri}: this session already holds ${this.hub.maxPerSession} subscriptions, the limit per session (--max-subscriptions)`,
+      );
     }
     const state: { release?: () => void; timer?: NodeJS.Timeout; closed: boolean } = { closed: false };
     this.subs.set(uri, state);
@@ -381,7 +416,10 @@ export class Subscriptions {
       if (state.closed || state.timer) return;
       state.timer = setTimeout(() => {
         state.timer = undefined;
-        if (!state.closed) this.server.server.sendResourceUpdated({ uri }).catch((err) => this.deps.log.debug({ err: String(err) }, 'resource update not sent'));
+        if (!state.closed)
+          this.server.server
+            .sendResourceUpdated({ uri })
+            .catch((err) => this.deps.log.debug({ err: String(err) }, 'resource update not sent'));
       }, this.debounceMs);
       state.timer.unref?.();
     };

@@ -76,24 +76,32 @@ export interface BuiltServer {
 export function buildServer(deps: ServerDeps): BuiltServer {
   const subscribe = deps.subscriptions !== false;
   const server = new McpServer(SERVER_INFO, {
-    capabilities: { tools: { listChanged: false }, resources: { subscribe, listChanged: false }, prompts: { listChanged: false }, completions: {}, logging: {} },
+    capabilities: {
+      tools: { listChanged: false },
+      resources: { subscribe, listChanged: false },
+      prompts: { listChanged: false },
+      completions: {},
+      logging: {},
+    },
     instructions:
       'Kubernetes through kubemcp. Lists are compact tables; narrow big answers with namespace, labelSelector, fieldSelector or limit. ' +
       'Use describe-resource for one object with its events and pods. Secret values are masked.',
   });
   const multi = deps.contextArgument ?? deps.kube.allowedContexts.length > 1;
   const defs = multi ? allTools() : allTools().map(withoutContextArgument);
-  const tools = serveCompactToolList(server, () => registerTools(server, defs, {
-    // A getter: the gateway is not touched (nor created) until a tool runs.
-    get kube() {
-      return deps.kube;
-    },
-    policy: deps.policy ?? deps.kube.policy,
-    budget: deps.budget ?? DEFAULT_BUDGET,
-    log: deps.log,
-    audit: deps.audit,
-    metrics: deps.metrics,
-  }));
+  const tools = serveCompactToolList(server, () =>
+    registerTools(server, defs, {
+      // A getter: the gateway is not touched (nor created) until a tool runs.
+      get kube() {
+        return deps.kube;
+      },
+      policy: deps.policy ?? deps.kube.policy,
+      budget: deps.budget ?? DEFAULT_BUDGET,
+      log: deps.log,
+      audit: deps.audit,
+      metrics: deps.metrics,
+    }),
+  );
   registerResources(server, deps);
   registerPrompts(server, deps);
   const ownHub = subscribe && !deps.hub ? new SubscriptionHub(deps, deps.hubOptions) : undefined;

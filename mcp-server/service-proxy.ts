@@ -31,16 +31,22 @@ export function kubeFetch(kc: KubeConfig): typeof fetch {
     new Headers(init?.headers).forEach((v, k) => (headers[k] = v));
     opts.headers = headers;
     const body = init?.body;
-    if (body !== undefined && body !== null && typeof body !== 'string') throw new TypeError('kubeFetch: only string bodies are supported');
+    if (body !== undefined && body !== null && typeof body !== 'string')
+      throw new TypeError('kubeFetch: only string bodies are supported');
     return new Promise<Response>((resolve, reject) => {
       const req = https.request(url, opts, (res) => {
         const h = new Headers();
         for (let i = 0; i + 1 < res.rawHeaders.length; i += 2) h.append(res.rawHeaders[i]!, res.rawHeaders[i + 1]!);
         const status = res.statusCode ?? 502;
-        const stream = status === 204 || status === 304 || opts.method === 'HEAD' ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>);
+        const stream =
+          status === 204 || status === 304 || opts.method === 'HEAD'
+            ? null
+            : (Readable.toWeb(res) as ReadableStream<Uint8Array>);
         resolve(new Response(stream, { status, statusText: res.statusMessage, headers: h }));
       });
-      req.on('timeout', () => req.destroy(new Error(`${opts.method} ${url.pathname}: no response within ${REQUEST_TIMEOUT_MS} ms`)));
+      req.on('timeout', () =>
+        req.destroy(new Error(`${opts.method} ${url.pathname}: no response within ${REQUEST_TIMEOUT_MS} ms`)),
+      );
       req.on('error', reject);
       init?.signal?.addEventListener('abort', () => req.destroy(new Error('aborted')), { once: true });
       if (typeof body === 'string') req.write(body);
@@ -50,10 +56,18 @@ export function kubeFetch(kc: KubeConfig): typeof fetch {
 }
 
 /** The apiserver service-proxy URL of `path` on Service `name`'s port `port` (a name or number). */
-export function serviceProxyUrl(kc: KubeConfig, namespace: string, name: string, port: string | number, path = '/mcp'): URL {
+export function serviceProxyUrl(
+  kc: KubeConfig,
+  namespace: string,
+  name: string,
+  port: string | number,
+  path = '/mcp',
+): URL {
   const server = kc.getCurrentCluster()?.server;
   if (!server) throw new Error('kubeconfig has no current cluster');
-  return new URL(`${server.replace(/\/$/, '')}/api/v1/namespaces/${encodeURIComponent(namespace)}/services/http:${encodeURIComponent(name)}:${encodeURIComponent(String(port))}/proxy${path}`);
+  return new URL(
+    `${server.replace(/\/$/, '')}/api/v1/namespaces/${encodeURIComponent(namespace)}/services/http:${encodeURIComponent(name)}:${encodeURIComponent(String(port))}/proxy${path}`,
+  );
 }
 
 /**
@@ -61,8 +75,15 @@ export function serviceProxyUrl(kc: KubeConfig, namespace: string, name: string,
  * of Service `name` through the apiserver's service proxy.
  * @throws Error (from the SDK) when the handshake fails, e.g. 503 when the Service has no ready endpoint.
  */
-export async function connectThroughServiceProxy(kc: KubeConfig, namespace: string, name: string, port: string | number = 'mcp'): Promise<Client> {
-  const transport = new StreamableHTTPClientTransport(serviceProxyUrl(kc, namespace, name, port), { fetch: kubeFetch(kc) });
+export async function connectThroughServiceProxy(
+  kc: KubeConfig,
+  namespace: string,
+  name: string,
+  port: string | number = 'mcp',
+): Promise<Client> {
+  const transport = new StreamableHTTPClientTransport(serviceProxyUrl(kc, namespace, name, port), {
+    fetch: kubeFetch(kc),
+  });
   const client = new Client({ name: 'kubemcp-service-proxy', version: '0.1.0' });
   await client.connect(transport);
   return client;

@@ -60,7 +60,9 @@ export class StartAnswers {
     policy: Pick<Policy, 'toolEnabled'>,
     contextArgument: boolean,
   ) {
-    this.tools = snapshot.tools.filter((t) => policy.toolEnabled(t.name, t.effect)).map((t) => (contextArgument ? t.withContext : t.entry));
+    this.tools = snapshot.tools
+      .filter((t) => policy.toolEnabled(t.name, t.effect))
+      .map((t) => (contextArgument ? t.withContext : t.entry));
   }
 
   /**
@@ -71,10 +73,16 @@ export class StartAnswers {
   initialize(json: unknown): JSONRPCMessage | undefined {
     const req = request(json, 'initialize');
     if (!req || !isObject(req.params)) return undefined;
-    const { protocolVersion, capabilities, clientInfo } = req.params as { protocolVersion?: unknown; capabilities?: unknown; clientInfo?: Partial<Implementation> };
+    const { protocolVersion, capabilities, clientInfo } = req.params as {
+      protocolVersion?: unknown;
+      capabilities?: unknown;
+      clientInfo?: Partial<Implementation>;
+    };
     if (typeof protocolVersion !== 'string' || !isObject(capabilities) || !isObject(clientInfo)) return undefined;
     if (typeof clientInfo.name !== 'string' || typeof clientInfo.version !== 'string') return undefined;
-    const version = this.snapshot.protocolVersions.includes(protocolVersion) ? protocolVersion : this.snapshot.latestProtocolVersion;
+    const version = this.snapshot.protocolVersions.includes(protocolVersion)
+      ? protocolVersion
+      : this.snapshot.latestProtocolVersion;
     return { jsonrpc: '2.0', id: req.id, result: { protocolVersion: version, ...this.snapshot.initialize } };
   }
 

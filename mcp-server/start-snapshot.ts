@@ -7,14 +7,23 @@
  */
 import { pino } from 'pino';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
-import { LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS, type InitializeResult, type Tool } from '@modelcontextprotocol/sdk/types.js';
+import {
+  LATEST_PROTOCOL_VERSION,
+  SUPPORTED_PROTOCOL_VERSIONS,
+  type InitializeResult,
+  type Tool,
+} from '@modelcontextprotocol/sdk/types.js';
 import { allTools, buildServer, type ServerDeps } from './server.js';
 import { Policy } from './policy.js';
 import type { KubeGateway } from './kube.js';
 import type { StartSnapshot } from './start-answers.js';
 
 /** The real server's answers to `initialize` (with `protocolVersion`) and `tools/list` under `policy`. */
-export async function realStartAnswers(policy: Policy, contextArgument: boolean, protocolVersion = LATEST_PROTOCOL_VERSION): Promise<{ initialize: InitializeResult; tools: Tool[] }> {
+export async function realStartAnswers(
+  policy: Policy,
+  contextArgument: boolean,
+  protocolVersion = LATEST_PROTOCOL_VERSION,
+): Promise<{ initialize: InitializeResult; tools: Tool[] }> {
   const deps: ServerDeps = {
     get kube(): KubeGateway {
       throw new Error('the start snapshot must not need the Kubernetes gateway');
@@ -33,7 +42,12 @@ export async function realStartAnswers(policy: Policy, contextArgument: boolean,
     b.onmessage = (m) => {
       if ('id' in m && ('result' in m || 'error' in m)) answers.set(Number(m.id), 'result' in m ? m.result : m.error);
     };
-    await b.send({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion, capabilities: {}, clientInfo: { name: 'kubemcp-start-snapshot', version: '1.0.0' } } });
+    await b.send({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion, capabilities: {}, clientInfo: { name: 'kubemcp-start-snapshot', version: '1.0.0' } },
+    });
     await b.send({ jsonrpc: '2.0', method: 'notifications/initialized' });
     await b.send({ jsonrpc: '2.0', id: 2, method: 'tools/list' });
     for (let i = 0; i < 100 && answers.size < 2; i++) await new Promise((r) => setTimeout(r, 5));
@@ -55,7 +69,9 @@ export async function computeStartSnapshot(): Promise<StartSnapshot> {
   const withContext = await realStartAnswers(policy, true);
   const defs = allTools();
   if (!without.initialize || without.tools.length !== defs.length || withContext.tools.length !== defs.length) {
-    throw new Error(`start snapshot: the server answered ${without.tools.length}/${withContext.tools.length} tools, expected ${defs.length}`);
+    throw new Error(
+      `start snapshot: the server answered ${without.tools.length}/${withContext.tools.length} tools, expected ${defs.length}`,
+    );
   }
   const { protocolVersion: _v, ...initialize } = without.initialize;
   return {
@@ -65,7 +81,8 @@ export async function computeStartSnapshot(): Promise<StartSnapshot> {
     tools: defs.map((d, i) => {
       const entry = without.tools[i]!;
       const ctx = withContext.tools[i]!;
-      if (entry.name !== d.name || ctx.name !== d.name) throw new Error(`start snapshot: tool ${i} is ${entry.name}/${ctx.name}, expected ${d.name}`);
+      if (entry.name !== d.name || ctx.name !== d.name)
+        throw new Error(`start snapshot: tool ${i} is ${entry.name}/${ctx.name}, expected ${d.name}`);
       return { name: d.name, effect: d.effect, entry, withContext: ctx };
     }),
   };

@@ -90,7 +90,9 @@ export class SafeStdioServerTransport implements Transport {
       if (this.skipped >= 0) this.skipped += part.length;
       else if (this.size + part.length > this.maxBytes) {
         // Over the limit: keep the line's start (for its id), drop the rest up to the newline.
-        this.skippedPrefix = Buffer.concat([...this.chunks, part]).subarray(0, 4096).toString('utf8');
+        this.skippedPrefix = Buffer.concat([...this.chunks, part])
+          .subarray(0, 4096)
+          .toString('utf8');
         this.skipped = this.size + part.length;
         this.chunks = [];
         this.size = 0;
@@ -124,7 +126,11 @@ export class SafeStdioServerTransport implements Transport {
       json = JSON.parse(text);
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'stdio line is not JSON');
-      void this.send({ jsonrpc: '2.0', id: null as never, error: { code: -32700, message: `Parse error: ${(err as Error).message}` } } as JSONRPCMessage);
+      void this.send({
+        jsonrpc: '2.0',
+        id: null as never,
+        error: { code: -32700, message: `Parse error: ${(err as Error).message}` },
+      } as JSONRPCMessage);
       return;
     }
     if (this.started) {
@@ -142,7 +148,11 @@ export class SafeStdioServerTransport implements Transport {
     if (!parsed.success) {
       const id = (json as { id?: unknown })?.id;
       this.log.warn('stdio line is not a JSON-RPC message');
-      void this.send({ jsonrpc: '2.0', id: (typeof id === 'string' || typeof id === 'number' ? id : null) as never, error: { code: -32600, message: 'Invalid Request: not a JSON-RPC 2.0 message' } } as JSONRPCMessage);
+      void this.send({
+        jsonrpc: '2.0',
+        id: (typeof id === 'string' || typeof id === 'number' ? id : null) as never,
+        error: { code: -32600, message: 'Invalid Request: not a JSON-RPC 2.0 message' },
+      } as JSONRPCMessage);
       return;
     }
     try {
@@ -195,7 +205,8 @@ export class SafeStdioServerTransport implements Transport {
   send(message: JSONRPCMessage): Promise<void> {
     if ('id' in message && this.swallowed.has(message.id as string) && ('result' in message || 'error' in message)) {
       this.swallowed.delete(message.id as string);
-      if ('error' in message) this.log.warn({ error: message.error }, 'the server refused the replayed initialize request');
+      if ('error' in message)
+        this.log.warn({ error: message.error }, 'the server refused the replayed initialize request');
       return Promise.resolve();
     }
     return new Promise((resolve) => {
@@ -283,7 +294,11 @@ export async function serveStdio(opts: StdioOptions): Promise<void> {
   let built: BuiltServer;
   try {
     (await import('zod')).config({ jitless: true });
-    const [{ buildServer }, { JSONRPCMessageSchema }, loaded] = await Promise.all([import('./server.js'), import('@modelcontextprotocol/sdk/types.js'), opts.deps()]);
+    const [{ buildServer }, { JSONRPCMessageSchema }, loaded] = await Promise.all([
+      import('./server.js'),
+      import('@modelcontextprotocol/sdk/types.js'),
+      opts.deps(),
+    ]);
     deps = loaded;
     built = buildServer(deps);
     transport.schema = JSONRPCMessageSchema as MessageSchema;

@@ -50,7 +50,13 @@ const jsonSchemaOf = (schema: unknown, io: 'input' | 'output'): Tool['inputSchem
  * The compact listing entry of one registered tool (see the module comment for what is left out).
  * @throws Error from zod when a schema cannot be expressed in JSON Schema.
  */
-export function compactTool(name: string, tool: Pick<RegisteredTool, 'title' | 'description' | 'inputSchema' | 'outputSchema' | 'annotations' | 'execution' | '_meta'>): Tool {
+export function compactTool(
+  name: string,
+  tool: Pick<
+    RegisteredTool,
+    'title' | 'description' | 'inputSchema' | 'outputSchema' | 'annotations' | 'execution' | '_meta'
+  >,
+): Tool {
   const out: Tool = { name, inputSchema: jsonSchemaOf(tool.inputSchema, 'input') };
   if (tool.title !== undefined) out.title = tool.title;
   if (tool.description !== undefined) out.description = tool.description;
@@ -64,7 +70,8 @@ export function compactTool(name: string, tool: Pick<RegisteredTool, 'title' | '
     }
     out.annotations = a;
   }
-  if (tool.execution && !(tool.execution.taskSupport === 'forbidden' && Object.keys(tool.execution).length === 1)) out.execution = tool.execution;
+  if (tool.execution && !(tool.execution.taskSupport === 'forbidden' && Object.keys(tool.execution).length === 1))
+    out.execution = tool.execution;
   if (tool._meta) out._meta = tool._meta;
   return out;
 }
@@ -94,15 +101,18 @@ export function serveCompactToolList<T>(server: McpServer, register: () => T): T
   }
   if (tools.size) {
     server.server.setRequestHandler(ListToolsRequestSchema, () => ({
-      tools: [...tools].filter(([, t]) => t.enabled).map(([name, t]) => {
-        const key = `${name}\0${Object.keys(schemaShape(t.inputSchema)).join(',')}`;
-        let entry = cache.get(key);
-        if (!entry) cache.set(key, (entry = compactTool(name, t)));
-        return entry;
-      }),
+      tools: [...tools]
+        .filter(([, t]) => t.enabled)
+        .map(([name, t]) => {
+          const key = `${name}\0${Object.keys(schemaShape(t.inputSchema)).join(',')}`;
+          let entry = cache.get(key);
+          if (!entry) cache.set(key, (entry = compactTool(name, t)));
+          return entry;
+        }),
     }));
   }
   return result;
 }
 
-const schemaShape = (s: unknown): Json => (isZod(s) ? (((s as { shape?: Json }).shape ?? {}) as Json) : ((s ?? {}) as Json));
+const schemaShape = (s: unknown): Json =>
+  isZod(s) ? (((s as { shape?: Json }).shape ?? {}) as Json) : ((s ?? {}) as Json);

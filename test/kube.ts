@@ -11,7 +11,8 @@ import { poll } from '../cluster/index.js';
 /** KubeConfig of the local control plane. @throws when KUBECONFIG is not set. */
 export function kubeConfig(): k8s.KubeConfig {
   const path = process.env.KUBECONFIG;
-  if (!path) throw new Error('KUBECONFIG is not set: run the tests through jest (test/globalSetup.ts starts the control plane)');
+  if (!path)
+    throw new Error('KUBECONFIG is not set: run the tests through jest (test/globalSetup.ts starts the control plane)');
   const kc = new k8s.KubeConfig();
   kc.loadFromFile(path);
   return kc;
@@ -66,11 +67,20 @@ export function apiMessage(err: unknown): string {
  * probe count as "not yet".
  * @throws Error naming `what` and the last error when time runs out.
  */
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 60_000, intervalMs = 250): Promise<T> {
-  return poll(what, async () => {
-    const v = await probe();
-    return v === false ? undefined : v;
-  }, { timeoutMs, intervalMs, describeError: apiMessage });
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined | false>,
+  timeoutMs = 60_000,
+  intervalMs = 250,
+): Promise<T> {
+  return poll(
+    what,
+    async () => {
+      const v = await probe();
+      return v === false ? undefined : v;
+    },
+    { timeoutMs, intervalMs, describeError: apiMessage },
+  );
 }
 
 /** Creates a namespace with a generated unique name (prefix + random suffix) and returns its name. */
@@ -78,8 +88,11 @@ export async function createNamespace(kc: k8s.KubeConfig, prefix: string): Promi
   const core = kc.makeApiClient(k8s.CoreV1Api);
   const ns = await core.createNamespace({ body: { metadata: { generateName: `${prefix}-` } } });
   const name = ns.metadata!.name!;
-  await waitFor(`default ServiceAccount in ${name}`, async () =>
-    (await core.readNamespacedServiceAccount({ name: 'default', namespace: name }).catch(() => undefined)) !== undefined,
+  await waitFor(
+    `default ServiceAccount in ${name}`,
+    async () =>
+      (await core.readNamespacedServiceAccount({ name: 'default', namespace: name }).catch(() => undefined)) !==
+      undefined,
   );
   return name;
 }
@@ -98,5 +111,12 @@ export async function installCrd(kc: k8s.KubeConfig): Promise<void> {
 export function parseTable(out: string): Array<Record<string, string>> {
   const [header, ...rows] = out.replace(/\n+$/, '').split('\n');
   const starts = [...header!.matchAll(/\S+/g)].map((m) => [m[0], m.index!] as const);
-  return rows.map((row) => Object.fromEntries(starts.map(([name, start], i) => [name, row.slice(start, i + 1 < starts.length ? starts[i + 1]![1] : undefined).trim()])));
+  return rows.map((row) =>
+    Object.fromEntries(
+      starts.map(([name, start], i) => [
+        name,
+        row.slice(start, i + 1 < starts.length ? starts[i + 1]![1] : undefined).trim(),
+      ]),
+    ),
+  );
 }

@@ -19,7 +19,10 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { closeStdio } from '../bench/shared.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const PKG = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string; dependencies: Record<string, string> };
+const PKG = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
+  version: string;
+  dependencies: Record<string, string>;
+};
 let dir: string;
 let tarball: string;
 let files: string[];
@@ -28,12 +31,24 @@ let bin: string;
 beforeAll(() => {
   dir = mkdtempSync(path.join(tmpdir(), 'kubemcp-pack-'));
   // `npm pack` runs prepack (npm run build: tsc for the library, build.ts for the bundle).
-  const out = execFileSync('npm', ['pack', '--json', '--pack-destination', dir], { cwd: ROOT, encoding: 'utf8', timeout: 540_000, stdio: ['ignore', 'pipe', 'pipe'] });
-  const report = JSON.parse(out.slice(out.lastIndexOf('[\n  {'))) as Array<{ filename: string; files: Array<{ path: string }> }>;
+  const out = execFileSync('npm', ['pack', '--json', '--pack-destination', dir], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    timeout: 540_000,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const report = JSON.parse(out.slice(out.lastIndexOf('[\n  {'))) as Array<{
+    filename: string;
+    files: Array<{ path: string }>;
+  }>;
   tarball = path.join(dir, report[0]!.filename);
   files = report[0]!.files.map((f) => f.path);
   const prefix = path.join(dir, 'prefix');
-  execFileSync('npm', ['install', '--global', '--prefix', prefix, '--prefer-offline', '--no-audit', '--no-fund', tarball], { encoding: 'utf8', timeout: 540_000, stdio: ['ignore', 'pipe', 'pipe'] });
+  execFileSync(
+    'npm',
+    ['install', '--global', '--prefix', prefix, '--prefer-offline', '--no-audit', '--no-fund', tarball],
+    { encoding: 'utf8', timeout: 540_000, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   bin = path.join(prefix, 'bin', 'kubemcp');
 }, 1_100_000);
 
@@ -43,8 +58,20 @@ afterAll(() => {
 
 describe('npm pack and install', () => {
   it('ships the bundle, the library and its declarations, and nothing of the sources or tests', () => {
-    expect(files).toEqual(expect.arrayContaining(['package.json', 'README.md', 'dist/cli/kubemcp.js', 'dist/cli/kubeconfig.cjs', 'dist/js/charts/index.js', 'dist/js/charts/index.d.ts']));
-    for (const f of files) expect(f).toMatch(/^(package\.json|README\.md|LICENSE.*|dist\/cli\/[^/]+\.(js|cjs|txt)|dist\/js\/(charts|imports)\/.+\.(js|d\.ts))$/);
+    expect(files).toEqual(
+      expect.arrayContaining([
+        'package.json',
+        'README.md',
+        'dist/cli/kubemcp.js',
+        'dist/cli/kubeconfig.cjs',
+        'dist/js/charts/index.js',
+        'dist/js/charts/index.d.ts',
+      ]),
+    );
+    for (const f of files)
+      expect(f).toMatch(
+        /^(package\.json|README\.md|LICENSE.*|dist\/cli\/[^/]+\.(js|cjs|txt)|dist\/js\/(charts|imports)\/.+\.(js|d\.ts))$/,
+      );
     expect(files.some((f) => f.endsWith('.map'))).toBe(false);
   });
 
@@ -54,13 +81,18 @@ describe('npm pack and install', () => {
   });
 
   it('kubemcp render works from the install (cdk8s from its dependencies)', () => {
-    const yaml = execFileSync(bin, ['render', '-f', path.join(ROOT, 'charts/samples/seed001-basic.yaml')], { encoding: 'utf8', timeout: 120_000 });
+    const yaml = execFileSync(bin, ['render', '-f', path.join(ROOT, 'charts/samples/seed001-basic.yaml')], {
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
     expect(yaml).toMatch(/^kind: Deployment$/m);
     expect(yaml).toMatch(/^kind: Service$/m);
   });
 
   it('kubemcp serve from the install lists tools over stdio and calls one against the cluster', async () => {
-    const snapshot = JSON.parse(readFileSync(path.join(ROOT, 'test/mcp-server/tools-list.snapshot.json'), 'utf8')) as { tools: Array<{ name: string }> };
+    const snapshot = JSON.parse(readFileSync(path.join(ROOT, 'test/mcp-server/tools-list.snapshot.json'), 'utf8')) as {
+      tools: Array<{ name: string }>;
+    };
     const transport = new StdioClientTransport({
       command: bin,
       args: ['serve', '--read-only', '--audit-log', 'off'],
@@ -77,7 +109,9 @@ describe('npm pack and install', () => {
       const { tools } = await client.listTools();
       expect(tools.length).toBeGreaterThan(10);
       // --read-only: the snapshot's read tools, in its order.
-      const read = snapshot.tools.filter((t) => (t as { annotations?: { readOnlyHint?: boolean } }).annotations?.readOnlyHint).map((t) => t.name);
+      const read = snapshot.tools
+        .filter((t) => (t as { annotations?: { readOnlyHint?: boolean } }).annotations?.readOnlyHint)
+        .map((t) => t.name);
       expect(tools.map((t) => t.name)).toEqual(read);
       const r = await client.callTool({ name: 'list-namespaces', arguments: {} });
       expect(r.isError ?? false).toBe(false);
@@ -90,9 +124,19 @@ describe('npm pack and install', () => {
 
   it('kubemcp bridge-init and kubemcp bridge run from the install: /health 200, /ready 503 with the reason (no stdio process yet)', async () => {
     const bdir = path.join(dir, 'bridge');
-    execFileSync(bin, ['bridge-init', '--dir', bdir, '--launcher-source', '/bin/busybox'], { encoding: 'utf8', timeout: 60_000, stdio: ['ignore', 'pipe', 'pipe'] });
-    expect(['bin/busybox', 'stdin', 'stdout'].filter((f) => existsSync(path.join(bdir, f)))).toEqual(['bin/busybox', 'stdin', 'stdout']);
-    const child = spawn(bin, ['bridge', '--dir', bdir, '--port', '0', '--host', '127.0.0.1', '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    execFileSync(bin, ['bridge-init', '--dir', bdir, '--launcher-source', '/bin/busybox'], {
+      encoding: 'utf8',
+      timeout: 60_000,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    expect(['bin/busybox', 'stdin', 'stdout'].filter((f) => existsSync(path.join(bdir, f)))).toEqual([
+      'bin/busybox',
+      'stdin',
+      'stdout',
+    ]);
+    const child = spawn(bin, ['bridge', '--dir', bdir, '--port', '0', '--host', '127.0.0.1', '--log-level', 'warn'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     try {
@@ -101,11 +145,18 @@ describe('npm pack and install', () => {
         url = /listening on (http:\/\/127\.0\.0\.1:\d+)\/mcp/.exec(stderr)?.[1];
         if (!url) await new Promise((r) => setTimeout(r, 100));
       }
-      expect({ url: !!url, exitCode: child.exitCode, stderr: url ? '' : stderr }).toEqual({ url: true, exitCode: null, stderr: '' });
+      expect({ url: !!url, exitCode: child.exitCode, stderr: url ? '' : stderr }).toEqual({
+        url: true,
+        exitCode: null,
+        stderr: '',
+      });
       expect((await fetch(`${url}/health`)).status).toBe(200);
       const ready = await fetch(`${url}/ready`);
       expect(ready.status).toBe(503);
-      expect(await ready.json()).toMatchObject({ status: 'not ready', reason: expect.stringMatching(/waiting for the stdio process/) });
+      expect(await ready.json()).toMatchObject({
+        status: 'not ready',
+        reason: expect.stringMatching(/waiting for the stdio process/),
+      });
     } finally {
       if (child.pid && child.exitCode === null) {
         const exited = new Promise<void>((r) => child.once('exit', () => r()));

@@ -19,13 +19,21 @@ const out = mkdtempSync(join(tmpdir(), 'kubemcp-jest-'));
 /** Runs jest with `args`; returns its exit status and counts from its JSON report. */
 function runJest(name: string, args: string[]): { status: number; passed: number; failed: number } {
   const report = join(out, `${name}.json`);
-  const r = spawnSync(process.execPath, ['--experimental-vm-modules', jest, '--json', `--outputFile=${report}`, ...args], {
-    cwd: root,
-    stdio: 'inherit',
-    env: { ...process.env, NODE_OPTIONS: '' },
-  });
+  const r = spawnSync(
+    process.execPath,
+    ['--experimental-vm-modules', jest, '--json', `--outputFile=${report}`, ...args],
+    {
+      cwd: root,
+      stdio: 'inherit',
+      env: { ...process.env, NODE_OPTIONS: '' },
+    },
+  );
   try {
-    const j = JSON.parse(readFileSync(report, 'utf8')) as { numPassedTests: number; numFailedTests: number; numRuntimeErrorTestSuites: number };
+    const j = JSON.parse(readFileSync(report, 'utf8')) as {
+      numPassedTests: number;
+      numFailedTests: number;
+      numRuntimeErrorTestSuites: number;
+    };
     return { status: r.status ?? 1, passed: j.numPassedTests, failed: j.numFailedTests + j.numRuntimeErrorTestSuites };
   } catch {
     return { status: r.status ?? 1, passed: 0, failed: 1 };
@@ -40,7 +48,9 @@ try {
   const filter = process.argv.slice(2);
   // The filter goes first: --selectProjects takes a list and would swallow what follows it.
   main = runJest('main', [...filter, '--selectProjects', 'unit', 'cluster']);
-  faults = filter.length ? { status: 0, passed: 0, failed: 0 } : runJest('faults', ['--runInBand', '--selectProjects', 'faults']);
+  faults = filter.length
+    ? { status: 0, passed: 0, failed: 0 }
+    : runJest('faults', ['--runInBand', '--selectProjects', 'faults']);
 } finally {
   if (!info.reused) await clusterDown();
   rmSync(out, { recursive: true, force: true });

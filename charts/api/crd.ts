@@ -26,9 +26,28 @@ import {
 export type JSONSchemaProps = { [key: string]: unknown };
 
 const KEPT = new Set([
-  'type', 'format', 'description', 'default', 'enum', 'required', 'properties', 'items', 'additionalProperties',
-  'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'minLength', 'maxLength', 'pattern',
-  'minItems', 'maxItems', 'minProperties', 'maxProperties', 'anyOf', 'nullable',
+  'type',
+  'format',
+  'description',
+  'default',
+  'enum',
+  'required',
+  'properties',
+  'items',
+  'additionalProperties',
+  'minimum',
+  'maximum',
+  'exclusiveMinimum',
+  'exclusiveMaximum',
+  'minLength',
+  'maxLength',
+  'pattern',
+  'minItems',
+  'maxItems',
+  'minProperties',
+  'maxProperties',
+  'anyOf',
+  'nullable',
 ]);
 const SAFE_INT = 9007199254740991;
 const INT32_MIN = -2147483648;
@@ -85,13 +104,16 @@ export function toStructural(node: JSONSchemaProps): JSONSchemaProps {
 
 /** JSON Schema of one zod schema, as users write it (defaults shown, defaulted fields optional). */
 function derive(schema: z.ZodType): JSONSchemaProps {
-  return toStructural(z.toJSONSchema(schema, { io: 'input', target: 'openapi-3.0', unrepresentable: 'throw' }) as JSONSchemaProps);
+  return toStructural(
+    z.toJSONSchema(schema, { io: 'input', target: 'openapi-3.0', unrepresentable: 'throw' }) as JSONSchemaProps,
+  );
 }
 
 /** CEL rule the apiserver applies to metadata.name; mirrors `objectMeta.name` in schema.ts. */
 export const NAME_RULE = {
   rule: `self.metadata.name.matches('${DNS1035_LABEL.source}') && size(self.metadata.name) <= 63`,
-  message: 'metadata.name must be a DNS-1035 label of at most 63 characters (lowercase letters, digits and "-", starting with a letter): it names the Service',
+  message:
+    'metadata.name must be a DNS-1035 label of at most 63 characters (lowercase letters, digits and "-", starting with a letter): it names the Service',
   fieldPath: '.metadata.name',
   reason: 'FieldValueInvalid',
 };
@@ -109,7 +131,10 @@ export function mcpServerOpenAPISchema(): JSONSchemaProps {
         description: 'APIVersion defines the versioned schema of this representation of an object.',
         type: 'string',
       },
-      kind: { description: 'Kind is a string value representing the REST resource this object represents.', type: 'string' },
+      kind: {
+        description: 'Kind is a string value representing the REST resource this object represents.',
+        type: 'string',
+      },
       metadata: { type: 'object', properties: { name: { type: 'string' } } },
       spec: { description: 'MCPServerSpec defines the desired state of MCPServer', ...derive(mcpServerSpec) },
       status: { description: 'MCPServerStatus defines the observed state of MCPServer', ...derive(mcpServerStatus) },
@@ -138,11 +163,22 @@ export function mcpServerCrd(): Record<string, unknown> {
     kind: 'CustomResourceDefinition',
     metadata: {
       name: CRD_NAME,
-      labels: { 'app.kubernetes.io/name': 'kubemcp', 'app.kubernetes.io/component': 'crd', 'app.kubernetes.io/part-of': 'kubemcp' },
+      labels: {
+        'app.kubernetes.io/name': 'kubemcp',
+        'app.kubernetes.io/component': 'crd',
+        'app.kubernetes.io/part-of': 'kubemcp',
+      },
     },
     spec: {
       group: GROUP,
-      names: { kind: KIND, listKind: `${KIND}List`, plural: PLURAL, singular: SINGULAR, shortNames: SHORT_NAMES, categories: CATEGORIES },
+      names: {
+        kind: KIND,
+        listKind: `${KIND}List`,
+        plural: PLURAL,
+        singular: SINGULAR,
+        shortNames: SHORT_NAMES,
+        categories: CATEGORIES,
+      },
       scope: 'Namespaced',
       versions: [
         {
@@ -152,7 +188,11 @@ export function mcpServerCrd(): Record<string, unknown> {
           schema: { openAPIV3Schema: mcpServerOpenAPISchema() },
           subresources: {
             status: {},
-            scale: { specReplicasPath: '.spec.replicas', statusReplicasPath: '.status.replicas', labelSelectorPath: SCALE_LABEL_SELECTOR_PATH },
+            scale: {
+              specReplicasPath: '.spec.replicas',
+              statusReplicasPath: '.status.replicas',
+              labelSelectorPath: SCALE_LABEL_SELECTOR_PATH,
+            },
           },
           additionalPrinterColumns: [
             { name: 'Phase', type: 'string', jsonPath: '.status.phase' },

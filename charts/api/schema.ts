@@ -39,7 +39,14 @@ export type Transport = (typeof TRANSPORTS)[number];
 export const PHASES = ['Pending', 'Ready', 'Failed', 'Terminating'] as const;
 export type Phase = (typeof PHASES)[number];
 /** Condition types the controller maintains (seed 003's `Condition*` constants). */
-export const CONDITION_TYPES = ['Ready', 'DeploymentReady', 'ServiceReady', 'ChildrenApplied', 'Verified', 'ConfigurationValid'] as const;
+export const CONDITION_TYPES = [
+  'Ready',
+  'DeploymentReady',
+  'ServiceReady',
+  'ChildrenApplied',
+  'Verified',
+  'ConfigurationValid',
+] as const;
 export type ConditionType = (typeof CONDITION_TYPES)[number];
 
 /** Defaults of seed 003 (`+kubebuilder:default`, `GetTransport`, `GetPort`, `GetReplicas`). */
@@ -61,26 +68,43 @@ export const CONFIG_FILE_KEY = 'config.json';
 
 /** A resource.Quantity: an integer or a quantity string such as `100m`, `128Mi`, `1.5`. */
 export const quantity = z
-  .union([z.int(), z.string().regex(new RegExp(QUANTITY_PATTERN), 'must be a Kubernetes quantity such as 100m, 128Mi or 2')])
+  .union([
+    z.int(),
+    z.string().regex(new RegExp(QUANTITY_PATTERN), 'must be a Kubernetes quantity such as 100m, 128Mi or 2'),
+  ])
   .meta({ 'x-kubernetes-int-or-string': true });
 
 /** corev1.ResourceList: resource name (cpu, memory, ...) to quantity. */
 export const resourceList = z.record(z.string(), quantity);
 
 const objectFieldSelector = z.strictObject({
-  apiVersion: z.string().optional().meta({ description: 'Version of the schema the FieldPath is written in terms of, defaults to "v1".' }),
+  apiVersion: z
+    .string()
+    .optional()
+    .meta({ description: 'Version of the schema the FieldPath is written in terms of, defaults to "v1".' }),
   fieldPath: z.string().meta({ description: 'Path of the field to select in the specified API version.' }),
 });
 const resourceFieldSelector = z.strictObject({
-  containerName: z.string().optional().meta({ description: 'Container name: required for volumes, optional for env vars' }),
-  divisor: quantity.optional().meta({ description: 'Specifies the output format of the exposed resources, defaults to "1"' }),
+  containerName: z
+    .string()
+    .optional()
+    .meta({ description: 'Container name: required for volumes, optional for env vars' }),
+  divisor: quantity
+    .optional()
+    .meta({ description: 'Specifies the output format of the exposed resources, defaults to "1"' }),
   resource: z.string().meta({ description: 'Required: resource to select' }),
 });
 const keySelector = (what: string) =>
   z.strictObject({
     key: z.string().meta({ description: `The key of the ${what} to select from.` }),
-    name: z.string().optional().meta({ description: `Name of the referent ${what}.` }),
-    optional: z.boolean().optional().meta({ description: `Specify whether the ${what} or its key must be defined` }),
+    name: z
+      .string()
+      .optional()
+      .meta({ description: `Name of the referent ${what}.` }),
+    optional: z
+      .boolean()
+      .optional()
+      .meta({ description: `Specify whether the ${what} or its key must be defined` }),
   });
 
 /** corev1.EnvVar, valueFrom included (fieldRef, resourceFieldRef, configMapKeyRef, secretKeyRef). */
@@ -101,9 +125,7 @@ export const envVar = z.strictObject({
 /** corev1.SecurityContext (container-level). */
 export const securityContext = z.strictObject({
   allowPrivilegeEscalation: z.boolean().optional(),
-  appArmorProfile: z
-    .strictObject({ localhostProfile: z.string().optional(), type: z.string() })
-    .optional(),
+  appArmorProfile: z.strictObject({ localhostProfile: z.string().optional(), type: z.string() }).optional(),
   capabilities: z
     .strictObject({ add: z.array(z.string()).optional(), drop: z.array(z.string()).optional() })
     .optional(),
@@ -121,9 +143,7 @@ export const securityContext = z.strictObject({
       user: z.string().optional(),
     })
     .optional(),
-  seccompProfile: z
-    .strictObject({ localhostProfile: z.string().optional(), type: z.string() })
-    .optional(),
+  seccompProfile: z.strictObject({ localhostProfile: z.string().optional(), type: z.string() }).optional(),
   windowsOptions: z
     .strictObject({
       gmsaCredentialSpec: z.string().optional(),
@@ -136,23 +156,43 @@ export const securityContext = z.strictObject({
 
 /** Seed 003's `MCPServerResources`. */
 export const mcpServerResources = z.strictObject({
-  requests: resourceList.optional().meta({ description: 'Requests describes the minimum amount of compute resources required' }),
-  limits: resourceList.optional().meta({ description: 'Limits describes the maximum amount of compute resources allowed' }),
+  requests: resourceList
+    .optional()
+    .meta({ description: 'Requests describes the minimum amount of compute resources required' }),
+  limits: resourceList
+    .optional()
+    .meta({ description: 'Limits describes the maximum amount of compute resources allowed' }),
 });
 
 /** Seed 003's `MCPServerSpec`: the desired state of an MCPServer. */
 export const mcpServerSpec = z
   .strictObject({
     image: z.string().min(1).meta({ description: 'Image is the container image for the MCP server' }),
-    transport: z.enum(TRANSPORTS).default(DEFAULTS.transport).meta({ description: 'Transport specifies the MCP transport protocol' }),
-    port: z.int32().min(1).max(65535).default(DEFAULTS.port).meta({ description: 'Port is the port the MCP server listens on' }),
-    replicas: z.int32().min(0).default(DEFAULTS.replicas).meta({ description: 'Replicas is the desired number of MCP server instances' }),
+    transport: z
+      .enum(TRANSPORTS)
+      .default(DEFAULTS.transport)
+      .meta({ description: 'Transport specifies the MCP transport protocol' }),
+    port: z
+      .int32()
+      .min(1)
+      .max(65535)
+      .default(DEFAULTS.port)
+      .meta({ description: 'Port is the port the MCP server listens on' }),
+    replicas: z
+      .int32()
+      .min(0)
+      .default(DEFAULTS.replicas)
+      .meta({ description: 'Replicas is the desired number of MCP server instances' }),
     config: z
       .record(z.string(), z.string())
       .optional()
       .meta({ description: 'Config contains MCP server configuration as key-value pairs' }),
-    resources: mcpServerResources.optional().meta({ description: 'Resources specifies the resource requirements for the MCP server' }),
-    securityContext: securityContext.optional().meta({ description: 'SecurityContext defines security settings for the MCP server pod' }),
+    resources: mcpServerResources
+      .optional()
+      .meta({ description: 'Resources specifies the resource requirements for the MCP server' }),
+    securityContext: securityContext
+      .optional()
+      .meta({ description: 'SecurityContext defines security settings for the MCP server pod' }),
     serviceAccount: z.string().optional().meta({ description: 'ServiceAccount specifies the service account to use' }),
     env: z.array(envVar).optional().meta({ description: 'Env allows additional environment variables' }),
     path: z
@@ -160,24 +200,27 @@ export const mcpServerSpec = z
       .max(1024)
       .regex(/^\/[^\s?#]*$/, 'must be an absolute URL path starting with "/", without spaces, query or fragment')
       .default(DEFAULTS.path)
-      .meta({ description: 'Path is the HTTP path of the MCP endpoint (Streamable HTTP), used by status.url and the handshake' }),
-    command: z
-      .array(z.string())
-      .min(1)
-      .optional()
       .meta({
         description:
-          "Command replaces the image's ENTRYPOINT (Kubernetes container semantics: not run in a shell, $(VAR) references expanded). With transport stdio it turns on the in-pod bridge, which serves the process's stdin/stdout as Streamable HTTP on spec.port",
+          'Path is the HTTP path of the MCP endpoint (Streamable HTTP), used by status.url and the handshake',
       }),
-    args: z
-      .array(z.string())
-      .optional()
-      .meta({ description: "Args replaces the image's CMD (Kubernetes container semantics); with transport stdio they follow command through the bridge's launcher" }),
+    command: z.array(z.string()).min(1).optional().meta({
+      description:
+        "Command replaces the image's ENTRYPOINT (Kubernetes container semantics: not run in a shell, $(VAR) references expanded). With transport stdio it turns on the in-pod bridge, which serves the process's stdin/stdout as Streamable HTTP on spec.port",
+    }),
+    args: z.array(z.string()).optional().meta({
+      description:
+        "Args replaces the image's CMD (Kubernetes container semantics); with transport stdio they follow command through the bridge's launcher",
+    }),
   })
   .superRefine((spec, ctx) => {
     // Seed 003's validateMCPServer: the CRD admits this, the controller reports it as Failed.
     if (spec.transport === 'stdio' && spec.replicas > 1) {
-      ctx.addIssue({ code: 'custom', path: ['replicas'], message: `stdio transport does not support multiple replicas (requested: ${spec.replicas})` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['replicas'],
+        message: `stdio transport does not support multiple replicas (requested: ${spec.replicas})`,
+      });
     }
     // Kubernetes runs command[0] as the executable: an empty name cannot start.
     if (spec.command && spec.command[0] === '') {
@@ -186,54 +229,104 @@ export const mcpServerSpec = z
     // Server-side apply treats a container's env as a map keyed by name: duplicates cannot be applied.
     const seen = new Set<string>();
     (spec.env ?? []).forEach((e, i) => {
-      if (seen.has(e.name)) ctx.addIssue({ code: 'custom', path: ['env', i, 'name'], message: `duplicate environment variable "${e.name}"` });
+      if (seen.has(e.name))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['env', i, 'name'],
+          message: `duplicate environment variable "${e.name}"`,
+        });
       seen.add(e.name);
     });
     // Keys become ConfigMap data keys next to config.json (seed 003's setConfigMapData).
     for (const key of Object.keys(spec.config ?? {})) {
       if (!CONFIGMAP_KEY.test(key)) {
-        ctx.addIssue({ code: 'custom', path: ['config', key], message: `config key "${key}" must consist of alphanumeric characters, '-', '_' or '.' (it becomes a ConfigMap key)` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['config', key],
+          message: `config key "${key}" must consist of alphanumeric characters, '-', '_' or '.' (it becomes a ConfigMap key)`,
+        });
       } else if (key === CONFIG_FILE_KEY) {
-        ctx.addIssue({ code: 'custom', path: ['config', key], message: `config key "${CONFIG_FILE_KEY}" is reserved for the rendered configuration file` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['config', key],
+          message: `config key "${CONFIG_FILE_KEY}" is reserved for the rendered configuration file`,
+        });
       }
     }
   });
 
 /** metav1.Condition, with the validation controller-gen emits for it. */
 export const condition = z.strictObject({
-  type: z.string().max(316).regex(/^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$/),
+  type: z
+    .string()
+    .max(316)
+    .regex(
+      /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$/,
+    ),
   status: z.enum(['True', 'False', 'Unknown']),
   observedGeneration: z.int().min(0).optional(),
   lastTransitionTime: z.string().meta({ format: 'date-time' }),
-  reason: z.string().min(1).max(1024).regex(/^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$/),
+  reason: z
+    .string()
+    .min(1)
+    .max(1024)
+    .regex(/^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$/),
   message: z.string().max(32768),
 });
 
 /** Seed 003's `MCPServerStatus`: the observed state, written by the controller. */
 export const mcpServerStatus = z.strictObject({
-  phase: z.enum(PHASES).optional().meta({ description: 'Phase represents the current phase of the MCPServer lifecycle' }),
-  conditions: z.array(condition).optional().meta({ description: "Conditions represent the latest available observations of the MCPServer's state" }),
-  readyReplicas: z.int32().min(0).optional().meta({ description: 'ReadyReplicas is the number of ready MCP server replicas' }),
+  phase: z
+    .enum(PHASES)
+    .optional()
+    .meta({ description: 'Phase represents the current phase of the MCPServer lifecycle' }),
+  conditions: z
+    .array(condition)
+    .optional()
+    .meta({ description: "Conditions represent the latest available observations of the MCPServer's state" }),
+  readyReplicas: z
+    .int32()
+    .min(0)
+    .optional()
+    .meta({ description: 'ReadyReplicas is the number of ready MCP server replicas' }),
   replicas: z.int32().min(0).optional().meta({ description: 'Replicas is the total number of MCP server replicas' }),
-  selector: z.string().optional().meta({ description: 'Selector is the label selector of the MCP server pods, for the scale subresource (HPA)' }),
+  selector: z
+    .string()
+    .optional()
+    .meta({ description: 'Selector is the label selector of the MCP server pods, for the scale subresource (HPA)' }),
   endpoint: z.string().optional().meta({ description: 'Endpoint is the URL where the MCP server can be accessed' }),
-  observedGeneration: z.int().min(0).optional().meta({ description: 'ObservedGeneration reflects the generation of the most recently observed MCPServer' }),
-  lastTransitionTime: z.string().optional().meta({ format: 'date-time', description: 'LastTransitionTime is the last time the condition transitioned' }),
-  url: z.string().optional().meta({ description: 'URL is the full MCP endpoint (endpoint + spec.path) of HTTP transports' }),
+  observedGeneration: z
+    .int()
+    .min(0)
+    .optional()
+    .meta({ description: 'ObservedGeneration reflects the generation of the most recently observed MCPServer' }),
+  lastTransitionTime: z
+    .string()
+    .optional()
+    .meta({ format: 'date-time', description: 'LastTransitionTime is the last time the condition transitioned' }),
+  url: z
+    .string()
+    .optional()
+    .meta({ description: 'URL is the full MCP endpoint (endpoint + spec.path) of HTTP transports' }),
   serverInfo: z
     .strictObject({
       name: z.string().meta({ description: 'serverInfo.name of the initialize result' }),
       version: z.string().meta({ description: 'serverInfo.version of the initialize result' }),
       protocolVersion: z.string().meta({ description: 'Negotiated MCP protocol version' }),
-      capabilities: z.array(z.string()).optional().meta({ description: 'Capabilities the server declared (tools, prompts, resources, ...)' }),
+      capabilities: z
+        .array(z.string())
+        .optional()
+        .meta({ description: 'Capabilities the server declared (tools, prompts, resources, ...)' }),
     })
     .optional()
     .meta({ description: 'ServerInfo is what the server declared in the last successful MCP handshake' }),
   tools: z
     .strictObject({
       count: z.int32().min(0).meta({ description: 'Number of tools (tools/list, all pages)' }),
-      names: z.array(z.string()).optional().meta({ description: 'The first 20 tool names, in the server\'s order' }),
-      hash: z.string().meta({ description: 'Hash of the whole tool list (names, descriptions, input schemas): a change is visible' }),
+      names: z.array(z.string()).optional().meta({ description: "The first 20 tool names, in the server's order" }),
+      hash: z
+        .string()
+        .meta({ description: 'Hash of the whole tool list (names, descriptions, input schemas): a change is visible' }),
     })
     .optional()
     .meta({ description: 'Tools is the tool list of the last successful MCP handshake' }),
@@ -253,7 +346,10 @@ export const objectMeta = z
     name: z
       .string()
       .max(63)
-      .regex(DNS1035_LABEL, 'must be a DNS-1035 label (lowercase letters, digits and "-", starting with a letter): it names the Service'),
+      .regex(
+        DNS1035_LABEL,
+        'must be a DNS-1035 label (lowercase letters, digits and "-", starting with a letter): it names the Service',
+      ),
     namespace: z.string().optional(),
     labels: z.record(z.string(), z.string()).optional(),
     annotations: z.record(z.string(), z.string()).optional(),

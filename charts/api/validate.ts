@@ -44,7 +44,9 @@ function toFieldErrors(error: z.ZodError, prefix: string): FieldError[] {
       return issue.keys.map((k) => ({ field: fieldPath([...issue.path, k], prefix), message: 'unknown field' }));
     }
     const missing = issue.code === 'invalid_type' && issue.message.endsWith('received undefined');
-    return [{ field: fieldPath(issue.path, prefix), message: missing ? `Required value (${issue.expected})` : issue.message }];
+    return [
+      { field: fieldPath(issue.path, prefix), message: missing ? `Required value (${issue.expected})` : issue.message },
+    ];
   });
 }
 

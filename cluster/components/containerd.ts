@@ -92,7 +92,12 @@ export function cniConflist(net: RealNodeNetwork): object {
         isGateway: true,
         ipMasq: false,
         hairpinMode: true,
-        ipam: { type: 'host-local', ranges: [[{ subnet: net.podCidr }]], routes: [{ dst: '0.0.0.0/0' }], dataDir: CNI_IPAM_DIR },
+        ipam: {
+          type: 'host-local',
+          ranges: [[{ subnet: net.podCidr }]],
+          routes: [{ dst: '0.0.0.0/0' }],
+          dataDir: CNI_IPAM_DIR,
+        },
       },
       { type: 'portmap', capabilities: { portMappings: true } },
     ],
@@ -100,14 +105,24 @@ export function cniConflist(net: RealNodeNetwork): object {
 }
 
 /** `ctr` arguments addressing our containerd's CRI namespace. */
-export const ctrArgs = (...args: string[]): string[] => ['--address', CONTAINERD_SOCKET, '--namespace', 'k8s.io', ...args];
+export const ctrArgs = (...args: string[]): string[] => [
+  '--address',
+  CONTAINERD_SOCKET,
+  '--namespace',
+  'k8s.io',
+  ...args,
+];
 
 /**
  * Writes containerd's config and the CNI conflist, starts containerd in the node's namespace
  * (its shim and runc from `nodeBinDir` first on PATH) and waits until `ctr version` answers.
  * @throws Error naming containerd and its log on exit or timeout.
  */
-export async function startContainerd(ctx: StartContext, net: RealNodeNetwork, nodeBinDir: string): Promise<ProcessRecord> {
+export async function startContainerd(
+  ctx: StartContext,
+  net: RealNodeNetwork,
+  nodeBinDir: string,
+): Promise<ProcessRecord> {
   for (const d of [CONTAINERD_ROOT, CONTAINERD_STATE, CNI_CONF_DIR, CNI_IPAM_DIR]) fs.mkdirSync(d, { recursive: true });
   const config = path.join(NODE_DIR, 'containerd.toml');
   fs.writeFileSync(config, containerdConfig(nodeBinDir));
@@ -119,10 +134,16 @@ export async function startContainerd(ctx: StartContext, net: RealNodeNetwork, n
     { PATH: `${nodeBinDir}:${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}` },
     net.netns,
   );
-  await waitFor('containerd', `${CONTAINERD_SOCKET} to answer`, CONTAINERD_READY_MS, async () => {
-    await run(path.join(nodeBinDir, 'ctr'), ['--address', CONTAINERD_SOCKET, 'version'], { timeoutMs: 5_000 });
-    return true;
-  }, proc);
+  await waitFor(
+    'containerd',
+    `${CONTAINERD_SOCKET} to answer`,
+    CONTAINERD_READY_MS,
+    async () => {
+      await run(path.join(nodeBinDir, 'ctr'), ['--address', CONTAINERD_SOCKET, 'version'], { timeoutMs: 5_000 });
+      return true;
+    },
+    proc,
+  );
   ctx.log('containerd is serving');
   return proc;
 }

@@ -22,7 +22,13 @@ export interface StartContext {
   /** Ports chosen for this start. */
   ports: ClusterPorts;
   /** Spawns `bin` as `component`, records it in state.json and returns its record. */
-  launch: (component: Component, bin: string, args: string[], env?: Record<string, string>, netns?: string) => Promise<ProcessRecord>;
+  launch: (
+    component: Component,
+    bin: string,
+    args: string[],
+    env?: Record<string, string>,
+    netns?: string,
+  ) => Promise<ProcessRecord>;
   /** Progress sink. */
   log: (line: string) => void;
   /** The real node's network, when the cluster runs one. */
@@ -33,9 +39,21 @@ export interface StartContext {
  * Waits until `url` (HTTPS, server cert checked against `ca`) answers 200, while `proc` lives.
  * @throws Error naming the component and its log on timeout or exit.
  */
-export function waitHealthz(component: Component, url: string, ca: Buffer, timeoutMs: number, proc: ProcessRecord): Promise<true> {
+export function waitHealthz(
+  component: Component,
+  url: string,
+  ca: Buffer,
+  timeoutMs: number,
+  proc: ProcessRecord,
+): Promise<true> {
   const tls: https.RequestOptions = { ca };
-  return waitFor(component, url, timeoutMs, async () => ((await httpGet(url, tls)).status === 200 ? true : undefined), proc);
+  return waitFor(
+    component,
+    url,
+    timeoutMs,
+    async () => ((await httpGet(url, tls)).status === 200 ? true : undefined),
+    proc,
+  );
 }
 
 /** What differs between the control-plane components started by {@link startSecureComponent}. */
@@ -62,7 +80,10 @@ export interface SecureComponentSpec {
  * Flags: https://kubernetes.io/docs/reference/command-line-tools-reference/kube-scheduler/ and
  * .../kube-controller-manager/
  */
-export async function startSecureComponent(ctx: StartContext, spec: SecureComponentSpec): Promise<{ proc: ProcessRecord; healthy: Promise<true> }> {
+export async function startSecureComponent(
+  ctx: StartContext,
+  spec: SecureComponentSpec,
+): Promise<{ proc: ProcessRecord; healthy: Promise<true> }> {
   const kubeconfig = pki(`${spec.id}.kubeconfig`);
   writeKubeconfig(kubeconfig, ctx.server, spec.id, spec.user);
   const proc = await ctx.launch(spec.component, path.join(ctx.binDir, spec.component), [
@@ -77,6 +98,12 @@ export async function startSecureComponent(ctx: StartContext, spec: SecureCompon
     '--leader-elect=false',
     ...spec.args,
   ]);
-  const healthy = waitHealthz(spec.component, `https://${LOOPBACK}:${spec.port}/healthz`, fs.readFileSync(pki('ca.crt')), COMPONENT_READY_MS, proc);
+  const healthy = waitHealthz(
+    spec.component,
+    `https://${LOOPBACK}:${spec.port}/healthz`,
+    fs.readFileSync(pki('ca.crt')),
+    COMPONENT_READY_MS,
+    proc,
+  );
   return { proc, healthy };
 }

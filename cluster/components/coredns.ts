@@ -88,7 +88,10 @@ export async function applyClusterDnsObjects(kc: KubeConfig, net: RealNodeNetwor
       body: {
         metadata: {
           name: 'kube-dns-node',
-          labels: { 'kubernetes.io/service-name': 'kube-dns', 'endpointslice.kubernetes.io/managed-by': 'kubemcp.local' },
+          labels: {
+            'kubernetes.io/service-name': 'kube-dns',
+            'endpointslice.kubernetes.io/managed-by': 'kubemcp.local',
+          },
         },
         addressType: 'IPv4',
         endpoints: [{ addresses: [net.nodeIp], conditions: { ready: true } }],
@@ -102,11 +105,22 @@ export async function applyClusterDnsObjects(kc: KubeConfig, net: RealNodeNetwor
  * Starts CoreDNS in the node's namespace; returns its record and a promise of its /ready
  * answering 200 ({@link COMPONENT_READY_MS} at most; rejects naming its log).
  */
-export async function startCoreDns(ctx: StartContext, net: RealNodeNetwork, nodeBinDir: string, kubeconfig: string): Promise<{ proc: ProcessRecord; ready: Promise<true> }> {
+export async function startCoreDns(
+  ctx: StartContext,
+  net: RealNodeNetwork,
+  nodeBinDir: string,
+  kubeconfig: string,
+): Promise<{ proc: ProcessRecord; ready: Promise<true> }> {
   const file = path.join(NODE_DIR, 'Corefile');
   fs.writeFileSync(file, corefile(net, kubeconfig));
   const proc = await ctx.launch('coredns', path.join(nodeBinDir, 'coredns'), ['-conf', file], {}, net.netns);
   const url = `http://${net.nodeIp}:${READY_PORT}/ready`;
-  const ready = waitFor('coredns', url, COMPONENT_READY_MS, async () => ((await httpGet(url)).status === 200 ? true : undefined), proc);
+  const ready = waitFor(
+    'coredns',
+    url,
+    COMPONENT_READY_MS,
+    async () => ((await httpGet(url)).status === 200 ? true : undefined),
+    proc,
+  );
   return { proc, ready };
 }

@@ -32,10 +32,16 @@ export async function startEtcd(ctx: StartContext): Promise<ProcessRecord> {
     '--unsafe-no-fsync', // throwaway test data: skip fsync, much faster on slow disks
     `--quota-backend-bytes=${2 * 1024 ** 3}`,
   ]);
-  await waitFor('etcd', `${clientUrl}/health`, ETCD_READY_MS, async () => {
-    const res = await httpGet(`${clientUrl}/health`);
-    return res.status === 200 && res.body.includes('"true"') ? true : undefined;
-  }, etcd);
+  await waitFor(
+    'etcd',
+    `${clientUrl}/health`,
+    ETCD_READY_MS,
+    async () => {
+      const res = await httpGet(`${clientUrl}/health`);
+      return res.status === 200 && res.body.includes('"true"') ? true : undefined;
+    },
+    etcd,
+  );
   ctx.log('etcd is healthy');
   return etcd;
 }

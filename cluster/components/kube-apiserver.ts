@@ -33,11 +33,18 @@ import type { StartContext } from './context.js';
  */
 function writeAdmissionConfig(): string {
   const selectorFile = path.join(CLUSTER_DIR, 'pod-node-selector.yaml');
-  fs.writeFileSync(selectorFile, toYaml({ podNodeSelectorPluginConfig: { clusterDefaultNodeSelector: KWOK_NODE_SELECTOR } }));
+  fs.writeFileSync(
+    selectorFile,
+    toYaml({ podNodeSelectorPluginConfig: { clusterDefaultNodeSelector: KWOK_NODE_SELECTOR } }),
+  );
   const file = path.join(CLUSTER_DIR, 'admission.yaml');
   fs.writeFileSync(
     file,
-    toYaml({ apiVersion: 'apiserver.config.k8s.io/v1', kind: 'AdmissionConfiguration', plugins: [{ name: 'PodNodeSelector', path: selectorFile }] }),
+    toYaml({
+      apiVersion: 'apiserver.config.k8s.io/v1',
+      kind: 'AdmissionConfiguration',
+      plugins: [{ name: 'PodNodeSelector', path: selectorFile }],
+    }),
   );
   return file;
 }
@@ -103,5 +110,11 @@ export async function startApiserver(ctx: StartContext): Promise<ProcessRecord> 
  * @throws Error naming kube-apiserver and its log on timeout or exit.
  */
 export function waitForApiserver(server: string, proc: ProcessRecord): Promise<true> {
-  return waitFor('kube-apiserver', `${server}/readyz`, APISERVER_READY_MS, async () => ((await apiserverReady(server)) ? true : undefined), proc);
+  return waitFor(
+    'kube-apiserver',
+    `${server}/readyz`,
+    APISERVER_READY_MS,
+    async () => ((await apiserverReady(server)) ? true : undefined),
+    proc,
+  );
 }

@@ -41,11 +41,27 @@ export function kubeProxyConfig(net: RealNodeNetwork, kubeconfig: string): objec
  * Starts kube-proxy in the node's namespace; returns its record and a promise of its /healthz
  * answering 200 ({@link COMPONENT_READY_MS} at most; rejects naming its log).
  */
-export async function startKubeProxy(ctx: StartContext, net: RealNodeNetwork, kubeconfig: string): Promise<{ proc: ProcessRecord; healthy: Promise<true> }> {
+export async function startKubeProxy(
+  ctx: StartContext,
+  net: RealNodeNetwork,
+  kubeconfig: string,
+): Promise<{ proc: ProcessRecord; healthy: Promise<true> }> {
   const config = path.join(NODE_DIR, 'kube-proxy.yaml');
   fs.writeFileSync(config, toYaml(kubeProxyConfig(net, kubeconfig)));
-  const proc = await ctx.launch('kube-proxy', path.join(ctx.binDir, 'kube-proxy'), [`--config=${config}`, '--v=1'], {}, net.netns);
+  const proc = await ctx.launch(
+    'kube-proxy',
+    path.join(ctx.binDir, 'kube-proxy'),
+    [`--config=${config}`, '--v=1'],
+    {},
+    net.netns,
+  );
   const url = `http://${net.nodeIp}:${KUBE_PROXY_HEALTHZ_PORT}/healthz`;
-  const healthy = waitFor('kube-proxy', url, COMPONENT_READY_MS, async () => ((await httpGet(url)).status === 200 ? true : undefined), proc);
+  const healthy = waitFor(
+    'kube-proxy',
+    url,
+    COMPONENT_READY_MS,
+    async () => ((await httpGet(url)).status === 200 ? true : undefined),
+    proc,
+  );
   return { proc, healthy };
 }

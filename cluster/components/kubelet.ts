@@ -57,7 +57,12 @@ export function kubeletConfig(net: RealNodeNetwork): object {
     maxPods: 50,
     serializeImagePulls: false,
     // A shared build machine's disk and memory must not make the node evict test pods.
-    evictionHard: { 'memory.available': '50Mi', 'nodefs.available': '1%', 'imagefs.available': '1%', 'nodefs.inodesFree': '1%' },
+    evictionHard: {
+      'memory.available': '50Mi',
+      'nodefs.available': '1%',
+      'imagefs.available': '1%',
+      'nodefs.inodesFree': '1%',
+    },
     imageGCHighThresholdPercent: 100,
     imageGCLowThresholdPercent: 99,
   };
@@ -69,7 +74,11 @@ export function kubeletConfig(net: RealNodeNetwork): object {
  * waits for it through the API).
  * @throws Error naming the kubelet and its log if it cannot start.
  */
-export async function startKubelet(ctx: StartContext, net: RealNodeNetwork, kubeconfig: string): Promise<ProcessRecord> {
+export async function startKubelet(
+  ctx: StartContext,
+  net: RealNodeNetwork,
+  kubeconfig: string,
+): Promise<ProcessRecord> {
   for (const d of [KUBELET_ROOT, POD_LOGS_DIR]) fs.mkdirSync(d, { recursive: true });
   fs.writeFileSync(path.join(NODE_DIR, 'resolv.conf'), '# kubemcp local cluster: pods resolve cluster names only\n');
   const config = path.join(NODE_DIR, 'kubelet.yaml');

@@ -46,7 +46,10 @@ export const KWOK_ENV = { KWOK_WORKDIR: KWOK_WORK_DIR };
  * with kwok's record and a promise that resolves when kwok's /healthz answers 200 and the node is
  * Ready (rejects naming kwok's log).
  */
-export async function startKwok(ctx: StartContext, kc: KubeConfig): Promise<{ proc: ProcessRecord; ready: Promise<void> }> {
+export async function startKwok(
+  ctx: StartContext,
+  kc: KubeConfig,
+): Promise<{ proc: ProcessRecord; ready: Promise<void> }> {
   fs.mkdirSync(KWOK_WORK_DIR, { recursive: true });
   const kubeconfig = pki('kwok.kubeconfig');
   writeKubeconfig(kubeconfig, ctx.server, 'admin', 'kwok');
@@ -83,11 +86,19 @@ export async function startKwok(ctx: StartContext, kc: KubeConfig): Promise<{ pr
   const core = kc.makeApiClient(CoreV1Api);
   await createIdempotently(`Node ${NODE_NAME}`, () => core.createNode({ body: fakeNode() }));
   const ready = Promise.all([
-    waitHealthz('kwok', `https://${LOOPBACK}:${port}/healthz`, fs.readFileSync(pki('ca.crt')), COMPONENT_READY_MS, proc).then(() =>
-      ctx.log('kwok is healthy'),
-    ),
-    waitFor('kwok', `Node ${NODE_NAME} to become Ready`, NODE_READY_MS, async () =>
-      nodeIsReady(await core.readNode({ name: NODE_NAME })) ? true : undefined, proc,
+    waitHealthz(
+      'kwok',
+      `https://${LOOPBACK}:${port}/healthz`,
+      fs.readFileSync(pki('ca.crt')),
+      COMPONENT_READY_MS,
+      proc,
+    ).then(() => ctx.log('kwok is healthy')),
+    waitFor(
+      'kwok',
+      `Node ${NODE_NAME} to become Ready`,
+      NODE_READY_MS,
+      async () => (nodeIsReady(await core.readNode({ name: NODE_NAME })) ? true : undefined),
+      proc,
     ).then(() => ctx.log(`node ${NODE_NAME} is Ready`)),
   ]).then(() => undefined);
   return { proc, ready };
@@ -120,7 +131,8 @@ async function applyKwokResources(kc: KubeConfig): Promise<void> {
   const createCustom = async (obj: KubernetesObject): Promise<void> => {
     const [group = '', version = ''] = (obj.apiVersion ?? '').split('/');
     const crd = crds.find((c) => c.spec.group === group && c.spec.names.kind === obj.kind);
-    if (!crd || crd.spec.scope !== 'Cluster') throw new Error(`no cluster-scoped CRD in ${CRDS_DIR} for ${obj.apiVersion} ${obj.kind}`);
+    if (!crd || crd.spec.scope !== 'Cluster')
+      throw new Error(`no cluster-scoped CRD in ${CRDS_DIR} for ${obj.apiVersion} ${obj.kind}`);
     await createIdempotently(`${obj.kind}/${obj.metadata?.name}`, () =>
       custom.createClusterCustomObject({ group, version, plural: crd.spec.names.plural, body: obj }),
     );

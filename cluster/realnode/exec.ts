@@ -14,9 +14,17 @@ const execFileAsync = promisify(execFile);
  * @returns its stdout
  * @throws Error `<cmd> <args> failed: <stderr>` on a non-zero exit, a timeout or a missing command.
  */
-export async function run(cmd: string, args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<string> {
+export async function run(
+  cmd: string,
+  args: string[],
+  opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
+): Promise<string> {
   try {
-    const { stdout } = await execFileAsync(cmd, args, { timeout: opts.timeoutMs ?? 30_000, env: opts.env ?? process.env, maxBuffer: 16 * 1024 * 1024 });
+    const { stdout } = await execFileAsync(cmd, args, {
+      timeout: opts.timeoutMs ?? 30_000,
+      env: opts.env ?? process.env,
+      maxBuffer: 16 * 1024 * 1024,
+    });
     return stdout;
   } catch (err) {
     const e = err as Error & { stderr?: string };

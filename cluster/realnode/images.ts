@@ -57,7 +57,18 @@ export async function writeOciArchive(spec: ImageSpec, archive: string): Promise
       fs.chmodSync(target, fs.statSync(src).mode & 0o777);
     }
     const layerTar = path.join(work, 'layer.tar');
-    await run('tar', ['--numeric-owner', '--owner=0', '--group=0', '--mtime=@0', '--sort=name', '-C', rootfs, '-cf', layerTar, '.']);
+    await run('tar', [
+      '--numeric-owner',
+      '--owner=0',
+      '--group=0',
+      '--mtime=@0',
+      '--sort=name',
+      '-C',
+      rootfs,
+      '-cf',
+      layerTar,
+      '.',
+    ]);
     const layout = path.join(work, 'layout');
     const blobs = path.join(layout, 'blobs', 'sha256');
     fs.mkdirSync(blobs, { recursive: true });
@@ -117,7 +128,9 @@ export async function writeOciArchive(spec: ImageSpec, archive: string): Promise
  * @throws Error quoting ctr's stderr.
  */
 export async function importImage(ctr: string, socket: string, archive: string): Promise<void> {
-  await run(ctr, ['--address', socket, '--namespace', 'k8s.io', 'images', 'import', '--local', archive], { timeoutMs: 120_000 });
+  await run(ctr, ['--address', socket, '--namespace', 'k8s.io', 'images', 'import', '--local', archive], {
+    timeoutMs: 120_000,
+  });
 }
 
 /** Whether containerd's `k8s.io` namespace has image `name`. */
@@ -137,10 +150,14 @@ export async function buildPause(out: string): Promise<void> {
   const gomod = fs.readFileSync(path.join(CLUSTER_SRC_DIR, 'go.mod'), 'utf8');
   const version = /k8s\.io\/kubernetes (v[0-9.]+)/.exec(gomod)?.[1];
   if (!version) throw new Error(`no k8s.io/kubernetes version in ${CLUSTER_SRC_DIR}/go.mod`);
-  const info = JSON.parse(await run(goBin, ['mod', 'download', '-json', `k8s.io/kubernetes@${version}`], { timeoutMs: 600_000 })) as { Dir?: string };
+  const info = JSON.parse(
+    await run(goBin, ['mod', 'download', '-json', `k8s.io/kubernetes@${version}`], { timeoutMs: 600_000 }),
+  ) as { Dir?: string };
   const src = path.join(info.Dir ?? '', 'build', 'pause', 'linux', 'pause.c');
   if (!fs.existsSync(src)) throw new Error(`pause.c not found at ${src}`);
-  await run('gcc', ['-Os', '-Wall', '-static', `-DVERSION=${PAUSE_IMAGE.split(':').pop()}-kubemcp`, '-o', out, src], { timeoutMs: 120_000 });
+  await run('gcc', ['-Os', '-Wall', '-static', `-DVERSION=${PAUSE_IMAGE.split(':').pop()}-kubemcp`, '-o', out, src], {
+    timeoutMs: 120_000,
+  });
 }
 
 /**
@@ -156,7 +173,10 @@ export async function ensurePauseImage(ctr: string, socket: string, cacheDir: st
     fs.renameSync(`${bin}.tmp`, bin);
   }
   const archive = path.join(cacheDir, 'pause.oci.tar');
-  await writeOciArchive({ name: PAUSE_IMAGE, files: { [bin]: '/pause' }, entrypoint: ['/pause'], user: '65535:65535' }, archive);
+  await writeOciArchive(
+    { name: PAUSE_IMAGE, files: { [bin]: '/pause' }, entrypoint: ['/pause'], user: '65535:65535' },
+    archive,
+  );
   await importImage(ctr, socket, archive);
 }
 
@@ -169,7 +189,13 @@ export async function ensureBusyboxImage(ctr: string, socket: string, workDir: s
   if (!fs.existsSync(BUSYBOX_BIN)) throw new Error(`${BUSYBOX_BIN} is missing: apt-get install busybox-static`);
   const archive = path.join(workDir, 'busybox.oci.tar');
   await writeOciArchive(
-    { name: BUSYBOX_IMAGE, files: { [BUSYBOX_BIN]: '/bin/busybox' }, dirs: ['/tmp', '/www'], entrypoint: ['/bin/busybox'], user: '65534:65534' },
+    {
+      name: BUSYBOX_IMAGE,
+      files: { [BUSYBOX_BIN]: '/bin/busybox' },
+      dirs: ['/tmp', '/www'],
+      entrypoint: ['/bin/busybox'],
+      user: '65534:65534',
+    },
     archive,
   );
   await importImage(ctr, socket, archive);

@@ -14,7 +14,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { CoreV1Api, type KubeConfig, type V1Namespace } from '@kubernetes/client-node';
 import { NODE_BINARIES, allExecutable } from '../binaries.js';
-import { CLUSTER_DIR, NODE_DIR, NODE_SELECTOR_ANNOTATION, REAL_NODE_NAME, REAL_NODE_READY_MS, REAL_NODE_SELECTOR } from '../paths.js';
+import {
+  CLUSTER_DIR,
+  NODE_DIR,
+  NODE_SELECTOR_ANNOTATION,
+  REAL_NODE_NAME,
+  REAL_NODE_READY_MS,
+  REAL_NODE_SELECTOR,
+} from '../paths.js';
 import { clientExt, issueCert, pki, serverExt, writeKubeconfig } from '../pki.js';
 import { nodeIsReady } from '../kube.js';
 import { waitFor } from '../process.js';
@@ -35,20 +42,29 @@ import { teardownNetwork } from './network.js';
  * links, Debian's CNI plugins, and the node binaries from build.sh. `KUBEMCP_NO_REAL_NODE=1`
  * turns it off on purpose.
  */
-export async function realNodeUnsupportedReason(binDir: string, nodeBinDir: string | undefined): Promise<string | undefined> {
+export async function realNodeUnsupportedReason(
+  binDir: string,
+  nodeBinDir: string | undefined,
+): Promise<string | undefined> {
   if (process.env.KUBEMCP_NO_REAL_NODE === '1') return 'KUBEMCP_NO_REAL_NODE=1';
   if (process.platform !== 'linux') return `not Linux (${process.platform})`;
   if (process.getuid?.() !== 0) return 'not root (needs network namespaces, mounts and cgroups)';
-  if (!nodeBinDir || !allExecutable(binDir, NODE_BINARIES.binDir) || !allExecutable(nodeBinDir, NODE_BINARIES.nodeBinDir)) {
+  if (
+    !nodeBinDir ||
+    !allExecutable(binDir, NODE_BINARIES.binDir) ||
+    !allExecutable(nodeBinDir, NODE_BINARIES.nodeBinDir)
+  ) {
     return 'its binaries are not built (see build.sh output: runc needs libseccomp-dev, pkg-config and gcc)';
   }
   for (const tool of ['ip', 'nsenter', 'iptables', 'tar', 'gcc']) {
     if (!(await tryRun('sh', ['-c', `command -v ${tool}`]))) return `${tool} is not installed`;
   }
   for (const plugin of ['bridge', 'host-local', 'loopback', 'portmap']) {
-    if (!fs.existsSync(`/usr/lib/cni/${plugin}`)) return `CNI plugin /usr/lib/cni/${plugin} is missing (apt-get install containernetworking-plugins)`;
+    if (!fs.existsSync(`/usr/lib/cni/${plugin}`))
+      return `CNI plugin /usr/lib/cni/${plugin} is missing (apt-get install containernetworking-plugins)`;
   }
-  if (!fs.existsSync('/sys/fs/cgroup/memory') && !fs.readFileSync('/proc/self/mountinfo', 'utf8').includes(' cgroup2 ')) return 'no cgroup hierarchy with the memory controller';
+  if (!fs.existsSync('/sys/fs/cgroup/memory') && !fs.readFileSync('/proc/self/mountinfo', 'utf8').includes(' cgroup2 '))
+    return 'no cgroup hierarchy with the memory controller';
   const probe = `kubemcp-probe-${process.pid}`;
   try {
     await run('ip', ['netns', 'add', probe]);
@@ -70,12 +86,20 @@ export async function realNodeUnsupportedReason(binDir: string, nodeBinDir: stri
 async function nodeCredentials(net: RealNodeNetwork): Promise<{ kubelet: string; kubeProxy: string; coredns: string }> {
   await Promise.all([
     issueCert('kubelet', `/O=system:nodes/CN=system:node:${REAL_NODE_NAME}`, clientExt),
-    issueCert('kubelet-serving', `/O=system:nodes/CN=system:node:${REAL_NODE_NAME}`, serverExt(`IP:${net.nodeIp},DNS:${REAL_NODE_NAME}`)),
+    issueCert(
+      'kubelet-serving',
+      `/O=system:nodes/CN=system:node:${REAL_NODE_NAME}`,
+      serverExt(`IP:${net.nodeIp},DNS:${REAL_NODE_NAME}`),
+    ),
     issueCert('kube-proxy', '/CN=system:kube-proxy', clientExt),
     issueCert('coredns', `/CN=${COREDNS_USER}`, clientExt),
   ]);
   const server = `https://${net.hostIp}:${net.apiserverPort}`;
-  const files = { kubelet: pki('kubelet.kubeconfig'), kubeProxy: pki('kube-proxy.kubeconfig'), coredns: pki('coredns.kubeconfig') };
+  const files = {
+    kubelet: pki('kubelet.kubeconfig'),
+    kubeProxy: pki('kube-proxy.kubeconfig'),
+    coredns: pki('coredns.kubeconfig'),
+  };
   writeKubeconfig(files.kubelet, server, 'kubelet', `system:node:${REAL_NODE_NAME}`);
   writeKubeconfig(files.kubeProxy, server, 'kube-proxy', 'system:kube-proxy');
   writeKubeconfig(files.coredns, server, 'coredns', COREDNS_USER);
@@ -89,7 +113,12 @@ async function nodeCredentials(net: RealNodeNetwork): Promise<{ kubelet: string;
  * CoreDNS ready (each bounded; rejects naming the component and its log).
  * @throws Error naming the component that failed to start.
  */
-export async function startRealNode(ctx: StartContext, kc: KubeConfig, net: RealNodeNetwork, nodeBinDir: string): Promise<{ ready: Promise<void> }> {
+export async function startRealNode(
+  ctx: StartContext,
+  kc: KubeConfig,
+  net: RealNodeNetwork,
+  nodeBinDir: string,
+): Promise<{ ready: Promise<void> }> {
   fs.mkdirSync(NODE_DIR, { recursive: true });
   const creds = await nodeCredentials(net);
   await applyClusterDnsObjects(kc, net);
@@ -103,8 +132,12 @@ export async function startRealNode(ctx: StartContext, kc: KubeConfig, net: Real
   const dns = await startCoreDns(ctx, net, nodeBinDir, creds.coredns);
   const core = kc.makeApiClient(CoreV1Api);
   const ready = Promise.all([
-    waitFor('kubelet', `Node ${REAL_NODE_NAME} to become Ready`, REAL_NODE_READY_MS, async () =>
-      nodeIsReady(await core.readNode({ name: REAL_NODE_NAME })) ? true : undefined, kubelet,
+    waitFor(
+      'kubelet',
+      `Node ${REAL_NODE_NAME} to become Ready`,
+      REAL_NODE_READY_MS,
+      async () => (nodeIsReady(await core.readNode({ name: REAL_NODE_NAME })) ? true : undefined),
+      kubelet,
     ).then(() => ctx.log(`node ${REAL_NODE_NAME} is Ready`)),
     proxy.healthy.then(() => ctx.log('kube-proxy is healthy')),
     dns.ready.then(() => ctx.log('coredns is ready')),
@@ -114,7 +147,8 @@ export async function startRealNode(ctx: StartContext, kc: KubeConfig, net: Real
 
 /** Mount points under `dir` (from /proc/self/mountinfo), deepest first. */
 function mountsUnder(dir: string): string[] {
-  const unescape = (s: string): string => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+  const unescape = (s: string): string =>
+    s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
   return fs
     .readFileSync('/proc/self/mountinfo', 'utf8')
     .split('\n')
@@ -176,8 +210,13 @@ export async function stopRealNode(
  */
 export function realNodeStatus(): { available: boolean; reason?: { kind: 'unsupported' | 'failed'; message: string } } {
   const state = readState();
-  if (!state) return { available: false, reason: { kind: 'failed', message: `no local cluster recorded in ${CLUSTER_DIR}` } };
-  if (!state.realNode) return { available: false, reason: { kind: 'unsupported', message: 'this cluster was started without a real node' } };
+  if (!state)
+    return { available: false, reason: { kind: 'failed', message: `no local cluster recorded in ${CLUSTER_DIR}` } };
+  if (!state.realNode)
+    return {
+      available: false,
+      reason: { kind: 'unsupported', message: 'this cluster was started without a real node' },
+    };
   return { available: state.realNode.available, ...(state.realNode.reason ? { reason: state.realNode.reason } : {}) };
 }
 
@@ -192,5 +231,9 @@ export function realNodeAvailable(): boolean {
  * Create it with `core.createNamespace({ body: realNodeNamespace('x') })`.
  */
 export function realNodeNamespace(name: string, labels: Record<string, string> = {}): V1Namespace {
-  return { apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels, annotations: { [NODE_SELECTOR_ANNOTATION]: REAL_NODE_SELECTOR } } };
+  return {
+    apiVersion: 'v1',
+    kind: 'Namespace',
+    metadata: { name, labels, annotations: { [NODE_SELECTOR_ANNOTATION]: REAL_NODE_SELECTOR } },
+  };
 }

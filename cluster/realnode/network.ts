@@ -106,7 +106,9 @@ export async function setupNetwork(apiserverPort: number, log: (line: string) =>
     // DNATed to it, which needs route_localnet on this one interface.
     fs.writeFileSync(`/proc/sys/net/ipv4/conf/${net.hostIf}/route_localnet`, '1');
     await run('iptables', dnatRule('-A', net));
-    log(`real node network: netns ${net.netns}, node ${net.nodeIp}, pods ${net.podCidr}, apiserver via ${net.hostIp}:${apiserverPort}`);
+    log(
+      `real node network: netns ${net.netns}, node ${net.nodeIp}, pods ${net.podCidr}, apiserver via ${net.hostIp}:${apiserverPort}`,
+    );
     return net;
   } catch (err) {
     await teardownNetwork(net, log);
@@ -117,9 +119,28 @@ export async function setupNetwork(apiserverPort: number, log: (line: string) =>
 /** The iptables arguments adding (`-A`) or deleting (`-D`) the apiserver DNAT of `net`. */
 function dnatRule(op: '-A' | '-D', net: RealNodeNetwork): string[] {
   return [
-    '-w', '5', '-t', 'nat', op, 'PREROUTING', '-i', net.hostIf, '-d', `${net.hostIp}/32`, '-p', 'tcp',
-    '--dport', String(net.apiserverPort), '-m', 'comment', '--comment', `kubemcp ${net.netns} apiserver`,
-    '-j', 'DNAT', '--to-destination', `127.0.0.1:${net.apiserverPort}`,
+    '-w',
+    '5',
+    '-t',
+    'nat',
+    op,
+    'PREROUTING',
+    '-i',
+    net.hostIf,
+    '-d',
+    `${net.hostIp}/32`,
+    '-p',
+    'tcp',
+    '--dport',
+    String(net.apiserverPort),
+    '-m',
+    'comment',
+    '--comment',
+    `kubemcp ${net.netns} apiserver`,
+    '-j',
+    'DNAT',
+    '--to-destination',
+    `127.0.0.1:${net.apiserverPort}`,
   ];
 }
 
@@ -132,7 +153,8 @@ export async function teardownNetwork(net: RealNodeNetwork, log: (line: string) 
   for (let i = 0; i < 5 && (await tryRun('iptables', dnatRule('-D', net))); i++) {
     /* delete every copy */
   }
-  if (netnsExists(net.netns) && !(await tryRun('ip', ['netns', 'del', net.netns]))) log(`could not delete netns ${net.netns}`);
+  if (netnsExists(net.netns) && !(await tryRun('ip', ['netns', 'del', net.netns])))
+    log(`could not delete netns ${net.netns}`);
   if (linkExists(net.hostIf)) await tryRun('ip', ['link', 'del', net.hostIf]);
   fs.rmSync(ownerFile(net.netns), { force: true });
 }
@@ -151,7 +173,12 @@ export async function teardownNetwork(net: RealNodeNetwork, log: (line: string) 
 export async function fenceClusterRanges(log: (line: string) => void): Promise<boolean> {
   if (process.getuid?.() !== 0) return false;
   let ok = true;
-  for (const cidr of [POD_CIDR, SERVICE_CIDR]) ok = (await tryRun('ip', ['route', 'replace', 'unreachable', cidr])) && ok;
-  log(ok ? `host routes: ${POD_CIDR} (kwok's pod IPs) and ${SERVICE_CIDR} (Services) unreachable from the host` : 'host routes: could not fence the cluster ranges');
+  for (const cidr of [POD_CIDR, SERVICE_CIDR])
+    ok = (await tryRun('ip', ['route', 'replace', 'unreachable', cidr])) && ok;
+  log(
+    ok
+      ? `host routes: ${POD_CIDR} (kwok's pod IPs) and ${SERVICE_CIDR} (Services) unreachable from the host`
+      : 'host routes: could not fence the cluster ranges',
+  );
   return ok;
 }

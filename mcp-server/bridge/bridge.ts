@@ -106,7 +106,8 @@ const DEFAULT_MAX = 4 * 1024 * 1024;
 
 /** The multiplexer between HTTP sessions and one stdio process. */
 export class StdioBridge {
-  private readonly opts: Required<Omit<StdioBridgeOptions, 'registry' | 'clientInfo'>> & Pick<StdioBridgeOptions, 'clientInfo'>;
+  private readonly opts: Required<Omit<StdioBridgeOptions, 'registry' | 'clientInfo'>> &
+    Pick<StdioBridgeOptions, 'clientInfo'>;
   private readonly prefix = `kb-${randomBytes(4).toString('hex')}-`;
   private readonly idPattern: RegExp;
   private seq = 0;
@@ -147,12 +148,37 @@ export class StdioBridge {
     this.registry = options.registry ?? new Registry();
     const registers = [this.registry];
     this.m = {
-      requests: new Counter({ name: 'kubemcp_bridge_requests_total', help: 'Requests forwarded to the stdio process, by result', labelNames: ['result'], registers }),
-      inflight: new Gauge({ name: 'kubemcp_bridge_inflight_requests', help: 'Requests waiting for the stdio process', registers }),
-      starts: new Counter({ name: 'kubemcp_bridge_process_starts_total', help: 'Times a stdio process opened the FIFOs', registers }),
-      malformed: new Counter({ name: 'kubemcp_bridge_malformed_lines_total', help: 'Lines from the stdio process that were not JSON-RPC (skipped)', registers }),
-      oversize: new Counter({ name: 'kubemcp_bridge_oversize_messages_total', help: 'Messages over the size limit (dropped or refused)', registers }),
-      ready: new Gauge({ name: 'kubemcp_bridge_ready', help: '1 when the stdio process answered initialize', registers }),
+      requests: new Counter({
+        name: 'kubemcp_bridge_requests_total',
+        help: 'Requests forwarded to the stdio process, by result',
+        labelNames: ['result'],
+        registers,
+      }),
+      inflight: new Gauge({
+        name: 'kubemcp_bridge_inflight_requests',
+        help: 'Requests waiting for the stdio process',
+        registers,
+      }),
+      starts: new Counter({
+        name: 'kubemcp_bridge_process_starts_total',
+        help: 'Times a stdio process opened the FIFOs',
+        registers,
+      }),
+      malformed: new Counter({
+        name: 'kubemcp_bridge_malformed_lines_total',
+        help: 'Lines from the stdio process that were not JSON-RPC (skipped)',
+        registers,
+      }),
+      oversize: new Counter({
+        name: 'kubemcp_bridge_oversize_messages_total',
+        help: 'Messages over the size limit (dropped or refused)',
+        registers,
+      }),
+      ready: new Gauge({
+        name: 'kubemcp_bridge_ready',
+        help: '1 when the stdio process answered initialize',
+        registers,
+      }),
     };
   }
 
@@ -162,7 +188,15 @@ export class StdioBridge {
   }
 
   /** Current state and the reason it is not ready (empty when ready). */
-  status(): { ready: boolean; state: BridgeState; reason: string; starts: number; sessions: number; inflight: number; serverInfo?: InitializeResult['serverInfo'] } {
+  status(): {
+    ready: boolean;
+    state: BridgeState;
+    reason: string;
+    starts: number;
+    sessions: number;
+    inflight: number;
+    serverInfo?: InitializeResult['serverInfo'];
+  } {
     return {
       ready: this.stateValue === 'ready',
       state: this.stateValue,
@@ -252,13 +286,23 @@ export class StdioBridge {
     if (this.conn !== conn || !conn.isOpen) return;
     if (!answer) return; // process gone before answering
     if (isError(answer)) {
-      this.setState('failed', `the stdio process refused initialize: ${answer.error.message} (code ${answer.error.code})`);
+      this.setState(
+        'failed',
+        `the stdio process refused initialize: ${answer.error.message} (code ${answer.error.code})`,
+      );
       this.opts.log.error({ error: answer.error }, 'initialize refused');
       return;
     }
     const result = (answer as unknown as { result: InitializeResult }).result;
-    if (!result || typeof result.protocolVersion !== 'string' || !SUPPORTED_PROTOCOL_VERSIONS.includes(result.protocolVersion)) {
-      this.setState('failed', `the stdio process answered initialize with an unsupported protocol version ${JSON.stringify(result?.protocolVersion)}`);
+    if (
+      !result ||
+      typeof result.protocolVersion !== 'string' ||
+      !SUPPORTED_PROTOCOL_VERSIONS.includes(result.protocolVersion)
+    ) {
+      this.setState(
+        'failed',
+        `the stdio process answered initialize with an unsupported protocol version ${JSON.stringify(result?.protocolVersion)}`,
+      );
       return;
     }
     const again = this.initResult !== undefined;
@@ -266,18 +310,26 @@ export class StdioBridge {
     conn.write({ jsonrpc: '2.0', method: 'notifications/initialized' });
     for (const uri of this.subscriptions.keys()) void this.request(conn, 'resources/subscribe', { uri });
     this.setState('ready', '');
-    this.opts.log.info({ serverInfo: result.serverInfo, protocolVersion: result.protocolVersion, start: this.starts }, 'stdio process initialized');
+    this.opts.log.info(
+      { serverInfo: result.serverInfo, protocolVersion: result.protocolVersion, start: this.starts },
+      'stdio process initialized',
+    );
     if (again) {
       // The restarted process may offer other tools, prompts or resources.
       const caps = result.capabilities ?? {};
       for (const kind of ['tools', 'prompts', 'resources'] as const) {
-        if ((caps[kind] as { listChanged?: boolean } | undefined)?.listChanged) this.broadcast({ jsonrpc: '2.0', method: `notifications/${kind}/list_changed` });
+        if ((caps[kind] as { listChanged?: boolean } | undefined)?.listChanged)
+          this.broadcast({ jsonrpc: '2.0', method: `notifications/${kind}/list_changed` });
       }
     }
   }
 
   /** Sends a request of the bridge's own; resolves with the answer, or undefined if the process went away. */
-  private request(conn: FifoConnection, method: string, params: Record<string, unknown>): Promise<JSONRPCMessage | undefined> {
+  private request(
+    conn: FifoConnection,
+    method: string,
+    params: Record<string, unknown>,
+  ): Promise<JSONRPCMessage | undefined> {
     const id = this.nextId();
     return new Promise((resolve) => {
       this.internal.set(id, { resolve });
@@ -299,13 +351,21 @@ export class StdioBridge {
     for (const [id, f] of this.inflight) {
       this.inflight.delete(id);
       this.m.requests.inc({ result: 'process-exited' });
-      void this.reply(f.session, { jsonrpc: '2.0', id: f.clientId, error: { code: BRIDGE_ERROR.processExited, message: `the stdio MCP server exited while handling ${f.method}; the request is lost (the container restarts the process and the bridge initializes it again)` } });
+      void this.reply(f.session, {
+        jsonrpc: '2.0',
+        id: f.clientId,
+        error: {
+          code: BRIDGE_ERROR.processExited,
+          message: `the stdio MCP server exited while handling ${f.method}; the request is lost (the container restarts the process and the bridge initializes it again)`,
+        },
+      });
     }
     this.tokens.clear();
     this.m.inflight.set(0);
     for (const [, i] of this.internal) i.resolve(undefined);
     this.internal.clear();
-    if (this.stateValue !== 'closed') this.opts.log.warn({ failedRequests: n }, 'stdio process exited; waiting for the restarted process');
+    if (this.stateValue !== 'closed')
+      this.opts.log.warn({ failedRequests: n }, 'stdio process exited; waiting for the restarted process');
   }
 
   private async reply(session: BridgeSession, message: JSONRPCMessage, relatedRequestId?: RequestId): Promise<void> {
@@ -336,7 +396,11 @@ export class StdioBridge {
   }
 
   private notReadyError(id: RequestId): JSONRPCMessage {
-    return { jsonrpc: '2.0', id, error: { code: BRIDGE_ERROR.notReady, message: `the stdio MCP server is not ready: ${this.reasonValue}` } };
+    return {
+      jsonrpc: '2.0',
+      id,
+      error: { code: BRIDGE_ERROR.notReady, message: `the stdio MCP server is not ready: ${this.reasonValue}` },
+    };
   }
 
   /** Registers a session, so it receives broadcast notifications. */
@@ -353,7 +417,11 @@ export class StdioBridge {
     for (const [id, f] of this.inflight) {
       if (f.session.id !== sessionId) continue;
       this.finish(id);
-      this.conn?.write({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: id, reason: 'the HTTP session was closed' } });
+      this.conn?.write({
+        jsonrpc: '2.0',
+        method: 'notifications/cancelled',
+        params: { requestId: id, reason: 'the HTTP session was closed' },
+      });
     }
     for (const [uri, subs] of this.subscriptions) {
       if (subs.delete(sessionId) && subs.size === 0) {
@@ -380,7 +448,10 @@ export class StdioBridge {
     if (isRequest(message)) return this.requestFromSession(session, message);
     if (isNotification(message)) return this.notificationFromSession(session, message);
     // A response to a server-to-client request: the bridge forwards none, so there is nothing to match.
-    this.opts.log.debug({ session: session.id }, 'dropped a response from a client (no server-to-client requests are forwarded)');
+    this.opts.log.debug(
+      { session: session.id },
+      'dropped a response from a client (no server-to-client requests are forwarded)',
+    );
   }
 
   private async requestFromSession(session: BridgeSession, req: JSONRPCRequest): Promise<void> {
@@ -389,7 +460,11 @@ export class StdioBridge {
       return this.reply(session, this.notReadyError(req.id));
     }
     if (req.method === 'initialize') {
-      return this.reply(session, { jsonrpc: '2.0', id: req.id, result: this.initResult as unknown as Record<string, unknown> });
+      return this.reply(session, {
+        jsonrpc: '2.0',
+        id: req.id,
+        result: this.initResult as unknown as Record<string, unknown>,
+      });
     }
     const uri = typeof req.params?.uri === 'string' ? req.params.uri : undefined;
     if (req.method === 'resources/subscribe' && uri !== undefined) {
@@ -407,7 +482,12 @@ export class StdioBridge {
       this.subscriptions.delete(uri);
     }
     const id = this.nextId();
-    const f: InFlight = { session, clientId: req.id, method: req.method, ...(req.method === 'resources/subscribe' && uri !== undefined ? { subscribeUri: uri } : {}) };
+    const f: InFlight = {
+      session,
+      clientId: req.id,
+      method: req.method,
+      ...(req.method === 'resources/subscribe' && uri !== undefined ? { subscribeUri: uri } : {}),
+    };
     let out: JSONRPCRequest = { ...req, id };
     const meta = req.params?._meta as { progressToken?: string | number } | undefined;
     if (meta?.progressToken !== undefined) {
@@ -420,7 +500,14 @@ export class StdioBridge {
     if (Buffer.byteLength(line) > this.opts.maxMessageBytes) {
       this.m.oversize.inc();
       if (f.bridgeToken) this.tokens.delete(f.bridgeToken);
-      return this.reply(session, { jsonrpc: '2.0', id: req.id, error: { code: BRIDGE_ERROR.messageTooLarge, message: `request of ${Buffer.byteLength(line)} bytes exceeds the bridge's limit of ${this.opts.maxMessageBytes} bytes` } });
+      return this.reply(session, {
+        jsonrpc: '2.0',
+        id: req.id,
+        error: {
+          code: BRIDGE_ERROR.messageTooLarge,
+          message: `request of ${Buffer.byteLength(line)} bytes exceeds the bridge's limit of ${this.opts.maxMessageBytes} bytes`,
+        },
+      });
     }
     this.inflight.set(id, f);
     this.m.inflight.set(this.inflight.size);
@@ -475,7 +562,14 @@ export class StdioBridge {
       const answer: JSONRPCMessage =
         m.method === 'ping'
           ? { jsonrpc: '2.0', id: m.id, result: {} }
-          : { jsonrpc: '2.0', id: m.id, error: { code: -32601, message: `${m.method} is not available: the kubemcp bridge shares this process between sessions and forwards no server-to-client requests` } };
+          : {
+              jsonrpc: '2.0',
+              id: m.id,
+              error: {
+                code: -32601,
+                message: `${m.method} is not available: the kubemcp bridge shares this process between sessions and forwards no server-to-client requests`,
+              },
+            };
       this.conn?.write(answer);
       return;
     }
@@ -505,14 +599,20 @@ export class StdioBridge {
     this.m.oversize.inc();
     const ids = [...`${o.head}\n${o.tail}`.matchAll(this.idPattern)].map((x) => x[1]!);
     const id = ids.reverse().find((i) => this.inflight.has(i));
-    this.opts.log.warn({ bytes: o.bytes, limit: this.opts.maxMessageBytes, request: id }, 'dropped a message from the stdio process over the size limit');
+    this.opts.log.warn(
+      { bytes: o.bytes, limit: this.opts.maxMessageBytes, request: id },
+      'dropped a message from the stdio process over the size limit',
+    );
     if (!id) return;
     const f = this.finish(id)!;
     this.m.requests.inc({ result: 'too-large' });
     void this.reply(f.session, {
       jsonrpc: '2.0',
       id: f.clientId,
-      error: { code: BRIDGE_ERROR.messageTooLarge, message: `the stdio MCP server's response to ${f.method} is ${o.bytes} bytes, over the bridge's limit of ${this.opts.maxMessageBytes} bytes (kubemcp bridge --max-message-bytes)` },
+      error: {
+        code: BRIDGE_ERROR.messageTooLarge,
+        message: `the stdio MCP server's response to ${f.method} is ${o.bytes} bytes, over the bridge's limit of ${this.opts.maxMessageBytes} bytes (kubemcp bridge --max-message-bytes)`,
+      },
     });
   }
 }

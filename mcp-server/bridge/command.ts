@@ -21,7 +21,8 @@ export interface BridgeCommandOptions {
 function intOption(name: string, min: number, max: number) {
   return (v: string): number => {
     const n = Number(v);
-    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be an integer from ${min} to ${max}, got "${v}"`);
+    if (!Number.isInteger(n) || n < min || n > max)
+      throw new InvalidArgumentError(`${name} must be an integer from ${min} to ${max}, got "${v}"`);
     return n;
   };
 }
@@ -63,13 +64,30 @@ export async function runBridge(o: BridgeCommandOptions): Promise<void> {
 export function registerBridge(program: Command): void {
   program
     .command('bridge')
-    .description('serve a stdio MCP server, connected through FIFOs, as Streamable HTTP at /mcp (the sidecar of a bridged stdio MCPServer)')
+    .description(
+      'serve a stdio MCP server, connected through FIFOs, as Streamable HTTP at /mcp (the sidecar of a bridged stdio MCPServer)',
+    )
     .option('--dir <dir>', 'directory with the FIFOs stdin and stdout (the shared emptyDir)', BRIDGE_DIR)
     .option('-p, --port <port>', 'HTTP port (0 picks a free one)', intOption('--port', 0, 65535), 8080)
     .option('--host <host>', 'bind address (the operator passes 0.0.0.0)', '127.0.0.1')
-    .option('--max-message-bytes <n>', 'largest JSON-RPC message in bytes, either direction', intOption('--max-message-bytes', 1024, 256 * 1024 * 1024), 4 * 1024 * 1024)
-    .option('--init-timeout <seconds>', 'after this long without an answer to initialize, /ready reports it', intOption('--init-timeout', 1, 3600), 30)
-    .option('--ready-wait <seconds>', 'how long a request waits for a (re)starting process before an error', intOption('--ready-wait', 0, 600), 10)
+    .option(
+      '--max-message-bytes <n>',
+      'largest JSON-RPC message in bytes, either direction',
+      intOption('--max-message-bytes', 1024, 256 * 1024 * 1024),
+      4 * 1024 * 1024,
+    )
+    .option(
+      '--init-timeout <seconds>',
+      'after this long without an answer to initialize, /ready reports it',
+      intOption('--init-timeout', 1, 3600),
+      30,
+    )
+    .option(
+      '--ready-wait <seconds>',
+      'how long a request waits for a (re)starting process before an error',
+      intOption('--ready-wait', 0, 600),
+      10,
+    )
     .option('--max-sessions <n>', 'most concurrent HTTP sessions', intOption('--max-sessions', 1, 100_000), 200)
     .option('--log-level <level>', 'pino level (env LOG_LEVEL)', process.env.LOG_LEVEL ?? 'info')
     .action(async (o: BridgeCommandOptions) => {
@@ -83,7 +101,9 @@ export function registerBridge(program: Command): void {
 
   program
     .command('bridge-init')
-    .description('install the static launcher and create the FIFOs in the shared directory (the init container of a bridged stdio MCPServer)')
+    .description(
+      'install the static launcher and create the FIFOs in the shared directory (the init container of a bridged stdio MCPServer)',
+    )
     .option('--dir <dir>', 'the shared directory (emptyDir mount)', BRIDGE_DIR)
     .option('--launcher-source <file>', 'the static busybox to copy (default: /bin/busybox.static or /bin/busybox)')
     .action(async (o: { dir: string; launcherSource?: string }) => {

@@ -61,7 +61,8 @@ export class LineFramer {
       }
       if (nl === -1) {
         // Copy what is kept: the chunk's memory may be reused by the stream.
-        if (!this.discarding && this.parts.length && this.parts[this.parts.length - 1] === piece) this.parts[this.parts.length - 1] = Buffer.from(piece);
+        if (!this.discarding && this.parts.length && this.parts[this.parts.length - 1] === piece)
+          this.parts[this.parts.length - 1] = Buffer.from(piece);
         return;
       }
       this.finishLine();
@@ -131,7 +132,8 @@ export function assertFifo(path: string): void {
   } catch {
     throw new Error(`${path} does not exist: the init container (kubemcp bridge-init) creates the FIFOs`);
   }
-  if (!st.isFIFO()) throw new Error(`${path} is not a FIFO: the init container (kubemcp bridge-init) creates the FIFOs`);
+  if (!st.isFIFO())
+    throw new Error(`${path} is not a FIFO: the init container (kubemcp bridge-init) creates the FIFOs`);
 }
 
 /** One connected stdio process: write messages to its stdin, receive lines from its stdout. */
@@ -171,7 +173,12 @@ export class FifoConnection {
    * (a blocked open is woken by briefly opening the FIFO read-write).
    * @throws Error when a path is not a FIFO, or AbortError when aborted.
    */
-  static async open(paths: BridgePaths, maxLineBytes: number, handlers: FifoHandlers, signal?: AbortSignal): Promise<FifoConnection> {
+  static async open(
+    paths: BridgePaths,
+    maxLineBytes: number,
+    handlers: FifoHandlers,
+    signal?: AbortSignal,
+  ): Promise<FifoConnection> {
     assertFifo(paths.stdin);
     assertFifo(paths.stdout);
     if (signal?.aborted) throw Object.assign(new Error('aborted'), { name: 'AbortError' });
@@ -189,7 +196,10 @@ export class FifoConnection {
       }
     };
     signal?.addEventListener('abort', wake, { once: true });
-    const results = await Promise.allSettled([openAsync(paths.stdin, constants.O_WRONLY), openAsync(paths.stdout, constants.O_RDONLY)]);
+    const results = await Promise.allSettled([
+      openAsync(paths.stdin, constants.O_WRONLY),
+      openAsync(paths.stdout, constants.O_RDONLY),
+    ]);
     signal?.removeEventListener('abort', wake);
     for (const fd of holders) closeSync(fd);
     const fds = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));

@@ -13,7 +13,12 @@
 import * as http from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { SUPPORTED_PROTOCOL_VERSIONS, isInitializeRequest, isJSONRPCRequest, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import {
+  SUPPORTED_PROTOCOL_VERSIONS,
+  isInitializeRequest,
+  isJSONRPCRequest,
+  type JSONRPCMessage,
+} from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from 'pino';
 import { BRIDGE_ERROR, type BridgeSession, type StdioBridge } from './bridge.js';
 import { httpGuard } from '../http-guard.js';
@@ -63,7 +68,11 @@ async function readBody(req: http.IncomingMessage, limit: number): Promise<Buffe
  * Serves the bridge over HTTP; resolves once listening.
  * @throws when the port cannot be bound.
  */
-export async function startBridgeHttp(bridge: StdioBridge, log: Logger, opts: BridgeHttpOptions): Promise<RunningBridgeHttp> {
+export async function startBridgeHttp(
+  bridge: StdioBridge,
+  log: Logger,
+  opts: BridgeHttpOptions,
+): Promise<RunningBridgeHttp> {
   const host = opts.host ?? '127.0.0.1';
   const guard = httpGuard({ host });
   const maxSessions = opts.maxSessions ?? 200;
@@ -82,7 +91,13 @@ export async function startBridgeHttp(bridge: StdioBridge, log: Logger, opts: Br
     const sid = req.headers['mcp-session-id'] as string | undefined;
     if (req.method === 'POST') {
       const raw = await readBody(req, bridge.maxMessageBytes);
-      if (raw === 'too-large') return rpcError(res, 413, BRIDGE_ERROR.messageTooLarge, `request body exceeds the bridge's limit of ${bridge.maxMessageBytes} bytes`);
+      if (raw === 'too-large')
+        return rpcError(
+          res,
+          413,
+          BRIDGE_ERROR.messageTooLarge,
+          `request body exceeds the bridge's limit of ${bridge.maxMessageBytes} bytes`,
+        );
       let body: unknown;
       try {
         body = JSON.parse(raw.toString('utf8'));
@@ -96,8 +111,15 @@ export async function startBridgeHttp(bridge: StdioBridge, log: Logger, opts: Br
         if (plainRequest(req, body)) return answerAsJson(sid, res, body);
         return s.transport.handleRequest(req, res, body);
       }
-      if (!isInitializeRequest(body)) return rpcError(res, 400, -32000, 'Bad Request: no Mcp-Session-Id header; the first request must be initialize');
-      if (sessions.size >= maxSessions) return rpcError(res, 503, -32000, `too many sessions (${maxSessions}); close one with DELETE /mcp`);
+      if (!isInitializeRequest(body))
+        return rpcError(
+          res,
+          400,
+          -32000,
+          'Bad Request: no Mcp-Session-Id header; the first request must be initialize',
+        );
+      if (sessions.size >= maxSessions)
+        return rpcError(res, 503, -32000, `too many sessions (${maxSessions}); close one with DELETE /mcp`);
       const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
         sessionIdGenerator: () => randomUUID(),
         onsessioninitialized: (id) => {
@@ -115,7 +137,13 @@ export async function startBridgeHttp(bridge: StdioBridge, log: Logger, opts: Br
     }
     if (req.method === 'GET' || req.method === 'DELETE') {
       const s = sid ? sessions.get(sid) : undefined;
-      if (!s) return rpcError(res, sid ? 404 : 400, sid ? -32001 : -32000, sid ? 'Session not found' : 'Bad Request: Mcp-Session-Id header required');
+      if (!s)
+        return rpcError(
+          res,
+          sid ? 404 : 400,
+          sid ? -32001 : -32000,
+          sid ? 'Session not found' : 'Bad Request: Mcp-Session-Id header required',
+        );
       s.seen = Date.now();
       await s.transport.handleRequest(req, res);
       if (req.method === 'DELETE' && sid) closeSession(sid);
@@ -165,7 +193,11 @@ export async function startBridgeHttp(bridge: StdioBridge, log: Logger, opts: Br
       if (path === '/health') return send(res, 200, { status: 'ok', ...bridge.status(), sessions: sessions.size });
       if (path === '/ready') {
         const s = bridge.status();
-        return send(res, s.ready ? 200 : 503, s.ready ? { status: 'ready', serverInfo: s.serverInfo } : { status: 'not ready', reason: s.reason });
+        return send(
+          res,
+          s.ready ? 200 : 503,
+          s.ready ? { status: 'ready', serverInfo: s.serverInfo } : { status: 'not ready', reason: s.reason },
+        );
       }
       if (path === '/metrics' && req.method === 'GET') {
         res.writeHead(200, { 'Content-Type': bridge.registry.contentType });
@@ -183,10 +215,13 @@ export async function startBridgeHttp(bridge: StdioBridge, log: Logger, opts: Br
   server.headersTimeout = 30_000;
   server.keepAliveTimeout = 65_000;
 
-  const sweep = setInterval(() => {
-    const now = Date.now();
-    for (const [id, s] of sessions) if (now - s.seen > idleMs) closeSession(id);
-  }, Math.min(60_000, idleMs)).unref();
+  const sweep = setInterval(
+    () => {
+      const now = Date.now();
+      for (const [id, s] of sessions) if (now - s.seen > idleMs) closeSession(id);
+    },
+    Math.min(60_000, idleMs),
+  ).unref();
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

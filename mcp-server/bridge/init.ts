@@ -7,7 +7,18 @@
  * Node has no mkfifo(3), so the FIFOs are made by the launcher itself (`busybox mkfifo`). Running
  * it again (a restarted pod keeps its emptyDir) keeps existing FIFOs and replaces anything else.
  */
-import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, openSync, readSync, closeSync, renameSync, unlinkSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readSync,
+  closeSync,
+  renameSync,
+  unlinkSync,
+} from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { dirname } from 'node:path';
 import { LAUNCHER_SOURCES, bridgePaths, type BridgePaths } from './wiring.js';
@@ -55,9 +66,15 @@ export interface BridgeInitOptions {
 export function bridgeInit(opts: BridgeInitOptions): BridgePaths {
   const paths = bridgePaths(opts.dir);
   const source = opts.launcherSource ?? LAUNCHER_SOURCES.find((p) => existsSync(p));
-  if (!source) throw new Error(`no static busybox found (looked for ${LAUNCHER_SOURCES.join(', ')}); install busybox-static in the image or pass --launcher-source`);
+  if (!source)
+    throw new Error(
+      `no static busybox found (looked for ${LAUNCHER_SOURCES.join(', ')}); install busybox-static in the image or pass --launcher-source`,
+    );
   if (!existsSync(source)) throw new Error(`--launcher-source ${source} does not exist`);
-  if (!isStaticElf(source)) throw new Error(`${source} is dynamically linked: the launcher must run in any image, so it must be a static busybox (busybox-static)`);
+  if (!isStaticElf(source))
+    throw new Error(
+      `${source} is dynamically linked: the launcher must run in any image, so it must be a static busybox (busybox-static)`,
+    );
   mkdirSync(dirname(paths.launcher), { recursive: true });
   const tmp = `${paths.launcher}.tmp`;
   copyFileSync(source, tmp);

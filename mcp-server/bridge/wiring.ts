@@ -85,7 +85,11 @@ export function launchScript(dir: string = BRIDGE_DIR): string {
  * @param command the spec's command (at least the executable).
  * @param args the spec's args.
  */
-export function launcherArgv(command: readonly string[], args: readonly string[] = [], dir: string = BRIDGE_DIR): string[] {
+export function launcherArgv(
+  command: readonly string[],
+  args: readonly string[] = [],
+  dir: string = BRIDGE_DIR,
+): string[] {
   return [bridgePaths(dir).launcher, 'sh', '-c', launchScript(dir), ...command, ...args];
 }
 

@@ -15,12 +15,16 @@ export function clusterTools(): AnyToolDef[] {
     defineTool({
       name: 'list-events',
       title: 'List events',
-      description: 'Recent events of a namespace, all namespaces, or one object (kind+name), oldest first; `type: Warning` shows only warnings.',
+      description:
+        'Recent events of a namespace, all namespaces, or one object (kind+name), oldest first; `type: Warning` shows only warnings.',
       effect: 'read',
       input: {
         namespace: z.string().optional(),
         allNamespaces: z.boolean().optional(),
-        kind: z.string().optional().describe('kind of the object the events are about (with name); `kind/name` also works'),
+        kind: z
+          .string()
+          .optional()
+          .describe('kind of the object the events are about (with name); `kind/name` also works'),
         name: z.string().optional(),
         type: z.enum(['Normal', 'Warning']).optional(),
         limit: z.number().int().min(1).max(1000).optional().describe('most recent N events (default 50)'),
@@ -39,11 +43,18 @@ export function clusterTools(): AnyToolDef[] {
         } else if (a.name) throw new InvalidArgumentError('kind', 'give kind with name');
         if (a.type) sel.push(`type=${a.type}`);
         const all = !!a.allNamespaces;
-        const namespaces = all ? (ctx.policy.allowedNamespaces.length ? ctx.policy.allowedNamespaces : [undefined]) : [a.namespace || ctx.kube.defaultNamespace(a.context)];
+        const namespaces = all
+          ? ctx.policy.allowedNamespaces.length
+            ? ctx.policy.allowedNamespaces
+            : [undefined]
+          : [a.namespace || ctx.kube.defaultNamespace(a.context)];
         const items: Event[] = [];
         let unread = 0;
         for (const ns of namespaces) {
-          const list = await ctx.kube.list<Event>({ context: a.context, api, namespace: ns }, { fieldSelector: sel.join(',') || undefined, limit: 2000 });
+          const list = await ctx.kube.list<Event>(
+            { context: a.context, api, namespace: ns },
+            { fieldSelector: sel.join(',') || undefined, limit: 2000 },
+          );
           items.push(...list.items);
           // More than 2000 events in a namespace: the oldest pages are not read, and that is a cut too.
           if (list.metadata?.continue) unread += Number(list.metadata.remainingItemCount ?? 1);
@@ -51,7 +62,13 @@ export function clusterTools(): AnyToolDef[] {
         const max = a.limit ?? 50;
         const omitted = Math.max(0, items.length - max) + unread;
         const note = `showing ${Math.min(max, items.length)} of ${items.length + unread}${unread ? '+' : ''} events${items.length > max ? ` (the ${max} most recent)` : ''}${unread ? '; more than 2000 in a namespace were not read' : ''}`;
-        return tableResult(ctx, 'Event', eventTable(items, all, max), { omitted, omittedNote: note }, 'namespace, kind+name, type=Warning or a larger limit');
+        return tableResult(
+          ctx,
+          'Event',
+          eventTable(items, all, max),
+          { omitted, omittedNote: note },
+          'namespace, kind+name, type=Warning or a larger limit',
+        );
       },
     }),
     defineTool({
@@ -85,13 +102,19 @@ export function clusterTools(): AnyToolDef[] {
     defineTool({
       name: 'list-contexts',
       title: 'List kubeconfig contexts',
-      description: 'The kubeconfig contexts, which one is the default and which the server allows (pass one as `context` to other tools).',
+      description:
+        'The kubeconfig contexts, which one is the default and which the server allows (pass one as `context` to other tools).',
       effect: 'read',
       input: {},
       output: tableOutput,
       run: async (_a, ctx) => {
-        const rows = ctx.kube.contexts().map((c) => [c.default ? '*' : '', c.name, c.cluster, c.user, c.namespace ?? '', c.allowed ? 'yes' : 'no']);
-        return tableResult(ctx, 'Context', { columns: ['CURRENT', 'NAME', 'CLUSTER', 'AUTHINFO', 'NAMESPACE', 'ALLOWED'], rows });
+        const rows = ctx.kube
+          .contexts()
+          .map((c) => [c.default ? '*' : '', c.name, c.cluster, c.user, c.namespace ?? '', c.allowed ? 'yes' : 'no']);
+        return tableResult(ctx, 'Context', {
+          columns: ['CURRENT', 'NAME', 'CLUSTER', 'AUTHINFO', 'NAMESPACE', 'ALLOWED'],
+          rows,
+        });
       },
     }),
   ];

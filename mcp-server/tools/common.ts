@@ -33,7 +33,13 @@ export const objectOutput = {
  * @throws InvalidArgumentError naming `field` when the cluster serves no such kind; KubeError
  *   when discovery fails.
  */
-export async function resolveKind(ctx: ToolContext, kind: string, apiVersion: string | undefined, context: string | undefined, field = 'kind'): Promise<ApiResource> {
+export async function resolveKind(
+  ctx: ToolContext,
+  kind: string,
+  apiVersion: string | undefined,
+  context: string | undefined,
+  field = 'kind',
+): Promise<ApiResource> {
   try {
     return await ctx.kube.resolve(kind, apiVersion, context);
   } catch (err) {
@@ -46,7 +52,10 @@ export async function resolveKind(ctx: ToolContext, kind: string, apiVersion: st
  * Resolves `kind` and the object name (`name`, or `kind/name`) of a one-object tool.
  * @throws InvalidArgumentError naming `name` when there is none, `kind` when it is unknown.
  */
-export async function resolveNamed(ctx: ToolContext, a: { kind: string; name?: string; apiVersion?: string; context?: string }): Promise<{ api: ApiResource; name: string }> {
+export async function resolveNamed(
+  ctx: ToolContext,
+  a: { kind: string; name?: string; apiVersion?: string; context?: string },
+): Promise<{ api: ApiResource; name: string }> {
   const { kind, name } = splitKindName(a.kind, a.name);
   if (!name) throw new InvalidArgumentError('name', 'a name is required (as `name`, or `kind/name`)');
   return { api: await resolveKind(ctx, kind, a.apiVersion, a.context), name };
@@ -62,7 +71,12 @@ export function splitKindName(kind: string, name?: string): { kind: string; name
 }
 
 /** The namespace a namespaced call uses: the argument, else the context's default. */
-export function nsFor(ctx: ToolContext, api: ApiResource, namespace: string | undefined, context?: string): string | undefined {
+export function nsFor(
+  ctx: ToolContext,
+  api: ApiResource,
+  namespace: string | undefined,
+  context?: string,
+): string | undefined {
   if (!api.namespaced) return undefined;
   return namespace || ctx.kube.defaultNamespace(context);
 }
@@ -82,9 +96,18 @@ export interface ListOpts {
  * Lists a resource as the apiserver's Table. All namespaces with a namespace allow-list lists
  * each allowed namespace instead (the policy refuses a cluster-wide list).
  */
-export async function listTable(ctx: ToolContext, api: ApiResource, o: ListOpts): Promise<{ table: TextTable; continue?: string; remaining?: number }> {
+export async function listTable(
+  ctx: ToolContext,
+  api: ApiResource,
+  o: ListOpts,
+): Promise<{ table: TextTable; continue?: string; remaining?: number }> {
   const all = api.namespaced && !!o.allNamespaces;
-  const query = { labelSelector: o.labelSelector, fieldSelector: o.fieldSelector, limit: o.limit, continue: o.continue };
+  const query = {
+    labelSelector: o.labelSelector,
+    fieldSelector: o.fieldSelector,
+    limit: o.limit,
+    continue: o.continue,
+  };
   const allowed = ctx.policy.allowedNamespaces;
   if (all && allowed.length > 0) {
     const tables: TextTable[] = [];
@@ -97,7 +120,11 @@ export async function listTable(ctx: ToolContext, api: ApiResource, o: ListOpts)
   const namespace = all ? undefined : api.namespaced ? o.namespace || ctx.kube.defaultNamespace(o.context) : undefined;
   const t = await ctx.kube.table({ context: o.context, api, namespace }, query);
   const cont = t.metadata?.continue;
-  return { table: fromApiTable(t, all), ...(cont ? { continue: cont } : {}), ...(t.metadata?.remainingItemCount !== undefined ? { remaining: t.metadata.remainingItemCount } : {}) };
+  return {
+    table: fromApiTable(t, all),
+    ...(cont ? { continue: cont } : {}),
+    ...(t.metadata?.remainingItemCount !== undefined ? { remaining: t.metadata.remainingItemCount } : {}),
+  };
 }
 
 /**
@@ -105,18 +132,38 @@ export async function listTable(ctx: ToolContext, api: ApiResource, o: ListOpts)
  * exist. `more.omitted` counts rows the caller dropped before (e.g. list-events keeping the most
  * recent N): every cut is flagged in both the text and `structuredContent.truncated`.
  */
-export function tableResult(ctx: ToolContext, kind: string, table: TextTable, more?: { continue?: string; remaining?: number; omitted?: number; omittedNote?: string }, hint = 'labelSelector, fieldSelector, namespace or limit'): ToolOutput {
+export function tableResult(
+  ctx: ToolContext,
+  kind: string,
+  table: TextTable,
+  more?: { continue?: string; remaining?: number; omitted?: number; omittedNote?: string },
+  hint = 'labelSelector, fieldSelector, namespace or limit',
+): ToolOutput {
   const { text, shown } = budgetTable(table, ctx.budget);
   const omitted = more?.omitted ?? 0;
   const cutByBudget = shown < table.rows.length;
   const truncated = cutByBudget || omitted > 0;
   let out = text || `No ${kind} found.`;
-  if (cutByBudget) out += truncatedNote(`showing ${shown} of ${table.rows.length + omitted} rows within the ${ctx.budget}-character budget`, hint);
-  else if (omitted > 0) out += truncatedNote(more?.omittedNote ?? `showing ${shown} of ${table.rows.length + omitted} rows`, hint);
-  if (more?.continue) out += `\n[more results${more.remaining ? ` (${more.remaining} remaining)` : ''}: call again with continue="${more.continue}"]`;
+  if (cutByBudget)
+    out += truncatedNote(
+      `showing ${shown} of ${table.rows.length + omitted} rows within the ${ctx.budget}-character budget`,
+      hint,
+    );
+  else if (omitted > 0)
+    out += truncatedNote(more?.omittedNote ?? `showing ${shown} of ${table.rows.length + omitted} rows`, hint);
+  if (more?.continue)
+    out += `\n[more results${more.remaining ? ` (${more.remaining} remaining)` : ''}: call again with continue="${more.continue}"]`;
   return {
     text: out,
-    structured: { kind, columns: table.columns, rows: table.rows.slice(0, shown), shown, total: table.rows.length + omitted, truncated, ...(more?.continue ? { continue: more.continue } : {}) },
+    structured: {
+      kind,
+      columns: table.columns,
+      rows: table.rows.slice(0, shown),
+      shown,
+      total: table.rows.length + omitted,
+      truncated,
+      ...(more?.continue ? { continue: more.continue } : {}),
+    },
   };
 }
 
@@ -127,8 +174,20 @@ export function objectResult(ctx: ToolContext, obj: KubernetesObject, prefix = '
   const { text, cut } = budgetText(yaml, ctx.budget);
   const meta = c.metadata ?? {};
   return {
-    text: cut ? text + truncatedNote(`${yaml.length} characters exceed the ${ctx.budget}-character budget`, 'get-resource on a narrower kind, describe-resource, or list-resources with a selector') : text,
-    structured: { kind: String(c?.kind ?? ''), name: String(meta.name ?? ''), ...(meta.namespace ? { namespace: meta.namespace } : {}), truncated: cut, ...(cut ? {} : { object: c }) },
+    text: cut
+      ? text +
+        truncatedNote(
+          `${yaml.length} characters exceed the ${ctx.budget}-character budget`,
+          'get-resource on a narrower kind, describe-resource, or list-resources with a selector',
+        )
+      : text,
+    structured: {
+      kind: String(c?.kind ?? ''),
+      name: String(meta.name ?? ''),
+      ...(meta.namespace ? { namespace: meta.namespace } : {}),
+      truncated: cut,
+      ...(cut ? {} : { object: c }),
+    },
     target: `${String(c?.kind ?? '').toLowerCase()}/${meta.namespace ? meta.namespace + '/' : ''}${meta.name ?? ''}`,
   };
 }
@@ -138,10 +197,14 @@ export function objectResult(ctx: ToolContext, obj: KubernetesObject, prefix = '
  * @throws InvalidArgumentError naming `kind` when the object selects no pods (the kind was not a workload).
  */
 export function selectorOf(obj: Workload): string {
-  if (obj.kind === 'Service' && obj.spec?.selector) return Object.entries(obj.spec.selector).map(([k, v]) => `${k}=${String(v)}`).join(',');
+  if (obj.kind === 'Service' && obj.spec?.selector)
+    return Object.entries(obj.spec.selector)
+      .map(([k, v]) => `${k}=${String(v)}`)
+      .join(',');
   if (typeof obj.status?.selector === 'string' && obj.status.selector) return obj.status.selector;
   const sel = obj.spec?.selector as LabelSelector | undefined;
-  if (!sel) throw new InvalidArgumentError('kind', `${obj.kind ?? 'object'} ${obj.metadata?.name ?? ''} has no pod selector`);
+  if (!sel)
+    throw new InvalidArgumentError('kind', `${obj.kind ?? 'object'} ${obj.metadata?.name ?? ''} has no pod selector`);
   const parts = Object.entries(sel.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`);
   for (const e of sel.matchExpressions ?? []) {
     if (e.operator === 'In') parts.push(`${e.key} in (${(e.values ?? []).join(',')})`);

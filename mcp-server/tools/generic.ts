@@ -5,26 +5,67 @@
  */
 import { z } from 'zod';
 import { parseAllDocuments } from 'yaml';
-import { FIELD_MANAGER, type ApiResource, type Condition, type DeleteOptions, type Event, type KubernetesObject, type Workload } from '../kube.js';
+import {
+  FIELD_MANAGER,
+  type ApiResource,
+  type Condition,
+  type DeleteOptions,
+  type Event,
+  type KubernetesObject,
+  type Workload,
+} from '../kube.js';
 import { InvalidArgumentError } from '../names.js';
-import { age, budgetText, compact, fromApiTable, renderTable, toYaml, truncatedNote, type TextTable } from '../format.js';
+import {
+  age,
+  budgetText,
+  compact,
+  fromApiTable,
+  renderTable,
+  toYaml,
+  truncatedNote,
+  type TextTable,
+} from '../format.js';
 import { contextArg, defineTool, type AnyToolDef, type ToolContext, type ToolOutput } from './registry.js';
-import { listTable, nsFor, objectOutput, objectResult, parseDoc, resolveKind, resolveNamed, selectorOf, tableOutput, tableResult } from './common.js';
+import {
+  listTable,
+  nsFor,
+  objectOutput,
+  objectResult,
+  parseDoc,
+  resolveKind,
+  resolveNamed,
+  selectorOf,
+  tableOutput,
+  tableResult,
+} from './common.js';
 
-const kindArg = z.string().min(1).describe('kind or resource as kubectl accepts it (Pod, po, deployments.apps, mcps); `kind/name` works too');
+const kindArg = z
+  .string()
+  .min(1)
+  .describe('kind or resource as kubectl accepts it (Pod, po, deployments.apps, mcps); `kind/name` works too');
 const nameArg = z.string().min(1).describe('object name');
 const nsArg = z.string().optional().describe("namespace (default: the context's); ignored for cluster-scoped kinds");
 const apiVersionArg = z.string().optional().describe('apiVersion to disambiguate a kind, e.g. apps/v1');
 
 /** Events about one object (core/v1 events by involvedObject.uid), newest last, as a table. */
-export async function eventsFor(ctx: ToolContext, obj: KubernetesObject, context?: string, max = 20): Promise<TextTable> {
+export async function eventsFor(
+  ctx: ToolContext,
+  obj: KubernetesObject,
+  context?: string,
+  max = 20,
+): Promise<TextTable> {
   const api = await ctx.kube.resolve('events', 'v1', context);
   const ns = obj.metadata?.namespace;
-  const list = await ctx.kube.list<Event>({ context, api, namespace: ns || undefined }, { fieldSelector: `involvedObject.uid=${obj.metadata?.uid ?? ''}` }).catch((err: unknown) => {
-    // Cluster-scoped objects' events live in "default"; a namespace allow-list may refuse them.
-    if (!ns) return { items: [] };
-    throw err;
-  });
+  const list = await ctx.kube
+    .list<Event>(
+      { context, api, namespace: ns || undefined },
+      { fieldSelector: `involvedObject.uid=${obj.metadata?.uid ?? ''}` },
+    )
+    .catch((err: unknown) => {
+      // Cluster-scoped objects' events live in "default"; a namespace allow-list may refuse them.
+      if (!ns) return { items: [] };
+      throw err;
+    });
   return eventTable(list.items, false, max);
 }
 
@@ -41,12 +82,23 @@ export function eventTable(items: Event[], withNamespace: boolean, max: number):
       e.reason ?? '',
       `${String(e.involvedObject?.kind ?? '').toLowerCase()}/${e.involvedObject?.name ?? ''}`,
       String(e.count ?? e.series?.count ?? 1),
-      String(e.message ?? '').replace(/\s+/g, ' ').trim(),
+      String(e.message ?? '')
+        .replace(/\s+/g, ' ')
+        .trim(),
     ]),
   };
 }
 
-const WORKLOADS = new Set(['Deployment', 'StatefulSet', 'DaemonSet', 'ReplicaSet', 'Job', 'MCPServer', 'Service', 'ReplicationController']);
+const WORKLOADS = new Set([
+  'Deployment',
+  'StatefulSet',
+  'DaemonSet',
+  'ReplicaSet',
+  'Job',
+  'MCPServer',
+  'Service',
+  'ReplicationController',
+]);
 
 /** Builds the describe text and structure of one object: object, conditions, owner chain, pods, events. */
 async function describe(ctx: ToolContext, api: ApiResource, obj: Workload, context?: string) {
@@ -59,17 +111,30 @@ async function describe(ctx: ToolContext, api: ApiResource, obj: Workload, conte
     owners.push({ kind: ref.kind, name: ref.name });
     try {
       const oapi = await ctx.kube.resolve(ref.kind, ref.apiVersion, context);
-      cur = await ctx.kube.get({ context, api: oapi, namespace: oapi.namespaced ? obj.metadata?.namespace : undefined, name: ref.name });
+      cur = await ctx.kube.get({
+        context,
+        api: oapi,
+        namespace: oapi.namespaced ? obj.metadata?.namespace : undefined,
+        name: ref.name,
+      });
     } catch {
       break;
     }
   }
-  const conditions = (obj.status?.conditions ?? []).map((c: Condition) => ({ type: c.type, status: c.status, reason: c.reason ?? '', message: c.message ?? '' }));
+  const conditions = (obj.status?.conditions ?? []).map((c: Condition) => ({
+    type: c.type,
+    status: c.status,
+    reason: c.reason ?? '',
+    message: c.message ?? '',
+  }));
   let pods: TextTable | undefined;
   if (WORKLOADS.has(api.kind)) {
     try {
       const podApi = await ctx.kube.resolve('pods', 'v1', context);
-      const t = await ctx.kube.table({ context, api: podApi, namespace: obj.metadata?.namespace }, { labelSelector: selectorOf(obj), limit: 50 });
+      const t = await ctx.kube.table(
+        { context, api: podApi, namespace: obj.metadata?.namespace },
+        { labelSelector: selectorOf(obj), limit: 50 },
+      );
       pods = fromApiTable(t, false);
     } catch (err) {
       sections.push(`Pods: <unavailable: ${(err as Error).message}>`);
@@ -77,7 +142,14 @@ async function describe(ctx: ToolContext, api: ApiResource, obj: Workload, conte
   }
   const events = await eventsFor(ctx, obj, context).catch(() => ({ columns: [], rows: [] }) as TextTable);
   if (owners.length) sections.push(`Owner chain: ${owners.map((o) => `${o.kind}/${o.name}`).join(' <- ')}`);
-  if (conditions.length) sections.push('Conditions:\n' + renderTable({ columns: ['TYPE', 'STATUS', 'REASON', 'MESSAGE'], rows: conditions.map((c) => [c.type, c.status, c.reason, c.message]) }));
+  if (conditions.length)
+    sections.push(
+      'Conditions:\n' +
+        renderTable({
+          columns: ['TYPE', 'STATUS', 'REASON', 'MESSAGE'],
+          rows: conditions.map((c) => [c.type, c.status, c.reason, c.message]),
+        }),
+    );
   if (pods) sections.push(`Pods (${pods.rows.length}):\n` + (renderTable(pods) || '<none>'));
   sections.push('Events:\n' + (renderTable(events) || '<none>'));
   return { sections, owners, conditions, pods, events };
@@ -99,7 +171,13 @@ export function genericTools(): AnyToolDef[] {
         allNamespaces: z.boolean().optional().describe('list across all (allowed) namespaces'),
         labelSelector: z.string().optional().describe('e.g. app=web,tier!=db'),
         fieldSelector: z.string().optional().describe('e.g. status.phase=Running'),
-        limit: z.number().int().min(1).max(5000).optional().describe('page size; pass the returned continue token for the next page'),
+        limit: z
+          .number()
+          .int()
+          .min(1)
+          .max(5000)
+          .optional()
+          .describe('page size; pass the returned continue token for the next page'),
         continue: z.string().optional(),
         context: contextArg,
       },
@@ -114,13 +192,23 @@ export function genericTools(): AnyToolDef[] {
     defineTool({
       name: 'get-resource',
       title: 'Get a resource',
-      description: 'Get one object of any kind as YAML (managedFields and the last-applied annotation removed; Secret values masked).',
+      description:
+        'Get one object of any kind as YAML (managedFields and the last-applied annotation removed; Secret values masked).',
       effect: 'read',
-      input: { kind: kindArg, name: nameArg.optional(), namespace: nsArg, apiVersion: apiVersionArg, context: contextArg },
+      input: {
+        kind: kindArg,
+        name: nameArg.optional(),
+        namespace: nsArg,
+        apiVersion: apiVersionArg,
+        context: contextArg,
+      },
       output: objectOutput,
       run: async (a, ctx) => {
         const { api, name } = await resolveNamed(ctx, a);
-        return objectResult(ctx, await ctx.kube.get({ context: a.context, api, namespace: nsFor(ctx, api, a.namespace, a.context), name }));
+        return objectResult(
+          ctx,
+          await ctx.kube.get({ context: a.context, api, namespace: nsFor(ctx, api, a.namespace, a.context), name }),
+        );
       },
     }),
     defineTool({
@@ -129,20 +217,33 @@ export function genericTools(): AnyToolDef[] {
       description:
         'One object (compact YAML) with its conditions, owner chain, pods (of a workload or Service) and recent events, in one call.',
       effect: 'read',
-      input: { kind: kindArg, name: nameArg.optional(), namespace: nsArg, apiVersion: apiVersionArg, context: contextArg },
+      input: {
+        kind: kindArg,
+        name: nameArg.optional(),
+        namespace: nsArg,
+        apiVersion: apiVersionArg,
+        context: contextArg,
+      },
       output: {
         kind: z.string(),
         name: z.string(),
         namespace: z.string().optional(),
         truncated: z.boolean(),
         owners: z.array(z.object({ kind: z.string(), name: z.string() })),
-        conditions: z.array(z.object({ type: z.string(), status: z.string(), reason: z.string(), message: z.string() })),
+        conditions: z.array(
+          z.object({ type: z.string(), status: z.string(), reason: z.string(), message: z.string() }),
+        ),
         pods: z.array(z.array(z.string())).optional(),
         events: z.array(z.array(z.string())),
       },
       run: async (a, ctx) => {
         const { api, name } = await resolveNamed(ctx, a);
-        const obj = await ctx.kube.get<Workload>({ context: a.context, api, namespace: nsFor(ctx, api, a.namespace, a.context), name });
+        const obj = await ctx.kube.get<Workload>({
+          context: a.context,
+          api,
+          namespace: nsFor(ctx, api, a.namespace, a.context),
+          name,
+        });
         const d = await describe(ctx, api, obj, a.context);
         const c = compact(obj);
         const tail = '\n' + d.sections.join('\n\n');
@@ -171,19 +272,31 @@ export function genericTools(): AnyToolDef[] {
       name: 'apply-manifest',
       title: 'Apply a manifest',
       description:
-        'Server-side apply one or more YAML/JSON documents (field manager "' + FIELD_MANAGER + '"), like `kubectl apply --server-side`. Returns what the apiserver stored (Secret values masked).',
+        'Server-side apply one or more YAML/JSON documents (field manager "' +
+        FIELD_MANAGER +
+        '"), like `kubectl apply --server-side`. Returns what the apiserver stored (Secret values masked).',
       effect: 'write',
       idempotent: true,
       input: {
         manifest: z.string().min(1).describe('YAML (multi-document allowed) or JSON'),
         namespace: z.string().optional().describe('namespace for namespaced objects that name none'),
         dryRun: z.boolean().optional().describe('server-side dry run: validate without persisting'),
-        force: z.boolean().optional().describe('take ownership of fields other managers own (default false: conflicts are reported)'),
+        force: z
+          .boolean()
+          .optional()
+          .describe('take ownership of fields other managers own (default false: conflicts are reported)'),
         context: contextArg,
       },
       output: {
         dryRun: z.boolean(),
-        results: z.array(z.object({ kind: z.string(), name: z.string(), namespace: z.string().optional(), resourceVersion: z.string().optional() })),
+        results: z.array(
+          z.object({
+            kind: z.string(),
+            name: z.string(),
+            namespace: z.string().optional(),
+            resourceVersion: z.string().optional(),
+          }),
+        ),
         truncated: z.boolean(),
       },
       run: async (a, ctx) => {
@@ -196,7 +309,8 @@ export function genericTools(): AnyToolDef[] {
           throw new InvalidArgumentError('manifest', `not valid YAML: ${(err as Error).message}`);
         }
         if (docs.length === 0) throw new InvalidArgumentError('manifest', 'has no documents');
-        if (docs.length > 50) throw new InvalidArgumentError('manifest', `has ${docs.length} documents; at most 50 per call`);
+        if (docs.length > 50)
+          throw new InvalidArgumentError('manifest', `has ${docs.length} documents; at most 50 per call`);
         const results: Array<{ kind: string; name: string; namespace?: string; resourceVersion?: string }> = [];
         const texts: string[] = [];
         for (const [i, doc] of docs.entries()) {
@@ -206,31 +320,49 @@ export function genericTools(): AnyToolDef[] {
             throw new InvalidArgumentError('manifest', `document ${i + 1} needs apiVersion, kind and metadata.name`);
           }
           const api = await resolveKind(ctx, kind, apiVersion, a.context, 'manifest');
-          const namespace = api.namespaced ? metadata.namespace || a.namespace || ctx.kube.defaultNamespace(a.context) : undefined;
+          const namespace = api.namespaced
+            ? metadata.namespace || a.namespace || ctx.kube.defaultNamespace(a.context)
+            : undefined;
           const body = api.namespaced ? { ...doc, metadata: { ...metadata, namespace } } : doc;
-          const out = await ctx.kube.apply({ context: a.context, api, namespace, name: metadata.name }, body, { force: a.force, dryRun: a.dryRun });
-          results.push({ kind: api.kind, name: out.metadata?.name ?? metadata.name, ...(namespace ? { namespace } : {}), resourceVersion: out.metadata?.resourceVersion });
-          texts.push(`${api.kind.toLowerCase()}/${out.metadata?.name}${namespace ? ` (namespace ${namespace})` : ''} ${a.dryRun ? 'applied (server dry run)' : 'applied'}\n` + toYaml(compact(out)));
+          const out = await ctx.kube.apply({ context: a.context, api, namespace, name: metadata.name }, body, {
+            force: a.force,
+            dryRun: a.dryRun,
+          });
+          results.push({
+            kind: api.kind,
+            name: out.metadata?.name ?? metadata.name,
+            ...(namespace ? { namespace } : {}),
+            resourceVersion: out.metadata?.resourceVersion,
+          });
+          texts.push(
+            `${api.kind.toLowerCase()}/${out.metadata?.name}${namespace ? ` (namespace ${namespace})` : ''} ${a.dryRun ? 'applied (server dry run)' : 'applied'}\n` +
+              toYaml(compact(out)),
+          );
         }
         const { text, cut } = budgetText(texts.join('---\n'), ctx.budget);
         return {
           text: cut ? text + truncatedNote('applied objects shown partly', 'get-resource on one object') : text,
           structured: { dryRun: !!a.dryRun, results, truncated: cut },
-          target: results.map((r) => `${r.kind.toLowerCase()}/${r.namespace ? r.namespace + '/' : ''}${r.name}`).join(','),
+          target: results
+            .map((r) => `${r.kind.toLowerCase()}/${r.namespace ? r.namespace + '/' : ''}${r.name}`)
+            .join(','),
         };
       },
     }),
     defineTool({
       name: 'patch-resource',
       title: 'Patch a resource',
-      description: 'Patch one object: type "merge" (JSON merge patch, default), "json" (RFC 6902 JSON patch) or "strategic" (built-in kinds only). dryRun validates without persisting.',
+      description:
+        'Patch one object: type "merge" (JSON merge patch, default), "json" (RFC 6902 JSON patch) or "strategic" (built-in kinds only). dryRun validates without persisting.',
       effect: 'write',
       input: {
         kind: kindArg,
         name: nameArg.optional(),
         namespace: nsArg,
         apiVersion: apiVersionArg,
-        patch: z.union([z.string(), z.record(z.string(), z.unknown()), z.array(z.unknown())]).describe('the patch, as JSON text or an object/array'),
+        patch: z
+          .union([z.string(), z.record(z.string(), z.unknown()), z.array(z.unknown())])
+          .describe('the patch, as JSON text or an object/array'),
         type: z.enum(['merge', 'json', 'strategic']).optional(),
         subresource: z.enum(['status', 'scale']).optional(),
         dryRun: z.boolean().optional(),
@@ -240,14 +372,26 @@ export function genericTools(): AnyToolDef[] {
       run: async (a, ctx) => {
         const { api, name } = await resolveNamed(ctx, a);
         const patch = parseDoc(a.patch, 'patch');
-        const out = await ctx.kube.patch({ context: a.context, api, namespace: nsFor(ctx, api, a.namespace, a.context), name, subresource: a.subresource }, a.type ?? 'merge', patch, { dryRun: a.dryRun });
+        const out = await ctx.kube.patch(
+          {
+            context: a.context,
+            api,
+            namespace: nsFor(ctx, api, a.namespace, a.context),
+            name,
+            subresource: a.subresource,
+          },
+          a.type ?? 'merge',
+          patch,
+          { dryRun: a.dryRun },
+        );
         return objectResult(ctx, out, a.dryRun ? '# server dry run: not persisted\n' : '');
       },
     }),
     defineTool({
       name: 'delete-resource',
       title: 'Delete a resource',
-      description: 'Delete one object of any kind. propagationPolicy defaults to Background; dryRun checks without deleting.',
+      description:
+        'Delete one object of any kind. propagationPolicy defaults to Background; dryRun checks without deleting.',
       effect: 'delete',
       input: {
         kind: kindArg,
@@ -259,7 +403,12 @@ export function genericTools(): AnyToolDef[] {
         dryRun: z.boolean().optional(),
         context: contextArg,
       },
-      output: { kind: z.string(), name: z.string(), namespace: z.string().optional(), status: z.enum(['deleted', 'deleting', 'dry-run']) },
+      output: {
+        kind: z.string(),
+        name: z.string(),
+        namespace: z.string().optional(),
+        status: z.enum(['deleted', 'deleting', 'dry-run']),
+      },
       run: async (a, ctx) => {
         const { api, name } = await resolveNamed(ctx, a);
         const namespace = nsFor(ctx, api, a.namespace, a.context);
@@ -275,15 +424,29 @@ function isObject(v: unknown): v is KubernetesObject & { metadata?: { name?: str
 }
 
 /** Deletes one object and reports whether it is gone or still finalizing. Shared by delete-* tools. */
-export async function deleteObject(ctx: ToolContext, api: ApiResource, name: string, namespace: string | undefined, a: DeleteOptions & { context?: string }): Promise<ToolOutput> {
+export async function deleteObject(
+  ctx: ToolContext,
+  api: ApiResource,
+  name: string,
+  namespace: string | undefined,
+  a: DeleteOptions & { context?: string },
+): Promise<ToolOutput> {
   const out = await ctx.kube.delete({ context: a.context, api, namespace, name }, a);
-  const status = a.dryRun ? 'dry-run' : out.kind === 'Status' || !out.metadata?.deletionTimestamp ? 'deleted' : 'deleting';
+  const status = a.dryRun
+    ? 'dry-run'
+    : out.kind === 'Status' || !out.metadata?.deletionTimestamp
+      ? 'deleted'
+      : 'deleting';
   const where = namespace ? ` from namespace ${namespace}` : '';
-  const verb = status === 'dry-run' ? 'would be deleted (server dry run)' : status === 'deleting' ? 'is being deleted (finalizers or graceful termination pending)' : 'deleted';
+  const verb =
+    status === 'dry-run'
+      ? 'would be deleted (server dry run)'
+      : status === 'deleting'
+        ? 'is being deleted (finalizers or graceful termination pending)'
+        : 'deleted';
   return {
     text: `${api.kind.toLowerCase()}/${name}${where} ${verb}`,
     structured: { kind: api.kind, name, ...(namespace ? { namespace } : {}), status },
     target: `${api.resource}/${namespace ? namespace + '/' : ''}${name}`,
   };
 }
-

@@ -17,7 +17,12 @@ async function mcpApi(ctx: ToolContext, context?: string) {
   try {
     return await ctx.kube.resolve(PLURAL, API_VERSION, context);
   } catch (err) {
-    if (err instanceof KubeError && err.code === 404) throw new KubeError(404, 'NotFound', `the ${KIND} CRD (${API_VERSION}) is not installed in this cluster: install the kubemcp operator first`);
+    if (err instanceof KubeError && err.code === 404)
+      throw new KubeError(
+        404,
+        'NotFound',
+        `the ${KIND} CRD (${API_VERSION}) is not installed in this cluster: install the kubemcp operator first`,
+      );
     throw err;
   }
 }
@@ -32,7 +37,12 @@ export function mcpServerTools(): AnyToolDef[] {
       title: 'List MCP servers',
       description: 'MCPServer objects with phase, ready replicas, transport and endpoint.',
       effect: 'read',
-      input: { namespace: nsArg, allNamespaces: z.boolean().optional(), labelSelector: z.string().optional(), context: contextArg },
+      input: {
+        namespace: nsArg,
+        allNamespaces: z.boolean().optional(),
+        labelSelector: z.string().optional(),
+        context: contextArg,
+      },
       output: tableOutput,
       run: async (a, ctx) => {
         const api = await mcpApi(ctx, a.context);
@@ -49,7 +59,15 @@ export function mcpServerTools(): AnyToolDef[] {
       output: objectOutput,
       run: async (a, ctx) => {
         const api = await mcpApi(ctx, a.context);
-        return objectResult(ctx, await ctx.kube.get({ context: a.context, api, namespace: a.namespace || ctx.kube.defaultNamespace(a.context), name: a.name }));
+        return objectResult(
+          ctx,
+          await ctx.kube.get({
+            context: a.context,
+            api,
+            namespace: a.namespace || ctx.kube.defaultNamespace(a.context),
+            name: a.name,
+          }),
+        );
       },
     }),
     defineTool({
@@ -71,15 +89,26 @@ export function mcpServerTools(): AnyToolDef[] {
       run: async (a, ctx) => {
         const api = await mcpApi(ctx, a.context);
         const namespace = a.namespace || ctx.kube.defaultNamespace(a.context);
-        const obj = { apiVersion: API_VERSION, kind: KIND, metadata: { name: a.name, namespace, ...(a.labels ? { labels: a.labels } : {}) }, spec: a.spec };
+        const obj = {
+          apiVersion: API_VERSION,
+          kind: KIND,
+          metadata: { name: a.name, namespace, ...(a.labels ? { labels: a.labels } : {}) },
+          spec: a.spec,
+        };
         try {
           parseMCPServer(obj);
         } catch (err) {
           if (err instanceof MCPServerValidationError) throw new InvalidArgumentError('spec', err.message);
           throw err;
         }
-        const out = await ctx.kube.apply({ context: a.context, api, namespace, name: a.name }, obj, { dryRun: a.dryRun });
-        return objectResult(ctx, out, a.dryRun ? '# server dry run: not persisted\n' : `# mcpserver/${a.name} applied\n`);
+        const out = await ctx.kube.apply({ context: a.context, api, namespace, name: a.name }, obj, {
+          dryRun: a.dryRun,
+        });
+        return objectResult(
+          ctx,
+          out,
+          a.dryRun ? '# server dry run: not persisted\n' : `# mcpserver/${a.name} applied\n`,
+        );
       },
     }),
     defineTool({
@@ -88,7 +117,12 @@ export function mcpServerTools(): AnyToolDef[] {
       description: 'Delete an MCPServer; the operator removes its Deployment, Service and ConfigMap.',
       effect: 'delete',
       input: { name: z.string().min(1), namespace: nsArg, dryRun: z.boolean().optional(), context: contextArg },
-      output: { kind: z.string(), name: z.string(), namespace: z.string().optional(), status: z.enum(['deleted', 'deleting', 'dry-run']) },
+      output: {
+        kind: z.string(),
+        name: z.string(),
+        namespace: z.string().optional(),
+        status: z.enum(['deleted', 'deleting', 'dry-run']),
+      },
       run: async (a, ctx) => {
         const api = await mcpApi(ctx, a.context);
         return deleteObject(ctx, api, a.name, a.namespace || ctx.kube.defaultNamespace(a.context), a);

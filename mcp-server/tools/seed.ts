@@ -24,7 +24,8 @@ export function seedTools(): AnyToolDef[] {
     defineTool({
       name: 'create-pod',
       title: 'Create a pod',
-      description: 'Create a simple pod with specified image and name (label created-by=mcp-server, requests 100m CPU/128Mi, limits 500m/512Mi).',
+      description:
+        'Create a simple pod with specified image and name (label created-by=mcp-server, requests 100m CPU/128Mi, limits 500m/512Mi).',
       effect: 'write',
       input: {
         name: z.string().min(1).describe('Pod name'),
@@ -45,7 +46,11 @@ export function seedTools(): AnyToolDef[] {
         };
         const out = await ctx.kube.create<Pod>({ context: a.context, api, namespace }, body);
         const r = objectResult(ctx, out);
-        return { ...r, text: `Created pod "${a.name}" in namespace "${namespace}"\nImage: ${a.image}\nUID: ${out.metadata?.uid}`, target: `pods/${namespace}/${a.name}` };
+        return {
+          ...r,
+          text: `Created pod "${a.name}" in namespace "${namespace}"\nImage: ${a.image}\nUID: ${out.metadata?.uid}`,
+          target: `pods/${namespace}/${a.name}`,
+        };
       },
     }),
     defineTool({
@@ -53,7 +58,12 @@ export function seedTools(): AnyToolDef[] {
       title: 'Get pod logs',
       description: 'Retrieve logs from a specific pod (last 100 lines by default).',
       effect: 'read',
-      input: { name: z.string().min(1).describe('Pod name'), namespace: z.string().optional().describe('Pod namespace (default "default")'), ...logArgs, context: contextArg },
+      input: {
+        name: z.string().min(1).describe('Pod name'),
+        namespace: z.string().optional().describe('Pod namespace (default "default")'),
+        ...logArgs,
+        context: contextArg,
+      },
       output: logOutput,
       run: async (a, ctx) => readLogs(ctx, { ...a, pod: a.name, name: undefined, namespace: a.namespace || 'default' }),
     }),
@@ -62,8 +72,18 @@ export function seedTools(): AnyToolDef[] {
       title: 'Delete a pod',
       description: 'Delete a specific pod.',
       effect: 'delete',
-      input: { name: z.string().min(1).describe('Pod name'), namespace: z.string().optional().describe('Pod namespace (default "default")'), gracePeriodSeconds: z.number().int().min(0).optional(), context: contextArg },
-      output: { kind: z.string(), name: z.string(), namespace: z.string().optional(), status: z.enum(['deleted', 'deleting', 'dry-run']) },
+      input: {
+        name: z.string().min(1).describe('Pod name'),
+        namespace: z.string().optional().describe('Pod namespace (default "default")'),
+        gracePeriodSeconds: z.number().int().min(0).optional(),
+        context: contextArg,
+      },
+      output: {
+        kind: z.string(),
+        name: z.string(),
+        namespace: z.string().optional(),
+        status: z.enum(['deleted', 'deleting', 'dry-run']),
+      },
       run: async (a, ctx) => {
         const api = await ctx.kube.resolve('pods', 'v1', a.context);
         return deleteObject(ctx, api, a.name, a.namespace || 'default', a);

@@ -5,7 +5,13 @@
  */
 import { describe, expect, it } from '@jest/globals';
 import { App } from 'cdk8s';
-import { DEFAULT_BRIDGE_IMAGE, DEFAULT_SECURITY_CONTEXT, MCPServerChart, isBridged, servesHttp } from '../../charts/mcpserver.js';
+import {
+  DEFAULT_BRIDGE_IMAGE,
+  DEFAULT_SECURITY_CONTEXT,
+  MCPServerChart,
+  isBridged,
+  servesHttp,
+} from '../../charts/mcpserver.js';
 import { OperatorChart } from '../../charts/operator.js';
 import { renderMCPServer, toYaml, type KubeObject } from '../../charts/render.js';
 import { renderSources } from '../../charts/render-cli.js';
@@ -18,8 +24,13 @@ const manifest = (spec: object, name = 'everything', namespace?: string) => ({
   metadata: { name, ...(namespace ? { namespace } : {}) },
   spec,
 });
-const BRIDGED = { image: 'localhost/kubemcp/everything:test', transport: 'stdio', port: 3001, command: ['node', '/app/index.js'], args: ['stdio'] };
-
+const BRIDGED = {
+  image: 'localhost/kubemcp/everything:test',
+  transport: 'stdio',
+  port: 3001,
+  command: ['node', '/app/index.js'],
+  args: ['stdio'],
+};
 
 describe('bridged stdio (transport stdio with command)', () => {
   const { Service: svc, Deployment: dep } = byKind(renderMCPServer(manifest(BRIDGED), 'team-a'));
@@ -36,21 +47,37 @@ describe('bridged stdio (transport stdio with command)', () => {
 
   it('a Service on the bridge port, targeting the named port of the sidecar', () => {
     expect(svc.spec.ports).toEqual([{ name: 'mcp', port: 3001, targetPort: 'mcp', protocol: 'TCP' }]);
-    expect(svc.spec.selector).toEqual({ 'app.kubernetes.io/name': 'mcp-server', 'app.kubernetes.io/instance': 'everything' });
+    expect(svc.spec.selector).toEqual({
+      'app.kubernetes.io/name': 'mcp-server',
+      'app.kubernetes.io/instance': 'everything',
+    });
     expect(svc.metadata.labels['mcp.example.com/transport']).toBe('stdio');
   });
 
   it('the init container installs the launcher and FIFOs from the kubemcp image', () => {
     expect(pod.initContainers).toHaveLength(1);
     const init = pod.initContainers[0];
-    expect(init).toMatchObject({ name: 'bridge-init', image: DEFAULT_BRIDGE_IMAGE, imagePullPolicy: 'IfNotPresent', args: ['bridge-init', '--dir', '/bridge'] });
+    expect(init).toMatchObject({
+      name: 'bridge-init',
+      image: DEFAULT_BRIDGE_IMAGE,
+      imagePullPolicy: 'IfNotPresent',
+      args: ['bridge-init', '--dir', '/bridge'],
+    });
     expect(init.volumeMounts).toEqual([{ name: 'bridge', mountPath: '/bridge' }]);
   });
 
   it('the server container runs command and args through the launcher on the FIFOs; no ports, no probes', () => {
     expect(server.name).toBe('mcp-server');
     expect(server.image).toBe(BRIDGED.image);
-    expect(server.command).toEqual(['/bridge/bin/busybox', 'sh', '-c', launchScript('/bridge'), 'node', '/app/index.js', 'stdio']);
+    expect(server.command).toEqual([
+      '/bridge/bin/busybox',
+      'sh',
+      '-c',
+      launchScript('/bridge'),
+      'node',
+      '/app/index.js',
+      'stdio',
+    ]);
     expect(server.args).toBeUndefined();
     expect(server.ports).toBeUndefined();
     expect(server.livenessProbe).toBeUndefined();
@@ -73,7 +100,8 @@ describe('bridged stdio (transport stdio with command)', () => {
   });
 
   it('every container is restricted (Pod Security Standard), the emptyDir is bounded, kubectl logs defaults to the server', () => {
-    for (const c of [...pod.initContainers, ...pod.containers]) expect(c.securityContext).toEqual(DEFAULT_SECURITY_CONTEXT);
+    for (const c of [...pod.initContainers, ...pod.containers])
+      expect(c.securityContext).toEqual(DEFAULT_SECURITY_CONTEXT);
     expect(pod.volumes).toContainEqual({ name: 'bridge', emptyDir: { sizeLimit: '16Mi' } });
     expect(dep.spec.template.metadata.annotations).toEqual({ 'kubectl.kubernetes.io/default-container': 'mcp-server' });
     expect(dep.spec.replicas).toBe(1);
@@ -81,7 +109,9 @@ describe('bridged stdio (transport stdio with command)', () => {
   });
 
   it("a user securityContext applies to the server container only; the bridge's stay restricted", () => {
-    const { Deployment: d } = byKind(renderMCPServer(manifest({ ...BRIDGED, securityContext: { runAsUser: 4242, runAsNonRoot: true } })));
+    const { Deployment: d } = byKind(
+      renderMCPServer(manifest({ ...BRIDGED, securityContext: { runAsUser: 4242, runAsNonRoot: true } })),
+    );
     const [s, b] = d.spec.template.spec.containers as [Container, Container];
     expect(s.securityContext).toEqual({ runAsUser: 4242, runAsNonRoot: true });
     expect(b.securityContext).toEqual(DEFAULT_SECURITY_CONTEXT);
@@ -89,18 +119,28 @@ describe('bridged stdio (transport stdio with command)', () => {
   });
 
   it('the bridge image is a render option; the operator chart passes its own image to the controller', () => {
-    const { Deployment: d } = byKind(renderMCPServer(manifest(BRIDGED), undefined, { bridgeImage: 'registry.example/kubemcp:9' }));
+    const { Deployment: d } = byKind(
+      renderMCPServer(manifest(BRIDGED), undefined, { bridgeImage: 'registry.example/kubemcp:9' }),
+    );
     expect(d.spec.template.spec.initContainers[0].image).toBe('registry.example/kubemcp:9');
     expect(d.spec.template.spec.containers[1]?.image).toBe('registry.example/kubemcp:9');
-    const op = new OperatorChart(new App({ outdir: '/dev/null' }), 'op', { image: 'registry.example/kubemcp:9' }).toJson() as KubeObject[];
+    const op = new OperatorChart(new App({ outdir: '/dev/null' }), 'op', {
+      image: 'registry.example/kubemcp:9',
+    }).toJson() as KubeObject[];
     const controller = byKind(op).Deployment.spec.template.spec.containers[0];
     expect(controller.args).toContain('--bridge-image=registry.example/kubemcp:9');
     const dflt = new OperatorChart(new App({ outdir: '/dev/null' }), 'op').toJson() as KubeObject[];
-    expect(byKind(dflt).Deployment.spec.template.spec.containers[0].args).toContain(`--bridge-image=${DEFAULT_BRIDGE_IMAGE}`);
+    expect(byKind(dflt).Deployment.spec.template.spec.containers[0].args).toContain(
+      `--bridge-image=${DEFAULT_BRIDGE_IMAGE}`,
+    );
   });
 
   it('render == synth == kubemcp render for a bridged server, byte for byte, with and without a bridge image', () => {
-    const m = manifest({ ...BRIDGED, config: { LOG_LEVEL: 'debug' }, env: [{ name: 'A', value: 'b' }] }, 'everything', 'team-a');
+    const m = manifest(
+      { ...BRIDGED, config: { LOG_LEVEL: 'debug' }, env: [{ name: 'A', value: 'b' }] },
+      'everything',
+      'team-a',
+    );
     for (const bridgeImage of [undefined, 'registry.example/kubemcp:9']) {
       const once = toYaml(renderMCPServer(m, undefined, { bridgeImage }));
       expect(toYaml(renderMCPServer(structuredClone(m), undefined, { bridgeImage }))).toBe(once);
@@ -127,7 +167,16 @@ describe('command and args elsewhere (Kubernetes container semantics)', () => {
   });
 
   it('HTTP transports pass command and args to their container as they are', () => {
-    const { Deployment: d } = byKind(renderMCPServer(manifest({ image: 'x', transport: 'streamable-http', command: ['node', 'srv.js'], args: ['--port', '$(MCP_PORT)'] })));
+    const { Deployment: d } = byKind(
+      renderMCPServer(
+        manifest({
+          image: 'x',
+          transport: 'streamable-http',
+          command: ['node', 'srv.js'],
+          args: ['--port', '$(MCP_PORT)'],
+        }),
+      ),
+    );
     const c = d.spec.template.spec.containers[0];
     expect(c.command).toEqual(['node', 'srv.js']);
     expect(c.args).toEqual(['--port', '$(MCP_PORT)']);

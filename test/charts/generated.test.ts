@@ -15,15 +15,25 @@ describe('generated artifacts', () => {
     const readme = readFileSync(join(root, 'README.md'), 'utf8');
     const ref = apiReferenceMarkdown();
     expect(readme).toContain(ref);
-    for (const field of ['spec.image', 'spec.transport', 'spec.port', 'spec.replicas', 'spec.config', 'spec.env', 'status.phase', 'status.endpoint']) {
+    for (const field of [
+      'spec.image',
+      'spec.transport',
+      'spec.port',
+      'spec.replicas',
+      'spec.config',
+      'spec.env',
+      'status.phase',
+      'status.endpoint',
+    ]) {
       expect(ref).toContain(`| \`${field}\` |`);
     }
   });
 
   it("README.md's tool table lists exactly the tools of the checked-in tools/list snapshot", () => {
     const readme = readFileSync(join(root, 'README.md'), 'utf8');
-    const snapshot = JSON.parse(readFileSync(join(root, 'test/mcp-server/tools-list.snapshot.json'), 'utf8')) as { tools?: Array<{ name: string }> } | Array<{ name: string }>;
-    const tools = (Array.isArray(snapshot) ? snapshot : snapshot.tools ?? []).map((t) => t.name).sort();
+    const snapshot = JSON.parse(readFileSync(join(root, 'test/mcp-server/tools-list.snapshot.json'), 'utf8')) as
+      { tools?: Array<{ name: string }> } | Array<{ name: string }>;
+    const tools = (Array.isArray(snapshot) ? snapshot : (snapshot.tools ?? [])).map((t) => t.name).sort();
     const table = readme.slice(readme.indexOf('| Tool | Effect |'));
     const documented = [...table.matchAll(/^\| `([a-z-]+)` \|/gm)].map((m) => m[1]!).sort();
     expect(tools.length).toBeGreaterThanOrEqual(20);
@@ -35,11 +45,24 @@ describe('generated artifacts', () => {
     try {
       const crdFile = join(dir, 'crd.yaml');
       // The CRD exactly as `npm run synth` writes it (cdk8s sorts keys), which `npm run import` reads.
-      const crd = new OperatorChart(new App({ outdir: dir }), 'operator').toJson().find((o: { kind: string }) => o.kind === 'CustomResourceDefinition');
+      const crd = new OperatorChart(new App({ outdir: dir }), 'operator')
+        .toJson()
+        .find((o: { kind: string }) => o.kind === 'CustomResourceDefinition');
       writeFileSync(crdFile, Yaml.stringify(crd));
       execFileSync(
         join(root, 'node_modules/.bin/cdk8s'),
-        ['import', '--no-check-upgrade', `mcpserver:=${crdFile}`, '--class-prefix', 'Crd', '--no-save', '--language', 'typescript', '--output', join(dir, 'imports')],
+        [
+          'import',
+          '--no-check-upgrade',
+          `mcpserver:=${crdFile}`,
+          '--class-prefix',
+          'Crd',
+          '--no-save',
+          '--language',
+          'typescript',
+          '--output',
+          join(dir, 'imports'),
+        ],
         { cwd: dir, stdio: 'pipe', timeout: 120_000 },
       );
       const name = 'mcpserver-mcp.example.com.ts';

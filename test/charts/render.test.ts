@@ -15,7 +15,8 @@ const manifest = (spec: Record<string, unknown>, name = 'demo', namespace?: stri
   spec: { image: 'registry.example/mcp:1', ...spec },
 });
 const container = (objs: KubeObject[]) => byKind(objs).Deployment.spec.template.spec.containers[0];
-const envOf = (objs: KubeObject[]) => Object.fromEntries(container(objs).env.map((e) => [e.name, e.value ?? e.valueFrom]));
+const envOf = (objs: KubeObject[]) =>
+  Object.fromEntries(container(objs).env.map((e) => [e.name, e.value ?? e.valueFrom]));
 
 describe('MCPServerWorkload: children per transport', () => {
   it('streamable-http (default): Deployment + Service, probes, port named mcp, 200m/256Mi requests, 30 s grace', () => {
@@ -63,12 +64,14 @@ describe('MCPServerWorkload: children per transport', () => {
   });
 
   it('stdio refuses more than one replica', () => {
-    expect(() => renderMCPServer(manifest({ transport: 'stdio', replicas: 2 }))).toThrow(/spec\.replicas: stdio transport does not support multiple replicas/);
+    expect(() => renderMCPServer(manifest({ transport: 'stdio', replicas: 2 }))).toThrow(
+      /spec\.replicas: stdio transport does not support multiple replicas/,
+    );
   });
 });
 
 describe('MCPServerWorkload: PodDisruptionBudget (issue 10, part 3)', () => {
-  it('2 or more replicas: PDB <name> with maxUnavailable 1 and the pods\' selector, after the Deployment', () => {
+  it("2 or more replicas: PDB <name> with maxUnavailable 1 and the pods' selector, after the Deployment", () => {
     for (const replicas of [2, 5]) {
       const objs = renderMCPServer(manifest({ replicas }));
       expect(objs.map((o) => o.kind)).toEqual(['Service', 'Deployment', 'PodDisruptionBudget']);
@@ -80,7 +83,8 @@ describe('MCPServerWorkload: PodDisruptionBudget (issue 10, part 3)', () => {
     }
   });
   it('0 or 1 replica: no PDB (it would block node drains)', () => {
-    for (const replicas of [0, 1]) expect(renderMCPServer(manifest({ replicas })).map((o) => o.kind)).toEqual(['Service', 'Deployment']);
+    for (const replicas of [0, 1])
+      expect(renderMCPServer(manifest({ replicas })).map((o) => o.kind)).toEqual(['Service', 'Deployment']);
     expect(renderMCPServer(manifest({ transport: 'stdio', replicas: 1 })).map((o) => o.kind)).toEqual(['Deployment']);
   });
 });
@@ -106,7 +110,9 @@ describe('MCPServerWorkload: optional fields', () => {
 
   it('config change changes the pod-template hash; no config means no ConfigMap, mount or MCP_CONFIG_FILE', () => {
     const hash = (cfg: Record<string, string>) =>
-      byKind(renderMCPServer(manifest({ config: cfg }))).Deployment.spec.template.metadata.annotations[CONFIG_HASH_ANNOTATION];
+      byKind(renderMCPServer(manifest({ config: cfg }))).Deployment.spec.template.metadata.annotations[
+        CONFIG_HASH_ANNOTATION
+      ];
     expect(hash({ A: '1' })).not.toBe(hash({ A: '2' }));
     const objs = renderMCPServer(manifest({ config: {} }));
     expect(objs.map((o) => o.kind)).not.toContain('ConfigMap');
@@ -131,13 +137,19 @@ describe('MCPServerWorkload: optional fields', () => {
   });
 
   it('resources: defaults fill only what the user left out, never above a user limit', () => {
-    const c = container(renderMCPServer(manifest({ resources: { requests: { cpu: '1' }, limits: { memory: '100Mi', 'nvidia.com/gpu': 1 } } })));
+    const c = container(
+      renderMCPServer(
+        manifest({ resources: { requests: { cpu: '1' }, limits: { memory: '100Mi', 'nvidia.com/gpu': 1 } } }),
+      ),
+    );
     expect(c.resources.requests).toEqual({ cpu: '1', memory: '100Mi' });
     expect(c.resources.limits).toEqual({ memory: '100Mi', 'nvidia.com/gpu': 1 });
   });
 
   it('serviceAccount sets serviceAccountName; unset leaves it out', () => {
-    expect(byKind(renderMCPServer(manifest({ serviceAccount: 'mcp-sa' }))).Deployment.spec.template.spec.serviceAccountName).toBe('mcp-sa');
+    expect(
+      byKind(renderMCPServer(manifest({ serviceAccount: 'mcp-sa' }))).Deployment.spec.template.spec.serviceAccountName,
+    ).toBe('mcp-sa');
     expect(byKind(renderMCPServer(manifest({}))).Deployment.spec.template.spec.serviceAccountName).toBeUndefined();
   });
 
@@ -153,7 +165,16 @@ describe('MCPServerWorkload: optional fields', () => {
       }),
     );
     const names = container(objs).env.map((e) => e.name);
-    expect(names).toEqual(['MCP_TRANSPORT', 'MCP_PORT', 'MCP_SERVER_NAME', 'POD_NAME', 'POD_NAMESPACE', 'TOKEN', 'CPU', 'PLAIN']);
+    expect(names).toEqual([
+      'MCP_TRANSPORT',
+      'MCP_PORT',
+      'MCP_SERVER_NAME',
+      'POD_NAME',
+      'POD_NAMESPACE',
+      'TOKEN',
+      'CPU',
+      'PLAIN',
+    ]);
     const env = envOf(objs);
     expect(env.POD_NAME).toEqual({ fieldRef: { fieldPath: 'metadata.uid' } });
     expect(env.TOKEN).toEqual({ secretKeyRef: { name: 's', key: 'k' } });
@@ -177,7 +198,9 @@ describe('MCPServerWorkload: optional fields', () => {
 
   it('namespace: taken from the manifest, or overridden', () => {
     expect(renderMCPServer(manifest({}, 'x', 'team-a')).every((o) => o.metadata.namespace === 'team-a')).toBe(true);
-    expect(renderMCPServer(manifest({}, 'x', 'team-a'), 'team-b').every((o) => o.metadata.namespace === 'team-b')).toBe(true);
+    expect(renderMCPServer(manifest({}, 'x', 'team-a'), 'team-b').every((o) => o.metadata.namespace === 'team-b')).toBe(
+      true,
+    );
     expect(renderMCPServer(manifest({})).every((o) => o.metadata.namespace === undefined)).toBe(true);
   });
 });
@@ -195,7 +218,9 @@ describe('determinism and equivalence with cdk8s synth', () => {
   });
 
   it('samples with 2 or more replicas carry their PDB in render and synth alike', () => {
-    const withPdb = loadSamples().filter((s) => renderMCPServer(s.manifest).some((o) => o.kind === 'PodDisruptionBudget'));
+    const withPdb = loadSamples().filter((s) =>
+      renderMCPServer(s.manifest).some((o) => o.kind === 'PodDisruptionBudget'),
+    );
     expect(withPdb.map((s) => s.id).sort()).toEqual(['seed001-advanced', 'seed001-production', 'seed003-advanced']);
     for (const s of withPdb) {
       const app = new App({ outdir: '/dev/null' });
@@ -220,13 +245,19 @@ describe('determinism and equivalence with cdk8s synth', () => {
 describe('kubemcp render input handling', () => {
   it('renders several documents and skips empty ones', () => {
     const text = `---\n${JSON.stringify(manifest({}, 'a'))}\n---\n${JSON.stringify(manifest({ transport: 'stdio' }, 'b'))}\n---\n`;
-    const docs = renderSources([['x.yaml', text]]).split(/^---$/m).map((d) => parse(d));
+    const docs = renderSources([['x.yaml', text]])
+      .split(/^---$/m)
+      .map((d) => parse(d));
     expect(docs.map((d) => `${d.kind}/${d.metadata.name}`)).toEqual(['Service/a', 'Deployment/a', 'Deployment/b']);
   });
   it('refuses other kinds, YAML errors and invalid specs, naming file, document and field', () => {
-    expect(() => renderSources([['x.yaml', 'apiVersion: v1\nkind: Pod\n']])).toThrow(/x\.yaml, document 1: expected apiVersion mcp\.example\.com\/v1alpha1, kind MCPServer/);
+    expect(() => renderSources([['x.yaml', 'apiVersion: v1\nkind: Pod\n']])).toThrow(
+      /x\.yaml, document 1: expected apiVersion mcp\.example\.com\/v1alpha1, kind MCPServer/,
+    );
     expect(() => renderSources([['x.yaml', 'a: [\n']])).toThrow(RenderError);
-    expect(() => renderSources([['x.yaml', JSON.stringify(manifest({ port: 0 }))]])).toThrow(/x\.yaml, document 1: MCPServer demo is invalid:\n {2}spec\.port: /);
+    expect(() => renderSources([['x.yaml', JSON.stringify(manifest({ port: 0 }))]])).toThrow(
+      /x\.yaml, document 1: MCPServer demo is invalid:\n {2}spec\.port: /,
+    );
   });
 });
 
@@ -234,7 +265,9 @@ describe('OperatorChart', () => {
   const objs = new OperatorChart(new App({ outdir: '/dev/null' }), 'operator').toJson() as KubeObject[];
   it('renders the CRD without a namespace and everything else in mcp-system', () => {
     const cluster = ['CustomResourceDefinition', 'Namespace', 'ClusterRole', 'ClusterRoleBinding'];
-    expect(objs.map((o) => o.kind).sort()).toEqual([...cluster, 'Deployment', 'Role', 'RoleBinding', 'ServiceAccount'].sort());
+    expect(objs.map((o) => o.kind).sort()).toEqual(
+      [...cluster, 'Deployment', 'Role', 'RoleBinding', 'ServiceAccount'].sort(),
+    );
     for (const o of objs) expect(o.metadata.namespace).toBe(cluster.includes(o.kind) ? undefined : 'mcp-system');
   });
   it('grants least privilege: no wildcards, no secrets, leases only in its namespace', () => {

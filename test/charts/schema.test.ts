@@ -28,10 +28,16 @@ describe('MCPServer schema: defaults (seed 003 kubebuilder markers)', () => {
   });
   it('spec.path must be an absolute path without query or spaces', () => {
     expect(parseMCPServerSpec({ image: 'x', path: '/v1/mcp' }).path).toBe('/v1/mcp');
-    for (const path of ['mcp', '/a b', '/mcp?x=1', '']) expect(() => parseMCPServerSpec({ image: 'x', path })).toThrow(/spec\.path: must be an absolute URL path/);
+    for (const path of ['mcp', '/a b', '/mcp?x=1', ''])
+      expect(() => parseMCPServerSpec({ image: 'x', path })).toThrow(/spec\.path: must be an absolute URL path/);
   });
   it('keeps command and args as written (Kubernetes container semantics)', () => {
-    const spec = parseMCPServerSpec({ image: 'x', transport: 'stdio', command: ['npx', '$(PKG)'], args: ['--flag', ''] });
+    const spec = parseMCPServerSpec({
+      image: 'x',
+      transport: 'stdio',
+      command: ['npx', '$(PKG)'],
+      args: ['--flag', ''],
+    });
     expect(spec.command).toEqual(['npx', '$(PKG)']);
     expect(spec.args).toEqual(['--flag', '']);
     expect(parseMCPServerSpec({ image: 'x' }).command).toBeUndefined();
@@ -43,7 +49,11 @@ describe('MCPServer schema: defaults (seed 003 kubebuilder markers)', () => {
   it('accepts every seed sample verbatim', () => {
     const samples = loadSamples();
     expect(samples.map((s) => s.id)).toEqual([
-      'seed001-advanced', 'seed001-basic', 'seed001-production', 'seed003-advanced', 'seed003-basic',
+      'seed001-advanced',
+      'seed001-basic',
+      'seed001-production',
+      'seed003-advanced',
+      'seed003-basic',
     ]);
     for (const s of samples) expect(parseMCPServer(s.manifest).metadata.name).toMatch(/-mcpserver$/);
   });
@@ -59,19 +69,44 @@ describe('MCPServer schema: validation names the field and the rule', () => {
     ['port as string', { image: 'x', port: '8080' }, 'spec.port', /expected number/],
     ['fractional port', { image: 'x', port: 80.5 }, 'spec.port', /int/],
     ['negative replicas', { image: 'x', replicas: -1 }, 'spec.replicas', />=0/],
-    ['stdio with 2 replicas', { image: 'x', transport: 'stdio', replicas: 2 }, 'spec.replicas', /stdio transport does not support multiple replicas \(requested: 2\)/],
+    [
+      'stdio with 2 replicas',
+      { image: 'x', transport: 'stdio', replicas: 2 },
+      'spec.replicas',
+      /stdio transport does not support multiple replicas \(requested: 2\)/,
+    ],
     ['config value not a string', { image: 'x', config: { A: 1 } }, 'spec.config.A', /expected string/],
     ['config key not a ConfigMap key', { image: 'x', config: { 'a b': 'x' } }, 'spec.config["a b"]', /ConfigMap key/],
-    ['config key config.json', { image: 'x', config: { 'config.json': '{}' } }, 'spec.config["config.json"]', /reserved/],
-    ['unknown quantity', { image: 'x', resources: { limits: { cpu: 'lots' } } }, 'spec.resources.limits.cpu', /quantity/],
+    [
+      'config key config.json',
+      { image: 'x', config: { 'config.json': '{}' } },
+      'spec.config["config.json"]',
+      /reserved/,
+    ],
+    [
+      'unknown quantity',
+      { image: 'x', resources: { limits: { cpu: 'lots' } } },
+      'spec.resources.limits.cpu',
+      /quantity/,
+    ],
     ['unknown spec field', { image: 'x', replica: 2 }, 'spec.replica', /unknown field/],
     ['env without name', { image: 'x', env: [{ value: 'v' }] }, 'spec.env[0].name', /Required/],
     ['duplicate env', { image: 'x', env: [{ name: 'A' }, { name: 'A' }] }, 'spec.env[1].name', /duplicate/],
     ['empty command', { image: 'x', transport: 'stdio', command: [] }, 'spec.command', />=1 items/],
-    ['empty executable', { image: 'x', transport: 'stdio', command: [''] }, 'spec.command[0]', /executable \(command\[0\]\) must not be empty/],
+    [
+      'empty executable',
+      { image: 'x', transport: 'stdio', command: [''] },
+      'spec.command[0]',
+      /executable \(command\[0\]\) must not be empty/,
+    ],
     ['command not strings', { image: 'x', command: ['node', 1] }, 'spec.command[1]', /expected string/],
     ['args not an array', { image: 'x', args: 'serve' }, 'spec.args', /expected array/],
-    ['securityContext wrong type', { image: 'x', securityContext: { runAsUser: 'root' } }, 'spec.securityContext.runAsUser', /expected number/],
+    [
+      'securityContext wrong type',
+      { image: 'x', securityContext: { runAsUser: 'root' } },
+      'spec.securityContext.runAsUser',
+      /expected number/,
+    ],
   ];
   it.each(cases)('%s', (_label, spec, field, rule) => {
     const errors = errorsOf(() => parseMCPServerSpec(spec, 'demo'));
@@ -81,7 +116,12 @@ describe('MCPServer schema: validation names the field and the rule', () => {
   });
   it('checks metadata.name as a DNS-1035 label and lists every failing field at once', () => {
     const err = errorsOf(() =>
-      parseMCPServer({ apiVersion: 'mcp.example.com/v1alpha1', kind: 'MCPServer', metadata: { name: 'Bad.Name' }, spec: { port: 0 } }),
+      parseMCPServer({
+        apiVersion: 'mcp.example.com/v1alpha1',
+        kind: 'MCPServer',
+        metadata: { name: 'Bad.Name' },
+        spec: { port: 0 },
+      }),
     );
     expect(err.map((e) => e.field)).toEqual(['metadata.name', 'spec.image', 'spec.port']);
   });
@@ -100,21 +140,57 @@ describe('CRD derived from the schema', () => {
   it('has the names, scope and subresources of seed 003', () => {
     expect(crd.metadata.name).toBe('mcpservers.mcp.example.com');
     expect(crd.metadata.namespace).toBeUndefined();
-    expect(crd.spec.names).toMatchObject({ kind: 'MCPServer', plural: 'mcpservers', shortNames: ['mcps'], categories: ['ai', 'mcp'] });
+    expect(crd.spec.names).toMatchObject({
+      kind: 'MCPServer',
+      plural: 'mcpservers',
+      shortNames: ['mcps'],
+      categories: ['ai', 'mcp'],
+    });
     expect(crd.spec.scope).toBe('Namespaced');
     expect(version.name).toBe('v1alpha1');
     expect(version.subresources).toEqual({
       status: {},
-      scale: { specReplicasPath: '.spec.replicas', statusReplicasPath: '.status.replicas', labelSelectorPath: '.status.selector' },
+      scale: {
+        specReplicasPath: '.spec.replicas',
+        statusReplicasPath: '.status.replicas',
+        labelSelectorPath: '.status.selector',
+      },
     });
-    expect(version.additionalPrinterColumns.map((c: { name: string }) => c.name)).toEqual(['Phase', 'Ready', 'Replicas', 'Transport', 'Verified', 'Tools', 'Reason', 'Endpoint', 'Age']);
+    expect(version.additionalPrinterColumns.map((c: { name: string }) => c.name)).toEqual([
+      'Phase',
+      'Ready',
+      'Replicas',
+      'Transport',
+      'Verified',
+      'Tools',
+      'Reason',
+      'Endpoint',
+      'Age',
+    ]);
   });
   it('spec has exactly the fields of MCPServerSpec, with defaults, enums, bounds and required', () => {
-    expect(Object.keys(spec.properties!)).toEqual(['image', 'transport', 'port', 'replicas', 'config', 'resources', 'securityContext', 'serviceAccount', 'env', 'path', 'command', 'args']);
+    expect(Object.keys(spec.properties!)).toEqual([
+      'image',
+      'transport',
+      'port',
+      'replicas',
+      'config',
+      'resources',
+      'securityContext',
+      'serviceAccount',
+      'env',
+      'path',
+      'command',
+      'args',
+    ]);
     expect(Object.keys(spec.properties!)).toEqual(Object.keys(mcpServerSpec.shape));
     expect(spec.required).toEqual(['image']);
     expect(spec.properties!.image).toMatchObject({ type: 'string', minLength: 1 });
-    expect(spec.properties!.transport).toMatchObject({ type: 'string', enum: ['stdio', 'http', 'streamable-http'], default: 'streamable-http' });
+    expect(spec.properties!.transport).toMatchObject({
+      type: 'string',
+      enum: ['stdio', 'http', 'streamable-http'],
+      default: 'streamable-http',
+    });
     expect(spec.properties!.port).toMatchObject({ type: 'integer', minimum: 1, maximum: 65535, default: 8080 });
     expect(spec.properties!.replicas).toMatchObject({ type: 'integer', minimum: 0, default: 1, format: 'int32' });
     expect(spec.properties!.command).toMatchObject({ type: 'array', minItems: 1, items: { type: 'string' } });
@@ -141,7 +217,14 @@ describe('CRD derived from the schema', () => {
 
 describe('quantityValue', () => {
   it.each([
-    ['100m', 0.1], ['2', 2], [2, 2], ['128Mi', 128 * 2 ** 20], ['1G', 1e9], ['1.5', 1.5], ['1e3', 1000], ['.5Ki', 512],
+    ['100m', 0.1],
+    ['2', 2],
+    [2, 2],
+    ['128Mi', 128 * 2 ** 20],
+    ['1G', 1e9],
+    ['1.5', 1.5],
+    ['1e3', 1000],
+    ['.5Ki', 512],
   ])('%s -> %d', (q, v) => expect(quantityValue(q as string | number)).toBeCloseTo(v as number));
   it('throws on a non-quantity', () => expect(() => quantityValue('lots')).toThrow(/not a Kubernetes quantity/));
 });

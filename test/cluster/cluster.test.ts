@@ -14,10 +14,13 @@ import {
 } from '@kubernetes/client-node';
 import { KUBECONFIG_PATH, NODE_NAME, poll } from '../../cluster/index.js';
 
-
 /** Polls `check` until it returns a defined value (cluster/process.ts `poll`: bounded in attempts and time). */
-const eventually = <T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>, intervalMs = 250): Promise<T> =>
-  poll(what, check, { timeoutMs, intervalMs });
+const eventually = <T>(
+  what: string,
+  timeoutMs: number,
+  check: () => Promise<T | undefined>,
+  intervalMs = 250,
+): Promise<T> => poll(what, check, { timeoutMs, intervalMs });
 
 /** Value of a plain or decimal-SI-suffixed quantity ("32", "1k", "2M"); NaN for anything else. */
 function decimalQuantity(q: string | undefined): number {
@@ -37,7 +40,8 @@ beforeAll(async () => {
   await core.createNamespace({ body: { metadata: { name: namespace } } });
   // Pods need the namespace's default ServiceAccount (created by the serviceaccount controller).
   await eventually('ServiceAccount default in the test namespace', 30_000, async () =>
-    (await core.readNamespacedServiceAccount({ name: 'default', namespace })) ? true : undefined);
+    (await core.readNamespacedServiceAccount({ name: 'default', namespace })) ? true : undefined,
+  );
 });
 
 afterAll(async () => {
@@ -69,10 +73,15 @@ describe('local control plane', () => {
     expect(allocatable.memory).toBe('4Ti');
     expect(decimalQuantity(allocatable.pods)).toBe(10_000); // the apiserver canonicalises it to "10k"
     expect(node.status?.addresses).toEqual(
-      expect.arrayContaining([{ type: 'InternalIP', address: '127.0.0.1' }, { type: 'Hostname', address: NODE_NAME }]),
+      expect.arrayContaining([
+        { type: 'InternalIP', address: '127.0.0.1' },
+        { type: 'Hostname', address: NODE_NAME },
+      ]),
     );
     // kwok renews the node's Lease; without it the node-lifecycle controller marks it Unknown after ~50 s.
-    const lease = await kc.makeApiClient(CoordinationV1Api).readNamespacedLease({ name: NODE_NAME, namespace: 'kube-node-lease' });
+    const lease = await kc
+      .makeApiClient(CoordinationV1Api)
+      .readNamespacedLease({ name: NODE_NAME, namespace: 'kube-node-lease' });
     const renewed = lease.spec?.renewTime ? new Date(lease.spec.renewTime).getTime() : 0;
     expect(Date.now() - renewed).toBeLessThan(60_000);
   });
@@ -94,7 +103,9 @@ describe('local control plane', () => {
     const available = await eventually('Deployment web to be Available with 2 ready replicas', 60_000, async () => {
       const d = await apps.readNamespacedDeployment({ name: 'web', namespace });
       const cond = d.status?.conditions?.find((c) => c.type === 'Available');
-      return cond?.status === 'True' && d.status?.readyReplicas === 2 && d.status?.availableReplicas === 2 ? d : undefined;
+      return cond?.status === 'True' && d.status?.readyReplicas === 2 && d.status?.availableReplicas === 2
+        ? d
+        : undefined;
     });
     expect(available.status?.replicas).toBe(2);
 

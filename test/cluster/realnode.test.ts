@@ -47,7 +47,11 @@ const kwokNs = `kwoknode-${suffix}`;
 /** Runs the cluster's kubectl (built by cluster/build.sh) with a 60 s bound; returns stdout. */
 async function kubectl(...args: string[]): Promise<string> {
   const state = readState()!;
-  const { stdout } = await execFileAsync(path.join(state.binDir, 'kubectl'), ['--kubeconfig', KUBECONFIG_PATH, ...args], { timeout: 60_000 });
+  const { stdout } = await execFileAsync(
+    path.join(state.binDir, 'kubectl'),
+    ['--kubeconfig', KUBECONFIG_PATH, ...args],
+    { timeout: 60_000 },
+  );
   return stdout;
 }
 
@@ -89,7 +93,9 @@ async function runningPod(namespace: string, name: string): Promise<V1Pod> {
   return eventually(`pod ${namespace}/${name} Running and Ready`, 90_000, async () => {
     const p = await core.readNamespacedPod({ name, namespace });
     if (p.status?.phase === 'Failed') throw new Error(`pod failed: ${JSON.stringify(p.status.containerStatuses)}`);
-    return p.status?.phase === 'Running' && p.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ? p : undefined;
+    return p.status?.phase === 'Running' && p.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')
+      ? p
+      : undefined;
   });
 }
 
@@ -105,16 +111,27 @@ describeReal('real node', () => {
     await core.createNamespace({ body: { metadata: { name: kwokNs } } });
     for (const namespace of [realNs, kwokNs]) {
       await eventually(`ServiceAccount default in ${namespace}`, 30_000, async () =>
-        (await core.readNamespacedServiceAccount({ name: 'default', namespace })) ? true : undefined);
+        (await core.readNamespacedServiceAccount({ name: 'default', namespace })) ? true : undefined,
+      );
     }
     await core.createNamespacedPod({
       namespace: realNs,
-      body: busyboxPod('web', 'mkdir -p /tmp/www && echo hello-from-the-real-node > /tmp/www/index.html && echo web started && exec /bin/busybox httpd -f -v -p 8080 -h /tmp/www', { app: 'web' }),
+      body: busyboxPod(
+        'web',
+        'mkdir -p /tmp/www && echo hello-from-the-real-node > /tmp/www/index.html && echo web started && exec /bin/busybox httpd -f -v -p 8080 -h /tmp/www',
+        { app: 'web' },
+      ),
     });
-    await core.createNamespacedPod({ namespace: realNs, body: busyboxPod('client', 'echo client started; exec /bin/busybox sleep 3600') });
+    await core.createNamespacedPod({
+      namespace: realNs,
+      body: busyboxPod('client', 'echo client started; exec /bin/busybox sleep 3600'),
+    });
     const svc = await core.createNamespacedService({
       namespace: realNs,
-      body: { metadata: { name: 'web' }, spec: { selector: { app: 'web' }, ports: [{ name: 'http', port: 80, targetPort: 8080 }] } },
+      body: {
+        metadata: { name: 'web' },
+        spec: { selector: { app: 'web' }, ports: [{ name: 'http', port: 80, targetPort: 8080 }] },
+      },
     });
     clusterIP = svc.spec!.clusterIP!;
     serverPod = await runningPod(realNs, 'web');
@@ -138,7 +155,11 @@ describeReal('real node', () => {
   test('pods go to the real node only from a realNodeNamespace, else to kwok', async () => {
     expect(serverPod.spec?.nodeName).toBe(REAL_NODE_NAME);
     expect(serverPod.spec?.nodeSelector).toEqual({ type: 'real' });
-    expect(serverPod.status?.podIP?.startsWith(readState()!.realNode!.network!.podCidr.split('.').slice(0, 3).join('.') + '.')).toBe(true);
+    expect(
+      serverPod.status?.podIP?.startsWith(
+        readState()!.realNode!.network!.podCidr.split('.').slice(0, 3).join('.') + '.',
+      ),
+    ).toBe(true);
     await core.createNamespacedPod({ namespace: kwokNs, body: busyboxPod('elsewhere', 'sleep 1') });
     const pod = await eventually('pod in a plain namespace to be scheduled', 60_000, async () => {
       const p = await core.readNamespacedPod({ name: 'elsewhere', namespace: kwokNs });
@@ -150,12 +171,23 @@ describeReal('real node', () => {
 
   test('kubectl logs and kubectl exec reach the container through the apiserver and the kubelet', async () => {
     expect(await kubectl('-n', realNs, 'logs', 'web')).toContain('web started');
-    expect((await kubectl('-n', realNs, 'exec', 'client', '--', '/bin/busybox', 'echo', 'exec works')).trim()).toBe('exec works');
+    expect((await kubectl('-n', realNs, 'exec', 'client', '--', '/bin/busybox', 'echo', 'exec works')).trim()).toBe(
+      'exec works',
+    );
     expect(await kubectl('-n', realNs, 'exec', 'client', '--', '/bin/busybox', 'id', '-u')).toContain('65534');
   });
 
   test("a Service's cluster DNS name resolves in a pod (CoreDNS behind kube-dns)", async () => {
-    const out = await kubectl('-n', realNs, 'exec', 'client', '--', '/bin/busybox', 'nslookup', `web.${realNs}.svc.cluster.local`);
+    const out = await kubectl(
+      '-n',
+      realNs,
+      'exec',
+      'client',
+      '--',
+      '/bin/busybox',
+      'nslookup',
+      `web.${realNs}.svc.cluster.local`,
+    );
     expect(out).toContain(clusterIP);
   });
 
@@ -163,7 +195,17 @@ describeReal('real node', () => {
   // with its nc; names are resolved with its own nslookup above.
   /** Sends `GET <path> HTTP/1.0` to ip:port from the client pod with nc; returns the raw response. */
   const httpFromPod = (ip: string, port: number, reqPath: string): Promise<string> =>
-    kubectl('-n', realNs, 'exec', 'client', '--', '/bin/busybox', 'sh', '-c', `printf 'GET ${reqPath} HTTP/1.0\\r\\n\\r\\n' | /bin/busybox nc -w 10 ${ip} ${port}`);
+    kubectl(
+      '-n',
+      realNs,
+      'exec',
+      'client',
+      '--',
+      '/bin/busybox',
+      'sh',
+      '-c',
+      `printf 'GET ${reqPath} HTTP/1.0\\r\\n\\r\\n' | /bin/busybox nc -w 10 ${ip} ${port}`,
+    );
 
   test("a pod's HTTP server answers through its ClusterIP Service (kube-proxy)", async () => {
     const out = await httpFromPod(clusterIP, 80, '/');
@@ -172,8 +214,12 @@ describeReal('real node', () => {
   });
 
   test("a pod's HTTP server answers through the apiserver's service proxy and pod proxy", async () => {
-    expect((await kubectl('get', '--raw', `/api/v1/namespaces/${realNs}/services/web:http/proxy/`)).trim()).toBe('hello-from-the-real-node');
-    expect((await kubectl('get', '--raw', `/api/v1/namespaces/${realNs}/pods/web:8080/proxy/`)).trim()).toBe('hello-from-the-real-node');
+    expect((await kubectl('get', '--raw', `/api/v1/namespaces/${realNs}/services/web:http/proxy/`)).trim()).toBe(
+      'hello-from-the-real-node',
+    );
+    expect((await kubectl('get', '--raw', `/api/v1/namespaces/${realNs}/pods/web:8080/proxy/`)).trim()).toBe(
+      'hello-from-the-real-node',
+    );
   });
 
   test('a pod reaches the apiserver through the kubernetes Service', async () => {

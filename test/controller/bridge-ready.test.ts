@@ -10,14 +10,31 @@ import type { AddressInfo } from 'node:net';
 import type * as k8s from '@kubernetes/client-node';
 import { BRIDGE_NOT_READY, bridgeProblem, readBridgeReason, unreadyBridgePods } from '../../controller/bridge-ready.js';
 
-const pod = (name: string, bridge: Partial<k8s.V1ContainerStatus> | undefined, extra: Partial<k8s.V1PodStatus> = {}, deleting = false): k8s.V1Pod => ({
+const pod = (
+  name: string,
+  bridge: Partial<k8s.V1ContainerStatus> | undefined,
+  extra: Partial<k8s.V1PodStatus> = {},
+  deleting = false,
+): k8s.V1Pod => ({
   metadata: { name, ...(deleting ? { deletionTimestamp: new Date() } : {}) },
   status: {
     phase: 'Running',
     podIP: '127.0.0.1',
     containerStatuses: [
       { name: 'mcp-server', ready: true, restartCount: 0, image: 'x', imageID: 'x', state: { running: {} } },
-      ...(bridge ? [{ name: 'mcp-bridge', ready: false, restartCount: 0, image: 'k', imageID: 'k', state: { running: {} }, ...bridge } as k8s.V1ContainerStatus] : []),
+      ...(bridge
+        ? [
+            {
+              name: 'mcp-bridge',
+              ready: false,
+              restartCount: 0,
+              image: 'k',
+              imageID: 'k',
+              state: { running: {} },
+              ...bridge,
+            } as k8s.V1ContainerStatus,
+          ]
+        : []),
     ],
     ...extra,
   },
@@ -25,7 +42,10 @@ const pod = (name: string, bridge: Partial<k8s.V1ContainerStatus> | undefined, e
 
 let server: http.Server;
 let base: string;
-let answer: { status: number; body: string } = { status: 503, body: '{"status":"not ready","reason":"the stdio process has not answered initialize within 30 s"}' };
+let answer: { status: number; body: string } = {
+  status: 503,
+  body: '{"status":"not ready","reason":"the stdio process has not answered initialize within 30 s"}',
+};
 const seen: string[] = [];
 
 beforeAll(async () => {
@@ -58,12 +78,18 @@ describe('unreadyBridgePods', () => {
 
 describe('readBridgeReason and bridgeProblem', () => {
   it("reports the bridge's 503 reason as BridgeNotReady, naming the pod and container, and asks for a recheck", async () => {
-    answer = { status: 503, body: '{"status":"not ready","reason":"the stdio process has not answered initialize within 30 s"}' };
-    const r = await bridgeProblem('ns', 3001, [pod('b', { ready: true }), pod('a', {})], (_ns, p, port) => ({ url: `${base}/${p.metadata!.name}/${port}/ready` }));
+    answer = {
+      status: 503,
+      body: '{"status":"not ready","reason":"the stdio process has not answered initialize within 30 s"}',
+    };
+    const r = await bridgeProblem('ns', 3001, [pod('b', { ready: true }), pod('a', {})], (_ns, p, port) => ({
+      url: `${base}/${p.metadata!.name}/${port}/ready`,
+    }));
     expect(r.recheck).toBe(true);
     expect(r.problem).toEqual({
       reason: BRIDGE_NOT_READY,
-      message: "pod a: container mcp-bridge: not ready: the stdio process has not answered initialize within 30 s (the bridge's /ready)",
+      message:
+        "pod a: container mcp-bridge: not ready: the stdio process has not answered initialize within 30 s (the bridge's /ready)",
     });
     expect(seen.at(-1)).toBe('/a/3001/ready');
   });

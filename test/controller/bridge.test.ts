@@ -30,18 +30,36 @@ const log = pino({ level: process.env.KUBEMCP_TEST_LOG ?? 'silent' });
 const G = { group: 'mcp.example.com', version: 'v1alpha1', plural: 'mcpservers' };
 const BRIDGE_IMAGE = 'localhost/kubemcp/kubemcp:test';
 
-const getMcps = (namespace: string, name: string) => custom.getNamespacedCustomObject({ ...G, namespace, name }) as Promise<MCPS>;
+const getMcps = (namespace: string, name: string) =>
+  custom.getNamespacedCustomObject({ ...G, namespace, name }) as Promise<MCPS>;
 const mergePatch = (namespace: string, name: string, body: object) =>
-  custom.patchNamespacedCustomObject({ ...G, namespace, name, body }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch));
-const exists = (p: Promise<unknown>) => p.then(() => true, (e: { code?: number }) => (e.code === 404 ? false : Promise.reject(e)));
+  custom.patchNamespacedCustomObject(
+    { ...G, namespace, name, body },
+    k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+  );
+const exists = (p: Promise<unknown>) =>
+  p.then(
+    () => true,
+    (e: { code?: number }) => (e.code === 404 ? false : Promise.reject(e)),
+  );
 
-async function waitPhase(namespace: string, name: string, phase: string, extra: (o: MCPS) => boolean = () => true): Promise<MCPS> {
+async function waitPhase(
+  namespace: string,
+  name: string,
+  phase: string,
+  extra: (o: MCPS) => boolean = () => true,
+): Promise<MCPS> {
   let last: MCPS | undefined;
   try {
-    return await waitFor(`${namespace}/${name} phase ${phase}`, async () => {
-      const o = (last = await getMcps(namespace, name));
-      return o.status?.phase === phase && o.status.observedGeneration === o.metadata.generation && extra(o) && o;
-    }, 90_000, 250);
+    return await waitFor(
+      `${namespace}/${name} phase ${phase}`,
+      async () => {
+        const o = (last = await getMcps(namespace, name));
+        return o.status?.phase === phase && o.status.observedGeneration === o.metadata.generation && extra(o) && o;
+      },
+      90_000,
+      250,
+    );
   } catch (err) {
     throw new Error(`${(err as Error).message}; last status: ${JSON.stringify(last?.status)}`);
   }
@@ -50,8 +68,19 @@ async function waitPhase(namespace: string, name: string, phase: string, extra: 
 let ns: string;
 let controller: Controller;
 let bridged: Bridged;
-const mk = (name: string, spec: object) => ({ apiVersion: 'mcp.example.com/v1alpha1', kind: 'MCPServer', metadata: { name, namespace: ns }, spec });
-const SPEC = { image: 'localhost/kubemcp/everything:test', transport: 'stdio', port: 3001, command: ['node', '/app/index.js'], args: ['stdio'] };
+const mk = (name: string, spec: object) => ({
+  apiVersion: 'mcp.example.com/v1alpha1',
+  kind: 'MCPServer',
+  metadata: { name, namespace: ns },
+  spec,
+});
+const SPEC = {
+  image: 'localhost/kubemcp/everything:test',
+  transport: 'stdio',
+  port: 3001,
+  command: ['node', '/app/index.js'],
+  args: ['stdio'],
+};
 
 beforeAll(async () => {
   await installCrd(kc);
@@ -59,8 +88,15 @@ beforeAll(async () => {
   await until(async () => (await bridged.ready()).status === 200, 'the local bridge to be ready', 60_000);
   ns = await createNamespace(kc, 'bridge');
   controller = new Controller({
-    kubeConfig: kc, log, namespace: ns, workers: 2, resyncPeriodMs: 3_600_000, bridgeImage: BRIDGE_IMAGE,
-    verify: 'auto', verifyIntervalMs: 3_600_000, verifyTimeoutMs: 15_000,
+    kubeConfig: kc,
+    log,
+    namespace: ns,
+    workers: 2,
+    resyncPeriodMs: 3_600_000,
+    bridgeImage: BRIDGE_IMAGE,
+    verify: 'auto',
+    verifyIntervalMs: 3_600_000,
+    verifyTimeoutMs: 15_000,
     verifyTarget: () => ({ url: bridged.url }),
   });
   await controller.start();
@@ -81,20 +117,33 @@ describe('a bridged stdio MCPServer', () => {
     expect(o.status.serverInfo).toMatchObject({ name: 'mcp-servers/everything' });
     expect(o.status.tools.count).toBeGreaterThan(5);
     expect(o.status.tools.names).toContain('echo');
-    expect(o.status.conditions.find((c) => c.type === 'ServiceReady')).toMatchObject({ status: 'True', reason: 'ServiceReady' });
+    expect(o.status.conditions.find((c) => c.type === 'ServiceReady')).toMatchObject({
+      status: 'True',
+      reason: 'ServiceReady',
+    });
     expect(o.status.conditions.find((c) => c.type === 'Ready')?.message).toContain('through the in-pod bridge');
 
     const rendered = renderMCPServer(mk('everything', SPEC), ns, { bridgeImage: BRIDGE_IMAGE });
     expect(rendered.map((r) => r.kind)).toEqual(['Service', 'Deployment']);
     for (const want of rendered) {
-      const live = (await objects.read({ apiVersion: want.apiVersion, kind: want.kind, metadata: { name: want.metadata.name, namespace: ns } })) as unknown as KubeObject;
+      const live = (await objects.read({
+        apiVersion: want.apiVersion,
+        kind: want.kind,
+        metadata: { name: want.metadata.name, namespace: ns },
+      })) as unknown as KubeObject;
       expect(firstDifference(JSON.parse(JSON.stringify(want)), JSON.parse(JSON.stringify(live)))).toBeUndefined();
     }
     const pod = (await apps.readNamespacedDeployment({ name: 'everything', namespace: ns })).spec!.template.spec!;
     expect(pod.initContainers!.map((c) => [c.name, c.image])).toEqual([['bridge-init', BRIDGE_IMAGE]]);
-    expect(pod.containers.map((c) => [c.name, c.image])).toEqual([['mcp-server', SPEC.image], ['mcp-bridge', BRIDGE_IMAGE]]);
+    expect(pod.containers.map((c) => [c.name, c.image])).toEqual([
+      ['mcp-server', SPEC.image],
+      ['mcp-bridge', BRIDGE_IMAGE],
+    ]);
     // kwok scheduled and "ran" the pod: its init container and both containers are reported.
-    const pods = await core.listNamespacedPod({ namespace: ns, labelSelector: 'app.kubernetes.io/instance=everything' });
+    const pods = await core.listNamespacedPod({
+      namespace: ns,
+      labelSelector: 'app.kubernetes.io/instance=everything',
+    });
     expect(pods.items.length).toBeGreaterThanOrEqual(1);
     expect(pods.items[0]!.spec!.containers.map((c) => c.name)).toEqual(['mcp-server', 'mcp-bridge']);
   });
@@ -102,10 +151,19 @@ describe('a bridged stdio MCPServer', () => {
   it('removing command makes it a plain stdio server: Service pruned, endpoint cleared, conditions say why it cannot be reached; adding it back bridges again', async () => {
     await mergePatch(ns, 'everything', { spec: { command: null, args: null } });
     const plain = await waitPhase(ns, 'everything', 'Ready', (x) => x.status.endpoint === undefined);
-    await waitFor('Service pruned', async () => !(await exists(core.readNamespacedService({ name: 'everything', namespace: ns }))));
-    expect(plain.status.conditions.find((c) => c.type === 'ServiceReady')).toMatchObject({ reason: 'NotRequired', message: expect.stringContaining('without spec.command') });
+    await waitFor(
+      'Service pruned',
+      async () => !(await exists(core.readNamespacedService({ name: 'everything', namespace: ns }))),
+    );
+    expect(plain.status.conditions.find((c) => c.type === 'ServiceReady')).toMatchObject({
+      reason: 'NotRequired',
+      message: expect.stringContaining('without spec.command'),
+    });
     expect(plain.status.conditions.find((c) => c.type === 'Ready')?.message).toMatch(/not reachable.*set spec.command/);
-    expect(plain.status.conditions.find((c) => c.type === 'Verified')).toMatchObject({ status: 'Unknown', reason: 'NotApplicable' });
+    expect(plain.status.conditions.find((c) => c.type === 'Verified')).toMatchObject({
+      status: 'Unknown',
+      reason: 'NotApplicable',
+    });
     expect(plain.status.url).toBeUndefined();
     const dep = await waitFor('Deployment without the bridge', async () => {
       const d = await apps.readNamespacedDeployment({ name: 'everything', namespace: ns });
@@ -114,7 +172,12 @@ describe('a bridged stdio MCPServer', () => {
     expect(dep.spec!.template.spec!.initContainers ?? []).toEqual([]);
 
     await mergePatch(ns, 'everything', { spec: { command: SPEC.command, args: SPEC.args } });
-    const again = await waitPhase(ns, 'everything', 'Ready', (x) => !!x.status.endpoint && x.status.conditions.some((c) => c.type === 'Verified' && c.status === 'True'));
+    const again = await waitPhase(
+      ns,
+      'everything',
+      'Ready',
+      (x) => !!x.status.endpoint && x.status.conditions.some((c) => c.type === 'Verified' && c.status === 'True'),
+    );
     expect(again.status.endpoint).toBe(`http://everything.${ns}.svc.cluster.local:3001`);
     expect(await exists(core.readNamespacedService({ name: 'everything', namespace: ns }))).toBe(true);
   });
@@ -125,7 +188,17 @@ describe('admission', () => {
   beforeAll(async () => {
     restricted = await createNamespace(kc, 'bridge-restricted');
     await core.patchNamespace(
-      { name: restricted, body: { metadata: { labels: { 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/enforce-version': 'latest' } } } },
+      {
+        name: restricted,
+        body: {
+          metadata: {
+            labels: {
+              'pod-security.kubernetes.io/enforce': 'restricted',
+              'pod-security.kubernetes.io/enforce-version': 'latest',
+            },
+          },
+        },
+      },
       k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
     );
   });
@@ -135,19 +208,35 @@ describe('admission', () => {
 
   const podOf = (spec: object, name: string): k8s.V1Pod => {
     const dep = byKind(renderMCPServer(mk(name, spec), restricted)).Deployment;
-    return { apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: restricted, labels: dep.spec.template.metadata.labels }, spec: dep.spec.template.spec };
+    return {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name, namespace: restricted, labels: dep.spec.template.metadata.labels },
+      spec: dep.spec.template.spec,
+    };
   };
 
   it('the restricted Pod Security Standard admits the bridged pod (init container and sidecar included)', async () => {
-    const created = await core.createNamespacedPod({ namespace: restricted, body: podOf(SPEC, 'bridged'), dryRun: 'All' });
+    const created = await core.createNamespacedPod({
+      namespace: restricted,
+      body: podOf(SPEC, 'bridged'),
+      dryRun: 'All',
+    });
     expect(created.spec!.initContainers!.map((c) => c.name)).toEqual(['bridge-init']);
     expect(created.spec!.containers.map((c) => c.name)).toEqual(['mcp-server', 'mcp-bridge']);
   });
 
   it('... and really enforces: a server container with a non-restricted securityContext is refused', async () => {
     const err = await core
-      .createNamespacedPod({ namespace: restricted, body: podOf({ ...SPEC, securityContext: { allowPrivilegeEscalation: true } }, 'loose'), dryRun: 'All' })
-      .then(() => undefined, (e: unknown) => e);
+      .createNamespacedPod({
+        namespace: restricted,
+        body: podOf({ ...SPEC, securityContext: { allowPrivilegeEscalation: true } }, 'loose'),
+        dryRun: 'All',
+      })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     expect(err).toBeDefined();
     expect(apiMessage(err)).toMatch(/violates PodSecurity "restricted:latest".*allowPrivilegeEscalation/);
     expect(apiMessage(err)).toContain('"mcp-server"');
@@ -155,7 +244,12 @@ describe('admission', () => {
   });
 
   it('the CRD refuses an empty command, naming the field', async () => {
-    const err = await apply(objects, mk('empty-command', { image: 'x', transport: 'stdio', command: [] }), { dryRun: true }).then(() => undefined, (e: unknown) => e);
+    const err = await apply(objects, mk('empty-command', { image: 'x', transport: 'stdio', command: [] }), {
+      dryRun: true,
+    }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(apiMessage(err)).toMatch(/spec\.command: Invalid value: .*should have at least 1 items/);
   });
 });

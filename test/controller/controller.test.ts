@@ -26,17 +26,36 @@ const core = kc.makeApiClient(k8s.CoreV1Api);
 const log = pino({ level: process.env.KUBEMCP_TEST_LOG ?? 'silent' });
 const G = { group: 'mcp.example.com', version: 'v1alpha1', plural: 'mcpservers' };
 
-const getMcps = (namespace: string, name: string) => custom.getNamespacedCustomObject({ ...G, namespace, name }) as Promise<MCPS>;
+const getMcps = (namespace: string, name: string) =>
+  custom.getNamespacedCustomObject({ ...G, namespace, name }) as Promise<MCPS>;
 const mergePatch = (namespace: string, name: string, body: object) =>
-  custom.patchNamespacedCustomObject({ ...G, namespace, name, body }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch));
+  custom.patchNamespacedCustomObject(
+    { ...G, namespace, name, body },
+    k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+  );
 
-async function waitPhase(namespace: string, name: string, phase: string, extra: (o: MCPS) => boolean = () => true, timeoutMs = 90_000): Promise<MCPS> {
-  return waitFor(`${namespace}/${name} phase ${phase}`, async () => {
-    const o = await getMcps(namespace, name);
-    return o.status?.phase === phase && o.status.observedGeneration === o.metadata.generation && extra(o) && o;
-  }, timeoutMs, 250);
+async function waitPhase(
+  namespace: string,
+  name: string,
+  phase: string,
+  extra: (o: MCPS) => boolean = () => true,
+  timeoutMs = 90_000,
+): Promise<MCPS> {
+  return waitFor(
+    `${namespace}/${name} phase ${phase}`,
+    async () => {
+      const o = await getMcps(namespace, name);
+      return o.status?.phase === phase && o.status.observedGeneration === o.metadata.generation && extra(o) && o;
+    },
+    timeoutMs,
+    250,
+  );
 }
-const exists = (p: Promise<unknown>) => p.then(() => true, (e: { code?: number }) => (e.code === 404 ? false : Promise.reject(e)));
+const exists = (p: Promise<unknown>) =>
+  p.then(
+    () => true,
+    (e: { code?: number }) => (e.code === 404 ? false : Promise.reject(e)),
+  );
 
 let ns: string;
 let controller: Controller;
@@ -45,7 +64,14 @@ let defaultController: Controller;
 beforeAll(async () => {
   await installCrd(kc);
   ns = await createNamespace(kc, 'ctl');
-  controller = new Controller({ kubeConfig: kc, log, namespace: ns, workers: 2, resyncPeriodMs: 3_600_000, verify: 'off' });
+  controller = new Controller({
+    kubeConfig: kc,
+    log,
+    namespace: ns,
+    workers: 2,
+    resyncPeriodMs: 3_600_000,
+    verify: 'off',
+  });
   await controller.start();
 });
 afterAll(async () => {
@@ -60,10 +86,19 @@ describe('seed basic sample, verbatim, in namespace default', () => {
   let informer: k8s.Informer<k8s.KubernetesObject> & k8s.ObjectCache<k8s.KubernetesObject>;
 
   beforeAll(async () => {
-    defaultController = new Controller({ kubeConfig: kc, log, namespace: 'default', workers: 1, resyncPeriodMs: 3_600_000, verify: 'off' });
+    defaultController = new Controller({
+      kubeConfig: kc,
+      log,
+      namespace: 'default',
+      workers: 1,
+      resyncPeriodMs: 3_600_000,
+      verify: 'off',
+    });
     await defaultController.start();
-    informer = k8s.makeInformer(kc, '/apis/mcp.example.com/v1alpha1/namespaces/default/mcpservers', () =>
-      custom.listNamespacedCustomObject({ ...G, namespace: 'default' }) as never,
+    informer = k8s.makeInformer(
+      kc,
+      '/apis/mcp.example.com/v1alpha1/namespaces/default/mcpservers',
+      () => custom.listNamespacedCustomObject({ ...G, namespace: 'default' }) as never,
     );
     const record = (o: k8s.KubernetesObject) => {
       const p = (o as MCPS).status?.phase;
@@ -72,7 +107,9 @@ describe('seed basic sample, verbatim, in namespace default', () => {
     informer.on('add', record);
     informer.on('update', record);
     await informer.start();
-    await custom.deleteNamespacedCustomObject({ ...G, namespace: 'default', name: 'basic-mcpserver' }).catch(() => undefined);
+    await custom
+      .deleteNamespacedCustomObject({ ...G, namespace: 'default', name: 'basic-mcpserver' })
+      .catch(() => undefined);
     await waitFor('old basic-mcpserver gone', async () => !(await exists(getMcps('default', 'basic-mcpserver'))));
     await objects.create(parse(basic.text));
   });
@@ -88,7 +125,12 @@ describe('seed basic sample, verbatim, in namespace default', () => {
     expect(o.status.replicas).toBe(1);
     expect(o.status.observedGeneration).toBe(o.metadata.generation);
     expect(Object.fromEntries(o.status.conditions.map((c) => [c.type, c.status]))).toEqual({
-      Ready: 'True', DeploymentReady: 'True', ServiceReady: 'True', ChildrenApplied: 'True', Verified: 'Unknown', ConfigurationValid: 'True',
+      Ready: 'True',
+      DeploymentReady: 'True',
+      ServiceReady: 'True',
+      ChildrenApplied: 'True',
+      Verified: 'Unknown',
+      ConfigurationValid: 'True',
     });
     expect(o.metadata.finalizers).toContain('mcp.example.com/finalizer');
   });
@@ -98,22 +140,42 @@ describe('seed basic sample, verbatim, in namespace default', () => {
     const rendered = renderMCPServer(basic.manifest);
     expect(rendered.map((r) => r.kind)).toEqual(['ConfigMap', 'Service', 'Deployment']);
     for (const want of rendered) {
-      const live = (await objects.read({ apiVersion: want.apiVersion, kind: want.kind, metadata: { name: want.metadata.name, namespace: 'default' } })) as unknown as KubeObject;
+      const live = (await objects.read({
+        apiVersion: want.apiVersion,
+        kind: want.kind,
+        metadata: { name: want.metadata.name, namespace: 'default' },
+      })) as unknown as KubeObject;
       // Every field render sets is live with the rendered value ...
       expect(firstDifference(JSON.parse(JSON.stringify(want)), JSON.parse(JSON.stringify(live)))).toBeUndefined();
       // ... owned by the controller's one field manager through apply ...
-      const mine = (live.metadata.managedFields as k8s.V1ManagedFieldsEntry[]).filter((m) => m.manager === FIELD_MANAGER);
+      const mine = (live.metadata.managedFields as k8s.V1ManagedFieldsEntry[]).filter(
+        (m) => m.manager === FIELD_MANAGER,
+      );
       expect(mine.map((m) => m.operation)).toEqual(['Apply']);
       // ... and the only additions are the controller owner reference and the applied-hash annotation.
       expect(live.metadata.ownerReferences).toEqual([
-        { apiVersion: 'mcp.example.com/v1alpha1', kind: 'MCPServer', name: 'basic-mcpserver', uid: o.metadata.uid, controller: true, blockOwnerDeletion: true },
+        {
+          apiVersion: 'mcp.example.com/v1alpha1',
+          kind: 'MCPServer',
+          name: 'basic-mcpserver',
+          uid: o.metadata.uid,
+          controller: true,
+          blockOwnerDeletion: true,
+        },
       ]);
-      expect(Object.keys(live.metadata.annotations as object).filter((k) => k !== 'deployment.kubernetes.io/revision')).toEqual(['mcp.example.com/applied-hash']);
+      expect(
+        Object.keys(live.metadata.annotations as object).filter((k) => k !== 'deployment.kubernetes.io/revision'),
+      ).toEqual(['mcp.example.com/applied-hash']);
     }
   });
 });
 
-const mk = (name: string, spec: object) => ({ apiVersion: 'mcp.example.com/v1alpha1', kind: 'MCPServer', metadata: { name, namespace: ns }, spec });
+const mk = (name: string, spec: object) => ({
+  apiVersion: 'mcp.example.com/v1alpha1',
+  kind: 'MCPServer',
+  metadata: { name, namespace: ns },
+  spec,
+});
 const readDep = (name: string) => apps.readNamespacedDeployment({ name, namespace: ns });
 
 describe('spec changes reach the children', () => {
@@ -124,12 +186,18 @@ describe('spec changes reach the children', () => {
     let o = await waitPhase(ns, 'scaled', 'Ready', (x) => x.status.readyReplicas === 3);
     expect((await readDep('scaled')).spec!.replicas).toBe(3);
     // What `kubectl scale mcps scaled --replicas=2` does: PATCH .../mcpservers/scaled/scale.
-    await custom.patchNamespacedCustomObjectScale({ ...G, namespace: ns, name: 'scaled', body: { spec: { replicas: 2 } } }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch));
+    await custom.patchNamespacedCustomObjectScale(
+      { ...G, namespace: ns, name: 'scaled', body: { spec: { replicas: 2 } } },
+      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+    );
     o = await waitPhase(ns, 'scaled', 'Ready', (x) => x.status.readyReplicas === 2 && x.status.replicas === 2);
     expect(o.spec.replicas).toBe(2);
     expect((await readDep('scaled')).spec!.replicas).toBe(2);
     const scale = (await custom.getNamespacedCustomObjectScale({ ...G, namespace: ns, name: 'scaled' })) as k8s.V1Scale;
-    expect(scale.status).toMatchObject({ replicas: 2, selector: 'app.kubernetes.io/name=mcp-server,app.kubernetes.io/instance=scaled' });
+    expect(scale.status).toMatchObject({
+      replicas: 2,
+      selector: 'app.kubernetes.io/name=mcp-server,app.kubernetes.io/instance=scaled',
+    });
   });
 
   it('image change rolls the Deployment', async () => {
@@ -140,16 +208,29 @@ describe('spec changes reach the children', () => {
 
   it('config added, changed, removed: the ConfigMap follows and is pruned', async () => {
     await mergePatch(ns, 'scaled', { spec: { config: { LOG_LEVEL: 'info' } } });
-    const cm = await waitFor('ConfigMap created', () => core.readNamespacedConfigMap({ name: 'scaled-config', namespace: ns }));
+    const cm = await waitFor('ConfigMap created', () =>
+      core.readNamespacedConfigMap({ name: 'scaled-config', namespace: ns }),
+    );
     expect(cm.data!.LOG_LEVEL).toBe('info');
     expect(cm.metadata!.ownerReferences![0]!.kind).toBe('MCPServer');
     await mergePatch(ns, 'scaled', { spec: { config: { LOG_LEVEL: 'debug' } } });
-    await waitFor('ConfigMap changed', async () => (await core.readNamespacedConfigMap({ name: 'scaled-config', namespace: ns })).data!.LOG_LEVEL === 'debug');
+    await waitFor(
+      'ConfigMap changed',
+      async () =>
+        (await core.readNamespacedConfigMap({ name: 'scaled-config', namespace: ns })).data!.LOG_LEVEL === 'debug',
+    );
     const env = (await readDep('scaled')).spec!.template.spec!.containers[0]!.env!;
     expect(env.find((e) => e.name === 'MCP_CONFIG_FILE')?.value).toBe('/etc/mcp/config.json');
     await mergePatch(ns, 'scaled', { spec: { config: null } });
-    await waitFor('ConfigMap pruned', async () => !(await exists(core.readNamespacedConfigMap({ name: 'scaled-config', namespace: ns }))));
-    await waitFor('config mount removed', async () => !(await readDep('scaled')).spec!.template.spec!.containers[0]!.env!.some((e) => e.name === 'MCP_CONFIG_FILE'));
+    await waitFor(
+      'ConfigMap pruned',
+      async () => !(await exists(core.readNamespacedConfigMap({ name: 'scaled-config', namespace: ns }))),
+    );
+    await waitFor(
+      'config mount removed',
+      async () =>
+        !(await readDep('scaled')).spec!.template.spec!.containers[0]!.env!.some((e) => e.name === 'MCP_CONFIG_FILE'),
+    );
     await waitPhase(ns, 'scaled', 'Ready');
   });
 
@@ -159,7 +240,10 @@ describe('spec changes reach the children', () => {
     expect(await exists(core.readNamespacedService({ name: 'to-stdio', namespace: ns }))).toBe(true);
     await mergePatch(ns, 'to-stdio', { spec: { transport: 'stdio' } });
     const o = await waitPhase(ns, 'to-stdio', 'Ready', (x) => x.status.endpoint === undefined);
-    await waitFor('Service pruned', async () => !(await exists(core.readNamespacedService({ name: 'to-stdio', namespace: ns }))));
+    await waitFor(
+      'Service pruned',
+      async () => !(await exists(core.readNamespacedService({ name: 'to-stdio', namespace: ns }))),
+    );
     const c = (await readDep('to-stdio')).spec!.template.spec!.containers[0]!;
     expect(c.livenessProbe).toBeUndefined();
     expect(c.readinessProbe).toBeUndefined();
@@ -175,7 +259,10 @@ describe('spec changes reach the children', () => {
     expect(cv?.message).toContain('stdio transport does not support multiple replicas (requested: 2)');
     const dep = await readDep('to-stdio');
     expect(dep.spec!.replicas).toBe(1);
-    const events = await core.listNamespacedEvent({ namespace: ns, fieldSelector: 'involvedObject.name=to-stdio,reason=InvalidConfiguration' });
+    const events = await core.listNamespacedEvent({
+      namespace: ns,
+      fieldSelector: 'involvedObject.name=to-stdio,reason=InvalidConfiguration',
+    });
     expect(events.items.length).toBeGreaterThanOrEqual(1);
     // Fixing the spec recovers.
     await mergePatch(ns, 'to-stdio', { spec: { replicas: 1 } });
@@ -209,7 +296,10 @@ describe('drift', () => {
     const cm = await core.readNamespacedConfigMap({ name: 'drift-config', namespace: ns });
     cm.data!.A = 'tampered';
     await core.replaceNamespacedConfigMap({ name: 'drift-config', namespace: ns, body: cm });
-    await waitFor('ConfigMap data reverted', async () => (await core.readNamespacedConfigMap({ name: 'drift-config', namespace: ns })).data!.A === '1');
+    await waitFor(
+      'ConfigMap data reverted',
+      async () => (await core.readNamespacedConfigMap({ name: 'drift-config', namespace: ns })).data!.A === '1',
+    );
     controller.resync();
     await new Promise((r) => setTimeout(r, 1000));
     expect((await readDep('drift')).metadata!.annotations!['team.example.com/owner']).toBe('alice');
@@ -220,7 +310,8 @@ describe('steady state', () => {
   it('after convergence, resyncs send zero write requests', async () => {
     await waitPhase(ns, 'drift', 'Ready', (x) => x.status.readyReplicas === 2);
     const writes = async () => (await controller.metrics.writeRequests.get()).values.reduce((n, v) => n + v.value, 0);
-    const reconciles = async () => (await controller.metrics.reconcileTotal.get()).values.reduce((n, v) => n + v.value, 0);
+    const reconciles = async () =>
+      (await controller.metrics.reconcileTotal.get()).values.reduce((n, v) => n + v.value, 0);
     // Let in-flight convergence (status of the rollouts above) settle first.
     await waitFor('quiet controller', async () => {
       const w = await writes();
@@ -239,7 +330,14 @@ describe('steady state', () => {
     // Counted by the controller ...
     expect((await writes()) - w0).toBe(0);
     // ... and by the apiserver: its audit log records every write request (cluster/).
-    const audit = readFileSync(AUDIT_LOG_PATH).subarray(auditFrom).toString('utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { stage: string; verb: string; objectRef?: { namespace?: string; resource?: string } });
+    const audit = readFileSync(AUDIT_LOG_PATH)
+      .subarray(auditFrom)
+      .toString('utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map(
+        (l) => JSON.parse(l) as { stage: string; verb: string; objectRef?: { namespace?: string; resource?: string } },
+      );
     const writesInNamespace = audit.filter((e) => e.stage === 'ResponseComplete' && e.objectRef?.namespace === ns);
     expect(writesInNamespace.map((e) => `${e.verb} ${e.objectRef!.resource}`)).toEqual([]);
   });
@@ -250,15 +348,22 @@ describe('deletion', () => {
     const o = await getMcps(ns, 'drift');
     await custom.deleteNamespacedCustomObject({ ...G, namespace: ns, name: 'drift' });
     await waitFor('MCPServer gone', async () => !(await exists(getMcps(ns, 'drift'))), 60_000);
-    await waitFor('children gone', async () => {
-      const [d, s, c] = await Promise.all([
-        exists(readDep('drift')),
-        exists(core.readNamespacedService({ name: 'drift', namespace: ns })),
-        exists(core.readNamespacedConfigMap({ name: 'drift-config', namespace: ns })),
-      ]);
-      return !d && !s && !c;
-    }, 60_000);
-    const events = await core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.uid=${o.metadata.uid},reason=Deleting` });
+    await waitFor(
+      'children gone',
+      async () => {
+        const [d, s, c] = await Promise.all([
+          exists(readDep('drift')),
+          exists(core.readNamespacedService({ name: 'drift', namespace: ns })),
+          exists(core.readNamespacedConfigMap({ name: 'drift-config', namespace: ns })),
+        ]);
+        return !d && !s && !c;
+      },
+      60_000,
+    );
+    const events = await core.listNamespacedEvent({
+      namespace: ns,
+      fieldSelector: `involvedObject.uid=${o.metadata.uid},reason=Deleting`,
+    });
     expect(events.items).toHaveLength(1);
   });
 });
@@ -268,7 +373,16 @@ describe('invalid objects the CRD lets through', () => {
     const errors = async () => (await controller.metrics.reconcileErrors.get()).values[0]?.value ?? 0;
     const errorsBefore = await errors();
     await apply(objects, mk('bad-key', { image: 'img:1', config: { 'config.json': 'x' } }));
-    await apply(objects, mk('bad-env', { image: 'img:1', env: [{ name: 'A', value: '1' }, { name: 'A', value: '2' }] }));
+    await apply(
+      objects,
+      mk('bad-env', {
+        image: 'img:1',
+        env: [
+          { name: 'A', value: '1' },
+          { name: 'A', value: '2' },
+        ],
+      }),
+    );
     for (const name of ['bad-key', 'bad-env']) {
       const o = await waitPhase(ns, name, 'Failed');
       expect(o.status.conditions.find((c) => c.type === 'ConfigurationValid')?.status).toBe('False');

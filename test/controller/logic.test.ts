@@ -3,7 +3,13 @@ import { describe, expect, it } from '@jest/globals';
 import { Priority, WorkQueue, backoffMs } from '../../controller/queue.js';
 import { childEventPriority, mcpServerEventPriority, podEventPriority } from '../../controller/priority.js';
 import { computeStatus, mergeConditions, statusChanged, type ObservedState } from '../../controller/status.js';
-import { APPLIED_HASH_ANNOTATION, applyReason, firstDifference, foreignListEntries, hashOf } from '../../controller/drift.js';
+import {
+  APPLIED_HASH_ANNOTATION,
+  applyReason,
+  firstDifference,
+  foreignListEntries,
+  hashOf,
+} from '../../controller/drift.js';
 import { podProblem } from '../../controller/pods.js';
 import { trimForCache } from '../../controller/transform.js';
 import { classify, type HandshakeResult } from '../../controller/verify.js';
@@ -145,17 +151,38 @@ describe('WorkQueue priorities (controller-runtime priorityqueue ordering)', () 
 });
 
 describe('event priorities (controller/priority.ts)', () => {
-  const mcp = (status?: MCPServerObject['status'], generation = 1, extra: Partial<MCPServerObject['metadata']> = {}): MCPServerObject => ({
+  const mcp = (
+    status?: MCPServerObject['status'],
+    generation = 1,
+    extra: Partial<MCPServerObject['metadata']> = {},
+  ): MCPServerObject => ({
     apiVersion: 'mcp.example.com/v1alpha1',
     kind: 'MCPServer',
     metadata: { name: 'm', namespace: 'ns', uid: 'u', generation, ...extra },
     spec: { image: 'x' },
     status,
   });
-  const cond = (type: string, status: 'True' | 'False', reason = type) => ({ type, status, reason, message: '', lastTransitionTime: '2026-01-01T00:00:00Z', observedGeneration: 1 }) as never;
-  const dep = (ready: number, replicas = 1, observedGeneration = 1) => ({ metadata: { name: 'm', namespace: 'ns', generation: 1 }, spec: { replicas: 1 }, status: { readyReplicas: ready, replicas, observedGeneration } });
-  const pending = { phase: 'Pending', readyReplicas: 0, replicas: 1, observedGeneration: 1, conditions: [cond('DeploymentReady', 'False', 'DeploymentNotReady')] } as MCPServerObject['status'];
-  const ready = { phase: 'Ready', readyReplicas: 1, replicas: 1, observedGeneration: 1, conditions: [cond('DeploymentReady', 'True')] } as MCPServerObject['status'];
+  const cond = (type: string, status: 'True' | 'False', reason = type) =>
+    ({ type, status, reason, message: '', lastTransitionTime: '2026-01-01T00:00:00Z', observedGeneration: 1 }) as never;
+  const dep = (ready: number, replicas = 1, observedGeneration = 1) => ({
+    metadata: { name: 'm', namespace: 'ns', generation: 1 },
+    spec: { replicas: 1 },
+    status: { readyReplicas: ready, replicas, observedGeneration },
+  });
+  const pending = {
+    phase: 'Pending',
+    readyReplicas: 0,
+    replicas: 1,
+    observedGeneration: 1,
+    conditions: [cond('DeploymentReady', 'False', 'DeploymentNotReady')],
+  } as MCPServerObject['status'];
+  const ready = {
+    phase: 'Ready',
+    readyReplicas: 1,
+    replicas: 1,
+    observedGeneration: 1,
+    conditions: [cond('DeploymentReady', 'True')],
+  } as MCPServerObject['status'];
 
   it('MCPServer events: initial list LOW; created, deleted, edited NORMAL; echoes of status and metadata writes LOW', () => {
     expect(mcpServerEventPriority('add', mcp(), false)).toBe(Priority.LOW);
@@ -163,7 +190,9 @@ describe('event priorities (controller/priority.ts)', () => {
     expect(mcpServerEventPriority('delete', mcp(pending), true)).toBe(Priority.NORMAL);
     expect(mcpServerEventPriority('update', mcp(undefined), true)).toBe(Priority.NORMAL); // never reconciled (finalizer echo)
     expect(mcpServerEventPriority('update', mcp(pending, 2), true)).toBe(Priority.NORMAL); // spec edited
-    expect(mcpServerEventPriority('update', mcp(pending, 1, { deletionTimestamp: new Date() }), true)).toBe(Priority.NORMAL);
+    expect(mcpServerEventPriority('update', mcp(pending, 1, { deletionTimestamp: new Date() }), true)).toBe(
+      Priority.NORMAL,
+    );
     expect(mcpServerEventPriority('update', mcp(pending, 1), true)).toBe(Priority.LOW); // our status write
   });
 
@@ -180,7 +209,15 @@ describe('event priorities (controller/priority.ts)', () => {
   });
 
   it('a pod problem the DeploymentReady condition does not name is HIGH', () => {
-    const unschedulable = { metadata: { name: 'p' }, status: { phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/1 nodes are available' }] } };
+    const unschedulable = {
+      metadata: { name: 'p' },
+      status: {
+        phase: 'Pending',
+        conditions: [
+          { type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/1 nodes are available' },
+        ],
+      },
+    };
     const starting = { metadata: { name: 'p' }, status: { phase: 'Pending' } };
     expect(podEventPriority('update', unschedulable as never, mcp(pending))).toBe(Priority.HIGH);
     const named = { ...pending!, conditions: [cond('DeploymentReady', 'False', 'Unschedulable')] };
@@ -197,22 +234,45 @@ const T1 = '2026-01-01T00:01:00Z';
 
 describe('computeStatus (seed 003 updateStatusFromResources)', () => {
   it('Pending while the Deployment is not ready; no endpoint', () => {
-    const s = computeStatus({ ...base, deployment: { replicas: 1, readyReplicas: 0, generation: 1, observedGeneration: 1 }, service: { clusterIP: '10.96.0.5' } }, undefined, T0);
+    const s = computeStatus(
+      {
+        ...base,
+        deployment: { replicas: 1, readyReplicas: 0, generation: 1, observedGeneration: 1 },
+        service: { clusterIP: '10.96.0.5' },
+      },
+      undefined,
+      T0,
+    );
     expect(s.phase).toBe('Pending');
     expect(s.endpoint).toBeUndefined();
-    expect(s.conditions!.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False', message: 'Deployment is not ready' });
+    expect(s.conditions!.find((c) => c.type === 'Ready')).toMatchObject({
+      status: 'False',
+      message: 'Deployment is not ready',
+    });
     expect(s.observedGeneration).toBe(2);
     expect(s.selector).toBe('app.kubernetes.io/name=mcp-server,app.kubernetes.io/instance=demo');
   });
 
   it('Ready with its conditions True, Verified Unknown when verification is off, the seed endpoint and the MCP url', () => {
-    const s = computeStatus({ ...base, deployment: { replicas: 1, readyReplicas: 1, generation: 1, observedGeneration: 1 }, service: { clusterIP: '10.96.0.5' } }, undefined, T0);
+    const s = computeStatus(
+      {
+        ...base,
+        deployment: { replicas: 1, readyReplicas: 1, generation: 1, observedGeneration: 1 },
+        service: { clusterIP: '10.96.0.5' },
+      },
+      undefined,
+      T0,
+    );
     expect(s.phase).toBe('Ready');
     expect(s.endpoint).toBe('http://demo.default.svc.cluster.local:3001');
     expect(s.url).toBe('http://demo.default.svc.cluster.local:3001/mcp');
     expect(s.conditions!.map((c) => [c.type, c.status, c.reason])).toEqual([
-      ['Ready', 'True', 'MCPServerReady'], ['DeploymentReady', 'True', 'DeploymentReady'], ['ServiceReady', 'True', 'ServiceReady'],
-      ['ChildrenApplied', 'True', 'ChildrenApplied'], ['Verified', 'Unknown', 'VerificationDisabled'], ['ConfigurationValid', 'True', 'ConfigurationValid'],
+      ['Ready', 'True', 'MCPServerReady'],
+      ['DeploymentReady', 'True', 'DeploymentReady'],
+      ['ServiceReady', 'True', 'ServiceReady'],
+      ['ChildrenApplied', 'True', 'ChildrenApplied'],
+      ['Verified', 'Unknown', 'VerificationDisabled'],
+      ['ConfigurationValid', 'True', 'ConfigurationValid'],
     ]);
     expect(s.serverInfo).toBeUndefined();
     expect(s.tools).toBeUndefined();
@@ -220,18 +280,44 @@ describe('computeStatus (seed 003 updateStatusFromResources)', () => {
   });
 
   it('Failed with ConfigurationValid=False for an invalid spec', () => {
-    const s = computeStatus({ ...base, spec: undefined, invalid: 'spec.replicas: stdio transport does not support multiple replicas (requested: 2)' }, undefined, T0);
+    const s = computeStatus(
+      {
+        ...base,
+        spec: undefined,
+        invalid: 'spec.replicas: stdio transport does not support multiple replicas (requested: 2)',
+      },
+      undefined,
+      T0,
+    );
     expect(s.phase).toBe('Failed');
-    expect(s.conditions!.find((c) => c.type === 'ConfigurationValid')).toMatchObject({ status: 'False', reason: 'InvalidConfiguration', message: expect.stringContaining('stdio') });
+    expect(s.conditions!.find((c) => c.type === 'ConfigurationValid')).toMatchObject({
+      status: 'False',
+      reason: 'InvalidConfiguration',
+      message: expect.stringContaining('stdio'),
+    });
   });
 
   it('stdio needs no Service and has no endpoint; its conditions say it cannot be reached and why', () => {
-    const s = computeStatus({ ...base, spec: parseMCPServerSpec({ image: 'x', transport: 'stdio' }), deployment: { replicas: 1, readyReplicas: 1 } }, undefined, T0);
+    const s = computeStatus(
+      {
+        ...base,
+        spec: parseMCPServerSpec({ image: 'x', transport: 'stdio' }),
+        deployment: { replicas: 1, readyReplicas: 1 },
+      },
+      undefined,
+      T0,
+    );
     expect(s.phase).toBe('Ready');
     expect(s.endpoint).toBeUndefined();
-    expect(s.conditions!.find((c) => c.type === 'ServiceReady')).toMatchObject({ status: 'True', reason: 'NotRequired', message: expect.stringContaining('without spec.command') });
+    expect(s.conditions!.find((c) => c.type === 'ServiceReady')).toMatchObject({
+      status: 'True',
+      reason: 'NotRequired',
+      message: expect.stringContaining('without spec.command'),
+    });
     const ready = s.conditions!.find((c) => c.type === 'Ready')!;
-    expect(ready.message).toMatch(/not reachable: stdio transport without spec.command.*nothing outside can reach it.*set spec.command/);
+    expect(ready.message).toMatch(
+      /not reachable: stdio transport without spec.command.*nothing outside can reach it.*set spec.command/,
+    );
   });
 
   it('bridged stdio (command set) needs its Service, and then has the endpoint of the bridge port', () => {
@@ -239,11 +325,18 @@ describe('computeStatus (seed 003 updateStatusFromResources)', () => {
     const pending = computeStatus({ ...base, spec, deployment: { replicas: 1, readyReplicas: 1 } }, undefined, T0);
     expect(pending.phase).toBe('Pending');
     expect(pending.endpoint).toBeUndefined();
-    const s = computeStatus({ ...base, spec, deployment: { replicas: 1, readyReplicas: 1 }, service: { clusterIP: '10.96.0.7' } }, undefined, T0);
+    const s = computeStatus(
+      { ...base, spec, deployment: { replicas: 1, readyReplicas: 1 }, service: { clusterIP: '10.96.0.7' } },
+      undefined,
+      T0,
+    );
     expect(s.phase).toBe('Ready');
     expect(s.endpoint).toBe(`http://${base.name}.${base.namespace}.svc.cluster.local:3001`);
     expect(s.conditions!.find((c) => c.type === 'Ready')!.message).toContain('through the in-pod bridge');
-    expect(s.conditions!.find((c) => c.type === 'ServiceReady')).toMatchObject({ status: 'True', reason: 'ServiceReady' });
+    expect(s.conditions!.find((c) => c.type === 'ServiceReady')).toMatchObject({
+      status: 'True',
+      reason: 'ServiceReady',
+    });
   });
 
   it('lastTransitionTime changes only on transitions; an unchanged status is not a change', () => {
@@ -255,7 +348,10 @@ describe('computeStatus (seed 003 updateStatusFromResources)', () => {
     expect(down.conditions!.find((c) => c.type === 'Ready')!.lastTransitionTime).toBe(T1);
     expect(down.conditions!.find((c) => c.type === 'ServiceReady')!.lastTransitionTime).toBe(T0);
     expect(down.lastTransitionTime).toBe(T1);
-    expect(mergeConditions(first.conditions, [{ type: 'Ready', status: 'True', reason: 'X', message: 'y' }], 3, T1)[0]!.lastTransitionTime).toBe(T0);
+    expect(
+      mergeConditions(first.conditions, [{ type: 'Ready', status: 'True', reason: 'X', message: 'y' }], 3, T1)[0]!
+        .lastTransitionTime,
+    ).toBe(T0);
   });
 });
 
@@ -269,12 +365,20 @@ describe('drift detection', () => {
   const [svc, dep] = desiredChildren(obj) as [Sure<k8s.V1Service>, Sure<k8s.V1Deployment>];
 
   it('desired children are exactly the render output plus owner reference and hash annotation', () => {
-    const rendered = renderMCPServer({ apiVersion: obj.apiVersion, kind: obj.kind, metadata: { name: 'demo' }, spec: obj.spec }, 'ns');
+    const rendered = renderMCPServer(
+      { apiVersion: obj.apiVersion, kind: obj.kind, metadata: { name: 'demo' }, spec: obj.spec },
+      'ns',
+    );
     for (const [i, child] of desiredChildren(obj).entries()) {
       const { ownerReferences, annotations, ...meta } = child.metadata as Sure<k8s.V1ObjectMeta>;
       expect({ ...child, metadata: meta }).toEqual(rendered[i]);
       expect(ownerReferences).toEqual([ownerReference(obj)]);
-      expect(ownerReferences[0]).toMatchObject({ controller: true, blockOwnerDeletion: true, uid: '1234', kind: 'MCPServer' });
+      expect(ownerReferences[0]).toMatchObject({
+        controller: true,
+        blockOwnerDeletion: true,
+        uid: '1234',
+        kind: 'MCPServer',
+      });
       expect(annotations[APPLIED_HASH_ANNOTATION]).toMatch(/^[0-9a-f]{16}$/);
     }
   });
@@ -297,7 +401,9 @@ describe('drift detection', () => {
     expect(applyReason(dep, edited)).toBe('drift at spec.replicas');
     const envEdited = structuredClone(dep);
     envEdited.spec.template.spec.containers[0].env.find((e) => e.name === 'MCP_PORT')!.value = '1';
-    expect(applyReason(dep, envEdited)).toMatch(/^drift at spec\.template\.spec\.containers\[name=mcp-server\]\.env\[name=MCP_PORT\]\.value$/);
+    expect(applyReason(dep, envEdited)).toMatch(
+      /^drift at spec\.template\.spec\.containers\[name=mcp-server\]\.env\[name=MCP_PORT\]\.value$/,
+    );
     const labelGone = structuredClone(svc);
     delete labelGone.metadata.labels['app.kubernetes.io/component'];
     expect(applyReason(svc, labelGone)).toBe('drift at metadata.labels.app.kubernetes.io/component');
@@ -314,15 +420,31 @@ describe('drift detection', () => {
 });
 
 describe('apply failures, pod problems and verification in status (issue 10, issue 12)', () => {
-  const ready = { ...base, deployment: { replicas: 1, readyReplicas: 1, generation: 1, observedGeneration: 1 }, service: { clusterIP: '10.96.0.5' } };
+  const ready = {
+    ...base,
+    deployment: { replicas: 1, readyReplicas: 1, generation: 1, observedGeneration: 1 },
+    service: { clusterIP: '10.96.0.5' },
+  };
   const cond = (s: ReturnType<typeof computeStatus>, type: string) => s.conditions!.find((c) => c.type === type)!;
 
   it('a refused child: Failed, Ready=False and ChildrenApplied=False with reason ApplyFailed and the apiserver message; recovers', () => {
     const msg = 'admission webhook "x" denied the request: no';
-    const s = computeStatus({ ...ready, applyFailures: [{ kind: 'Deployment', name: 'demo', message: msg }] }, undefined, T0);
+    const s = computeStatus(
+      { ...ready, applyFailures: [{ kind: 'Deployment', name: 'demo', message: msg }] },
+      undefined,
+      T0,
+    );
     expect(s.phase).toBe('Failed');
-    expect(cond(s, 'Ready')).toMatchObject({ status: 'False', reason: 'ApplyFailed', message: `Applying children failed: Deployment demo: ${msg}` });
-    expect(cond(s, 'ChildrenApplied')).toMatchObject({ status: 'False', reason: 'ApplyFailed', message: `Deployment demo: ${msg}` });
+    expect(cond(s, 'Ready')).toMatchObject({
+      status: 'False',
+      reason: 'ApplyFailed',
+      message: `Applying children failed: Deployment demo: ${msg}`,
+    });
+    expect(cond(s, 'ChildrenApplied')).toMatchObject({
+      status: 'False',
+      reason: 'ApplyFailed',
+      message: `Deployment demo: ${msg}`,
+    });
     expect(cond(s, 'DeploymentReady').status).toBe('True'); // the old pods still run: the status says so
     expect(s.endpoint).toBeUndefined();
     const back = computeStatus(ready, s, T1);
@@ -334,16 +456,33 @@ describe('apply failures, pod problems and verification in status (issue 10, iss
     const pods = { reason: 'Unschedulable', message: 'pod demo-1: 0/1 nodes are available: 1 Insufficient cpu.' };
     const s = computeStatus({ ...ready, deployment: { replicas: 1, readyReplicas: 0 }, pods }, undefined, T0);
     expect(s.phase).toBe('Pending');
-    expect(cond(s, 'DeploymentReady')).toMatchObject({ status: 'False', reason: 'Unschedulable', message: `Deployment has 0/1 ready replicas: ${pods.message}` });
-    expect(cond(s, 'Ready')).toMatchObject({ status: 'False', reason: 'Unschedulable', message: `Deployment is not ready: ${pods.message}` });
+    expect(cond(s, 'DeploymentReady')).toMatchObject({
+      status: 'False',
+      reason: 'Unschedulable',
+      message: `Deployment has 0/1 ready replicas: ${pods.message}`,
+    });
+    expect(cond(s, 'Ready')).toMatchObject({
+      status: 'False',
+      reason: 'Unschedulable',
+      message: `Deployment is not ready: ${pods.message}`,
+    });
     // Once ready, a stale problem (e.g. an old pod's) is not reported.
     expect(cond(computeStatus({ ...ready, pods }, undefined, T0), 'DeploymentReady').reason).toBe('DeploymentReady');
   });
 
   const ok: HandshakeResult = {
-    ok: true, reason: 'Verified', message: 'MCP handshake succeeded', durationMs: 5,
-    serverInfo: { name: 'kubemcp', version: '0.1.0', protocolVersion: '2025-11-25', capabilities: ['prompts', 'resources', 'tools'] },
-    tools: { count: 2, names: ['a', 'b'], hash: '0123456789abcdef' }, prompts: { count: 1 },
+    ok: true,
+    reason: 'Verified',
+    message: 'MCP handshake succeeded',
+    durationMs: 5,
+    serverInfo: {
+      name: 'kubemcp',
+      version: '0.1.0',
+      protocolVersion: '2025-11-25',
+      capabilities: ['prompts', 'resources', 'tools'],
+    },
+    tools: { count: 2, names: ['a', 'b'], hash: '0123456789abcdef' },
+    prompts: { count: 1 },
   };
   it('HTTP with verification: Ready needs Verified=True; serverInfo, tools and prompts from the handshake', () => {
     const s = computeStatus({ ...ready, verify: { state: 'checked', result: ok, inFlight: false } }, undefined, T0);
@@ -351,7 +490,10 @@ describe('apply failures, pod problems and verification in status (issue 10, iss
     expect(cond(s, 'Verified')).toMatchObject({ status: 'True', reason: 'Verified' });
     expect(s).toMatchObject({ serverInfo: ok.serverInfo, tools: ok.tools, prompts: { count: 1 } });
     expect(s.resources).toBeUndefined();
-    for (const [verify, reason] of [[{ state: 'waiting' }, 'WaitingForPods'], [{ state: 'checked', inFlight: true }, 'Verifying']] as const) {
+    for (const [verify, reason] of [
+      [{ state: 'waiting' }, 'WaitingForPods'],
+      [{ state: 'checked', inFlight: true }, 'Verifying'],
+    ] as const) {
       const p = computeStatus({ ...ready, verify }, undefined, T0);
       expect(p.phase).toBe('Pending');
       expect(cond(p, 'Verified')).toMatchObject({ status: 'Unknown', reason });
@@ -361,8 +503,21 @@ describe('apply failures, pod problems and verification in status (issue 10, iss
 
   it('a failed handshake: Verified=False with its reason; ProtocolError/AuthRequired Failed, others Pending; discovery kept from the last success', () => {
     const first = computeStatus({ ...ready, verify: { state: 'checked', result: ok, inFlight: false } }, undefined, T0);
-    for (const [reason, phase] of [['ProtocolError', 'Failed'], ['AuthRequired', 'Failed'], ['Timeout', 'Pending'], ['ConnectionFailed', 'Pending'], ['HTTPError', 'Pending']] as const) {
-      const s = computeStatus({ ...ready, verify: { state: 'checked', result: { ok: false, reason, message: 'm', durationMs: 1 }, inFlight: false } }, first, T1);
+    for (const [reason, phase] of [
+      ['ProtocolError', 'Failed'],
+      ['AuthRequired', 'Failed'],
+      ['Timeout', 'Pending'],
+      ['ConnectionFailed', 'Pending'],
+      ['HTTPError', 'Pending'],
+    ] as const) {
+      const s = computeStatus(
+        {
+          ...ready,
+          verify: { state: 'checked', result: { ok: false, reason, message: 'm', durationMs: 1 }, inFlight: false },
+        },
+        first,
+        T1,
+      );
       expect(s.phase).toBe(phase);
       expect(cond(s, 'Verified')).toMatchObject({ status: 'False', reason, message: 'm' });
       expect(cond(s, 'Ready')).toMatchObject({ status: 'False', reason, message: 'MCP handshake: m' });
@@ -371,7 +526,16 @@ describe('apply failures, pod problems and verification in status (issue 10, iss
   });
 
   it('stdio is not handshaken', () => {
-    const s = computeStatus({ ...base, spec: parseMCPServerSpec({ image: 'x', transport: 'stdio' }), deployment: { replicas: 1, readyReplicas: 1 }, verify: { state: 'waiting' } }, undefined, T0);
+    const s = computeStatus(
+      {
+        ...base,
+        spec: parseMCPServerSpec({ image: 'x', transport: 'stdio' }),
+        deployment: { replicas: 1, readyReplicas: 1 },
+        verify: { state: 'waiting' },
+      },
+      undefined,
+      T0,
+    );
     expect(s.phase).toBe('Ready');
     expect(cond(s, 'Verified')).toMatchObject({ status: 'Unknown', reason: 'NotApplicable' });
     expect(s.url).toBeUndefined();
@@ -379,10 +543,15 @@ describe('apply failures, pod problems and verification in status (issue 10, iss
 });
 
 describe('foreign list entries (issue 10, part 1)', () => {
-  const obj: MCPServerObject = { apiVersion: 'mcp.example.com/v1alpha1', kind: 'MCPServer', metadata: { name: 'demo', namespace: 'ns', uid: '1' }, spec: { image: 'x', port: 3001 } };
+  const obj: MCPServerObject = {
+    apiVersion: 'mcp.example.com/v1alpha1',
+    kind: 'MCPServer',
+    metadata: { name: 'demo', namespace: 'ns', uid: '1' },
+    spec: { image: 'x', port: 3001 },
+  };
   const [svc, dep] = desiredChildren(obj).map((c) => JSON.parse(JSON.stringify(c)));
 
-  it('the issue\'s Service port patch: the foreign 9999 entry goes, the rendered 3001 entry comes back', () => {
+  it("the issue's Service port patch: the foreign 9999 entry goes, the rendered 3001 entry comes back", () => {
     const live = structuredClone(svc);
     live.spec.clusterIP = '10.0.0.1';
     live.spec.ports = [{ name: 'mcp', port: 9999, targetPort: 'mcp', protocol: 'TCP' }];
@@ -405,7 +574,11 @@ describe('foreign list entries (issue 10, part 1)', () => {
       'spec.template.spec.containers[name=mcp-server].ports containerPort=9999',
       'spec.template.spec.volumes name=cache',
     ]);
-    expect(replace.map((r) => r.pointer)).toEqual(['/spec/template/spec/containers/0/env', '/spec/template/spec/containers/0/ports', '/spec/template/spec/volumes']);
+    expect(replace.map((r) => r.pointer)).toEqual([
+      '/spec/template/spec/containers/0/env',
+      '/spec/template/spec/containers/0/ports',
+      '/spec/template/spec/volumes',
+    ]);
     expect(replace[0]!.value).toEqual(dep.spec.template.spec.containers[0].env);
   });
 
@@ -425,17 +598,23 @@ describe('foreign list entries (issue 10, part 1)', () => {
   it('an enforced list the desired object does not set (the init container of a server that lost its bridge) is emptied with the volumes it mounts', () => {
     const mk = (spec: object) => ({ ...obj, spec });
     const json = (o: unknown) => JSON.parse(JSON.stringify(o));
-    const bridgedDep = json(desiredChildren(mk({ image: 'x', transport: 'stdio', command: ['node', 's.js'] })).find((o) => o.kind === 'Deployment'));
+    const bridgedDep = json(
+      desiredChildren(mk({ image: 'x', transport: 'stdio', command: ['node', 's.js'] })).find(
+        (o) => o.kind === 'Deployment',
+      ),
+    );
     const plainDep = json(desiredChildren(mk({ image: 'x', transport: 'stdio' })).find((o) => o.kind === 'Deployment'));
     const { found, replace } = foreignListEntries(plainDep, structuredClone(bridgedDep));
     const paths = found.map((f) => `${f.path} ${f.entries}`);
     expect(paths).toHaveLength(4);
-    expect(paths).toEqual(expect.arrayContaining([
-      'spec.template.spec.containers[name=mcp-server].volumeMounts mountPath=/bridge',
-      'spec.template.spec.containers name=mcp-bridge',
-      'spec.template.spec.volumes name=bridge',
-      'spec.template.spec.initContainers name=bridge-init',
-    ]));
+    expect(paths).toEqual(
+      expect.arrayContaining([
+        'spec.template.spec.containers[name=mcp-server].volumeMounts mountPath=/bridge',
+        'spec.template.spec.containers name=mcp-bridge',
+        'spec.template.spec.volumes name=bridge',
+        'spec.template.spec.initContainers name=bridge-init',
+      ]),
+    );
     expect(replace.find((r) => r.pointer === '/spec/template/spec/initContainers')!.value).toEqual([]);
   });
 
@@ -450,43 +629,124 @@ describe('foreign list entries (issue 10, part 1)', () => {
 describe('podProblem (issue 12)', () => {
   // Fixtures carry only the status fields podProblem reads.
   const pod = (name: string, status: object): k8s.V1Pod => ({ metadata: { name }, status: status as k8s.V1PodStatus });
-  const waiting = (reason: string, message = '', extra: object = {}) => ({ containerStatuses: [{ name: 'mcp-server', ready: false, restartCount: 3, state: { waiting: { reason, message } }, ...extra }] });
+  const waiting = (reason: string, message = '', extra: object = {}) => ({
+    containerStatuses: [
+      { name: 'mcp-server', ready: false, restartCount: 3, state: { waiting: { reason, message } }, ...extra },
+    ],
+  });
 
-  it('Unschedulable with the scheduler\'s message', () => {
-    const p = podProblem([pod('a', { phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/1 nodes are available: 1 Insufficient cpu.' }] })]);
+  it("Unschedulable with the scheduler's message", () => {
+    const p = podProblem([
+      pod('a', {
+        phase: 'Pending',
+        conditions: [
+          {
+            type: 'PodScheduled',
+            status: 'False',
+            reason: 'Unschedulable',
+            message: '0/1 nodes are available: 1 Insufficient cpu.',
+          },
+        ],
+      }),
+    ]);
     expect(p).toEqual({ reason: 'Unschedulable', message: 'pod a: 0/1 nodes are available: 1 Insufficient cpu.' });
   });
   it('image pull reasons, CrashLoopBackOff, OOMKilled (current or the cause of the back-off)', () => {
     for (const r of ['ImagePullBackOff', 'ErrImagePull', 'ErrImageNeverPull']) {
-      expect(podProblem([pod('a', waiting(r, `Back-off pulling image "x"`))])).toEqual({ reason: r, message: `pod a: container mcp-server: ${r}: Back-off pulling image "x"` });
+      expect(podProblem([pod('a', waiting(r, `Back-off pulling image "x"`))])).toEqual({
+        reason: r,
+        message: `pod a: container mcp-server: ${r}: Back-off pulling image "x"`,
+      });
     }
-    const crash = podProblem([pod('a', waiting('CrashLoopBackOff', 'back-off 40s', { lastState: { terminated: { exitCode: 1, reason: 'Error' } } }))]);
-    expect(crash).toEqual({ reason: 'CrashLoopBackOff', message: 'pod a: container mcp-server: CrashLoopBackOff (last exit code 1, Error, 3 restarts): back-off 40s' });
-    const oomLoop = podProblem([pod('a', waiting('CrashLoopBackOff', 'back-off', { lastState: { terminated: { exitCode: 137, reason: 'OOMKilled' } } }))]);
+    const crash = podProblem([
+      pod(
+        'a',
+        waiting('CrashLoopBackOff', 'back-off 40s', { lastState: { terminated: { exitCode: 1, reason: 'Error' } } }),
+      ),
+    ]);
+    expect(crash).toEqual({
+      reason: 'CrashLoopBackOff',
+      message: 'pod a: container mcp-server: CrashLoopBackOff (last exit code 1, Error, 3 restarts): back-off 40s',
+    });
+    const oomLoop = podProblem([
+      pod(
+        'a',
+        waiting('CrashLoopBackOff', 'back-off', { lastState: { terminated: { exitCode: 137, reason: 'OOMKilled' } } }),
+      ),
+    ]);
     expect(oomLoop!.reason).toBe('OOMKilled');
     expect(oomLoop!.message).toContain('exit code 137');
-    const oomNow = podProblem([pod('a', { containerStatuses: [{ name: 'mcp-server', restartCount: 0, state: { terminated: { exitCode: 137, reason: 'OOMKilled' } } }] })]);
+    const oomNow = podProblem([
+      pod('a', {
+        containerStatuses: [
+          { name: 'mcp-server', restartCount: 0, state: { terminated: { exitCode: 137, reason: 'OOMKilled' } } },
+        ],
+      }),
+    ]);
     expect(oomNow!.reason).toBe('OOMKilled');
   });
   it('ranks causes, counts pods sharing the top one, ignores terminating and healthy pods', () => {
-    const unsched = { phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: 'no' }] };
-    const p = podProblem([pod('b', waiting('CrashLoopBackOff')), pod('c', unsched), pod('d', unsched), { ...pod('e', waiting('ErrImagePull')), metadata: { name: 'e', deletionTimestamp: new Date() } }]);
+    const unsched = {
+      phase: 'Pending',
+      conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: 'no' }],
+    };
+    const p = podProblem([
+      pod('b', waiting('CrashLoopBackOff')),
+      pod('c', unsched),
+      pod('d', unsched),
+      { ...pod('e', waiting('ErrImagePull')), metadata: { name: 'e', deletionTimestamp: new Date() } },
+    ]);
     expect(p).toEqual({ reason: 'Unschedulable', message: 'pod c: no (and 1 more pod)' });
-    expect(podProblem([pod('ok', { phase: 'Running', containerStatuses: [{ name: 'x', ready: true, restartCount: 0, state: { running: {} } }] })])).toBeUndefined();
+    expect(
+      podProblem([
+        pod('ok', {
+          phase: 'Running',
+          containerStatuses: [{ name: 'x', ready: true, restartCount: 0, state: { running: {} } }],
+        }),
+      ]),
+    ).toBeUndefined();
     expect(podProblem([])).toBeUndefined();
   });
 });
 
 describe('handshake failure classification', () => {
   it('401/403 AuthRequired with the WWW-Authenticate hint; 503 Status from the service proxy ConnectionFailed; other HTTP errors; refused connections; timeouts; the rest ProtocolError', () => {
-    expect(classify(new Error('x'), { status: 401, wwwAuthenticate: 'Bearer realm="kubemcp"' }, 1000)).toEqual({ ok: false, reason: 'AuthRequired', message: 'HTTP 401: the server requires authorization; WWW-Authenticate: Bearer realm="kubemcp"' });
+    expect(classify(new Error('x'), { status: 401, wwwAuthenticate: 'Bearer realm="kubemcp"' }, 1000)).toEqual({
+      ok: false,
+      reason: 'AuthRequired',
+      message: 'HTTP 401: the server requires authorization; WWW-Authenticate: Bearer realm="kubemcp"',
+    });
     expect(classify(new Error('x'), { status: 403 }, 1000).reason).toBe('AuthRequired');
-    const proxy = classify(new Error('x'), { status: 503, body: JSON.stringify({ kind: 'Status', message: 'no endpoints available for service "demo"' }) }, 1000);
-    expect(proxy).toMatchObject({ reason: 'ConnectionFailed', message: expect.stringContaining('no endpoints available for service "demo"') });
-    expect(classify(new Error('x'), { status: 404, body: 'Not Found' }, 1000)).toMatchObject({ reason: 'HTTPError', message: 'HTTP 404: Not Found' });
-    expect(classify(Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNREFUSED', message: 'connect ECONNREFUSED 127.0.0.1:1' } }), undefined, 1000).reason).toBe('ConnectionFailed');
-    expect(classify(new McpError(ErrorCode.RequestTimeout, 'Request timed out'), { status: 200 }, 1000)).toMatchObject({ reason: 'Timeout', message: 'no complete MCP handshake within 1000 ms' });
-    expect(classify(new Error('Unexpected content type: text/html'), { status: 200 }, 1000)).toMatchObject({ reason: 'ProtocolError', message: 'not an MCP server: Unexpected content type: text/html' });
+    const proxy = classify(
+      new Error('x'),
+      { status: 503, body: JSON.stringify({ kind: 'Status', message: 'no endpoints available for service "demo"' }) },
+      1000,
+    );
+    expect(proxy).toMatchObject({
+      reason: 'ConnectionFailed',
+      message: expect.stringContaining('no endpoints available for service "demo"'),
+    });
+    expect(classify(new Error('x'), { status: 404, body: 'Not Found' }, 1000)).toMatchObject({
+      reason: 'HTTPError',
+      message: 'HTTP 404: Not Found',
+    });
+    expect(
+      classify(
+        Object.assign(new TypeError('fetch failed'), {
+          cause: { code: 'ECONNREFUSED', message: 'connect ECONNREFUSED 127.0.0.1:1' },
+        }),
+        undefined,
+        1000,
+      ).reason,
+    ).toBe('ConnectionFailed');
+    expect(classify(new McpError(ErrorCode.RequestTimeout, 'Request timed out'), { status: 200 }, 1000)).toMatchObject({
+      reason: 'Timeout',
+      message: 'no complete MCP handshake within 1000 ms',
+    });
+    expect(classify(new Error('Unexpected content type: text/html'), { status: 200 }, 1000)).toMatchObject({
+      reason: 'ProtocolError',
+      message: 'not an MCP server: Unexpected content type: text/html',
+    });
   });
 });
 
@@ -510,7 +770,9 @@ describe('informer cache transforms (controller/transform.ts)', () => {
       phase: 'Pending',
       hostIP: '10.0.0.1',
       conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: 'no' }],
-      containerStatuses: [{ name: 'mcp-server', ready: false, restartCount: 1, state: { waiting: { reason: 'CrashLoopBackOff' } } }],
+      containerStatuses: [
+        { name: 'mcp-server', ready: false, restartCount: 1, state: { waiting: { reason: 'CrashLoopBackOff' } } },
+      ],
     },
   });
 
@@ -518,8 +780,19 @@ describe('informer cache transforms (controller/transform.ts)', () => {
     const live = fullPod();
     const trimmed = trimForCache('Pod', fullPod() as unknown as k8s.V1Pod);
     expect(trimmed.spec).toBeUndefined();
-    expect(trimmed.metadata).toEqual({ name: 'p', namespace: 'ns', uid: 'u', resourceVersion: '7', labels: { 'app.kubernetes.io/instance': 'm' }, deletionTimestamp: new Date(0) });
-    expect(trimmed.status).toEqual({ phase: 'Pending', conditions: live.status.conditions, containerStatuses: live.status.containerStatuses });
+    expect(trimmed.metadata).toEqual({
+      name: 'p',
+      namespace: 'ns',
+      uid: 'u',
+      resourceVersion: '7',
+      labels: { 'app.kubernetes.io/instance': 'm' },
+      deletionTimestamp: new Date(0),
+    });
+    expect(trimmed.status).toEqual({
+      phase: 'Pending',
+      conditions: live.status.conditions,
+      containerStatuses: live.status.containerStatuses,
+    });
     const alive = (p: k8s.V1Pod) => ({ ...p, metadata: { ...p.metadata, deletionTimestamp: undefined } });
     expect(podProblem([alive(trimmed)])).toEqual(podProblem([alive(live as unknown as k8s.V1Pod)]));
     expect(podProblem([alive(trimmed)])!.reason).toBe('Unschedulable');
@@ -531,8 +804,15 @@ describe('informer cache transforms (controller/transform.ts)', () => {
       spec: { replicas: 1 },
       status: { replicas: 1, readyReplicas: 1, observedGeneration: 2, conditions: [{ type: 'Available' }] },
     } as never) as unknown;
-    expect(dep).toEqual({ metadata: { name: 'd' }, spec: { replicas: 1 }, status: { replicas: 1, readyReplicas: 1, observedGeneration: 2 } });
-    const cm = trimForCache('ConfigMap', { metadata: { name: 'c', managedFields: [{}], annotations: { x: 'y' } }, data: { a: 'b' } } as never) as unknown;
+    expect(dep).toEqual({
+      metadata: { name: 'd' },
+      spec: { replicas: 1 },
+      status: { replicas: 1, readyReplicas: 1, observedGeneration: 2 },
+    });
+    const cm = trimForCache('ConfigMap', {
+      metadata: { name: 'c', managedFields: [{}], annotations: { x: 'y' } },
+      data: { a: 'b' },
+    } as never) as unknown;
     expect(cm).toEqual({ metadata: { name: 'c', annotations: { x: 'y' } }, data: { a: 'b' } });
   });
 });

@@ -31,10 +31,33 @@ const procs: Proc[] = [];
 function startController(ns: string): Proc {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', 'cli.ts', 'controller', '--kubeconfig', process.env.KUBECONFIG!, '--namespace', ns, '--verify', 'off',
-      '--leader-elect', '--leader-election-namespace', ns, '--leader-election-id', LEASE,
-      '--lease-duration', String(LEASE_SECONDS), '--renew-deadline', '4', '--retry-period', '1',
-      '--health-port', '0', '--metrics-port', '0'],
+    [
+      '--import',
+      'tsx',
+      'cli.ts',
+      'controller',
+      '--kubeconfig',
+      process.env.KUBECONFIG!,
+      '--namespace',
+      ns,
+      '--verify',
+      'off',
+      '--leader-elect',
+      '--leader-election-namespace',
+      ns,
+      '--leader-election-id',
+      LEASE,
+      '--lease-duration',
+      String(LEASE_SECONDS),
+      '--renew-deadline',
+      '4',
+      '--retry-period',
+      '1',
+      '--health-port',
+      '0',
+      '--metrics-port',
+      '0',
+    ],
     { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: '' } },
   );
   const p: Proc = { child, lines: [] };
@@ -60,8 +83,13 @@ function startController(ns: string): Proc {
   return p;
 }
 const exited = (p: Proc) =>
-  new Promise<number | null>((r) => (p.child.exitCode !== null || p.child.signalCode !== null ? r(p.child.exitCode) : p.child.once('exit', (code) => r(code))));
-const holder = async (ns: string) => (await coord.readNamespacedLease({ name: LEASE, namespace: ns })).spec?.holderIdentity ?? '';
+  new Promise<number | null>((r) =>
+    p.child.exitCode !== null || p.child.signalCode !== null
+      ? r(p.child.exitCode)
+      : p.child.once('exit', (code) => r(code)),
+  );
+const holder = async (ns: string) =>
+  (await coord.readNamespacedLease({ name: LEASE, namespace: ns })).spec?.holderIdentity ?? '';
 
 let ns: string;
 beforeAll(async () => {
@@ -69,7 +97,8 @@ beforeAll(async () => {
   ns = await createNamespace(kc, 'leader');
 });
 afterAll(async () => {
-  for (const p of procs) if (p.child.exitCode === null && p.child.signalCode === null && p.child.pid) process.kill(p.child.pid, 'SIGKILL');
+  for (const p of procs)
+    if (p.child.exitCode === null && p.child.signalCode === null && p.child.pid) process.kill(p.child.pid, 'SIGKILL');
   await core.deleteNamespace({ name: ns }).catch(() => undefined);
 });
 
@@ -83,7 +112,11 @@ describe('two controllers with leader election', () => {
     a = startController(ns);
     b = startController(ns);
     // Generous: two tsx processes compiling the CLI on a loaded 2-core machine.
-    await waitFor('identities and ports logged', async () => !!(a.identity && b.identity && a.healthPort && b.healthPort), 150_000);
+    await waitFor(
+      'identities and ports logged',
+      async () => !!(a.identity && b.identity && a.healthPort && b.healthPort),
+      150_000,
+    );
     const h = await waitFor('lease held', async () => (await holder(ns)) || undefined, 30_000);
     [leader, standby] = h === a.identity ? [a, b] : [b, a];
     expect([a.identity, b.identity]).toContain(h);
@@ -92,14 +125,36 @@ describe('two controllers with leader election', () => {
     for (const p of [a, b]) {
       expect((await fetch(`http://127.0.0.1:${p.healthPort}/healthz`)).status).toBe(200);
       // The leader is ready once its informers synced (six of them, pods included): bounded wait.
-      await waitFor('readyz 200', async () => (await fetch(`http://127.0.0.1:${p.healthPort}/readyz`)).status === 200, 60_000);
+      await waitFor(
+        'readyz 200',
+        async () => (await fetch(`http://127.0.0.1:${p.healthPort}/readyz`)).status === 200,
+        60_000,
+      );
     }
     const metrics = async (p: Proc) => (await fetch(`http://127.0.0.1:${p.metricsPort}/metrics`)).text();
     expect(await metrics(leader)).toMatch(/^kubemcp_controller_is_leader 1$/m);
     expect(await metrics(standby)).toMatch(/^kubemcp_controller_is_leader 0$/m);
 
-    await apply(objects, { apiVersion: 'mcp.example.com/v1alpha1', kind: 'MCPServer', metadata: { name: 'one', namespace: ns }, spec: { image: 'img:1' } });
-    await waitFor('one Ready', async () => ((await custom.getNamespacedCustomObject({ group: 'mcp.example.com', version: 'v1alpha1', plural: 'mcpservers', namespace: ns, name: 'one' })) as MCPServerObject).status?.phase === 'Ready', 60_000);
+    await apply(objects, {
+      apiVersion: 'mcp.example.com/v1alpha1',
+      kind: 'MCPServer',
+      metadata: { name: 'one', namespace: ns },
+      spec: { image: 'img:1' },
+    });
+    await waitFor(
+      'one Ready',
+      async () =>
+        (
+          (await custom.getNamespacedCustomObject({
+            group: 'mcp.example.com',
+            version: 'v1alpha1',
+            plural: 'mcpservers',
+            namespace: ns,
+            name: 'one',
+          })) as MCPServerObject
+        ).status?.phase === 'Ready',
+      60_000,
+    );
     expect(await metrics(leader)).toMatch(/^kubemcp_controller_reconcile_total\{result="success"\} [1-9]/m);
     expect(await metrics(standby)).not.toMatch(/^kubemcp_controller_reconcile_total\{result="success"\} [1-9]/m);
   }, 300_000);
@@ -107,12 +162,35 @@ describe('two controllers with leader election', () => {
   it('SIGKILL the leader: the standby takes over within the lease duration and reconciles', async () => {
     const killedAt = Date.now();
     process.kill(leader.child.pid!, 'SIGKILL');
-    await waitFor('standby holds the lease', async () => (await holder(ns)) === standby.identity, (LEASE_SECONDS + 6) * 1000, 200);
+    await waitFor(
+      'standby holds the lease',
+      async () => (await holder(ns)) === standby.identity,
+      (LEASE_SECONDS + 6) * 1000,
+      200,
+    );
     const takeoverMs = Date.now() - killedAt;
     // Expiry is judged from when the standby last saw the record change (<= 1 retry period before the kill).
     expect(takeoverMs).toBeLessThan((LEASE_SECONDS + 2) * 1000);
-    await apply(objects, { apiVersion: 'mcp.example.com/v1alpha1', kind: 'MCPServer', metadata: { name: 'two', namespace: ns }, spec: { image: 'img:1', transport: 'stdio' } });
-    await waitFor('two Ready under the new leader', async () => ((await custom.getNamespacedCustomObject({ group: 'mcp.example.com', version: 'v1alpha1', plural: 'mcpservers', namespace: ns, name: 'two' })) as MCPServerObject).status?.phase === 'Ready', 60_000);
+    await apply(objects, {
+      apiVersion: 'mcp.example.com/v1alpha1',
+      kind: 'MCPServer',
+      metadata: { name: 'two', namespace: ns },
+      spec: { image: 'img:1', transport: 'stdio' },
+    });
+    await waitFor(
+      'two Ready under the new leader',
+      async () =>
+        (
+          (await custom.getNamespacedCustomObject({
+            group: 'mcp.example.com',
+            version: 'v1alpha1',
+            plural: 'mcpservers',
+            namespace: ns,
+            name: 'two',
+          })) as MCPServerObject
+        ).status?.phase === 'Ready',
+      60_000,
+    );
   });
 
   it('SIGTERM: graceful shutdown releases the lease and exits 0', async () => {

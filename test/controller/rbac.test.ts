@@ -50,7 +50,11 @@ beforeAll(async () => {
     if (o.kind !== 'Deployment') await apply(objects, o);
   }
   await waitFor('CRD established', async () =>
-    (await admin.makeApiClient(k8s.ApiextensionsV1Api).readCustomResourceDefinition({ name: 'mcpservers.mcp.example.com' })).status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True'),
+    (
+      await admin
+        .makeApiClient(k8s.ApiextensionsV1Api)
+        .readCustomResourceDefinition({ name: 'mcpservers.mcp.example.com' })
+    ).status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True'),
   );
   ns = await createNamespace(admin, 'rbac');
   sa = await serviceAccountConfig();
@@ -58,14 +62,21 @@ beforeAll(async () => {
 afterAll(async () => {
   await controller?.stop();
   await leader?.stop();
-  await admin.makeApiClient(k8s.CoreV1Api).deleteNamespace({ name: ns }).catch(() => undefined);
+  await admin
+    .makeApiClient(k8s.CoreV1Api)
+    .deleteNamespace({ name: ns })
+    .catch(() => undefined);
 });
 
 describe('the controller under the operator chart RBAC', () => {
   it('wins the Lease in mcp-system and reconciles an MCPServer to Ready', async () => {
     let leading = false;
     leader = new LeaderElector({
-      kubeConfig: sa, namespace: OPERATOR_NAMESPACE, leaseName: `rbac-test-${Date.now()}`, identity: 'rbac-test', log,
+      kubeConfig: sa,
+      namespace: OPERATOR_NAMESPACE,
+      leaseName: `rbac-test-${Date.now()}`,
+      identity: 'rbac-test',
+      log,
       timings: { retryPeriodMs: 500 },
       onStartedLeading: () => (leading = true),
       onStoppedLeading: () => (leading = false),
@@ -75,15 +86,33 @@ describe('the controller under the operator chart RBAC', () => {
     controller = new Controller({ kubeConfig: sa, log, workers: 2, resyncPeriodMs: 3_600_000, verify: 'off' });
     await controller.start(); // watches all namespaces: needs the ClusterRole's list/watch
     await apply(objects, {
-      apiVersion: 'mcp.example.com/v1alpha1', kind: 'MCPServer', metadata: { name: 'rbac', namespace: ns },
+      apiVersion: 'mcp.example.com/v1alpha1',
+      kind: 'MCPServer',
+      metadata: { name: 'rbac', namespace: ns },
       spec: { image: 'img:1', config: { A: '1' } },
     });
     const custom = admin.makeApiClient(k8s.CustomObjectsApi);
-    await waitFor('Ready under the ServiceAccount', async () =>
-      ((await custom.getNamespacedCustomObject({ group: 'mcp.example.com', version: 'v1alpha1', plural: 'mcpservers', namespace: ns, name: 'rbac' })) as MCPServerObject).status?.phase === 'Ready', 90_000);
-    const events = await admin.makeApiClient(k8s.CoreV1Api).listNamespacedEvent({ namespace: ns, fieldSelector: 'involvedObject.name=rbac,reason=Created' });
+    await waitFor(
+      'Ready under the ServiceAccount',
+      async () =>
+        (
+          (await custom.getNamespacedCustomObject({
+            group: 'mcp.example.com',
+            version: 'v1alpha1',
+            plural: 'mcpservers',
+            namespace: ns,
+            name: 'rbac',
+          })) as MCPServerObject
+        ).status?.phase === 'Ready',
+      90_000,
+    );
+    const events = await admin
+      .makeApiClient(k8s.CoreV1Api)
+      .listNamespacedEvent({ namespace: ns, fieldSelector: 'involvedObject.name=rbac,reason=Created' });
     // Events are allowed too: one per reconcile names every child it created.
-    expect(events.items.map((e) => e.message).join('\n')).toMatch(/Created ConfigMap rbac-config, Service rbac, Deployment rbac/);
+    expect(events.items.map((e) => e.message).join('\n')).toMatch(
+      /Created ConfigMap rbac-config, Service rbac, Deployment rbac/,
+    );
     // It watches every namespace, so it also meets other suites' objects (some in namespaces being
     // deleted, which the apiserver refuses with 403 "being terminated" until they are gone); what
     // must never appear is an RBAC denial of its own identity.
@@ -93,17 +122,33 @@ describe('the controller under the operator chart RBAC', () => {
 
   it('is refused what the chart does not grant', async () => {
     const core = sa.makeApiClient(k8s.CoreV1Api);
-    const secrets = await core.listNamespacedSecret({ namespace: ns }).then(() => undefined, (e: unknown) => e);
+    const secrets = await core.listNamespacedSecret({ namespace: ns }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(secrets).toMatchObject({ code: 403 });
     expect(apiMessage(secrets)).toMatch(DENIAL); // the pattern the first test looks for in the logs
     expect(JSON.stringify({ body: JSON.stringify({ message: apiMessage(secrets) }) })).toMatch(DENIAL);
     // Pods: read only (their states explain a Deployment that is not ready), never written.
     await expect(core.listNamespacedPod({ namespace: ns })).resolves.toBeDefined();
-    await expect(core.createNamespacedPod({ namespace: ns, body: { metadata: { name: 'x' }, spec: { containers: [{ name: 'c', image: 'i' }] } } })).rejects.toMatchObject({ code: 403 });
-    await expect(core.deleteCollectionNamespacedPod({ namespace: ns })).rejects.toMatchObject({ code: 403 });
-    await expect(sa.makeApiClient(k8s.CoordinationV1Api).listNamespacedLease({ namespace: ns })).rejects.toMatchObject({ code: 403 });
     await expect(
-      sa.makeApiClient(k8s.CustomObjectsApi).deleteNamespacedCustomObject({ group: 'mcp.example.com', version: 'v1alpha1', plural: 'mcpservers', namespace: ns, name: 'rbac' }),
+      core.createNamespacedPod({
+        namespace: ns,
+        body: { metadata: { name: 'x' }, spec: { containers: [{ name: 'c', image: 'i' }] } },
+      }),
+    ).rejects.toMatchObject({ code: 403 });
+    await expect(core.deleteCollectionNamespacedPod({ namespace: ns })).rejects.toMatchObject({ code: 403 });
+    await expect(sa.makeApiClient(k8s.CoordinationV1Api).listNamespacedLease({ namespace: ns })).rejects.toMatchObject({
+      code: 403,
+    });
+    await expect(
+      sa.makeApiClient(k8s.CustomObjectsApi).deleteNamespacedCustomObject({
+        group: 'mcp.example.com',
+        version: 'v1alpha1',
+        plural: 'mcpservers',
+        namespace: ns,
+        name: 'rbac',
+      }),
     ).rejects.toMatchObject({ code: 403 });
   });
 });

@@ -9,11 +9,15 @@ import { ROOT } from '../mcp-server/helpers.js';
 
 /** A `kubemcp serve` child process on 127.0.0.1 with a free port; resolves its /mcp URL. */
 export async function startServe(args: string[] = []): Promise<{ url: string; child: ChildProcess; stop: () => void }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'cli.ts', 'serve', '--transport', 'streamable-http', '--port', '0', ...args], {
-    cwd: ROOT,
-    env: { ...process.env, LOG_LEVEL: 'warn', MCP_AUDIT_LOG: 'off' },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', 'cli.ts', 'serve', '--transport', 'streamable-http', '--port', '0', ...args],
+    {
+      cwd: ROOT,
+      env: { ...process.env, LOG_LEVEL: 'warn', MCP_AUDIT_LOG: 'off' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
   let err = '';
   const url = await new Promise<string>((resolve, reject) => {
     // Generous: on a loaded 2-core machine tsx's first compile of the CLI can take a minute.
@@ -41,7 +45,9 @@ export async function startServe(args: string[] = []): Promise<{ url: string; ch
 }
 
 /** A node:http server on 127.0.0.1:0 answering every request with `handler`. */
-export async function startHttp(handler: (res: ServerResponse, count: number) => void): Promise<{ url: string; server: Server; requests: () => number }> {
+export async function startHttp(
+  handler: (res: ServerResponse, count: number) => void,
+): Promise<{ url: string; server: Server; requests: () => number }> {
   let count = 0;
   const server = createServer((req, res) => {
     count++;
@@ -52,5 +58,8 @@ export async function startHttp(handler: (res: ServerResponse, count: number) =>
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`, server, requests: () => count };
 }
 
-export const closeServer = (s: Server) => new Promise((r) => { s.closeAllConnections(); s.close(r); });
-
+export const closeServer = (s: Server) =>
+  new Promise((r) => {
+    s.closeAllConnections();
+    s.close(r);
+  });

@@ -35,20 +35,45 @@ const log = pino({ level: process.env.KUBEMCP_TEST_LOG ?? 'silent' });
 const G = { group: 'mcp.example.com', version: 'v1alpha1', plural: 'mcpservers' };
 
 const kubectl = (...args: string[]) =>
-  execFileSync(join(readState()!.binDir, 'kubectl'), ['--kubeconfig', process.env.KUBECONFIG!, ...args], { encoding: 'utf8', timeout: 30_000, stdio: 'pipe' });
-const getMcps = (ns: string, name: string) => custom.getNamespacedCustomObject({ ...G, namespace: ns, name }) as Promise<MCPS>;
+  execFileSync(join(readState()!.binDir, 'kubectl'), ['--kubeconfig', process.env.KUBECONFIG!, ...args], {
+    encoding: 'utf8',
+    timeout: 30_000,
+    stdio: 'pipe',
+  });
+const getMcps = (ns: string, name: string) =>
+  custom.getNamespacedCustomObject({ ...G, namespace: ns, name }) as Promise<MCPS>;
 const mergePatch = (ns: string, name: string, body: object) =>
-  custom.patchNamespacedCustomObject({ ...G, namespace: ns, name, body }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch));
-const mk = (ns: string, name: string, spec: object) => ({ apiVersion: 'mcp.example.com/v1alpha1', kind: 'MCPServer', metadata: { name, namespace: ns }, spec });
+  custom.patchNamespacedCustomObject(
+    { ...G, namespace: ns, name, body },
+    k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+  );
+const mk = (ns: string, name: string, spec: object) => ({
+  apiVersion: 'mcp.example.com/v1alpha1',
+  kind: 'MCPServer',
+  metadata: { name, namespace: ns },
+  spec,
+});
 const cond = (o: MCPS, type: string) => (o.status?.conditions ?? []).find((c) => c.type === type);
-async function waitPhase(ns: string, name: string, phase: string, extra: (o: MCPS) => unknown = () => true, timeoutMs = 90_000): Promise<MCPS> {
-  return waitFor(`${ns}/${name} phase ${phase}`, async () => {
-    const o = await getMcps(ns, name);
-    return o.status?.phase === phase && o.status.observedGeneration === o.metadata.generation && !!extra(o) && o;
-  }, timeoutMs, 250);
+async function waitPhase(
+  ns: string,
+  name: string,
+  phase: string,
+  extra: (o: MCPS) => unknown = () => true,
+  timeoutMs = 90_000,
+): Promise<MCPS> {
+  return waitFor(
+    `${ns}/${name} phase ${phase}`,
+    async () => {
+      const o = await getMcps(ns, name);
+      return o.status?.phase === phase && o.status.observedGeneration === o.metadata.generation && !!extra(o) && o;
+    },
+    timeoutMs,
+    250,
+  );
 }
 const events = async (ns: string, name: string, reason: string) =>
-  (await core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${name},reason=${reason}` })).items;
+  (await core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${name},reason=${reason}` }))
+    .items;
 const json = (o: unknown): Json => JSON.parse(JSON.stringify(o)) as Json;
 
 let ns: string;
@@ -57,7 +82,14 @@ let controller: Controller;
 beforeAll(async () => {
   await installCrd(kc);
   ns = await createNamespace(kc, 'truth');
-  controller = new Controller({ kubeConfig: kc, log, namespace: ns, workers: 2, resyncPeriodMs: 3_600_000, verify: 'off' });
+  controller = new Controller({
+    kubeConfig: kc,
+    log,
+    namespace: ns,
+    workers: 2,
+    resyncPeriodMs: 3_600_000,
+    verify: 'off',
+  });
   await controller.start();
 });
 afterAll(async () => {
@@ -71,7 +103,10 @@ describe('keyed-list drift owned by another manager converges without a spec cha
   /** The live Deployment and Service hold exactly the rendered lists and every rendered value. */
   async function converged(): Promise<boolean> {
     const rendered = renderMCPServer(mk(ns, 'lists', spec));
-    const [svc, dep] = await Promise.all([core.readNamespacedService({ name: 'lists', namespace: ns }), apps.readNamespacedDeployment({ name: 'lists', namespace: ns })]);
+    const [svc, dep] = await Promise.all([
+      core.readNamespacedService({ name: 'lists', namespace: ns }),
+      apps.readNamespacedDeployment({ name: 'lists', namespace: ns }),
+    ]);
     const want = Object.fromEntries(rendered.map((r) => [r.kind, json(r)]));
     const c = dep.spec!.template.spec!.containers;
     return (
@@ -80,7 +115,8 @@ describe('keyed-list drift owned by another manager converges without a spec cha
       JSON.stringify(svc.spec!.ports!.map((p) => p.port)) === '[3001]' &&
       JSON.stringify(c.map((x) => x.name)) === '["mcp-server"]' &&
       JSON.stringify(c[0]!.ports!.map((p) => p.containerPort)) === '[3001]' &&
-      JSON.stringify(c[0]!.env!.map((e) => e.name)) === JSON.stringify(byKind(rendered).Deployment.spec.template.spec.containers[0].env.map((e) => e.name)) &&
+      JSON.stringify(c[0]!.env!.map((e) => e.name)) ===
+        JSON.stringify(byKind(rendered).Deployment.spec.template.spec.containers[0].env.map((e) => e.name)) &&
       JSON.stringify(dep.spec!.template.spec!.volumes!.map((v) => v.name)) === '["tmp"]'
     );
   }
@@ -97,19 +133,50 @@ describe('keyed-list drift owned by another manager converges without a spec cha
   afterAll(async () => {
     // The MCPServer's spec never changed; foreign annotations are still there.
     expect((await getMcps(ns, 'lists')).metadata.generation).toBe(generation);
-    expect((await core.readNamespacedService({ name: 'lists', namespace: ns })).metadata!.annotations!['team.example.com/owner']).toBe('alice');
-    expect((await apps.readNamespacedDeployment({ name: 'lists', namespace: ns })).metadata!.annotations!['team.example.com/owner']).toBe('alice');
+    expect(
+      (await core.readNamespacedService({ name: 'lists', namespace: ns })).metadata!.annotations![
+        'team.example.com/owner'
+      ],
+    ).toBe('alice');
+    expect(
+      (await apps.readNamespacedDeployment({ name: 'lists', namespace: ns })).metadata!.annotations![
+        'team.example.com/owner'
+      ],
+    ).toBe('alice');
   });
 
   it('the issue\'s Service port patch (a foreign "mcp" entry on 9999): back to the rendered 3001 entry only', async () => {
-    kubectl('-n', ns, 'patch', 'service', 'lists', '--type=merge', '-p', '{"spec":{"ports":[{"name":"mcp","port":9999,"targetPort":"mcp"}]}}');
+    kubectl(
+      '-n',
+      ns,
+      'patch',
+      'service',
+      'lists',
+      '--type=merge',
+      '-p',
+      '{"spec":{"ports":[{"name":"mcp","port":9999,"targetPort":"mcp"}]}}',
+    );
     await waitFor('Service ports converged', converged, 30_000);
     await waitPhase(ns, 'lists', 'Ready');
-    await waitFor('DriftReverted event naming the port', async () => (await events(ns, 'lists', 'DriftReverted')).some((e) => e.message!.includes('spec.ports (port=9999)')), 15_000);
+    await waitFor(
+      'DriftReverted event naming the port',
+      async () =>
+        (await events(ns, 'lists', 'DriftReverted')).some((e) => e.message!.includes('spec.ports (port=9999)')),
+      15_000,
+    );
   });
 
   it('a container port replaced by another manager: converges', async () => {
-    kubectl('-n', ns, 'patch', 'deployment', 'lists', '--type=json', '-p', '[{"op":"replace","path":"/spec/template/spec/containers/0/ports/0/containerPort","value":9999}]');
+    kubectl(
+      '-n',
+      ns,
+      'patch',
+      'deployment',
+      'lists',
+      '--type=json',
+      '-p',
+      '[{"op":"replace","path":"/spec/template/spec/containers/0/ports/0/containerPort","value":9999}]',
+    );
     await waitFor('container ports converged', converged, 30_000);
     await waitPhase(ns, 'lists', 'Ready');
   });
@@ -118,14 +185,31 @@ describe('keyed-list drift owned by another manager converges without a spec cha
     kubectl('-n', ns, 'set', 'env', 'deployment/lists', 'FOO=bar');
     await waitFor('env converged', converged, 30_000);
     // The event follows the apply that follows the fix.
-    await waitFor('DriftReverted event naming FOO', async () => (await events(ns, 'lists', 'DriftReverted')).some((e) => e.message!.includes('env (name=FOO)')), 15_000);
+    await waitFor(
+      'DriftReverted event naming FOO',
+      async () => (await events(ns, 'lists', 'DriftReverted')).some((e) => e.message!.includes('env (name=FOO)')),
+      15_000,
+    );
   });
 
   it('a foreign container (and its volume) added to the Deployment: removed', async () => {
-    kubectl('-n', ns, 'patch', 'deployment', 'lists', '--type=json', '-p', JSON.stringify([
-      { op: 'add', path: '/spec/template/spec/containers/-', value: { name: 'sidecar', image: 'busybox:1', volumeMounts: [{ name: 'extra', mountPath: '/extra' }] } },
-      { op: 'add', path: '/spec/template/spec/volumes/-', value: { name: 'extra', emptyDir: {} } },
-    ]));
+    kubectl(
+      '-n',
+      ns,
+      'patch',
+      'deployment',
+      'lists',
+      '--type=json',
+      '-p',
+      JSON.stringify([
+        {
+          op: 'add',
+          path: '/spec/template/spec/containers/-',
+          value: { name: 'sidecar', image: 'busybox:1', volumeMounts: [{ name: 'extra', mountPath: '/extra' }] },
+        },
+        { op: 'add', path: '/spec/template/spec/volumes/-', value: { name: 'extra', emptyDir: {} } },
+      ]),
+    );
     await waitFor('containers converged', converged, 30_000);
     await waitPhase(ns, 'lists', 'Ready');
   });
@@ -138,7 +222,7 @@ describe('a child the apiserver refuses shows in status within one reconcile, an
     await admission.deleteValidatingAdmissionPolicy({ name }).catch(() => undefined);
   });
 
-  it('Failed, Ready=False and ChildrenApplied=False/ApplyFailed with the apiserver\'s message, a Warning event; Ready again once the policy goes', async () => {
+  it("Failed, Ready=False and ChildrenApplied=False/ApplyFailed with the apiserver's message, a Warning event; Ready again once the policy goes", async () => {
     await apply(objects, mk(ns, 'refused', { image: 'img:1' }));
     await waitPhase(ns, 'refused', 'Ready');
     await admission.createValidatingAdmissionPolicy({
@@ -146,17 +230,54 @@ describe('a child the apiserver refuses shows in status within one reconcile, an
         metadata: { name },
         spec: {
           failurePolicy: 'Fail',
-          matchConstraints: { resourceRules: [{ apiGroups: ['apps'], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['deployments'] }] },
-          validations: [{ expression: "object.spec.template.spec.containers.all(c, !c.image.startsWith('blocked'))", message: 'images named blocked are not allowed here' }],
+          matchConstraints: {
+            resourceRules: [
+              {
+                apiGroups: ['apps'],
+                apiVersions: ['v1'],
+                operations: ['CREATE', 'UPDATE'],
+                resources: ['deployments'],
+              },
+            ],
+          },
+          validations: [
+            {
+              expression: "object.spec.template.spec.containers.all(c, !c.image.startsWith('blocked'))",
+              message: 'images named blocked are not allowed here',
+            },
+          ],
         },
       },
     });
     await admission.createValidatingAdmissionPolicyBinding({
-      body: { metadata: { name }, spec: { policyName: name, validationActions: ['Deny'], matchResources: { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': ns } } } } },
+      body: {
+        metadata: { name },
+        spec: {
+          policyName: name,
+          validationActions: ['Deny'],
+          matchResources: { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': ns } } },
+        },
+      },
     });
     // The policy is in force once a dry-run of a blocked Deployment is refused.
-    const probe = { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'probe', namespace: ns }, spec: { selector: { matchLabels: { a: 'b' } }, template: { metadata: { labels: { a: 'b' } }, spec: { containers: [{ name: 'c', image: 'blocked:0' }] } } } };
-    await waitFor('policy in force', async () => apply(objects, probe, { dryRun: true }).then(() => false, (e: { code?: number }) => e.code === 422), 30_000);
+    const probe = {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'probe', namespace: ns },
+      spec: {
+        selector: { matchLabels: { a: 'b' } },
+        template: { metadata: { labels: { a: 'b' } }, spec: { containers: [{ name: 'c', image: 'blocked:0' }] } },
+      },
+    };
+    await waitFor(
+      'policy in force',
+      async () =>
+        apply(objects, probe, { dryRun: true }).then(
+          () => false,
+          (e: { code?: number }) => e.code === 422,
+        ),
+      30_000,
+    );
 
     await mergePatch(ns, 'refused', { spec: { image: 'blocked:2' } });
     const failed = await waitPhase(ns, 'refused', 'Failed', undefined, 30_000);
@@ -166,49 +287,112 @@ describe('a child the apiserver refuses shows in status within one reconcile, an
     expect(applied?.message).toMatch(/^Deployment refused: .*images named blocked are not allowed here/);
     // What runs is still reported as it is: the old Deployment's pods are ready.
     expect(cond(failed, 'DeploymentReady')?.status).toBe('True');
-    expect((await apps.readNamespacedDeployment({ name: 'refused', namespace: ns })).spec!.template.spec!.containers[0]!.image).toBe('img:1');
+    expect(
+      (await apps.readNamespacedDeployment({ name: 'refused', namespace: ns })).spec!.template.spec!.containers[0]!
+        .image,
+    ).toBe('img:1');
     const warnings = await events(ns, 'refused', 'ApplyFailed');
     expect(warnings[0]).toMatchObject({ type: 'Warning' });
     expect(warnings[0]!.message).toContain('images named blocked are not allowed here');
-    expect(kubectl('get', 'mcps', 'refused', '-n', ns, '-o', 'jsonpath={.status.phase} {.status.conditions[?(@.type=="Ready")].reason}')).toBe('Failed ApplyFailed');
+    expect(
+      kubectl(
+        'get',
+        'mcps',
+        'refused',
+        '-n',
+        ns,
+        '-o',
+        'jsonpath={.status.phase} {.status.conditions[?(@.type=="Ready")].reason}',
+      ),
+    ).toBe('Failed ApplyFailed');
 
     await admission.deleteValidatingAdmissionPolicyBinding({ name });
     const back = await waitPhase(ns, 'refused', 'Ready', (o) => cond(o, 'ChildrenApplied')?.status === 'True', 90_000);
     expect(cond(back, 'Ready')?.status).toBe('True');
-    expect((await apps.readNamespacedDeployment({ name: 'refused', namespace: ns })).spec!.template.spec!.containers[0]!.image).toBe('blocked:2');
+    expect(
+      (await apps.readNamespacedDeployment({ name: 'refused', namespace: ns })).spec!.template.spec!.containers[0]!
+        .image,
+    ).toBe('blocked:2');
   });
 });
 
 describe('PodDisruptionBudget (issue 10, part 3)', () => {
-  it('replicas >= 2 get a PDB (maxUnavailable 1, the pods\' selector, owned by the MCPServer); below 2 it is pruned', async () => {
+  it("replicas >= 2 get a PDB (maxUnavailable 1, the pods' selector, owned by the MCPServer); below 2 it is pruned", async () => {
     await apply(objects, mk(ns, 'pdb', { image: 'img:1', replicas: 2 }));
     const o = await waitPhase(ns, 'pdb', 'Ready', (x) => x.status.readyReplicas === 2);
     const pdb = await policy.readNamespacedPodDisruptionBudget({ name: 'pdb', namespace: ns });
     expect(pdb.spec!.maxUnavailable).toBe(1);
-    expect(pdb.spec!.selector!.matchLabels).toEqual({ 'app.kubernetes.io/name': 'mcp-server', 'app.kubernetes.io/instance': 'pdb' });
-    expect(pdb.metadata!.ownerReferences).toEqual([expect.objectContaining({ kind: 'MCPServer', uid: o.metadata.uid, controller: true })]);
-    const rendered = renderMCPServer(mk(ns, 'pdb', { image: 'img:1', replicas: 2 })).find((r) => r.kind === 'PodDisruptionBudget') as KubeObject;
+    expect(pdb.spec!.selector!.matchLabels).toEqual({
+      'app.kubernetes.io/name': 'mcp-server',
+      'app.kubernetes.io/instance': 'pdb',
+    });
+    expect(pdb.metadata!.ownerReferences).toEqual([
+      expect.objectContaining({ kind: 'MCPServer', uid: o.metadata.uid, controller: true }),
+    ]);
+    const rendered = renderMCPServer(mk(ns, 'pdb', { image: 'img:1', replicas: 2 })).find(
+      (r) => r.kind === 'PodDisruptionBudget',
+    ) as KubeObject;
     expect(firstDifference(json(rendered), json(pdb))).toBeUndefined();
     // The disruption controller counts the pods it protects.
-    await waitFor('PDB status', async () => (await policy.readNamespacedPodDisruptionBudget({ name: 'pdb', namespace: ns })).status?.expectedPods === 2, 30_000);
+    await waitFor(
+      'PDB status',
+      async () =>
+        (await policy.readNamespacedPodDisruptionBudget({ name: 'pdb', namespace: ns })).status?.expectedPods === 2,
+      30_000,
+    );
     kubectl('scale', 'mcps', 'pdb', '-n', ns, '--replicas=1');
-    await waitFor('PDB pruned', async () => policy.readNamespacedPodDisruptionBudget({ name: 'pdb', namespace: ns }).then(() => false, (e: { code?: number }) => e.code === 404), 30_000);
+    await waitFor(
+      'PDB pruned',
+      async () =>
+        policy.readNamespacedPodDisruptionBudget({ name: 'pdb', namespace: ns }).then(
+          () => false,
+          (e: { code?: number }) => e.code === 404,
+        ),
+      30_000,
+    );
     await waitPhase(ns, 'pdb', 'Ready', (x) => x.status.readyReplicas === 1);
-    expect((await events(ns, 'pdb', 'Pruned'))[0]!.message).toBe('Deleted PodDisruptionBudget pdb: no longer rendered by the spec');
+    expect((await events(ns, 'pdb', 'Pruned'))[0]!.message).toBe(
+      'Deleted PodDisruptionBudget pdb: no longer rendered by the spec',
+    );
   });
 });
 
 describe('why pods do not run (issue 12)', () => {
-  it('Unschedulable (requests larger than the kwok node): the scheduler\'s message in DeploymentReady and Ready, the reason in `kubectl get mcps`', async () => {
+  it("Unschedulable (requests larger than the kwok node): the scheduler's message in DeploymentReady and Ready, the reason in `kubectl get mcps`", async () => {
     await apply(objects, mk(ns, 'huge', { image: 'img:1', resources: { requests: { cpu: '100000' } } }));
-    const o = await waitPhase(ns, 'huge', 'Pending', (x) => cond(x, 'DeploymentReady')?.reason === 'Unschedulable', 60_000);
+    const o = await waitPhase(
+      ns,
+      'huge',
+      'Pending',
+      (x) => cond(x, 'DeploymentReady')?.reason === 'Unschedulable',
+      60_000,
+    );
     const dr = cond(o, 'DeploymentReady');
     expect(dr?.status).toBe('False');
-    expect(dr?.message).toMatch(/^Deployment has 0\/1 ready replicas: pod huge-[a-z0-9]+-[a-z0-9]+: 0\/\d+ nodes are available: .*Insufficient cpu/);
+    expect(dr?.message).toMatch(
+      /^Deployment has 0\/1 ready replicas: pod huge-[a-z0-9]+-[a-z0-9]+: 0\/\d+ nodes are available: .*Insufficient cpu/,
+    );
     expect(cond(o, 'Ready')).toMatchObject({ status: 'False', reason: 'Unschedulable' });
     const out = kubectl('get', 'mcps', 'huge', '-n', ns);
-    expect(out.split('\n')[0]!.split(/\s+/)).toEqual(['NAME', 'PHASE', 'READY', 'REPLICAS', 'TRANSPORT', 'VERIFIED', 'TOOLS', 'REASON', 'ENDPOINT', 'AGE']);
-    expect(parseTable(out)[0]).toMatchObject({ NAME: 'huge', PHASE: 'Pending', READY: '0', REASON: 'Unschedulable', ENDPOINT: '' });
+    expect(out.split('\n')[0]!.split(/\s+/)).toEqual([
+      'NAME',
+      'PHASE',
+      'READY',
+      'REPLICAS',
+      'TRANSPORT',
+      'VERIFIED',
+      'TOOLS',
+      'REASON',
+      'ENDPOINT',
+      'AGE',
+    ]);
+    expect(parseTable(out)[0]).toMatchObject({
+      NAME: 'huge',
+      PHASE: 'Pending',
+      READY: '0',
+      REASON: 'Unschedulable',
+      ENDPOINT: '',
+    });
     // Fixing the spec recovers.
     await mergePatch(ns, 'huge', { spec: { resources: null } });
     await waitPhase(ns, 'huge', 'Ready');
@@ -230,7 +414,13 @@ describe('protocol verification through the controller (handshakes to real MCP s
     targets.plain = page.url;
     vns = await createNamespace(kc, 'verified');
     vc = new Controller({
-      kubeConfig: kc, log, namespace: vns, resyncPeriodMs: 3_600_000, verify: 'auto', verifyIntervalMs: 3_600_000, verifyTimeoutMs: 15_000,
+      kubeConfig: kc,
+      log,
+      namespace: vns,
+      resyncPeriodMs: 3_600_000,
+      verify: 'auto',
+      verifyIntervalMs: 3_600_000,
+      verifyTimeoutMs: 15_000,
       verifyTarget: (_ns, name) => ({ url: targets[name]! }),
     });
     await vc.start();
@@ -257,11 +447,21 @@ describe('protocol verification through the controller (handshakes to real MCP s
     const o = await waitPhase(vns, 'good', 'Ready', (x) => cond(x, 'Verified')?.status === 'True');
     const tools = await realTools(full.url);
     expect(o.status.tools).toMatchObject({ count: tools.length, names: tools.slice(0, 20) });
-    expect(o.status.serverInfo).toMatchObject({ name: expect.any(String), protocolVersion: expect.stringMatching(/^\d{4}-\d{2}-\d{2}$/), capabilities: expect.arrayContaining(['tools']) });
+    expect(o.status.serverInfo).toMatchObject({
+      name: expect.any(String),
+      protocolVersion: expect.stringMatching(/^\d{4}-\d{2}-\d{2}$/),
+      capabilities: expect.arrayContaining(['tools']),
+    });
     expect(o.status.url).toBe(`http://good.${vns}.svc.cluster.local:3001/mcp`);
     expect(o.status.endpoint).toBe(`http://good.${vns}.svc.cluster.local:3001`);
     expect(cond(o, 'Ready')).toMatchObject({ status: 'True' });
-    expect(parseTable(kubectl('get', 'mcps', 'good', '-n', vns))[0]).toMatchObject({ NAME: 'good', PHASE: 'Ready', VERIFIED: 'True', TOOLS: String(tools.length), REASON: 'MCPServerReady' });
+    expect(parseTable(kubectl('get', 'mcps', 'good', '-n', vns))[0]).toMatchObject({
+      NAME: 'good',
+      PHASE: 'Ready',
+      VERIFIED: 'True',
+      TOOLS: String(tools.length),
+      REASON: 'MCPServerReady',
+    });
   });
 
   it('scaling re-verifies (new ready pod); a changed tool list emits a Normal ToolsChanged event', async () => {
@@ -269,10 +469,19 @@ describe('protocol verification through the controller (handshakes to real MCP s
     targets.good = readOnly.url; // the "new version" of the server has fewer tools
     await mergePatch(vns, 'good', { spec: { replicas: 2 } });
     const readOnlyTools = await realTools(readOnly.url);
-    const o = await waitPhase(vns, 'good', 'Ready', (x) => x.status.readyReplicas === 2 && x.status.tools?.count === readOnlyTools.length);
+    const o = await waitPhase(
+      vns,
+      'good',
+      'Ready',
+      (x) => x.status.readyReplicas === 2 && x.status.tools?.count === readOnlyTools.length,
+    );
     expect(await handshakes()).toBeGreaterThan(before);
     expect(cond(o, 'Verified')?.status).toBe('True');
-    const changed = await waitFor('ToolsChanged event', async () => (await events(vns, 'good', 'ToolsChanged'))[0], 15_000);
+    const changed = await waitFor(
+      'ToolsChanged event',
+      async () => (await events(vns, 'good', 'ToolsChanged'))[0],
+      15_000,
+    );
     expect(changed.type).toBe('Normal');
     expect(changed.message).toMatch(/^Tool list changed: \d+ -> \d+ tools \((added|removed) /);
   });
@@ -280,7 +489,10 @@ describe('protocol verification through the controller (handshakes to real MCP s
   it('a server that is up but not MCP: not Ready, Verified=False/ProtocolError, phase Failed', async () => {
     await apply(objects, mk(vns, 'plain', { image: 'img:1', port: 3001 }));
     const o = await waitPhase(vns, 'plain', 'Failed', (x) => cond(x, 'Verified')?.status === 'False');
-    expect(cond(o, 'Verified')).toMatchObject({ reason: 'ProtocolError', message: expect.stringContaining('text/html') });
+    expect(cond(o, 'Verified')).toMatchObject({
+      reason: 'ProtocolError',
+      message: expect.stringContaining('text/html'),
+    });
     expect(cond(o, 'Ready')).toMatchObject({ status: 'False', reason: 'ProtocolError' });
     expect(cond(o, 'DeploymentReady')?.status).toBe('True');
     expect(o.status.endpoint).toBeUndefined();

@@ -28,8 +28,18 @@ let hanging: Awaited<ReturnType<typeof startHttp>>;
 
 beforeAll(async () => {
   [serve, authServe] = await Promise.all([startServe(), startServe(['--token', 'sekret'])]);
-  const p = await startHttp((res) => res.writeHead(200, { 'content-type': 'text/html' }).end('<html><body>It works!</body></html>'));
-  const u = await startHttp((res) => res.writeHead(401, { 'www-authenticate': 'Bearer realm="mcp", resource_metadata="http://127.0.0.1/.well-known/oauth-protected-resource"', 'content-type': 'text/plain' }).end('unauthorized'));
+  const p = await startHttp((res) =>
+    res.writeHead(200, { 'content-type': 'text/html' }).end('<html><body>It works!</body></html>'),
+  );
+  const u = await startHttp((res) =>
+    res
+      .writeHead(401, {
+        'www-authenticate':
+          'Bearer realm="mcp", resource_metadata="http://127.0.0.1/.well-known/oauth-protected-resource"',
+        'content-type': 'text/plain',
+      })
+      .end('unauthorized'),
+  );
   const n = await startHttp((res) => res.writeHead(404, { 'content-type': 'text/plain' }).end('no such page'));
   hanging = await startHttp(() => undefined); // accepts and never answers
   const c = await startHttp(() => undefined);
@@ -78,7 +88,9 @@ describe('mcpHandshake against real servers on 127.0.0.1', () => {
   it('a 401 server: AuthRequired naming the challenge (resource metadata included)', async () => {
     const r = await mcpHandshake({ url: unauthorized, timeoutMs: 5_000 });
     expect(r.reason).toBe('AuthRequired');
-    expect(r.message).toContain('WWW-Authenticate: Bearer realm="mcp", resource_metadata="http://127.0.0.1/.well-known/oauth-protected-resource"');
+    expect(r.message).toContain(
+      'WWW-Authenticate: Bearer realm="mcp", resource_metadata="http://127.0.0.1/.well-known/oauth-protected-resource"',
+    );
   });
 
   it('an HTTP 200 page that is not MCP: ProtocolError', async () => {
@@ -88,7 +100,11 @@ describe('mcpHandshake against real servers on 127.0.0.1', () => {
   });
 
   it('a 404: HTTPError with the status', async () => {
-    expect(await mcpHandshake({ url: notFound, timeoutMs: 5_000 })).toMatchObject({ ok: false, reason: 'HTTPError', message: 'HTTP 404: no such page' });
+    expect(await mcpHandshake({ url: notFound, timeoutMs: 5_000 })).toMatchObject({
+      ok: false,
+      reason: 'HTTPError',
+      message: 'HTTP 404: no such page',
+    });
   });
 
   it('a server that never answers: Timeout after the deadline', async () => {
@@ -108,9 +124,16 @@ describe('Verifier', () => {
     const metrics = new ControllerMetrics(false);
     const done: string[] = [];
     const before = hanging.requests();
-    const v = new Verifier({ intervalMs: 3_600_000, timeoutMs: 1_500, onDone: (k) => done.push(k), metrics, log: pino({ level: 'silent' }) });
+    const v = new Verifier({
+      intervalMs: 3_600_000,
+      timeoutMs: 1_500,
+      onDone: (k) => done.push(k),
+      metrics,
+      log: pino({ level: 'silent' }),
+    });
     const target = () => ({ url: hanging.url });
-    for (let i = 0; i < 5; i++) expect(v.check('ns/a', 'pods=a1', target)).toMatchObject({ inFlight: true, current: false });
+    for (let i = 0; i < 5; i++)
+      expect(v.check('ns/a', 'pods=a1', target)).toMatchObject({ inFlight: true, current: false });
     expect(v.check('ns/a', 'pods=a1,a2', target).inFlight).toBe(true); // changed inputs wait for the running one
     await waitFor('first handshake done', async () => done.length === 1, 10_000, 50);
     expect(hanging.requests() - before).toBe(1); // one POST initialize reached the server
@@ -122,7 +145,9 @@ describe('Verifier', () => {
     // Two failures in a row: retried after 2 s x 2 (jittered +-10%), not after the 1 h interval.
     expect(settled.requeueAfterMs).toBeGreaterThan(3_000);
     expect(settled.requeueAfterMs).toBeLessThanOrEqual(4_400);
-    expect((await metrics.handshakes.get()).values).toEqual([expect.objectContaining({ labels: { result: 'Timeout' }, value: 2 })]);
+    expect((await metrics.handshakes.get()).values).toEqual([
+      expect.objectContaining({ labels: { result: 'Timeout' }, value: 2 }),
+    ]);
     expect((await metrics.handshakeDuration.get()).values.find((x) => x.metricName?.endsWith('_count'))?.value).toBe(2);
   });
 
@@ -130,7 +155,12 @@ describe('Verifier', () => {
     const page = await startHttp((res) => res.writeHead(200, { 'content-type': 'text/html' }).end('<html></html>'));
     servers.push(page.server);
     const done: string[] = [];
-    const v = new Verifier({ intervalMs: 1_000, timeoutMs: 5_000, onDone: (k) => done.push(k), log: pino({ level: 'silent' }) });
+    const v = new Verifier({
+      intervalMs: 1_000,
+      timeoutMs: 5_000,
+      onDone: (k) => done.push(k),
+      log: pino({ level: 'silent' }),
+    });
     const target = () => ({ url: page.url });
     v.check('ns/b', 'x', target);
     await waitFor('first handshake', async () => done.length === 1, 10_000, 20);
@@ -138,10 +168,15 @@ describe('Verifier', () => {
     expect(first).toMatchObject({ current: true, inFlight: false, result: { reason: 'ProtocolError' } });
     expect(first.requeueAfterMs).toBeGreaterThanOrEqual(800);
     expect(page.requests()).toBe(1);
-    await waitFor('a second handshake once due', async () => {
-      v.check('ns/b', 'x', target);
-      return done.length === 2;
-    }, 10_000, 100);
+    await waitFor(
+      'a second handshake once due',
+      async () => {
+        v.check('ns/b', 'x', target);
+        return done.length === 2;
+      },
+      10_000,
+      100,
+    );
     expect(page.requests()).toBe(2);
   });
 });
@@ -154,24 +189,38 @@ describe('through the apiserver service proxy (out of cluster)', () => {
     // A Service with a port named mcp and no pods behind it: the real apiserver answers for it.
     await kc.makeApiClient(k8s.CoreV1Api).createNamespacedService({
       namespace: ns,
-      body: { metadata: { name: 'empty' }, spec: { selector: { app: 'nothing-here' }, ports: [{ name: 'mcp', port: 3001, targetPort: 'mcp' }] } },
+      body: {
+        metadata: { name: 'empty' },
+        spec: { selector: { app: 'nothing-here' }, ports: [{ name: 'mcp', port: 3001, targetPort: 'mcp' }] },
+      },
     });
   });
   afterAll(async () => {
-    await kc.makeApiClient(k8s.CoreV1Api).deleteNamespace({ name: ns }).catch(() => undefined);
+    await kc
+      .makeApiClient(k8s.CoreV1Api)
+      .deleteNamespace({ name: ns })
+      .catch(() => undefined);
   });
 
   it('reaches the Service through /api/v1/namespaces/<ns>/services/http:<name>:mcp/proxy/mcp with the kubeconfig credentials', async () => {
     const target = verifyTargetFor(kc, 'proxy')(ns, 'empty', parseMCPServerSpec({ image: 'x', port: 3001 }));
-    expect(target.url).toBe(`${kc.getCurrentCluster()!.server}/api/v1/namespaces/${ns}/services/http:empty:mcp/proxy/mcp`);
+    expect(target.url).toBe(
+      `${kc.getCurrentCluster()!.server}/api/v1/namespaces/${ns}/services/http:empty:mcp/proxy/mcp`,
+    );
     const r = await mcpHandshake({ ...target, timeoutMs: 10_000 });
     // Authenticated and routed (not 401/403/404): the apiserver itself says the Service has no endpoints.
     expect(r).toMatchObject({ ok: false, reason: 'ConnectionFailed' });
-    expect(r.message).toMatch(/^the apiserver's service proxy could not reach the server: no endpoints available for service "(http:)?empty(:mcp)?"/);
+    expect(r.message).toMatch(
+      /^the apiserver's service proxy could not reach the server: no endpoints available for service "(http:)?empty(:mcp)?"/,
+    );
   });
 
   it('dns mode uses status.url (the Service DNS name and spec.path)', () => {
-    const t = verifyTargetFor(kc, 'dns')('team-a', 'github', parseMCPServerSpec({ image: 'x', port: 3001, path: '/v1/mcp' }));
+    const t = verifyTargetFor(kc, 'dns')(
+      'team-a',
+      'github',
+      parseMCPServerSpec({ image: 'x', port: 3001, path: '/v1/mcp' }),
+    );
     expect(t).toEqual({ url: 'http://github.team-a.svc.cluster.local:3001/v1/mcp' });
   });
 });

@@ -19,7 +19,15 @@ let ns: string;
 let controller: Controller;
 
 const status = async (name: string) =>
-  ((await custom.getNamespacedCustomObject({ group: 'mcp.example.com', version: 'v1alpha1', plural: 'mcpservers', namespace: ns, name })) as { status?: { phase?: string; readyReplicas?: number } }).status;
+  (
+    (await custom.getNamespacedCustomObject({
+      group: 'mcp.example.com',
+      version: 'v1alpha1',
+      plural: 'mcpservers',
+      namespace: ns,
+      name,
+    })) as { status?: { phase?: string; readyReplicas?: number } }
+  ).status;
 
 beforeAll(async () => {
   await installCrd(kc);
@@ -29,23 +37,47 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await controller?.stop();
-  await kc.makeApiClient(k8s.CoreV1Api).deleteNamespace({ name: ns }).catch(() => undefined);
+  await kc
+    .makeApiClient(k8s.CoreV1Api)
+    .deleteNamespace({ name: ns })
+    .catch(() => undefined);
 });
 
 describe('kube-apiserver restart', () => {
   it('the controller keeps running, restarts its watches and converges on changes made after', async () => {
-    await apply(objects, { apiVersion: 'mcp.example.com/v1alpha1', kind: 'MCPServer', metadata: { name: 'survivor', namespace: ns }, spec: { image: 'img:1' } });
+    await apply(objects, {
+      apiVersion: 'mcp.example.com/v1alpha1',
+      kind: 'MCPServer',
+      metadata: { name: 'survivor', namespace: ns },
+      spec: { image: 'img:1' },
+    });
     await waitFor('survivor Ready', async () => (await status('survivor'))?.phase === 'Ready', 60_000);
 
     await restartComponent('kube-apiserver', { downMs: 3000, log: () => undefined });
-    await waitFor('a watch failure logged', async () => lines.some((l) => l.includes('restarting the informer')), 30_000);
+    await waitFor(
+      'a watch failure logged',
+      async () => lines.some((l) => l.includes('restarting the informer')),
+      30_000,
+    );
 
     // Changes after the restart reach the children: the informers are watching again.
     await custom.patchNamespacedCustomObject(
-      { group: 'mcp.example.com', version: 'v1alpha1', plural: 'mcpservers', namespace: ns, name: 'survivor', body: { spec: { replicas: 2 } } },
+      {
+        group: 'mcp.example.com',
+        version: 'v1alpha1',
+        plural: 'mcpservers',
+        namespace: ns,
+        name: 'survivor',
+        body: { spec: { replicas: 2 } },
+      },
       k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
     );
-    await apply(objects, { apiVersion: 'mcp.example.com/v1alpha1', kind: 'MCPServer', metadata: { name: 'newcomer', namespace: ns }, spec: { image: 'img:1', transport: 'http' } });
+    await apply(objects, {
+      apiVersion: 'mcp.example.com/v1alpha1',
+      kind: 'MCPServer',
+      metadata: { name: 'newcomer', namespace: ns },
+      spec: { image: 'img:1', transport: 'http' },
+    });
     await waitFor('survivor scaled to 2', async () => (await status('survivor'))?.readyReplicas === 2, 90_000);
     await waitFor('newcomer Ready', async () => (await status('newcomer'))?.phase === 'Ready', 90_000);
     expect(controller.hasSynced).toBe(true);

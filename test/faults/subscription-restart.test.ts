@@ -20,7 +20,14 @@ let s: HttpServer;
 
 beforeAll(async () => {
   ns = await createNamespace(kc, 'faults-sub');
-  s = await startHttpServer({}, {}, { log: pino({ level: 'info' }, { write: (l: string) => void lines.push(l) }), hubOptions: { backoffBaseMs: 200, backoffMaxMs: 2000 } });
+  s = await startHttpServer(
+    {},
+    {},
+    {
+      log: pino({ level: 'info' }, { write: (l: string) => void lines.push(l) }),
+      hubOptions: { backoffBaseMs: 200, backoffMaxMs: 2000 },
+    },
+  );
 });
 afterAll(async () => {
   await s?.close();
@@ -36,7 +43,10 @@ describe('kube-apiserver restart under a subscription', () => {
       if (n.params.uri === uri) seen++;
     });
     await c.subscribeResource({ uri });
-    await core.createNamespacedPod({ namespace: ns, body: { metadata: { name: 'before' }, spec: { containers: [{ name: 'c', image: 'busybox' }] } } });
+    await core.createNamespacedPod({
+      namespace: ns,
+      body: { metadata: { name: 'before' }, spec: { containers: [{ name: 'c', image: 'busybox' }] } },
+    });
     await waitFor('notification before the restart', async () => seen > 0, 20_000, 100);
 
     const beforeRestart = seen;
@@ -47,7 +57,10 @@ describe('kube-apiserver restart under a subscription', () => {
     expect(lines.some((l) => l.includes('watch re-established'))).toBe(true);
 
     const afterRecovery = seen;
-    await core.createNamespacedPod({ namespace: ns, body: { metadata: { name: 'after' }, spec: { containers: [{ name: 'c', image: 'busybox' }] } } });
+    await core.createNamespacedPod({
+      namespace: ns,
+      body: { metadata: { name: 'after' }, spec: { containers: [{ name: 'c', image: 'busybox' }] } },
+    });
     await waitFor('notification for a change after the restart', async () => seen > afterRecovery, 30_000, 100);
     // The session's tools work again too.
     const r = await callTool(c, 'list-resources', { kind: 'pods', namespace: ns });

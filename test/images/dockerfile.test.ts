@@ -25,19 +25,45 @@ describe('dockerfileContextSources', () => {
       'COPY --from=build /src/dist ./dist',
       'RUN echo COPY nothing here',
     ].join('\n');
-    expect(dockerfileContextSources(text)).toEqual(['package.json', 'package-lock.json', 'build', 'cli.ts', 'main.ts', 'charts', 'controller']);
+    expect(dockerfileContextSources(text)).toEqual([
+      'package.json',
+      'package-lock.json',
+      'build',
+      'cli.ts',
+      'main.ts',
+      'charts',
+      'controller',
+    ]);
   });
 
   it('refuses sources outside the build context and instructions without a destination', () => {
     expect(() => dockerfileContextSources('COPY ../secret /x')).toThrow(/source \.\.\/secret leaves the build context/);
-    expect(() => dockerfileContextSources('COPY /etc/passwd /x')).toThrow(/source \/etc\/passwd is not a path in the build context/);
-    expect(() => dockerfileContextSources('ADD https://example.com/a.tgz /x')).toThrow(/is not a path in the build context/);
-    expect(() => dockerfileContextSources('COPY onlyone')).toThrow(/instruction 1 \(COPY\): needs a source and a destination/);
+    expect(() => dockerfileContextSources('COPY /etc/passwd /x')).toThrow(
+      /source \/etc\/passwd is not a path in the build context/,
+    );
+    expect(() => dockerfileContextSources('ADD https://example.com/a.tgz /x')).toThrow(
+      /is not a path in the build context/,
+    );
+    expect(() => dockerfileContextSources('COPY onlyone')).toThrow(
+      /instruction 1 \(COPY\): needs a source and a destination/,
+    );
   });
 
   it("lists what the repository's Dockerfile copies, each of which exists", () => {
     const sources = dockerfileContextSources(readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8'));
-    expect(sources).toEqual(['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'build.ts', 'build', 'cli.ts', 'charts', 'controller', 'mcp-server', 'imports']);
+    expect(sources).toEqual([
+      'package.json',
+      'package-lock.json',
+      'tsconfig.json',
+      'tsconfig.build.json',
+      'build.ts',
+      'build',
+      'cli.ts',
+      'charts',
+      'controller',
+      'mcp-server',
+      'imports',
+    ]);
     for (const s of sources) expect(existsSync(path.join(ROOT, s))).toBe(true);
   });
 });

@@ -22,14 +22,29 @@ import { launcherArgv, type BridgePaths } from '../../mcp-server/bridge/wiring.j
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 /** The reference stdio server (npm @modelcontextprotocol/server-everything), as a pod would run it. */
-export const EVERYTHING = [process.execPath, path.join(ROOT, 'node_modules/@modelcontextprotocol/server-everything/dist/index.js'), 'stdio'];
+export const EVERYTHING = [
+  process.execPath,
+  path.join(ROOT, 'node_modules/@modelcontextprotocol/server-everything/dist/index.js'),
+  'stdio',
+];
 /** `kubemcp serve --transport stdio` from this checkout. */
-export const KUBEMCP_SERVE_STDIO = [path.join(ROOT, 'node_modules/.bin/tsx'), path.join(ROOT, 'cli.ts'), 'serve', '--transport', 'stdio'];
+export const KUBEMCP_SERVE_STDIO = [
+  path.join(ROOT, 'node_modules/.bin/tsx'),
+  path.join(ROOT, 'cli.ts'),
+  'serve',
+  '--transport',
+  'stdio',
+];
 /** The static busybox installed by Debian's busybox-static (the kubemcp image carries one too). */
 export const LAUNCHER_SOURCE = process.env.KUBEMCP_LAUNCHER_SOURCE ?? '/bin/busybox';
 
 /** Waits until `check` is true, polling every `everyMs`, at most `timeoutMs`. @throws on timeout. */
-export async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 30_000, everyMs = 50): Promise<void> {
+export async function until(
+  check: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 30_000,
+  everyMs = 50,
+): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (Date.now() < end) {
     if (await check()) return;
@@ -129,7 +144,10 @@ export interface ReadyBody {
 export async function startBridged(o: BridgedOptions): Promise<Bridged> {
   const dir = mkdtempSync(path.join(tmpdir(), 'kubemcp-bridge-'));
   const paths = bridgeInit({ dir, launcherSource: LAUNCHER_SOURCE });
-  const server = new Supervisor(launcherArgv(o.argv.slice(0, 1), o.argv.slice(1), dir), { ...(process.env as Record<string, string>), ...(o.env ?? {}) });
+  const server = new Supervisor(launcherArgv(o.argv.slice(0, 1), o.argv.slice(1), dir), {
+    ...(process.env as Record<string, string>),
+    ...(o.env ?? {}),
+  });
   const clients: Client[] = [];
   let bridge: StdioBridge | undefined;
   let http: RunningBridgeHttp | undefined;
@@ -138,13 +156,31 @@ export async function startBridged(o: BridgedOptions): Promise<Bridged> {
   let port: number;
   if (o.cliBridge) {
     // node --import tsx (not the tsx launcher): the pid is the bridge's own, for signals and /proc.
-    child = spawn(process.execPath, ['--import', 'tsx', 'cli.ts', 'bridge', '--dir', dir, '--port', '0', ...(o.bridge?.maxMessageBytes ? ['--max-message-bytes', String(o.bridge.maxMessageBytes)] : [])], {
-      cwd: ROOT,
-      stdio: ['ignore', 'ignore', 'pipe'],
-      env: { ...process.env, LOG_LEVEL: 'info' },
-    });
+    child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'cli.ts',
+        'bridge',
+        '--dir',
+        dir,
+        '--port',
+        '0',
+        ...(o.bridge?.maxMessageBytes ? ['--max-message-bytes', String(o.bridge.maxMessageBytes)] : []),
+      ],
+      {
+        cwd: ROOT,
+        stdio: ['ignore', 'ignore', 'pipe'],
+        env: { ...process.env, LOG_LEVEL: 'info' },
+      },
+    );
     child.stderr!.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-50_000)));
-    await until(() => /listening on http:\/\/127\.0\.0\.1:\d+\/mcp/.test(log) || child!.exitCode !== null, 'kubemcp bridge to listen', 60_000);
+    await until(
+      () => /listening on http:\/\/127\.0\.0\.1:\d+\/mcp/.test(log) || child!.exitCode !== null,
+      'kubemcp bridge to listen',
+      60_000,
+    );
     const m = /listening on http:\/\/127\.0\.0\.1:(\d+)\/mcp/.exec(log);
     if (!m) throw new Error(`kubemcp bridge did not start:\n${log}`);
     port = Number(m[1]);

@@ -12,19 +12,30 @@ import { KUBEMCP_SERVE_STDIO, ROOT, startBridged, until, type Bridged } from './
 let b: Bridged;
 
 beforeAll(async () => {
-  b = await startBridged({ argv: [...KUBEMCP_SERVE_STDIO, '--read-only'], env: { KUBECONFIG: process.env.KUBECONFIG!, LOG_LEVEL: 'warn' }, cliBridge: true });
-  await until(async () => (await b.ready()).status === 200, 'the bridge in front of kubemcp serve to be ready', 90_000, 200);
+  b = await startBridged({
+    argv: [...KUBEMCP_SERVE_STDIO, '--read-only'],
+    env: { KUBECONFIG: process.env.KUBECONFIG!, LOG_LEVEL: 'warn' },
+    cliBridge: true,
+  });
+  await until(
+    async () => (await b.ready()).status === 200,
+    'the bridge in front of kubemcp serve to be ready',
+    90_000,
+    200,
+  );
 });
 afterAll(async () => {
   await b?.close();
 });
 
 describe('kubemcp serve --transport stdio through kubemcp bridge', () => {
-  it('answers initialize with kubemcp serve\'s server info and lists its read-only tools', async () => {
+  it("answers initialize with kubemcp serve's server info and lists its read-only tools", async () => {
     const c = await b.connect();
     expect(c.getServerVersion()?.name).toBe('kubemcp');
     const tools = (await c.listTools()).tools.map((t) => t.name);
-    const snapshot = JSON.parse(readFileSync(path.join(ROOT, 'test/mcp-server/tools-list.snapshot.json'), 'utf8')) as { tools: Array<{ name: string; annotations?: { readOnlyHint?: boolean } }> };
+    const snapshot = JSON.parse(readFileSync(path.join(ROOT, 'test/mcp-server/tools-list.snapshot.json'), 'utf8')) as {
+      tools: Array<{ name: string; annotations?: { readOnlyHint?: boolean } }>;
+    };
     expect(tools).toEqual(snapshot.tools.filter((t) => t.annotations?.readOnlyHint).map((t) => t.name));
   });
 

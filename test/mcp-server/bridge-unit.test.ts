@@ -16,7 +16,11 @@ import { LAUNCHER_SOURCE } from './bridge-harness.js';
 function frame(max: number, chunks: Array<string | Buffer>): { lines: string[]; over: OversizeLine[] } {
   const lines: string[] = [];
   const over: OversizeLine[] = [];
-  const f = new LineFramer(max, (l) => lines.push(l.toString('utf8')), (o) => over.push(o));
+  const f = new LineFramer(
+    max,
+    (l) => lines.push(l.toString('utf8')),
+    (o) => over.push(o),
+  );
   for (const c of chunks) f.push(Buffer.isBuffer(c) ? c : Buffer.from(c));
   return { lines, over };
 }
@@ -45,10 +49,12 @@ describe('LineFramer', () => {
 });
 
 describe('parseLine', () => {
-  it('returns JSON-RPC messages as sent (fields the schema does not know kept), as strict as the SDK\'s own stdio transport', () => {
+  it("returns JSON-RPC messages as sent (fields the schema does not know kept), as strict as the SDK's own stdio transport", () => {
     const r = parseLine('{"jsonrpc":"2.0","id":"kb-1","result":{"x":1,"_meta":{"y":2}}}');
     expect(r).toEqual({ message: { jsonrpc: '2.0', id: 'kb-1', result: { x: 1, _meta: { y: 2 } } } });
-    expect(parseLine('{"jsonrpc":"2.0","id":1,"result":{},"extra":true}')).toEqual({ malformed: 'not a JSON-RPC 2.0 message' });
+    expect(parseLine('{"jsonrpc":"2.0","id":1,"result":{},"extra":true}')).toEqual({
+      malformed: 'not a JSON-RPC 2.0 message',
+    });
   });
   it('names why a line is not a message', () => {
     expect(parseLine('Starting server...')).toEqual({ malformed: 'not JSON' });
@@ -65,8 +71,23 @@ describe('pod wiring', () => {
     expect(s).toContain('<"/bridge/stdin" >"/bridge/stdout"');
   });
   it('the server container argv is launcher, sh -c, script, then command and args in order', () => {
-    expect(launcherArgv(['npx', '-y', 'pkg'], ['--flag', '$(X)'])).toEqual(['/bridge/bin/busybox', 'sh', '-c', launchScript('/bridge'), 'npx', '-y', 'pkg', '--flag', '$(X)']);
-    expect(bridgePaths('/tmp/x/')).toEqual({ dir: '/tmp/x', stdin: '/tmp/x/stdin', stdout: '/tmp/x/stdout', launcher: '/tmp/x/bin/busybox' });
+    expect(launcherArgv(['npx', '-y', 'pkg'], ['--flag', '$(X)'])).toEqual([
+      '/bridge/bin/busybox',
+      'sh',
+      '-c',
+      launchScript('/bridge'),
+      'npx',
+      '-y',
+      'pkg',
+      '--flag',
+      '$(X)',
+    ]);
+    expect(bridgePaths('/tmp/x/')).toEqual({
+      dir: '/tmp/x',
+      stdin: '/tmp/x/stdin',
+      stdout: '/tmp/x/stdout',
+      launcher: '/tmp/x/bin/busybox',
+    });
     expect(bridgeInitArgs()).toEqual(['bridge-init', '--dir', '/bridge']);
     expect(bridgeArgs(3001)).toEqual(['bridge', '--dir', '/bridge', '--port', '3001', '--host', '0.0.0.0']);
   });
@@ -99,8 +120,12 @@ describe('bridge-init and the launcher (Debian busybox-static on this machine)',
       bridgeInit({ dir, launcherSource: LAUNCHER_SOURCE });
       expect(statSync(p.stdin).ino).toBe(ino);
       expect(lstatSync(p.stdout).isFIFO()).toBe(true);
-      expect(() => bridgeInit({ dir, launcherSource: process.execPath })).toThrow(/dynamically linked: .* static busybox/);
-      expect(() => bridgeInit({ dir, launcherSource: '/nonexistent/busybox' })).toThrow(/--launcher-source \/nonexistent\/busybox does not exist/);
+      expect(() => bridgeInit({ dir, launcherSource: process.execPath })).toThrow(
+        /dynamically linked: .* static busybox/,
+      );
+      expect(() => bridgeInit({ dir, launcherSource: '/nonexistent/busybox' })).toThrow(
+        /--launcher-source \/nonexistent\/busybox does not exist/,
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -116,12 +141,17 @@ describe('bridge-init and the launcher (Debian busybox-static on this machine)',
       writeFileSync(path.join(bin, 'cat'), '#!/bin/sh\necho "argv0=$0 args=$*"\n', { mode: 0o755 });
       // Run the launcher with the FIFOs replaced by regular files, to see what it execs.
       const script = launchScript(dir).replace(`<"${dir}/stdin" >"${dir}/stdout"`, '');
-      const out = execFileSync(path.join(dir, 'bin/busybox'), ['sh', '-c', script, 'cat', 'a', 'b c'], { env: { PATH: `${bin}:/usr/bin:/bin` } }).toString();
+      const out = execFileSync(path.join(dir, 'bin/busybox'), ['sh', '-c', script, 'cat', 'a', 'b c'], {
+        env: { PATH: `${bin}:/usr/bin:/bin` },
+      }).toString();
       expect(out.trim()).toBe('argv0=' + path.join(bin, 'cat') + ' args=a b c');
       let status = 0;
       let stderr = '';
       try {
-        execFileSync(path.join(dir, 'bin/busybox'), ['sh', '-c', script, 'no-such-mcp-server'], { env: { PATH: bin }, stdio: 'pipe' });
+        execFileSync(path.join(dir, 'bin/busybox'), ['sh', '-c', script, 'no-such-mcp-server'], {
+          env: { PATH: bin },
+          stdio: 'pipe',
+        });
       } catch (err) {
         status = (err as { status: number }).status;
         stderr = String((err as { stderr: Buffer }).stderr);

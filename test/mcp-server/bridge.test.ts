@@ -14,12 +14,15 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { closeSync, constants, openSync, writeSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
-import { McpError, ResourceUpdatedNotificationSchema, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import {
+  McpError,
+  ResourceUpdatedNotificationSchema,
+  ToolListChangedNotificationSchema,
+} from '@modelcontextprotocol/sdk/types.js';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { BRIDGE_ERROR } from '../../mcp-server/bridge/bridge.js';
 import { EVERYTHING, startBridged, until, type Bridged } from './bridge-harness.js';
 import { text } from './helpers.js';
-
 
 async function metric(b: Bridged, name: string): Promise<number> {
   const body = await (await fetch(`${b.base}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
@@ -36,7 +39,11 @@ describe('bridge in front of server-everything', () => {
 
   beforeAll(async () => {
     // readyWaitMs: a restarted node process can take many seconds to answer on a busy machine.
-    b = await startBridged({ argv: EVERYTHING, bridge: { maxMessageBytes: 64 * 1024, readyWaitMs: 90_000 }, env: { BIG_VALUE: 'x'.repeat(100_000) } });
+    b = await startBridged({
+      argv: EVERYTHING,
+      bridge: { maxMessageBytes: 64 * 1024, readyWaitMs: 90_000 },
+      env: { BIG_VALUE: 'x'.repeat(100_000) },
+    });
     await until(async () => (await b.ready()).status === 200, 'the bridge to be ready', 60_000);
     a = await b.connect('session-a');
     c = await b.connect('session-c');
@@ -78,7 +85,10 @@ describe('bridge in front of server-everything', () => {
   it('2 sessions x 50 interleaved concurrent calls: every answer reaches the session that asked', async () => {
     const calls: Array<Promise<[string, string]>> = [];
     for (let i = 0; i < 50; i++) {
-      for (const [name, client] of [['a', a], ['c', c]] as const) {
+      for (const [name, client] of [
+        ['a', a],
+        ['c', c],
+      ] as const) {
         const msg = `${name}-${i}`;
         calls.push(client.callTool({ name: 'echo', arguments: { message: msg } }).then((r) => [msg, text(r)]));
       }
@@ -93,13 +103,25 @@ describe('bridge in front of server-everything', () => {
     const pa: Array<{ progress: number; total?: number }> = [];
     const pc: Array<{ progress: number; total?: number }> = [];
     const [ra, rc] = await Promise.all([
-      a.callTool({ name: 'trigger-long-running-operation', arguments: { duration: 1, steps: 4 } }, undefined, { onprogress: (p) => pa.push(p) }),
-      c.callTool({ name: 'trigger-long-running-operation', arguments: { duration: 1, steps: 2 } }, undefined, { onprogress: (p) => pc.push(p) }),
+      a.callTool({ name: 'trigger-long-running-operation', arguments: { duration: 1, steps: 4 } }, undefined, {
+        onprogress: (p) => pa.push(p),
+      }),
+      c.callTool({ name: 'trigger-long-running-operation', arguments: { duration: 1, steps: 2 } }, undefined, {
+        onprogress: (p) => pc.push(p),
+      }),
     ]);
     expect(text(ra)).toContain('Steps: 4');
     expect(text(rc)).toContain('Steps: 2');
-    expect(pa.map((p) => [p.progress, p.total])).toEqual([[1, 4], [2, 4], [3, 4], [4, 4]]);
-    expect(pc.map((p) => [p.progress, p.total])).toEqual([[1, 2], [2, 2]]);
+    expect(pa.map((p) => [p.progress, p.total])).toEqual([
+      [1, 4],
+      [2, 4],
+      [3, 4],
+      [4, 4],
+    ]);
+    expect(pc.map((p) => [p.progress, p.total])).toEqual([
+      [1, 2],
+      [2, 2],
+    ]);
   });
 
   it('resource updates go to the sessions subscribed to the URI', async () => {
@@ -127,13 +149,17 @@ describe('bridge in front of server-everything', () => {
   it('a cancelled call is cancelled in the process, and the session goes on', async () => {
     const ctl = new AbortController();
     let progressed = false;
-    const call = a.callTool({ name: 'trigger-long-running-operation', arguments: { duration: 20, steps: 20 } }, undefined, {
-      signal: ctl.signal,
-      onprogress: () => {
-        progressed = true;
-        ctl.abort('test cancels');
+    const call = a.callTool(
+      { name: 'trigger-long-running-operation', arguments: { duration: 20, steps: 20 } },
+      undefined,
+      {
+        signal: ctl.signal,
+        onprogress: () => {
+          progressed = true;
+          ctl.abort('test cancels');
+        },
       },
-    });
+    );
     await expect(call).rejects.toThrow();
     expect(progressed).toBe(true);
     await until(() => b.bridge!.status().inflight === 0, 'the cancelled request to be forgotten', 10_000);
@@ -149,7 +175,11 @@ describe('bridge in front of server-everything', () => {
     } finally {
       closeSync(fd);
     }
-    await until(async () => (await metric(b, 'kubemcp_bridge_malformed_lines_total')) === before + 2, 'two malformed lines counted', 10_000);
+    await until(
+      async () => (await metric(b, 'kubemcp_bridge_malformed_lines_total')) === before + 2,
+      'two malformed lines counted',
+      10_000,
+    );
     expect(text(await c.callTool({ name: 'echo', arguments: { message: 'still here' } }))).toBe('Echo: still here');
     expect((await b.ready()).status).toBe(200);
   });
@@ -162,17 +192,32 @@ describe('bridge in front of server-everything', () => {
     );
     expect(err).toBeInstanceOf(McpError);
     expect((err as McpError).code).toBe(BRIDGE_ERROR.messageTooLarge);
-    expect((err as McpError).message).toMatch(/response to tools\/call is \d+ bytes, over the bridge's limit of 65536 bytes/);
+    expect((err as McpError).message).toMatch(
+      /response to tools\/call is \d+ bytes, over the bridge's limit of 65536 bytes/,
+    );
     expect(text(await a.callTool({ name: 'echo', arguments: { message: 'small' } }))).toBe('Echo: small');
 
     const sid = (a.transport as unknown as { sessionId?: string }).sessionId!;
     const res = await fetch(b.url, {
       method: 'POST',
-      headers: { 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream', 'Mcp-Session-Id': sid, 'Mcp-Protocol-Version': '2025-11-25' },
-      body: JSON.stringify({ jsonrpc: '2.0', id: 99, method: 'tools/call', params: { name: 'echo', arguments: { message: 'y'.repeat(70_000) } } }),
+      headers: {
+        'Content-Type': 'application/json',
+        Accept: 'application/json, text/event-stream',
+        'Mcp-Session-Id': sid,
+        'Mcp-Protocol-Version': '2025-11-25',
+      },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 99,
+        method: 'tools/call',
+        params: { name: 'echo', arguments: { message: 'y'.repeat(70_000) } },
+      }),
     });
     expect(res.status).toBe(413);
-    expect(await res.json()).toMatchObject({ jsonrpc: '2.0', error: { code: BRIDGE_ERROR.messageTooLarge, message: expect.stringContaining('65536 bytes') } });
+    expect(await res.json()).toMatchObject({
+      jsonrpc: '2.0',
+      error: { code: BRIDGE_ERROR.messageTooLarge, message: expect.stringContaining('65536 bytes') },
+    });
     expect(await metric(b, 'kubemcp_bridge_oversize_messages_total')).toBeGreaterThanOrEqual(1);
   });
 
@@ -181,17 +226,36 @@ describe('bridge in front of server-everything', () => {
     const post = (id: number, params: object) =>
       fetch(b.url, {
         method: 'POST',
-        headers: { 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream', 'Mcp-Session-Id': sid, 'Mcp-Protocol-Version': '2025-11-25' },
+        headers: {
+          'Content-Type': 'application/json',
+          Accept: 'application/json, text/event-stream',
+          'Mcp-Session-Id': sid,
+          'Mcp-Protocol-Version': '2025-11-25',
+        },
         body: JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params }),
         signal: AbortSignal.timeout(30_000),
       });
     const plain = await post(7001, { name: 'echo', arguments: { message: 'json' } });
     expect(plain.headers.get('content-type')).toBe('application/json');
-    expect(await plain.json()).toEqual({ jsonrpc: '2.0', id: 7001, result: { content: [{ type: 'text', text: 'Echo: json' }] } });
-    const streamed = await post(7002, { name: 'trigger-long-running-operation', arguments: { duration: 0.2, steps: 2 }, _meta: { progressToken: 'mine' } });
+    expect(await plain.json()).toEqual({
+      jsonrpc: '2.0',
+      id: 7001,
+      result: { content: [{ type: 'text', text: 'Echo: json' }] },
+    });
+    const streamed = await post(7002, {
+      name: 'trigger-long-running-operation',
+      arguments: { duration: 0.2, steps: 2 },
+      _meta: { progressToken: 'mine' },
+    });
     expect(streamed.headers.get('content-type')).toBe('text/event-stream');
-    const events = (await streamed.text()).split('\n').filter((l) => l.startsWith('data: ')).map((l) => JSON.parse(l.slice(6)));
-    expect(events.filter((e) => e.method === 'notifications/progress').map((e) => e.params.progressToken)).toEqual(['mine', 'mine']);
+    const events = (await streamed.text())
+      .split('\n')
+      .filter((l) => l.startsWith('data: '))
+      .map((l) => JSON.parse(l.slice(6)));
+    expect(events.filter((e) => e.method === 'notifications/progress').map((e) => e.params.progressToken)).toEqual([
+      'mine',
+      'mine',
+    ]);
     expect(events.at(-1)).toMatchObject({ jsonrpc: '2.0', id: 7002, result: { content: [{ type: 'text' }] } });
   });
 
@@ -219,7 +283,9 @@ describe('bridge in front of server-everything', () => {
     for (const client of [a, c]) {
       inflight.push(
         client
-          .callTool({ name: 'trigger-long-running-operation', arguments: { duration: 30, steps: 30 } }, undefined, { onprogress: () => void started++ })
+          .callTool({ name: 'trigger-long-running-operation', arguments: { duration: 30, steps: 30 } }, undefined, {
+            onprogress: () => void started++,
+          })
           .then(
             () => 'answered',
             (e: unknown) => e,
@@ -234,10 +300,16 @@ describe('bridge in front of server-everything', () => {
       expect((o as McpError).code).toBe(BRIDGE_ERROR.processExited);
       expect((o as McpError).message).toContain('exited while handling tools/call');
     }
-    await until(async () => (await b.ready()).status === 200 && b.bridge!.status().starts === 2, 'the restarted process to be initialized', 60_000);
+    await until(
+      async () => (await b.ready()).status === 200 && b.bridge!.status().starts === 2,
+      'the restarted process to be initialized',
+      60_000,
+    );
     expect(b.server.child?.pid).not.toBe(pid);
     expect(text(await a.callTool({ name: 'echo', arguments: { message: 'new process' } }))).toBe('Echo: new process');
-    expect(text(await c.callTool({ name: 'echo', arguments: { message: 'new process too' } }))).toBe('Echo: new process too');
+    expect(text(await c.callTool({ name: 'echo', arguments: { message: 'new process too' } }))).toBe(
+      'Echo: new process too',
+    );
     await until(() => changedA.length > 0 && changedC.length > 0, 'tools/list_changed in both sessions', 20_000);
     expect(await metric(b, 'kubemcp_bridge_process_starts_total')).toBe(2);
   });
@@ -255,17 +327,26 @@ describe('a process that never answers initialize', () => {
   let b: Bridged;
   beforeAll(async () => {
     // Reads stdin forever, writes nothing.
-    b = await startBridged({ argv: [process.execPath, '-e', 'process.stdin.resume(); setInterval(() => {}, 1000)'], bridge: { initTimeoutMs: 1000, readyWaitMs: 300 } });
+    b = await startBridged({
+      argv: [process.execPath, '-e', 'process.stdin.resume(); setInterval(() => {}, 1000)'],
+      bridge: { initTimeoutMs: 1000, readyWaitMs: 300 },
+    });
   });
   afterAll(async () => {
     await b?.close();
   });
 
   it('keeps /ready at 503 with the reason, and a client gets a JSON-RPC error instead of a hang', async () => {
-    await until(async () => /has not answered initialize within 1 s/.test((await b.ready()).body.reason ?? ''), 'the initialize timeout reason', 20_000);
+    await until(
+      async () => /has not answered initialize within 1 s/.test((await b.ready()).body.reason ?? ''),
+      'the initialize timeout reason',
+      20_000,
+    );
     const r = await b.ready();
     expect(r.status).toBe(503);
     expect(r.body.status).toBe('not ready');
-    await expect(b.connect()).rejects.toThrow(/stdio MCP server is not ready: the stdio process has not answered initialize/);
+    await expect(b.connect()).rejects.toThrow(
+      /stdio MCP server is not ready: the stdio process has not answered initialize/,
+    );
   });
 });

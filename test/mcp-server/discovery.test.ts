@@ -6,7 +6,16 @@
  * cache at all when the policy has a namespace allow-list or a kind deny-list.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, readdirSync } from 'node:fs';
+import {
+  chmodSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+  readdirSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { DiscoveryDiskCache, defaultDiscoveryCacheDir, parseAggregated } from '../../mcp-server/discovery.js';
@@ -21,7 +30,18 @@ afterAll(() => {
   rmSync(root, { recursive: true, force: true });
 });
 
-const POD: ApiResource = { group: '', version: 'v1', resource: 'pods', kind: 'Pod', singular: 'pod', shortNames: ['po'], categories: ['all'], namespaced: true, verbs: ['get', 'list'], subresources: ['log', 'status'] };
+const POD: ApiResource = {
+  group: '',
+  version: 'v1',
+  resource: 'pods',
+  kind: 'Pod',
+  singular: 'pod',
+  shortNames: ['po'],
+  categories: ['all'],
+  namespaced: true,
+  verbs: ['get', 'list'],
+  subresources: ['log', 'status'],
+};
 const CLUSTER = { server: 'https://127.0.0.1:6443', caData: 'Q0EtMQ==' };
 let n = 0;
 const freshDir = () => path.join(root, `c${n++}`, 'discovery');
@@ -114,9 +134,43 @@ describe('discovery disk cache', () => {
 
   it('parses an APIGroupDiscoveryList: scope, kind, names and subresources', () => {
     const got = parseAggregated({
-      items: [{ metadata: { name: 'apps' }, versions: [{ version: 'v1', resources: [{ resource: 'deployments', responseKind: { kind: 'Deployment' }, singularResource: 'deployment', shortNames: ['deploy'], categories: ['all'], scope: 'Namespaced', verbs: ['get'], subresources: [{ subresource: 'scale' }] }] }] }],
+      items: [
+        {
+          metadata: { name: 'apps' },
+          versions: [
+            {
+              version: 'v1',
+              resources: [
+                {
+                  resource: 'deployments',
+                  responseKind: { kind: 'Deployment' },
+                  singularResource: 'deployment',
+                  shortNames: ['deploy'],
+                  categories: ['all'],
+                  scope: 'Namespaced',
+                  verbs: ['get'],
+                  subresources: [{ subresource: 'scale' }],
+                },
+              ],
+            },
+          ],
+        },
+      ],
     });
-    expect(got).toEqual([{ group: 'apps', version: 'v1', resource: 'deployments', kind: 'Deployment', singular: 'deployment', shortNames: ['deploy'], categories: ['all'], namespaced: true, verbs: ['get'], subresources: ['scale'] }]);
+    expect(got).toEqual([
+      {
+        group: 'apps',
+        version: 'v1',
+        resource: 'deployments',
+        kind: 'Deployment',
+        singular: 'deployment',
+        shortNames: ['deploy'],
+        categories: ['all'],
+        namespaced: true,
+        verbs: ['get'],
+        subresources: ['scale'],
+      },
+    ]);
   });
 });
 
@@ -135,7 +189,14 @@ describe('the gateway with a discovery disk cache (local control plane)', () => 
     // A marker resource only the cache knows shows that the second gateway read it.
     const file = path.join(dir, readdirSync(dir)[0]!);
     const doc = JSON.parse(readFileSync(file, 'utf8')) as { resources: ApiResource[] };
-    doc.resources.push({ ...POD, group: 'example.com', resource: 'cachemarkers', kind: 'CacheMarker', singular: 'cachemarker', shortNames: [] });
+    doc.resources.push({
+      ...POD,
+      group: 'example.com',
+      resource: 'cachemarkers',
+      kind: 'CacheMarker',
+      singular: 'cachemarker',
+      shortNames: [],
+    });
     writeFileSync(file, JSON.stringify(doc), { mode: 0o600 });
     const second = new KubeGateway({ policy: new Policy({}), discoveryCache: new DiscoveryDiskCache(dir) });
     try {

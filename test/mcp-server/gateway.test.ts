@@ -13,7 +13,13 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { FIELD_MANAGER, KubeError, KubeGateway, type KubernetesObject, type WatchEvent } from '../../mcp-server/kube.js';
+import {
+  FIELD_MANAGER,
+  KubeError,
+  KubeGateway,
+  type KubernetesObject,
+  type WatchEvent,
+} from '../../mcp-server/kube.js';
 import { InvalidArgumentError } from '../../mcp-server/names.js';
 import { Policy } from '../../mcp-server/policy.js';
 import { createNamespace, installCrd, kubeConfig, waitFor } from '../kube.js';
@@ -36,12 +42,16 @@ afterAll(async () => {
   await core.deleteNamespace({ name: ns }).catch(() => undefined);
 });
 
-const managers = (o: { metadata?: { managedFields?: Array<{ manager?: string }> } }) => (o.metadata?.managedFields ?? []).map((f) => f.manager);
+const managers = (o: { metadata?: { managedFields?: Array<{ manager?: string }> } }) =>
+  (o.metadata?.managedFields ?? []).map((f) => f.manager);
 
 describe('typed operations', () => {
   it('create, get, list, table, apply and the three patch types write as FIELD_MANAGER and return the stored object', async () => {
     const cm = await kube.resolve('configmaps');
-    const created = await kube.create<ConfigMapLike>({ api: cm, namespace: ns }, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'typed', labels: { app: 'typed' } }, data: { a: '1' } });
+    const created = await kube.create<ConfigMapLike>(
+      { api: cm, namespace: ns },
+      { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'typed', labels: { app: 'typed' } }, data: { a: '1' } },
+    );
     expect(created.metadata?.uid).toBeTruthy();
     expect(created.data).toEqual({ a: '1' });
     const raw = await core.readNamespacedConfigMap({ name: 'typed', namespace: ns });
@@ -58,17 +68,31 @@ describe('typed operations', () => {
     expect(table.columnDefinitions?.map((c) => c.name)).toContain('Name');
     expect(table.rows?.length).toBe(1);
 
-    const applied = await kube.apply<ConfigMapLike>({ api: cm, namespace: ns, name: 'applied' }, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'applied', namespace: ns }, data: { b: '2' } });
+    const applied = await kube.apply<ConfigMapLike>(
+      { api: cm, namespace: ns, name: 'applied' },
+      { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'applied', namespace: ns }, data: { b: '2' } },
+    );
     expect(applied.data).toEqual({ b: '2' });
     expect(managers(await core.readNamespacedConfigMap({ name: 'applied', namespace: ns }))).toEqual([FIELD_MANAGER]);
 
-    const merged = await kube.patch<ConfigMapLike>({ api: cm, namespace: ns, name: 'typed' }, 'merge', { data: { m: 'merge' } });
+    const merged = await kube.patch<ConfigMapLike>({ api: cm, namespace: ns, name: 'typed' }, 'merge', {
+      data: { m: 'merge' },
+    });
     expect(merged.data).toEqual({ a: '1', m: 'merge' });
-    const json = await kube.patch<ConfigMapLike>({ api: cm, namespace: ns, name: 'typed' }, 'json', [{ op: 'add', path: '/data/j', value: 'json' }]);
+    const json = await kube.patch<ConfigMapLike>({ api: cm, namespace: ns, name: 'typed' }, 'json', [
+      { op: 'add', path: '/data/j', value: 'json' },
+    ]);
     expect(json.data?.j).toBe('json');
-    const strategic = await kube.patch<ConfigMapLike>({ api: cm, namespace: ns, name: 'typed' }, 'strategic', { metadata: { labels: { s: 'strategic' } } });
+    const strategic = await kube.patch<ConfigMapLike>({ api: cm, namespace: ns, name: 'typed' }, 'strategic', {
+      metadata: { labels: { s: 'strategic' } },
+    });
     expect(strategic.metadata?.labels).toEqual({ app: 'typed', s: 'strategic' });
-    const dry = await kube.patch<ConfigMapLike>({ api: cm, namespace: ns, name: 'typed' }, 'merge', { data: { dry: 'run' } }, { dryRun: true });
+    const dry = await kube.patch<ConfigMapLike>(
+      { api: cm, namespace: ns, name: 'typed' },
+      'merge',
+      { data: { dry: 'run' } },
+      { dryRun: true },
+    );
     expect(dry.data?.dry).toBe('run');
     expect((await core.readNamespacedConfigMap({ name: 'typed', namespace: ns })).data?.dry).toBeUndefined();
   });
@@ -77,7 +101,17 @@ describe('typed operations', () => {
     const apps = kc.makeApiClient(k8s.AppsV1Api);
     await apps.createNamespacedDeployment({
       namespace: ns,
-      body: { metadata: { name: 'scaled' }, spec: { replicas: 1, selector: { matchLabels: { app: 'scaled' } }, template: { metadata: { labels: { app: 'scaled' } }, spec: { containers: [{ name: 'c', image: 'nginx:1.27' }] } } } },
+      body: {
+        metadata: { name: 'scaled' },
+        spec: {
+          replicas: 1,
+          selector: { matchLabels: { app: 'scaled' } },
+          template: {
+            metadata: { labels: { app: 'scaled' } },
+            spec: { containers: [{ name: 'c', image: 'nginx:1.27' }] },
+          },
+        },
+      },
     });
     const deploy = await kube.resolve('deploy');
     const ref = { api: deploy, namespace: ns, name: 'scaled' };
@@ -86,17 +120,30 @@ describe('typed operations', () => {
     expect((await apps.readNamespacedDeployment({ name: 'scaled', namespace: ns })).spec?.replicas).toBe(3);
     const cm = await kube.resolve('configmaps');
     await expect(kube.scale({ api: cm, namespace: ns, name: 'typed' }, 2)).rejects.toThrow(InvalidArgumentError);
-    await expect(kube.scale({ api: cm, namespace: ns, name: 'typed' }, 2)).rejects.toThrow(/invalid kind: ConfigMap has no scale subresource/);
+    await expect(kube.scale({ api: cm, namespace: ns, name: 'typed' }, 2)).rejects.toThrow(
+      /invalid kind: ConfigMap has no scale subresource/,
+    );
   });
 
   it('watch delivers typed events of the collection, from a resourceVersion', async () => {
     const cm = await kube.resolve('configmaps');
     const start = await kube.list({ api: cm, namespace: ns }, { limit: 1 });
     const events: WatchEvent[] = [];
-    const stop = await kube.watch({ api: cm, namespace: ns, resourceVersion: start.metadata?.resourceVersion, timeoutSeconds: 60 }, (e) => events.push(e), () => undefined);
+    const stop = await kube.watch(
+      { api: cm, namespace: ns, resourceVersion: start.metadata?.resourceVersion, timeoutSeconds: 60 },
+      (e) => events.push(e),
+      () => undefined,
+    );
     try {
-      await core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: 'watched' }, data: { w: '1' } } });
-      const added = await waitFor('ADDED event', async () => events.find((e) => e.type === 'ADDED' && e.object.metadata?.name === 'watched'), 30_000);
+      await core.createNamespacedConfigMap({
+        namespace: ns,
+        body: { metadata: { name: 'watched' }, data: { w: '1' } },
+      });
+      const added = await waitFor(
+        'ADDED event',
+        async () => events.find((e) => e.type === 'ADDED' && e.object.metadata?.name === 'watched'),
+        30_000,
+      );
       expect(added.object.kind === undefined || added.object.kind === 'ConfigMap').toBe(true);
       expect(added.object.metadata?.namespace).toBe(ns);
     } finally {
@@ -112,7 +159,9 @@ describe('typed operations', () => {
     await kube.delete({ api: cm, namespace: ns, name: 'applied' });
     await expect(core.readNamespacedConfigMap({ name: 'applied', namespace: ns })).rejects.toThrow();
     const pods = await kube.resolve('pods');
-    const missing = await kube.logs({ api: pods, namespace: ns, name: 'no-such-pod' }, { container: 'c', maxBytes: 1024 }).catch((e: unknown) => e);
+    const missing = await kube
+      .logs({ api: pods, namespace: ns, name: 'no-such-pod' }, { container: 'c', maxBytes: 1024 })
+      .catch((e: unknown) => e);
     expect(missing).toBeInstanceOf(KubeError);
     expect((missing as KubeError).code).toBe(404);
   });
@@ -122,11 +171,19 @@ describe('typed operations', () => {
     const notFound = await kube.get({ api: cm, namespace: ns, name: 'absent' }).catch((e: unknown) => e);
     expect(notFound).toBeInstanceOf(KubeError);
     expect(notFound).toMatchObject({ code: 404, reason: 'NotFound' });
-    const exists = await kube.create({ api: cm, namespace: ns }, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'typed' } }).catch((e: unknown) => e);
+    const exists = await kube
+      .create({ api: cm, namespace: ns }, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'typed' } })
+      .catch((e: unknown) => e);
     expect(exists).toMatchObject({ code: 409, reason: 'AlreadyExists' });
-    const invalid = await kube.patch({ api: cm, namespace: ns, name: 'typed' }, 'merge', { data: { 'not a key!': 'x' } }).catch((e: unknown) => e);
+    const invalid = await kube
+      .patch({ api: cm, namespace: ns, name: 'typed' }, 'merge', { data: { 'not a key!': 'x' } })
+      .catch((e: unknown) => e);
     expect(invalid).toMatchObject({ code: 422, reason: 'Invalid' });
-    await core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: 'owned' }, data: { a: 'theirs' } }, fieldManager: 'someone-else' });
+    await core.createNamespacedConfigMap({
+      namespace: ns,
+      body: { metadata: { name: 'owned' }, data: { a: 'theirs' } },
+      fieldManager: 'someone-else',
+    });
     const body = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'owned' }, data: { a: 'ours' } };
     const conflict = await kube.apply({ api: cm, namespace: ns, name: 'owned' }, body).catch((e: unknown) => e);
     // Another field manager owns data.a: applying another value is a conflict unless forced.
@@ -139,11 +196,20 @@ describe('typed operations', () => {
   it('bad input is an InvalidArgumentError naming the argument, and nothing is sent', async () => {
     const cm = await kube.resolve('configmaps');
     const cases: Array<[Promise<unknown>, RegExp]> = [
-      [kube.patch({ api: cm, namespace: ns, name: 'typed' }, 'json', { not: 'an array' }), /invalid patch: a json patch is an array of operations/],
-      [kube.patch({ api: cm, namespace: ns, name: 'typed' }, 'merge', [{ op: 'add' }]), /invalid patch: a merge patch is a JSON object/],
+      [
+        kube.patch({ api: cm, namespace: ns, name: 'typed' }, 'json', { not: 'an array' }),
+        /invalid patch: a json patch is an array of operations/,
+      ],
+      [
+        kube.patch({ api: cm, namespace: ns, name: 'typed' }, 'merge', [{ op: 'add' }]),
+        /invalid patch: a merge patch is a JSON object/,
+      ],
       [kube.get({ api: cm, namespace: ns, name: '..' }), /invalid name/],
       [kube.get({ api: cm, namespace: 'Not_A_Namespace', name: 'typed' }), /invalid namespace/],
-      [kube.get({ api: cm, namespace: ns, name: 'typed', context: 'no-such-context' }), /invalid context: context "no-such-context" is not allowed/],
+      [
+        kube.get({ api: cm, namespace: ns, name: 'typed', context: 'no-such-context' }),
+        /invalid context: context "no-such-context" is not allowed/,
+      ],
       [kube.resolve('  '), /invalid kind: must not be empty/],
     ];
     for (const [p, re] of cases) {
@@ -155,7 +221,10 @@ describe('typed operations', () => {
     // anything been sent, the error would say Unreachable.
     const dir = mkdtempSync(path.join(tmpdir(), 'kubemcp-dead-'));
     const file = path.join(dir, 'kubeconfig');
-    writeFileSync(file, 'apiVersion: v1\nkind: Config\nclusters: [{name: dead, cluster: {server: "https://127.0.0.1:1", insecure-skip-tls-verify: true}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: dead, context: {cluster: dead, user: u}}]\ncurrent-context: dead\n');
+    writeFileSync(
+      file,
+      'apiVersion: v1\nkind: Config\nclusters: [{name: dead, cluster: {server: "https://127.0.0.1:1", insecure-skip-tls-verify: true}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: dead, context: {cluster: dead, user: u}}]\ncurrent-context: dead\n',
+    );
     const dead = new KubeGateway({ policy: new Policy(), kubeconfig: file, timeoutMs: 2000 });
     try {
       const ref = { api: cm, namespace: ns, name: 'typed' };
@@ -172,7 +241,8 @@ describe('typed operations', () => {
 describe('tools: bad input names the argument, apiserver errors carry status and reason', () => {
   let s: HttpServer;
   let c: Client;
-  const call = async (name: string, args: Record<string, unknown>) => (await c.callTool({ name, arguments: args })) as { isError?: boolean; content: Array<{ text: string }> };
+  const call = async (name: string, args: Record<string, unknown>) =>
+    (await c.callTool({ name, arguments: args })) as { isError?: boolean; content: Array<{ text: string }> };
 
   beforeAll(async () => {
     await installCrd(kc);
@@ -191,18 +261,46 @@ describe('tools: bad input names the argument, apiserver errors carry status and
       ['scale-workload', { kind: 'deploy', name: 'web', replicas: 'many' }, /at replicas/],
       ['patch-resource', { kind: 'deploy', name: 'web', patch: 5 }, /at patch/],
       // Our checks: "invalid <argument>: ...".
-      ['get-resource', { kind: 'no-such-kind', name: 'x', namespace: ns }, /invalid kind: the server has no resource type "no-such-kind"/],
+      [
+        'get-resource',
+        { kind: 'no-such-kind', name: 'x', namespace: ns },
+        /invalid kind: the server has no resource type "no-such-kind"/,
+      ],
       ['get-resource', { kind: 'configmaps', namespace: ns }, /invalid name: a name is required/],
       ['get-resource', { kind: 'configmaps', name: '..', namespace: ns }, /invalid name/],
       ['get-resource', { kind: 'configmaps', name: 'x', namespace: 'Bad_NS' }, /invalid namespace/],
       ['list-resources', { kind: 'bindings', namespace: ns }, /invalid kind: bindings cannot be listed/],
-      ['patch-resource', { kind: 'configmaps', name: 'typed', namespace: ns, patch: '{oops' }, /invalid patch: not valid JSON/],
-      ['patch-resource', { kind: 'configmaps', name: 'typed', namespace: ns, type: 'json', patch: { a: 1 } }, /invalid patch: a json patch is an array/],
+      [
+        'patch-resource',
+        { kind: 'configmaps', name: 'typed', namespace: ns, patch: '{oops' },
+        /invalid patch: not valid JSON/,
+      ],
+      [
+        'patch-resource',
+        { kind: 'configmaps', name: 'typed', namespace: ns, type: 'json', patch: { a: 1 } },
+        /invalid patch: a json patch is an array/,
+      ],
       ['apply-manifest', { manifest: 'a: [' }, /invalid manifest: not valid YAML/],
-      ['apply-manifest', { manifest: 'apiVersion: v1\nkind: ConfigMap\n' }, /invalid manifest: document 1 needs apiVersion, kind and metadata.name/],
-      ['apply-manifest', { manifest: 'apiVersion: v1\nkind: NoSuchKind\nmetadata: {name: x}\n' }, /invalid manifest: the server has no resource type "NoSuchKind"/],
-      ['scale-workload', { kind: 'configmaps', name: 'typed', namespace: ns, replicas: 1 }, /invalid kind: ConfigMap has no scale subresource/],
-      ['restart-rollout', { kind: 'configmaps', name: 'typed', namespace: ns }, /invalid kind: ConfigMap is not supported here/],
+      [
+        'apply-manifest',
+        { manifest: 'apiVersion: v1\nkind: ConfigMap\n' },
+        /invalid manifest: document 1 needs apiVersion, kind and metadata.name/,
+      ],
+      [
+        'apply-manifest',
+        { manifest: 'apiVersion: v1\nkind: NoSuchKind\nmetadata: {name: x}\n' },
+        /invalid manifest: the server has no resource type "NoSuchKind"/,
+      ],
+      [
+        'scale-workload',
+        { kind: 'configmaps', name: 'typed', namespace: ns, replicas: 1 },
+        /invalid kind: ConfigMap has no scale subresource/,
+      ],
+      [
+        'restart-rollout',
+        { kind: 'configmaps', name: 'typed', namespace: ns },
+        /invalid kind: ConfigMap is not supported here/,
+      ],
       ['get-logs', { namespace: ns }, /invalid pod: give `pod`, or `kind` and `name`/],
       ['get-logs', { kind: 'deploy', namespace: ns }, /invalid name/],
       ['list-events', { name: 'x', namespace: ns }, /invalid kind: give kind with name/],
@@ -220,11 +318,19 @@ describe('tools: bad input names the argument, apiserver errors carry status and
 
   it('apiserver errors: the HTTP status and reason, and the server keeps serving', async () => {
     const cases: Array<[string, Record<string, unknown>, RegExp]> = [
-      ['get-resource', { kind: 'configmaps', name: 'absent', namespace: ns }, /get-resource failed: NotFound \(404\): configmaps "absent" not found/],
+      [
+        'get-resource',
+        { kind: 'configmaps', name: 'absent', namespace: ns },
+        /get-resource failed: NotFound \(404\): configmaps "absent" not found/,
+      ],
       ['delete-resource', { kind: 'configmaps', name: 'absent', namespace: ns }, /NotFound \(404\)/],
       ['create-pod', { name: 'dup', image: 'nginx:1.27', namespace: ns }, /^(?!.*failed)/],
       ['create-pod', { name: 'dup', image: 'nginx:1.27', namespace: ns }, /AlreadyExists \(409\)/],
-      ['patch-resource', { kind: 'configmaps', name: 'typed', namespace: ns, patch: { data: { 'not a key!': 'x' } } }, /Invalid \(422\)/],
+      [
+        'patch-resource',
+        { kind: 'configmaps', name: 'typed', namespace: ns, patch: { data: { 'not a key!': 'x' } } },
+        /Invalid \(422\)/,
+      ],
     ];
     for (const [tool, args, re] of cases) {
       const r = await call(tool, args);

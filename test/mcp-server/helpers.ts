@@ -40,7 +40,11 @@ export interface ToolOutput {
   columns: string[];
   rows: string[][];
   continue: string;
-  object: k8s.KubernetesObject & { metadata: k8s.V1ObjectMeta; spec: { replicas: number }; data: Record<string, string> };
+  object: k8s.KubernetesObject & {
+    metadata: k8s.V1ObjectMeta;
+    spec: { replicas: number };
+    data: Record<string, string>;
+  };
   pods: Array<{ pod: string; container: string; bytes: number; cut: boolean }>;
   conditions: Array<{ type: string; status: string }>;
   owners: Array<{ kind: string; name: string }>;
@@ -65,7 +69,8 @@ export async function callTool(client: Client, name: string, args: Record<string
 /** The Streamable HTTP transport a client is connected with. @throws when it uses another transport. */
 export function httpTransport(client: Client): StreamableHTTPClientTransport {
   const t = client.transport;
-  if (!(t instanceof StreamableHTTPClientTransport)) throw new Error('the client is not connected over Streamable HTTP');
+  if (!(t instanceof StreamableHTTPClientTransport))
+    throw new Error('the client is not connected over Streamable HTTP');
   return t;
 }
 
@@ -117,7 +122,11 @@ export async function spawnStdio(args: string[] = [], env: Record<string, string
 
 /** A raw child process speaking JSON-RPC lines, for malformed-input tests. */
 export function spawnRaw(args: string[] = []): ChildProcess {
-  return spawn(TSX, ['cli.ts', 'serve', ...args], { cwd: ROOT, env: { ...process.env, LOG_LEVEL: 'warn' }, stdio: ['pipe', 'pipe', 'pipe'] });
+  return spawn(TSX, ['cli.ts', 'serve', ...args], {
+    cwd: ROOT,
+    env: { ...process.env, LOG_LEVEL: 'warn' },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
 }
 
 /** An in-process HTTP server on 127.0.0.1:0 with its gateway. */
@@ -133,12 +142,32 @@ export interface HttpServer {
 export async function startHttpServer(
   policy: PolicyOptions = {},
   http: HttpOptions = {},
-  extra: { budget?: number; auditLog?: string; kubeconfig?: string; allowContexts?: string[]; hubOptions?: HubOptions; timeoutMs?: number; log?: Logger } = {},
+  extra: {
+    budget?: number;
+    auditLog?: string;
+    kubeconfig?: string;
+    allowContexts?: string[];
+    hubOptions?: HubOptions;
+    timeoutMs?: number;
+    log?: Logger;
+  } = {},
 ): Promise<HttpServer> {
-  const kube = new KubeGateway({ policy: new Policy(policy), kubeconfig: extra.kubeconfig ?? process.env.KUBECONFIG, allowContexts: extra.allowContexts, timeoutMs: extra.timeoutMs ?? 10_000 });
+  const kube = new KubeGateway({
+    policy: new Policy(policy),
+    kubeconfig: extra.kubeconfig ?? process.env.KUBECONFIG,
+    allowContexts: extra.allowContexts,
+    timeoutMs: extra.timeoutMs ?? 10_000,
+  });
   await kube.resolveDenyKinds();
   const running = await startHttp(
-    { kube, log: extra.log ?? pino({ level: 'silent' }), audit: new Audit(extra.auditLog ?? 'off'), metrics: new Metrics(false), budget: extra.budget, hubOptions: extra.hubOptions },
+    {
+      kube,
+      log: extra.log ?? pino({ level: 'silent' }),
+      audit: new Audit(extra.auditLog ?? 'off'),
+      metrics: new Metrics(false),
+      budget: extra.budget,
+      hubOptions: extra.hubOptions,
+    },
     { port: 0, ...http },
   );
   const url = `http://127.0.0.1:${running.port}/mcp`;
@@ -170,13 +199,17 @@ export async function raw(
   init: { method?: string; headers?: Record<string, string>; body?: string } = {},
 ): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
   return await new Promise((resolve, reject) => {
-    const req = httpRequest(url, { method: init.method ?? 'GET', headers: init.headers ?? {}, timeout: 10_000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-      res.on('error', reject);
-    });
+    const req = httpRequest(
+      url,
+      { method: init.method ?? 'GET', headers: init.headers ?? {}, timeout: 10_000 },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+        res.on('error', reject);
+      },
+    );
     req.on('timeout', () => req.destroy(new Error(`timeout: ${init.method ?? 'GET'} ${url}`)));
     req.on('error', reject);
     req.end(init.body);

@@ -35,7 +35,12 @@ beforeAll(async () => {
   await core.createNamespacedSecret({
     namespace: ns,
     body: {
-      metadata: { name: 'creds', annotations: { 'kubectl.kubernetes.io/last-applied-configuration': JSON.stringify({ stringData: { password: VALUE } }) } },
+      metadata: {
+        name: 'creds',
+        annotations: {
+          'kubectl.kubernetes.io/last-applied-configuration': JSON.stringify({ stringData: { password: VALUE } }),
+        },
+      },
       data: { password: B64 },
     },
   });
@@ -65,7 +70,9 @@ describe('Secret values are masked', () => {
     expect(r.isError).toBeFalsy();
     expectClean(r);
     expect(r.structuredContent.object.data).toEqual({ password: '***' });
-    expect(r.structuredContent.object.metadata.annotations?.['kubectl.kubernetes.io/last-applied-configuration']).toBeUndefined();
+    expect(
+      r.structuredContent.object.metadata.annotations?.['kubectl.kubernetes.io/last-applied-configuration'],
+    ).toBeUndefined();
   });
 
   it('describe-resource, list-resources (table) and a raw list through the gateway', async () => {
@@ -99,26 +106,47 @@ describe('Secret values are masked', () => {
   });
 
   it('a Secret inside a v1 List and in a multi-document manifest', async () => {
-    const list = JSON.stringify({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'json-secret' }, data: { k: B64 } });
+    const list = JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'json-secret' },
+      data: { k: B64 },
+    });
     const r = await call('apply-manifest', { manifest: `${list}`, namespace: ns });
     expectClean(r);
-    const multi = await call('apply-manifest', { manifest: `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm1}\ndata: {a: b}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: s2}\nstringData: {x: ${VALUE}}\n`, namespace: ns });
+    const multi = await call('apply-manifest', {
+      manifest: `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm1}\ndata: {a: b}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: s2}\nstringData: {x: ${VALUE}}\n`,
+      namespace: ns,
+    });
     expect(multi.isError).toBeFalsy();
     expectClean(multi);
   });
 
   it('patch-resource on a Secret returns masked data', async () => {
-    const r = await call('patch-resource', { kind: 'secret', name: 'creds', namespace: ns, patch: { stringData: { more: VALUE } } });
+    const r = await call('patch-resource', {
+      kind: 'secret',
+      name: 'creds',
+      namespace: ns,
+      patch: { stringData: { more: VALUE } },
+    });
     expect(r.isError).toBeFalsy();
     expectClean(r);
     expect(r.structuredContent.object.data.more).toBe('***');
   });
 
   it('the audit log masks Secret values in tool arguments', () => {
-    const lines = readFileSync(auditFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const lines = readFileSync(auditFile, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(lines.length).toBeGreaterThanOrEqual(4);
     for (const l of lines) {
-      expect(l).toMatchObject({ audit: true, tool: expect.any(String), result: expect.stringMatching(/^(ok|error)$/), time: expect.any(String) });
+      expect(l).toMatchObject({
+        audit: true,
+        tool: expect.any(String),
+        result: expect.stringMatching(/^(ok|error)$/),
+        time: expect.any(String),
+      });
     }
     expect(lines.some((l) => l.tool === 'apply-manifest' && l.target?.includes('secret/'))).toBe(true);
     const all = readFileSync(auditFile, 'utf8');

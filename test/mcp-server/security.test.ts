@@ -35,7 +35,12 @@ const expectClean = (r: unknown) => {
   expect(all).not.toContain(B64);
 };
 /** Starts a server, runs `f` with a connected client, stops the server. */
-async function withServer<T>(policy: Parameters<typeof startHttpServer>[0], f: (c: Client, s: HttpServer) => Promise<T>, extra: Parameters<typeof startHttpServer>[2] = {}, http: Parameters<typeof startHttpServer>[1] = {}): Promise<T> {
+async function withServer<T>(
+  policy: Parameters<typeof startHttpServer>[0],
+  f: (c: Client, s: HttpServer) => Promise<T>,
+  extra: Parameters<typeof startHttpServer>[2] = {},
+  http: Parameters<typeof startHttpServer>[1] = {},
+): Promise<T> {
   const s = await startHttpServer(policy, http, extra);
   try {
     return await f(await s.connect(), s);
@@ -49,7 +54,10 @@ beforeAll(async () => {
   other = await createNamespace(kc, 'mcp-other');
   await core.createNamespacedConfigMap({ namespace: victim, body: { metadata: { name: 'keep-a' }, data: { a: '1' } } });
   await core.createNamespacedConfigMap({ namespace: victim, body: { metadata: { name: 'keep-b' }, data: { b: '2' } } });
-  await core.createNamespacedSecret({ namespace: victim, body: { metadata: { name: 'creds' }, data: { password: B64 } } });
+  await core.createNamespacedSecret({
+    namespace: victim,
+    body: { metadata: { name: 'creds' }, data: { password: B64 } },
+  });
 });
 afterAll(async () => {
   for (const ns of [victim, other]) await core.deleteNamespace({ name: ns }).catch(() => undefined);
@@ -62,7 +70,12 @@ describe('item 2: names "." and ".." never reach another object', () => {
       expect(get.isError).toBe(true);
       expect(text(get)).toMatch(/invalid name: "\.\." is not a valid object name/);
       expect(text(get)).not.toMatch(/kind: Namespace/);
-      const patch = await callOn(c, 'patch-resource', { kind: 'configmaps', name: '..', namespace: victim, patch: { metadata: { labels: { pwned: 'yes' } } } });
+      const patch = await callOn(c, 'patch-resource', {
+        kind: 'configmaps',
+        name: '..',
+        namespace: victim,
+        patch: { metadata: { labels: { pwned: 'yes' } } },
+      });
       expect(patch.isError).toBe(true);
       const delPod = await callOn(c, 'delete-pod', { name: '..', namespace: victim });
       expect(delPod.isError).toBe(true);
@@ -93,12 +106,16 @@ describe('item 2: names "." and ".." never reach another object', () => {
     try {
       // Raw paths may only be non-resource paths: a resource behind a raw path skips the policy.
       await expect(kube.request({ path: `/api/v1/namespaces/${other}/configmaps` })).rejects.toThrow(/resource path/);
-      await expect(kube.request({ path: `/api/v1/namespaces/${victim}/configmaps/../../../namespaces/${other}` })).rejects.toThrow(/refused/);
+      await expect(
+        kube.request({ path: `/api/v1/namespaces/${victim}/configmaps/../../../namespaces/${other}` }),
+      ).rejects.toThrow(/refused/);
       await expect(kube.request({ path: '//example.invalid/version' })).rejects.toThrow(/not on the apiserver/);
       const cm = await kube.resolve('configmaps');
       // A hand-built request with a name the URL parser would collapse is refused before sending.
       await expect(kube.request({ api: cm, namespace: victim, name: '..' })).rejects.toThrow(/invalid name/);
-      await expect(kube.request({ api: cm, namespace: victim, name: 'keep-a', subresource: '../x' })).rejects.toThrow(/invalid subresource/);
+      await expect(kube.request({ api: cm, namespace: victim, name: 'keep-a', subresource: '../x' })).rejects.toThrow(
+        /invalid subresource/,
+      );
       expect((await kube.request<{ gitVersion: string }>({ path: '/version' })).gitVersion).toMatch(/^v1\./);
       expect((await kube.get({ api: cm, namespace: victim, name: 'keep-a' })).data).toEqual({ a: '1' });
     } finally {
@@ -110,10 +127,23 @@ describe('item 2: names "." and ".." never reach another object', () => {
 describe('item 1: Secret values never come back through patch-resource', () => {
   it('a rejected dry-run patch returns a masked error', async () => {
     await withServer({}, async (c) => {
-      const r = await callOn(c, 'patch-resource', { kind: 'secret', name: 'creds', namespace: victim, patch: { data: { zz: '!' } }, dryRun: true });
+      const r = await callOn(c, 'patch-resource', {
+        kind: 'secret',
+        name: 'creds',
+        namespace: victim,
+        patch: { data: { zz: '!' } },
+        dryRun: true,
+      });
       expect(r.isError).toBe(true);
       expectClean(r);
-      const strat = await callOn(c, 'patch-resource', { kind: 'secrets', name: 'creds', namespace: victim, type: 'strategic', patch: { data: { zz: '!' } }, dryRun: true });
+      const strat = await callOn(c, 'patch-resource', {
+        kind: 'secrets',
+        name: 'creds',
+        namespace: victim,
+        type: 'strategic',
+        patch: { data: { zz: '!' } },
+        dryRun: true,
+      });
       expect(strat.isError).toBe(true);
       expectClean(strat);
     });
@@ -126,20 +156,41 @@ describe('item 1: Secret values never come back through patch-resource', () => {
         { op: 'move', from: '/data/password', path: '/metadata/labels/leak' },
         { op: 'test', path: '/data/password', value: B64 },
       ]) {
-        const r = await callOn(c, 'patch-resource', { kind: 'secret', name: 'creds', namespace: victim, type: 'json', patch: [op], dryRun: true });
+        const r = await callOn(c, 'patch-resource', {
+          kind: 'secret',
+          name: 'creds',
+          namespace: victim,
+          type: 'json',
+          patch: [op],
+          dryRun: true,
+        });
         expect(r.isError).toBe(true);
         expect(text(r)).toMatch(/may not copy, move or test/);
         expectClean(r);
       }
       // A value copied out of band (kubectl, another client) is masked where it stands.
       await core.patchNamespacedSecret(
-        { name: 'creds', namespace: victim, body: [{ op: 'add', path: '/metadata/annotations', value: { copied: B64, decoded: `x ${VALUE} y`, fine: 'visible' } }] },
+        {
+          name: 'creds',
+          namespace: victim,
+          body: [
+            {
+              op: 'add',
+              path: '/metadata/annotations',
+              value: { copied: B64, decoded: `x ${VALUE} y`, fine: 'visible' },
+            },
+          ],
+        },
         k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.JsonPatch),
       );
       const g = await callOn(c, 'get-resource', { kind: 'secret', name: 'creds', namespace: victim });
       expect(g.isError).toBeFalsy();
       expectClean(g);
-      expect(g.structuredContent.object.metadata.annotations).toEqual({ copied: '***', decoded: '***', fine: 'visible' });
+      expect(g.structuredContent.object.metadata.annotations).toEqual({
+        copied: '***',
+        decoded: '***',
+        fine: 'visible',
+      });
       const l = await callOn(c, 'list-resources', { kind: 'secrets', namespace: victim });
       expectClean(l);
     });
@@ -148,16 +199,42 @@ describe('item 1: Secret values never come back through patch-resource', () => {
   it('a service-account token Secret is masked the same way', async () => {
     await core.createNamespacedSecret({
       namespace: victim,
-      body: { metadata: { name: 'sa-token', annotations: { 'kubernetes.io/service-account.name': 'default' } }, type: 'kubernetes.io/service-account-token' },
+      body: {
+        metadata: { name: 'sa-token', annotations: { 'kubernetes.io/service-account.name': 'default' } },
+        type: 'kubernetes.io/service-account-token',
+      },
     });
-    const token = await waitFor('token populated', async () => (await core.readNamespacedSecret({ name: 'sa-token', namespace: victim })).data?.token, 60_000);
+    const token = await waitFor(
+      'token populated',
+      async () => (await core.readNamespacedSecret({ name: 'sa-token', namespace: victim })).data?.token,
+      60_000,
+    );
     const decoded = Buffer.from(token, 'base64').toString('utf8');
     await withServer({}, async (c) => {
       const rs = [
-        await callOn(c, 'patch-resource', { kind: 'secret', name: 'sa-token', namespace: victim, patch: { data: { token: '!' } }, dryRun: true }),
-        await callOn(c, 'patch-resource', { kind: 'secret', name: 'sa-token', namespace: victim, type: 'json', patch: [{ op: 'copy', from: '/data/token', path: '/metadata/annotations/t' }], dryRun: true }),
+        await callOn(c, 'patch-resource', {
+          kind: 'secret',
+          name: 'sa-token',
+          namespace: victim,
+          patch: { data: { token: '!' } },
+          dryRun: true,
+        }),
+        await callOn(c, 'patch-resource', {
+          kind: 'secret',
+          name: 'sa-token',
+          namespace: victim,
+          type: 'json',
+          patch: [{ op: 'copy', from: '/data/token', path: '/metadata/annotations/t' }],
+          dryRun: true,
+        }),
         await callOn(c, 'get-resource', { kind: 'secret', name: 'sa-token', namespace: victim }),
-        await callOn(c, 'patch-resource', { kind: 'secret', name: 'sa-token', namespace: victim, patch: { metadata: { labels: { x: 'y' } } }, dryRun: true }),
+        await callOn(c, 'patch-resource', {
+          kind: 'secret',
+          name: 'sa-token',
+          namespace: victim,
+          patch: { metadata: { labels: { x: 'y' } } },
+          dryRun: true,
+        }),
       ];
       for (const r of rs) {
         const all = JSON.stringify(r);
@@ -172,7 +249,15 @@ describe('item 1: Secret values never come back through patch-resource', () => {
 describe('item 5: the audit log never writes Secret values', () => {
   it('whatever the spelling of kind, and in its error field', async () => {
     const auditFile = path.join(mkdtempSync(path.join(tmpdir(), 'kubemcp-audit-')), 'audit.jsonl');
-    const spellings = [`kind: 'Secret'`, 'kind : Secret', '"kind": "Secr\\u0065t"', 'kind: !!str Secret', 'kind: " Secret"', 'kind: secrets', 'kind: SECRET'];
+    const spellings = [
+      `kind: 'Secret'`,
+      'kind : Secret',
+      '"kind": "Secr\\u0065t"',
+      'kind: !!str Secret',
+      'kind: " Secret"',
+      'kind: secrets',
+      'kind: SECRET',
+    ];
     await withServer(
       {},
       async (c) => {
@@ -181,15 +266,33 @@ describe('item 5: the audit log never writes Secret values', () => {
           expectClean(await callOn(c, 'apply-manifest', { manifest, namespace: victim, dryRun: true }));
         }
         // A YAML error quotes the offending line; an apiserver error embeds the object.
-        const broken = await callOn(c, 'apply-manifest', { manifest: `apiVersion: v1\nkind: Secret\nmetadata: {name: broken}\nstringData: {token: ${VALUE}\n  x: [\n`, namespace: victim });
+        const broken = await callOn(c, 'apply-manifest', {
+          manifest: `apiVersion: v1\nkind: Secret\nmetadata: {name: broken}\nstringData: {token: ${VALUE}\n  x: [\n`,
+          namespace: victim,
+        });
         expect(broken.isError).toBe(true);
-        await callOn(c, 'patch-resource', { kind: 'Secret', name: 'creds', namespace: victim, patch: { data: { zz: '!' } }, dryRun: true });
-        await callOn(c, 'patch-resource', { kind: ' secrets ', name: 'creds', namespace: victim, patch: JSON.stringify({ stringData: { k: VALUE } }), dryRun: true });
+        await callOn(c, 'patch-resource', {
+          kind: 'Secret',
+          name: 'creds',
+          namespace: victim,
+          patch: { data: { zz: '!' } },
+          dryRun: true,
+        });
+        await callOn(c, 'patch-resource', {
+          kind: ' secrets ',
+          name: 'creds',
+          namespace: victim,
+          patch: JSON.stringify({ stringData: { k: VALUE } }),
+          dryRun: true,
+        });
       },
       { auditLog: auditFile },
     );
     const log = readFileSync(auditFile, 'utf8');
-    const lines = log.trim().split('\n').map((l) => JSON.parse(l));
+    const lines = log
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(lines.length).toBe(spellings.length + 3);
     expect(lines.filter((l) => l.result === 'error').length).toBeGreaterThanOrEqual(2);
     expect(log).not.toContain(VALUE);
@@ -209,10 +312,19 @@ describe('item 4: the log filter runs in linear time', () => {
   });
 
   it('through get-logs on a real pod, while /health keeps answering', async () => {
-    await core.createNamespacedPod({ namespace: victim, body: { metadata: { name: 'logger' }, spec: { containers: [{ name: 'c', image: 'busybox' }] } } });
-    await waitFor('logger Running', async () => (await core.readNamespacedPod({ name: 'logger', namespace: victim })).status?.phase === 'Running', 60_000);
+    await core.createNamespacedPod({
+      namespace: victim,
+      body: { metadata: { name: 'logger' }, spec: { containers: [{ name: 'c', image: 'busybox' }] } },
+    });
+    await waitFor(
+      'logger Running',
+      async () => (await core.readNamespacedPod({ name: 'logger', namespace: victim })).status?.phase === 'Running',
+      60_000,
+    );
     await withServer({}, async (c, s) => {
-      const calls = ['(\\w*\\s*)*X', '(.*.*)*X', '(a|aa)*$X'].map((filter) => callOn(c, 'get-logs', { pod: 'logger', namespace: victim, filter }));
+      const calls = ['(\\w*\\s*)*X', '(.*.*)*X', '(a|aa)*$X'].map((filter) =>
+        callOn(c, 'get-logs', { pod: 'logger', namespace: victim, filter }),
+      );
       const health = await raw(s.url.replace('/mcp', '/health'));
       expect(health.status).toBe(200);
       for (const r of await Promise.all(calls)) {
@@ -232,18 +344,53 @@ describe('item 7: --disable-destructive refuses ownerReferences writes', () => {
     const ghost = [{ apiVersion: 'v1', kind: 'ConfigMap', name: 'ghost', uid: '00000000-0000-0000-0000-000000000001' }];
     await withServer({ disableDestructive: true }, async (c) => {
       const rs = [
-        await callOn(c, 'patch-resource', { kind: 'configmaps', name: 'orphan', namespace: victim, patch: { metadata: { ownerReferences: ghost } } }),
-        await callOn(c, 'patch-resource', { kind: 'configmaps', name: 'orphan', namespace: victim, type: 'strategic', patch: { metadata: { ownerReferences: ghost } } }),
-        await callOn(c, 'patch-resource', { kind: 'configmaps', name: 'orphan', namespace: victim, type: 'json', patch: [{ op: 'add', path: '/metadata/ownerReferences', value: ghost }] }),
-        await callOn(c, 'patch-resource', { kind: 'configmaps', name: 'orphan', namespace: victim, type: 'json', patch: [{ op: 'replace', path: '/metadata', value: { name: 'orphan', ownerReferences: ghost } }] }),
-        await callOn(c, 'apply-manifest', { manifest: JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'orphan', ownerReferences: ghost } }), namespace: victim }),
+        await callOn(c, 'patch-resource', {
+          kind: 'configmaps',
+          name: 'orphan',
+          namespace: victim,
+          patch: { metadata: { ownerReferences: ghost } },
+        }),
+        await callOn(c, 'patch-resource', {
+          kind: 'configmaps',
+          name: 'orphan',
+          namespace: victim,
+          type: 'strategic',
+          patch: { metadata: { ownerReferences: ghost } },
+        }),
+        await callOn(c, 'patch-resource', {
+          kind: 'configmaps',
+          name: 'orphan',
+          namespace: victim,
+          type: 'json',
+          patch: [{ op: 'add', path: '/metadata/ownerReferences', value: ghost }],
+        }),
+        await callOn(c, 'patch-resource', {
+          kind: 'configmaps',
+          name: 'orphan',
+          namespace: victim,
+          type: 'json',
+          patch: [{ op: 'replace', path: '/metadata', value: { name: 'orphan', ownerReferences: ghost } }],
+        }),
+        await callOn(c, 'apply-manifest', {
+          manifest: JSON.stringify({
+            apiVersion: 'v1',
+            kind: 'ConfigMap',
+            metadata: { name: 'orphan', ownerReferences: ghost },
+          }),
+          namespace: victim,
+        }),
       ];
       for (const r of rs) {
         expect(r.isError).toBe(true);
         expect(text(r)).toMatch(/ownerReferences/);
       }
       // Other writes still work.
-      const ok = await callOn(c, 'patch-resource', { kind: 'configmaps', name: 'orphan', namespace: victim, patch: { metadata: { labels: { fine: 'yes' } } } });
+      const ok = await callOn(c, 'patch-resource', {
+        kind: 'configmaps',
+        name: 'orphan',
+        namespace: victim,
+        patch: { metadata: { labels: { fine: 'yes' } } },
+      });
       expect(ok.isError).toBeFalsy();
     });
     const cm = await core.readNamespacedConfigMap({ name: 'orphan', namespace: victim });
@@ -280,7 +427,9 @@ describe('item 9: --deny-kinds resolves entries through discovery', () => {
       const pods = await callOn(c, 'list-resources', { kind: 'pods', namespace: victim });
       expect(pods.isError).toBeFalsy();
     });
-    await expect(startHttpServer({ denyKinds: ['configmaps', 'nosuchkind'] })).rejects.toThrow(/--deny-kinds: unknown kind "nosuchkind"/);
+    await expect(startHttpServer({ denyKinds: ['configmaps', 'nosuchkind'] })).rejects.toThrow(
+      /--deny-kinds: unknown kind "nosuchkind"/,
+    );
   });
 });
 
@@ -289,7 +438,15 @@ describe('list-events flags its cut', () => {
     for (let i = 0; i < 5; i++) {
       await core.createNamespacedEvent({
         namespace: other,
-        body: { metadata: { name: `ev-${i}` }, involvedObject: { kind: 'ConfigMap', name: 'x', namespace: other }, reason: 'Test', message: `event ${i}`, type: 'Normal', firstTimestamp: new Date(Date.now() - (10 - i) * 1000), lastTimestamp: new Date(Date.now() - (10 - i) * 1000) },
+        body: {
+          metadata: { name: `ev-${i}` },
+          involvedObject: { kind: 'ConfigMap', name: 'x', namespace: other },
+          reason: 'Test',
+          message: `event ${i}`,
+          type: 'Normal',
+          firstTimestamp: new Date(Date.now() - (10 - i) * 1000),
+          lastTimestamp: new Date(Date.now() - (10 - i) * 1000),
+        },
       });
     }
     await withServer({}, async (c) => {
@@ -310,17 +467,23 @@ describe('item 3: subscriptions are bounded, shared and released', () => {
       {},
       async (c1, s) => {
         const uris = [victim, other, 'default'].map((n) => `k8s://namespace/${n}/pods`);
-        await expect(c1.subscribeResource({ uri: 'k8s://namespace/does-not-exist-1/pods' })).rejects.toThrow(/namespace does-not-exist-1.*NotFound/);
+        await expect(c1.subscribeResource({ uri: 'k8s://namespace/does-not-exist-1/pods' })).rejects.toThrow(
+          /namespace does-not-exist-1.*NotFound/,
+        );
         expect(s.running.watches()).toBe(0);
         for (const uri of uris) await c1.subscribeResource({ uri });
-        await expect(c1.subscribeResource({ uri: 'k8s://cluster/nodes' })).rejects.toThrow(/already holds 3 subscriptions/);
+        await expect(c1.subscribeResource({ uri: 'k8s://cluster/nodes' })).rejects.toThrow(
+          /already holds 3 subscriptions/,
+        );
         expect(s.running.watches()).toBe(3);
         const c2 = await s.connect();
         await c2.subscribeResource({ uri: uris[0]! });
         await c2.subscribeResource({ uri: 'k8s://cluster/nodes' });
         expect(s.running.watches()).toBe(4);
         const c3 = await s.connect();
-        await expect(c3.subscribeResource({ uri: 'k8s://namespace/kube-system/pods' })).rejects.toThrow(/already holds 4 watches/);
+        await expect(c3.subscribeResource({ uri: 'k8s://namespace/kube-system/pods' })).rejects.toThrow(
+          /already holds 4 watches/,
+        );
         // Tools and /ready still answer with the server at its watch limit.
         expect((await callOn(c3, 'list-namespaces', {})).isError).toBeFalsy();
         expect((await raw(s.url.replace('/mcp', '/ready'))).status).toBe(200);
@@ -340,7 +503,14 @@ describe('item 3: subscriptions are bounded, shared and released', () => {
     const stops: Array<() => void> = [];
     try {
       const pods = await kube.resolve('pods');
-      for (let i = 0; i < 70; i++) stops.push(await kube.watch({ api: pods, namespace: victim }, () => undefined, () => undefined));
+      for (let i = 0; i < 70; i++)
+        stops.push(
+          await kube.watch(
+            { api: pods, namespace: victim },
+            () => undefined,
+            () => undefined,
+          ),
+        );
       const list = await kube.request<{ items?: unknown }>({ api: pods, namespace: victim });
       expect(Array.isArray(list.items)).toBe(true);
     } finally {
@@ -357,14 +527,44 @@ describe('item 3: subscriptions are bounded, shared and released', () => {
     const port = (hole.address() as { port: number }).port;
     const kcfg = path.join(mkdtempSync(path.join(tmpdir(), 'kubemcp-hole-')), 'kubeconfig');
     const { writeFileSync } = await import('node:fs');
-    writeFileSync(kcfg, `apiVersion: v1\nkind: Config\nclusters: [{name: hole, cluster: {server: "http://127.0.0.1:${port}", insecure-skip-tls-verify: true}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: hole, context: {cluster: hole, user: u}}]\ncurrent-context: hole\n`);
+    writeFileSync(
+      kcfg,
+      `apiVersion: v1\nkind: Config\nclusters: [{name: hole, cluster: {server: "http://127.0.0.1:${port}", insecure-skip-tls-verify: true}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: hole, context: {cluster: hole, user: u}}]\ncurrent-context: hole\n`,
+    );
     const kube = new KubeGateway({ policy: new Policy(), kubeconfig: kcfg, timeoutMs: 1000 });
     try {
-      const api = { group: '', version: 'v1', resource: 'pods', kind: 'Pod', singular: 'pod', shortNames: [], categories: [], namespaced: true, verbs: ['list', 'watch'], subresources: [] };
+      const api = {
+        group: '',
+        version: 'v1',
+        resource: 'pods',
+        kind: 'Pod',
+        singular: 'pod',
+        shortNames: [],
+        categories: [],
+        namespaced: true,
+        verbs: ['list', 'watch'],
+        subresources: [],
+      };
       // 70 watches and 70 requests: more than the request pool's 64 sockets, so some queue.
       const all = [
-        ...Array.from({ length: 70 }, () => kube.watch({ api, namespace: 'default' }, () => undefined, () => undefined).then(() => 'open', (e: Error) => e.message)),
-        ...Array.from({ length: 70 }, () => kube.request({ api, namespace: 'default' }).then(() => 'answered', (e: Error) => e.message)),
+        ...Array.from({ length: 70 }, () =>
+          kube
+            .watch(
+              { api, namespace: 'default' },
+              () => undefined,
+              () => undefined,
+            )
+            .then(
+              () => 'open',
+              (e: Error) => e.message,
+            ),
+        ),
+        ...Array.from({ length: 70 }, () =>
+          kube.request({ api, namespace: 'default' }).then(
+            () => 'answered',
+            (e: Error) => e.message,
+          ),
+        ),
       ];
       const results = await Promise.all(all);
       expect(results.every((m) => /did not answer .* within 1000 ms/.test(m))).toBe(true);

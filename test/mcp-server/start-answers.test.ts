@@ -50,7 +50,11 @@ describe('start answers', () => {
         for (const version of [SUPPORTED_PROTOCOL_VERSIONS[0]!, SUPPORTED_PROTOCOL_VERSIONS.at(-1)!, '1999-01-01']) {
           const real = await realStartAnswers(policy, contextArgument, version);
           expect(answers.initialize(init(version, 'a'))).toEqual({ jsonrpc: '2.0', id: 'a', result: real.initialize });
-          expect(answers.toolsList({ jsonrpc: '2.0', id: 7, method: 'tools/list' })).toEqual({ jsonrpc: '2.0', id: 7, result: { tools: real.tools } });
+          expect(answers.toolsList({ jsonrpc: '2.0', id: 7, method: 'tools/list' })).toEqual({
+            jsonrpc: '2.0',
+            id: 7,
+            result: { tools: real.tools },
+          });
         }
       });
     }

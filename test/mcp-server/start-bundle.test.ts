@@ -36,16 +36,24 @@ afterAll(() => {
 /** A server process speaking JSON-RPC lines; `bundle` false runs the sources with tsx. */
 function serve(bundle: boolean, args: string[]) {
   const command = bundle ? process.execPath : path.join(ROOT, 'node_modules/.bin/tsx');
-  const child: ChildProcess = spawn(command, [bundle ? path.join(outdir, 'kubemcp.js') : 'cli.ts', 'serve', '--audit-log', 'off', ...args], {
-    cwd: ROOT,
-    env: { ...process.env, LOG_LEVEL: 'debug' },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
+  const child: ChildProcess = spawn(
+    command,
+    [bundle ? path.join(outdir, 'kubemcp.js') : 'cli.ts', 'serve', '--audit-log', 'off', ...args],
+    {
+      cwd: ROOT,
+      env: { ...process.env, LOG_LEVEL: 'debug' },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    },
+  );
   let out = '';
   let err = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const messages = () => out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Answer);
+  const messages = () =>
+    out
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Answer);
   return {
     child,
     send: (m: unknown) => child.stdin!.write((typeof m === 'string' ? m : JSON.stringify(m)) + '\n'),
@@ -61,7 +69,12 @@ function serve(bundle: boolean, args: string[]) {
   };
 }
 
-const INIT = { jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'start-bundle-test', version: '1' } } };
+const INIT = {
+  jsonrpc: '2.0',
+  id: 0,
+  method: 'initialize',
+  params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'start-bundle-test', version: '1' } },
+};
 
 describe('bundled stdio start', () => {
   for (const args of [[], ['--read-only', '--allow-contexts', '*']]) {
@@ -82,8 +95,12 @@ describe('bundled stdio start', () => {
         await waitFor('server connected', async () => fast.stderr().includes('kubemcp serve: stdio'), 90_000, 20);
         const e = fast.stderr();
         expect(e.indexOf('initialize answered from the start snapshot')).toBeGreaterThanOrEqual(0);
-        expect(e.indexOf('tools/list answered from the start snapshot')).toBeGreaterThan(e.indexOf('initialize answered from the start snapshot'));
-        expect(e.indexOf('kubemcp serve: stdio')).toBeGreaterThan(e.indexOf('tools/list answered from the start snapshot'));
+        expect(e.indexOf('tools/list answered from the start snapshot')).toBeGreaterThan(
+          e.indexOf('initialize answered from the start snapshot'),
+        );
+        expect(e.indexOf('kubemcp serve: stdio')).toBeGreaterThan(
+          e.indexOf('tools/list answered from the start snapshot'),
+        );
         // The sources (no snapshot) answer from the real server only.
         expect(real.stderr()).not.toContain('answered from the start snapshot');
       } finally {
@@ -103,7 +120,12 @@ describe('bundled stdio start', () => {
       s.send('{"jsonrpc": "2.0", "id": 2, "method": ');
       s.send({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'list-namespaces', arguments: {} } });
       s.send({ hello: 'not json-rpc' });
-      s.send({ jsonrpc: '2.0', id: 4, method: 'tools/call', params: { name: 'list-resources', arguments: { kind: 'namespaces' } } });
+      s.send({
+        jsonrpc: '2.0',
+        id: 4,
+        method: 'tools/call',
+        params: { name: 'list-resources', arguments: { kind: 'namespaces' } },
+      });
       s.send({ jsonrpc: '2.0', id: 5, method: 'ping' });
       const call = await s.answer(3);
       expect(call.result.isError).toBeFalsy();

@@ -15,13 +15,35 @@ describe('stdio message size limit', () => {
       child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
       child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
       const send = (s: string) => child.stdin!.write(s + '\n');
-      send(JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } }));
+      send(
+        JSON.stringify({
+          jsonrpc: '2.0',
+          id: 0,
+          method: 'initialize',
+          params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
+        }),
+      );
       send(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }));
-      const big = JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'list-contexts', arguments: { pad: 'x'.repeat(11 * 1024 * 1024) } } });
+      const big = JSON.stringify({
+        jsonrpc: '2.0',
+        id: 7,
+        method: 'tools/call',
+        params: { name: 'list-contexts', arguments: { pad: 'x'.repeat(11 * 1024 * 1024) } },
+      });
       send(big);
-      send(JSON.stringify({ jsonrpc: '2.0', id: 8, method: 'tools/call', params: { name: 'list-contexts', arguments: {} } }));
+      send(
+        JSON.stringify({
+          jsonrpc: '2.0',
+          id: 8,
+          method: 'tools/call',
+          params: { name: 'list-contexts', arguments: {} },
+        }),
+      );
       await waitFor('answers to 7 and 8', async () => out.includes('"id":8') && out.includes('"id":7'), 60_000, 100);
-      const msgs = out.trim().split('\n').map((l) => JSON.parse(l));
+      const msgs = out
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l));
       const tooBig = msgs.find((m) => m.id === 7);
       expect(tooBig.error.code).toBe(-32600);
       expect(tooBig.error.message).toMatch(/exceeds the 10485760-byte limit/);
@@ -34,7 +56,10 @@ describe('stdio message size limit', () => {
       send('"}}');
       send(JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'ping' }));
       await waitFor('answer to ping 9', async () => out.includes('"id":9'), 60_000, 100);
-      const later = out.trim().split('\n').map((l) => JSON.parse(l));
+      const later = out
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l));
       expect(later.find((m) => m.id === 'big-2').error.code).toBe(-32600);
       expect(later.find((m) => m.id === 9).result).toEqual({});
       expect(child.exitCode).toBeNull();

@@ -35,7 +35,9 @@ beforeAll(async () => {
     namespace: ns,
     body: {
       metadata: { name: 'facts', labels: { app: 'facts' } },
-      spec: { containers: [{ name: 'app', image: 'nginx:1.27', resources: { requests: { cpu: '250m', memory: '64Mi' } } }] },
+      spec: {
+        containers: [{ name: 'app', image: 'nginx:1.27', resources: { requests: { cpu: '250m', memory: '64Mi' } } }],
+      },
     },
   });
   srv = await spawnStdio();
@@ -76,18 +78,44 @@ describe('seed 001 parity over stdio', () => {
     }
   });
 
-  it('reads the nodes resource and a namespace pods resource in the seed\'s shape; completes namespaces', async () => {
-    const nodes = JSON.parse(((await srv.client.readResource({ uri: 'k8s://cluster/nodes' })).contents[0] as { text: string }).text);
+  it("reads the nodes resource and a namespace pods resource in the seed's shape; completes namespaces", async () => {
+    const nodes = JSON.parse(
+      ((await srv.client.readResource({ uri: 'k8s://cluster/nodes' })).contents[0] as { text: string }).text,
+    );
     // kwok's node, and the real node where the machine runs one (cluster/realnode).
     expect(nodes.count).toBe(nodes.nodes.length);
-    expect(nodes.nodes).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'kwok-node-0', status: 'True', capacity: expect.objectContaining({ cpu: expect.any(String) }) })]));
-    await waitFor('facts Running', async () => (await core.readNamespacedPod({ name: 'facts', namespace: ns })).status?.phase === 'Running', 60_000);
-    const pods = JSON.parse(((await srv.client.readResource({ uri: `k8s://namespace/${ns}/pods` })).contents[0] as { text: string }).text);
-    expect(pods).toMatchObject({ namespace: ns, count: 1, pods: [{ name: 'facts', namespace: ns, phase: 'Running', ready: true, restarts: 0 }] });
-    const done = await srv.client.complete({ ref: { type: 'ref/resource', uri: 'k8s://namespace/{namespace}/pods' }, argument: { name: 'namespace', value: 'kube-' } });
+    expect(nodes.nodes).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({
+          name: 'kwok-node-0',
+          status: 'True',
+          capacity: expect.objectContaining({ cpu: expect.any(String) }),
+        }),
+      ]),
+    );
+    await waitFor(
+      'facts Running',
+      async () => (await core.readNamespacedPod({ name: 'facts', namespace: ns })).status?.phase === 'Running',
+      60_000,
+    );
+    const pods = JSON.parse(
+      ((await srv.client.readResource({ uri: `k8s://namespace/${ns}/pods` })).contents[0] as { text: string }).text,
+    );
+    expect(pods).toMatchObject({
+      namespace: ns,
+      count: 1,
+      pods: [{ name: 'facts', namespace: ns, phase: 'Running', ready: true, restarts: 0 }],
+    });
+    const done = await srv.client.complete({
+      ref: { type: 'ref/resource', uri: 'k8s://namespace/{namespace}/pods' },
+      argument: { name: 'namespace', value: 'kube-' },
+    });
     expect(done.completion.values).toEqual(expect.arrayContaining(['kube-system', 'kube-public']));
     expect(done.completion.values.every((v) => v.startsWith('kube-'))).toBe(true);
-    const pc = await srv.client.complete({ ref: { type: 'ref/prompt', name: 'optimize-resources' }, argument: { name: 'namespace', value: 'mcp-std' } });
+    const pc = await srv.client.complete({
+      ref: { type: 'ref/prompt', name: 'optimize-resources' },
+      argument: { name: 'namespace', value: 'mcp-std' },
+    });
     expect(pc.completion.values).toContain(ns);
   });
 
@@ -103,7 +131,10 @@ describe('seed 001 parity over stdio', () => {
     const om = (o.messages[0]!.content as { text: string }).text;
     expect(om).toMatch(/facts\s+app\s+Running\s+250m\s+64Mi\s+-\s+-/);
     expect(om).toMatch(/containers without requests: 0, without limits: 1/);
-    const missing = await srv.client.getPrompt({ name: 'troubleshoot-pod', arguments: { podName: 'ghost', namespace: ns } });
+    const missing = await srv.client.getPrompt({
+      name: 'troubleshoot-pod',
+      arguments: { podName: 'ghost', namespace: ns },
+    });
     expect((missing.messages[0]!.content as { text: string }).text).toMatch(/pod unavailable: NotFound/);
   });
 
@@ -123,7 +154,10 @@ describe('seed 001 parity over stdio', () => {
       seen.push(n.params.uri);
     });
     await srv.client.subscribeResource({ uri });
-    await core.createNamespacedPod({ namespace: ns, body: { metadata: { name: 'watched' }, spec: { containers: [{ name: 'c', image: 'busybox' }] } } });
+    await core.createNamespacedPod({
+      namespace: ns,
+      body: { metadata: { name: 'watched' }, spec: { containers: [{ name: 'c', image: 'busybox' }] } },
+    });
     await waitFor('resource updated notification', async () => seen.includes(uri), 20_000, 100);
     await srv.client.unsubscribeResource({ uri });
     await new Promise((r) => setTimeout(r, 500));
@@ -140,7 +174,10 @@ describe('seed 001 parity over stdio', () => {
 
 describe('modes of the child process', () => {
   it('--read-only (flag) and MCP_READ_ONLY (env) hide every mutating tool', async () => {
-    for (const [args, env] of [[['--read-only'], {}], [[], { MCP_READ_ONLY: 'true' }]] as Array<[string[], Record<string, string>]>) {
+    for (const [args, env] of [
+      [['--read-only'], {}],
+      [[], { MCP_READ_ONLY: 'true' }],
+    ] as Array<[string[], Record<string, string>]>) {
       const ro = await spawnStdio(args, env);
       try {
         const tools = (await ro.client.listTools()).tools;
@@ -155,10 +192,13 @@ describe('modes of the child process', () => {
     expect((await core.readNamespacedPod({ name: 'facts', namespace: ns })).metadata?.name).toBe('facts');
   });
 
-  it('follows the operator\'s MCP_TRANSPORT / MCP_PORT / MCP_CONFIG_FILE and serves HTTP with /health and /ready', async () => {
+  it("follows the operator's MCP_TRANSPORT / MCP_PORT / MCP_CONFIG_FILE and serves HTTP with /health and /ready", async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'kubemcp-cfg-'));
     const cfg = path.join(dir, 'config.json');
-    writeFileSync(cfg, JSON.stringify({ config: { readOnly: 'true' }, server: { name: 'x', port: 1, transport: 'stdio' } }));
+    writeFileSync(
+      cfg,
+      JSON.stringify({ config: { readOnly: 'true' }, server: { name: 'x', port: 1, transport: 'stdio' } }),
+    );
     const child = spawn(path.join(ROOT, 'node_modules/.bin/tsx'), ['cli.ts', 'serve'], {
       cwd: ROOT,
       env: { ...process.env, MCP_TRANSPORT: 'streamable-http', MCP_PORT: '0', MCP_CONFIG_FILE: cfg, LOG_LEVEL: 'warn' },
@@ -167,18 +207,32 @@ describe('modes of the child process', () => {
     try {
       let err = '';
       child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-      const url = await waitFor('listening line', async () => /listening on (http:\/\/\S+)/.exec(err)?.[1], 30_000, 100);
+      const url = await waitFor(
+        'listening line',
+        async () => /listening on (http:\/\/\S+)/.exec(err)?.[1],
+        30_000,
+        100,
+      );
       expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/mcp$/);
       expect((await raw(url.replace('/mcp', '/health'))).status).toBe(200);
       expect((await raw(url.replace('/mcp', '/ready'))).status).toBe(200);
       const init = await raw(url, {
         method: 'POST',
         headers: MCP_HEADERS,
-        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'r', version: '1' } } }),
+        body: JSON.stringify({
+          jsonrpc: '2.0',
+          id: 1,
+          method: 'initialize',
+          params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'r', version: '1' } },
+        }),
       });
       expect(init.status).toBe(200);
       const sid = init.headers['mcp-session-id'] as string;
-      const list = await raw(url, { method: 'POST', headers: { ...MCP_HEADERS, 'mcp-session-id': sid, 'mcp-protocol-version': '2025-06-18' }, body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list' }) });
+      const list = await raw(url, {
+        method: 'POST',
+        headers: { ...MCP_HEADERS, 'mcp-session-id': sid, 'mcp-protocol-version': '2025-06-18' },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list' }),
+      });
       // config.json's readOnly applies: no create-pod.
       expect(list.body).toContain('list-resources');
       expect(list.body).not.toContain('"create-pod"');
@@ -193,9 +247,24 @@ describe('modes of the child process', () => {
       let out = '';
       child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
       const send = (o: unknown) => child.stdin!.write((typeof o === 'string' ? o : JSON.stringify(o)) + '\n');
-      send({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } });
+      send({
+        jsonrpc: '2.0',
+        id: 0,
+        method: 'initialize',
+        params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
+      });
       send({ jsonrpc: '2.0', method: 'notifications/initialized' });
-      const garbage = ['{', 'not json', '[]', '42', '"str"', 'null', '{"jsonrpc":"1.0","id":1,"method":"ping"}', '{"id":2}', '{"jsonrpc":"2.0"}'];
+      const garbage = [
+        '{',
+        'not json',
+        '[]',
+        '42',
+        '"str"',
+        'null',
+        '{"jsonrpc":"1.0","id":1,"method":"ping"}',
+        '{"id":2}',
+        '{"jsonrpc":"2.0"}',
+      ];
       const bad: unknown[] = [
         { jsonrpc: '2.0', id: 101, method: 'no/such' },
         { jsonrpc: '2.0', id: 102, method: 'tools/call' },
@@ -203,11 +272,36 @@ describe('modes of the child process', () => {
         { jsonrpc: '2.0', id: 104, method: 'tools/call', params: { name: 'nope' } },
         { jsonrpc: '2.0', id: 105, method: 'tools/call', params: { name: 'get-resource', arguments: 'string' } },
         { jsonrpc: '2.0', id: 106, method: 'tools/call', params: { name: 'get-resource', arguments: { kind: {} } } },
-        { jsonrpc: '2.0', id: 107, method: 'tools/call', params: { name: 'list-resources', arguments: { kind: 'pods', limit: 'x' } } },
-        { jsonrpc: '2.0', id: 108, method: 'tools/call', params: { name: 'scale-workload', arguments: { kind: 'deploy', name: 'x', replicas: -5 } } },
-        { jsonrpc: '2.0', id: 109, method: 'tools/call', params: { name: 'apply-manifest', arguments: { manifest: '{{{{' } } },
-        { jsonrpc: '2.0', id: 110, method: 'tools/call', params: { name: 'get-resource', arguments: { kind: 'nosuchkind', name: 'x' } } },
-        { jsonrpc: '2.0', id: 111, method: 'tools/call', params: { name: 'get-resource', arguments: { kind: 'pods', name: 'x', namespace: 'Bad_NS!' } } },
+        {
+          jsonrpc: '2.0',
+          id: 107,
+          method: 'tools/call',
+          params: { name: 'list-resources', arguments: { kind: 'pods', limit: 'x' } },
+        },
+        {
+          jsonrpc: '2.0',
+          id: 108,
+          method: 'tools/call',
+          params: { name: 'scale-workload', arguments: { kind: 'deploy', name: 'x', replicas: -5 } },
+        },
+        {
+          jsonrpc: '2.0',
+          id: 109,
+          method: 'tools/call',
+          params: { name: 'apply-manifest', arguments: { manifest: '{{{{' } },
+        },
+        {
+          jsonrpc: '2.0',
+          id: 110,
+          method: 'tools/call',
+          params: { name: 'get-resource', arguments: { kind: 'nosuchkind', name: 'x' } },
+        },
+        {
+          jsonrpc: '2.0',
+          id: 111,
+          method: 'tools/call',
+          params: { name: 'get-resource', arguments: { kind: 'pods', name: 'x', namespace: 'Bad_NS!' } },
+        },
         { jsonrpc: '2.0', id: 112, method: 'resources/read', params: { uri: 'k8s://namespace/UPPER/pods' } },
         { jsonrpc: '2.0', id: 113, method: 'resources/read', params: { uri: 'http://example.com' } },
         { jsonrpc: '2.0', id: 114, method: 'resources/read' },
@@ -218,8 +312,18 @@ describe('modes of the child process', () => {
         { jsonrpc: '2.0', id: 119, method: 'completion/complete', params: {} },
         { jsonrpc: '2.0', id: 120, method: 'logging/setLevel', params: { level: 'nope' } },
         { jsonrpc: '2.0', id: 121, method: 'tools/call', params: { name: 'get-logs', arguments: { filter: '(' } } },
-        { jsonrpc: '2.0', id: 122, method: 'tools/call', params: { name: 'patch-resource', arguments: { kind: 'pods', name: 'x', patch: '[' } } },
-        { jsonrpc: '2.0', id: 123, method: 'tools/call', params: { name: 'list-events', arguments: { type: 'Bogus' } } },
+        {
+          jsonrpc: '2.0',
+          id: 122,
+          method: 'tools/call',
+          params: { name: 'patch-resource', arguments: { kind: 'pods', name: 'x', patch: '[' } },
+        },
+        {
+          jsonrpc: '2.0',
+          id: 123,
+          method: 'tools/call',
+          params: { name: 'list-events', arguments: { type: 'Bogus' } },
+        },
         { jsonrpc: '2.0', id: 124, method: 'tools/call', params: { name: 'create-pod', arguments: { name: 'x' } } },
       ];
       for (const g of garbage) send(g);
@@ -228,8 +332,16 @@ describe('modes of the child process', () => {
       expect(garbage.length + bad.length).toBeGreaterThanOrEqual(30);
       // Answers come in completion order (calls that reach the apiserver finish later): wait for all.
       const ids = [...(bad as Array<{ id: number }>).map((b) => b.id), 999];
-      await waitFor('an answer to every request with an id', async () => ids.every((id) => out.includes(`"id":${id}}`) || out.includes(`"id":${id},`)), 30_000, 100);
-      const msgs = out.trim().split('\n').map((l) => JSON.parse(l));
+      await waitFor(
+        'an answer to every request with an id',
+        async () => ids.every((id) => out.includes(`"id":${id}}`) || out.includes(`"id":${id},`)),
+        30_000,
+        100,
+      );
+      const msgs = out
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l));
       expect(msgs.every((m) => m.jsonrpc === '2.0')).toBe(true);
       for (const b of bad as Array<{ id: number }>) {
         const m = msgs.find((x) => x.id === b.id);

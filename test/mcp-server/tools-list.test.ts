@@ -88,7 +88,12 @@ describe('compact tools/list', () => {
       expect(logs.inputSchema.properties?.tailLines).toMatchObject({ type: 'integer', minimum: 1, maximum: 100000 });
       expect(logs.inputSchema.required).toEqual(['name']);
       const del = tools.find((t) => t.name === 'delete-pod')!;
-      expect(del.annotations).toEqual({ readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: false });
+      expect(del.annotations).toEqual({
+        readOnlyHint: false,
+        destructiveHint: true,
+        idempotentHint: false,
+        openWorldHint: false,
+      });
     } finally {
       await s.close();
     }
@@ -99,8 +104,11 @@ describe('compact tools/list', () => {
     try {
       const { tools } = await s.client.listTools();
       // Every tool but list-contexts, which lists them.
-      for (const t of tools) if (t.name !== 'list-contexts') expect(Object.keys(t.inputSchema.properties ?? {})).toContain('context');
-      expect(tools.find((t) => t.name === 'get-resource')!.inputSchema.properties?.context).toMatchObject({ type: 'string' });
+      for (const t of tools)
+        if (t.name !== 'list-contexts') expect(Object.keys(t.inputSchema.properties ?? {})).toContain('context');
+      expect(tools.find((t) => t.name === 'get-resource')!.inputSchema.properties?.context).toMatchObject({
+        type: 'string',
+      });
       expect(s.touched()).toBe(0);
     } finally {
       await s.close();
@@ -123,11 +131,19 @@ describe('compact tools/list', () => {
     const schema = compactSchema({
       $schema: 'http://json-schema.org/draft-07/schema#',
       type: 'object',
-      properties: { n: { type: 'integer', minimum: -Number.MAX_SAFE_INTEGER, maximum: Number.MAX_SAFE_INTEGER }, m: { type: 'integer', minimum: 0, maximum: 10 } },
+      properties: {
+        n: { type: 'integer', minimum: -Number.MAX_SAFE_INTEGER, maximum: Number.MAX_SAFE_INTEGER },
+        m: { type: 'integer', minimum: 0, maximum: 10 },
+      },
       required: ['n'],
       additionalProperties: false,
     });
-    expect(schema).toEqual({ type: 'object', properties: { n: { type: 'integer' }, m: { type: 'integer', minimum: 0, maximum: 10 } }, required: ['n'], additionalProperties: false });
+    expect(schema).toEqual({
+      type: 'object',
+      properties: { n: { type: 'integer' }, m: { type: 'integer', minimum: 0, maximum: 10 } },
+      required: ['n'],
+      additionalProperties: false,
+    });
     const t = compactTool('x-y', {
       title: 'X',
       description: 'd',
@@ -137,6 +153,14 @@ describe('compact tools/list', () => {
       execution: { taskSupport: 'optional' },
       _meta: { a: 1 },
     });
-    expect(t).toEqual({ name: 'x-y', title: 'X', description: 'd', inputSchema: { type: 'object', properties: {} }, annotations: { title: 'Other', readOnlyHint: true }, execution: { taskSupport: 'optional' }, _meta: { a: 1 } });
+    expect(t).toEqual({
+      name: 'x-y',
+      title: 'X',
+      description: 'd',
+      inputSchema: { type: 'object', properties: {} },
+      annotations: { title: 'Other', readOnlyHint: true },
+      execution: { taskSupport: 'optional' },
+      _meta: { a: 1 },
+    });
   });
 });

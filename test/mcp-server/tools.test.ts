@@ -61,14 +61,21 @@ describe('seed 001 tools', () => {
     expect(r.structuredContent).toMatchObject({ kind: 'Pod', name: 'seed-pod', namespace: ns, truncated: false });
     const pod = await core.readNamespacedPod({ name: 'seed-pod', namespace: ns });
     expect(pod.metadata?.labels).toMatchObject({ 'created-by': 'mcp-server' });
-    expect(pod.spec?.containers[0]?.resources).toEqual({ requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '500m', memory: '512Mi' } });
+    expect(pod.spec?.containers[0]?.resources).toEqual({
+      requests: { cpu: '100m', memory: '128Mi' },
+      limits: { cpu: '500m', memory: '512Mi' },
+    });
 
     // A second create is a 409 Conflict, returned as an error result.
     const again = await call('create-pod', { name: 'seed-pod', image: 'nginx:1.27', namespace: ns });
     expect(again.isError).toBe(true);
     expect(text(again)).toMatch(/AlreadyExists \(409\)/);
 
-    await waitFor('seed-pod Running', async () => (await core.readNamespacedPod({ name: 'seed-pod', namespace: ns })).status?.phase === 'Running', 60_000);
+    await waitFor(
+      'seed-pod Running',
+      async () => (await core.readNamespacedPod({ name: 'seed-pod', namespace: ns })).status?.phase === 'Running',
+      60_000,
+    );
     const logs = await call('get-pod-logs', { name: 'seed-pod', namespace: ns });
     // kwok serves one fixed simulated log line for every container (cluster/).
     expect(text(logs)).toMatch(/this container is simulated/);
@@ -78,7 +85,12 @@ describe('seed 001 tools', () => {
     const del = await call('delete-pod', { name: 'seed-pod', namespace: ns, gracePeriodSeconds: 0 });
     expect(del.isError).toBeFalsy();
     expect(del.structuredContent).toMatchObject({ kind: 'Pod', name: 'seed-pod', namespace: ns });
-    await waitFor('seed-pod gone', async () => (await core.readNamespacedPod({ name: 'seed-pod', namespace: ns }).catch(() => undefined)) === undefined, 30_000);
+    await waitFor(
+      'seed-pod gone',
+      async () =>
+        (await core.readNamespacedPod({ name: 'seed-pod', namespace: ns }).catch(() => undefined)) === undefined,
+      30_000,
+    );
     const gone = await call('delete-pod', { name: 'seed-pod', namespace: ns });
     expect(gone.isError).toBe(true);
     expect(text(gone)).toMatch(/NotFound \(404\)/);
@@ -89,14 +101,21 @@ describe('generic and workload tools on a Deployment', () => {
   beforeAll(async () => {
     const r = await call('apply-manifest', { manifest: deployment('web', 'nginx:1.26'), namespace: ns });
     expect(r.isError).toBeFalsy();
-    await waitFor('web available', async () => (await apps.readNamespacedDeployment({ name: 'web', namespace: ns })).status?.availableReplicas === 2, 90_000);
+    await waitFor(
+      'web available',
+      async () => (await apps.readNamespacedDeployment({ name: 'web', namespace: ns })).status?.availableReplicas === 2,
+      90_000,
+    );
   });
 
   it('apply-manifest dry run validates without persisting, and reports apiserver validation errors', async () => {
     const dry = await call('apply-manifest', { manifest: deployment('dry', 'nginx'), namespace: ns, dryRun: true });
     expect(dry.isError).toBeFalsy();
     expect(text(dry)).toMatch(/deployment\/dry \(namespace .*\) applied \(server dry run\)/);
-    expect(dry.structuredContent).toMatchObject({ dryRun: true, results: [{ kind: 'Deployment', name: 'dry', namespace: ns }] });
+    expect(dry.structuredContent).toMatchObject({
+      dryRun: true,
+      results: [{ kind: 'Deployment', name: 'dry', namespace: ns }],
+    });
     await expect(apps.readNamespacedDeployment({ name: 'dry', namespace: ns })).rejects.toBeDefined();
     const bad = await call('apply-manifest', { manifest: deployment('bad', 'nginx', -1), namespace: ns });
     expect(bad.isError).toBe(true);
@@ -119,7 +138,12 @@ describe('generic and workload tools on a Deployment', () => {
     expect(page.structuredContent.rows).toHaveLength(1);
     expect(page.structuredContent.continue).toEqual(expect.any(String));
     expect(text(page)).toMatch(/call again with continue=/);
-    const next = await call('list-resources', { kind: 'po', namespace: ns, limit: 1, continue: page.structuredContent.continue });
+    const next = await call('list-resources', {
+      kind: 'po',
+      namespace: ns,
+      limit: 1,
+      continue: page.structuredContent.continue,
+    });
     expect(next.structuredContent.rows[0][0]).not.toBe(page.structuredContent.rows[0][0]);
     const crd = await call('list-resources', { kind: 'customresourcedefinitions' });
     expect(text(crd)).toMatch(/mcpservers\.mcp\.example\.com/);
@@ -135,7 +159,14 @@ describe('generic and workload tools on a Deployment', () => {
     expect(r.structuredContent.object.spec.replicas).toBe(2);
     const slash = await call('get-resource', { kind: 'deployments.apps/web', namespace: ns });
     expect(slash.structuredContent.name).toBe('web');
-    await call('patch-resource', { kind: 'deploy', name: 'web', namespace: ns, patch: { metadata: { annotations: { 'kubectl.kubernetes.io/last-applied-configuration': '{"x":1}', keep: 'me' } } } });
+    await call('patch-resource', {
+      kind: 'deploy',
+      name: 'web',
+      namespace: ns,
+      patch: {
+        metadata: { annotations: { 'kubectl.kubernetes.io/last-applied-configuration': '{"x":1}', keep: 'me' } },
+      },
+    });
     const again = await call('get-resource', { kind: 'deploy/web', namespace: ns });
     expect(again.structuredContent.object.metadata.annotations).toEqual(expect.objectContaining({ keep: 'me' }));
     expect(text(again)).not.toMatch(/last-applied-configuration/);
@@ -149,7 +180,9 @@ describe('generic and workload tools on a Deployment', () => {
   it('describe-resource returns object, conditions, pods and events in one call', async () => {
     const r = await call('describe-resource', { kind: 'deployment', name: 'web', namespace: ns });
     expect(r.isError).toBeFalsy();
-    expect(r.structuredContent.conditions.map((x) => x.type)).toEqual(expect.arrayContaining(['Available', 'Progressing']));
+    expect(r.structuredContent.conditions.map((x) => x.type)).toEqual(
+      expect.arrayContaining(['Available', 'Progressing']),
+    );
     expect(r.structuredContent.pods).toHaveLength(2);
     expect(r.structuredContent.events.some((e: string[]) => e[2] === 'ScalingReplicaSet')).toBe(true);
     expect(text(r)).toMatch(/Pods \(2\):/);
@@ -160,15 +193,39 @@ describe('generic and workload tools on a Deployment', () => {
   });
 
   it('patch-resource applies merge, json and strategic patches; dry run does not persist', async () => {
-    const m = await call('patch-resource', { kind: 'deploy', name: 'web', namespace: ns, patch: '{"metadata":{"labels":{"tier":"front"}}}' });
+    const m = await call('patch-resource', {
+      kind: 'deploy',
+      name: 'web',
+      namespace: ns,
+      patch: '{"metadata":{"labels":{"tier":"front"}}}',
+    });
     expect(m.structuredContent.object.metadata.labels.tier).toBe('front');
-    const j = await call('patch-resource', { kind: 'deploy', name: 'web', namespace: ns, type: 'json', patch: [{ op: 'add', path: '/metadata/labels/json', value: 'yes' }] });
+    const j = await call('patch-resource', {
+      kind: 'deploy',
+      name: 'web',
+      namespace: ns,
+      type: 'json',
+      patch: [{ op: 'add', path: '/metadata/labels/json', value: 'yes' }],
+    });
     expect(j.structuredContent.object.metadata.labels.json).toBe('yes');
-    const sm = await call('patch-resource', { kind: 'deploy', name: 'web', namespace: ns, type: 'strategic', patch: { metadata: { labels: { sm: 'ok' } } }, dryRun: true });
+    const sm = await call('patch-resource', {
+      kind: 'deploy',
+      name: 'web',
+      namespace: ns,
+      type: 'strategic',
+      patch: { metadata: { labels: { sm: 'ok' } } },
+      dryRun: true,
+    });
     expect(sm.structuredContent.object.metadata.labels.sm).toBe('ok');
     expect(text(sm)).toMatch(/^# server dry run/);
     expect((await apps.readNamespacedDeployment({ name: 'web', namespace: ns })).metadata?.labels?.sm).toBeUndefined();
-    const wrong = await call('patch-resource', { kind: 'deploy', name: 'web', namespace: ns, type: 'json', patch: { not: 'an array' } });
+    const wrong = await call('patch-resource', {
+      kind: 'deploy',
+      name: 'web',
+      namespace: ns,
+      type: 'json',
+      patch: { not: 'an array' },
+    });
     expect(wrong.isError).toBe(true);
     const notJson = await call('patch-resource', { kind: 'deploy', name: 'web', namespace: ns, patch: '{oops' });
     expect(text(notJson)).toMatch(/invalid patch: not valid JSON/);
@@ -197,13 +254,18 @@ describe('generic and workload tools on a Deployment', () => {
     expect(after.spec?.template.spec?.containers[0]?.image).toBe('nginx:1.26');
     const noRev = await call('undo-rollout', { kind: 'deployment', name: 'web', namespace: ns, toRevision: 99 });
     expect(text(noRev)).toMatch(/no revision 99/);
-    const notScalable = await call('scale-workload', { kind: 'configmap', name: 'kube-root-ca.crt', namespace: ns, replicas: 1 });
+    const notScalable = await call('scale-workload', {
+      kind: 'configmap',
+      name: 'kube-root-ca.crt',
+      namespace: ns,
+      replicas: 1,
+    });
     expect(text(notScalable)).toMatch(/has no scale subresource/);
     const notRollout = await call('get-rollout-status', { kind: 'pod', name: 'x', namespace: ns });
     expect(text(notRollout)).toMatch(/not supported here/);
   });
 
-  it('get-logs reads a workload\'s pods, filters by regex with context, and caps bytes', async () => {
+  it("get-logs reads a workload's pods, filters by regex with context, and caps bytes", async () => {
     await call('get-rollout-status', { kind: 'deployment', name: 'web', namespace: ns, waitSeconds: 60 });
     const r = await call('get-logs', { kind: 'deployment', name: 'web', namespace: ns });
     expect(text(r)).toMatch(/==> web-\S+\/main <==\n.*simulated/);
@@ -236,7 +298,9 @@ describe('generic and workload tools on a Deployment', () => {
 
   it('list-namespaces, list-nodes, list-contexts', async () => {
     const n = await call('list-namespaces');
-    expect(n.structuredContent.rows.map((r: string[]) => r[0])).toEqual(expect.arrayContaining(['default', 'kube-system', ns]));
+    expect(n.structuredContent.rows.map((r: string[]) => r[0])).toEqual(
+      expect.arrayContaining(['default', 'kube-system', ns]),
+    );
     const nodes = await call('list-nodes');
     expect(text(nodes)).toMatch(/kwok-node-0\s+Ready/);
     const ctx = await call('list-contexts');
@@ -244,7 +308,10 @@ describe('generic and workload tools on a Deployment', () => {
   });
 
   it('delete-resource deletes (dry run first) and reports NotFound after', async () => {
-    await call('apply-manifest', { manifest: `apiVersion: v1\nkind: ConfigMap\nmetadata: { name: doomed }\ndata: { a: b }\n`, namespace: ns });
+    await call('apply-manifest', {
+      manifest: `apiVersion: v1\nkind: ConfigMap\nmetadata: { name: doomed }\ndata: { a: b }\n`,
+      namespace: ns,
+    });
     const dry = await call('delete-resource', { kind: 'cm', name: 'doomed', namespace: ns, dryRun: true });
     expect(dry.structuredContent.status).toBe('dry-run');
     await expect(core.readNamespacedConfigMap({ name: 'doomed', namespace: ns })).resolves.toBeDefined();
@@ -260,11 +327,31 @@ describe('MCPServer tools', () => {
     const bad = await call('apply-mcpserver', { name: 'srv', namespace: ns, spec: { image: 'x', transport: 'grpc' } });
     expect(bad.isError).toBe(true);
     expect(text(bad)).toMatch(/spec\.transport/);
-    const r = await call('apply-mcpserver', { name: 'srv', namespace: ns, spec: { image: 'mcp-k8s-server:latest', port: 3001 } });
+    const r = await call('apply-mcpserver', {
+      name: 'srv',
+      namespace: ns,
+      spec: { image: 'mcp-k8s-server:latest', port: 3001 },
+    });
     expect(r.isError).toBeFalsy();
-    expect(r.structuredContent.object.spec).toMatchObject({ image: 'mcp-k8s-server:latest', port: 3001, transport: 'streamable-http', replicas: 1 });
+    expect(r.structuredContent.object.spec).toMatchObject({
+      image: 'mcp-k8s-server:latest',
+      port: 3001,
+      transport: 'streamable-http',
+      replicas: 1,
+    });
     const list = await call('list-mcpservers', { namespace: ns });
-    expect(list.structuredContent.columns).toEqual(['NAME', 'PHASE', 'READY', 'REPLICAS', 'TRANSPORT', 'VERIFIED', 'TOOLS', 'REASON', 'ENDPOINT', 'AGE']);
+    expect(list.structuredContent.columns).toEqual([
+      'NAME',
+      'PHASE',
+      'READY',
+      'REPLICAS',
+      'TRANSPORT',
+      'VERIFIED',
+      'TOOLS',
+      'REASON',
+      'ENDPOINT',
+      'AGE',
+    ]);
     expect(list.structuredContent.rows[0][0]).toBe('srv');
     const get = await call('get-mcpserver', { name: 'srv', namespace: ns });
     expect(get.structuredContent.object.kind).toBe('MCPServer');
@@ -274,7 +361,11 @@ describe('MCPServer tools', () => {
     const del = await call('delete-mcpserver', { name: 'srv', namespace: ns });
     expect(del.isError).toBeFalsy();
     const gone = await call('get-mcpserver', { name: 'srv', namespace: ns });
-    await waitFor('srv gone', async () => (await call('get-mcpserver', { name: 'srv', namespace: ns })).isError === true, 30_000);
+    await waitFor(
+      'srv gone',
+      async () => (await call('get-mcpserver', { name: 'srv', namespace: ns })).isError === true,
+      30_000,
+    );
     expect(gone).toBeDefined();
   });
 });
@@ -307,7 +398,11 @@ describe('errors come back as MCP error results, and the server keeps serving', 
 
   it('a 403 from the apiserver (a ServiceAccount without RBAC) is an error result naming Forbidden', async () => {
     await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: 'nobody' } } });
-    const tok = await core.createNamespacedServiceAccountToken({ name: 'nobody', namespace: ns, body: { spec: { audiences: [], expirationSeconds: 600 } } });
+    const tok = await core.createNamespacedServiceAccountToken({
+      name: 'nobody',
+      namespace: ns,
+      body: { spec: { audiences: [], expirationSeconds: 600 } },
+    });
     const cluster = kc.getCurrentCluster()!;
     const dir = mkdtempSync(path.join(tmpdir(), 'kubemcp-'));
     const file = path.join(dir, 'kubeconfig');
@@ -401,7 +496,10 @@ describe('resource subscriptions over Streamable HTTP', () => {
       seen.push(n.params.uri);
     });
     await sc.subscribeResource({ uri });
-    await core.createNamespacedPod({ namespace: ns, body: { metadata: { name: 'http-watched' }, spec: { containers: [{ name: 'c', image: 'busybox' }] } } });
+    await core.createNamespacedPod({
+      namespace: ns,
+      body: { metadata: { name: 'http-watched' }, spec: { containers: [{ name: 'c', image: 'busybox' }] } },
+    });
     await waitFor('notification over HTTP', async () => seen.includes(uri), 20_000, 100);
     await sc.unsubscribeResource({ uri });
     await core.deleteNamespacedPod({ name: 'http-watched', namespace: ns, gracePeriodSeconds: 0 });
@@ -413,12 +511,18 @@ describe('size budget', () => {
     const small = await startHttpServer({}, {}, { budget: 1000 });
     try {
       const sc = await small.connect();
-      for (let i = 0; i < 25; i++) await core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: `budget-${String(i).padStart(2, '0')}-${'x'.repeat(30)}` } } });
+      for (let i = 0; i < 25; i++)
+        await core.createNamespacedConfigMap({
+          namespace: ns,
+          body: { metadata: { name: `budget-${String(i).padStart(2, '0')}-${'x'.repeat(30)}` } },
+        });
       const r = await callTool(sc, 'list-resources', { kind: 'configmaps', namespace: ns });
       expect(r.structuredContent.truncated).toBe(true);
       expect(r.structuredContent.shown).toBeLessThan(r.structuredContent.total);
       expect(r.structuredContent.rows).toHaveLength(r.structuredContent.shown);
-      expect(text(r)).toMatch(/\[truncated: showing \d+ of \d+ rows within the 1000-character budget\. Narrow with labelSelector, fieldSelector, namespace or limit\.\]/);
+      expect(text(r)).toMatch(
+        /\[truncated: showing \d+ of \d+ rows within the 1000-character budget\. Narrow with labelSelector, fieldSelector, namespace or limit\.\]/,
+      );
       expect(text(r).split('\n[truncated')[0]!.length).toBeLessThanOrEqual(1000);
       const g = await callTool(sc, 'get-resource', { kind: 'namespace', name: 'kube-system' });
       expect(g.isError).toBeFalsy();
@@ -434,15 +538,37 @@ describe('policy modes', () => {
     try {
       const rc = await ro.connect();
       const names = (await rc.listTools()).tools.map((t) => t.name);
-      for (const t of ['create-pod', 'delete-pod', 'apply-manifest', 'patch-resource', 'delete-resource', 'scale-workload', 'restart-rollout', 'undo-rollout', 'apply-mcpserver', 'delete-mcpserver']) {
+      for (const t of [
+        'create-pod',
+        'delete-pod',
+        'apply-manifest',
+        'patch-resource',
+        'delete-resource',
+        'scale-workload',
+        'restart-rollout',
+        'undo-rollout',
+        'apply-mcpserver',
+        'delete-mcpserver',
+      ]) {
         expect(names).not.toContain(t);
       }
-      expect(names).toEqual(expect.arrayContaining(['get-pod-logs', 'list-resources', 'get-resource', 'describe-resource', 'get-rollout-status', 'get-logs']));
+      expect(names).toEqual(
+        expect.arrayContaining([
+          'get-pod-logs',
+          'list-resources',
+          'get-resource',
+          'describe-resource',
+          'get-rollout-status',
+          'get-logs',
+        ]),
+      );
       const r = await callTool(rc, 'create-pod', { name: 'x', image: 'y', namespace: ns });
       expect(r.isError).toBe(true);
       expect(text(r)).toMatch(/Tool create-pod not found/);
       const podApi = await ro.kube.resolve('pods');
-      await expect(ro.kube.request({ method: 'DELETE', api: podApi, namespace: ns, name: 'x' })).rejects.toThrow(/read-only/);
+      await expect(ro.kube.request({ method: 'DELETE', api: podApi, namespace: ns, name: 'x' })).rejects.toThrow(
+        /read-only/,
+      );
     } finally {
       await ro.close();
     }
@@ -477,7 +603,10 @@ describe('policy modes', () => {
       expect(nsList.structuredContent.rows.map((r: string[]) => r[0])).toEqual([ns]);
       const cm = await callTool(pc, 'get-resource', { kind: 'ConfigMap', name: 'kube-root-ca.crt', namespace: ns });
       expect(text(cm)).toMatch(/refused by policy: kind ConfigMap is denied/);
-      const viaApply = await callTool(pc, 'apply-manifest', { manifest: 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: sneaky}\n', namespace: ns });
+      const viaApply = await callTool(pc, 'apply-manifest', {
+        manifest: 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: sneaky}\n',
+        namespace: ns,
+      });
       expect(text(viaApply)).toMatch(/kind ConfigMap is denied/);
       const role = await callTool(pc, 'list-resources', { kind: 'roles', namespace: ns });
       expect(text(role)).toMatch(/kind Role is denied/);

@@ -39,7 +39,10 @@ if (skip) process.stderr.write(`SKIPPED real-node bridge tests: ${status.reason?
 const describeReal = skip ? describe.skip : describe;
 
 const ns = `bridge-${randomBytes(3).toString('hex')}`;
-const RESTRICTED = { 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/enforce-version': 'latest' };
+const RESTRICTED = {
+  'pod-security.kubernetes.io/enforce': 'restricted',
+  'pod-security.kubernetes.io/enforce-version': 'latest',
+};
 /** Small requests, so the pods fit the real node beside the other suites' pods. */
 const SMALL = { requests: { cpu: '50m', memory: '96Mi' } };
 /** Generous bounds: pods on a loaded 2-core machine start slowly. */
@@ -54,14 +57,34 @@ const log = pino({ level: process.env.KUBEMCP_TEST_LOG ?? 'silent' });
 type Cond = { type: string; status: string; reason?: string; message?: string };
 type MCPServer = {
   spec: Record<string, unknown>;
-  status?: { phase?: string; readyReplicas?: number; conditions?: Cond[]; url?: string; endpoint?: string; serverInfo?: { name?: string }; tools?: { count: number; names?: string[] } };
+  status?: {
+    phase?: string;
+    readyReplicas?: number;
+    conditions?: Cond[];
+    url?: string;
+    endpoint?: string;
+    serverInfo?: { name?: string };
+    tools?: { count: number; names?: string[] };
+  };
 };
 const condition = (o: MCPServer | undefined, type: string) => o?.status?.conditions?.find((c) => c.type === type);
-const getMcp = async (name: string) => (await custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace: ns, name })) as MCPServer;
+const getMcp = async (name: string) =>
+  (await custom.getNamespacedCustomObject({
+    group: GROUP,
+    version: VERSION,
+    plural: PLURAL,
+    namespace: ns,
+    name,
+  })) as MCPServer;
 
 /** Server-side applies an MCPServer in {@link ns} (field manager kubemcp-test). */
 async function applyMcp(name: string, spec: Record<string, unknown>): Promise<void> {
-  await apply(objects, { apiVersion: `${GROUP}/${VERSION}`, kind: 'MCPServer', metadata: { name, namespace: ns }, spec });
+  await apply(objects, {
+    apiVersion: `${GROUP}/${VERSION}`,
+    kind: 'MCPServer',
+    metadata: { name, namespace: ns },
+    spec,
+  });
 }
 
 /** Waits until the MCPServer is Ready with Verified=True; the error carries the last status. */
@@ -84,23 +107,30 @@ async function waitReadyVerified(name: string, timeoutMs = READY_WAIT_MS): Promi
 
 /** The one non-terminating pod of an MCPServer. */
 async function podOf(name: string): Promise<k8s.V1Pod> {
-  const pods = (await core.listNamespacedPod({ namespace: ns, labelSelector: `app.kubernetes.io/instance=${name}` })).items.filter((p) => !p.metadata?.deletionTimestamp);
+  const pods = (
+    await core.listNamespacedPod({ namespace: ns, labelSelector: `app.kubernetes.io/instance=${name}` })
+  ).items.filter((p) => !p.metadata?.deletionTimestamp);
   if (pods.length !== 1) throw new Error(`expected one pod of ${name}, found ${pods.length}`);
   return pods[0]!;
 }
 
 const containerStatus = (p: k8s.V1Pod, c: string) => p.status?.containerStatuses?.find((s) => s.name === c);
 const isReady = (p: k8s.V1Pod) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
-const text = (r: unknown) => ((r as { content: Array<{ type: string; text?: string }> }).content ?? []).map((c) => c.text ?? '').join('');
+const text = (r: unknown) =>
+  ((r as { content: Array<{ type: string; text?: string }> }).content ?? []).map((c) => c.text ?? '').join('');
 
 /** Runs the cluster's kubectl (built by cluster/build.sh), bounded to 60 s; returns stdout. */
 async function kubectl(...args: string[]): Promise<string> {
   const state = readState();
   if (!state) throw new Error('no local cluster state');
-  const { stdout } = await execFileAsync(path.join(state.binDir, 'kubectl'), ['--kubeconfig', process.env.KUBECONFIG ?? KUBECONFIG_PATH, ...args], {
-    timeout: 60_000,
-    maxBuffer: 16 * 1024 * 1024,
-  });
+  const { stdout } = await execFileAsync(
+    path.join(state.binDir, 'kubectl'),
+    ['--kubeconfig', process.env.KUBECONFIG ?? KUBECONFIG_PATH, ...args],
+    {
+      timeout: 60_000,
+      maxBuffer: 16 * 1024 * 1024,
+    },
+  );
   return stdout;
 }
 
@@ -122,7 +152,14 @@ describeReal('bridged stdio MCPServers on the real node', () => {
   const clients: Client[] = [];
   let controller: Controller | undefined;
   const everything = 'everything';
-  const everythingSpec = { image: EVERYTHING_IMAGE, transport: 'stdio', port: 3001, command: [EVERYTHING_BIN], args: ['stdio'], resources: SMALL };
+  const everythingSpec = {
+    image: EVERYTHING_IMAGE,
+    transport: 'stdio',
+    port: 3001,
+    command: [EVERYTHING_BIN],
+    args: ['stdio'],
+    resources: SMALL,
+  };
 
   const connect = async (name: string) => {
     const c = await connectThroughServiceProxy(kc, ns, name);
@@ -131,14 +168,26 @@ describeReal('bridged stdio MCPServers on the real node', () => {
   };
 
   beforeAll(async () => {
-    if (!status.available) throw new Error(`the real node is not available: ${status.reason?.message ?? 'unknown reason'}`);
+    if (!status.available)
+      throw new Error(`the real node is not available: ${status.reason?.message ?? 'unknown reason'}`);
     ensureImagesLoaded({ output: 'pipe', log: () => undefined });
     await core.createNamespace({ body: realNodeNamespace(ns, RESTRICTED) });
-    await waitFor(`default ServiceAccount in ${ns}`, async () => (await core.readNamespacedServiceAccount({ name: 'default', namespace: ns }).catch(() => undefined)) !== undefined);
+    await waitFor(
+      `default ServiceAccount in ${ns}`,
+      async () =>
+        (await core.readNamespacedServiceAccount({ name: 'default', namespace: ns }).catch(() => undefined)) !==
+        undefined,
+    );
     await installCrd(kc);
     controller = new Controller({
-      kubeConfig: kc, log, namespace: ns, workers: 2, bridgeImage: KUBEMCP_IMAGE,
-      verify: 'auto', verifyIntervalMs: 3_600_000, verifyTimeoutMs: 30_000,
+      kubeConfig: kc,
+      log,
+      namespace: ns,
+      workers: 2,
+      bridgeImage: KUBEMCP_IMAGE,
+      verify: 'auto',
+      verifyIntervalMs: 3_600_000,
+      verifyTimeoutMs: 30_000,
     });
     await controller.start();
   }, 40 * 60_000);
@@ -154,49 +203,78 @@ describeReal('bridged stdio MCPServers on the real node', () => {
       .createNamespacedPod({
         namespace: ns,
         dryRun: 'All',
-        body: { metadata: { name: 'privileged' }, spec: { containers: [{ name: 'c', image: EVERYTHING_IMAGE, securityContext: { privileged: true } }] } },
+        body: {
+          metadata: { name: 'privileged' },
+          spec: { containers: [{ name: 'c', image: EVERYTHING_IMAGE, securityContext: { privileged: true } }] },
+        },
       })
-      .then(() => undefined, (e: unknown) => e);
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     expect(apiMessage(err)).toMatch(/violates PodSecurity "restricted:latest"/);
   });
 
-  it('server-everything as a bridged stdio MCPServer: admitted as restricted, Ready and Verified (status counts its real tools); a client through the Service lists tools, calls echo, reads a resource, gets progress', async () => {
-    await applyMcp(everything, everythingSpec);
-    const mcp = await waitReadyVerified(everything);
-    const pod = await podOf(everything);
-    expect(pod.spec?.nodeName).toBe(REAL_NODE_NAME);
-    expect(pod.spec?.initContainers?.map((c) => c.name)).toEqual(['bridge-init']);
-    expect(pod.spec?.containers.map((c) => [c.name, c.image])).toEqual([['mcp-server', EVERYTHING_IMAGE], ['mcp-bridge', KUBEMCP_IMAGE]]);
-    for (const c of [...pod.spec!.initContainers!, ...pod.spec!.containers]) {
-      // What the restricted profile requires of every container, as the apiserver admitted it.
-      expect(c.securityContext).toMatchObject({ allowPrivilegeEscalation: false, runAsNonRoot: true, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } });
-    }
-    expect(containerStatus(pod, 'mcp-server')?.ready).toBe(true);
-    expect(containerStatus(pod, 'mcp-bridge')?.ready).toBe(true);
-    expect(mcp.status?.url).toBe(`http://${everything}.${ns}.svc.cluster.local:3001/mcp`);
-    expect(mcp.status?.serverInfo?.name).toBe('mcp-servers/everything');
+  it(
+    'server-everything as a bridged stdio MCPServer: admitted as restricted, Ready and Verified (status counts its real tools); a client through the Service lists tools, calls echo, reads a resource, gets progress',
+    async () => {
+      await applyMcp(everything, everythingSpec);
+      const mcp = await waitReadyVerified(everything);
+      const pod = await podOf(everything);
+      expect(pod.spec?.nodeName).toBe(REAL_NODE_NAME);
+      expect(pod.spec?.initContainers?.map((c) => c.name)).toEqual(['bridge-init']);
+      expect(pod.spec?.containers.map((c) => [c.name, c.image])).toEqual([
+        ['mcp-server', EVERYTHING_IMAGE],
+        ['mcp-bridge', KUBEMCP_IMAGE],
+      ]);
+      for (const c of [...pod.spec!.initContainers!, ...pod.spec!.containers]) {
+        // What the restricted profile requires of every container, as the apiserver admitted it.
+        expect(c.securityContext).toMatchObject({
+          allowPrivilegeEscalation: false,
+          runAsNonRoot: true,
+          capabilities: { drop: ['ALL'] },
+          seccompProfile: { type: 'RuntimeDefault' },
+        });
+      }
+      expect(containerStatus(pod, 'mcp-server')?.ready).toBe(true);
+      expect(containerStatus(pod, 'mcp-bridge')?.ready).toBe(true);
+      expect(mcp.status?.url).toBe(`http://${everything}.${ns}.svc.cluster.local:3001/mcp`);
+      expect(mcp.status?.serverInfo?.name).toBe('mcp-servers/everything');
 
-    const client = await connect(everything);
-    expect(client.getServerVersion()?.name).toBe('mcp-servers/everything');
-    const tools = (await client.listTools()).tools.map((t) => t.name);
-    expect(tools).toEqual(expect.arrayContaining(['echo', 'get-sum', 'trigger-long-running-operation']));
-    expect(mcp.status?.tools?.count).toBe(tools.length);
-    expect(text(await client.callTool({ name: 'echo', arguments: { message: 'hello from the real node' } }))).toBe('Echo: hello from the real node');
-    const resources = (await client.listResources()).resources;
-    expect(resources.length).toBeGreaterThan(0);
-    const read = await client.readResource({ uri: resources[0]!.uri });
-    expect(read.contents[0]?.uri).toBe(resources[0]!.uri);
-    const progress: Array<[number, number | undefined]> = [];
-    const done = await client.callTool({ name: 'trigger-long-running-operation', arguments: { duration: 2, steps: 4 } }, undefined, {
-      onprogress: (p) => progress.push([p.progress, p.total]),
-      timeout: 60_000,
-    });
-    expect(text(done)).toMatch(/Long running operation completed/i);
-    expect(progress).toEqual([[1, 4], [2, 4], [3, 4], [4, 4]]);
+      const client = await connect(everything);
+      expect(client.getServerVersion()?.name).toBe('mcp-servers/everything');
+      const tools = (await client.listTools()).tools.map((t) => t.name);
+      expect(tools).toEqual(expect.arrayContaining(['echo', 'get-sum', 'trigger-long-running-operation']));
+      expect(mcp.status?.tools?.count).toBe(tools.length);
+      expect(text(await client.callTool({ name: 'echo', arguments: { message: 'hello from the real node' } }))).toBe(
+        'Echo: hello from the real node',
+      );
+      const resources = (await client.listResources()).resources;
+      expect(resources.length).toBeGreaterThan(0);
+      const read = await client.readResource({ uri: resources[0]!.uri });
+      expect(read.contents[0]?.uri).toBe(resources[0]!.uri);
+      const progress: Array<[number, number | undefined]> = [];
+      const done = await client.callTool(
+        { name: 'trigger-long-running-operation', arguments: { duration: 2, steps: 4 } },
+        undefined,
+        {
+          onprogress: (p) => progress.push([p.progress, p.total]),
+          timeout: 60_000,
+        },
+      );
+      expect(text(done)).toMatch(/Long running operation completed/i);
+      expect(progress).toEqual([
+        [1, 4],
+        [2, 4],
+        [3, 4],
+        [4, 4],
+      ]);
 
-    // The in-cluster path: from inside a pod, the Service's DNS name (CoreDNS, kube-proxy) reaches the bridge.
-    expect(await initializeFromPod(pod.metadata!.name!, mcp.status!.url!)).toBe('mcp-servers/everything');
-  }, READY_WAIT_MS + 180_000);
+      // The in-cluster path: from inside a pod, the Service's DNS name (CoreDNS, kube-proxy) reaches the bridge.
+      expect(await initializeFromPod(pod.metadata!.name!, mcp.status!.url!)).toBe('mcp-servers/everything');
+    },
+    READY_WAIT_MS + 180_000,
+  );
 
   it('two HTTP sessions, 50 interleaved concurrent calls each: every answer reaches the session that asked', async () => {
     await waitReadyVerified(everything);
@@ -204,9 +282,16 @@ describeReal('bridged stdio MCPServers on the real node', () => {
     const b = await connect(everything);
     const calls: Array<Promise<[string, string]>> = [];
     for (let i = 0; i < 50; i++) {
-      for (const [who, c] of [['a', a], ['b', b]] as const) {
+      for (const [who, c] of [
+        ['a', a],
+        ['b', b],
+      ] as const) {
         const msg = `${who}-${i}-${randomBytes(4).toString('hex')}`;
-        calls.push(c.callTool({ name: 'echo', arguments: { message: msg } }, undefined, { timeout: 120_000 }).then((r) => [msg, text(r)]));
+        calls.push(
+          c
+            .callTool({ name: 'echo', arguments: { message: msg } }, undefined, { timeout: 120_000 })
+            .then((r) => [msg, text(r)]),
+        );
       }
     }
     const answers = await Promise.all(calls);
@@ -214,88 +299,128 @@ describeReal('bridged stdio MCPServers on the real node', () => {
     for (const [msg, got] of answers) expect(got).toBe(`Echo: ${msg}`);
   }, 300_000);
 
-  it('killing the stdio process: the in-flight call gets an error (not a hang), the container restarts, the bridge re-initializes, new calls succeed on the same session', async () => {
-    await waitReadyVerified(everything);
-    const client = await connect(everything);
-    const pod = await podOf(everything);
-    const before = containerStatus(pod, 'mcp-server')!;
-    const bridgeBefore = containerStatus(pod, 'mcp-bridge')!.restartCount;
-    const id = before.containerID?.replace(/^containerd:\/\//, '');
-    expect(id).toBeTruthy();
-    const cd = clusterContainerd();
-    if (!cd) throw new Error('no containerd of the real node');
+  it(
+    'killing the stdio process: the in-flight call gets an error (not a hang), the container restarts, the bridge re-initializes, new calls succeed on the same session',
+    async () => {
+      await waitReadyVerified(everything);
+      const client = await connect(everything);
+      const pod = await podOf(everything);
+      const before = containerStatus(pod, 'mcp-server')!;
+      const bridgeBefore = containerStatus(pod, 'mcp-bridge')!.restartCount;
+      const id = before.containerID?.replace(/^containerd:\/\//, '');
+      expect(id).toBeTruthy();
+      const cd = clusterContainerd();
+      if (!cd) throw new Error('no containerd of the real node');
 
-    let progressed = 0;
-    const inflight = client
-      .callTool({ name: 'trigger-long-running-operation', arguments: { duration: 60, steps: 60 } }, undefined, { onprogress: () => void progressed++, timeout: 180_000 })
-      .then(() => 'answered', (e: Error) => `error: ${e.message}`);
-    await waitFor('the long-running call to report progress', async () => progressed > 0, 60_000, 200);
-    // SIGKILL to the server container's task (its pid 1, the server itself after the launcher's exec).
-    await execFileAsync(cd.ctr, ['-a', cd.address, '-n', 'k8s.io', 'tasks', 'kill', '-s', 'SIGKILL', id!], { timeout: 60_000 });
-    // Bounded: the bridge answers in-flight requests at once when the process's stdout closes.
-    const outcome = await Promise.race([inflight, new Promise<string>((r) => setTimeout(() => r('no answer within 90 s'), 90_000).unref())]);
-    expect(outcome).toMatch(/^error: .*exited while handling tools\/call/);
+      let progressed = 0;
+      const inflight = client
+        .callTool({ name: 'trigger-long-running-operation', arguments: { duration: 60, steps: 60 } }, undefined, {
+          onprogress: () => void progressed++,
+          timeout: 180_000,
+        })
+        .then(
+          () => 'answered',
+          (e: Error) => `error: ${e.message}`,
+        );
+      await waitFor('the long-running call to report progress', async () => progressed > 0, 60_000, 200);
+      // SIGKILL to the server container's task (its pid 1, the server itself after the launcher's exec).
+      await execFileAsync(cd.ctr, ['-a', cd.address, '-n', 'k8s.io', 'tasks', 'kill', '-s', 'SIGKILL', id!], {
+        timeout: 60_000,
+      });
+      // Bounded: the bridge answers in-flight requests at once when the process's stdout closes.
+      const outcome = await Promise.race([
+        inflight,
+        new Promise<string>((r) => setTimeout(() => r('no answer within 90 s'), 90_000).unref()),
+      ]);
+      expect(outcome).toMatch(/^error: .*exited while handling tools\/call/);
 
-    const restarted = await waitFor(
-      'the server container restarted and the pod Ready again',
-      async () => {
-        const p = await podOf(everything);
-        return (containerStatus(p, 'mcp-server')?.restartCount ?? 0) > before.restartCount && isReady(p) ? p : undefined;
-      },
-      READY_WAIT_MS,
-      1000,
-    );
-    expect(restarted.metadata!.name).toBe(pod.metadata!.name); // same pod: the container restarted
-    expect(containerStatus(restarted, 'mcp-bridge')?.restartCount).toBe(bridgeBefore); // the bridge kept running
-    // The bridge initialized the new process; the session it kept works.
-    expect(text(await client.callTool({ name: 'echo', arguments: { message: 'after the restart' } }))).toBe('Echo: after the restart');
-    const fresh = await connect(everything);
-    expect(text(await fresh.callTool({ name: 'get-sum', arguments: { a: 2, b: 40 } }))).toMatch(/42/);
-    const metrics = await kubectl('get', '--raw', `/api/v1/namespaces/${ns}/pods/${pod.metadata!.name}:3001/proxy/metrics`);
-    // One connection of the bridge per start of the server container: the restart was re-initialized.
-    const starts = Number(/^kubemcp_bridge_process_starts_total (\d+)/m.exec(metrics)?.[1]);
-    expect(starts).toBe((containerStatus(restarted, 'mcp-server')?.restartCount ?? 0) + 1);
-  }, READY_WAIT_MS + 300_000);
+      const restarted = await waitFor(
+        'the server container restarted and the pod Ready again',
+        async () => {
+          const p = await podOf(everything);
+          return (containerStatus(p, 'mcp-server')?.restartCount ?? 0) > before.restartCount && isReady(p)
+            ? p
+            : undefined;
+        },
+        READY_WAIT_MS,
+        1000,
+      );
+      expect(restarted.metadata!.name).toBe(pod.metadata!.name); // same pod: the container restarted
+      expect(containerStatus(restarted, 'mcp-bridge')?.restartCount).toBe(bridgeBefore); // the bridge kept running
+      // The bridge initialized the new process; the session it kept works.
+      expect(text(await client.callTool({ name: 'echo', arguments: { message: 'after the restart' } }))).toBe(
+        'Echo: after the restart',
+      );
+      const fresh = await connect(everything);
+      expect(text(await fresh.callTool({ name: 'get-sum', arguments: { a: 2, b: 40 } }))).toMatch(/42/);
+      const metrics = await kubectl(
+        'get',
+        '--raw',
+        `/api/v1/namespaces/${ns}/pods/${pod.metadata!.name}:3001/proxy/metrics`,
+      );
+      // One connection of the bridge per start of the server container: the restart was re-initialized.
+      const starts = Number(/^kubemcp_bridge_process_starts_total (\d+)/m.exec(metrics)?.[1]);
+      expect(starts).toBe((containerStatus(restarted, 'mcp-server')?.restartCount ?? 0) + 1);
+    },
+    READY_WAIT_MS + 300_000,
+  );
 
-  it('kubemcp serve --transport stdio (the kubemcp image) bridged the same way: Ready, Verified, tools/list through the Service', async () => {
-    const name = 'kubemcp-stdio';
-    await applyMcp(name, { image: KUBEMCP_IMAGE, transport: 'stdio', port: 3001, command: ['node', '/app/dist/cli/kubemcp.js'], args: ['serve', '--transport', 'stdio', '--read-only'], resources: SMALL });
-    const mcp = await waitReadyVerified(name);
-    const pod = await podOf(name);
-    expect(pod.spec?.nodeName).toBe(REAL_NODE_NAME);
-    const client = await connect(name);
-    const tools = (await client.listTools()).tools.map((t) => t.name);
-    expect(tools).toEqual(expect.arrayContaining(['list-resources', 'get-resource', 'list-mcpservers']));
-    expect(tools).not.toContain('create-pod'); // --read-only reached the process through args
-    expect(mcp.status?.tools?.count).toBe(tools.length);
-    expect(mcp.status?.serverInfo?.name).toBe(client.getServerVersion()?.name);
-    expect(await initializeFromPod(pod.metadata!.name!, mcp.status!.url!)).toBe(client.getServerVersion()?.name);
-  }, READY_WAIT_MS + 120_000);
+  it(
+    'kubemcp serve --transport stdio (the kubemcp image) bridged the same way: Ready, Verified, tools/list through the Service',
+    async () => {
+      const name = 'kubemcp-stdio';
+      await applyMcp(name, {
+        image: KUBEMCP_IMAGE,
+        transport: 'stdio',
+        port: 3001,
+        command: ['node', '/app/dist/cli/kubemcp.js'],
+        args: ['serve', '--transport', 'stdio', '--read-only'],
+        resources: SMALL,
+      });
+      const mcp = await waitReadyVerified(name);
+      const pod = await podOf(name);
+      expect(pod.spec?.nodeName).toBe(REAL_NODE_NAME);
+      const client = await connect(name);
+      const tools = (await client.listTools()).tools.map((t) => t.name);
+      expect(tools).toEqual(expect.arrayContaining(['list-resources', 'get-resource', 'list-mcpservers']));
+      expect(tools).not.toContain('create-pod'); // --read-only reached the process through args
+      expect(mcp.status?.tools?.count).toBe(tools.length);
+      expect(mcp.status?.serverInfo?.name).toBe(client.getServerVersion()?.name);
+      expect(await initializeFromPod(pod.metadata!.name!, mcp.status!.url!)).toBe(client.getServerVersion()?.name);
+    },
+    READY_WAIT_MS + 120_000,
+  );
 
-  it('a stdio process that never answers initialize: the pod is not Ready and the MCPServer status says why (BridgeNotReady, the bridge\'s reason)', async () => {
-    const name = 'mute';
-    // busybox sleep from the image's base: it holds the FIFOs open and never reads a line.
-    await applyMcp(name, { ...everythingSpec, command: ['sleep', '3600'], args: [] });
-    let last: MCPServer | undefined;
-    const mcp = await waitFor(
-      'the initialize timeout in the MCPServer status',
-      async () => {
-        const o = (last = await getMcp(name));
-        return /has not answered initialize within 30 s/.test(condition(o, 'Ready')?.message ?? '') ? o : undefined;
-      },
-      READY_WAIT_MS,
-      1000,
-    ).catch((e: Error) => {
-      throw new Error(`${e.message}; last conditions: ${JSON.stringify(last?.status?.conditions)}`);
-    });
-    expect(mcp.status?.phase).toBe('Pending');
-    expect(condition(mcp, 'Ready')).toMatchObject({ status: 'False', reason: 'BridgeNotReady' });
-    expect(condition(mcp, 'Ready')?.message).toMatch(/container mcp-bridge: not ready: the stdio process has not answered initialize within 30 s/);
-    expect(condition(mcp, 'DeploymentReady')).toMatchObject({ status: 'False', reason: 'BridgeNotReady' });
-    expect(condition(mcp, 'Verified')?.status).not.toBe('True');
-    const pod = await podOf(name);
-    expect(isReady(pod)).toBe(false);
-    expect(containerStatus(pod, 'mcp-server')).toMatchObject({ ready: true, restartCount: 0 }); // running, just silent
-    expect(containerStatus(pod, 'mcp-bridge')?.ready).toBe(false);
-  }, READY_WAIT_MS + 60_000);
+  it(
+    "a stdio process that never answers initialize: the pod is not Ready and the MCPServer status says why (BridgeNotReady, the bridge's reason)",
+    async () => {
+      const name = 'mute';
+      // busybox sleep from the image's base: it holds the FIFOs open and never reads a line.
+      await applyMcp(name, { ...everythingSpec, command: ['sleep', '3600'], args: [] });
+      let last: MCPServer | undefined;
+      const mcp = await waitFor(
+        'the initialize timeout in the MCPServer status',
+        async () => {
+          const o = (last = await getMcp(name));
+          return /has not answered initialize within 30 s/.test(condition(o, 'Ready')?.message ?? '') ? o : undefined;
+        },
+        READY_WAIT_MS,
+        1000,
+      ).catch((e: Error) => {
+        throw new Error(`${e.message}; last conditions: ${JSON.stringify(last?.status?.conditions)}`);
+      });
+      expect(mcp.status?.phase).toBe('Pending');
+      expect(condition(mcp, 'Ready')).toMatchObject({ status: 'False', reason: 'BridgeNotReady' });
+      expect(condition(mcp, 'Ready')?.message).toMatch(
+        /container mcp-bridge: not ready: the stdio process has not answered initialize within 30 s/,
+      );
+      expect(condition(mcp, 'DeploymentReady')).toMatchObject({ status: 'False', reason: 'BridgeNotReady' });
+      expect(condition(mcp, 'Verified')?.status).not.toBe('True');
+      const pod = await podOf(name);
+      expect(isReady(pod)).toBe(false);
+      expect(containerStatus(pod, 'mcp-server')).toMatchObject({ ready: true, restartCount: 0 }); // running, just silent
+      expect(containerStatus(pod, 'mcp-bridge')?.ready).toBe(false);
+    },
+    READY_WAIT_MS + 60_000,
+  );
 });

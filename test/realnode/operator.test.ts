@@ -43,7 +43,10 @@ const sfx = randomBytes(3).toString('hex');
 const opNs = `op-${sfx}`;
 /** Where this suite's MCPServers live; the only namespace the operator watches. */
 const ns = `mcps-${sfx}`;
-const RESTRICTED = { 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/enforce-version': 'latest' };
+const RESTRICTED = {
+  'pod-security.kubernetes.io/enforce': 'restricted',
+  'pod-security.kubernetes.io/enforce-version': 'latest',
+};
 /** Small requests, so a few MCPServer pods fit the real node beside the other suites' pods. */
 const SMALL = { requests: { cpu: '50m', memory: '96Mi' } };
 
@@ -59,25 +62,49 @@ const objects = k8s.KubernetesObjectApi.makeApiClient(kc);
 async function kubectl(...args: string[]): Promise<string> {
   const state = readState();
   if (!state) throw new Error('no local cluster state');
-  const { stdout } = await execFileAsync(path.join(state.binDir, 'kubectl'), ['--kubeconfig', process.env.KUBECONFIG ?? KUBECONFIG_PATH, ...args], {
-    timeout: 60_000,
-    maxBuffer: 16 * 1024 * 1024,
-  });
+  const { stdout } = await execFileAsync(
+    path.join(state.binDir, 'kubectl'),
+    ['--kubeconfig', process.env.KUBECONFIG ?? KUBECONFIG_PATH, ...args],
+    {
+      timeout: 60_000,
+      maxBuffer: 16 * 1024 * 1024,
+    },
+  );
   return stdout;
 }
 
 type Cond = { type: string; status: string; reason?: string; message?: string };
 type MCPServer = {
   spec: Record<string, unknown>;
-  status?: { phase?: string; readyReplicas?: number; replicas?: number; conditions?: Cond[]; url?: string; serverInfo?: { name?: string }; tools?: { count: number; names?: string[]; hash?: string } };
+  status?: {
+    phase?: string;
+    readyReplicas?: number;
+    replicas?: number;
+    conditions?: Cond[];
+    url?: string;
+    serverInfo?: { name?: string };
+    tools?: { count: number; names?: string[]; hash?: string };
+  };
 };
 const condition = (o: MCPServer, type: string) => o.status?.conditions?.find((c) => c.type === type);
 
-const getMcp = async (name: string) => (await custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace: ns, name })) as MCPServer;
+const getMcp = async (name: string) =>
+  (await custom.getNamespacedCustomObject({
+    group: GROUP,
+    version: VERSION,
+    plural: PLURAL,
+    namespace: ns,
+    name,
+  })) as MCPServer;
 
 /** Server-side applies an MCPServer in {@link ns} (field manager kubemcp-test). */
 async function applyMcp(name: string, spec: Record<string, unknown>): Promise<void> {
-  await apply(objects, { apiVersion: `${GROUP}/${VERSION}`, kind: 'MCPServer', metadata: { name, namespace: ns }, spec });
+  await apply(objects, {
+    apiVersion: `${GROUP}/${VERSION}`,
+    kind: 'MCPServer',
+    metadata: { name, namespace: ns },
+    spec,
+  });
 }
 
 /** Pods of an MCPServer (selector labels of the construct), not terminating. */
@@ -89,12 +116,20 @@ async function podsOf(name: string): Promise<k8s.V1Pod[]> {
 const isReady = (p: k8s.V1Pod) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
 
 /** An operator-chart object, with the fields this suite edits (by kind: bindings, the Deployment). */
-type ChartObject = k8s.KubernetesObject & { metadata: k8s.V1ObjectMeta; roleRef?: k8s.V1RoleRef; subjects?: k8s.RbacV1Subject[]; spec?: k8s.V1DeploymentSpec };
+type ChartObject = k8s.KubernetesObject & {
+  metadata: k8s.V1ObjectMeta;
+  roleRef?: k8s.V1RoleRef;
+  subjects?: k8s.RbacV1Subject[];
+  spec?: k8s.V1DeploymentSpec;
+};
 
 /** The operator chart's objects for this suite (see the file's docstring for what is changed). */
 function operatorObjects(): ChartObject[] {
   const out: ChartObject[] = [];
-  for (const o of new OperatorChart(new App({ outdir: '/dev/null' }), 'operator', { image: KUBEMCP_IMAGE, includeCrd: false }).toJson() as ChartObject[]) {
+  for (const o of new OperatorChart(new App({ outdir: '/dev/null' }), 'operator', {
+    image: KUBEMCP_IMAGE,
+    includeCrd: false,
+  }).toJson() as ChartObject[]) {
     if (o.kind === 'Namespace') continue; // created by the suite with the restricted and real-node labels
     if (o.metadata.namespace === OPERATOR_NAMESPACE) o.metadata.namespace = opNs;
     if (o.kind === 'ClusterRole' || o.kind === 'ClusterRoleBinding') o.metadata.name = `${o.metadata.name}-${sfx}`;
@@ -111,7 +146,10 @@ function operatorObjects(): ChartObject[] {
 
 /** The Ready, non-terminating pod of the operator's Deployment (one replica). */
 async function operatorPod(): Promise<k8s.V1Pod | undefined> {
-  const pods = await core.listNamespacedPod({ namespace: opNs, labelSelector: 'app.kubernetes.io/name=kubemcp,app.kubernetes.io/component=controller' });
+  const pods = await core.listNamespacedPod({
+    namespace: opNs,
+    labelSelector: 'app.kubernetes.io/name=kubemcp,app.kubernetes.io/component=controller',
+  });
   const live = pods.items.filter((p) => !p.metadata?.deletionTimestamp);
   return live.length === 1 && isReady(live[0]!) ? live[0] : undefined;
 }
@@ -130,7 +168,8 @@ describeReal('operator and kubemcp serve as pods on the real node', () => {
   };
 
   beforeAll(async () => {
-    if (!status.available) throw new Error(`the real node is not available: ${status.reason?.message ?? 'unknown reason'}`);
+    if (!status.available)
+      throw new Error(`the real node is not available: ${status.reason?.message ?? 'unknown reason'}`);
     ensureImagesLoaded({ output: 'pipe', log: () => undefined });
     await core.createNamespace({ body: realNodeNamespace(opNs, RESTRICTED) });
     await core.createNamespace({ body: realNodeNamespace(ns, RESTRICTED) });
@@ -139,7 +178,10 @@ describeReal('operator and kubemcp serve as pods on the real node', () => {
     // kubemcp serve's identity: read everything but Secrets (the built-in view role), plus nodes and namespaces.
     await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: 'kubemcp-reader' } } });
     await rbac.createClusterRole({
-      body: { metadata: { name: `kubemcp-reader-${sfx}` }, rules: [{ apiGroups: [''], resources: ['nodes', 'namespaces'], verbs: ['get', 'list', 'watch'] }] },
+      body: {
+        metadata: { name: `kubemcp-reader-${sfx}` },
+        rules: [{ apiGroups: [''], resources: ['nodes', 'namespaces'], verbs: ['get', 'list', 'watch'] }],
+      },
     });
     for (const role of [`kubemcp-reader-${sfx}`, 'view']) {
       await rbac.createClusterRoleBinding({
@@ -171,9 +213,15 @@ describeReal('operator and kubemcp serve as pods on the real node', () => {
         .createNamespacedPod({
           namespace: n,
           dryRun: 'All',
-          body: { metadata: { name: 'privileged' }, spec: { containers: [{ name: 'c', image: KUBEMCP_IMAGE, securityContext: { privileged: true } }] } },
+          body: {
+            metadata: { name: 'privileged' },
+            spec: { containers: [{ name: 'c', image: KUBEMCP_IMAGE, securityContext: { privileged: true } }] },
+          },
         })
-        .then(() => undefined, (e: unknown) => e);
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
       expect(err).toBeDefined();
       expect(apiMessage(err)).toMatch(/violates PodSecurity "restricted:latest"/);
     }
@@ -184,7 +232,10 @@ describeReal('operator and kubemcp serve as pods on the real node', () => {
       'the operator Deployment Available',
       async () => {
         const d = await apps.readNamespacedDeployment({ name: CONTROLLER_NAME, namespace: opNs });
-        return d.status?.conditions?.some((c) => c.type === 'Available' && c.status === 'True') && (d.status.readyReplicas ?? 0) >= 1 ? d : undefined;
+        return d.status?.conditions?.some((c) => c.type === 'Available' && c.status === 'True') &&
+          (d.status.readyReplicas ?? 0) >= 1
+          ? d
+          : undefined;
       },
       300_000,
       1000,
@@ -223,7 +274,9 @@ describeReal('operator and kubemcp serve as pods on the real node', () => {
     expect(lease.spec?.leaseDurationSeconds).toBe(15);
     // Node's own process warnings ("(node:1) ...Warning: ...") go to stderr as plain text; every
     // other line is the controller's pino JSON.
-    const logs = (await kubectl('logs', '-n', opNs, pod.metadata!.name!)).split('\n').filter((l) => l.trim() && !/^\(node:\d+\) |^\(Use `node --trace/.test(l));
+    const logs = (await kubectl('logs', '-n', opNs, pod.metadata!.name!))
+      .split('\n')
+      .filter((l) => l.trim() && !/^\(node:\d+\) |^\(Use `node --trace/.test(l));
     expect(logs.length).toBeGreaterThan(0);
     const parsed = logs.map((l) => JSON.parse(l) as { level: number; msg: string });
     expect(parsed.some((l) => /leader/.test(l.msg))).toBe(true);
@@ -312,7 +365,9 @@ describeReal('operator and kubemcp serve as pods on the real node', () => {
     const podName = fresh[0]!.metadata!.name!;
     const env = await kubectl('exec', '-n', ns, podName, '--', 'env');
     expect(env.split('\n')).toContain('MCP_CONFIG_FILE=/etc/mcp/config.json');
-    const file = JSON.parse(await kubectl('exec', '-n', ns, podName, '--', 'cat', '/etc/mcp/config.json')) as { config: Record<string, string> };
+    const file = JSON.parse(await kubectl('exec', '-n', ns, podName, '--', 'cat', '/etc/mcp/config.json')) as {
+      config: Record<string, string>;
+    };
     expect(file.config).toEqual({ readOnly: 'true', denyTools: 'list-events' });
     const client = await connectThroughServiceProxy(kc, ns, serve);
     clients.push(client);
@@ -333,8 +388,14 @@ describeReal('operator and kubemcp serve as pods on the real node', () => {
   }, 480_000);
 
   it('a container that serves plain HTTP, not MCP, is not Ready: Verified False with ProtocolError', async () => {
-    const server = "require('http').createServer((q, s) => { s.setHeader('content-type', 'text/html'); s.end('<html>hello</html>'); }).listen(3001, '0.0.0.0')";
-    await applyMcp('plain-http', { image: KUBEMCP_IMAGE, port: 3001, command: ['node', '-e', server], resources: SMALL });
+    const server =
+      "require('http').createServer((q, s) => { s.setHeader('content-type', 'text/html'); s.end('<html>hello</html>'); }).listen(3001, '0.0.0.0')";
+    await applyMcp('plain-http', {
+      image: KUBEMCP_IMAGE,
+      port: 3001,
+      command: ['node', '-e', server],
+      resources: SMALL,
+    });
     const o = await waitFor(
       // The first handshake may race kube-proxy programming the new Service (ConnectionFailed,
       // retried after 2 s, 4 s, ...): wait for the lasting reason.
@@ -354,7 +415,11 @@ describeReal('operator and kubemcp serve as pods on the real node', () => {
   }, 360_000);
 
   it('an MCP server behind a bearer token is not Ready: Verified False with AuthRequired', async () => {
-    await applyMcp('needs-token', { ...serveSpec, config: { readOnly: 'true' }, env: [{ name: 'MCP_TOKEN', value: `t-${sfx}` }] });
+    await applyMcp('needs-token', {
+      ...serveSpec,
+      config: { readOnly: 'true' },
+      env: [{ name: 'MCP_TOKEN', value: `t-${sfx}` }],
+    });
     const o = await waitFor(
       // The first handshake may race kube-proxy programming the new Service (ConnectionFailed,
       // retried after 2 s, 4 s, ...): wait for the lasting reason.
@@ -377,7 +442,9 @@ describeReal('operator and kubemcp serve as pods on the real node', () => {
       'the pull failure in the MCPServer status',
       async () => {
         const m = await getMcp('no-image');
-        const why = (m.status?.conditions ?? []).some((c) => /ImagePullBackOff|ErrImagePull|ErrImageNeverPull/.test(`${c.reason ?? ''} ${c.message ?? ''}`));
+        const why = (m.status?.conditions ?? []).some((c) =>
+          /ImagePullBackOff|ErrImagePull|ErrImageNeverPull/.test(`${c.reason ?? ''} ${c.message ?? ''}`),
+        );
         return why ? m : undefined;
       },
       240_000,
@@ -389,12 +456,19 @@ describeReal('operator and kubemcp serve as pods on the real node', () => {
 
   it('an MCPServer whose server exits at start is not Ready, with CrashLoopBackOff in status', async () => {
     // kubemcp serve refuses an unknown transport and exits 1 (the user's env replaces the operator's MCP_TRANSPORT).
-    await applyMcp('crasher', { image: KUBEMCP_IMAGE, port: 3001, resources: SMALL, env: [{ name: 'MCP_TRANSPORT', value: 'carrier-pigeon' }] });
+    await applyMcp('crasher', {
+      image: KUBEMCP_IMAGE,
+      port: 3001,
+      resources: SMALL,
+      env: [{ name: 'MCP_TRANSPORT', value: 'carrier-pigeon' }],
+    });
     const o = await waitFor(
       'CrashLoopBackOff in the MCPServer status',
       async () => {
         const m = await getMcp('crasher');
-        return (m.status?.conditions ?? []).some((c) => /CrashLoopBackOff/.test(`${c.reason ?? ''} ${c.message ?? ''}`)) ? m : undefined;
+        return (m.status?.conditions ?? []).some((c) => /CrashLoopBackOff/.test(`${c.reason ?? ''} ${c.message ?? ''}`))
+          ? m
+          : undefined;
       },
       240_000,
       1000,
@@ -419,7 +493,10 @@ describeReal('operator and kubemcp serve as pods on the real node', () => {
     );
     await waitFor(
       'the Lease held by the new pod',
-      async () => (await coord.readNamespacedLease({ name: CONTROLLER_NAME, namespace: opNs })).spec?.holderIdentity?.startsWith(fresh.metadata!.name!),
+      async () =>
+        (await coord.readNamespacedLease({ name: CONTROLLER_NAME, namespace: opNs })).spec?.holderIdentity?.startsWith(
+          fresh.metadata!.name!,
+        ),
       120_000,
       1000,
     );
