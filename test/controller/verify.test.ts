@@ -82,7 +82,10 @@ describe('mcpHandshake against real servers on 127.0.0.1', () => {
   it('kubemcp serve with --token: AuthRequired with its WWW-Authenticate challenge', async () => {
     const r = await mcpHandshake({ url: authServe.url, timeoutMs: 20_000 });
     expect(r).toMatchObject({ ok: false, reason: 'AuthRequired' });
-    expect(r.message).toBe('HTTP 401: the server requires authorization; WWW-Authenticate: Bearer realm="kubemcp"');
+    // kubemcp serve's 401 comes from the MCP SDK's requireBearerAuth (mcp-server/http-guard.ts).
+    expect(r.message).toBe(
+      'HTTP 401: the server requires authorization; WWW-Authenticate: Bearer error="invalid_token", error_description="Missing Authorization header"',
+    );
   });
 
   it('a 401 server: AuthRequired naming the challenge (resource metadata included)', async () => {
