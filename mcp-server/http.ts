@@ -18,6 +18,7 @@ import { SubscriptionHub } from './resources.js';
 import { Metrics } from './metrics.js';
 import { errorText } from './kube.js';
 import { httpGuard } from './http-guard.js';
+import { readBody, rpcError, send, sessionFor } from './http-json.js';
 
 /** Options of the HTTP transport. */
 export interface HttpOptions {
@@ -50,37 +51,6 @@ export interface RunningHttp {
   /** Apiserver watches the subscriptions of all sessions hold (shared per target). */
   watches: () => number;
   close: () => Promise<void>;
-}
-
-function send(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  if (res.headersSent) return;
-  const text = typeof body === 'string' ? body : JSON.stringify(body);
-  res.writeHead(status, {
-    'Content-Type': typeof body === 'string' ? 'text/plain; charset=utf-8' : 'application/json',
-    ...headers,
-  });
-  res.end(text);
-}
-
-function rpcError(
-  res: http.ServerResponse,
-  status: number,
-  code: number,
-  message: string,
-  headers: Record<string, string> = {},
-): void {
-  send(res, status, { jsonrpc: '2.0', error: { code, message }, id: null }, headers);
-}
-
-async function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer | 'too-large'> {
-  const chunks: Buffer[] = [];
-  let n = 0;
-  for await (const c of req as AsyncIterable<Buffer>) {
-    n += c.length;
-    if (n > limit) return 'too-large';
-    chunks.push(c);
-  }
-  return Buffer.concat(chunks);
 }
 
 /**
@@ -170,15 +140,8 @@ export async function startHttp(deps: ServerDeps & { log: Logger }, opts: HttpOp
     if (req.method === 'GET' || req.method === 'DELETE') {
       if (opts.stateless)
         return rpcError(res, 405, -32000, 'Method not allowed: the server is stateless', { Allow: 'POST' });
-      const s = sid ? sessions.get(sid) : undefined;
-      if (!s)
-        return rpcError(
-          res,
-          sid ? 404 : 400,
-          sid ? -32001 : -32000,
-          sid ? 'Session not found' : 'Bad Request: Mcp-Session-Id header required',
-        );
-      s.seen = Date.now();
+      const s = sessionFor(res, sid, sessions);
+      if (!s) return;
       await s.transport.handleRequest(req, res);
       if (req.method === 'DELETE' && sid) await closeSession(sid);
       return;

@@ -22,6 +22,7 @@ import {
 import type { Logger } from 'pino';
 import { BRIDGE_ERROR, type BridgeSession, type StdioBridge } from './bridge.js';
 import { httpGuard } from '../http-guard.js';
+import { readBody, rpcError, send, sessionFor } from '../http-json.js';
 
 /** Options of {@link startBridgeHttp}. */
 export interface BridgeHttpOptions {
@@ -41,27 +42,6 @@ export interface RunningBridgeHttp {
   port: number;
   sessions: () => number;
   close: () => Promise<void>;
-}
-
-function send(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  if (res.headersSent) return;
-  res.writeHead(status, { 'Content-Type': 'application/json', ...headers });
-  res.end(JSON.stringify(body));
-}
-
-function rpcError(res: http.ServerResponse, status: number, code: number, message: string): void {
-  send(res, status, { jsonrpc: '2.0', error: { code, message }, id: null });
-}
-
-async function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer | 'too-large'> {
-  const chunks: Buffer[] = [];
-  let n = 0;
-  for await (const c of req as AsyncIterable<Buffer>) {
-    n += c.length;
-    if (n > limit) return 'too-large';
-    chunks.push(c);
-  }
-  return Buffer.concat(chunks);
 }
 
 /**
@@ -136,15 +116,8 @@ export async function startBridgeHttp(
       return transport.handleRequest(req, res, body);
     }
     if (req.method === 'GET' || req.method === 'DELETE') {
-      const s = sid ? sessions.get(sid) : undefined;
-      if (!s)
-        return rpcError(
-          res,
-          sid ? 404 : 400,
-          sid ? -32001 : -32000,
-          sid ? 'Session not found' : 'Bad Request: Mcp-Session-Id header required',
-        );
-      s.seen = Date.now();
+      const s = sessionFor(res, sid, sessions);
+      if (!s) return;
       await s.transport.handleRequest(req, res);
       if (req.method === 'DELETE' && sid) closeSession(sid);
       return;
