@@ -3,10 +3,14 @@
  * $KUBECONFIG (set by test/globalSetup.ts), server-side apply of plain JSON objects, and
  * bounded polling.
  */
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { CRD_NAME, mcpServerCrd } from '../charts/api/crd.js';
-import { poll } from '../cluster/index.js';
+import { GROUP, PLURAL, VERSION } from '../charts/api/schema.js';
+import { KUBECONFIG_PATH, poll, readState } from '../cluster/index.js';
 
 /** KubeConfig of the local control plane. @throws when KUBECONFIG is not set. */
 export function kubeConfig(): k8s.KubeConfig {
@@ -119,4 +123,77 @@ export function parseTable(out: string): Array<Record<string, string>> {
       ]),
     ),
   );
+}
+
+const execFileAsync = promisify(execFile);
+
+/**
+ * Runs the local cluster's kubectl (built by cluster/build.sh) against $KUBECONFIG (else the
+ * cluster's admin kubeconfig), bounded to 60 s and 16 MiB of output.
+ * @returns its stdout. @throws when no cluster state exists or kubectl fails or times out.
+ */
+export async function kubectl(...args: string[]): Promise<string> {
+  const state = readState();
+  if (!state) throw new Error('no local cluster state');
+  const { stdout } = await execFileAsync(
+    path.join(state.binDir, 'kubectl'),
+    ['--kubeconfig', process.env.KUBECONFIG ?? KUBECONFIG_PATH, ...args],
+    { timeout: 60_000, maxBuffer: 16 * 1024 * 1024 },
+  );
+  return stdout;
+}
+
+/** A condition of an MCPServer's status, as the tests read it. */
+export type McpCondition = { type: string; status: string; reason?: string; message?: string };
+
+/** An MCPServer as the tests read it (the status fields they check). */
+export type McpServerObject = {
+  spec: Record<string, unknown>;
+  status?: {
+    phase?: string;
+    readyReplicas?: number;
+    replicas?: number;
+    conditions?: McpCondition[];
+    url?: string;
+    endpoint?: string;
+    serverInfo?: { name?: string };
+    tools?: { count: number; names?: string[]; hash?: string };
+  };
+};
+
+/** The condition `type` of an MCPServer's status, if any. */
+export const mcpCondition = (o: McpServerObject | undefined, type: string): McpCondition | undefined =>
+  o?.status?.conditions?.find((c) => c.type === type);
+
+/**
+ * Reads and server-side applies MCPServers of one namespace (apply uses {@link apply}'s field
+ * manager, kubemcp-test). `get` throws the apiserver's error (e.g. 404) as client-node does.
+ */
+export function mcpServers(
+  kc: k8s.KubeConfig,
+  namespace: string,
+): {
+  get: (name: string) => Promise<McpServerObject>;
+  apply: (name: string, spec: Record<string, unknown>) => Promise<void>;
+} {
+  const custom = kc.makeApiClient(k8s.CustomObjectsApi);
+  const objects = k8s.KubernetesObjectApi.makeApiClient(kc);
+  return {
+    get: async (name) =>
+      (await custom.getNamespacedCustomObject({
+        group: GROUP,
+        version: VERSION,
+        plural: PLURAL,
+        namespace,
+        name,
+      })) as McpServerObject,
+    apply: async (name, spec) => {
+      await apply(objects, {
+        apiVersion: `${GROUP}/${VERSION}`,
+        kind: 'MCPServer',
+        metadata: { name, namespace },
+        spec,
+      });
+    },
+  };
 }

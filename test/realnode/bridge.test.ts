@@ -19,18 +19,25 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import path from 'node:path';
 import { promisify } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { pino } from 'pino';
-import { GROUP, PLURAL, VERSION } from '../../charts/api/schema.js';
-import { KUBECONFIG_PATH, REAL_NODE_NAME, readState, realNodeNamespace, realNodeStatus } from '../../cluster/index.js';
+import { REAL_NODE_NAME, realNodeNamespace, realNodeStatus } from '../../cluster/index.js';
 import { Controller } from '../../controller/controller.js';
 import { clusterContainerd, ensureImagesLoaded } from '../../images/cluster.js';
 import { EVERYTHING_BIN, EVERYTHING_IMAGE, KUBEMCP_IMAGE } from '../../images/images.js';
 import { connectThroughServiceProxy } from '../../mcp-server/service-proxy.js';
-import { apiMessage, apply, installCrd, kubeConfig, waitFor } from '../kube.js';
+import {
+  apiMessage,
+  installCrd,
+  kubeConfig,
+  kubectl,
+  mcpCondition as condition,
+  mcpServers,
+  waitFor,
+  type McpServerObject as MCPServer,
+} from '../kube.js';
 
 const execFileAsync = promisify(execFile);
 const status = realNodeStatus();
@@ -50,42 +57,8 @@ const READY_WAIT_MS = 240_000;
 
 const kc = kubeConfig();
 const core = kc.makeApiClient(k8s.CoreV1Api);
-const custom = kc.makeApiClient(k8s.CustomObjectsApi);
-const objects = k8s.KubernetesObjectApi.makeApiClient(kc);
+const { get: getMcp, apply: applyMcp } = mcpServers(kc, ns);
 const log = pino({ level: process.env.KUBEMCP_TEST_LOG ?? 'silent' });
-
-type Cond = { type: string; status: string; reason?: string; message?: string };
-type MCPServer = {
-  spec: Record<string, unknown>;
-  status?: {
-    phase?: string;
-    readyReplicas?: number;
-    conditions?: Cond[];
-    url?: string;
-    endpoint?: string;
-    serverInfo?: { name?: string };
-    tools?: { count: number; names?: string[] };
-  };
-};
-const condition = (o: MCPServer | undefined, type: string) => o?.status?.conditions?.find((c) => c.type === type);
-const getMcp = async (name: string) =>
-  (await custom.getNamespacedCustomObject({
-    group: GROUP,
-    version: VERSION,
-    plural: PLURAL,
-    namespace: ns,
-    name,
-  })) as MCPServer;
-
-/** Server-side applies an MCPServer in {@link ns} (field manager kubemcp-test). */
-async function applyMcp(name: string, spec: Record<string, unknown>): Promise<void> {
-  await apply(objects, {
-    apiVersion: `${GROUP}/${VERSION}`,
-    kind: 'MCPServer',
-    metadata: { name, namespace: ns },
-    spec,
-  });
-}
 
 /** Waits until the MCPServer is Ready with Verified=True; the error carries the last status. */
 async function waitReadyVerified(name: string, timeoutMs = READY_WAIT_MS): Promise<MCPServer> {
@@ -118,21 +91,6 @@ const containerStatus = (p: k8s.V1Pod, c: string) => p.status?.containerStatuses
 const isReady = (p: k8s.V1Pod) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
 const text = (r: unknown) =>
   ((r as { content: Array<{ type: string; text?: string }> }).content ?? []).map((c) => c.text ?? '').join('');
-
-/** Runs the cluster's kubectl (built by cluster/build.sh), bounded to 60 s; returns stdout. */
-async function kubectl(...args: string[]): Promise<string> {
-  const state = readState();
-  if (!state) throw new Error('no local cluster state');
-  const { stdout } = await execFileAsync(
-    path.join(state.binDir, 'kubectl'),
-    ['--kubeconfig', process.env.KUBECONFIG ?? KUBECONFIG_PATH, ...args],
-    {
-      timeout: 60_000,
-      maxBuffer: 16 * 1024 * 1024,
-    },
-  );
-  return stdout;
-}
 
 /**
  * From inside the bridged pod's sidecar (the kubemcp image has Node): an MCP `initialize` POSTed

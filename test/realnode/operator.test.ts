@@ -14,25 +14,29 @@
  * Skipped, with the reason printed, only where the machine cannot run the real node.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import path from 'node:path';
-import { promisify } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { App } from 'cdk8s';
-import { GROUP, PLURAL, VERSION } from '../../charts/api/schema.js';
 import { CONTROLLER_NAME, OPERATOR_NAMESPACE, OperatorChart } from '../../charts/operator.js';
-import { KUBECONFIG_PATH, REAL_NODE_NAME, readState, realNodeNamespace, realNodeStatus } from '../../cluster/index.js';
+import { REAL_NODE_NAME, realNodeNamespace, realNodeStatus } from '../../cluster/index.js';
 import { ensureImagesLoaded } from '../../images/cluster.js';
 import { KUBEMCP_IMAGE } from '../../images/images.js';
 import { connectThroughServiceProxy } from '../../mcp-server/service-proxy.js';
 import { verifyTargetFor } from '../../controller/controller.js';
 import { mcpHandshake } from '../../controller/verify.js';
 import type { MCPServerSpec } from '../../charts/api/schema.js';
-import { apiMessage, apply, installCrd, kubeConfig, waitFor } from '../kube.js';
+import {
+  apiMessage,
+  apply,
+  installCrd,
+  kubeConfig,
+  kubectl,
+  mcpCondition as condition,
+  mcpServers,
+  waitFor,
+} from '../kube.js';
 
-const execFileAsync = promisify(execFile);
 const status = realNodeStatus();
 const skip = !status.available && status.reason?.kind === 'unsupported';
 if (skip) process.stderr.write(`SKIPPED real-node operator tests: ${status.reason?.message}\n`);
@@ -54,58 +58,9 @@ const kc = kubeConfig();
 const core = kc.makeApiClient(k8s.CoreV1Api);
 const apps = kc.makeApiClient(k8s.AppsV1Api);
 const coord = kc.makeApiClient(k8s.CoordinationV1Api);
-const custom = kc.makeApiClient(k8s.CustomObjectsApi);
 const rbac = kc.makeApiClient(k8s.RbacAuthorizationV1Api);
 const objects = k8s.KubernetesObjectApi.makeApiClient(kc);
-
-/** Runs the cluster's kubectl (built by cluster/build.sh), bounded to 60 s; returns stdout. */
-async function kubectl(...args: string[]): Promise<string> {
-  const state = readState();
-  if (!state) throw new Error('no local cluster state');
-  const { stdout } = await execFileAsync(
-    path.join(state.binDir, 'kubectl'),
-    ['--kubeconfig', process.env.KUBECONFIG ?? KUBECONFIG_PATH, ...args],
-    {
-      timeout: 60_000,
-      maxBuffer: 16 * 1024 * 1024,
-    },
-  );
-  return stdout;
-}
-
-type Cond = { type: string; status: string; reason?: string; message?: string };
-type MCPServer = {
-  spec: Record<string, unknown>;
-  status?: {
-    phase?: string;
-    readyReplicas?: number;
-    replicas?: number;
-    conditions?: Cond[];
-    url?: string;
-    serverInfo?: { name?: string };
-    tools?: { count: number; names?: string[]; hash?: string };
-  };
-};
-const condition = (o: MCPServer, type: string) => o.status?.conditions?.find((c) => c.type === type);
-
-const getMcp = async (name: string) =>
-  (await custom.getNamespacedCustomObject({
-    group: GROUP,
-    version: VERSION,
-    plural: PLURAL,
-    namespace: ns,
-    name,
-  })) as MCPServer;
-
-/** Server-side applies an MCPServer in {@link ns} (field manager kubemcp-test). */
-async function applyMcp(name: string, spec: Record<string, unknown>): Promise<void> {
-  await apply(objects, {
-    apiVersion: `${GROUP}/${VERSION}`,
-    kind: 'MCPServer',
-    metadata: { name, namespace: ns },
-    spec,
-  });
-}
+const { get: getMcp, apply: applyMcp } = mcpServers(kc, ns);
 
 /** Pods of an MCPServer (selector labels of the construct), not terminating. */
 async function podsOf(name: string): Promise<k8s.V1Pod[]> {
