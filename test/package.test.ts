@@ -10,13 +10,14 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { closeStdio } from '../bench/shared.js';
+import { readSources, renderSources } from '../charts/render-cli.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const PKG = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
@@ -80,13 +81,15 @@ describe('npm pack and install', () => {
     expect(execFileSync(bin, ['--version'], { encoding: 'utf8', timeout: 60_000 }).trim()).toBe(PKG.version);
   });
 
-  it('kubemcp render works from the install (cdk8s from its dependencies)', () => {
-    const yaml = execFileSync(bin, ['render', '-f', path.join(ROOT, 'charts/samples/seed001-basic.yaml')], {
-      encoding: 'utf8',
-      timeout: 120_000,
-    });
-    expect(yaml).toMatch(/^kind: Deployment$/m);
-    expect(yaml).toMatch(/^kind: Service$/m);
+  it('kubemcp render from the install (cdk8s bundled into it) prints what the library renders, for every sample', () => {
+    const samples = readdirSync(path.join(ROOT, 'charts/samples')).filter((f) => f.endsWith('.yaml'));
+    expect(samples.length).toBeGreaterThanOrEqual(5);
+    for (const f of samples) {
+      const file = path.join(ROOT, 'charts/samples', f);
+      const yaml = execFileSync(bin, ['render', '-f', file], { encoding: 'utf8', timeout: 120_000 });
+      expect(yaml).toMatch(/^kind: Deployment$/m);
+      expect(yaml).toBe(renderSources(readSources([file])));
+    }
   });
 
   it('kubemcp serve from the install lists tools over stdio and calls one against the cluster', async () => {
