@@ -22,6 +22,7 @@ import { Verifier, kubeFetch, type VerifyTarget } from './verify.js';
 import { bridgeReadyTargetFor, type BridgeReadyTargetFn } from './bridge-ready.js';
 import { withConnectionReuse } from './http.js';
 import { trimForCache, type CachedKind } from './transform.js';
+import { pagedList } from './list.js';
 import { DEFAULT_WORKERS } from '../charts/operator-config.js';
 import type { MCPServerSpec } from '../charts/api/schema.js';
 import { PORT_NAME } from '../charts/mcpserver.js';
@@ -117,57 +118,29 @@ export class Controller {
     // One keep-alive connection pool for every request (client-node opens a TLS connection per request otherwise).
     const kc = withConnectionReuse(opts.kubeConfig);
     const ns = opts.namespace;
-    const custom = kc.makeApiClient(k8s.CustomObjectsApi);
-    const core = kc.makeApiClient(k8s.CoreV1Api);
-    const apps = kc.makeApiClient(k8s.AppsV1Api);
-    const policy = kc.makeApiClient(k8s.PolicyV1Api);
     const nsPath = (group: string, resource: string) => `${group}${ns ? `/namespaces/${ns}` : ''}/${resource}`;
+    // Lists page by page, as plain JSON trimmed as it arrives (controller/list.ts); watches by client-node.
+    const server = kc.getCurrentCluster()?.server?.replace(/\/+$/, '') ?? '';
+    const listFetch = kubeFetch(kc);
+    const informer = (kind: CachedKind, path: string, labelSelector?: string) =>
+      k8s.makeInformer(
+        kc,
+        path,
+        pagedList(server, path, listFetch, { labelSelector, transform: (o) => trimForCache(kind, o) }),
+        labelSelector,
+      ) as AnyInformer;
 
-    this.mcpInformer = k8s.makeInformer(
-      kc,
-      nsPath(`/apis/${GROUP}/${VERSION}`, PLURAL),
-      () =>
-        (ns
-          ? custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: PLURAL })
-          : custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL })) as Promise<
-          k8s.KubernetesListObject<k8s.KubernetesObject>
-        >,
-    ) as AnyInformer;
-    const sel = { labelSelector: CHILD_SELECTOR };
-    const lists: Record<ChildKind, [string, () => Promise<k8s.KubernetesListObject<k8s.KubernetesObject>>]> = {
-      ConfigMap: [
-        nsPath('/api/v1', 'configmaps'),
-        () => (ns ? core.listNamespacedConfigMap({ namespace: ns, ...sel }) : core.listConfigMapForAllNamespaces(sel)),
-      ],
-      Service: [
-        nsPath('/api/v1', 'services'),
-        () => (ns ? core.listNamespacedService({ namespace: ns, ...sel }) : core.listServiceForAllNamespaces(sel)),
-      ],
-      Deployment: [
-        nsPath('/apis/apps/v1', 'deployments'),
-        () =>
-          ns ? apps.listNamespacedDeployment({ namespace: ns, ...sel }) : apps.listDeploymentForAllNamespaces(sel),
-      ],
-      PodDisruptionBudget: [
-        nsPath('/apis/policy/v1', 'poddisruptionbudgets'),
-        () =>
-          ns
-            ? policy.listNamespacedPodDisruptionBudget({ namespace: ns, ...sel })
-            : policy.listPodDisruptionBudgetForAllNamespaces(sel),
-      ],
+    this.mcpInformer = informer('MCPServer', nsPath(`/apis/${GROUP}/${VERSION}`, PLURAL));
+    const paths: Record<ChildKind, string> = {
+      ConfigMap: nsPath('/api/v1', 'configmaps'),
+      Service: nsPath('/api/v1', 'services'),
+      Deployment: nsPath('/apis/apps/v1', 'deployments'),
+      PodDisruptionBudget: nsPath('/apis/policy/v1', 'poddisruptionbudgets'),
     };
-    for (const kind of CHILD_KINDS) {
-      const [path, list] = lists[kind];
-      this.childInformers.set(kind, k8s.makeInformer(kc, path, list, CHILD_SELECTOR) as AnyInformer);
-    }
+    for (const kind of CHILD_KINDS) this.childInformers.set(kind, informer(kind, paths[kind], CHILD_SELECTOR));
 
     // Pods carry the template's labels (managed-by, instance): their states say why a Deployment is not ready.
-    this.podInformer = k8s.makeInformer(
-      kc,
-      nsPath('/api/v1', 'pods'),
-      () => (ns ? core.listNamespacedPod({ namespace: ns, ...sel }) : core.listPodForAllNamespaces(sel)),
-      CHILD_SELECTOR,
-    ) as AnyInformer;
+    this.podInformer = informer('Pod', nsPath('/api/v1', 'pods'), CHILD_SELECTOR);
 
     const caches: Caches = {
       mcpServer: (namespace, name) => this.mcpInformer.get(name, namespace) as MCPServerObject | undefined,
