@@ -7,7 +7,8 @@
  * On the local control plane (started or reused; its kwok node runs the pods), for each size N:
  *
  * 1. `kubemcp`: `kubemcp controller` (a child process bundled as `npm run build` does, build.ts,
- *    and run as the image runs it, `node dist/cli/kubemcp.js controller`, with the operator chart's NODE_OPTIONS;
+ *    and run as the operator chart's container runs it, `node --optimize-for-size dist/cli/kubemcp.js controller`,
+ *    with its NODE_OPTIONS and MALLOC_ARENA_MAX (charts/operator-config.ts);
  *    `--tsx` runs the sources; flags `--controller-args`, default `--verify off` since kwok's pods
  *    serve nothing to handshake) and N MCPServers
  *    (streamable-http, one config entry: 3 children each) spread over `--namespaces` namespaces,
@@ -54,7 +55,7 @@ import { Command } from 'commander';
 import { parseAllDocuments, stringify } from 'yaml';
 import { mcpServerCrd } from '../charts/api/crd.js';
 import { API_VERSION, KIND } from '../charts/api/schema.js';
-import { CONTROLLER_NODE_OPTIONS } from '../charts/operator-config.js';
+import { CONTROLLER_ENV, CONTROLLER_NODE_FLAGS, CONTROLLER_NODE_OPTIONS } from '../charts/operator-config.js';
 import { AUDIT_LOG_PATH, CLUSTER_DIR, LOG_DIR, clusterUp, readState } from '../cluster/index.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -550,7 +551,11 @@ async function measure(
 async function phaseKubemcp(ctx: Ctx, n: number): Promise<Row> {
   const prefix = `kmb-kubemcp-${n}-`;
   await createNamespaces(ctx, prefix);
-  const nodeArgs = ctx.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${ctx.profileDir}`] : [];
+  // The V8 flags and environment of the operator chart's container.
+  const nodeArgs = [
+    ...CONTROLLER_NODE_FLAGS,
+    ...(ctx.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${ctx.profileDir}`] : []),
+  ];
   const entry = ctx.dist ? [path.join(ctx.dist, 'kubemcp.js')] : ['--import', 'tsx', 'cli.ts'];
   const proc = startProc(
     process.execPath,
@@ -567,8 +572,8 @@ async function phaseKubemcp(ctx: Ctx, n: number): Promise<Row> {
       '0',
       ...ctx.controllerArgs,
     ],
-    // NODE_OPTIONS as the operator chart's Deployment sets them.
-    { ...process.env, NODE_OPTIONS: CONTROLLER_NODE_OPTIONS },
+    // NODE_OPTIONS and environment as the operator chart's Deployment sets them.
+    { ...process.env, ...CONTROLLER_ENV, NODE_OPTIONS: CONTROLLER_NODE_OPTIONS },
     path.join(BENCH_DIR, `controller-${n}.log`),
   );
   let metricsPort: number | undefined;

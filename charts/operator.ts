@@ -14,9 +14,12 @@ import { mcpServerCrd } from './api/crd.js';
 import { GROUP, PLURAL } from './api/schema.js';
 import {
   CONTROLLER_NAME,
+  CONTROLLER_ENV,
+  CONTROLLER_NODE_FLAGS,
   CONTROLLER_NODE_OPTIONS,
   CONTROLLER_PORTS,
   DEFAULT_CONTROLLER_IMAGE,
+  IMAGE_BIN,
   OPERATOR_NAMESPACE,
 } from './operator-config.js';
 
@@ -132,6 +135,8 @@ export class OperatorChart extends Chart {
                 name: 'controller',
                 image: props.image ?? DEFAULT_CONTROLLER_IMAGE,
                 imagePullPolicy: 'IfNotPresent',
+                // The image's entrypoint (node <bin>) with the V8 flags NODE_OPTIONS cannot carry.
+                command: ['node', ...CONTROLLER_NODE_FLAGS, IMAGE_BIN],
                 args: [
                   'controller',
                   '--leader-elect',
@@ -144,6 +149,7 @@ export class OperatorChart extends Chart {
                 env: [
                   { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
                   { name: 'NODE_OPTIONS', value: CONTROLLER_NODE_OPTIONS },
+                  ...Object.entries(CONTROLLER_ENV).map(([name, value]) => ({ name, value })),
                 ],
                 ports: [
                   { name: 'metrics', containerPort: CONTROLLER_PORTS.metrics, protocol: 'TCP' },
