@@ -21,7 +21,7 @@
 import type * as k8s from '@kubernetes/client-node';
 import { BRIDGE_CONTAINER } from '../mcp-server/bridge/wiring.js';
 import type { PodProblem } from './pods.js';
-import { kubeFetch, type FetchLike } from './verify.js';
+import { kubeFetch, type FetchLike } from './http.js';
 
 /** Reason of the problem {@link bridgeProblem} reports (DeploymentReady and Ready conditions). */
 export const BRIDGE_NOT_READY = 'BridgeNotReady';

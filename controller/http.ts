@@ -14,7 +14,9 @@
  * rotated client certificate). Authentication headers (bearer tokens, exec plugins) are still
  * set per request by client-node, so token rotation is unaffected.
  */
+import http from 'node:http';
 import https from 'node:https';
+import { Readable } from 'node:stream';
 import type * as k8s from '@kubernetes/client-node';
 
 /** Options of {@link withConnectionReuse}. */
@@ -68,4 +70,72 @@ export function withConnectionReuse(kc: k8s.KubeConfig, opts: ConnectionReuseOpt
     context.setAgent(shared);
   };
   return view;
+}
+
+/** A fetch function (the WHATWG signature the MCP SDK's transport calls). */
+export type FetchLike = (url: string | URL, init?: RequestInit) => Promise<Response>;
+
+/** Options of {@link kubeFetch}. */
+export interface KubeFetchOptions {
+  /**
+   * Socket inactivity bound in ms (node:http's `timeout`): a request whose connection carries no
+   * bytes for this long fails with "no data for <n> ms". Default: none (callers bound their
+   * requests with `init.signal`).
+   */
+  idleTimeoutMs?: number;
+}
+
+/**
+ * A fetch over node:http(s) with a KubeConfig's TLS and credentials (client certificate, bearer
+ * token, CA: `KubeConfig.applyToHTTPSOptions`; the global fetch cannot take a client
+ * certificate). For the apiserver itself (the informers' paginated lists, controller/list.ts)
+ * and for reaching an MCPServer through the apiserver's service proxy from outside the cluster
+ * (`/api/v1/namespaces/<ns>/services/http:<name>:mcp/proxy/<path>`,
+ * https://kubernetes.io/docs/tasks/access-application-cluster/access-cluster-services/#manually-constructing-apiserver-proxy-urls).
+ * The response body streams (Server-Sent Events pass through); `init.signal` aborts the request.
+ * Rejects with a TypeError "fetch failed" (cause: the socket error) like the global fetch.
+ */
+export function kubeFetch(kc: k8s.KubeConfig, opts: KubeFetchOptions = {}): FetchLike {
+  return async (input, init) => {
+    const url = new URL(String(input));
+    const req: https.RequestOptions & { headers: http.OutgoingHttpHeaders } = {
+      method: init?.method ?? 'GET',
+      headers: {},
+      timeout: opts.idleTimeoutMs,
+    };
+    await kc.applyToHTTPSOptions(req as never);
+    new Headers(init?.headers).forEach((v, k) => (req.headers[k] = v));
+    const body =
+      init?.body == null
+        ? undefined
+        : typeof init.body === 'string'
+          ? init.body
+          : Buffer.from(await new Response(init.body).arrayBuffer());
+    return new Promise<Response>((resolve, reject) => {
+      const r = (url.protocol === 'https:' ? https.request : http.request)(
+        url,
+        { ...req, signal: init?.signal ?? undefined },
+        (res: http.IncomingMessage) => {
+          const headers = new Headers();
+          for (let i = 0; i + 1 < res.rawHeaders.length; i += 2)
+            headers.append(res.rawHeaders[i]!, res.rawHeaders[i + 1]!);
+          const status = res.statusCode ?? 502;
+          const noBody = status === 204 || status === 304 || req.method === 'HEAD';
+          resolve(
+            new Response(noBody ? null : (Readable.toWeb(res) as ReadableStream), {
+              status,
+              statusText: res.statusMessage,
+              headers,
+            }),
+          );
+        },
+      );
+      if (opts.idleTimeoutMs)
+        r.on('timeout', () =>
+          r.destroy(new Error(`${req.method} ${url.pathname}: no data for ${opts.idleTimeoutMs} ms`)),
+        );
+      r.on('error', (err) => reject(Object.assign(new TypeError('fetch failed'), { cause: err })));
+      r.end(body);
+    });
+  };
 }

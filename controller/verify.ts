@@ -13,14 +13,11 @@
  * ready pods or the URL change and on a jittered periodic interval.
  */
 import { createHash } from 'node:crypto';
-import { request as httpsRequest, type RequestOptions } from 'node:https';
-import { request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
-import { Readable } from 'node:stream';
-import type * as k8s from '@kubernetes/client-node';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { ErrorCode, McpError } from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from 'pino';
+import type { FetchLike } from './http.js';
 import type { ControllerMetrics } from './metrics.js';
 
 /** Reasons of the `Verified` condition when it is False. */
@@ -60,9 +57,6 @@ export interface HandshakeResult {
   prompts?: { count: number };
   resources?: { count: number };
 }
-
-/** A fetch function (the WHATWG signature the MCP SDK's transport calls). */
-export type FetchLike = (url: string | URL, init?: RequestInit) => Promise<Response>;
 
 /** Options of {@link mcpHandshake}. */
 export interface HandshakeOptions {
@@ -265,49 +259,6 @@ function kubeStatus(body: string | undefined): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-/**
- * A fetch over node:http(s) with a KubeConfig's TLS and credentials (client certificate, bearer
- * token, CA), for reaching an MCPServer through the apiserver's service proxy from outside the
- * cluster (`/api/v1/namespaces/<ns>/services/http:<name>:mcp/proxy/<path>`,
- * https://kubernetes.io/docs/tasks/access-application-cluster/access-cluster-services/#manually-constructing-apiserver-proxy-urls).
- * Streams the response body (Server-Sent Events pass through). Honors `init.signal`.
- */
-export function kubeFetch(kc: k8s.KubeConfig): FetchLike {
-  return async (input, init) => {
-    const url = new URL(String(input));
-    const opts: RequestOptions & { headers: OutgoingHttpHeaders } = { method: init?.method ?? 'GET', headers: {} };
-    await kc.applyToHTTPSOptions(opts as never);
-    new Headers(init?.headers).forEach((v, k) => (opts.headers[k] = v));
-    const body =
-      init?.body == null
-        ? undefined
-        : typeof init.body === 'string'
-          ? init.body
-          : Buffer.from(await new Response(init.body).arrayBuffer());
-    return new Promise<Response>((resolve, reject) => {
-      const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(
-        url,
-        { ...opts, signal: init?.signal ?? undefined },
-        (res: IncomingMessage) => {
-          const headers = new Headers();
-          for (const [k, v] of Object.entries(res.headers))
-            if (v !== undefined) for (const x of Array.isArray(v) ? v : [v]) headers.append(k, x);
-          const noBody = res.statusCode === 204 || res.statusCode === 304;
-          resolve(
-            new Response(noBody ? null : (Readable.toWeb(res) as ReadableStream), {
-              status: res.statusCode ?? 500,
-              statusText: res.statusMessage,
-              headers,
-            }),
-          );
-        },
-      );
-      req.on('error', (err) => reject(Object.assign(new TypeError('fetch failed'), { cause: err })));
-      req.end(body);
-    });
-  };
 }
 
 /** Where and how to reach one MCPServer's MCP endpoint. */

@@ -8,52 +8,13 @@
  *
  * @module
  */
-import https from 'node:https';
-import { Readable } from 'node:stream';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { kubeFetch } from '../controller/http.js';
 
-/** Bound of one proxied HTTP request's connection + response headers, in ms. */
+/** Bound of a proxied request's silence (no bytes on its connection), in ms. */
 const REQUEST_TIMEOUT_MS = 30_000;
-
-/**
- * A `fetch` that sends requests with the kubeconfig's TLS settings and credentials (node:https;
- * the global fetch cannot take a client certificate). Bodies are strings or absent (what the MCP
- * SDK sends); the response body streams.
- */
-export function kubeFetch(kc: KubeConfig): typeof fetch {
-  return async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
-    const url = new URL(typeof input === 'string' ? input : input instanceof URL ? input.href : input.url);
-    const opts: https.RequestOptions = { method: init?.method ?? 'GET', headers: {}, timeout: REQUEST_TIMEOUT_MS };
-    await kc.applyToHTTPSOptions(opts);
-    const headers: Record<string, string> = { ...(opts.headers as Record<string, string>) };
-    new Headers(init?.headers).forEach((v, k) => (headers[k] = v));
-    opts.headers = headers;
-    const body = init?.body;
-    if (body !== undefined && body !== null && typeof body !== 'string')
-      throw new TypeError('kubeFetch: only string bodies are supported');
-    return new Promise<Response>((resolve, reject) => {
-      const req = https.request(url, opts, (res) => {
-        const h = new Headers();
-        for (let i = 0; i + 1 < res.rawHeaders.length; i += 2) h.append(res.rawHeaders[i]!, res.rawHeaders[i + 1]!);
-        const status = res.statusCode ?? 502;
-        const stream =
-          status === 204 || status === 304 || opts.method === 'HEAD'
-            ? null
-            : (Readable.toWeb(res) as ReadableStream<Uint8Array>);
-        resolve(new Response(stream, { status, statusText: res.statusMessage, headers: h }));
-      });
-      req.on('timeout', () =>
-        req.destroy(new Error(`${opts.method} ${url.pathname}: no response within ${REQUEST_TIMEOUT_MS} ms`)),
-      );
-      req.on('error', reject);
-      init?.signal?.addEventListener('abort', () => req.destroy(new Error('aborted')), { once: true });
-      if (typeof body === 'string') req.write(body);
-      req.end();
-    });
-  };
-}
 
 /** The apiserver service-proxy URL of `path` on Service `name`'s port `port` (a name or number). */
 export function serviceProxyUrl(
@@ -82,7 +43,7 @@ export async function connectThroughServiceProxy(
   port: string | number = 'mcp',
 ): Promise<Client> {
   const transport = new StreamableHTTPClientTransport(serviceProxyUrl(kc, namespace, name, port), {
-    fetch: kubeFetch(kc),
+    fetch: kubeFetch(kc, { idleTimeoutMs: REQUEST_TIMEOUT_MS }),
   });
   const client = new Client({ name: 'kubemcp-service-proxy', version: '0.1.0' });
   await client.connect(transport);

@@ -18,52 +18,18 @@ import { renderMCPServer, type KubeObject } from '../../charts/render.js';
 import { Controller } from '../../controller/controller.js';
 import { firstDifference } from '../../controller/drift.js';
 import { apiMessage, apply, createNamespace, installCrd, kubeConfig, waitFor } from '../kube.js';
-import { byKind, type MCPS } from '../shapes.js';
+import { byKind } from '../shapes.js';
+import { exists, mcpsApi } from './mcps.js';
 import { EVERYTHING, startBridged, until, type Bridged } from '../mcp-server/bridge-harness.js';
 
 const kc = kubeConfig();
 const objects = k8s.KubernetesObjectApi.makeApiClient(kc);
-const custom = kc.makeApiClient(k8s.CustomObjectsApi);
 const apps = kc.makeApiClient(k8s.AppsV1Api);
 const core = kc.makeApiClient(k8s.CoreV1Api);
 const log = pino({ level: process.env.KUBEMCP_TEST_LOG ?? 'silent' });
-const G = { group: 'mcp.example.com', version: 'v1alpha1', plural: 'mcpservers' };
 const BRIDGE_IMAGE = 'localhost/kubemcp/kubemcp:test';
 
-const getMcps = (namespace: string, name: string) =>
-  custom.getNamespacedCustomObject({ ...G, namespace, name }) as Promise<MCPS>;
-const mergePatch = (namespace: string, name: string, body: object) =>
-  custom.patchNamespacedCustomObject(
-    { ...G, namespace, name, body },
-    k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
-  );
-const exists = (p: Promise<unknown>) =>
-  p.then(
-    () => true,
-    (e: { code?: number }) => (e.code === 404 ? false : Promise.reject(e)),
-  );
-
-async function waitPhase(
-  namespace: string,
-  name: string,
-  phase: string,
-  extra: (o: MCPS) => boolean = () => true,
-): Promise<MCPS> {
-  let last: MCPS | undefined;
-  try {
-    return await waitFor(
-      `${namespace}/${name} phase ${phase}`,
-      async () => {
-        const o = (last = await getMcps(namespace, name));
-        return o.status?.phase === phase && o.status.observedGeneration === o.metadata.generation && extra(o) && o;
-      },
-      90_000,
-      250,
-    );
-  } catch (err) {
-    throw new Error(`${(err as Error).message}; last status: ${JSON.stringify(last?.status)}`);
-  }
-}
+const { mergePatch, waitPhase } = mcpsApi(kc);
 
 let ns: string;
 let controller: Controller;

@@ -15,6 +15,7 @@ import { firstDifference } from '../../controller/drift.js';
 import { FIELD_MANAGER } from '../../controller/reconciler.js';
 import { apply, createNamespace, installCrd, kubeConfig, waitFor } from '../kube.js';
 import type { MCPS } from '../shapes.js';
+import { exists, mcpsApi } from './mcps.js';
 import { AUDIT_LOG_PATH } from '../../cluster/index.js';
 import { readFileSync, statSync } from 'node:fs';
 
@@ -26,36 +27,7 @@ const core = kc.makeApiClient(k8s.CoreV1Api);
 const log = pino({ level: process.env.KUBEMCP_TEST_LOG ?? 'silent' });
 const G = { group: 'mcp.example.com', version: 'v1alpha1', plural: 'mcpservers' };
 
-const getMcps = (namespace: string, name: string) =>
-  custom.getNamespacedCustomObject({ ...G, namespace, name }) as Promise<MCPS>;
-const mergePatch = (namespace: string, name: string, body: object) =>
-  custom.patchNamespacedCustomObject(
-    { ...G, namespace, name, body },
-    k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
-  );
-
-async function waitPhase(
-  namespace: string,
-  name: string,
-  phase: string,
-  extra: (o: MCPS) => boolean = () => true,
-  timeoutMs = 90_000,
-): Promise<MCPS> {
-  return waitFor(
-    `${namespace}/${name} phase ${phase}`,
-    async () => {
-      const o = await getMcps(namespace, name);
-      return o.status?.phase === phase && o.status.observedGeneration === o.metadata.generation && extra(o) && o;
-    },
-    timeoutMs,
-    250,
-  );
-}
-const exists = (p: Promise<unknown>) =>
-  p.then(
-    () => true,
-    (e: { code?: number }) => (e.code === 404 ? false : Promise.reject(e)),
-  );
+const { get: getMcps, mergePatch, waitPhase } = mcpsApi(kc);
 
 let ns: string;
 let controller: Controller;

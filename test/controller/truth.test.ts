@@ -22,17 +22,16 @@ import { firstDifference, type Json } from '../../controller/drift.js';
 import { readState } from '../../cluster/index.js';
 import { apply, createNamespace, installCrd, kubeConfig, parseTable, waitFor } from '../kube.js';
 import { byKind, type MCPS } from '../shapes.js';
+import { mcpsApi } from './mcps.js';
 import { closeServer, startHttp, startServe } from './servers.js';
 
 const kc = kubeConfig();
 const objects = k8s.KubernetesObjectApi.makeApiClient(kc);
-const custom = kc.makeApiClient(k8s.CustomObjectsApi);
 const apps = kc.makeApiClient(k8s.AppsV1Api);
 const core = kc.makeApiClient(k8s.CoreV1Api);
 const policy = kc.makeApiClient(k8s.PolicyV1Api);
 const admission = kc.makeApiClient(k8s.AdmissionregistrationV1Api);
 const log = pino({ level: process.env.KUBEMCP_TEST_LOG ?? 'silent' });
-const G = { group: 'mcp.example.com', version: 'v1alpha1', plural: 'mcpservers' };
 
 const kubectl = (...args: string[]) =>
   execFileSync(join(readState()!.binDir, 'kubectl'), ['--kubeconfig', process.env.KUBECONFIG!, ...args], {
@@ -40,13 +39,6 @@ const kubectl = (...args: string[]) =>
     timeout: 30_000,
     stdio: 'pipe',
   });
-const getMcps = (ns: string, name: string) =>
-  custom.getNamespacedCustomObject({ ...G, namespace: ns, name }) as Promise<MCPS>;
-const mergePatch = (ns: string, name: string, body: object) =>
-  custom.patchNamespacedCustomObject(
-    { ...G, namespace: ns, name, body },
-    k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
-  );
 const mk = (ns: string, name: string, spec: object) => ({
   apiVersion: 'mcp.example.com/v1alpha1',
   kind: 'MCPServer',
@@ -54,23 +46,7 @@ const mk = (ns: string, name: string, spec: object) => ({
   spec,
 });
 const cond = (o: MCPS, type: string) => (o.status?.conditions ?? []).find((c) => c.type === type);
-async function waitPhase(
-  ns: string,
-  name: string,
-  phase: string,
-  extra: (o: MCPS) => unknown = () => true,
-  timeoutMs = 90_000,
-): Promise<MCPS> {
-  return waitFor(
-    `${ns}/${name} phase ${phase}`,
-    async () => {
-      const o = await getMcps(ns, name);
-      return o.status?.phase === phase && o.status.observedGeneration === o.metadata.generation && !!extra(o) && o;
-    },
-    timeoutMs,
-    250,
-  );
-}
+const { get: getMcps, mergePatch, waitPhase } = mcpsApi(kc);
 const events = async (ns: string, name: string, reason: string) =>
   (await core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${name},reason=${reason}` }))
     .items;
