@@ -22,7 +22,7 @@ import { Verifier, type VerifyTarget } from './verify.js';
 import { bridgeReadyTargetFor, type BridgeReadyTargetFn } from './bridge-ready.js';
 import { kubeFetch, withConnectionReuse } from './http.js';
 import { trimForCache, type CachedKind } from './transform.js';
-import { pagedList } from './list.js';
+import { LIST_IDLE_TIMEOUT_MS, pagedList } from './list.js';
 import { DEFAULT_WORKERS } from '../charts/operator-config.js';
 import type { MCPServerSpec } from '../charts/api/schema.js';
 import { PORT_NAME } from '../charts/mcpserver.js';
@@ -121,7 +121,7 @@ export class Controller {
     const nsPath = (group: string, resource: string) => `${group}${ns ? `/namespaces/${ns}` : ''}/${resource}`;
     // Lists page by page, as plain JSON trimmed as it arrives (controller/list.ts); watches by client-node.
     const server = kc.getCurrentCluster()?.server?.replace(/\/+$/, '') ?? '';
-    const listFetch = kubeFetch(kc);
+    const listFetch = kubeFetch(kc, { idleTimeoutMs: LIST_IDLE_TIMEOUT_MS });
     const informer = (kind: CachedKind, path: string, labelSelector?: string) =>
       k8s.makeInformer(
         kc,

@@ -17,6 +17,8 @@ import type { FetchLike } from './http.js';
 
 /** Items per page (client-go's reflector pages by 500). */
 export const DEFAULT_PAGE_SIZE = 500;
+/** Bound of a list page's silence (no bytes from the apiserver), in ms: a stuck list fails and the informer lists again. */
+export const LIST_IDLE_TIMEOUT_MS = 60_000;
 /** Most pages one list follows (a bound on a misbehaving server's `continue` chain): 2,000 x 500 items. */
 export const MAX_PAGES = 2000;
 
