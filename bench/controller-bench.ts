@@ -7,7 +7,7 @@
  * On the local control plane (started or reused; its kwok node runs the pods), for each size N:
  *
  * 1. `kubemcp`: `kubemcp controller` (a child process bundled as `npm run build` does, build.ts,
- *    and run as the operator chart's container runs it, `node --optimize-for-size dist/cli/kubemcp.js controller`,
+ *    and run as the operator chart's container runs it, `node --heap-growing-percent=20 dist/cli/kubemcp.js controller`,
  *    with its NODE_OPTIONS and MALLOC_ARENA_MAX (charts/operator-config.ts);
  *    `--tsx` runs the sources; flags `--controller-args`, default `--verify off` since kwok's pods
  *    serve nothing to handshake) and N MCPServers

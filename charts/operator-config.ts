@@ -31,12 +31,16 @@ export const CONTROLLER_NODE_OPTIONS = '--max-semi-space-size=1';
 
 /**
  * V8 flags of the controller's `node` command line (the container's `command`), for the ones
- * Node refuses in NODE_OPTIONS. `--optimize-for-size` makes V8 grow its heap in smaller steps and
- * collect sooner: with 1,000 MCPServers cached, the controller restarted against them peaked at
- * 125 MiB RSS and settled at 107 MiB with it, 190 and 120 MiB without (README "The controller at
- * scale"; `node --v8-options`).
+ * Node refuses in NODE_OPTIONS. `--heap-growing-percent=20`: after a full GC, V8 lets the old
+ * generation grow by 20% of what survived before the next one (by default by a factor of up to
+ * 4 under a burst's allocation rate). With 1,000 MCPServers created at once
+ * (`npm run bench:controller`) the controller ended the burst at 128 MiB RSS (peak 128) with it,
+ * 156 (peak 204) without; restarted against them, it peaked at 135 MiB and settled at 108, 190
+ * and 120 without. `--optimize-for-size` gave about the same RSS (120-127 MiB) for more CPU
+ * (37-43 s against 36 s for the same burst), as it also makes the compiler favour size (README
+ * "The controller at scale"; `node --v8-options`).
  */
-export const CONTROLLER_NODE_FLAGS = ['--optimize-for-size'] as const;
+export const CONTROLLER_NODE_FLAGS = ['--heap-growing-percent=20'] as const;
 
 /**
  * Environment of the controller's process besides NODE_OPTIONS. `MALLOC_ARENA_MAX=2`: glibc's
