@@ -13,8 +13,9 @@
 # 0.0.0.0 and uses the pod's ServiceAccount (in-cluster config).
 #
 # .dockerignore keeps node_modules, dist, .cluster, .git, test and bench out of the context.
-# The command is the esbuild bundle (build.ts, dist/cli); node_modules keeps only the packages
-# the bundle leaves external (`npm prune --omit=dev`: client-node for the controller, cdk8s).
+# The command is the esbuild bundle (build.ts, dist/cli), which holds every package it runs
+# (client-node for the controller, cdk8s for it and `render`): the image has no node_modules.
+# package.json stays: its "type": "module" makes Node load the bundle's .js files as ESM.
 
 ARG NODE_IMAGE=node:20-alpine
 
@@ -32,7 +33,7 @@ COPY charts ./charts
 COPY controller ./controller
 COPY mcp-server ./mcp-server
 COPY imports ./imports
-RUN npm run build && npm prune --omit=dev
+RUN npm run build
 
 FROM ${NODE_IMAGE}
 # A static busybox: `kubemcp bridge-init` copies it into a bridged stdio MCPServer's emptyDir as
@@ -46,7 +47,6 @@ LABEL org.opencontainers.image.title="kubemcp" \
 ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=build /src/package.json ./
-COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist/cli ./dist/cli
 USER 65532:65532
 # Streamable HTTP port of `kubemcp serve` (seed 001's default); /mcp, /health, /ready, /metrics.
