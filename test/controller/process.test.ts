@@ -7,11 +7,11 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as k8s from '@kubernetes/client-node';
 import { apply, createNamespace, installCrd, kubeConfig, waitFor } from '../kube.js';
-import type { MCPServerObject } from '../../controller/reconciler.js';
+import { mcpsApi } from './mcps.js';
 
 const kc = kubeConfig();
 const objects = k8s.KubernetesObjectApi.makeApiClient(kc);
-const custom = kc.makeApiClient(k8s.CustomObjectsApi);
+const { waitPhase } = mcpsApi(kc);
 const coord = kc.makeApiClient(k8s.CoordinationV1Api);
 const core = kc.makeApiClient(k8s.CoreV1Api);
 const root = new URL('../../', import.meta.url).pathname;
@@ -141,20 +141,7 @@ describe('two controllers with leader election', () => {
       metadata: { name: 'one', namespace: ns },
       spec: { image: 'img:1' },
     });
-    await waitFor(
-      'one Ready',
-      async () =>
-        (
-          (await custom.getNamespacedCustomObject({
-            group: 'mcp.example.com',
-            version: 'v1alpha1',
-            plural: 'mcpservers',
-            namespace: ns,
-            name: 'one',
-          })) as MCPServerObject
-        ).status?.phase === 'Ready',
-      60_000,
-    );
+    await waitPhase(ns, 'one', 'Ready', undefined, 60_000);
     expect(await metrics(leader)).toMatch(/^kubemcp_controller_reconcile_total\{result="success"\} [1-9]/m);
     expect(await metrics(standby)).not.toMatch(/^kubemcp_controller_reconcile_total\{result="success"\} [1-9]/m);
   }, 300_000);
@@ -177,20 +164,7 @@ describe('two controllers with leader election', () => {
       metadata: { name: 'two', namespace: ns },
       spec: { image: 'img:1', transport: 'stdio' },
     });
-    await waitFor(
-      'two Ready under the new leader',
-      async () =>
-        (
-          (await custom.getNamespacedCustomObject({
-            group: 'mcp.example.com',
-            version: 'v1alpha1',
-            plural: 'mcpservers',
-            namespace: ns,
-            name: 'two',
-          })) as MCPServerObject
-        ).status?.phase === 'Ready',
-      60_000,
-    );
+    await waitPhase(ns, 'two', 'Ready', undefined, 60_000);
   });
 
   it('SIGTERM: graceful shutdown releases the lease and exits 0', async () => {

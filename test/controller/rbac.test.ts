@@ -13,7 +13,7 @@ import type { KubeObject } from '../../charts/render.js';
 import { Controller } from '../../controller/controller.js';
 import { LeaderElector } from '../../controller/leader.js';
 import { apiMessage, apply, createNamespace, kubeConfig, waitFor } from '../kube.js';
-import type { MCPServerObject } from '../../controller/reconciler.js';
+import { mcpsApi } from './mcps.js';
 
 const admin = kubeConfig();
 const objects = k8s.KubernetesObjectApi.makeApiClient(admin);
@@ -91,21 +91,8 @@ describe('the controller under the operator chart RBAC', () => {
       metadata: { name: 'rbac', namespace: ns },
       spec: { image: 'img:1', config: { A: '1' } },
     });
-    const custom = admin.makeApiClient(k8s.CustomObjectsApi);
-    await waitFor(
-      'Ready under the ServiceAccount',
-      async () =>
-        (
-          (await custom.getNamespacedCustomObject({
-            group: 'mcp.example.com',
-            version: 'v1alpha1',
-            plural: 'mcpservers',
-            namespace: ns,
-            name: 'rbac',
-          })) as MCPServerObject
-        ).status?.phase === 'Ready',
-      90_000,
-    );
+    const { waitPhase } = mcpsApi(admin);
+    await waitPhase(ns, 'rbac', 'Ready', undefined, 90_000);
     const events = await admin
       .makeApiClient(k8s.CoreV1Api)
       .listNamespacedEvent({ namespace: ns, fieldSelector: 'involvedObject.name=rbac,reason=Created' });
