@@ -3,7 +3,8 @@
  * from the zod schema, charts/api/schema.ts) with every field made present, so a test can follow
  * `dep.spec.template.spec.containers[0].env` without a `!` at each step. This is only a reading
  * aid: a field that is in fact missing still fails the test (a TypeError, or the assertion on
- * `undefined`). Pure types and one pure helper (byKind); no cluster.
+ * `undefined`). Pure types, one pure helper (byKind) and the
+ * expected MCPServer table columns; no cluster.
  */
 import type * as k8s from '@kubernetes/client-node';
 import type { MCPServerSpec, MCPServerStatus } from '../charts/api/schema.js';
@@ -44,3 +45,21 @@ export function byKind(objs: ReadonlyArray<{ kind?: string }>): ByKind {
 
 /** A container as a test reads it. */
 export type Container = Sure<k8s.V1Container>;
+
+/**
+ * The columns `kubectl get mcps` (and the MCP server's list-mcpservers tool) must show, in order:
+ * NAME, the CRD's printer columns (charts/api/crd.ts), AGE. Written out here, not derived, so the
+ * tests check the CRD against what the issue asked for.
+ */
+export const MCPS_COLUMNS = [
+  'NAME',
+  'PHASE',
+  'READY',
+  'REPLICAS',
+  'TRANSPORT',
+  'VERIFIED',
+  'TOOLS',
+  'REASON',
+  'ENDPOINT',
+  'AGE',
+];

@@ -11,6 +11,7 @@ import { pino } from 'pino';
 import { Controller } from '../../controller/controller.js';
 import { readState } from '../../cluster/index.js';
 import { apply, createNamespace, installCrd, kubeConfig, parseTable, waitFor } from '../kube.js';
+import { MCPS_COLUMNS } from '../shapes.js';
 
 const kc = kubeConfig();
 const objects = k8s.KubernetesObjectApi.makeApiClient(kc);
@@ -56,18 +57,7 @@ afterAll(async () => {
 describe('kubectl', () => {
   it('`kubectl get mcps` shows Phase, Ready, Replicas, Transport, Verified, Tools, Reason, Endpoint, Age; `kubectl get ai,mcp` finds it', () => {
     const [header, row] = kubectl('get', 'mcps', '-n', ns).trim().split('\n');
-    expect(header!.split(/\s{2,}/)).toEqual([
-      'NAME',
-      'PHASE',
-      'READY',
-      'REPLICAS',
-      'TRANSPORT',
-      'VERIFIED',
-      'TOOLS',
-      'REASON',
-      'ENDPOINT',
-      'AGE',
-    ]);
+    expect(header!.split(/\s{2,}/)).toEqual(MCPS_COLUMNS);
     // Verification is off here (kwok pods serve nothing): Verified says Unknown, there is no tool count.
     expect(row).toBeDefined();
     const { AGE, ...cells } = parseTable(kubectl('get', 'mcps', '-n', ns))[0]!;

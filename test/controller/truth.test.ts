@@ -21,7 +21,7 @@ import { Controller } from '../../controller/controller.js';
 import { firstDifference, type Json } from '../../controller/drift.js';
 import { readState } from '../../cluster/index.js';
 import { apply, createNamespace, installCrd, kubeConfig, parseTable, waitFor } from '../kube.js';
-import { byKind, type MCPS } from '../shapes.js';
+import { byKind, MCPS_COLUMNS, type MCPS } from '../shapes.js';
 import { mcpsApi } from './mcps.js';
 import { closeServer, startHttp, startServe } from './servers.js';
 
@@ -350,18 +350,7 @@ describe('why pods do not run (issue 12)', () => {
     );
     expect(cond(o, 'Ready')).toMatchObject({ status: 'False', reason: 'Unschedulable' });
     const out = kubectl('get', 'mcps', 'huge', '-n', ns);
-    expect(out.split('\n')[0]!.split(/\s+/)).toEqual([
-      'NAME',
-      'PHASE',
-      'READY',
-      'REPLICAS',
-      'TRANSPORT',
-      'VERIFIED',
-      'TOOLS',
-      'REASON',
-      'ENDPOINT',
-      'AGE',
-    ]);
+    expect(out.split('\n')[0]!.split(/\s+/)).toEqual(MCPS_COLUMNS);
     expect(parseTable(out)[0]).toMatchObject({
       NAME: 'huge',
       PHASE: 'Pending',

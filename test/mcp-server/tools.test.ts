@@ -14,6 +14,7 @@ import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { createNamespace, installCrd, kubeConfig, waitFor } from '../kube.js';
+import { MCPS_COLUMNS } from '../shapes.js';
 import { startHttpServer, text, type HttpServer, callTool } from './helpers.js';
 
 const kc = kubeConfig();
@@ -340,18 +341,7 @@ describe('MCPServer tools', () => {
       replicas: 1,
     });
     const list = await call('list-mcpservers', { namespace: ns });
-    expect(list.structuredContent.columns).toEqual([
-      'NAME',
-      'PHASE',
-      'READY',
-      'REPLICAS',
-      'TRANSPORT',
-      'VERIFIED',
-      'TOOLS',
-      'REASON',
-      'ENDPOINT',
-      'AGE',
-    ]);
+    expect(list.structuredContent.columns).toEqual(MCPS_COLUMNS);
     expect(list.structuredContent.rows[0][0]).toBe('srv');
     const get = await call('get-mcpserver', { name: 'srv', namespace: ns });
     expect(get.structuredContent.object.kind).toBe('MCPServer');
