@@ -139,3 +139,18 @@ export function kubeFetch(kc: k8s.KubeConfig, opts: KubeFetchOptions = {}): Fetc
     });
   };
 }
+
+/**
+ * The `message` of a Kubernetes `Status` body (the apiserver's error answer, e.g. `pods "x" is
+ * forbidden: ...`), `Status without message` for a Status that has none, or undefined when `body`
+ * is empty, not JSON or not a Status.
+ */
+export function kubeStatus(body: string | undefined): string | undefined {
+  if (!body) return undefined;
+  try {
+    const s = JSON.parse(body) as { kind?: string; message?: string };
+    return s.kind === 'Status' ? (s.message ?? 'Status without message') : undefined;
+  } catch {
+    return undefined;
+  }
+}

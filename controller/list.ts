@@ -13,7 +13,7 @@
  * each one with the cache transform before the next page is asked for.
  */
 import type * as k8s from '@kubernetes/client-node';
-import type { FetchLike } from './http.js';
+import { kubeStatus, type FetchLike } from './http.js';
 
 /** Items per page (client-go's reflector pages by 500). */
 export const DEFAULT_PAGE_SIZE = 500;
@@ -74,7 +74,8 @@ export function pagedList(
       if (cont) url.searchParams.set('continue', cont);
       const res = await fetch(url, { headers: { Accept: 'application/json' } });
       const text = await res.text();
-      if (!res.ok) throw new ListError(res.status, `list ${path}: ${res.status} ${statusMessage(text)}`);
+      if (!res.ok)
+        throw new ListError(res.status, `list ${path}: ${res.status} ${kubeStatus(text) ?? text.slice(0, 200)}`);
       let list: RawList;
       try {
         list = JSON.parse(text) as RawList;
@@ -97,15 +98,4 @@ interface RawList {
   kind?: string;
   metadata?: { resourceVersion?: string; continue?: string };
   items?: k8s.KubernetesObject[];
-}
-
-/** The `message` of a Kubernetes Status body, or the body's first 200 characters. */
-function statusMessage(body: string): string {
-  try {
-    const s = JSON.parse(body) as { kind?: string; message?: string };
-    if (s.kind === 'Status' && s.message) return s.message;
-  } catch {
-    // not JSON: fall through
-  }
-  return body.slice(0, 200);
 }

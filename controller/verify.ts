@@ -17,7 +17,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { ErrorCode, McpError } from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from 'pino';
-import type { FetchLike } from './http.js';
+import { kubeStatus, type FetchLike } from './http.js';
 import type { ControllerMetrics } from './metrics.js';
 
 /** Reasons of the `Verified` condition when it is False. */
@@ -249,16 +249,6 @@ export function classify(
     }
   }
   return fail('ProtocolError', `not an MCP server: ${err instanceof Error ? err.message : String(err)}`);
-}
-
-function kubeStatus(body: string | undefined): string | undefined {
-  if (!body) return undefined;
-  try {
-    const s = JSON.parse(body) as { kind?: string; message?: string };
-    return s.kind === 'Status' ? (s.message ?? 'Status without message') : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /** Where and how to reach one MCPServer's MCP endpoint. */
