@@ -5,7 +5,7 @@
  *    the machine allows, a real node with containerd).
  * 2. With a real node: builds (or finds cached) the images (`npm run images`: images/) and loads
  *    them into the node's containerd; installs the operator from `dist/manifests/operator.k8s.yaml`
- *    (`cdk8s synth` writes it) with only the controller's image changed to the local one, and waits
+ *    (`cdk8s synth` writes it, on every run) with only the controller's image changed to the local one, and waits
  *    until the controller runs as a pod in `mcp-system` (its ServiceAccount, leader election Lease).
  *    The namespace `mcp-system` is annotated to place its pods on the real node (cluster/realnode).
  *    Without a real node: the same manifests minus the Deployment, and `kubemcp controller` as a
@@ -27,7 +27,7 @@
  * nothing of them.
  */
 import { execFile, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
@@ -176,14 +176,14 @@ async function main(): Promise<void> {
   say(
     `\n== operator from ${OPERATOR_MANIFEST.replace(`${REPO_ROOT}/`, '')}${real ? ` (image -> ${KUBEMCP_IMAGE})` : ' (without its Deployment)'}`,
   );
-  if (!existsSync(OPERATOR_MANIFEST)) {
-    const r = spawnSync('npx', ['cdk8s', 'synth', '--no-check-upgrade'], {
-      cwd: REPO_ROOT,
-      stdio: ['ignore', 'ignore', 'inherit'],
-      timeout: 300_000,
-    });
-    if (r.status !== 0) throw new Error('cdk8s synth failed (npm run synth)');
-  }
+  // Synthesized on every run, so the operator deployed is the chart as it is now (a manifest left
+  // by an earlier run would install an older controller command, flags or RBAC).
+  const r = spawnSync('npx', ['cdk8s', 'synth', '--no-check-upgrade'], {
+    cwd: REPO_ROOT,
+    stdio: ['ignore', 'ignore', 'inherit'],
+    timeout: 300_000,
+  });
+  if (r.status !== 0) throw new Error('cdk8s synth failed (npm run synth)');
   const docs = parseAllDocuments(readFileSync(OPERATOR_MANIFEST, 'utf8'))
     .map((d) => d.toJSON() as k8s.KubernetesObject | null)
     .filter((o): o is k8s.KubernetesObject => o !== null);
