@@ -17,7 +17,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { ErrorCode, McpError } from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from 'pino';
-import { kubeStatus, type FetchLike } from './http.js';
+import { kubeStatus, type FetchLike } from '../lib/kube-http.js';
 import type { ControllerMetrics } from './metrics.js';
 
 /** Reasons of the `Verified` condition when it is False. */
@@ -291,10 +291,20 @@ interface VerifyState {
   dueAt: number;
   /** Failed handshakes in a row (0 after a success): the retry backoff's exponent. */
   failures?: number;
+  /** Handshakes that succeeded for the current inputs (a confirmation follows the first one). */
+  successes?: number;
 }
 
 /** First retry after a failed handshake, in ms; doubles per failure in a row, capped at the interval. */
 export const VERIFY_RETRY_BASE_MS = 2000;
+/**
+ * After the first successful handshake for new inputs (a rollout's new ready pods), one more
+ * handshake follows after this many ms (capped at the interval): the first may have reached a pod
+ * that was on its way out, because kube-proxy's rules and the Service's endpoints trail the pods
+ * the controller sees, and its answer (the old tool list) would otherwise stand until the
+ * periodic re-verification.
+ */
+export const VERIFY_CONFIRM_MS = 10_000;
 
 /**
  * One handshake result per MCPServer key. {@link check} starts a handshake (asynchronously, never
@@ -345,14 +355,18 @@ export class Verifier {
           { mcpserver: key, url: target.url, reason: result.reason, ms: result.durationMs },
           'MCP handshake',
         );
+        st.successes = st.inputs === inputs && result.ok ? (st.successes ?? 0) + 1 : result.ok ? 1 : 0;
         st.result = result;
         st.inputs = inputs;
-        // A success is re-verified on the interval; a failure (a Service kube-proxy has not
-        // programmed yet, a server still starting) is retried sooner: 2 s, 4 s, 8 s, ... up to
-        // the interval, so status turns True soon after the cause goes away.
+        // A success is re-verified on the interval (the first one for new inputs is confirmed
+        // after VERIFY_CONFIRM_MS); a failure (a Service kube-proxy has not programmed yet, a
+        // server still starting) is retried sooner: 2 s, 4 s, 8 s, ... up to the interval, so
+        // status turns True soon after the cause goes away.
         st.failures = result.ok ? 0 : (st.failures ?? 0) + 1;
         const wait = result.ok
-          ? this.opts.intervalMs
+          ? st.successes === 1
+            ? Math.min(this.opts.intervalMs, VERIFY_CONFIRM_MS)
+            : this.opts.intervalMs
           : Math.min(this.opts.intervalMs, VERIFY_RETRY_BASE_MS * 2 ** Math.min(st.failures - 1, 20));
         st.dueAt = Date.now() + wait * (0.9 + Math.random() * 0.2);
         st.inFlight = undefined;

@@ -16,7 +16,7 @@ import { pino } from 'pino';
 import { parseMCPServerSpec } from '../../charts/api/validate.js';
 import { verifyTargetFor } from '../../controller/controller.js';
 import { ControllerMetrics } from '../../controller/metrics.js';
-import { MAX_TOOL_NAMES, Verifier, mcpHandshake } from '../../controller/verify.js';
+import { MAX_TOOL_NAMES, VERIFY_CONFIRM_MS, Verifier, mcpHandshake } from '../../controller/verify.js';
 import { createNamespace, kubeConfig, waitFor } from '../kube.js';
 import { closeServer, startHttp, startServe } from './servers.js';
 
@@ -82,7 +82,7 @@ describe('mcpHandshake against real servers on 127.0.0.1', () => {
   it('kubemcp serve with --token: AuthRequired with its WWW-Authenticate challenge', async () => {
     const r = await mcpHandshake({ url: authServe.url, timeoutMs: 20_000 });
     expect(r).toMatchObject({ ok: false, reason: 'AuthRequired' });
-    // kubemcp serve's 401 comes from the MCP SDK's requireBearerAuth (mcp-server/http-guard.ts).
+    // kubemcp serve's 401 comes from the MCP SDK's requireBearerAuth (lib/http-guard.ts).
     expect(r.message).toBe(
       'HTTP 401: the server requires authorization; WWW-Authenticate: Bearer error="invalid_token", error_description="Missing Authorization header"',
     );
@@ -181,6 +181,46 @@ describe('Verifier', () => {
       100,
     );
     expect(page.requests()).toBe(2);
+  });
+});
+
+describe('Verifier after a rollout', () => {
+  it('confirms the first successful handshake for new inputs once, then waits for the interval', async () => {
+    // The first handshake after a rollout may reach a pod on its way out (kube-proxy trails the
+    // pods the controller sees) and count the old tool list: a second one follows soon after.
+    const counts = [3, 4, 4];
+    let calls = 0;
+    const done: string[] = [];
+    const v = new Verifier({
+      intervalMs: 3_600_000,
+      timeoutMs: 1_000,
+      onDone: (k) => done.push(k),
+      log: pino({ level: 'silent' }),
+      handshake: async () => ({
+        ok: true,
+        reason: 'Verified',
+        message: 'ok',
+        durationMs: 1,
+        tools: { count: counts[Math.min(calls++, counts.length - 1)]!, names: [], hash: 'h' },
+      }),
+    });
+    const target = () => ({ url: 'http://127.0.0.1:1/mcp' });
+    v.check('ns/c', 'pods=new', target);
+    await waitFor('first handshake', async () => done.length === 1, 5_000, 10);
+    const first = v.check('ns/c', 'pods=new', target);
+    expect(first).toMatchObject({ current: true, inFlight: false, result: { tools: { count: 3 } } });
+    expect(first.requeueAfterMs).toBeLessThanOrEqual(VERIFY_CONFIRM_MS * 1.1);
+    expect(first.requeueAfterMs).toBeGreaterThan(VERIFY_CONFIRM_MS * 0.8);
+    expect(calls).toBe(1);
+    // The confirmation, once due (simulated by changing nothing but the clock is not ours: call check until it ran).
+    const v2 = v as unknown as { states: Map<string, { dueAt: number }> };
+    v2.states.get('ns/c')!.dueAt = 0;
+    v.check('ns/c', 'pods=new', target);
+    await waitFor('confirmation handshake', async () => done.length === 2, 5_000, 10);
+    const confirmed = v.check('ns/c', 'pods=new', target);
+    expect(confirmed).toMatchObject({ current: true, inFlight: false, result: { tools: { count: 4 } } });
+    expect(confirmed.requeueAfterMs).toBeGreaterThan(3_000_000); // back to the interval
+    expect(calls).toBe(2);
   });
 });
 
