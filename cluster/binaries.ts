@@ -6,6 +6,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { ensureDebianPackages } from './packages.js';
 import { BUILD_SCRIPT, BUILD_TIMEOUT_MS, CLUSTER_SRC_DIR, COMPONENTS } from './paths.js';
 
 /** Directories of the binaries, from build.sh. */
@@ -39,7 +40,8 @@ export function allExecutable(dir: string, names: readonly string[]): boolean {
 
 /**
  * Builds (or finds cached) control-plane binaries by running `build.sh`, whose progress (stderr)
- * is streamed to our stderr. A cold build takes 20-40 minutes; a cached one returns at once.
+ * is streamed to our stderr, after the missing Debian packages are installed (cluster/packages.ts,
+ * as root; otherwise the command is printed). A cold build takes 20-40 minutes; a cached one returns at once.
  *
  * @returns the directory holding etcd, kube-apiserver, kube-controller-manager, kube-scheduler and
  *   kwok (the last line build.sh prints on stdout), and the real node's (its `node <dir>` line,
@@ -47,6 +49,8 @@ export function allExecutable(dir: string, names: readonly string[]): boolean {
  * @throws Error if build.sh fails, runs longer than 90 minutes, or a control-plane binary is missing.
  */
 export async function ensureBinaries(): Promise<Binaries> {
+  // The Debian packages first (cluster/packages.ts): build.sh needs libseccomp for runc.
+  ensureDebianPackages();
   const child = spawn('bash', [BUILD_SCRIPT], {
     cwd: CLUSTER_SRC_DIR,
     stdio: ['ignore', 'pipe', 'inherit'],

@@ -65,7 +65,7 @@ node_build() {
   build "$ndir" coredns github.com/coredns/coredns || return 1
   cd "$here/node/runc" || return 1
   if [ ! -x "$ndir/runc" ] && ! pkg-config --exists libseccomp 2>/dev/null; then
-    echo "[cluster] runc needs cgo with libseccomp: apt-get install libseccomp-dev pkg-config gcc" >&2
+    echo "[cluster] runc needs cgo with libseccomp: apt-get install -y $(sed "s/#.*//" "$here/debian-packages.txt" | xargs)" >&2
     return 1
   fi
   CGO_ENABLED=1 build "$ndir" runc github.com/opencontainers/runc "-X main.version=${runc#v}" -tags seccomp || return 1

@@ -1,17 +1,12 @@
 /**
  * Pure parts of the bridge: line framing with a size limit, JSON-RPC line parsing, the pod
- * wiring (launcher script safe from Kubernetes' $(VAR) expansion, argv order), the static-ELF
- * check and bridge-init on this machine's Debian busybox-static. No cluster needed.
+ * wiring (launcher script safe from Kubernetes' $(VAR) expansion, argv order). Node alone: the
+ * tests that run Debian's busybox-static (bridge-init, the launcher) are in
+ * bridge-launcher.test.ts, in the cluster project, whose machine has the real node's packages.
  */
 import { describe, expect, it } from '@jest/globals';
-import { execFileSync } from 'node:child_process';
-import { lstatSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { LineFramer, OVERSIZE_WINDOW, parseLine, type OversizeLine } from '../../mcp-server/bridge/fifo.js';
-import { bridgeInit, isStaticElf } from '../../mcp-server/bridge/init.js';
-import { bridgeArgs, bridgeInitArgs, bridgePaths, launcherArgv, launchScript } from '../../mcp-server/bridge/wiring.js';
-import { LAUNCHER_SOURCE } from './bridge-harness.js';
+import { LineFramer, OVERSIZE_WINDOW, parseLine, type OversizeLine } from '../../gateway/fifo.js';
+import { bridgeArgs, bridgeInitArgs, bridgePaths, launcherArgv, launchScript } from '../../gateway/wiring.js';
 
 function frame(max: number, chunks: Array<string | Buffer>): { lines: string[]; over: OversizeLine[] } {
   const lines: string[] = [];
@@ -90,76 +85,5 @@ describe('pod wiring', () => {
     });
     expect(bridgeInitArgs()).toEqual(['bridge-init', '--dir', '/bridge']);
     expect(bridgeArgs(3001)).toEqual(['bridge', '--dir', '/bridge', '--port', '3001', '--host', '0.0.0.0']);
-  });
-});
-
-describe('bridge-init and the launcher (Debian busybox-static on this machine)', () => {
-  it('tells a static from a dynamic executable', () => {
-    expect(isStaticElf(LAUNCHER_SOURCE)).toBe(true);
-    expect(isStaticElf(process.execPath)).toBe(false);
-    const dir = mkdtempSync(path.join(tmpdir(), 'kubemcp-elf-'));
-    try {
-      writeFileSync(path.join(dir, 'script'), '#!/bin/sh\n');
-      expect(() => isStaticElf(path.join(dir, 'script'))).toThrow(/not an ELF executable/);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
-
-  it('installs the launcher and FIFOs (mode 0666), is idempotent, replaces a non-FIFO, refuses a dynamic launcher', () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'kubemcp-init-'));
-    try {
-      const p = bridgeInit({ dir, launcherSource: LAUNCHER_SOURCE });
-      expect(lstatSync(p.stdin).isFIFO()).toBe(true);
-      expect(lstatSync(p.stdout).isFIFO()).toBe(true);
-      expect(statSync(p.stdin).mode & 0o777).toBe(0o666);
-      expect(statSync(p.launcher).mode & 0o777).toBe(0o555);
-      const ino = statSync(p.stdin).ino;
-      rmSync(p.stdout);
-      writeFileSync(p.stdout, 'not a fifo');
-      bridgeInit({ dir, launcherSource: LAUNCHER_SOURCE });
-      expect(statSync(p.stdin).ino).toBe(ino);
-      expect(lstatSync(p.stdout).isFIFO()).toBe(true);
-      expect(() => bridgeInit({ dir, launcherSource: process.execPath })).toThrow(
-        /dynamically linked: .* static busybox/,
-      );
-      expect(() => bridgeInit({ dir, launcherSource: '/nonexistent/busybox' })).toThrow(
-        /--launcher-source \/nonexistent\/busybox does not exist/,
-      );
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
-
-  it('the launcher resolves the command through PATH (not busybox applets), passes the args as given, exits 127 when not found', () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'kubemcp-launch-'));
-    try {
-      bridgeInit({ dir, launcherSource: LAUNCHER_SOURCE });
-      const bin = path.join(dir, 'pathbin');
-      execFileSync(LAUNCHER_SOURCE, ['mkdir', '-p', bin]);
-      // A `cat` on PATH that is not busybox's applet: the launcher must run this one.
-      writeFileSync(path.join(bin, 'cat'), '#!/bin/sh\necho "argv0=$0 args=$*"\n', { mode: 0o755 });
-      // Run the launcher with the FIFOs replaced by regular files, to see what it execs.
-      const script = launchScript(dir).replace(`<"${dir}/stdin" >"${dir}/stdout"`, '');
-      const out = execFileSync(path.join(dir, 'bin/busybox'), ['sh', '-c', script, 'cat', 'a', 'b c'], {
-        env: { PATH: `${bin}:/usr/bin:/bin` },
-      }).toString();
-      expect(out.trim()).toBe('argv0=' + path.join(bin, 'cat') + ' args=a b c');
-      let status = 0;
-      let stderr = '';
-      try {
-        execFileSync(path.join(dir, 'bin/busybox'), ['sh', '-c', script, 'no-such-mcp-server'], {
-          env: { PATH: bin },
-          stdio: 'pipe',
-        });
-      } catch (err) {
-        status = (err as { status: number }).status;
-        stderr = String((err as { stderr: Buffer }).stderr);
-      }
-      expect(status).toBe(127);
-      expect(stderr).toContain('kubemcp launcher: no-such-mcp-server: not found in PATH');
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
   });
 });
