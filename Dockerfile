@@ -32,6 +32,8 @@ COPY cli.ts ./
 COPY charts ./charts
 COPY controller ./controller
 COPY mcp-server ./mcp-server
+COPY gateway ./gateway
+COPY lib ./lib
 COPY imports ./imports
 RUN npm run build
 

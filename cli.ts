@@ -9,7 +9,7 @@
 import { Command } from 'commander';
 import { registerServe } from './mcp-server/command.js';
 import { registerController } from './controller/command.js';
-import { registerBridge } from './mcp-server/bridge/command.js';
+import { registerBridge } from './gateway/command.js';
 
 const program = new Command()
   .name('kubemcp')

@@ -24,6 +24,7 @@ export const UNIT_TESTS = [
   'test/charts/generated.test.ts',
   'test/charts/render.test.ts',
   'test/charts/schema.test.ts',
+  'test/cluster/packages.test.ts',
   'test/controller/bridge-ready.test.ts',
   'test/controller/logic.test.ts',
   'test/images/dockerfile.test.ts',

@@ -23,7 +23,7 @@ import {
   bridgeArgs,
   bridgeInitArgs,
   launcherArgv,
-} from '../mcp-server/bridge/wiring.js';
+} from '../gateway/wiring.js';
 
 /** Name of the single container of an MCP server pod (seed 003). */
 export const CONTAINER_NAME = 'mcp-server';
@@ -194,7 +194,7 @@ const quantities = (list: Record<string, Quantity>) =>
  * `<name>` (maxUnavailable 1, the pods' selector) with 2 or more replicas. A bridged stdio
  * server (transport stdio with `command`) gets the in-pod bridge: an emptyDir, the bridge-init
  * init container, the server container running `command args` through the launcher, and the
- * `kubemcp bridge` sidecar listening on `spec.port` with the probes (mcp-server/bridge/wiring.ts).
+ * `kubemcp bridge` sidecar listening on `spec.port` with the probes (gateway/wiring.ts).
  *
  * Every field cdk8s-plus or the apiserver would otherwise default in a way that matters to the
  * user is set from the spec: replicas, resources, imagePullPolicy, probes, security context.
@@ -270,7 +270,7 @@ export class MCPServerWorkload extends Construct {
     });
 
     // Kubernetes container semantics: command replaces ENTRYPOINT, args replace CMD. A bridged
-    // server runs `command args` through the launcher on the FIFOs (mcp-server/bridge/wiring.ts).
+    // server runs `command args` through the launcher on the FIFOs (gateway/wiring.ts).
     const entry: Pick<k8s.Container, 'command' | 'args'> = bridged
       ? { command: launcherArgv(spec.command!, spec.args ?? []) }
       : { ...(spec.command ? { command: spec.command } : {}), ...(spec.args ? { args: spec.args } : {}) };

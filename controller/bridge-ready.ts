@@ -9,7 +9,7 @@
  * body out of user-facing probe messages, kubernetes/kubernetes#99425), and nothing in the pod's
  * status changes while the process hangs. So the controller asks the bridge itself: it reads the
  * same `/ready` the kubelet probes, whose 503 body is `{"status":"not ready","reason":"..."}`
- * (mcp-server/bridge/http.ts), e.g. "the stdio process has not answered initialize within 30 s".
+ * (gateway/http.ts), e.g. "the stdio process has not answered initialize within 30 s".
  * The bridge needs no RBAC to say it; the controller reaches the pod the way it reaches the
  * Service for its handshakes (controller/verify.ts): the pod IP from inside the cluster, the
  * apiserver's pod proxy (`/api/v1/namespaces/<ns>/pods/<pod>:<port>/proxy/ready`, which needs
@@ -19,9 +19,9 @@
  * @module
  */
 import type * as k8s from '@kubernetes/client-node';
-import { BRIDGE_CONTAINER } from '../mcp-server/bridge/wiring.js';
+import { BRIDGE_CONTAINER } from '../gateway/wiring.js';
 import type { PodProblem } from './pods.js';
-import { kubeFetch, type FetchLike } from './http.js';
+import { kubeFetch, type FetchLike } from '../lib/kube-http.js';
 
 /** Reason of the problem {@link bridgeProblem} reports (DeploymentReady and Ready conditions). */
 export const BRIDGE_NOT_READY = 'BridgeNotReady';

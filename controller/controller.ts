@@ -20,7 +20,7 @@ import { CHILD_KINDS, Reconciler, type Caches, type ChildKind, type MCPServerObj
 import { urlFor } from './status.js';
 import { Verifier, type VerifyTarget } from './verify.js';
 import { bridgeReadyTargetFor, type BridgeReadyTargetFn } from './bridge-ready.js';
-import { kubeFetch, withConnectionReuse } from './http.js';
+import { kubeFetch, withConnectionReuse } from '../lib/kube-http.js';
 import { trimForCache, type CachedKind } from './transform.js';
 import { LIST_IDLE_TIMEOUT_MS, pagedList } from './list.js';
 import { DEFAULT_WORKERS } from '../charts/operator-config.js';

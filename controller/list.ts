@@ -13,7 +13,7 @@
  * each one with the cache transform before the next page is asked for.
  */
 import type * as k8s from '@kubernetes/client-node';
-import { kubeStatus, type FetchLike } from './http.js';
+import { kubeStatus, type FetchLike } from '../lib/kube-http.js';
 
 /** Items per page (client-go's reflector pages by 500). */
 export const DEFAULT_PAGE_SIZE = 500;

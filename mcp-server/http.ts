@@ -17,8 +17,8 @@ import { buildServer, type BuiltServer, type ServerDeps } from './server.js';
 import { SubscriptionHub } from './resources.js';
 import { Metrics } from './metrics.js';
 import { errorText } from './kube.js';
-import { httpGuard } from './http-guard.js';
-import { readBody, rpcError, send, sessionFor } from './http-json.js';
+import { httpGuard } from '../lib/http-guard.js';
+import { readBody, rpcError, send, sessionFor } from '../lib/http-json.js';
 
 /** Options of the HTTP transport. */
 export interface HttpOptions {

@@ -11,7 +11,7 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { kubeFetch } from '../controller/http.js';
+import { kubeFetch } from '../lib/kube-http.js';
 
 /** Bound of a proxied request's silence (no bytes on its connection), in ms. */
 const REQUEST_TIMEOUT_MS = 30_000;

@@ -15,7 +15,7 @@ import {
 import { OperatorChart } from '../../charts/operator.js';
 import { renderMCPServer, toYaml, type KubeObject } from '../../charts/render.js';
 import { renderSources } from '../../charts/render-cli.js';
-import { launchScript } from '../../mcp-server/bridge/wiring.js';
+import { launchScript } from '../../gateway/wiring.js';
 import { byKind, type Container } from '../shapes.js';
 
 const manifest = (spec: object, name = 'everything', namespace?: string) => ({

@@ -1,7 +1,7 @@
 /**
  * controller/bridge-ready.ts without a cluster: which pods count as "bridge running but not
  * ready", and how the bridge's `/ready` answer becomes the status problem, against a real HTTP
- * server on 127.0.0.1 standing in for the bridge (its body is what mcp-server/bridge/http.ts
+ * server on 127.0.0.1 standing in for the bridge (its body is what gateway/http.ts
  * sends). The real-node path is test/realnode/bridge.test.ts.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';

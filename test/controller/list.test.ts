@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import * as k8s from '@kubernetes/client-node';
 import { ListError, pagedList } from '../../controller/list.js';
 import { trimForCache } from '../../controller/transform.js';
-import { kubeFetch, type FetchLike } from '../../controller/http.js';
+import { kubeFetch, type FetchLike } from '../../lib/kube-http.js';
 import { createNamespace, kubeConfig } from '../kube.js';
 
 const kc = kubeConfig();

@@ -62,6 +62,8 @@ describe('dockerfileContextSources', () => {
       'charts',
       'controller',
       'mcp-server',
+      'gateway',
+      'lib',
       'imports',
     ]);
     for (const s of sources) expect(existsSync(path.join(ROOT, s))).toBe(true);

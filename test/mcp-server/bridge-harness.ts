@@ -1,6 +1,6 @@
 /**
  * A bridged stdio MCP server wired on this machine exactly as a bridged pod wires it
- * (mcp-server/bridge/wiring.ts): `bridgeInit` (the init container's code) installs the static
+ * (gateway/wiring.ts): `bridgeInit` (the init container's code) installs the static
  * busybox launcher and the FIFOs in a temporary directory; the "server container" is the
  * launcher's argv for the given command and args, restarted when it exits as the kubelet's
  * restartPolicy would (bounded: at most `maxRestarts`); the bridge runs in this process (or as a
@@ -15,10 +15,10 @@ import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { pino, type Logger } from 'pino';
-import { StdioBridge, type StdioBridgeOptions } from '../../mcp-server/bridge/bridge.js';
-import { startBridgeHttp, type RunningBridgeHttp } from '../../mcp-server/bridge/http.js';
-import { bridgeInit } from '../../mcp-server/bridge/init.js';
-import { launcherArgv, type BridgePaths } from '../../mcp-server/bridge/wiring.js';
+import { StdioBridge, type StdioBridgeOptions } from '../../gateway/bridge.js';
+import { startBridgeHttp, type RunningBridgeHttp } from '../../gateway/http.js';
+import { bridgeInit } from '../../gateway/init.js';
+import { launcherArgv, type BridgePaths } from '../../gateway/wiring.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 /** The reference stdio server (npm @modelcontextprotocol/server-everything), as a pod would run it. */
@@ -133,7 +133,7 @@ export interface Bridged {
   close: () => Promise<void>;
 }
 
-/** The bridge's /ready answer (mcp-server/bridge/http.ts): `ready` with the server's info, or `not ready` with the reason. */
+/** The bridge's /ready answer (gateway/http.ts): `ready` with the server's info, or `not ready` with the reason. */
 export interface ReadyBody {
   status: string;
   reason?: string;

@@ -20,7 +20,7 @@ import {
   ToolListChangedNotificationSchema,
 } from '@modelcontextprotocol/sdk/types.js';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { BRIDGE_ERROR } from '../../mcp-server/bridge/bridge.js';
+import { BRIDGE_ERROR } from '../../gateway/bridge.js';
 import { EVERYTHING, startBridged, until, type Bridged } from './bridge-harness.js';
 import { text } from './helpers.js';
 

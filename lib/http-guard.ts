@@ -1,6 +1,6 @@
 /**
- * The request checks shared by the HTTP side of `kubemcp serve` (http.ts) and of
- * `kubemcp bridge` (bridge/http.ts), built on the MCP SDK's middleware and the `cors` package:
+ * The request checks shared by the HTTP side of `kubemcp serve` (mcp-server/http.ts) and of
+ * `kubemcp bridge` (gateway/http.ts), built on the MCP SDK's middleware and the `cors` package:
  *
  * - Host header (DNS-rebinding protection, MCP spec 2025-11-25, Transports > Security Warning):
  *   the SDK's `hostHeaderValidation` (server/middleware/hostHeaderValidation), 403 for a Host

@@ -1,7 +1,7 @@
 /**
  * The stdio bridge: one long-lived stdio MCP process shared by many Streamable HTTP sessions
- * (issue 11). The HTTP side is mcp-server/bridge/http.ts; the FIFOs are mcp-server/bridge/fifo.ts;
- * how the pod wires them is mcp-server/bridge/wiring.ts.
+ * (issue 11). The HTTP side is gateway/http.ts; the FIFOs are gateway/fifo.ts;
+ * how the pod wires them is gateway/wiring.ts.
  *
  * What the bridge does with each message (MCP spec 2025-11-25: Lifecycle, Transports, Utilities
  * > Progress and Cancellation, Server > Resources > Subscriptions):

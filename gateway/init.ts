@@ -1,5 +1,5 @@
 /**
- * `kubemcp bridge-init`: what the init container of a bridged pod does (mcp-server/bridge/wiring.ts).
+ * `kubemcp bridge-init`: what the init container of a bridged pod does (gateway/wiring.ts).
  * It copies a statically linked busybox (the launcher) into the shared emptyDir and creates the
  * two FIFOs there, readable and writable by every container of the pod whatever their uids
  * (mode 0666; only the pod's containers mount the volume).

@@ -1,6 +1,6 @@
 /**
  * The `kubemcp bridge` and `kubemcp bridge-init` subcommands (the sidecar and the init container
- * of a bridged stdio MCPServer; mcp-server/bridge/wiring.ts shows the whole path). Runtime
+ * of a bridged stdio MCPServer; gateway/wiring.ts shows the whole path). Runtime
  * modules load only when a subcommand runs. Logs are JSON lines on stderr (pino).
  */
 import { InvalidArgumentError, type Command } from 'commander';

@@ -1,7 +1,7 @@
 /**
  * The whole path of a bridged stdio MCPServer, in one place. Everything that renders, starts or
  * tests a bridged pod takes its paths and commands from here: the construct
- * (charts/mcpserver.ts), `kubemcp bridge-init` and `kubemcp bridge` (mcp-server/bridge/), and the
+ * (charts/mcpserver.ts), `kubemcp bridge-init` and `kubemcp bridge` (gateway/), and the
  * local test harness that wires the same FIFOs on this machine (test/mcp-server/bridge-harness.ts).
  *
  * ```

@@ -1,5 +1,5 @@
 /**
- * The bridge's end of the two FIFOs of a bridged pod (mcp-server/bridge/wiring.ts): newline-
+ * The bridge's end of the two FIFOs of a bridged pod (gateway/wiring.ts): newline-
  * delimited JSON-RPC, as the MCP stdio transport specifies (spec 2025-11-25, Transports > stdio:
  * "Messages are delimited by newlines, and MUST NOT contain embedded newlines").
  *

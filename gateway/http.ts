@@ -8,7 +8,7 @@
  *
  * A loopback bind checks the Host header (DNS-rebinding protection, MCP spec 2025-11-25,
  * Transports > Security Warning) and refuses foreign Origins, with the same checks as
- * `kubemcp serve` (../http-guard.ts); in a pod it binds 0.0.0.0 behind the Service.
+ * `kubemcp serve` (lib/http-guard.ts); in a pod it binds 0.0.0.0 behind the Service.
  */
 import * as http from 'node:http';
 import { randomUUID } from 'node:crypto';
@@ -21,8 +21,8 @@ import {
 } from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from 'pino';
 import { BRIDGE_ERROR, type BridgeSession, type StdioBridge } from './bridge.js';
-import { httpGuard } from '../http-guard.js';
-import { readBody, rpcError, send, sessionFor } from '../http-json.js';
+import { httpGuard } from '../lib/http-guard.js';
+import { readBody, rpcError, send, sessionFor } from '../lib/http-json.js';
 
 /** Options of {@link startBridgeHttp}. */
 export interface BridgeHttpOptions {
