@@ -39,6 +39,7 @@ import {
   clusterDown,
   clusterUp,
   poll,
+  pollProgress,
   REAL_NODE_NAME,
   REPO_ROOT,
   realNodeNamespace,
@@ -100,6 +101,28 @@ async function down(): Promise<void> {
 /** Polls `probe` until it returns a value, at most `timeoutMs` (once a second; cluster/process.ts `poll`). */
 const until = <T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> =>
   poll(what, probe, { timeoutMs, intervalMs: 1000 });
+
+/**
+ * One line of where a pod is on its way to Ready, for the demo's progress-following waits:
+ * not created, unscheduled (the scheduler's message), each container's waiting reason, running or
+ * terminated state and restart count.
+ */
+function podProgress(p: k8s.V1Pod | undefined): string {
+  if (!p) return 'not created yet';
+  const sched = p.status?.conditions?.find((c) => c.type === 'PodScheduled');
+  if (sched?.status !== 'True') return `${p.metadata?.name} not scheduled${sched?.message ? `: ${sched.message}` : ''}`;
+  const containers = (p.status?.containerStatuses ?? []).map((c) => {
+    const st = c.state?.waiting
+      ? `waiting ${c.state.waiting.reason ?? ''}`
+      : c.state?.terminated
+        ? `terminated ${c.state.terminated.reason ?? ''} (exit ${c.state.terminated.exitCode})`
+        : c.state?.running
+          ? `running${c.ready ? ', ready' : ', not ready'}`
+          : 'unknown';
+    return `${c.name} ${st}, ${c.restartCount} restarts`;
+  });
+  return `${p.metadata?.name} on ${p.spec?.nodeName} ${p.status?.phase}${containers.length ? `: ${containers.join('; ')}` : ': no container started yet'}`;
+}
 
 /** Starts `kubemcp controller` as a detached local process (no real node), unless one runs. */
 function startLocalController(kubeconfig: string): void {
@@ -223,23 +246,41 @@ async function main(): Promise<void> {
   });
 
   if (real) {
-    const pod = await until('the operator pod Ready in mcp-system', 300_000, async () => {
-      const pods = await core.listNamespacedPod({
-        namespace: OPERATOR_NAMESPACE,
-        labelSelector: 'app.kubernetes.io/name=kubemcp,app.kubernetes.io/component=controller',
-      });
-      return pods.items.find(
-        (p) =>
-          !p.metadata?.deletionTimestamp &&
-          p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
-      );
-    });
-    const lease = await until('the leader-election Lease', 60_000, async () => {
-      const l = await kc
-        .makeApiClient(k8s.CoordinationV1Api)
-        .readNamespacedLease({ name: CONTROLLER_NAME, namespace: OPERATOR_NAMESPACE });
-      return l.spec?.holderIdentity?.startsWith(pod.metadata!.name!) ? l : undefined;
-    });
+    // Waits that follow progress (issue 20): they fail only when nothing moves for 3 minutes
+    // (a slow machine keeps waiting), naming what they waited on and the last state seen.
+    const progress = { idleMs: 180_000, maxMs: 20 * 60_000, intervalMs: 1000, onState: (s: string) => say(`  ${s}`) };
+    const operatorPod = async (): Promise<k8s.V1Pod | undefined> =>
+      (
+        await core.listNamespacedPod({
+          namespace: OPERATOR_NAMESPACE,
+          labelSelector: 'app.kubernetes.io/name=kubemcp,app.kubernetes.io/component=controller',
+        })
+      ).items.find((p) => !p.metadata?.deletionTimestamp);
+    const pod = await pollProgress(
+      'the operator pod Ready in mcp-system',
+      async () => {
+        const p = await operatorPod();
+        if (p?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'))
+          return { done: p, state: '' };
+        return { state: `operator pod: ${podProgress(p)}` };
+      },
+      progress,
+    );
+    const lease = await pollProgress(
+      'the leader-election Lease',
+      async () => {
+        const l = await kc
+          .makeApiClient(k8s.CoordinationV1Api)
+          .readNamespacedLease({ name: CONTROLLER_NAME, namespace: OPERATOR_NAMESPACE })
+          .catch(() => undefined);
+        if (l?.spec?.holderIdentity?.startsWith(pod.metadata!.name!)) return { done: l, state: '' };
+        const p = await operatorPod();
+        return {
+          state: `Lease ${CONTROLLER_NAME}: ${l ? `held by ${l.spec?.holderIdentity ?? 'nobody'}` : 'not created yet'}; operator pod: ${podProgress(p)}`,
+        };
+      },
+      progress,
+    );
     say(
       `operator pod ${OPERATOR_NAMESPACE}/${pod.metadata!.name} Ready on ${pod.spec?.nodeName} (image ${pod.spec?.containers[0]?.image}, ServiceAccount ${pod.spec?.serviceAccountName}), holds Lease ${CONTROLLER_NAME} as ${lease.spec?.holderIdentity}`,
     );

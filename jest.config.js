@@ -25,6 +25,7 @@ export const UNIT_TESTS = [
   'test/charts/render.test.ts',
   'test/charts/schema.test.ts',
   'test/cluster/packages.test.ts',
+  'test/cluster/poll.test.ts',
   'test/controller/bridge-ready.test.ts',
   'test/controller/logic.test.ts',
   'test/images/dockerfile.test.ts',

@@ -39,7 +39,14 @@ export {
   type RealNodeNetwork,
   type RealNodeState,
 } from './state.js';
-export { isProcessRunning, poll, type PollOptions } from './process.js';
+export {
+  isProcessRunning,
+  poll,
+  pollProgress,
+  type PollOptions,
+  type ProgressObservation,
+  type ProgressOptions,
+} from './process.js';
 export { ensureBinaries } from './binaries.js';
 export { loadKubeConfig } from './kube.js';
 export { realNodeAvailable, realNodeNamespace, realNodeStatus } from './realnode/index.js';

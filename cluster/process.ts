@@ -99,6 +99,67 @@ export function rssKiB(pid: number): number | undefined {
   }
 }
 
+/** What a probe of {@link pollProgress} observed: the value once done, and the state it saw (progress is a change of it). */
+export interface ProgressObservation<T> {
+  /** Set when the wait is over. */
+  done?: T;
+  /** A one-line description of what the probe saw (`pod Pending: ContainerCreating`); a change is progress. */
+  state: string;
+}
+
+/** Bounds of {@link pollProgress}. */
+export interface ProgressOptions {
+  /** Fail when the state has not changed for this long, in ms. */
+  idleMs: number;
+  /** Fail after this long in any case, in ms (a state that keeps changing without ending). */
+  maxMs: number;
+  /** Pause between attempts, in ms (default {@link POLL_INTERVAL_MS}). */
+  intervalMs?: number;
+  /** Called with each new state (the demo prints it). */
+  onState?: (state: string) => void;
+}
+
+/**
+ * A wait that follows progress (issue 20): calls `probe` until it reports `done`, and fails only
+ * when the state it reports has not changed for `idleMs`, or after `maxMs` in all, so a slow
+ * machine that is still moving is waited for while a stuck one fails with what it was stuck on.
+ * A probe that throws reports its error as the state.
+ * @returns the `done` value.
+ * @throws Error `no progress for <idleMs> ms waiting for <what>; last state: <state>`, or
+ *   `gave up after <maxMs> ms waiting for <what>; last state: <state>`.
+ */
+export async function pollProgress<T>(
+  what: string,
+  probe: () => Promise<ProgressObservation<T>>,
+  opts: ProgressOptions,
+): Promise<T> {
+  const { idleMs, maxMs, intervalMs = POLL_INTERVAL_MS, onState } = opts;
+  const start = Date.now();
+  let last: string | undefined;
+  let changedAt = start;
+  const maxAttempts = Math.ceil(maxMs / intervalMs) + 1;
+  for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+    let obs: ProgressObservation<T>;
+    try {
+      obs = await probe();
+    } catch (err) {
+      obs = { state: `error: ${errorText(err)}` };
+    }
+    if (obs.done !== undefined) return obs.done;
+    const now = Date.now();
+    if (obs.state !== last) {
+      last = obs.state;
+      changedAt = now;
+      onState?.(obs.state);
+    } else if (now - changedAt >= idleMs) {
+      throw new Error(`no progress for ${idleMs} ms waiting for ${what}; last state: ${last}`);
+    }
+    if (now - start >= maxMs) break;
+    await sleep(intervalMs);
+  }
+  throw new Error(`gave up after ${maxMs} ms waiting for ${what}; last state: ${last ?? 'none'}`);
+}
+
 /** Bounds and options of {@link poll}. */
 export interface PollOptions {
   /** The most time the wait may take, in milliseconds. */
