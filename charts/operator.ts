@@ -12,6 +12,7 @@ import { k8s } from 'cdk8s-plus-33';
 import type { Construct } from 'constructs';
 import { mcpServerCrd } from './api/crd.js';
 import { GROUP, PLURAL } from './api/schema.js';
+import { CALL_RIGHT, CALLER_CLUSTER_ROLE } from '../gateway/auth/sar.js';
 import {
   CONTROLLER_NAME,
   CONTROLLER_ENV,
@@ -30,6 +31,20 @@ const labels = {
   'app.kubernetes.io/component': 'controller',
   'app.kubernetes.io/part-of': 'kubemcp',
 };
+
+/**
+ * The ClusterRole that grants calling MCPServers (`create mcpservers/proxy`, gateway/auth/sar.ts),
+ * aggregated into the built-in `edit` ClusterRole and so into `admin` (the aggregation chain
+ * view -> edit -> admin): who may exec into a pod may call its server; `view` alone is not enough.
+ * Bind it (or `edit`) in a namespace to let a user, group or ServiceAccount call its MCPServers.
+ */
+export const CALLER_CLUSTER_ROLE_RULES: k8s.PolicyRule[] = [
+  {
+    apiGroups: [CALL_RIGHT.group],
+    resources: [`${CALL_RIGHT.resource}/${CALL_RIGHT.subresource}`],
+    verbs: [CALL_RIGHT.verb],
+  },
+];
 
 /**
  * The RBAC rules the controller needs cluster-wide (it watches every namespace by default).
@@ -57,6 +72,8 @@ export const CONTROLLER_RULES: k8s.PolicyRule[] = [
   // Read only: pod states say why a Deployment is not ready (Unschedulable, ImagePullBackOff, ...).
   { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },
   { apiGroups: ['', 'events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
+  // The verification handshake passes the gateway's authorization like any caller (gateway/auth/sar.ts).
+  ...CALLER_CLUSTER_ROLE_RULES,
 ];
 
 /** Rules in the controller's own namespace: leader election on a Lease. */
@@ -80,7 +97,8 @@ export interface OperatorChartProps extends ChartProps {
 
 /**
  * Renders the CRD (cluster-scoped: no namespace is stamped on it), the `mcp-system` Namespace,
- * the controller's ServiceAccount, ClusterRole + ClusterRoleBinding, Role + RoleBinding for
+ * the controller's ServiceAccount, ClusterRole + ClusterRoleBinding, the callers' ClusterRole
+ * ({@link CALLER_CLUSTER_ROLE}, aggregated into `edit`), Role + RoleBinding for
  * leader election, and its Deployment (`kubemcp controller --leader-elect`, health on
  * {@link CONTROLLER_PORTS}.health, metrics on {@link CONTROLLER_PORTS}.metrics).
  */
@@ -95,6 +113,13 @@ export class OperatorChart extends Chart {
     new k8s.KubeNamespace(this, 'namespace', { metadata: meta(ns, false) });
     new k8s.KubeServiceAccount(this, 'sa', { metadata: meta(CONTROLLER_NAME) });
     new k8s.KubeClusterRole(this, 'clusterrole', { metadata: meta(CONTROLLER_NAME, false), rules: CONTROLLER_RULES });
+    new k8s.KubeClusterRole(this, 'caller-clusterrole', {
+      metadata: {
+        name: CALLER_CLUSTER_ROLE,
+        labels: { ...labels, 'rbac.authorization.k8s.io/aggregate-to-edit': 'true' },
+      },
+      rules: CALLER_CLUSTER_ROLE_RULES,
+    });
     const subjects = [{ kind: 'ServiceAccount', name: CONTROLLER_NAME, namespace: ns }];
     new k8s.KubeClusterRoleBinding(this, 'clusterrolebinding', {
       metadata: meta(CONTROLLER_NAME, false),

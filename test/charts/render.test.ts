@@ -5,6 +5,7 @@ import { renderMCPServer, toYaml, type KubeObject } from '../../charts/render.js
 import { renderSources, RenderError } from '../../charts/render-cli.js';
 import { MCPServerChart, CONFIG_HASH_ANNOTATION, DEFAULT_SECURITY_CONTEXT } from '../../charts/mcpserver.js';
 import { OperatorChart, CONTROLLER_RULES } from '../../charts/operator.js';
+import { CALLER_CLUSTER_ROLE } from '../../gateway/auth/sar.js';
 import { loadSamples } from '../../charts/samples.js';
 import { byKind } from '../shapes.js';
 
@@ -266,9 +267,25 @@ describe('OperatorChart', () => {
   it('renders the CRD without a namespace and everything else in mcp-system', () => {
     const cluster = ['CustomResourceDefinition', 'Namespace', 'ClusterRole', 'ClusterRoleBinding'];
     expect(objs.map((o) => o.kind).sort()).toEqual(
-      [...cluster, 'Deployment', 'Role', 'RoleBinding', 'ServiceAccount'].sort(),
+      [...cluster, 'ClusterRole', 'Deployment', 'Role', 'RoleBinding', 'ServiceAccount'].sort(),
     );
     for (const o of objs) expect(o.metadata.namespace).toBe(cluster.includes(o.kind) ? undefined : 'mcp-system');
+  });
+  it("ships the callers' ClusterRole (create mcpservers/proxy), aggregated into edit, and lets the controller's handshake pass it", () => {
+    const caller = objs.find((o) => o.kind === 'ClusterRole' && o.metadata.name === CALLER_CLUSTER_ROLE) as unknown as {
+      metadata: { labels: Record<string, string> };
+      rules: unknown[];
+    };
+    expect(caller.metadata.labels['rbac.authorization.k8s.io/aggregate-to-edit']).toBe('true');
+    expect(caller.metadata.labels['rbac.authorization.k8s.io/aggregate-to-view']).toBeUndefined();
+    expect(caller.rules).toEqual([
+      { apiGroups: ['mcp.example.com'], resources: ['mcpservers/proxy'], verbs: ['create'] },
+    ]);
+    expect(CONTROLLER_RULES).toContainEqual({
+      apiGroups: ['mcp.example.com'],
+      resources: ['mcpservers/proxy'],
+      verbs: ['create'],
+    });
   });
   it('grants least privilege: no wildcards, no secrets, leases only in its namespace', () => {
     const text = JSON.stringify(CONTROLLER_RULES);
