@@ -101,6 +101,38 @@ export async function createNamespace(kc: k8s.KubeConfig, prefix: string): Promi
   return name;
 }
 
+/**
+ * A token of ServiceAccount `namespace/name` from the TokenRequest API (what `kubectl create token
+ * --audience` makes), bound to `audiences` (empty: the apiserver's own), valid `expirationSeconds`.
+ */
+export async function serviceAccountToken(
+  kc: k8s.KubeConfig,
+  namespace: string,
+  name: string,
+  audiences: string[] = [],
+  expirationSeconds = 600,
+): Promise<string> {
+  const tr = await kc.makeApiClient(k8s.CoreV1Api).createNamespacedServiceAccountToken({
+    name,
+    namespace,
+    body: { spec: { audiences, expirationSeconds } },
+  });
+  return tr.status!.token;
+}
+
+/** A kubeconfig for `kc`'s cluster that authenticates with `token` only (user and context `user`). */
+export function tokenKubeConfig(kc: k8s.KubeConfig, token: string, user = 'token-user'): k8s.KubeConfig {
+  const cluster = kc.getCurrentCluster()!;
+  const out = new k8s.KubeConfig();
+  out.loadFromOptions({
+    clusters: [cluster],
+    users: [{ name: user, token }],
+    contexts: [{ name: user, cluster: cluster.name, user }],
+    currentContext: user,
+  });
+  return out;
+}
+
 /** Installs (server-side applies) the MCPServer CRD and waits until it is Established. */
 export async function installCrd(kc: k8s.KubeConfig): Promise<void> {
   await apply(k8s.KubernetesObjectApi.makeApiClient(kc), mcpServerCrd(), { fieldManager: 'kubemcp-test-crd' });

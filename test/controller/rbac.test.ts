@@ -12,7 +12,15 @@ import { CONTROLLER_NAME, OPERATOR_NAMESPACE, OperatorChart } from '../../charts
 import type { KubeObject } from '../../charts/render.js';
 import { Controller } from '../../controller/controller.js';
 import { LeaderElector } from '../../controller/leader.js';
-import { apiMessage, apply, createNamespace, kubeConfig, waitFor } from '../kube.js';
+import {
+  apiMessage,
+  apply,
+  createNamespace,
+  kubeConfig,
+  serviceAccountToken,
+  tokenKubeConfig,
+  waitFor,
+} from '../kube.js';
 import { mcpsApi } from './mcps.js';
 
 const admin = kubeConfig();
@@ -28,21 +36,11 @@ let leader: LeaderElector | undefined;
 
 /** A KubeConfig for the chart's ServiceAccount: the admin's cluster and CA, a bound token. */
 async function serviceAccountConfig(): Promise<k8s.KubeConfig> {
-  const core = admin.makeApiClient(k8s.CoreV1Api);
-  const tr = await core.createNamespacedServiceAccountToken({
-    name: CONTROLLER_NAME,
-    namespace: OPERATOR_NAMESPACE,
-    body: { spec: { audiences: [], expirationSeconds: 3600 } },
-  });
-  const cluster = admin.getCurrentCluster()!;
-  const kc = new k8s.KubeConfig();
-  kc.loadFromOptions({
-    clusters: [cluster],
-    users: [{ name: 'controller', token: tr.status!.token }],
-    contexts: [{ name: 'controller', cluster: cluster.name, user: 'controller' }],
-    currentContext: 'controller',
-  });
-  return kc;
+  return tokenKubeConfig(
+    admin,
+    await serviceAccountToken(admin, OPERATOR_NAMESPACE, CONTROLLER_NAME, [], 3600),
+    'controller',
+  );
 }
 
 beforeAll(async () => {

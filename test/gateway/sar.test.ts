@@ -13,7 +13,16 @@ import { OperatorChart } from '../../charts/operator.js';
 import { CALLER_CLUSTER_ROLE, SubjectAccessReviewAuthorizer } from '../../gateway/auth/sar.js';
 import { TokenReviewAuthenticator, type Identity } from '../../gateway/auth/tokenreview.js';
 import { kubeFetch } from '../../lib/kube-http.js';
-import { apply, createNamespace, installCrd, kubeConfig, kubectl, waitFor } from '../kube.js';
+import {
+  apply,
+  createNamespace,
+  installCrd,
+  kubeConfig,
+  kubectl,
+  serviceAccountToken,
+  tokenKubeConfig,
+  waitFor,
+} from '../kube.js';
 
 const kc = kubeConfig();
 const core = kc.makeApiClient(k8s.CoreV1Api);
@@ -25,14 +34,8 @@ let elsewhere: string;
 let gatewayFetch: ReturnType<typeof kubeFetch>;
 let audience: string;
 
-async function token(namespace: string, name: string, audiences: string[] = []): Promise<string> {
-  const tr = await core.createNamespacedServiceAccountToken({
-    name,
-    namespace,
-    body: { spec: { audiences, expirationSeconds: 600 } },
-  });
-  return tr.status!.token;
-}
+const token = (namespace: string, name: string, audiences: string[] = []): Promise<string> =>
+  serviceAccountToken(kc, namespace, name, audiences);
 
 /** The identity of ServiceAccount `name`, as the gateway's TokenReview reports it. */
 async function identityOf(namespace: string, name: string): Promise<Identity> {
@@ -75,15 +78,7 @@ beforeAll(async () => {
     namespace: elsewhere,
     body: binding('editor-edit', 'edit', 'editor', elsewhere),
   });
-  const gw = new k8s.KubeConfig();
-  const cluster = kc.getCurrentCluster()!;
-  gw.loadFromOptions({
-    clusters: [cluster],
-    users: [{ name: 'gateway', token: await token(ns, 'gateway') }],
-    contexts: [{ name: 'gw', cluster: cluster.name, user: 'gateway' }],
-    currentContext: 'gw',
-  });
-  gatewayFetch = kubeFetch(gw);
+  gatewayFetch = kubeFetch(tokenKubeConfig(kc, await token(ns, 'gateway'), 'gateway'));
   // kube-controller-manager's clusterrole-aggregation controller copies the rule into edit.
   await waitFor(
     "the callers' rule aggregated into edit",
@@ -130,14 +125,7 @@ describe('SubjectAccessReviewAuthorizer (real RBAC)', () => {
   });
 
   it('reports a review the gateway may not send as an error (the gateway answers 503), not as a denial', async () => {
-    const noRights = new k8s.KubeConfig();
-    const cluster = kc.getCurrentCluster()!;
-    noRights.loadFromOptions({
-      clusters: [cluster],
-      users: [{ name: 'nobody', token: await token(ns, 'nobody') }],
-      contexts: [{ name: 'n', cluster: cluster.name, user: 'nobody' }],
-      currentContext: 'n',
-    });
+    const noRights = tokenKubeConfig(kc, await token(ns, 'nobody'));
     const authz = new SubjectAccessReviewAuthorizer({
       server,
       fetch: kubeFetch(noRights),

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import * as k8s from '@kubernetes/client-node';
 import { TokenReviewAuthenticator, jwtExp } from '../../gateway/auth/tokenreview.js';
 import { kubeFetch } from '../../lib/kube-http.js';
-import { createNamespace, kubeConfig } from '../kube.js';
+import { createNamespace, kubeConfig, serviceAccountToken, tokenKubeConfig } from '../kube.js';
 
 const kc = kubeConfig();
 const core = kc.makeApiClient(k8s.CoreV1Api);
@@ -18,15 +18,8 @@ let ns: string;
 let gatewayKc: k8s.KubeConfig;
 const server = kc.getCurrentCluster()!.server;
 
-/** A token of ServiceAccount `name` in the test namespace (TokenRequest), bound to `audiences` (default: the apiserver's). */
-async function token(name: string, audiences?: string[]): Promise<string> {
-  const tr = await core.createNamespacedServiceAccountToken({
-    name,
-    namespace: ns,
-    body: { spec: { audiences: audiences ?? [], expirationSeconds: 600 } },
-  });
-  return tr.status!.token;
-}
+/** A token of ServiceAccount `name` in the test namespace, bound to `audiences` (default: the apiserver's). */
+const token = (name: string, audiences?: string[]): Promise<string> => serviceAccountToken(kc, ns, name, audiences);
 
 beforeAll(async () => {
   ns = await createNamespace(kc, 'tokenreview');
@@ -40,15 +33,7 @@ beforeAll(async () => {
     },
   });
   // The gateway's own credentials: its ServiceAccount's token, nothing of the admin's.
-  const gwToken = await token('gateway');
-  gatewayKc = new k8s.KubeConfig();
-  const cluster = kc.getCurrentCluster()!;
-  gatewayKc.loadFromOptions({
-    clusters: [cluster],
-    users: [{ name: 'gateway', token: gwToken }],
-    contexts: [{ name: 'gw', cluster: cluster.name, user: 'gateway' }],
-    currentContext: 'gw',
-  });
+  gatewayKc = tokenKubeConfig(kc, await token('gateway'), 'gateway');
 });
 
 afterAll(async () => {
@@ -116,14 +101,7 @@ describe('TokenReviewAuthenticator (real apiserver)', () => {
 
   it("reports an apiserver refusal of the gateway's own review as an error, not as the caller's fault", async () => {
     // The caller's own credentials cannot create TokenReviews (no auth-delegator binding).
-    const noRights = new k8s.KubeConfig();
-    const cluster = kc.getCurrentCluster()!;
-    noRights.loadFromOptions({
-      clusters: [cluster],
-      users: [{ name: 'other', token: await token('other') }],
-      contexts: [{ name: 'o', cluster: cluster.name, user: 'other' }],
-      currentContext: 'o',
-    });
+    const noRights = tokenKubeConfig(kc, await token('other'));
     const a = new TokenReviewAuthenticator({ server, fetch: kubeFetch(noRights), audiences: [AUDIENCE] });
     const r = await a.authenticate(await token('caller', [AUDIENCE]));
     expect(r).toMatchObject({ ok: false, reason: 'error' });
