@@ -26,6 +26,7 @@ export const UNIT_TESTS = [
   'test/charts/schema.test.ts',
   'test/cluster/packages.test.ts',
   'test/cluster/poll.test.ts',
+  'test/cluster/shims.test.ts',
   'test/controller/bridge-ready.test.ts',
   'test/controller/logic.test.ts',
   'test/images/dockerfile.test.ts',

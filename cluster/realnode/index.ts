@@ -160,7 +160,8 @@ function mountsUnder(dir: string): string[] {
 /**
  * Stops the real node's containers and removes its runtime state, given its processes' records:
  * stops CoreDNS, kube-proxy and the kubelet by pid; kills and deletes every task and container
- * in containerd's `k8s.io` namespace (their shims exit with them); stops containerd; unmounts
+ * in containerd's `k8s.io` namespace; stops containerd, then kills the shims left of this node's
+ * socket (they outlive containerd by design) and what runs under them; unmounts
  * everything under NODE_DIR (pod volumes, rootfs overlays, the pods' network namespaces); removes
  * the node's network; deletes NODE_DIR when nothing is mounted there any more.
  * @param stop stops one process record by pid (the caller's stopProcess)
@@ -187,6 +188,11 @@ export async function stopRealNode(
     if (ids.length) log(`removed ${ids.length} containers of the real node`);
   }
   await stopAllOf('containerd');
+  // Shims outlive containerd by design (they keep containers running across its restarts); this
+  // node's are the ones started with its socket as -address. Issue 20: demo:down left them running.
+  const shims = await killShims(CONTAINERD_SOCKET);
+  if (shims.killed) log(`stopped ${shims.killed} containerd shims of the real node (and what ran under them)`);
+  if (shims.left.length) failures.push(`containerd shims still running: ${shims.left.join(', ')}`);
   if (fs.existsSync(NODE_DIR)) {
     for (const m of mountsUnder(NODE_DIR)) {
       if (!(await tryRun('umount', [m]))) await tryRun('umount', ['-l', m]);
@@ -197,6 +203,69 @@ export async function stopRealNode(
   if (left.length) failures.push(`still mounted under ${NODE_DIR}: ${left.slice(0, 3).join(', ')}`);
   else fs.rmSync(NODE_DIR, { recursive: true, force: true });
   if (failures.length) throw new Error(`real node: ${failures.join('\n')}`);
+}
+
+/** Pids of the processes whose argv is that of a containerd shim started with `-address <socket>`. */
+export function shimPids(socket: string): number[] {
+  const out: number[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let argv: string[];
+    try {
+      argv = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+    } catch {
+      continue; // exited meanwhile
+    }
+    const i = argv.indexOf('-address');
+    if (path.basename(argv[0] ?? '').startsWith('containerd-shim') && i >= 0 && argv[i + 1] === socket)
+      out.push(Number(entry));
+  }
+  return out;
+}
+
+/** Direct children of `pid` (from /proc/<pid>/task/<tid>/children). */
+function childPids(pid: number): number[] {
+  try {
+    return fs
+      .readdirSync(`/proc/${pid}/task`)
+      .flatMap((tid) => fs.readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim().split(/\s+/))
+      .filter(Boolean)
+      .map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * SIGKILLs every shim of containerd socket `socket` and the processes under it (children first),
+ * then waits up to 5 s for them to be gone.
+ * @returns how many shims there were, and the pids still alive after the wait.
+ */
+export async function killShims(socket: string): Promise<{ killed: number; left: number[] }> {
+  const shims = shimPids(socket);
+  const all: number[] = [];
+  const collect = (pid: number): void => {
+    for (const c of childPids(pid)) collect(c);
+    all.push(pid);
+  };
+  shims.forEach(collect);
+  for (const pid of all) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
+  const alive = (pid: number): boolean => {
+    try {
+      // A zombie is gone for our purpose (its parent reaps it); /proc/<pid>/stat's state is Z.
+      return !/^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+    } catch {
+      return false;
+    }
+  };
+  for (let i = 0; i < 50 && shims.some(alive); i++) await new Promise((r) => setTimeout(r, 100));
+  return { killed: shims.length, left: shims.filter(alive) };
 }
 
 // ---------------------------------------------------------------------------------------------
