@@ -17,10 +17,9 @@
  * authorizer defaults), so a revoked binding takes effect within that time (kube-rbac-proxy's
  * 5-minute allow cache delays revocation); apiserver errors are not cached and refuse the call.
  */
-import { createHmac, randomBytes } from 'node:crypto';
 import { GROUP, PLURAL } from '../../charts/api/schema.js';
 import type { FetchLike } from '../../lib/kube-http.js';
-import { kubeStatus } from '../../lib/kube-http.js';
+import { DecisionCache, postReview } from './review.js';
 import type { Identity } from './tokenreview.js';
 
 /** The right a caller needs on an MCPServer: `create` on `mcpservers/proxy`. */
@@ -58,68 +57,52 @@ export function rightText(namespace: string, name: string): string {
  * Decides with SubjectAccessReviews whether identities may call one MCPServer (see the module comment).
  */
 export class SubjectAccessReviewAuthorizer {
-  private readonly cache = new Map<string, { result: AuthzResult; expiresAt: number }>();
-  private readonly key = randomBytes(32);
+  private readonly cache: DecisionCache<AuthzResult>;
   /** Reviews sent. */
   reviews = 0;
 
-  constructor(private readonly opts: SarOptions) {}
+  constructor(private readonly opts: SarOptions) {
+    this.cache = new DecisionCache(opts.maxEntries ?? 4096);
+  }
 
   /** Whether `identity` holds {@link CALL_RIGHT} on the MCPServer. Never throws. */
   async authorize(identity: Identity): Promise<AuthzResult> {
-    const k = createHmac('sha256', this.key).update(JSON.stringify(identity)).digest('base64url');
+    const k = this.cache.keyOf(JSON.stringify(identity));
     const hit = this.cache.get(k);
-    if (hit && hit.expiresAt > Date.now()) return hit.result;
-    if (hit) this.cache.delete(k);
+    if (hit) return hit;
     const result = await this.review(identity);
-    if (!('error' in result && result.error)) {
-      const ttl = result.allowed ? (this.opts.allowTtlMs ?? 10_000) : (this.opts.denyTtlMs ?? 10_000);
-      this.cache.set(k, { result, expiresAt: Date.now() + ttl });
-      while (this.cache.size > (this.opts.maxEntries ?? 4096)) this.cache.delete(this.cache.keys().next().value!);
-    }
+    if (result.allowed || !result.error)
+      this.cache.set(k, result, result.allowed ? (this.opts.allowTtlMs ?? 10_000) : (this.opts.denyTtlMs ?? 10_000));
     return result;
   }
 
   private async review(identity: Identity): Promise<AuthzResult> {
     this.reviews++;
     const { namespace, name } = this.opts;
-    const body = JSON.stringify({
-      apiVersion: 'authorization.k8s.io/v1',
-      kind: 'SubjectAccessReview',
-      spec: {
-        user: identity.username,
-        groups: identity.groups,
-        ...(identity.uid ? { uid: identity.uid } : {}),
-        ...(identity.extra ? { extra: identity.extra } : {}),
-        resourceAttributes: { namespace, name, ...CALL_RIGHT },
-      },
-    });
-    const right = rightText(namespace, name);
-    try {
-      const res = await this.opts.fetch(
-        `${this.opts.server.replace(/\/+$/, '')}/apis/authorization.k8s.io/v1/subjectaccessreviews`,
-        {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', accept: 'application/json' },
-          body,
-          signal: AbortSignal.timeout(this.opts.timeoutMs ?? 5000),
+    const answer = await postReview<{ allowed?: boolean; denied?: boolean; reason?: string }>(
+      this.opts.fetch,
+      this.opts.server,
+      '/apis/authorization.k8s.io/v1/subjectaccessreviews',
+      'SubjectAccessReview',
+      {
+        apiVersion: 'authorization.k8s.io/v1',
+        kind: 'SubjectAccessReview',
+        spec: {
+          user: identity.username,
+          groups: identity.groups,
+          ...(identity.uid ? { uid: identity.uid } : {}),
+          ...(identity.extra ? { extra: identity.extra } : {}),
+          resourceAttributes: { namespace, name, ...CALL_RIGHT },
         },
-      );
-      const text = await res.text();
-      if (res.status !== 201 && res.status !== 200)
-        return {
-          allowed: false,
-          error: true,
-          message: `SubjectAccessReview answered ${res.status}: ${kubeStatus(text) ?? text.slice(0, 200)}`,
-        };
-      const status = (JSON.parse(text) as { status?: { allowed?: boolean; denied?: boolean; reason?: string } }).status;
-      if (status?.allowed && !status.denied) return { allowed: true };
-      return {
-        allowed: false,
-        message: `${identity.username} may not ${right}${status?.reason ? `: ${status.reason}` : ''}`,
-      };
-    } catch (err) {
-      return { allowed: false, error: true, message: `SubjectAccessReview failed: ${(err as Error).message}` };
-    }
+      },
+      this.opts.timeoutMs ?? 5000,
+    );
+    if (!answer.ok) return { allowed: false, error: true, message: answer.message };
+    const status = answer.status;
+    if (status.allowed && !status.denied) return { allowed: true };
+    return {
+      allowed: false,
+      message: `${identity.username} may not ${rightText(namespace, name)}${status.reason ? `: ${status.reason}` : ''}`,
+    };
   }
 }

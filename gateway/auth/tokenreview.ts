@@ -18,9 +18,8 @@
  * `create tokenreviews`, e.g. the `system:auth-delegator` ClusterRole); `fetch` carries those
  * credentials (lib/kube-http.ts kubeFetch).
  */
-import { createHmac, randomBytes } from 'node:crypto';
 import type { FetchLike } from '../../lib/kube-http.js';
-import { kubeStatus } from '../../lib/kube-http.js';
+import { DecisionCache, postReview } from './review.js';
 
 /** The verified caller, as the apiserver's authenticator reported it (TokenReview `status.user`). */
 export interface Identity {
@@ -62,19 +61,13 @@ export interface TokenReviewOptions {
   now?: () => number;
 }
 
-interface Entry {
-  result: AuthResult;
-  expiresAt: number;
-}
-
 /**
  * Verifies bearer tokens with TokenReviews, caching results (see the module comment).
  * @throws Error from the constructor when `audiences` is empty.
  */
 export class TokenReviewAuthenticator {
-  private readonly cache = new Map<string, Entry>();
+  private readonly cache: DecisionCache<AuthResult>;
   private readonly inflight = new Map<string, Promise<AuthResult>>();
-  private readonly key = randomBytes(32);
   private readonly now: () => number;
   /** TokenReviews sent (for the bench's "at most one review per token per cache period" and metrics). */
   reviews = 0;
@@ -82,6 +75,7 @@ export class TokenReviewAuthenticator {
   constructor(private readonly opts: TokenReviewOptions) {
     if (!opts.audiences.length) throw new Error('TokenReviewAuthenticator: at least one audience is required');
     this.now = opts.now ?? Date.now;
+    this.cache = new DecisionCache(opts.maxEntries ?? 4096, this.now);
   }
 
   /**
@@ -92,21 +86,14 @@ export class TokenReviewAuthenticator {
     if (!token) return { ok: false, reason: 'missing', message: 'no bearer token' };
     if (Buffer.byteLength(token) > MAX_TOKEN_BYTES || !B64TOKEN.test(token))
       return { ok: false, reason: 'malformed', message: 'the bearer token is not a token (RFC 6750 b64token)' };
-    const k = createHmac('sha256', this.key).update(token).digest('base64url');
+    const k = this.cache.keyOf(token);
     const hit = this.cache.get(k);
-    if (hit) {
-      if (hit.expiresAt > this.now()) {
-        this.cache.delete(k); // re-insert: most recently used last
-        this.cache.set(k, hit);
-        return hit.result;
-      }
-      this.cache.delete(k);
-    }
+    if (hit) return hit;
     let p = this.inflight.get(k);
     if (!p) {
       p = this.review(token)
         .then((result) => {
-          if (result.ok || result.reason !== 'error') this.remember(k, token, result);
+          if (result.ok || result.reason !== 'error') this.cache.set(k, result, this.ttl(token, result));
           return result;
         })
         .finally(() => this.inflight.delete(k));
@@ -120,57 +107,31 @@ export class TokenReviewAuthenticator {
     return this.cache.size;
   }
 
-  private remember(k: string, token: string, result: AuthResult): void {
-    const now = this.now();
-    let ttl = result.ok ? (this.opts.successTtlMs ?? 120_000) : (this.opts.failureTtlMs ?? 10_000);
+  /** How long `result` is cached, in ms: a success never past the token's `exp`. */
+  private ttl(token: string, result: AuthResult): number {
+    if (!result.ok) return this.opts.failureTtlMs ?? 10_000;
+    const ttl = this.opts.successTtlMs ?? 120_000;
     const exp = jwtExp(token);
-    if (result.ok && exp !== undefined) ttl = Math.min(ttl, exp * 1000 - now);
-    if (ttl <= 0) return;
-    this.cache.set(k, { result, expiresAt: now + ttl });
-    const max = this.opts.maxEntries ?? 4096;
-    while (this.cache.size > max) this.cache.delete(this.cache.keys().next().value!);
+    return exp === undefined ? ttl : Math.min(ttl, exp * 1000 - this.now());
   }
 
   private async review(token: string): Promise<AuthResult> {
     this.reviews++;
-    const body = JSON.stringify({
-      apiVersion: 'authentication.k8s.io/v1',
-      kind: 'TokenReview',
-      spec: { token, audiences: this.opts.audiences },
-    });
-    let res: Response;
-    let text: string;
-    try {
-      res = await this.opts.fetch(
-        `${this.opts.server.replace(/\/+$/, '')}/apis/authentication.k8s.io/v1/tokenreviews`,
-        {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', accept: 'application/json' },
-          body,
-          signal: AbortSignal.timeout(this.opts.timeoutMs ?? 5000),
-        },
-      );
-      text = await res.text();
-    } catch (err) {
-      return { ok: false, reason: 'error', message: `TokenReview failed: ${(err as Error).message}` };
-    }
-    if (res.status !== 201 && res.status !== 200)
-      return {
-        ok: false,
-        reason: 'error',
-        message: `TokenReview answered ${res.status}: ${kubeStatus(text) ?? text.slice(0, 200)}`,
-      };
-    let status: {
+    const answer = await postReview<{
       authenticated?: boolean;
       error?: string;
       audiences?: string[];
       user?: { username?: string; uid?: string; groups?: string[]; extra?: Record<string, string[]> };
-    };
-    try {
-      status = (JSON.parse(text) as { status?: typeof status }).status ?? {};
-    } catch {
-      return { ok: false, reason: 'error', message: 'TokenReview answer is not JSON' };
-    }
+    }>(
+      this.opts.fetch,
+      this.opts.server,
+      '/apis/authentication.k8s.io/v1/tokenreviews',
+      'TokenReview',
+      { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token, audiences: this.opts.audiences } },
+      this.opts.timeoutMs ?? 5000,
+    );
+    if (!answer.ok) return { ok: false, reason: 'error', message: answer.message };
+    const status = answer.status;
     if (!status.authenticated || !status.user?.username)
       return { ok: false, reason: 'invalid', message: status.error || 'the token is not valid' };
     const audiences = (status.audiences ?? []).filter((a) => this.opts.audiences.includes(a));
