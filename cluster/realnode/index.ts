@@ -237,16 +237,19 @@ function childPids(pid: number): number[] {
 }
 
 /**
- * SIGKILLs every shim of containerd socket `socket` and the processes under it (children first),
+ * SIGKILLs every shim of containerd socket `socket` and the processes under it (shims first),
  * then waits up to 5 s for them to be gone.
  * @returns how many shims there were, and the pids still alive after the wait.
  */
 export async function killShims(socket: string): Promise<{ killed: number; left: number[] }> {
   const shims = shimPids(socket);
   const all: number[] = [];
+  // Every pid is collected before any is killed, parents first: a shim killed first cannot react to
+  // its container's death (report it, start anything), and its children, reparented, are still
+  // in the list.
   const collect = (pid: number): void => {
-    for (const c of childPids(pid)) collect(c);
     all.push(pid);
+    for (const c of childPids(pid)) collect(c);
   };
   shims.forEach(collect);
   for (const pid of all) {
