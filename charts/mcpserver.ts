@@ -7,7 +7,7 @@
  * the controller's desired state, so all three produce the same objects for the same spec.
  */
 import { createHash } from 'node:crypto';
-import { ApiObject, Chart, type ChartProps } from 'cdk8s';
+import { ApiObject, Chart, JsonPatch, type ChartProps } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-33';
 import { Construct } from 'constructs';
 import type { MCPServerInput, MCPServerSpec, MCPServerSpecInput, Quantity, Transport } from './api/schema.js';
@@ -15,20 +15,29 @@ import { CONFIG_FILE_KEY } from './api/schema.js';
 import { parseMCPServer, parseMCPServerSpec } from './api/validate.js';
 import { quantityValue } from './api/quantity.js';
 import { DEFAULT_CONTROLLER_IMAGE } from './operator-config.js';
+import { DEFAULTS, DEFAULT_AUTH_MODE, type AuthMode } from './api/schema.js';
 import {
   BRIDGE_CONTAINER,
   BRIDGE_DIR,
   BRIDGE_INIT_CONTAINER,
   BRIDGE_VOLUME,
+  GATEWAY_CONTAINER,
+  GATEWAY_HEALTH_PATH,
+  NAMESPACE_ENV,
   bridgeArgs,
   bridgeInitArgs,
+  gatewayArgs,
+  gatewayPort,
   launcherArgv,
+  type GatewayAccessConfig,
 } from '../gateway/wiring.js';
 
 /** Name of the single container of an MCP server pod (seed 003). */
 export const CONTAINER_NAME = 'mcp-server';
-/** Name of the container port, Service port and probe target. */
+/** Name of the gateway's container port (the Service's target) and of the Service port. */
 export const PORT_NAME = 'mcp';
+/** Name of an HTTP server container's own port, behind the gateway (its probes' target). */
+export const SERVER_PORT_NAME = 'server';
 /** Where the ConfigMap is mounted and the path given in MCP_CONFIG_FILE (seed 003). */
 export const CONFIG_MOUNT_PATH = '/etc/mcp';
 export const CONFIG_FILE_PATH = `${CONFIG_MOUNT_PATH}/${CONFIG_FILE_KEY}`;
@@ -63,6 +72,34 @@ export function isBridged(spec: Pick<MCPServerSpec, 'transport' | 'command'>): b
   return spec.transport === 'stdio' && (spec.command?.length ?? 0) > 0;
 }
 
+/** `spec.auth.mode`, defaulted: `kubernetes` unless the user wrote `none` (secure by default). */
+export function authMode(spec: Pick<MCPServerSpec, 'auth'>): AuthMode {
+  return spec.auth?.mode ?? DEFAULT_AUTH_MODE;
+}
+
+/** What the gateway of `name` is told about its MCPServer (gateway/wiring.ts accessArgs). */
+export function gatewayAccessConfig(name: string, spec: MCPServerSpec): GatewayAccessConfig {
+  return { name, mode: authMode(spec), port: spec.port, path: spec.path, audiences: spec.auth?.audiences };
+}
+
+/**
+ * `http://<name>.<namespace>.svc.cluster.local:<port>` for HTTP transports (seed 003's
+ * buildEndpoint) and bridged stdio servers (the bridge serves the port); none for stdio without
+ * `command`, which nothing outside its pod can reach.
+ */
+export function endpointFor(name: string, namespace: string, spec: MCPServerSpec): string | undefined {
+  return servesHttp(spec) ? `http://${name}.${namespace}.svc.cluster.local:${spec.port}` : undefined;
+}
+
+/**
+ * The full MCP URL (`status.url`): the endpoint plus `spec.path`. It is also the MCPServer's
+ * canonical URL, the default audience its gateway accepts (MCP authorization spec, RFC 8707).
+ */
+export function urlFor(name: string, namespace: string, spec: MCPServerSpec): string | undefined {
+  const endpoint = endpointFor(name, namespace, spec);
+  return endpoint && `${endpoint}${spec.path ?? DEFAULTS.path}`;
+}
+
 /** Whether the pod serves MCP over HTTP on `spec.port` (an HTTP transport, or a bridged stdio server). */
 export function servesHttp(spec: Pick<MCPServerSpec, 'transport' | 'command'>): boolean {
   return isHttpTransport(spec.transport) || isBridged(spec);
@@ -73,7 +110,7 @@ export function servesHttp(spec: Pick<MCPServerSpec, 'transport' | 'command'>): 
  * as the operator chart's controller image (the operator passes its own image).
  */
 export const DEFAULT_BRIDGE_IMAGE = DEFAULT_CONTROLLER_IMAGE;
-/** Requests of the bridge sidecar (one Node process relaying JSON lines). */
+/** Requests of the bridge sidecar (one Node process relaying JSON lines) and of the gateway container. */
 export const BRIDGE_REQUESTS = { cpu: '50m', memory: '64Mi' } as const;
 /** Size limit of the bridge's emptyDir (it holds the static launcher, about 2 MB, and two FIFOs). */
 export const BRIDGE_VOLUME_LIMIT = '16Mi';
@@ -260,8 +297,13 @@ export class MCPServerWorkload extends Construct {
       env.push({ name: 'MCP_CONFIG_FILE', value: CONFIG_FILE_PATH });
 
     const resources = resourceRequirements(spec);
-    const probe = (path: string, initialDelaySeconds: number, periodSeconds: number): k8s.Probe => ({
-      httpGet: { path, port: k8s.IntOrString.fromString(PORT_NAME), scheme: 'HTTP' },
+    const probe = (
+      path: string,
+      initialDelaySeconds: number,
+      periodSeconds: number,
+      portName: string = PORT_NAME,
+    ): k8s.Probe => ({
+      httpGet: { path, port: k8s.IntOrString.fromString(portName), scheme: 'HTTP' },
       initialDelaySeconds,
       periodSeconds,
       timeoutSeconds: 1,
@@ -282,10 +324,15 @@ export class MCPServerWorkload extends Construct {
       image: spec.image,
       imagePullPolicy: 'IfNotPresent',
       ...entry,
-      ...(serves ? { ports: [{ name: PORT_NAME, containerPort: spec.port, protocol: 'TCP' }] } : {}),
+      ...(serves ? { ports: [{ name: SERVER_PORT_NAME, containerPort: spec.port, protocol: 'TCP' }] } : {}),
       env,
       resources: { requests: quantities(resources.requests), limits: quantities(resources.limits) },
-      ...(serves ? { livenessProbe: probe('/health', 30, 10), readinessProbe: probe('/ready', 5, 5) } : {}),
+      ...(serves
+        ? {
+            livenessProbe: probe('/health', 30, 10, SERVER_PORT_NAME),
+            readinessProbe: probe('/ready', 5, 5, SERVER_PORT_NAME),
+          }
+        : {}),
       securityContext: (spec.securityContext ?? DEFAULT_SECURITY_CONTEXT) as k8s.SecurityContext,
       volumeMounts: [
         ...(hasConfig ? [{ name: 'config', mountPath: CONFIG_MOUNT_PATH, readOnly: true }] : []),
@@ -314,13 +361,19 @@ export class MCPServerWorkload extends Construct {
           },
         ]
       : [];
+    // The gateway's namespace for its args' $(POD_NAMESPACE) (gateway/wiring.ts accessArgs).
+    const gatewayEnv: k8s.EnvVar[] = [
+      { name: NAMESPACE_ENV, valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+    ];
+    const access = gatewayAccessConfig(name, spec);
     const sidecars: k8s.Container[] = bridged
       ? [
           {
             name: BRIDGE_CONTAINER,
             image: bridgeImage,
             imagePullPolicy: 'IfNotPresent',
-            args: bridgeArgs(spec.port),
+            args: bridgeArgs(spec.port, BRIDGE_DIR, access),
+            env: gatewayEnv,
             ports: [{ name: PORT_NAME, containerPort: spec.port, protocol: 'TCP' }],
             resources: { requests: bridgeRequests },
             // /ready answers 200 only once the stdio process answered initialize.
@@ -330,10 +383,26 @@ export class MCPServerWorkload extends Construct {
             volumeMounts: [bridgeMount],
           },
         ]
-      : [];
+      : serves
+        ? [
+            // The gateway in front of an HTTP server (issue 17): the Service's target port "mcp".
+            {
+              name: GATEWAY_CONTAINER,
+              image: bridgeImage,
+              imagePullPolicy: 'IfNotPresent',
+              args: gatewayArgs(spec.port, access),
+              env: gatewayEnv,
+              ports: [{ name: PORT_NAME, containerPort: gatewayPort(spec.port), protocol: 'TCP' }],
+              resources: { requests: bridgeRequests },
+              livenessProbe: probe(GATEWAY_HEALTH_PATH, 10, 10),
+              readinessProbe: probe(GATEWAY_HEALTH_PATH, 2, 5),
+              securityContext: structuredClone(DEFAULT_SECURITY_CONTEXT) as unknown as k8s.SecurityContext,
+            },
+          ]
+        : [];
     const annotations: Record<string, string> = {
       ...(configHash ? { [CONFIG_HASH_ANNOTATION]: configHash } : {}),
-      ...(bridged ? { [DEFAULT_CONTAINER_ANNOTATION]: CONTAINER_NAME } : {}),
+      ...(sidecars.length ? { [DEFAULT_CONTAINER_ANNOTATION]: CONTAINER_NAME } : {}),
     };
 
     this.deployment = new k8s.KubeDeployment(this, 'deployment', {
@@ -373,6 +442,43 @@ export class MCPServerWorkload extends Construct {
     for (const child of [this.configMap, this.service]) if (child) this.deployment.addDependency(child);
     this.podDisruptionBudget?.addDependency(this.deployment);
   }
+}
+
+/** The built-in ClusterRole that may create TokenReviews and SubjectAccessReviews. */
+export const AUTH_DELEGATOR_ROLE = 'system:auth-delegator';
+/** Annotation on the cluster-scoped binding naming its MCPServer (`<namespace>/<name>`): it can have no owner reference. */
+export const OWNER_ANNOTATION = 'mcp.example.com/mcpserver';
+
+/** Name of the ClusterRoleBinding that lets MCPServer `namespace/name`'s gateway review callers. */
+export function authDelegatorBindingName(namespace: string, name: string): string {
+  return `kubemcp:gateway:${namespace}:${name}`;
+}
+
+/**
+ * The ClusterRoleBinding of `system:auth-delegator` to the pod's ServiceAccount (`spec.serviceAccount`,
+ * else `default`) that the gateway of an HTTP MCPServer in mode `kubernetes` needs for its
+ * TokenReviews and SubjectAccessReviews (kube-rbac-proxy's documented setup); undefined when the
+ * gateway authenticates nobody. Cluster-scoped, so a namespaced MCPServer cannot own it: the
+ * controller deletes it in its finalizer, and {@link OWNER_ANNOTATION} names the MCPServer.
+ * Note: the server container shares the pod's ServiceAccount, so it may send such reviews too.
+ */
+export function authDelegatorBinding(
+  namespace: string,
+  name: string,
+  spec: MCPServerSpec,
+): (k8s.KubeClusterRoleBindingProps & { apiVersion: string; kind: string; metadata: { name: string } }) | undefined {
+  if (!servesHttp(spec) || authMode(spec) !== 'kubernetes') return undefined;
+  return {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'ClusterRoleBinding',
+    metadata: {
+      name: authDelegatorBindingName(namespace, name),
+      labels: labelsFor(name, spec.transport),
+      annotations: { [OWNER_ANNOTATION]: `${namespace}/${name}` },
+    },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: AUTH_DELEGATOR_ROLE },
+    subjects: [{ kind: 'ServiceAccount', name: spec.serviceAccount || 'default', namespace }],
+  };
 }
 
 /** Maps a spec EnvVar (JSON shape) to cdk8s's typed EnvVar, turning quantities into Quantity objects. */
@@ -420,6 +526,14 @@ export class MCPServerChart extends Chart {
       spec: obj.spec,
       bridgeImage: props.bridgeImage,
     });
+    // The gateway's review rights; a manifest without a namespace cannot name its ServiceAccount.
+    const ns = props.namespace ?? obj.metadata.namespace;
+    const binding = ns && authDelegatorBinding(ns, obj.metadata.name, this.workload.spec);
+    if (binding)
+      // Cluster-scoped: without the namespace the chart stamps on its objects.
+      new k8s.KubeClusterRoleBinding(this, 'auth-delegator', binding).addJsonPatch(
+        JsonPatch.remove('/metadata/namespace'),
+      );
   }
 }
 

@@ -13,6 +13,7 @@ import type { Construct } from 'constructs';
 import { mcpServerCrd } from './api/crd.js';
 import { GROUP, PLURAL } from './api/schema.js';
 import { CALL_RIGHT, CALLER_CLUSTER_ROLE } from '../gateway/auth/sar.js';
+import { AUTH_DELEGATOR_ROLE } from './mcpserver.js';
 import {
   CONTROLLER_NAME,
   CONTROLLER_ENV,
@@ -74,15 +75,33 @@ export const CONTROLLER_RULES: k8s.PolicyRule[] = [
   { apiGroups: ['', 'events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
   // The verification handshake passes the gateway's authorization like any caller (gateway/auth/sar.ts).
   ...CALLER_CLUSTER_ROLE_RULES,
+  // Each MCPServer's gateway gets system:auth-delegator through one ClusterRoleBinding
+  // (charts/mcpserver.ts authDelegatorBinding); binding a role needs `bind` on it (RBAC
+  // escalation prevention), granted for that one role only.
+  {
+    apiGroups: ['rbac.authorization.k8s.io'],
+    resources: ['clusterrolebindings'],
+    verbs: ['get', 'create', 'patch', 'update', 'delete'],
+  },
+  {
+    apiGroups: ['rbac.authorization.k8s.io'],
+    resources: ['clusterroles'],
+    verbs: ['bind'],
+    resourceNames: [AUTH_DELEGATOR_ROLE],
+  },
 ];
 
-/** Rules in the controller's own namespace: leader election on a Lease. */
+/**
+ * Rules in the controller's own namespace: leader election on a Lease, and tokens of its own
+ * ServiceAccount for its verification handshakes (controller/token.ts).
+ */
 export const LEADER_ELECTION_RULES: k8s.PolicyRule[] = [
   {
     apiGroups: ['coordination.k8s.io'],
     resources: ['leases'],
     verbs: ['get', 'list', 'watch', 'create', 'update', 'patch'],
   },
+  { apiGroups: [''], resources: ['serviceaccounts/token'], verbs: ['create'], resourceNames: [CONTROLLER_NAME] },
 ];
 
 /** Props of {@link OperatorChart}. */
@@ -173,6 +192,12 @@ export class OperatorChart extends Chart {
                 ],
                 env: [
                   { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+                  // Who the controller is, for TokenRequests of its own ServiceAccount (controller/token.ts).
+                  { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+                  {
+                    name: 'CONTROLLER_SERVICE_ACCOUNT',
+                    valueFrom: { fieldRef: { fieldPath: 'spec.serviceAccountName' } },
+                  },
                   { name: 'NODE_OPTIONS', value: CONTROLLER_NODE_OPTIONS },
                   ...Object.entries(CONTROLLER_ENV).map(([name, value]) => ({ name, value })),
                 ],

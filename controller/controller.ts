@@ -20,12 +20,13 @@ import { CHILD_KINDS, Reconciler, type Caches, type ChildKind, type MCPServerObj
 import { urlFor } from './status.js';
 import { Verifier, type VerifyTarget } from './verify.js';
 import { bridgeReadyTargetFor, type BridgeReadyTargetFn } from './bridge-ready.js';
-import { kubeFetch, withConnectionReuse } from '../lib/kube-http.js';
+import { kubeFetch, withConnectionReuse, type FetchLike } from '../lib/kube-http.js';
 import { trimForCache, type CachedKind } from './transform.js';
 import { LIST_IDLE_TIMEOUT_MS, pagedList } from './list.js';
 import { DEFAULT_WORKERS } from '../charts/operator-config.js';
 import type { MCPServerSpec } from '../charts/api/schema.js';
-import { PORT_NAME } from '../charts/mcpserver.js';
+import { PORT_NAME, authMode } from '../charts/mcpserver.js';
+import { AudienceTokens, selfServiceAccount } from './token.js';
 
 /** How the controller verifies HTTP MCPServers with an MCP handshake (`--verify`). */
 export const VERIFY_MODES = ['auto', 'dns', 'proxy', 'off'] as const;
@@ -40,14 +41,24 @@ export function inCluster(): boolean {
  * Where the handshake of an MCPServer goes: `dns` the Service's cluster DNS name
  * (`status.url`), `proxy` the apiserver's service proxy
  * (`<server>/api/v1/namespaces/<ns>/services/http:<name>:mcp/proxy<path>`) with the kubeconfig's
- * credentials, `auto` DNS in a pod and the proxy outside.
+ * credentials, `auto` DNS in a pod and the proxy outside. With `tokens` (the operator's pod), a
+ * `dns` handshake carries the controller's token for the server's audience (controller/token.ts);
+ * the service proxy drops any Authorization header (kubernetes/kubernetes#38775), so a server in
+ * auth mode kubernetes answers a `proxy` handshake 401 and status says so.
  */
 export function verifyTargetFor(
   kc: k8s.KubeConfig,
   mode: Exclude<VerifyMode, 'off'>,
+  tokens?: AudienceTokens,
 ): (namespace: string, name: string, spec: MCPServerSpec) => VerifyTarget {
   const via = mode === 'auto' ? (inCluster() ? 'dns' : 'proxy') : mode;
-  if (via === 'dns') return (namespace, name, spec) => ({ url: urlFor(name, namespace, spec)! });
+  if (via === 'dns')
+    return (namespace, name, spec) => {
+      const url = urlFor(name, namespace, spec)!;
+      return tokens && authMode(spec) === 'kubernetes'
+        ? { url, fetch: tokens.fetchFor(url, globalThis.fetch as FetchLike) }
+        : { url };
+    };
   const fetch = kubeFetch(kc);
   const server = kc.getCurrentCluster()?.server.replace(/\/+$/, '') ?? '';
   return (namespace, name, spec) => ({
@@ -161,7 +172,9 @@ export class Controller {
             metrics: this.metrics,
             log: opts.log,
           });
-    const verifyTarget = mode === 'off' ? undefined : (opts.verifyTarget ?? verifyTargetFor(kc, mode));
+    const self = selfServiceAccount();
+    const tokens = self ? new AudienceTokens({ server, fetch: kubeFetch(kc), self }) : undefined;
+    const verifyTarget = mode === 'off' ? undefined : (opts.verifyTarget ?? verifyTargetFor(kc, mode, tokens));
     const bridgeReadyTarget =
       mode === 'off'
         ? undefined

@@ -24,7 +24,7 @@ import {
 } from '../charts/api/schema.js';
 import { MCPServerValidationError, parseMCPServerSpec } from '../charts/api/validate.js';
 import { renderMCPServer, type KubeObject, type RenderOptions } from '../charts/render.js';
-import { isBridged, servesHttp } from '../charts/mcpserver.js';
+import { authDelegatorBinding, authDelegatorBindingName, isBridged, servesHttp } from '../charts/mcpserver.js';
 import { BRIDGE_RECHECK_MS, bridgeProblem, type BridgeReadyTargetFn } from './bridge-ready.js';
 import { APPLIED_HASH_ANNOTATION, applyReason, foreignListEntries, hashOf } from './drift.js';
 import type { ControllerMetrics } from './metrics.js';
@@ -109,9 +109,10 @@ export function ownerReference(obj: MCPServerObject): k8s.V1OwnerReference {
 }
 
 /**
- * The children the controller applies for an MCPServer: exactly `renderMCPServer`'s output
- * (what `npm run synth` and `kubemcp render` print) plus the controller owner reference and the
- * applied-hash annotation.
+ * The children the controller applies for an MCPServer: exactly `renderMCPServer`'s namespaced
+ * output (what `npm run synth` and `kubemcp render` print, without the gateway's cluster-scoped
+ * ClusterRoleBinding, which {@link Reconciler} applies apart) plus the controller owner reference
+ * and the applied-hash annotation.
  * @throws MCPServerValidationError when the spec is invalid.
  */
 export function desiredChildren(obj: MCPServerObject, options: RenderOptions = {}): KubeObject[] {
@@ -121,7 +122,11 @@ export function desiredChildren(obj: MCPServerObject, options: RenderOptions = {
     metadata: { name: obj.metadata.name, namespace: obj.metadata.namespace },
     spec: obj.spec,
   };
-  return renderMCPServer(manifest, obj.metadata.namespace, options).map((child) => {
+  // The gateway's ClusterRoleBinding is cluster-scoped and cannot be owned: applied on its own (authDelegation).
+  const namespaced = renderMCPServer(manifest, obj.metadata.namespace, options).filter(
+    (c) => c.kind !== 'ClusterRoleBinding',
+  );
+  return namespaced.map((child) => {
     const withOwner = { ...child, metadata: { ...child.metadata, ownerReferences: [ownerReference(obj)] } };
     const hash = hashOf(withOwner);
     return {
@@ -171,6 +176,8 @@ export class Reconciler {
   private readonly custom: k8s.CustomObjectsApi;
   private readonly core: k8s.CoreV1Api;
   private readonly recentEvents = new Map<string, number>();
+  /** What this process last made of each MCPServer's gateway review binding (JSON, '' for none). */
+  private readonly delegations = new Map<string, string>();
 
   constructor(private readonly opts: ReconcilerOptions) {
     this.objects = k8s.KubernetesObjectApi.makeApiClient(opts.kubeConfig);
@@ -233,6 +240,8 @@ export class Reconciler {
     const applied = new Map<ChildKind, KubeObject>();
     const events: Array<Promise<void>> = [];
     const failures = await this.applyChildren(obj, desired, applied, log, events);
+    const delegation = await this.authDelegation(obj, spec, log);
+    if (delegation) failures.push(delegation);
     await finalized();
 
     await this.prune(obj, new Set(desired.map((d) => `${d.kind}/${d.metadata.name}`)), log);
@@ -271,6 +280,15 @@ export class Reconciler {
       verify,
     });
     await Promise.all(events);
+    const authOff = (c?: { type: string; reason: string }[]) =>
+      !!c?.some((x) => x.type === 'AuthEnabled' && x.reason === 'AuthDisabled');
+    if (authOff(obj.status?.conditions) && !authOff(before?.conditions))
+      await this.event(
+        obj,
+        'Warning',
+        'AuthDisabled',
+        'spec.auth.mode is none: anyone who reaches the Service may call this MCP server',
+      );
     const [oldTools, newTools] = [before?.tools, obj.status?.tools];
     if (oldTools && newTools && oldTools.hash !== newTools.hash) {
       const added = (newTools.names ?? []).filter((n) => !(oldTools.names ?? []).includes(n));
@@ -517,6 +535,52 @@ export class Reconciler {
     }
   }
 
+  /**
+   * Applies or deletes the cluster-scoped ClusterRoleBinding that lets the MCPServer's gateway send
+   * TokenReviews and SubjectAccessReviews (charts/mcpserver.ts authDelegatorBinding), once per
+   * change of what it should be in this process's life; a failure is reported like a child's.
+   */
+  private async authDelegation(
+    obj: MCPServerObject,
+    spec: MCPServerSpec,
+    log: Logger,
+  ): Promise<ApplyFailure | undefined> {
+    const { namespace, name } = obj.metadata;
+    const key = `${namespace}/${name}`;
+    const want = authDelegatorBinding(namespace, name, spec);
+    const wanted = want ? JSON.stringify(want) : '';
+    if (this.delegations.get(key) === wanted) return undefined;
+    const bindingName = authDelegatorBindingName(namespace, name);
+    try {
+      if (want) await this.apply(want as unknown as KubeObject, 'auth-delegator');
+      else await this.deleteAuthDelegation(namespace, name);
+      this.delegations.set(key, wanted);
+      log.info(
+        { binding: bindingName, applied: !!want },
+        want ? 'applied gateway review binding' : 'removed gateway review binding',
+      );
+      return undefined;
+    } catch (err) {
+      const message = (err as { body?: { message?: string } }).body?.message ?? (err as Error).message;
+      log.warn({ binding: bindingName, err: message }, 'gateway review binding failed');
+      return { kind: 'ClusterRoleBinding', name: bindingName, message };
+    }
+  }
+
+  /** Deletes the gateway's review binding of `namespace/name` (absent is fine). */
+  private async deleteAuthDelegation(namespace: string, name: string): Promise<void> {
+    this.opts.metrics.writeRequests.inc({ verb: 'delete', resource: 'clusterrolebindings' });
+    try {
+      await this.objects.delete({
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'ClusterRoleBinding',
+        metadata: { name: authDelegatorBindingName(namespace, name) },
+      });
+    } catch (err) {
+      if ((err as { code?: number }).code !== 404) throw err;
+    }
+  }
+
   /** Finalizer: phase Terminating, children deleted, finalizer removed (seed 003's handleDeletion). */
   private async finalize(obj: MCPServerObject, log: Logger): Promise<ReconcileResult> {
     this.opts.verifier?.forget(`${obj.metadata.namespace}/${obj.metadata.name}`);
@@ -533,6 +597,9 @@ export class Reconciler {
       for (const child of this.opts.caches.children(kind, obj.metadata.namespace))
         if (isOwnedBy(child, obj.metadata.uid)) await this.deleteChild(kind, child);
     }
+    // Cluster-scoped, so no owner reference: the garbage collector would never remove it.
+    await this.deleteAuthDelegation(obj.metadata.namespace, obj.metadata.name);
+    this.delegations.delete(`${obj.metadata.namespace}/${obj.metadata.name}`);
     // Remove every copy (there should be one), testing the list first as addFinalizer does.
     const finalizers = obj.metadata.finalizers ?? [];
     await this.patchObject(obj, [

@@ -8,14 +8,14 @@
  * `lastTransitionTime` changes only when `status` changes.
  */
 import {
-  DEFAULTS,
   type Condition,
   type ConditionType,
   type MCPServerSpec,
   type MCPServerStatus,
   type Phase,
 } from '../charts/api/schema.js';
-import { isBridged, servesHttp, selectorString } from '../charts/mcpserver.js';
+import { authMode, endpointFor, isBridged, servesHttp, selectorString, urlFor } from '../charts/mcpserver.js';
+import { CALLER_CLUSTER_ROLE, rightText } from '../gateway/auth/sar.js';
 import type { PodProblem } from './pods.js';
 import type { HandshakeResult } from './verify.js';
 
@@ -81,20 +81,7 @@ export function mergeConditions(
   });
 }
 
-/**
- * `http://<name>.<namespace>.svc.cluster.local:<port>` for HTTP transports (seed 003's
- * buildEndpoint) and bridged stdio servers (the bridge serves the port); none for stdio without
- * `command`, which nothing outside its pod can reach.
- */
-export function endpointFor(name: string, namespace: string, spec: MCPServerSpec): string | undefined {
-  return servesHttp(spec) ? `http://${name}.${namespace}.svc.cluster.local:${spec.port}` : undefined;
-}
-
-/** The full MCP URL of HTTP transports: the endpoint plus `spec.path` (default `/mcp`). */
-export function urlFor(name: string, namespace: string, spec: MCPServerSpec): string | undefined {
-  const endpoint = endpointFor(name, namespace, spec);
-  return endpoint && `${endpoint}${spec.path ?? DEFAULTS.path}`;
-}
+export { endpointFor, urlFor };
 
 /** Why a stdio MCPServer without `command` cannot be reached (condition messages say it). */
 export const UNREACHABLE_STDIO =
@@ -295,6 +282,7 @@ export function computeStatus(obs: ObservedState, previous: MCPServerStatus | un
       reason: 'ConfigurationValid',
       message: 'MCPServer configuration is valid',
     });
+    if (http) conds.push(authCondition(obs.name, obs.namespace, spec));
   }
 
   const conditions = mergeConditions(previous?.conditions, conds, obs.generation, now);
@@ -312,6 +300,29 @@ export function computeStatus(obs: ObservedState, previous: MCPServerStatus | un
   if (url) status.url = url;
   for (const [k, v] of Object.entries(discovery)) if (v !== undefined) (status as Record<string, unknown>)[k] = v;
   return status;
+}
+
+/**
+ * The AuthEnabled condition of an MCPServer served over HTTP (issue 17): True with reason
+ * KubernetesAuth, saying what a caller needs, or False with reason AuthDisabled when
+ * `spec.auth.mode` is `none`, so `kubectl get mcps` shows plainly that anyone may call it.
+ */
+export function authCondition(name: string, namespace: string, spec: MCPServerSpec): CondInput {
+  if (authMode(spec) === 'none')
+    return {
+      type: 'AuthEnabled',
+      status: 'False',
+      reason: 'AuthDisabled',
+      message:
+        'spec.auth.mode is none: anyone who reaches the Service may call every tool of this server, with no identity in the audit',
+    };
+  const audiences = [urlFor(name, namespace, spec)!, ...(spec.auth?.audiences ?? [])];
+  return {
+    type: 'AuthEnabled',
+    status: 'True',
+    reason: 'KubernetesAuth',
+    message: `Callers need a Kubernetes token for audience ${audiences.map((a) => `"${a}"`).join(' or ')} and RBAC ${rightText(namespace, name)} (ClusterRole ${CALLER_CLUSTER_ROLE}, aggregated into edit and admin)`,
+  };
 }
 
 /** Whether two statuses differ in anything but key order (so an unchanged status is not written). */

@@ -1,13 +1,17 @@
 /**
- * The `kubemcp bridge` and `kubemcp bridge-init` subcommands (the sidecar and the init container
- * of a bridged stdio MCPServer; gateway/wiring.ts shows the whole path). Runtime
- * modules load only when a subcommand runs. Logs are JSON lines on stderr (pino).
+ * The gateway's subcommands: `kubemcp bridge` and `kubemcp bridge-init` (its stdio mode: the
+ * sidecar and the init container of a bridged stdio MCPServer; gateway/wiring.ts shows the whole
+ * path) and `kubemcp gateway` (its reverse-proxy mode in front of an HTTP MCP server container,
+ * ./proxy.ts). Both serving modes take the same access options (./setup.ts). Runtime modules load
+ * only when a subcommand runs. Logs are JSON lines on stderr (pino); audit lines, one per MCP
+ * request, are JSON lines on stdout.
  */
 import { InvalidArgumentError, type Command } from 'commander';
 import { BRIDGE_DIR } from './wiring.js';
+import type { AccessCliOptions } from './setup.js';
 
 /** Parsed options of `kubemcp bridge`. */
-export interface BridgeCommandOptions {
+export interface BridgeCommandOptions extends AccessCliOptions {
   dir: string;
   port: number;
   host: string;
@@ -35,14 +39,26 @@ function intOption(name: string, min: number, max: number) {
 export async function runBridge(o: BridgeCommandOptions): Promise<void> {
   // pino's default export, not `{ pino }`: the bundle's CommonJS interop has no named exports (build.ts);
   // `{ pino }` is undefined there and the bridge died at start in the image.
-  const [{ default: pino }, { StdioBridge }, { startBridgeHttp }, { bridgePaths }] = await Promise.all([
+  const [
+    { default: pino },
+    { StdioBridge },
+    { startBridgeHttp },
+    { bridgePaths },
+    { accessFromOptions },
+    { Registry },
+  ] = await Promise.all([
     import('pino'),
     import('./bridge.js'),
     import('./http.js'),
     import('./wiring.js'),
+    import('./setup.js'),
+    import('prom-client'),
   ]);
   const log = pino({ level: o.logLevel, base: { name: 'kubemcp-bridge' } }, pino.destination(2));
+  const registry = new Registry();
+  const access = accessFromOptions(o, auditLogger(pino), registry);
   const bridge = new StdioBridge({
+    registry,
     paths: bridgePaths(o.dir),
     log,
     maxMessageBytes: o.maxMessageBytes,
@@ -50,8 +66,13 @@ export async function runBridge(o: BridgeCommandOptions): Promise<void> {
     readyWaitMs: o.readyWait * 1000,
   });
   bridge.start();
-  const http = await startBridgeHttp(bridge, log, { host: o.host, port: o.port, maxSessions: o.maxSessions });
-  process.stderr.write(`kubemcp bridge listening on ${http.url} (FIFOs in ${o.dir})\n`);
+  const http = await startBridgeHttp(bridge, log, {
+    host: o.host,
+    port: o.port,
+    maxSessions: o.maxSessions,
+    access,
+  });
+  process.stderr.write(`kubemcp bridge listening on ${http.url} (FIFOs in ${o.dir}; auth ${access.mode})\n`);
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
@@ -60,10 +81,96 @@ export async function runBridge(o: BridgeCommandOptions): Promise<void> {
   await bridge.close();
 }
 
-/** Registers `kubemcp bridge` and `kubemcp bridge-init` on the program (cli.ts). */
+/** The audit log: JSON lines on stdout, no pid/hostname, ISO time (./access.ts writes them). */
+function auditLogger(pino: typeof import('pino').default) {
+  return pino({ base: undefined, timestamp: pino.stdTimeFunctions.isoTime, messageKey: 'msg' }, pino.destination(1));
+}
+
+/** Parsed options of `kubemcp gateway`. */
+export interface GatewayCommandOptions extends AccessCliOptions {
+  upstream: string;
+  port: number;
+  host: string;
+  maxBodyBytes: number;
+  logLevel: string;
+}
+
+/**
+ * Runs the reverse-proxy gateway until SIGINT/SIGTERM (./proxy.ts).
+ * @throws when the access options are invalid or the port cannot be bound.
+ */
+export async function runGateway(o: GatewayCommandOptions): Promise<void> {
+  const [{ default: pino }, { startGatewayProxy }, { accessFromOptions }, { Registry }] = await Promise.all([
+    import('pino'),
+    import('./proxy.js'),
+    import('./setup.js'),
+    import('prom-client'),
+  ]);
+  const log = pino({ level: o.logLevel, base: { name: 'kubemcp-gateway' } }, pino.destination(2));
+  const registry = new Registry();
+  const access = accessFromOptions(o, auditLogger(pino), registry);
+  const gw = await startGatewayProxy({
+    upstream: o.upstream,
+    host: o.host,
+    port: o.port,
+    access,
+    registry,
+    log,
+    maxBodyBytes: o.maxBodyBytes,
+  });
+  process.stderr.write(`kubemcp gateway listening on ${gw.url} -> ${o.upstream} (auth ${access.mode})\n`);
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  await gw.close();
+}
+
+/** Adds the access options of both serving modes to `cmd`. */
+function accessOptions(cmd: Command): Command {
+  return cmd
+    .option(
+      '--auth <mode>',
+      'who may call: kubernetes (a Kubernetes token for --audience, then RBAC create mcpservers/proxy) or none (anyone)',
+      'kubernetes',
+    )
+    .option('--mcpserver <namespace/name>', 'the MCPServer this gateway stands in front of (RBAC, audit, metrics)')
+    .option(
+      '--audience <url>',
+      'an audience the caller token must be bound to (repeatable; the MCPServer status.url first)',
+      (v: string, prev: string[] = []) => [...prev, v],
+    );
+}
+
+/** Registers `kubemcp bridge`, `kubemcp bridge-init` and `kubemcp gateway` on the program (cli.ts). */
 export function registerBridge(program: Command): void {
-  program
-    .command('bridge')
+  accessOptions(
+    program
+      .command('gateway')
+      .description(
+        'stand in front of an HTTP MCP server: authenticate, authorize and audit each request, then pass it to --upstream (the gateway of an HTTP MCPServer)',
+      )
+      .requiredOption('--upstream <url>', 'the MCP server container, e.g. http://127.0.0.1:3001'),
+  )
+    .option('-p, --port <port>', 'HTTP port (0 picks a free one)', intOption('--port', 0, 65535), 18080)
+    .option('--host <host>', 'bind address (the operator passes 0.0.0.0)', '127.0.0.1')
+    .option(
+      '--max-body-bytes <n>',
+      'largest request body in bytes',
+      intOption('--max-body-bytes', 1024, 256 * 1024 * 1024),
+      4 * 1024 * 1024,
+    )
+    .option('--log-level <level>', 'pino level (env LOG_LEVEL)', process.env.LOG_LEVEL ?? 'info')
+    .action(async (o: GatewayCommandOptions) => {
+      try {
+        await runGateway(o);
+      } catch (err) {
+        process.stderr.write(`error: ${(err as Error).message}\n`);
+        process.exitCode = 1;
+      }
+    });
+
+  accessOptions(program.command('bridge'))
     .description(
       'serve a stdio MCP server, connected through FIFOs, as Streamable HTTP at /mcp (the sidecar of a bridged stdio MCPServer)',
     )

@@ -23,6 +23,8 @@ import type { Logger } from 'pino';
 import { BRIDGE_ERROR, type BridgeSession, type StdioBridge } from './bridge.js';
 import { httpGuard } from '../lib/http-guard.js';
 import { readBody, rpcError, send, sessionFor } from '../lib/http-json.js';
+import { summarize, type GatewayAccess, type RpcSummary } from './access.js';
+import type { Identity } from './auth/tokenreview.js';
 
 /** Options of {@link startBridgeHttp}. */
 export interface BridgeHttpOptions {
@@ -34,6 +36,12 @@ export interface BridgeHttpOptions {
   maxSessions?: number;
   /** Sessions idle this long (ms) are closed (default 30 minutes). */
   sessionIdleMs?: number;
+  /**
+   * Who may call (./access.ts): every request to /mcp is authenticated, authorized and audited,
+   * and a session belongs to the caller that initialized it (another caller gets 404). Without
+   * it, /mcp is open (tests of the bridge alone).
+   */
+  access?: GatewayAccess;
 }
 
 /** A running bridge HTTP server. */
@@ -57,7 +65,8 @@ export async function startBridgeHttp(
   const guard = httpGuard({ host });
   const maxSessions = opts.maxSessions ?? 200;
   const idleMs = opts.sessionIdleMs ?? 30 * 60_000;
-  const sessions = new Map<string, { transport: StreamableHTTPServerTransport; seen: number }>();
+  const sessions = new Map<string, { transport: StreamableHTTPServerTransport; seen: number; owner: string }>();
+  const access = opts.access;
 
   const closeSession = (id: string) => {
     const s = sessions.get(id);
@@ -65,6 +74,33 @@ export async function startBridgeHttp(
     sessions.delete(id);
     bridge.removeSession(id);
     void s.transport.close().catch(() => undefined);
+  };
+
+  /**
+   * The access check and audit of one /mcp request (./access.ts): the caller's name (undefined
+   * when refused, the refusal already answered); the audit line is written when `res` finishes.
+   */
+  const admit = async (
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    rpc: RpcSummary[],
+  ): Promise<string | undefined> => {
+    if (!access) return 'system:anonymous';
+    const finish = access.audit(req, rpc);
+    const decision = await access.check(req);
+    if (!decision.ok) {
+      access.refuse(res, decision);
+      finish(decision.status, decision.identity, decision.outcome);
+      return undefined;
+    }
+    const identity: Identity | undefined = decision.identity;
+    res.on('close', () => finish(res.statusCode, identity));
+    return identity?.username ?? 'system:anonymous';
+  };
+  /** Another caller's session is answered as unknown (404), so its id is worth nothing to anyone else. */
+  const owned = (sid: string | undefined, user: string) => {
+    const s = sid ? sessions.get(sid) : undefined;
+    return s && s.owner !== user ? undefined : s;
   };
 
   const handleMcp = async (req: http.IncomingMessage, res: http.ServerResponse) => {
@@ -82,10 +118,13 @@ export async function startBridgeHttp(
       try {
         body = JSON.parse(raw.toString('utf8'));
       } catch {
+        if ((await admit(req, res, [{ method: 'unparsable' }])) === undefined) return;
         return rpcError(res, 400, -32700, 'Parse error: the body is not JSON');
       }
+      const user = await admit(req, res, summarize(body));
+      if (user === undefined) return;
       if (sid) {
-        const s = sessions.get(sid);
+        const s = owned(sid, user);
         if (!s) return rpcError(res, 404, -32001, 'Session not found: initialize a new session');
         s.seen = Date.now();
         if (plainRequest(req, body)) return answerAsJson(sid, res, body);
@@ -104,7 +143,7 @@ export async function startBridgeHttp(
         sessionIdGenerator: () => randomUUID(),
         onsessioninitialized: (id) => {
           const session: BridgeSession = { id, send: (m, o) => transport.send(m, o) };
-          sessions.set(id, { transport, seen: Date.now() });
+          sessions.set(id, { transport, seen: Date.now(), owner: user });
           bridge.addSession(session);
           transport.onmessage = (m) => void bridge.fromSession(session, m);
         },
@@ -116,7 +155,9 @@ export async function startBridgeHttp(
       return transport.handleRequest(req, res, body);
     }
     if (req.method === 'GET' || req.method === 'DELETE') {
-      const s = sessionFor(res, sid, sessions);
+      const user = await admit(req, res, []);
+      if (user === undefined) return;
+      const s = sessionFor(res, sid, sessions, (x) => x.owner === user);
       if (!s) return;
       await s.transport.handleRequest(req, res);
       if (req.method === 'DELETE' && sid) closeSession(sid);

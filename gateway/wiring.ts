@@ -98,7 +98,81 @@ export function bridgeInitArgs(dir: string = BRIDGE_DIR): string[] {
   return ['bridge-init', '--dir', dir];
 }
 
-/** The args of the bridge sidecar listening on `port` (all interfaces: probes come from the kubelet). */
-export function bridgeArgs(port: number, dir: string = BRIDGE_DIR): string[] {
-  return ['bridge', '--dir', dir, '--port', String(port), '--host', '0.0.0.0'];
+/**
+ * The args of the bridge sidecar listening on `port` (all interfaces: probes come from the
+ * kubelet), with the gateway's access options when `access` is given ({@link accessArgs}).
+ */
+export function bridgeArgs(port: number, dir: string = BRIDGE_DIR, access?: GatewayAccessConfig): string[] {
+  return ['bridge', '--dir', dir, '--port', String(port), '--host', '0.0.0.0', ...(access ? accessArgs(access) : [])];
+}
+
+/**
+ * The gateway's reverse-proxy mode in an HTTP MCPServer's pod (issue 17; ./proxy.ts):
+ *
+ * ```
+ *  MCP client ──HTTP──▶ Service <name>:<spec.port> ──▶ container mcp-gateway: `kubemcp gateway`
+ *                        (targetPort "mcp")               :<gatewayPort(spec.port)>, auth, audit
+ *                                                           │ http://127.0.0.1:<spec.port>
+ *                                                           ▼
+ *                                                   container mcp-server (the user's image)
+ * ```
+ * A bridged stdio pod needs no second hop: its `kubemcp bridge` sidecar is the gateway (the same
+ * access options, {@link accessArgs}).
+ */
+export const GATEWAY_CONTAINER = 'mcp-gateway';
+/** The gateway's own path prefix, its health and metrics paths (nothing under the prefix is proxied). */
+export const GATEWAY_PATH_PREFIX = '/.kubemcp/';
+export const GATEWAY_HEALTH_PATH = '/.kubemcp/healthz';
+export const GATEWAY_METRICS_PATH = '/.kubemcp/metrics';
+/** The port the gateway listens on in an HTTP MCPServer's pod, 18080 (18081 when the server itself uses 18080). */
+export const GATEWAY_PORT = 18080;
+export function gatewayPort(serverPort: number): number {
+  return serverPort === GATEWAY_PORT ? GATEWAY_PORT + 1 : GATEWAY_PORT;
+}
+
+/** The env var the gateway's args name for its namespace (downward API `metadata.namespace`). */
+export const NAMESPACE_ENV = 'POD_NAMESPACE';
+
+/** What the gateway needs to know about its MCPServer: {@link accessArgs}. */
+export interface GatewayAccessConfig {
+  /** The MCPServer's name (its namespace comes from {@link NAMESPACE_ENV} in the pod). */
+  name: string;
+  mode: 'kubernetes' | 'none';
+  /** The Service port and MCP path: the canonical URL `http://<name>.<ns>.svc.cluster.local:<port><path>`. */
+  port: number;
+  path: string;
+  /** Audiences accepted besides the canonical URL (`spec.auth.audiences`). */
+  audiences?: readonly string[];
+}
+
+/** Escapes `$(` so Kubernetes does not expand it in a container's args (`$$(` stays `$(`). */
+const literal = (s: string) => s.replaceAll('$(', () => '$$(');
+
+/**
+ * The access options of both gateway modes: `--auth`, `--mcpserver $(POD_NAMESPACE)/<name>` and,
+ * in mode kubernetes, `--audience` for the canonical URL (status.url) and each extra audience.
+ * `$(POD_NAMESPACE)` is expanded by the kubelet (Kubernetes: dependent environment variables).
+ */
+export function accessArgs(c: GatewayAccessConfig): string[] {
+  const ns = `$(${NAMESPACE_ENV})`;
+  const args = ['--auth', c.mode, '--mcpserver', `${ns}/${c.name}`];
+  if (c.mode === 'kubernetes') {
+    args.push('--audience', `http://${c.name}.${ns}.svc.cluster.local:${c.port}${literal(c.path)}`);
+    for (const a of c.audiences ?? []) args.push('--audience', literal(a));
+  }
+  return args;
+}
+
+/** The args of the reverse-proxy gateway in front of a server on `upstreamPort` (the kubemcp image's entrypoint). */
+export function gatewayArgs(upstreamPort: number, c: GatewayAccessConfig): string[] {
+  return [
+    'gateway',
+    '--upstream',
+    `http://127.0.0.1:${upstreamPort}`,
+    '--port',
+    String(gatewayPort(upstreamPort)),
+    '--host',
+    '0.0.0.0',
+    ...accessArgs(c),
+  ];
 }

@@ -105,6 +105,13 @@ export interface McpServerSpec {
   readonly args?: string[];
 
   /**
+   * Auth is who may call the server through the gateway in its pod; unset means mode kubernetes with the default audience
+   *
+   * @schema McpServerSpec#auth
+   */
+  readonly auth?: McpServerSpecAuth;
+
+  /**
    * Command replaces the image's ENTRYPOINT (Kubernetes container semantics: not run in a shell, $(VAR) references expanded). With transport stdio it turns on the in-pod bridge, which serves the process's stdin/stdout as Streamable HTTP on spec.port
    *
    * @schema McpServerSpec#command
@@ -190,6 +197,7 @@ export function toJson_McpServerSpec(obj: McpServerSpec | undefined): Record<str
   if (obj === undefined) { return undefined; }
   const result = {
     'args': obj.args?.map(y => y),
+    'auth': toJson_McpServerSpecAuth(obj.auth),
     'command': obj.command?.map(y => y),
     'config': ((obj.config) === undefined) ? undefined : (Object.entries(obj.config).reduce((r, i) => (i[1] === undefined) ? r : ({ ...r, [i[0]]: i[1] }), {})),
     'env': obj.env?.map(y => toJson_McpServerSpecEnv(y)),
@@ -201,6 +209,42 @@ export function toJson_McpServerSpec(obj: McpServerSpec | undefined): Record<str
     'securityContext': toJson_McpServerSpecSecurityContext(obj.securityContext),
     'serviceAccount': obj.serviceAccount,
     'transport': obj.transport,
+  };
+  // filter undefined values
+  return Object.entries(result).reduce((r, i) => (i[1] === undefined) ? r : ({ ...r, [i[0]]: i[1] }), {});
+}
+/* eslint-enable max-len, @stylistic/max-len, quote-props, @stylistic/quote-props */
+
+/**
+ * Auth is who may call the server through the gateway in its pod; unset means mode kubernetes with the default audience
+ *
+ * @schema McpServerSpecAuth
+ */
+export interface McpServerSpecAuth {
+  /**
+   * Audiences accepted besides the default, the MCPServer's canonical URL (status.url, the MCP authorization spec's resource indicator)
+   *
+   * @schema McpServerSpecAuth#audiences
+   */
+  readonly audiences?: string[];
+
+  /**
+   * Mode is how callers are authenticated: kubernetes (default: a Kubernetes token for the server audience, verified by TokenReview, then RBAC create mcpservers/proxy on this MCPServer) or none (anyone who reaches the Service; reported by the AuthEnabled condition)
+   *
+   * @schema McpServerSpecAuth#mode
+   */
+  readonly mode?: McpServerSpecAuthMode;
+}
+
+/**
+ * Converts an object of type 'McpServerSpecAuth' to JSON representation.
+ */
+/* eslint-disable max-len, @stylistic/max-len, quote-props, @stylistic/quote-props */
+export function toJson_McpServerSpecAuth(obj: McpServerSpecAuth | undefined): Record<string, any> | undefined {
+  if (obj === undefined) { return undefined; }
+  const result = {
+    'audiences': obj.audiences?.map(y => y),
+    'mode': obj.mode,
   };
   // filter undefined values
   return Object.entries(result).reduce((r, i) => (i[1] === undefined) ? r : ({ ...r, [i[0]]: i[1] }), {});
@@ -389,6 +433,18 @@ export enum McpServerSpecTransport {
   HTTP = "http",
   /** streamable-http */
   STREAMABLE_HYPHEN_HTTP = "streamable-http",
+}
+
+/**
+ * Mode is how callers are authenticated: kubernetes (default: a Kubernetes token for the server audience, verified by TokenReview, then RBAC create mcpservers/proxy on this MCPServer) or none (anyone who reaches the Service; reported by the AuthEnabled condition)
+ *
+ * @schema McpServerSpecAuthMode
+ */
+export enum McpServerSpecAuthMode {
+  /** kubernetes */
+  KUBERNETES = "kubernetes",
+  /** none */
+  NONE = "none",
 }
 
 /**

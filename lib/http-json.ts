@@ -55,15 +55,17 @@ export async function readBody(req: http.IncomingMessage, limit: number): Promis
 /**
  * The session a GET or DELETE on /mcp names by its `Mcp-Session-Id` header (`sid`), marked as seen
  * now; or, when there is none, answers 400 (no header) or 404 "Session not found" (unknown id, so
- * the client starts a new session, as the MCP spec asks) and returns undefined.
+ * the client starts a new session, as the MCP spec asks) and returns undefined. A session that is not
+ * `visible` to this caller (another caller's, gateway/http.ts) is answered as unknown.
  */
 export function sessionFor<S extends { seen: number }>(
   res: http.ServerResponse,
   sid: string | undefined,
   sessions: ReadonlyMap<string, S>,
+  visible: (s: S) => boolean = () => true,
 ): S | undefined {
   const s = sid ? sessions.get(sid) : undefined;
-  if (!s) {
+  if (!s || !visible(s)) {
     rpcError(
       res,
       sid ? 404 : 400,

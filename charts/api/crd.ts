@@ -201,6 +201,7 @@ export function mcpServerCrd(): Record<string, unknown> {
             { name: 'Transport', type: 'string', jsonPath: '.spec.transport' },
             { name: 'Verified', type: 'string', jsonPath: '.status.conditions[?(@.type=="Verified")].status' },
             { name: 'Tools', type: 'integer', jsonPath: '.status.tools.count' },
+            { name: 'Auth', type: 'string', jsonPath: '.status.conditions[?(@.type=="AuthEnabled")].reason' },
             { name: 'Reason', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].reason' },
             { name: 'Endpoint', type: 'string', jsonPath: '.status.endpoint' },
             { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },

@@ -46,8 +46,19 @@ export const CONDITION_TYPES = [
   'ChildrenApplied',
   'Verified',
   'ConfigurationValid',
+  'AuthEnabled',
 ] as const;
 export type ConditionType = (typeof CONDITION_TYPES)[number];
+
+/**
+ * How the gateway in front of every MCPServer authenticates callers (issue 17): `kubernetes` (the
+ * default) a Kubernetes token bound to the server's audience, verified by TokenReview, then RBAC
+ * (`create mcpservers/proxy`); `none` anyone, an explicit opt-out reported in status.
+ */
+export const AUTH_MODES = ['kubernetes', 'none'] as const;
+export type AuthMode = (typeof AUTH_MODES)[number];
+/** The default of `spec.auth.mode`: secure by default. */
+export const DEFAULT_AUTH_MODE: AuthMode = 'kubernetes';
 
 /** Defaults of seed 003 (`+kubebuilder:default`, `GetTransport`, `GetPort`, `GetReplicas`). */
 export const DEFAULTS = { transport: 'streamable-http', port: 8080, replicas: 1, path: '/mcp' } as const;
@@ -164,6 +175,18 @@ export const mcpServerResources = z.strictObject({
     .meta({ description: 'Limits describes the maximum amount of compute resources allowed' }),
 });
 
+/** `spec.auth`: who may call the MCPServer through its gateway (issue 17). */
+export const mcpServerAuth = z.strictObject({
+  mode: z.enum(AUTH_MODES).default(DEFAULT_AUTH_MODE).meta({
+    description:
+      'Mode is how callers are authenticated: kubernetes (default: a Kubernetes token for the server audience, verified by TokenReview, then RBAC create mcpservers/proxy on this MCPServer) or none (anyone who reaches the Service; reported by the AuthEnabled condition)',
+  }),
+  audiences: z.array(z.string().min(1).max(1024)).max(16).optional().meta({
+    description:
+      "Audiences accepted besides the default, the MCPServer's canonical URL (status.url, the MCP authorization spec's resource indicator)",
+  }),
+});
+
 /** Seed 003's `MCPServerSpec`: the desired state of an MCPServer. */
 export const mcpServerSpec = z
   .strictObject({
@@ -211,6 +234,10 @@ export const mcpServerSpec = z
     args: z.array(z.string()).optional().meta({
       description:
         "Args replaces the image's CMD (Kubernetes container semantics); with transport stdio they follow command through the bridge's launcher",
+    }),
+    auth: mcpServerAuth.optional().meta({
+      description:
+        'Auth is who may call the server through the gateway in its pod; unset means mode kubernetes with the default audience',
     }),
   })
   .superRefine((spec, ctx) => {

@@ -91,7 +91,23 @@ describe('bridged stdio (transport stdio with command)', () => {
     expect(bridge).toMatchObject({
       name: 'mcp-bridge',
       image: DEFAULT_BRIDGE_IMAGE,
-      args: ['bridge', '--dir', '/bridge', '--port', '3001', '--host', '0.0.0.0'],
+      // The bridge is the gateway of a stdio server: the same access options as `kubemcp gateway` (issue 17).
+      args: [
+        'bridge',
+        '--dir',
+        '/bridge',
+        '--port',
+        '3001',
+        '--host',
+        '0.0.0.0',
+        '--auth',
+        'kubernetes',
+        '--mcpserver',
+        '$(POD_NAMESPACE)/everything',
+        '--audience',
+        'http://everything.$(POD_NAMESPACE).svc.cluster.local:3001/mcp',
+      ],
+      env: [{ name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } }],
       ports: [{ name: 'mcp', containerPort: 3001, protocol: 'TCP' }],
     });
     expect(bridge.livenessProbe.httpGet).toEqual({ path: '/health', port: 'mcp', scheme: 'HTTP' });
@@ -180,7 +196,8 @@ describe('command and args elsewhere (Kubernetes container semantics)', () => {
     const c = d.spec.template.spec.containers[0];
     expect(c.command).toEqual(['node', 'srv.js']);
     expect(c.args).toEqual(['--port', '$(MCP_PORT)']);
-    expect(d.spec.template.spec.containers).toHaveLength(1);
+    // The server container and the gateway in front of it (issue 17).
+    expect(d.spec.template.spec.containers.map((x: Container) => x.name)).toEqual(['mcp-server', 'mcp-gateway']);
     expect(c.readinessProbe.httpGet.path).toBe('/ready');
   });
 

@@ -35,12 +35,74 @@ describe('MCPServerWorkload: children per transport', () => {
     const c = container(objs);
     expect(c.name).toBe('mcp-server');
     expect(c.imagePullPolicy).toBe('IfNotPresent');
-    expect(c.ports).toEqual([{ name: 'mcp', containerPort: 8080, protocol: 'TCP' }]);
-    expect(c.livenessProbe.httpGet).toEqual({ path: '/health', port: 'mcp', scheme: 'HTTP' });
-    expect(c.readinessProbe.httpGet).toEqual({ path: '/ready', port: 'mcp', scheme: 'HTTP' });
+    // The server's own port is named "server"; the Service's target "mcp" is the gateway's (issue 17).
+    expect(c.ports).toEqual([{ name: 'server', containerPort: 8080, protocol: 'TCP' }]);
+    expect(c.livenessProbe.httpGet).toEqual({ path: '/health', port: 'server', scheme: 'HTTP' });
+    expect(c.readinessProbe.httpGet).toEqual({ path: '/ready', port: 'server', scheme: 'HTTP' });
     expect(c.resources).toEqual({ requests: { cpu: '200m', memory: '256Mi' } });
     expect(dep.spec.template.spec.terminationGracePeriodSeconds).toBe(30);
     expect(envOf(objs)).toMatchObject({ MCP_TRANSPORT: 'streamable-http', MCP_PORT: '8080', MCP_SERVER_NAME: 'demo' });
+  });
+
+  it('every HTTP server gets the gateway: the Service targets it, auth kubernetes by default, audience status.url', () => {
+    const objs = renderMCPServer(manifest({ transport: 'http', port: 3001, path: '/rpc' }, 'demo', 'team-a'));
+    const { Deployment: dep } = byKind(objs);
+    const pod = dep.spec.template.spec;
+    expect(pod.containers.map((c: { name: string }) => c.name)).toEqual(['mcp-server', 'mcp-gateway']);
+    const gw = pod.containers[1]!;
+    expect(gw.args).toEqual([
+      'gateway',
+      '--upstream',
+      'http://127.0.0.1:3001',
+      '--port',
+      '18080',
+      '--host',
+      '0.0.0.0',
+      '--auth',
+      'kubernetes',
+      '--mcpserver',
+      '$(POD_NAMESPACE)/demo',
+      '--audience',
+      'http://demo.$(POD_NAMESPACE).svc.cluster.local:3001/rpc',
+    ]);
+    expect(gw.env).toEqual([{ name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } }]);
+    expect(gw.ports).toEqual([{ name: 'mcp', containerPort: 18080, protocol: 'TCP' }]);
+    expect(gw.readinessProbe.httpGet).toEqual({ path: '/.kubemcp/healthz', port: 'mcp', scheme: 'HTTP' });
+    expect(gw.securityContext).toMatchObject({ runAsNonRoot: true, readOnlyRootFilesystem: true });
+    expect(dep.spec.template.metadata.annotations['kubectl.kubernetes.io/default-container']).toBe('mcp-server');
+    // The gateway's review rights: system:auth-delegator for the pod's ServiceAccount, cluster-scoped.
+    const crb = objs.find((o) => o.kind === 'ClusterRoleBinding')!;
+    expect(crb.metadata).toMatchObject({
+      name: 'kubemcp:gateway:team-a:demo',
+      annotations: { 'mcp.example.com/mcpserver': 'team-a/demo' },
+    });
+    expect(crb.metadata.namespace).toBeUndefined();
+    expect(crb).toMatchObject({
+      roleRef: { kind: 'ClusterRole', name: 'system:auth-delegator' },
+      subjects: [{ kind: 'ServiceAccount', name: 'default', namespace: 'team-a' }],
+    });
+  });
+
+  it('spec.auth: mode none opts out (no review binding), extra audiences follow, a server on 18080 moves the gateway to 18081, and `$(` in an audience is not expanded', () => {
+    const none = renderMCPServer(manifest({ port: 18080, auth: { mode: 'none' } }, 'demo', 'team-a'));
+    expect(none.some((o) => o.kind === 'ClusterRoleBinding')).toBe(false);
+    const gw = byKind(none).Deployment.spec.template.spec.containers[1]!;
+    expect(gw.args).toEqual(expect.arrayContaining(['--port', '18081', '--auth', 'none']));
+    expect(gw.args).not.toContain('--audience');
+    const extra = renderMCPServer(
+      manifest({ serviceAccount: 'srv', auth: { audiences: ['https://mcp.example.com/$(X)'] } }, 'demo', 'team-a'),
+    );
+    const args = byKind(extra).Deployment.spec.template.spec.containers[1]!.args as string[];
+    expect(args.slice(-4)).toEqual([
+      '--audience',
+      'http://demo.$(POD_NAMESPACE).svc.cluster.local:8080/mcp',
+      '--audience',
+      'https://mcp.example.com/$$(X)',
+    ]);
+    expect(extra.find((o) => o.kind === 'ClusterRoleBinding')!.subjects).toEqual([
+      { kind: 'ServiceAccount', name: 'srv', namespace: 'team-a' },
+    ]);
+    expect(() => renderMCPServer(manifest({ auth: { mode: 'open' } }))).toThrow(/spec\.auth\.mode/);
   });
 
   it('http: 100m/128Mi requests, 15 s grace, custom port on Service and container', () => {
@@ -198,10 +260,17 @@ describe('MCPServerWorkload: optional fields', () => {
   });
 
   it('namespace: taken from the manifest, or overridden', () => {
-    expect(renderMCPServer(manifest({}, 'x', 'team-a')).every((o) => o.metadata.namespace === 'team-a')).toBe(true);
-    expect(renderMCPServer(manifest({}, 'x', 'team-a'), 'team-b').every((o) => o.metadata.namespace === 'team-b')).toBe(
-      true,
-    );
+    // Every namespaced object; the gateway's ClusterRoleBinding is cluster-scoped and names the namespace in its subject.
+    const namespaced = (objs: ReturnType<typeof renderMCPServer>) =>
+      objs.filter((o) => o.kind !== 'ClusterRoleBinding');
+    expect(
+      namespaced(renderMCPServer(manifest({}, 'x', 'team-a'))).every((o) => o.metadata.namespace === 'team-a'),
+    ).toBe(true);
+    const b = renderMCPServer(manifest({}, 'x', 'team-a'), 'team-b');
+    expect(namespaced(b).every((o) => o.metadata.namespace === 'team-b')).toBe(true);
+    expect(
+      (b.find((o) => o.kind === 'ClusterRoleBinding')!.subjects as Array<{ namespace: string }>)[0]!.namespace,
+    ).toBe('team-b');
     expect(renderMCPServer(manifest({})).every((o) => o.metadata.namespace === undefined)).toBe(true);
   });
 });
@@ -238,6 +307,7 @@ describe('determinism and equivalence with cdk8s synth', () => {
       'ConfigMap/default/basic-mcpserver-config',
       'Service/default/basic-mcpserver',
       'Deployment/default/basic-mcpserver',
+      'ClusterRoleBinding/undefined/kubemcp:gateway:default:basic-mcpserver',
     ]);
     expect(byKind(objs).Service.spec.ports[0].port).toBe(3001);
   });

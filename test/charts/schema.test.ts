@@ -163,6 +163,7 @@ describe('CRD derived from the schema', () => {
       'Transport',
       'Verified',
       'Tools',
+      'Auth',
       'Reason',
       'Endpoint',
       'Age',
@@ -182,8 +183,14 @@ describe('CRD derived from the schema', () => {
       'path',
       'command',
       'args',
+      'auth',
     ]);
     expect(Object.keys(spec.properties!)).toEqual(Object.keys(mcpServerSpec.shape));
+    expect((spec.properties!.auth as Schema).properties!.mode).toMatchObject({
+      type: 'string',
+      enum: ['kubernetes', 'none'],
+      default: 'kubernetes',
+    });
     expect(spec.required).toEqual(['image']);
     expect(spec.properties!.image).toMatchObject({ type: 'string', minLength: 1 });
     expect(spec.properties!.transport).toMatchObject({

@@ -273,10 +273,43 @@ describe('computeStatus (seed 003 updateStatusFromResources)', () => {
       ['ChildrenApplied', 'True', 'ChildrenApplied'],
       ['Verified', 'Unknown', 'VerificationDisabled'],
       ['ConfigurationValid', 'True', 'ConfigurationValid'],
+      ['AuthEnabled', 'True', 'KubernetesAuth'],
     ]);
+    expect(s.conditions!.find((c) => c.type === 'AuthEnabled')!.message).toBe(
+      'Callers need a Kubernetes token for audience "http://demo.default.svc.cluster.local:3001/mcp" and RBAC create mcpservers/proxy "demo" in namespace "default" (API group mcp.example.com) (ClusterRole kubemcp:mcpserver-caller, aggregated into edit and admin)',
+    );
     expect(s.serverInfo).toBeUndefined();
     expect(s.tools).toBeUndefined();
     expect(s.readyReplicas).toBe(1);
+  });
+
+  it('AuthEnabled=False with reason AuthDisabled for spec.auth.mode none, extra audiences named otherwise', () => {
+    const obs = {
+      ...base,
+      deployment: { replicas: 1, readyReplicas: 1, generation: 1, observedGeneration: 1 },
+      service: { clusterIP: '10.96.0.5' },
+    };
+    const none = computeStatus({ ...obs, spec: { ...base.spec!, auth: { mode: 'none' } } }, undefined, T0);
+    expect(none.conditions!.find((c) => c.type === 'AuthEnabled')).toMatchObject({
+      status: 'False',
+      reason: 'AuthDisabled',
+      message: expect.stringContaining('anyone who reaches the Service'),
+    });
+    const extra = computeStatus(
+      { ...obs, spec: { ...base.spec!, auth: { mode: 'kubernetes', audiences: ['https://mcp.example.com/kube'] } } },
+      undefined,
+      T0,
+    );
+    expect(extra.conditions!.find((c) => c.type === 'AuthEnabled')!.message).toContain(
+      '"http://demo.default.svc.cluster.local:3001/mcp" or "https://mcp.example.com/kube"',
+    );
+    // stdio without the bridge has no gateway and no condition.
+    const stdio = computeStatus(
+      { ...obs, spec: { ...base.spec!, transport: 'stdio' }, service: undefined },
+      undefined,
+      T0,
+    );
+    expect(stdio.conditions!.some((c) => c.type === 'AuthEnabled')).toBe(false);
   });
 
   it('Failed with ConfigurationValid=False for an invalid spec', () => {
@@ -365,10 +398,16 @@ describe('drift detection', () => {
   const [svc, dep] = desiredChildren(obj) as [Sure<k8s.V1Service>, Sure<k8s.V1Deployment>];
 
   it('desired children are exactly the render output plus owner reference and hash annotation', () => {
-    const rendered = renderMCPServer(
+    const all = renderMCPServer(
       { apiVersion: obj.apiVersion, kind: obj.kind, metadata: { name: 'demo' }, spec: obj.spec },
       'ns',
     );
+    // The gateway's ClusterRoleBinding is rendered for GitOps but applied apart, unowned.
+    expect(all.filter((c) => c.kind === 'ClusterRoleBinding').map((c) => c.metadata.name)).toEqual([
+      'kubemcp:gateway:ns:demo',
+    ]);
+    const rendered = all.filter((c) => c.kind !== 'ClusterRoleBinding');
+    expect(desiredChildren(obj)).toHaveLength(rendered.length);
     for (const [i, child] of desiredChildren(obj).entries()) {
       const { ownerReferences, annotations, ...meta } = child.metadata as Sure<k8s.V1ObjectMeta>;
       expect({ ...child, metadata: meta }).toEqual(rendered[i]);
@@ -590,7 +629,7 @@ describe('foreign list entries (issue 10, part 1)', () => {
     const { replace } = foreignListEntries(dep, live);
     expect(replace.map((r) => r.pointer)).toEqual(['/spec/template/spec/containers']);
     const value = replace[0]!.value as Sure<k8s.V1Container[]>;
-    expect(value.map((c) => c.name)).toEqual(['mcp-server']);
+    expect(value.map((c) => c.name)).toEqual(['mcp-server', 'mcp-gateway']);
     expect(value[0].terminationMessagePolicy).toBe('File');
     expect(value[0].env).toEqual(dep.spec.template.spec.containers[0].env);
   });

@@ -1,0 +1,185 @@
+/**
+ * The gateway's reverse-proxy mode (`kubemcp gateway`, issue 17): in an MCPServer pod that runs an
+ * HTTP or Streamable HTTP server, the Service's port targets this process, which passes each
+ * request the access layer (./access.ts) lets through to the server container on loopback, and
+ * its answer (JSON or an SSE stream) back, unchanged.
+ *
+ * ```
+ *  client ──▶ Service <name>:<spec.port> ──▶ gateway :<gateway port> ──▶ 127.0.0.1:<spec.port> server container
+ *             (Authorization: Bearer ...)     strip identity headers,      (X-Remote-User/-Group set,
+ *                                             TokenReview, SAR, audit      no Authorization)
+ * ```
+ *
+ * The gateway's own paths live under `/.kubemcp/` (`healthz`, `metrics`); every other path goes
+ * upstream. A request body is read in full (bounded by `maxBodyBytes`, 413 beyond) so the audit
+ * line can name the JSON-RPC method and tool; responses stream.
+ *
+ * Sessions (MCP 2025-11-25, Streamable HTTP > Session Management) are bound to their caller
+ * (MCP security best practices: key state by `<user id>:<session id>`; anchors/gateway.md pitfall
+ * 6): the first caller seen with an `Mcp-Session-Id` owns it, and another caller presenting it gets
+ * 404 "Session not found", as if it did not exist, without reaching the server.
+ */
+import * as http from 'node:http';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import { summarize, upstreamHeaders, type GatewayAccess, type RpcSummary } from './access.js';
+import { readBody, rpcError, send } from '../lib/http-json.js';
+
+import { GATEWAY_HEALTH_PATH, GATEWAY_METRICS_PATH, GATEWAY_PATH_PREFIX } from './wiring.js';
+
+/** Options of {@link startGatewayProxy}. */
+export interface GatewayProxyOptions {
+  /** The server container, `http://127.0.0.1:<port>` (loopback: the pod's own network namespace). */
+  upstream: string;
+  /** Bind address (default 127.0.0.1; 0.0.0.0 in a pod). */
+  host?: string;
+  /** Port (0 picks a free one). */
+  port: number;
+  access: GatewayAccess;
+  registry: Registry;
+  log: Logger;
+  /** Largest request body in bytes (default 4 MiB). */
+  maxBodyBytes?: number;
+  /** Most sessions remembered with their owner (default 10 000; the oldest is forgotten first). */
+  maxSessions?: number;
+}
+
+/** A running gateway. */
+export interface RunningGatewayProxy {
+  url: string;
+  port: number;
+  close: () => Promise<void>;
+}
+
+/**
+ * Serves the gateway; resolves once listening.
+ * @throws when the port cannot be bound or `upstream` is not an http URL.
+ */
+export async function startGatewayProxy(opts: GatewayProxyOptions): Promise<RunningGatewayProxy> {
+  const upstream = new URL(opts.upstream);
+  if (upstream.protocol !== 'http:') throw new Error(`--upstream must be an http:// URL, got ${opts.upstream}`);
+  const maxBody = opts.maxBodyBytes ?? 4 * 1024 * 1024;
+  const maxSessions = opts.maxSessions ?? 10_000;
+  const owners = new Map<string, string>();
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+  const { access, log } = opts;
+
+  const ownerOk = (sid: string, user: string): boolean => {
+    const owner = owners.get(sid);
+    if (owner !== undefined) return owner === user;
+    remember(sid, user);
+    return true;
+  };
+  const remember = (sid: string, user: string) => {
+    if (owners.size >= maxSessions) owners.delete(owners.keys().next().value!);
+    owners.set(sid, user);
+  };
+
+  const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const path = new URL(req.url ?? '/', 'http://placeholder').pathname;
+    if (path.startsWith(GATEWAY_PATH_PREFIX)) {
+      if (path === GATEWAY_HEALTH_PATH) return send(res, 200, { status: 'ok' });
+      if (path === GATEWAY_METRICS_PATH && req.method === 'GET') {
+        res.writeHead(200, { 'Content-Type': opts.registry.contentType });
+        return res.end(await opts.registry.metrics());
+      }
+      return rpcError(res, 404, -32000, `Not found: ${path}`);
+    }
+    let body: Buffer | undefined;
+    let rpc: RpcSummary[] = [];
+    if (req.method === 'POST' || req.method === 'PUT' || req.method === 'PATCH') {
+      const raw = await readBody(req, maxBody);
+      if (raw === 'too-large') {
+        const finish = access.audit(req, []);
+        rpcError(res, 413, -32600, `request body exceeds the gateway's limit of ${maxBody} bytes`);
+        return finish(413, undefined, 'invalid');
+      }
+      body = raw;
+      try {
+        rpc = summarize(JSON.parse(raw.toString('utf8')));
+      } catch {
+        rpc = [{ method: 'unparsable' }];
+      }
+    }
+    const finish = access.audit(req, rpc);
+    const decision = await access.check(req);
+    if (!decision.ok) {
+      access.refuse(res, decision);
+      return finish(decision.status, decision.identity, decision.outcome);
+    }
+    const user = decision.identity?.username ?? 'system:anonymous';
+    const sid = req.headers['mcp-session-id'];
+    if (typeof sid === 'string' && !ownerOk(sid, user)) {
+      rpcError(res, 404, -32001, 'Session not found: initialize a new session');
+      return finish(404, decision.identity, 'denied');
+    }
+
+    const headers = upstreamHeaders(req.headers, decision.identity);
+    headers.host = upstream.host;
+    headers['x-forwarded-host'] = req.headers.host ?? '';
+    headers['x-forwarded-proto'] = 'http';
+    headers['x-forwarded-for'] = req.socket.remoteAddress ?? '';
+    if (body) headers['content-length'] = String(body.length);
+    const up = http.request({
+      host: upstream.hostname,
+      port: upstream.port || 80,
+      method: req.method,
+      path: req.url,
+      headers,
+      agent,
+    });
+    const abort = () => up.destroy();
+    res.on('close', abort);
+    up.on('response', (ur) => {
+      const out: http.OutgoingHttpHeaders = {};
+      for (const [k, v] of Object.entries(ur.headers))
+        if (v !== undefined && k !== 'connection' && k !== 'keep-alive' && k !== 'transfer-encoding') out[k] = v;
+      const newSid = ur.headers['mcp-session-id'];
+      if (typeof newSid === 'string' && !owners.has(newSid)) remember(newSid, user);
+      if (req.method === 'DELETE' && typeof sid === 'string' && (ur.statusCode ?? 500) < 300) owners.delete(sid);
+      res.writeHead(ur.statusCode ?? 502, out);
+      if (typeof res.flushHeaders === 'function') res.flushHeaders();
+      ur.pipe(res);
+      ur.on('end', () => finish(ur.statusCode ?? 502, decision.identity));
+      ur.on('error', () => res.destroy());
+    });
+    up.on('error', (err) => {
+      res.off('close', abort);
+      if (res.headersSent) return res.destroy();
+      log.warn({ err: err.message, upstream: opts.upstream }, 'upstream request failed');
+      rpcError(res, 502, -32603, `Bad Gateway: the MCP server container did not answer (${err.message})`);
+      finish(502, decision.identity, 'error');
+    });
+    res.on('close', () => finish(res.statusCode, decision.identity));
+    up.end(body);
+  };
+
+  const server = http.createServer((req, res) => {
+    handle(req, res).catch((err) => {
+      log.error({ err: (err as Error).message }, 'gateway request failed');
+      rpcError(res, 500, -32603, `Internal error: ${(err as Error).message}`);
+    });
+  });
+  server.requestTimeout = 0; // SSE streams stay open
+  server.headersTimeout = 30_000;
+  server.keepAliveTimeout = 65_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, opts.host ?? '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as { port: number }).port;
+  const host = opts.host ?? '127.0.0.1';
+  const shown = host.includes(':') ? `[${host}]` : host;
+  return {
+    url: `http://${shown}:${port}`,
+    port,
+    close: async () => {
+      server.closeAllConnections();
+      agent.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}

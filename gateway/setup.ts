@@ -1,0 +1,72 @@
+/**
+ * Builds the gateway's access layer (./access.ts) from its command-line options, the same for
+ * `kubemcp bridge` (stdio mode) and `kubemcp gateway` (reverse-proxy mode). In mode `kubernetes`
+ * the gateway talks to the apiserver as its pod's ServiceAccount (the in-cluster config; a
+ * kubeconfig outside a pod), which needs `system:auth-delegator` (create tokenreviews and
+ * subjectaccessreviews; the operator binds it).
+ */
+import * as k8s from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import { AUTH_MODES, GatewayAccess, GatewayMetrics, type AuthMode } from './access.js';
+import { TokenReviewAuthenticator } from './auth/tokenreview.js';
+import { SubjectAccessReviewAuthorizer } from './auth/sar.js';
+import { kubeFetch } from '../lib/kube-http.js';
+
+/** The access options shared by both gateway commands. */
+export interface AccessCliOptions {
+  auth: string;
+  /** `<namespace>/<name>` of the MCPServer. */
+  mcpserver?: string;
+  /** Audiences a token must be bound to (`status.url` first). */
+  audience?: string[];
+}
+
+/** Splits `<namespace>/<name>`. @throws Error naming the option when it is not of that shape. */
+export function parseServerRef(ref: string | undefined): { namespace: string; name: string } {
+  const m = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?)\/([a-z0-9]([-a-z0-9.]*[a-z0-9])?)$/.exec(ref ?? '');
+  if (!m) throw new Error(`--mcpserver must be <namespace>/<name> of the MCPServer, got "${ref ?? ''}"`);
+  return { namespace: m[1]!, name: m[3]! };
+}
+
+/**
+ * The access layer for `o`, its audit lines on `audit` and metrics in `registry`.
+ * @param kubeConfig the gateway's own credentials (default: in-cluster config, else the default kubeconfig).
+ * @throws Error naming the option when `--auth` is unknown, or mode `kubernetes` lacks
+ *   `--mcpserver` or `--audience`.
+ */
+export function accessFromOptions(
+  o: AccessCliOptions,
+  audit: Logger,
+  registry: Registry,
+  kubeConfig?: k8s.KubeConfig,
+): GatewayAccess {
+  if (!(AUTH_MODES as readonly string[]).includes(o.auth))
+    throw new Error(`--auth must be one of ${AUTH_MODES.join(', ')}, got "${o.auth}"`);
+  const mode = o.auth as AuthMode;
+  const ref = mode === 'none' && !o.mcpserver ? { namespace: '-', name: '-' } : parseServerRef(o.mcpserver);
+  const metrics = new GatewayMetrics(registry);
+  if (mode === 'none') return new GatewayAccess({ mode, ...ref, audit, metrics });
+  const audiences = (o.audience ?? []).filter(Boolean);
+  if (!audiences.length)
+    throw new Error('--auth kubernetes needs at least one --audience (the MCPServer status.url first)');
+  const kc = kubeConfig ?? defaultKubeConfig();
+  const server = kc.getCurrentCluster()?.server.replace(/\/+$/, '');
+  if (!server) throw new Error('no apiserver: neither the in-cluster config nor a kubeconfig names one');
+  const fetch = kubeFetch(kc);
+  return new GatewayAccess({
+    mode,
+    ...ref,
+    audit,
+    metrics,
+    authenticator: new TokenReviewAuthenticator({ server, fetch, audiences }),
+    authorizer: new SubjectAccessReviewAuthorizer({ server, fetch, ...ref }),
+  });
+}
+
+function defaultKubeConfig(): k8s.KubeConfig {
+  const kc = new k8s.KubeConfig();
+  if (process.env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster();
+  else kc.loadFromDefault();
+  return kc;
+}
