@@ -1,0 +1,303 @@
+/**
+ * `kubemcp gateway`'s reverse proxy (gateway/proxy.ts) with the access layer it runs with in an
+ * MCPServer pod (gateway/setup.ts: TokenReview + SubjectAccessReview against the local cluster's
+ * real apiserver, as a ServiceAccount bound to system:auth-delegator), in front of an upstream on
+ * loopback that records what reaches it, then in front of a real `kubemcp serve` reached with the
+ * MCP SDK's client (issue 17):
+ * - no, malformed, forged or wrong-audience token: 401 with `WWW-Authenticate: Bearer`, nothing
+ *   reaches the server;
+ * - `view` only or no role: 403 naming the missing right, nothing reaches the server;
+ * - `edit` in the namespace: the request reaches the server without the token and without any
+ *   identity header the client sent, with the verified identity in `X-Remote-User`/`-Group`;
+ * - a session belongs to the caller that opened it: another caller presenting its id gets 404;
+ * - an audit line per JSON-RPC message names the caller, method, tool and outcome; metrics count.
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { Writable } from 'node:stream';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import pino from 'pino';
+import { Registry } from 'prom-client';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { startGatewayProxy, type RunningGatewayProxy } from '../../gateway/proxy.js';
+import { accessFromOptions } from '../../gateway/setup.js';
+import { kubeConfig } from '../kube.js';
+import { gatewayFixture, type GatewayFixture } from './fixture.js';
+import { startServe } from '../controller/servers.js';
+
+const kc = kubeConfig();
+const NAME = 'kube-mcp';
+let fx: GatewayFixture;
+let audience: string;
+let upstream: Server;
+let seen: Array<{ headers: IncomingHttpHeaders; body: string; url: string }>;
+let gw: RunningGatewayProxy;
+let audit: Array<Record<string, unknown>>;
+let registry: Registry;
+
+/** Starts a gateway for MCPServer `${fx.ns}/${NAME}` in front of `upstreamUrl`, auditing into `lines`. */
+async function gateway(
+  upstreamUrl: string,
+  lines: Array<Record<string, unknown>>,
+  reg: Registry,
+  maxBodyBytes?: number,
+) {
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      for (const l of chunk.toString().split('\n')) if (l.trim()) lines.push(JSON.parse(l) as Record<string, unknown>);
+      cb();
+    },
+  });
+  const access = accessFromOptions(
+    { auth: 'kubernetes', mcpserver: `${fx.ns}/${NAME}`, audience: [audience] },
+    pino({ base: undefined }, sink),
+    reg,
+    fx.gatewayKc,
+  );
+  return startGatewayProxy({
+    upstream: upstreamUrl,
+    port: 0,
+    access,
+    registry: reg,
+    log: pino({ level: 'silent' }),
+    maxBodyBytes,
+  });
+}
+
+const rpc = (method: string, params: Record<string, unknown> = {}, id: number | string = 1) =>
+  JSON.stringify({ jsonrpc: '2.0', id, method, params });
+
+async function post(
+  body: string,
+  headers: Record<string, string> = {},
+  path = '/mcp',
+): Promise<{
+  status: number;
+  headers: Headers;
+  json: { error?: { code: number; message: string }; result?: unknown };
+}> {
+  const r = await fetch(`${gw.url}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers },
+    body,
+  });
+  const text = await r.text();
+  return { status: r.status, headers: r.headers, json: text ? JSON.parse(text) : {} };
+}
+
+const auth = async (sa: string, aud = [audience]) => ({ authorization: `Bearer ${await fx.token(sa, aud)}` });
+
+beforeAll(async () => {
+  fx = await gatewayFixture(kc, 'gw-proxy', { editor: 'edit', editor2: 'edit', viewer: 'view', nobody: '' });
+  audience = `http://${NAME}.${fx.ns}.svc.cluster.local:3001/mcp`;
+  seen = [];
+  // The upstream: answers every JSON-RPC request with its method, opens a session on `initialize`.
+  upstream = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks).toString();
+      seen.push({ headers: req.headers, body, url: req.url ?? '' });
+      const msg = body ? (JSON.parse(body) as { id?: number; method?: string }) : {};
+      const h: Record<string, string> = { 'content-type': 'application/json' };
+      if (msg.method === 'initialize') h['mcp-session-id'] = `sid-${seen.length}`;
+      res.writeHead(200, h);
+      res.end(JSON.stringify({ jsonrpc: '2.0', id: msg.id ?? null, result: { echoed: msg.method } }));
+    });
+  });
+  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+  audit = [];
+  registry = new Registry();
+  gw = await gateway(`http://127.0.0.1:${(upstream.address() as AddressInfo).port}`, audit, registry, 64 * 1024);
+}, 180_000);
+
+afterAll(async () => {
+  await gw?.close();
+  await new Promise<void>((r) => (upstream ? upstream.close(() => r()) : r()));
+  await fx?.cleanup();
+});
+
+describe('kubemcp gateway: who may call (real TokenReview and SubjectAccessReview)', () => {
+  it('refuses a request without a token with 401 and WWW-Authenticate, and nothing reaches the server', async () => {
+    const before = seen.length;
+    const r = await post(rpc('tools/list'));
+    expect(r.status).toBe(401);
+    expect(r.headers.get('www-authenticate')).toMatch(/^Bearer /);
+    expect(r.json.error?.code).toBe(-32001);
+    expect(r.json.error?.message).toMatch(/kubectl create token/);
+    expect(seen.length).toBe(before);
+  });
+
+  it('refuses malformed, forged and wrong-audience tokens with 401 invalid_token', async () => {
+    const before = seen.length;
+    const good = await fx.token('editor', [audience]);
+    const [h, p] = good.split('.');
+    const forgedPayload = Buffer.from(
+      JSON.stringify({ ...JSON.parse(Buffer.from(p!, 'base64url').toString()), sub: 'system:admin' }),
+    ).toString('base64url');
+    for (const token of [
+      'not-a-jwt',
+      `${h}.${forgedPayload}.${good.split('.')[2]}`, // signature no longer matches
+      await fx.token('editor'), // the apiserver's default audience, not this server's
+      await fx.token('editor', ['http://other.example/mcp']),
+    ]) {
+      const r = await post(rpc('tools/list'), { authorization: `Bearer ${token}` });
+      expect([r.status, r.headers.get('www-authenticate')]).toEqual([401, expect.stringContaining('invalid_token')]);
+    }
+    // Not a bearer scheme at all.
+    expect(
+      (await post(rpc('tools/list'), { authorization: `Basic ${Buffer.from('a:b').toString('base64')}` })).status,
+    ).toBe(401);
+    expect(seen.length).toBe(before);
+  });
+
+  it('refuses `view` and no role with 403 naming the missing right, and nothing reaches the server', async () => {
+    const before = seen.length;
+    for (const sa of ['viewer', 'nobody']) {
+      const r = await post(rpc('tools/call', { name: 'list-resources', arguments: {} }), await auth(sa));
+      expect(r.status).toBe(403);
+      expect(r.json.error?.code).toBe(-32001);
+      expect(r.json.error?.message).toContain(`system:serviceaccount:${fx.ns}:${sa} may not create mcpservers/proxy`);
+      expect(r.json.error?.message).toContain(`"${NAME}" in namespace "${fx.ns}"`);
+    }
+    expect(seen.length).toBe(before);
+  });
+
+  it('passes an editor through with its verified identity, without its token or the identity headers it forged', async () => {
+    const r = await post(rpc('tools/call', { name: 'list-resources', arguments: { kind: 'pods' } }, 7), {
+      ...(await auth('editor')),
+      'x-remote-user': 'system:admin',
+      'x-remote-group': 'system:masters',
+      'impersonate-user': 'system:admin',
+      'impersonate-group': 'system:masters',
+      'x-forwarded-user': 'admin',
+      cookie: 'session=stolen',
+    });
+    expect(r.status).toBe(200);
+    expect(r.json.result).toEqual({ echoed: 'tools/call' });
+    const got = seen[seen.length - 1]!;
+    expect(got.headers['x-remote-user']).toBe(`system:serviceaccount:${fx.ns}:editor`);
+    const groups = String(got.headers['x-remote-group']).split(', ');
+    expect(groups).toEqual(expect.arrayContaining(['system:serviceaccounts', `system:serviceaccounts:${fx.ns}`]));
+    expect(groups).not.toContain('system:masters');
+    for (const h of ['authorization', 'impersonate-user', 'impersonate-group', 'x-forwarded-user', 'cookie'])
+      expect([h, got.headers[h]]).toEqual([h, undefined]);
+    expect(got.headers.host).toBe(new URL(`http://127.0.0.1:${(upstream.address() as AddressInfo).port}`).host);
+    expect(JSON.parse(got.body)).toMatchObject({ id: 7, method: 'tools/call', params: { name: 'list-resources' } });
+    expect(got.url).toBe('/mcp');
+  });
+
+  it('keeps a session to the caller that opened it: another editor presenting its id gets 404', async () => {
+    const init = await post(
+      rpc('initialize', { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '1' } }),
+      await auth('editor'),
+    );
+    const sid = init.headers.get('mcp-session-id');
+    expect(sid).toMatch(/^sid-/);
+    const before = seen.length;
+    const stolen = await post(rpc('tools/list', {}, 2), { ...(await auth('editor2')), 'mcp-session-id': sid! });
+    expect(stolen.status).toBe(404);
+    expect(stolen.json.error?.message).toMatch(/Session not found/);
+    expect(seen.length).toBe(before);
+    const own = await post(rpc('tools/list', {}, 3), { ...(await auth('editor')), 'mcp-session-id': sid! });
+    expect(own.status).toBe(200);
+    expect(seen[seen.length - 1]!.headers['mcp-session-id']).toBe(sid);
+  });
+
+  it('refuses a body over its limit with 413 before it reaches the server', async () => {
+    const before = seen.length;
+    const r = await post(
+      rpc('tools/call', { name: 'x', arguments: { pad: 'x'.repeat(70 * 1024) } }),
+      await auth('editor'),
+    );
+    expect(r.status).toBe(413);
+    expect(seen.length).toBe(before);
+  });
+
+  it('writes an audit line per request naming caller, method, tool and outcome, never the token', async () => {
+    const ok = audit.find((l) => l.method === 'tools/call' && l.outcome === 'success');
+    expect(ok).toMatchObject({
+      audit: 'mcp',
+      mcpserver: `${fx.ns}/${NAME}`,
+      user: `system:serviceaccount:${fx.ns}:editor`,
+      tool: 'list-resources',
+      id: 7,
+      status: 200,
+    });
+    expect(audit.find((l) => l.outcome === 'unauthenticated')).toMatchObject({ status: 401, method: 'tools/list' });
+    expect(audit.find((l) => l.outcome === 'denied' && l.status === 403)).toMatchObject({
+      user: `system:serviceaccount:${fx.ns}:viewer`,
+      tool: 'list-resources',
+    });
+    expect(audit.find((l) => l.status === 404)).toMatchObject({ user: `system:serviceaccount:${fx.ns}:editor2` });
+    expect(JSON.stringify(audit)).not.toMatch(/eyJ/); // no JWT anywhere
+  });
+
+  it('serves its health and Prometheus metrics under /.kubemcp/ without auth', async () => {
+    expect((await fetch(`${gw.url}/.kubemcp/healthz`)).status).toBe(200);
+    const text = await (await fetch(`${gw.url}/.kubemcp/metrics`)).text();
+    const server = `mcpserver="${fx.ns}/${NAME}"`;
+    expect(text).toMatch(new RegExp(`kubemcp_gateway_auth_refusals_total\\{${server},reason="missing"\\} [1-9]`));
+    expect(text).toMatch(new RegExp(`kubemcp_gateway_auth_refusals_total\\{${server},reason="forbidden"\\} [1-9]`));
+    expect(text).toMatch(
+      new RegExp(
+        `kubemcp_gateway_requests_total\\{${server},method="tools/call",tool="list-resources",outcome="success"\\} 1`,
+      ),
+    );
+  });
+
+  it('answers 502 naming the cause when the server container does not answer', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const dead = createServer();
+    await new Promise<void>((r) => dead.listen(0, '127.0.0.1', r));
+    const port = (dead.address() as AddressInfo).port;
+    await new Promise<void>((r) => dead.close(() => r()));
+    const g = await gateway(`http://127.0.0.1:${port}`, lines, new Registry());
+    try {
+      const r = await fetch(`${g.url}/mcp`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...(await auth('editor')) },
+        body: rpc('tools/list'),
+      });
+      expect(r.status).toBe(502);
+      expect(((await r.json()) as { error: { message: string } }).error.message).toMatch(
+        /did not answer .*ECONNREFUSED/,
+      );
+      expect(lines).toEqual([expect.objectContaining({ outcome: 'error', status: 502 })]);
+    } finally {
+      await g.close();
+    }
+  });
+});
+
+describe('kubemcp gateway in front of a real kubemcp serve, with the MCP SDK client', () => {
+  it('lets an editor list and call tools over Streamable HTTP (sessions, SSE) and refuses the SDK client without a token', async () => {
+    const serve = await startServe();
+    const lines: Array<Record<string, unknown>> = [];
+    const g = await gateway(new URL(serve.url).origin, lines, new Registry());
+    try {
+      const url = new URL('/mcp', g.url);
+      const token = await fx.token('editor', [audience]);
+      const client = new Client({ name: 'gateway-test', version: '1.0.0' });
+      await client.connect(
+        new StreamableHTTPClientTransport(url, { requestInit: { headers: { authorization: `Bearer ${token}` } } }),
+      );
+      const tools = await client.listTools();
+      expect(tools.tools.map((t) => t.name)).toContain('list-resources');
+      const res = await client.callTool({ name: 'list-resources', arguments: { kind: 'namespaces' } });
+      expect(res.isError).toBeFalsy();
+      expect(JSON.stringify(res.content)).toContain(fx.ns);
+      await client.close();
+      expect(lines.filter((l) => l.user === `system:serviceaccount:${fx.ns}:editor`).map((l) => l.method)).toEqual(
+        expect.arrayContaining(['initialize', 'tools/list', 'tools/call']),
+      );
+
+      const intruder = new Client({ name: 'intruder', version: '1.0.0' });
+      await expect(intruder.connect(new StreamableHTTPClientTransport(url))).rejects.toThrow(/401|Unauthorized/);
+    } finally {
+      await g.close();
+      serve.stop();
+    }
+  }, 240_000);
+});
