@@ -14,7 +14,8 @@
  *    pods, so their state is kwok's, never a Ready on the real node).
  * 4. With a real node: one MCPServer `kube-mcp` in namespace `kubemcp-demo` running the kubemcp
  *    image itself (`kubemcp serve`, Streamable HTTP, read-only, ServiceAccount with read RBAC),
- *    Ready on the real node; an MCP SDK client calls it through the apiserver's service proxy and
+ *    Ready on the real node; an MCP SDK client calls it through `kubectl port-forward` and the gateway, with a token of
+ *    ServiceAccount demo-caller (edit) bound to the server's status.url, and
  *    prints `tools/list` and one tool call's answer.
  *    Beside it, `everything`: npm's `@modelcontextprotocol/server-everything` (image
  *    localhost/kubemcp/everything), a stdio MCP server with `command`, served through the in-pod
@@ -47,7 +48,7 @@ import {
 } from './cluster/index.js';
 import { ensureImagesLoaded } from './images/cluster.js';
 import { EVERYTHING_BIN, EVERYTHING_IMAGE, KUBEMCP_IMAGE } from './images/images.js';
-import { connectThroughServiceProxy } from './mcp-server/service-proxy.js';
+import { connectThroughPortForward } from './mcp-server/port-forward.js';
 
 const say = (s: string) => process.stdout.write(`${s}\n`);
 
@@ -61,6 +62,8 @@ const DEMO_NS = 'kubemcp-demo';
 const SERVE_NAME = 'kube-mcp';
 /** The demo's bridged stdio MCPServer: npm's server-everything behind the in-pod bridge. */
 const STDIO_NAME = 'everything';
+/** The demo's caller: a ServiceAccount bound to `edit` in DEMO_NS, which may call its MCPServers. */
+const CALLER_SA = 'demo-caller';
 /** PID file of the `kubemcp controller` this demo starts; `demo.ts down` stops it. */
 const CONTROLLER_PID_FILE = join(DEMO_DIR, 'controller.pid');
 
@@ -329,6 +332,16 @@ async function main(): Promise<void> {
         subjects: [{ kind: 'ServiceAccount', name: 'kubemcp-reader', namespace: DEMO_NS }],
       });
     }
+    // The demo's caller (issue 17): `edit` in the namespace may call its MCPServers (the operator's
+    // callers' ClusterRole is aggregated into edit); its tokens are bound to each server's status.url.
+    await ssa({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: CALLER_SA, namespace: DEMO_NS } });
+    await ssa({
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: { name: `${CALLER_SA}-edit`, namespace: DEMO_NS },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'edit' },
+      subjects: [{ kind: 'ServiceAccount', name: CALLER_SA, namespace: DEMO_NS }],
+    });
     await ssa({
       apiVersion: `${GROUP}/${VERSION}`,
       kind: 'MCPServer',
@@ -439,10 +452,33 @@ async function main(): Promise<void> {
   }
 
   if (real) {
-    say(`\n== MCP client -> Service ${DEMO_NS}/${SERVE_NAME} (apiserver service proxy) -> kubemcp serve pod`);
-    const client = await until('the MCP handshake through the Service', 60_000, () =>
-      connectThroughServiceProxy(kc, DEMO_NS, SERVE_NAME),
+    const kubectlBin = join(info.state.binDir, 'kubectl');
+    /** An MCP client of `name` through `kubectl port-forward`, as the demo's caller (no token: `anonymous`). */
+    const connect = async (name: string, anonymous = false) => {
+      const url = `http://${name}.${DEMO_NS}.svc.cluster.local:3001/mcp`;
+      const token = anonymous
+        ? undefined
+        : (
+            await core.createNamespacedServiceAccountToken({
+              name: CALLER_SA,
+              namespace: DEMO_NS,
+              body: { spec: { audiences: [url], expirationSeconds: 600 } },
+            })
+          ).status!.token;
+      return connectThroughPortForward({
+        kubectl: kubectlBin,
+        kubeconfig: info.kubeconfig,
+        namespace: DEMO_NS,
+        name,
+        port: 3001,
+        token,
+      });
+    };
+    say(
+      `\n== MCP client (ServiceAccount ${DEMO_NS}/${CALLER_SA}, token for audience status.url) -> kubectl port-forward svc/${SERVE_NAME} -> gateway (TokenReview, SubjectAccessReview) -> kubemcp serve`,
     );
+    const forwarded = await until('the MCP handshake through the gateway', 60_000, () => connect(SERVE_NAME));
+    const client = forwarded.client;
     try {
       const tools = (await client.listTools()).tools;
       say(`tools/list: ${tools.length} tools (read-only)`);
@@ -452,20 +488,50 @@ async function main(): Promise<void> {
       for (const c of r.content as Array<{ type: string; text?: string }>)
         if (c.type === 'text') say(c.text!.replace(/^/gm, '  '));
     } finally {
-      await client.close();
+      await forwarded.close();
+    }
+    const intruder = await connect(SERVE_NAME, true).then(
+      async (f) => (await f.close(), 'connected (unexpected)'),
+      (e: Error) => e.message.split('\n')[0]!.slice(0, 200),
+    );
+    say(`\nthe same without a token (an intruder): ${intruder}`);
+    say(`  by hand: kubectl -n ${DEMO_NS} port-forward svc/${SERVE_NAME} 3001 &
+           TOKEN=$(kubectl -n ${DEMO_NS} create token ${CALLER_SA} --audience http://${SERVE_NAME}.${DEMO_NS}.svc.cluster.local:3001/mcp)
+           # an MCP client on http://127.0.0.1:3001/mcp with the header "Authorization: Bearer $TOKEN"`);
+    const gatewayPod = (
+      await core.listNamespacedPod({ namespace: DEMO_NS, labelSelector: `app.kubernetes.io/instance=${SERVE_NAME}` })
+    ).items.find((p) => p.status?.phase === 'Running');
+    if (gatewayPod) {
+      say(`\naudit lines (kubectl -n ${DEMO_NS} logs ${gatewayPod.metadata!.name} -c mcp-gateway):`);
+      const logs = await promisify(execFile)(
+        kubectlBin,
+        ['--kubeconfig', info.kubeconfig, '-n', DEMO_NS, 'logs', gatewayPod.metadata!.name!, '-c', 'mcp-gateway'],
+        { timeout: 30_000, maxBuffer: 16 * 1024 * 1024 },
+      ).then(
+        (r) => r.stdout,
+        () => '',
+      );
+      for (const l of logs
+        .split('\n')
+        .filter((x) => x.includes('"audit":"mcp"'))
+        .slice(-5)) {
+        const a = JSON.parse(l) as Record<string, unknown>;
+        say(`  ${a.user ?? '(no identity)'} ${a.method}${a.tool ? ` ${a.tool}` : ''} -> ${a.status} ${a.outcome}`);
+      }
     }
 
     say(
-      `\n== MCP client -> Service ${DEMO_NS}/${STDIO_NAME} (apiserver service proxy) -> mcp-bridge sidecar -> FIFOs -> server-everything (stdio)`,
+      `\n== MCP client -> Service ${DEMO_NS}/${STDIO_NAME} (kubectl port-forward, caller's token) -> mcp-bridge sidecar (gateway) -> FIFOs -> server-everything (stdio)`,
     );
     const obj = list.find((o) => o.metadata.name === STDIO_NAME && o.metadata.namespace === DEMO_NS);
     const verified = obj?.status?.conditions?.find((c) => c.type === 'Verified');
     say(
       `status: phase ${obj?.status?.phase}, Verified ${verified?.status} (${verified?.reason}), ${obj?.status?.tools?.count ?? '?'} tools, endpoint ${obj?.status?.endpoint}`,
     );
-    const stdio = await until('the MCP handshake through the bridged Service', 60_000, () =>
-      connectThroughServiceProxy(kc, DEMO_NS, STDIO_NAME),
+    const stdioForward = await until('the MCP handshake through the bridged Service', 60_000, () =>
+      connect(STDIO_NAME),
     );
+    const stdio = stdioForward.client;
     try {
       const v = stdio.getServerVersion();
       const tools = (await stdio.listTools()).tools;
@@ -477,7 +543,7 @@ async function main(): Promise<void> {
         `\ntools/call echo {"message": "hello through the bridge"}: ${(r.content as Array<{ text?: string }>).map((c) => c.text ?? '').join('')}`,
       );
     } finally {
-      await stdio.close();
+      await stdioForward.close();
     }
   }
 

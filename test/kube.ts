@@ -11,6 +11,7 @@ import { stringify } from 'yaml';
 import { CRD_NAME, mcpServerCrd } from '../charts/api/crd.js';
 import { GROUP, PLURAL, VERSION } from '../charts/api/schema.js';
 import { KUBECONFIG_PATH, poll, readState } from '../cluster/index.js';
+import { connectThroughPortForward, type ForwardedClient } from '../mcp-server/port-forward.js';
 
 /** KubeConfig of the local control plane. @throws when KUBECONFIG is not set. */
 export function kubeConfig(): k8s.KubeConfig {
@@ -118,6 +119,34 @@ export async function serviceAccountToken(
     body: { spec: { audiences, expirationSeconds } },
   });
   return tr.status!.token;
+}
+
+/**
+ * An MCP SDK client of MCPServer `namespace/name`'s Service, reached as a user reaches it from
+ * outside the cluster (mcp-server/port-forward.ts: `kubectl port-forward svc/<name>`), sending a
+ * token of ServiceAccount `namespace/sa` bound to `audience` (the MCPServer's status.url) unless
+ * `sa` is undefined. `close` stops the client and kubectl.
+ * @throws Error from kubectl or the SDK (e.g. HTTP 401/403 from the gateway).
+ */
+export async function connectAs(
+  kc: k8s.KubeConfig,
+  namespace: string,
+  name: string,
+  sa: string | undefined,
+  audience: string,
+  port: number | string = 'mcp',
+): Promise<ForwardedClient> {
+  const state = readState();
+  if (!state) throw new Error('no local cluster state');
+  return connectThroughPortForward({
+    kubectl: path.join(state.binDir, 'kubectl'),
+    kubeconfig: process.env.KUBECONFIG ?? KUBECONFIG_PATH,
+    namespace,
+    name,
+    port,
+    path: new URL(audience).pathname,
+    token: sa ? await serviceAccountToken(kc, namespace, sa, [audience]) : undefined,
+  });
 }
 
 /** A kubeconfig for `kc`'s cluster that authenticates with `token` only (user and context `user`). */

@@ -10,6 +10,27 @@ import { OperatorChart } from '../../charts/operator.js';
 import { CALLER_CLUSTER_ROLE } from '../../gateway/auth/sar.js';
 import { apply, createNamespace, installCrd, serviceAccountToken, tokenKubeConfig, waitFor } from '../kube.js';
 
+/**
+ * Applies the callers' ClusterRole exactly as the operator chart renders it and waits (60 s at
+ * most) until kube-controller-manager has aggregated its rule into `edit`.
+ */
+export async function installCallerRole(kc: k8s.KubeConfig): Promise<void> {
+  const caller = (
+    new OperatorChart(new App({ outdir: '/dev/null' }), 'operator').toJson() as k8s.KubernetesObject[]
+  ).find((o) => o.kind === 'ClusterRole' && o.metadata?.name === CALLER_CLUSTER_ROLE)!;
+  await apply(k8s.KubernetesObjectApi.makeApiClient(kc), caller, { fieldManager: 'kubemcp-test-gateway' });
+  const rbac = kc.makeApiClient(k8s.RbacAuthorizationV1Api);
+  await waitFor(
+    "the callers' rule aggregated into edit",
+    async () =>
+      ((await rbac.readClusterRole({ name: 'edit' })).rules ?? []).some((r) =>
+        (r.resources ?? []).includes('mcpservers/proxy'),
+      ),
+    60_000,
+    500,
+  );
+}
+
 /** A namespace with ServiceAccounts and the gateway's credentials; `cleanup` deletes what it made. */
 export interface GatewayFixture {
   ns: string;
@@ -32,10 +53,7 @@ export async function gatewayFixture(
   const core = kc.makeApiClient(k8s.CoreV1Api);
   const rbac = kc.makeApiClient(k8s.RbacAuthorizationV1Api);
   await installCrd(kc);
-  const caller = (
-    new OperatorChart(new App({ outdir: '/dev/null' }), 'operator').toJson() as k8s.KubernetesObject[]
-  ).find((o) => o.kind === 'ClusterRole' && o.metadata?.name === CALLER_CLUSTER_ROLE)!;
-  await apply(k8s.KubernetesObjectApi.makeApiClient(kc), caller, { fieldManager: 'kubemcp-test-gateway' });
+  await installCallerRole(kc);
   const ns = await createNamespace(kc, prefix);
   for (const sa of ['gateway', ...Object.keys(roles)])
     await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: sa } } });
@@ -57,15 +75,6 @@ export async function gatewayFixture(
           subjects: [{ kind: 'ServiceAccount', name: sa, namespace: ns }],
         },
       });
-  await waitFor(
-    "the callers' rule aggregated into edit",
-    async () =>
-      ((await rbac.readClusterRole({ name: 'edit' })).rules ?? []).some((r) =>
-        (r.resources ?? []).includes('mcpservers/proxy'),
-      ),
-    60_000,
-    500,
-  );
   const token = (name: string, audiences: string[] = []) => serviceAccountToken(kc, ns, name, audiences);
   return {
     ns,

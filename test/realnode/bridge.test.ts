@@ -30,6 +30,7 @@ import { EVERYTHING_BIN, EVERYTHING_IMAGE, KUBEMCP_IMAGE } from '../../images/im
 import { connectThroughServiceProxy } from '../../mcp-server/service-proxy.js';
 import {
   apiMessage,
+  connectAs,
   installCrd,
   kubeConfig,
   kubectl,
@@ -38,6 +39,7 @@ import {
   waitFor,
   type McpServerObject as MCPServer,
 } from '../kube.js';
+import { installCallerRole } from '../gateway/fixture.js';
 
 const execFileAsync = promisify(execFile);
 const status = realNodeStatus();
@@ -117,6 +119,10 @@ describeReal('bridged stdio MCPServers on the real node', () => {
     command: [EVERYTHING_BIN],
     args: ['stdio'],
     resources: SMALL,
+    // This suite's controller runs out of the cluster and verifies through the apiserver's service
+    // proxy, which drops Authorization: the bridging tests opt out of the gateway's auth (status
+    // says so); the last test keeps the default and reaches the server as a user does.
+    auth: { mode: 'none' },
   };
 
   const connect = async (name: string) => {
@@ -198,6 +204,7 @@ describeReal('bridged stdio MCPServers on the real node', () => {
       expect(containerStatus(pod, 'mcp-bridge')?.ready).toBe(true);
       expect(mcp.status?.url).toBe(`http://${everything}.${ns}.svc.cluster.local:3001/mcp`);
       expect(mcp.status?.serverInfo?.name).toBe('mcp-servers/everything');
+      expect(condition(mcp, 'AuthEnabled')).toMatchObject({ status: 'False', reason: 'AuthDisabled' });
 
       const client = await connect(everything);
       expect(client.getServerVersion()?.name).toBe('mcp-servers/everything');
@@ -334,6 +341,7 @@ describeReal('bridged stdio MCPServers on the real node', () => {
         command: ['node', '/app/dist/cli/kubemcp.js'],
         args: ['serve', '--transport', 'stdio', '--read-only'],
         resources: SMALL,
+        auth: { mode: 'none' },
       });
       const mcp = await waitReadyVerified(name);
       const pod = await podOf(name);
@@ -380,5 +388,81 @@ describeReal('bridged stdio MCPServers on the real node', () => {
       expect(containerStatus(pod, 'mcp-bridge')?.ready).toBe(false);
     },
     READY_WAIT_MS + 60_000,
+  );
+  it(
+    'a bridged server with the default auth (kubernetes): an editor through kubectl port-forward with its token lists and calls tools; no token 401, view 403; audit lines name the caller; the out-of-cluster handshake says AuthRequired',
+    async () => {
+      const name = 'everything-auth';
+      const spec = { ...everythingSpec, auth: undefined }; // the default: kubernetes
+      await installCallerRole(kc);
+      for (const [sa, role] of [
+        ['caller', 'edit'],
+        ['viewer', 'view'],
+      ] as const) {
+        await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: sa } } });
+        await kc.makeApiClient(k8s.RbacAuthorizationV1Api).createNamespacedRoleBinding({
+          namespace: ns,
+          body: {
+            metadata: { name: `${sa}-${role}` },
+            roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role },
+            subjects: [{ kind: 'ServiceAccount', name: sa, namespace: ns }],
+          },
+        });
+      }
+      await applyMcp(name, spec);
+      const url = `http://${name}.${ns}.svc.cluster.local:3001/mcp`;
+      // The controller (a process here) verifies through the service proxy, which drops its
+      // credentials on the way: the gateway refuses and status says so, truthfully.
+      const mcp = await waitFor(
+        `MCPServer ${name} Verified False AuthRequired`,
+        async () => {
+          const o = await getMcp(name);
+          return condition(o, 'Verified')?.reason === 'AuthRequired' ? o : undefined;
+        },
+        READY_WAIT_MS,
+        1000,
+      );
+      expect(condition(mcp, 'Verified')?.message).toMatch(/HTTP 401/);
+      expect(condition(mcp, 'AuthEnabled')).toMatchObject({ status: 'True', reason: 'KubernetesAuth' });
+      const pod = await waitFor(
+        `the pod of ${name} ready`,
+        async () => {
+          const p = await podOf(name).catch(() => undefined);
+          return p && isReady(p) ? p : undefined;
+        },
+        READY_WAIT_MS,
+        1000,
+      );
+      const f = await connectAs(kc, ns, name, 'caller', url);
+      clients.push(f.client);
+      try {
+        expect(f.client.getServerVersion()?.name).toBe('mcp-servers/everything');
+        expect((await f.client.listTools()).tools.map((t) => t.name)).toContain('echo');
+        expect(text(await f.client.callTool({ name: 'echo', arguments: { message: 'as caller' } }))).toBe(
+          'Echo: as caller',
+        );
+      } finally {
+        await f.close();
+      }
+      await expect(connectAs(kc, ns, name, undefined, url)).rejects.toThrow(/401/);
+      await expect(connectAs(kc, ns, name, 'viewer', url)).rejects.toThrow(/403/);
+      const audit = (await kubectl('logs', '-n', ns, pod.metadata!.name!, '-c', 'mcp-bridge'))
+        .split('\n')
+        .filter((l) => l.includes('"audit":"mcp"'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(audit).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({
+            user: `system:serviceaccount:${ns}:caller`,
+            method: 'tools/call',
+            tool: 'echo',
+            outcome: 'success',
+          }),
+          expect.objectContaining({ outcome: 'unauthenticated', status: 401 }),
+          expect.objectContaining({ user: `system:serviceaccount:${ns}:viewer`, outcome: 'denied', status: 403 }),
+        ]),
+      );
+    },
+    READY_WAIT_MS * 2 + 120_000,
   );
 });

@@ -16,19 +16,18 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
 import * as k8s from '@kubernetes/client-node';
-import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { App } from 'cdk8s';
 import { CONTROLLER_NAME, OPERATOR_NAMESPACE, OperatorChart } from '../../charts/operator.js';
 import { REAL_NODE_NAME, realNodeNamespace, realNodeStatus } from '../../cluster/index.js';
 import { ensureImagesLoaded } from '../../images/cluster.js';
 import { KUBEMCP_IMAGE } from '../../images/images.js';
-import { connectThroughServiceProxy } from '../../mcp-server/service-proxy.js';
 import { verifyTargetFor } from '../../controller/controller.js';
 import { mcpHandshake } from '../../controller/verify.js';
 import type { MCPServerSpec } from '../../charts/api/schema.js';
 import {
   apiMessage,
   apply,
+  connectAs,
   installCrd,
   kubeConfig,
   kubectl,
@@ -110,9 +109,17 @@ async function operatorPod(): Promise<k8s.V1Pod | undefined> {
 }
 
 describeReal('operator and kubemcp serve as pods on the real node', () => {
-  const clients: Client[] = [];
+  const clients: Array<{ close: () => Promise<void> }> = [];
   /** The MCPServer running kubemcp serve. */
   const serve = 'kube-mcp';
+  /** Its status.url: the audience of its callers' tokens (issue 17). */
+  const serveUrl = () => `http://${serve}.${ns}.svc.cluster.local:3001/mcp`;
+  /** A client of `kube-mcp` through `kubectl port-forward`, as ServiceAccount `caller` (edit in ns). */
+  const connectCaller = async () => {
+    const f = await connectAs(kc, ns, serve, 'caller', serveUrl());
+    clients.push(f);
+    return f.client;
+  };
   const serveSpec = {
     image: KUBEMCP_IMAGE,
     transport: 'streamable-http',
@@ -138,6 +145,22 @@ describeReal('operator and kubemcp serve as pods on the real node', () => {
         rules: [{ apiGroups: [''], resources: ['nodes', 'namespaces'], verbs: ['get', 'list', 'watch'] }],
       },
     });
+    // Its callers (issue 17): `edit` in the namespace may call MCPServers (the chart's callers'
+    // ClusterRole is aggregated into edit), `view` may not.
+    for (const [sa, role] of [
+      ['caller', 'edit'],
+      ['viewer', 'view'],
+    ] as const) {
+      await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: sa } } });
+      await rbac.createNamespacedRoleBinding({
+        namespace: ns,
+        body: {
+          metadata: { name: `${sa}-${role}` },
+          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role },
+          subjects: [{ kind: 'ServiceAccount', name: sa, namespace: ns }],
+        },
+      });
+    }
     for (const role of [`kubemcp-reader-${sfx}`, 'view']) {
       await rbac.createClusterRoleBinding({
         body: {
@@ -257,8 +280,11 @@ describeReal('operator and kubemcp serve as pods on the real node', () => {
     expect(c.readinessProbe?.httpGet?.path).toBe('/ready');
     expect(c.livenessProbe?.httpGet?.path).toBe('/health');
     expect(pod.status?.containerStatuses?.[0]?.ready).toBe(true);
-    const client = await connectThroughServiceProxy(kc, ns, serve);
-    clients.push(client);
+    // Every container ready: the server and the gateway in front of it.
+    expect(pod.spec!.containers.map((x) => x.name)).toEqual(['mcp-server', 'mcp-gateway']);
+    expect(pod.status?.containerStatuses?.every((s) => s.ready)).toBe(true);
+    expect(condition(mcp, 'AuthEnabled')).toMatchObject({ status: 'True', reason: 'KubernetesAuth' });
+    const client = await connectCaller();
     const tools = (await client.listTools()).tools.map((t) => t.name);
     expect(tools).toEqual(expect.arrayContaining(['list-resources', 'get-resource', 'list-mcpservers']));
     expect(tools).not.toContain('create-pod'); // read-only from config.json (config.readOnly)
@@ -267,13 +293,17 @@ describeReal('operator and kubemcp serve as pods on the real node', () => {
     expect(mcp.status?.tools?.count).toBe(tools.length);
     expect(mcp.status?.serverInfo?.name).toBeTruthy();
     expect(mcp.status?.url).toBe(`http://${serve}.${ns}.svc.cluster.local:3001/mcp`);
-    // The out-of-cluster path (a controller run as a process): the same handshake through the
-    // apiserver's service proxy, with the kubeconfig's credentials, reaches the real pod.
+    // The out-of-cluster path (a controller run as a process): the handshake through the
+    // apiserver's service proxy reaches the real pod's gateway, which refuses it: the proxy drops
+    // the Authorization header, so nothing but a port-forward or an in-cluster caller carries a token.
     const viaProxy = verifyTargetFor(kc, 'proxy')(ns, serve, mcp.spec as unknown as MCPServerSpec);
     expect(viaProxy.url).toContain(`/api/v1/namespaces/${ns}/services/http:${serve}:mcp/proxy/mcp`);
     const proxied = await mcpHandshake({ url: viaProxy.url, fetch: viaProxy.fetch, timeoutMs: 30_000 });
-    expect(proxied).toMatchObject({ ok: true, reason: 'Verified' });
-    expect(proxied.tools?.count).toBe(tools.length);
+    expect(proxied).toMatchObject({ ok: false, reason: 'AuthRequired' });
+    expect(proxied.message).toMatch(/HTTP 401.*Bearer/);
+    // Without a token, or as `view` only, the gateway refuses the client before the server sees it.
+    await expect(connectAs(kc, ns, serve, undefined, serveUrl())).rejects.toThrow(/401/);
+    await expect(connectAs(kc, ns, serve, 'viewer', serveUrl())).rejects.toThrow(/403/);
     const r = await client.callTool({ name: 'list-resources', arguments: { kind: 'pods', namespace: ns } });
     expect(r.isError).toBeFalsy();
     const text = (r.content as Array<{ type: string; text?: string }>).map((x) => x.text ?? '').join('\n');
@@ -324,8 +354,7 @@ describeReal('operator and kubemcp serve as pods on the real node', () => {
       config: Record<string, string>;
     };
     expect(file.config).toEqual({ readOnly: 'true', denyTools: 'list-events' });
-    const client = await connectThroughServiceProxy(kc, ns, serve);
-    clients.push(client);
+    const client = await connectCaller();
     const tools = (await client.listTools()).tools.map((t) => t.name);
     expect(tools).toContain('list-resources');
     expect(tools).not.toContain('list-events'); // the server applied the new config
