@@ -178,7 +178,8 @@ export function exportArchive(ref: string, inputs: string, output: Output): stri
   const name = ref.replace(/^localhost\//, '').replace(/[/:]/g, '-');
   const file = path.join(ARCHIVE_DIR, `${name}-${inputs.slice(0, 12)}.oci.tar`);
   if (fs.existsSync(file)) return file;
-  const tmp = `${file}.tmp`;
+  // One temporary file per process: two test files may export the same image at once.
+  const tmp = `${file}.${process.pid}.tmp`;
   fs.rmSync(tmp, { force: true });
   buildah(['push', '--quiet', ref, `oci-archive:${tmp}:${ref}`], { output, long: true });
   fs.renameSync(tmp, file);
