@@ -31,6 +31,31 @@ export async function installCallerRole(kc: k8s.KubeConfig): Promise<void> {
   );
 }
 
+/**
+ * Creates each of `roles`' keys as a ServiceAccount in `ns`, bound by a RoleBinding `<sa>-<role>`
+ * in `ns` to the built-in ClusterRole its value names (`''`: none).
+ */
+export async function createCallers(
+  kc: k8s.KubeConfig,
+  ns: string,
+  roles: Record<string, 'edit' | 'view' | 'admin' | ''>,
+): Promise<void> {
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  const rbac = kc.makeApiClient(k8s.RbacAuthorizationV1Api);
+  for (const [sa, role] of Object.entries(roles)) {
+    await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: sa } } });
+    if (role)
+      await rbac.createNamespacedRoleBinding({
+        namespace: ns,
+        body: {
+          metadata: { name: `${sa}-${role}` },
+          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role },
+          subjects: [{ kind: 'ServiceAccount', name: sa, namespace: ns }],
+        },
+      });
+  }
+}
+
 /** A namespace with ServiceAccounts and the gateway's credentials; `cleanup` deletes what it made. */
 export interface GatewayFixture {
   ns: string;
@@ -55,8 +80,8 @@ export async function gatewayFixture(
   await installCrd(kc);
   await installCallerRole(kc);
   const ns = await createNamespace(kc, prefix);
-  for (const sa of ['gateway', ...Object.keys(roles)])
-    await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: sa } } });
+  await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: 'gateway' } } });
+  await createCallers(kc, ns, roles);
   const delegator = `${ns}-gateway`;
   await rbac.createClusterRoleBinding({
     body: {
@@ -65,16 +90,6 @@ export async function gatewayFixture(
       subjects: [{ kind: 'ServiceAccount', name: 'gateway', namespace: ns }],
     },
   });
-  for (const [sa, role] of Object.entries(roles))
-    if (role)
-      await rbac.createNamespacedRoleBinding({
-        namespace: ns,
-        body: {
-          metadata: { name: `${sa}-${role}` },
-          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role },
-          subjects: [{ kind: 'ServiceAccount', name: sa, namespace: ns }],
-        },
-      });
   const token = (name: string, audiences: string[] = []) => serviceAccountToken(kc, ns, name, audiences);
   return {
     ns,

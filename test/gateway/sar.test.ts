@@ -8,21 +8,11 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import * as k8s from '@kubernetes/client-node';
-import { App } from 'cdk8s';
-import { OperatorChart } from '../../charts/operator.js';
-import { CALLER_CLUSTER_ROLE, SubjectAccessReviewAuthorizer } from '../../gateway/auth/sar.js';
+import { SubjectAccessReviewAuthorizer } from '../../gateway/auth/sar.js';
 import { TokenReviewAuthenticator, type Identity } from '../../gateway/auth/tokenreview.js';
 import { kubeFetch } from '../../lib/kube-http.js';
-import {
-  apply,
-  createNamespace,
-  installCrd,
-  kubeConfig,
-  kubectl,
-  serviceAccountToken,
-  tokenKubeConfig,
-  waitFor,
-} from '../kube.js';
+import { createNamespace, installCrd, kubeConfig, kubectl, serviceAccountToken, tokenKubeConfig } from '../kube.js';
+import { installCallerRole } from './fixture.js';
 
 const kc = kubeConfig();
 const core = kc.makeApiClient(k8s.CoreV1Api);
@@ -53,11 +43,9 @@ const binding = (name: string, role: string, sa: string, saNs: string): k8s.V1Ro
 
 beforeAll(async () => {
   await installCrd(kc);
-  // The callers' ClusterRole exactly as the operator chart renders it.
-  const caller = (
-    new OperatorChart(new App({ outdir: '/dev/null' }), 'operator').toJson() as k8s.KubernetesObject[]
-  ).find((o) => o.kind === 'ClusterRole' && o.metadata?.name === CALLER_CLUSTER_ROLE)!;
-  await apply(k8s.KubernetesObjectApi.makeApiClient(kc), caller, { fieldManager: 'kubemcp-test-sar' });
+  // The callers' ClusterRole exactly as the operator chart renders it; kube-controller-manager's
+  // clusterrole-aggregation controller copies its rule into edit.
+  await installCallerRole(kc);
   ns = await createNamespace(kc, 'sar');
   elsewhere = await createNamespace(kc, 'sar-other');
   audience = `http://${SERVER_NAME}.${ns}.svc.cluster.local:3001/mcp`;
@@ -79,16 +67,6 @@ beforeAll(async () => {
     body: binding('editor-edit', 'edit', 'editor', elsewhere),
   });
   gatewayFetch = kubeFetch(tokenKubeConfig(kc, await token(ns, 'gateway'), 'gateway'));
-  // kube-controller-manager's clusterrole-aggregation controller copies the rule into edit.
-  await waitFor(
-    "the callers' rule aggregated into edit",
-    async () =>
-      ((await rbac.readClusterRole({ name: 'edit' })).rules ?? []).some((r) =>
-        (r.resources ?? []).includes('mcpservers/proxy'),
-      ),
-    60_000,
-    500,
-  );
 });
 
 afterAll(async () => {

@@ -39,7 +39,7 @@ import {
   waitFor,
   type McpServerObject as MCPServer,
 } from '../kube.js';
-import { installCallerRole } from '../gateway/fixture.js';
+import { createCallers, installCallerRole } from '../gateway/fixture.js';
 
 const execFileAsync = promisify(execFile);
 const status = realNodeStatus();
@@ -395,20 +395,7 @@ describeReal('bridged stdio MCPServers on the real node', () => {
       const name = 'everything-auth';
       const spec = { ...everythingSpec, auth: undefined }; // the default: kubernetes
       await installCallerRole(kc);
-      for (const [sa, role] of [
-        ['caller', 'edit'],
-        ['viewer', 'view'],
-      ] as const) {
-        await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: sa } } });
-        await kc.makeApiClient(k8s.RbacAuthorizationV1Api).createNamespacedRoleBinding({
-          namespace: ns,
-          body: {
-            metadata: { name: `${sa}-${role}` },
-            roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role },
-            subjects: [{ kind: 'ServiceAccount', name: sa, namespace: ns }],
-          },
-        });
-      }
+      await createCallers(kc, ns, { caller: 'edit', viewer: 'view' });
       await applyMcp(name, spec);
       const url = `http://${name}.${ns}.svc.cluster.local:3001/mcp`;
       // The controller (a process here) verifies through the service proxy, which drops its

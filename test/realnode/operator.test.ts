@@ -35,6 +35,7 @@ import {
   mcpServers,
   waitFor,
 } from '../kube.js';
+import { createCallers } from '../gateway/fixture.js';
 
 const status = realNodeStatus();
 const skip = !status.available && status.reason?.kind === 'unsupported';
@@ -147,20 +148,7 @@ describeReal('operator and kubemcp serve as pods on the real node', () => {
     });
     // Its callers (issue 17): `edit` in the namespace may call MCPServers (the chart's callers'
     // ClusterRole is aggregated into edit), `view` may not.
-    for (const [sa, role] of [
-      ['caller', 'edit'],
-      ['viewer', 'view'],
-    ] as const) {
-      await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: sa } } });
-      await rbac.createNamespacedRoleBinding({
-        namespace: ns,
-        body: {
-          metadata: { name: `${sa}-${role}` },
-          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role },
-          subjects: [{ kind: 'ServiceAccount', name: sa, namespace: ns }],
-        },
-      });
-    }
+    await createCallers(kc, ns, { caller: 'edit', viewer: 'view' });
     for (const role of [`kubemcp-reader-${sfx}`, 'view']) {
       await rbac.createClusterRoleBinding({
         body: {
