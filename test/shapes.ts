@@ -48,7 +48,7 @@ export type Container = Sure<k8s.V1Container>;
 
 /**
  * The columns `kubectl get mcps` (and the MCP server's list-mcpservers tool) must show, in order:
- * NAME, the CRD's printer columns (charts/api/crd.ts), AGE. Written out here, not derived, so the
+ * NAME, the CRD's printer columns (charts/api/crd.ts; AUTH from issue 17), AGE. Written out here, not derived, so the
  * tests check the CRD against what the issue asked for.
  */
 export const MCPS_COLUMNS = [
@@ -59,6 +59,7 @@ export const MCPS_COLUMNS = [
   'TRANSPORT',
   'VERIFIED',
   'TOOLS',
+  'AUTH',
   'REASON',
   'ENDPOINT',
   'AGE',
