@@ -44,18 +44,16 @@ export async function runBridge(o: BridgeCommandOptions): Promise<void> {
     { StdioBridge },
     { startBridgeHttp },
     { bridgePaths },
-    { accessFromOptions },
-    { Registry },
+    { accessFromOptions, gatewayRegistry },
   ] = await Promise.all([
     import('pino'),
     import('./bridge.js'),
     import('./http.js'),
     import('./wiring.js'),
     import('./setup.js'),
-    import('prom-client'),
   ]);
   const log = pino({ level: o.logLevel, base: { name: 'kubemcp-bridge' } }, pino.destination(2));
-  const registry = new Registry();
+  const registry = gatewayRegistry();
   const access = accessFromOptions(o, auditLogger(pino), registry);
   const bridge = new StdioBridge({
     registry,
@@ -100,14 +98,13 @@ export interface GatewayCommandOptions extends AccessCliOptions {
  * @throws when the access options are invalid or the port cannot be bound.
  */
 export async function runGateway(o: GatewayCommandOptions): Promise<void> {
-  const [{ default: pino }, { startGatewayProxy }, { accessFromOptions }, { Registry }] = await Promise.all([
+  const [{ default: pino }, { startGatewayProxy }, { accessFromOptions, gatewayRegistry }] = await Promise.all([
     import('pino'),
     import('./proxy.js'),
     import('./setup.js'),
-    import('prom-client'),
   ]);
   const log = pino({ level: o.logLevel, base: { name: 'kubemcp-gateway' } }, pino.destination(2));
-  const registry = new Registry();
+  const registry = gatewayRegistry();
   const access = accessFromOptions(o, auditLogger(pino), registry);
   const gw = await startGatewayProxy({
     upstream: o.upstream,

@@ -7,7 +7,7 @@
  */
 import * as k8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import type { Registry } from 'prom-client';
+import { Registry } from 'prom-client';
 import { AUTH_MODES, GatewayAccess, GatewayMetrics, type AuthMode } from './access.js';
 import { TokenReviewAuthenticator } from './auth/tokenreview.js';
 import { SubjectAccessReviewAuthorizer } from './auth/sar.js';
@@ -20,6 +20,16 @@ export interface AccessCliOptions {
   mcpserver?: string;
   /** Audiences a token must be bound to (`status.url` first). */
   audience?: string[];
+}
+
+/**
+ * A new, empty metrics registry for one gateway process. Built here, where prom-client is a static
+ * import: the bundle (build.ts) gives a lazily `import()`ed CommonJS package only a `default`
+ * export, so `(await import('prom-client')).Registry` was undefined in the image and the gateway
+ * container crashed at start ("Registry is not a constructor").
+ */
+export function gatewayRegistry(): Registry {
+  return new Registry();
 }
 
 /** Splits `<namespace>/<name>`. @throws Error naming the option when it is not of that shape. */

@@ -6,10 +6,14 @@
  * loaded from the installed dependencies), and serves MCP over stdio: tools/list, and one tool
  * call against the local control plane, which loads the kubeconfig client (kubeconfig.cjs)
  * from the installed bundle; `kubemcp bridge-init` and `kubemcp bridge` start from the bundle and
- * answer /health and /ready (the bridge once died at start there: pino's CommonJS interop). Every process is stopped by pid; the temporary directory is removed.
+ * answer /health and /ready (the bridge once died at start there: pino's CommonJS interop), and
+ * `kubemcp gateway` starts from the bundle and passes or refuses requests (it once died at start
+ * in the image: prom-client's CommonJS interop). Every process is stopped by pid; the temporary directory is removed.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFileSync, spawn } from 'node:child_process';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -137,9 +141,11 @@ describe('npm pack and install', () => {
       'stdin',
       'stdout',
     ]);
-    const child = spawn(bin, ['bridge', '--dir', bdir, '--port', '0', '--host', '127.0.0.1', '--log-level', 'warn'], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    const child = spawn(
+      bin,
+      ['bridge', '--dir', bdir, '--auth', 'none', '--port', '0', '--host', '127.0.0.1', '--log-level', 'warn'],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     try {
@@ -167,6 +173,80 @@ describe('npm pack and install', () => {
         await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000).unref())]);
         if (child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGKILL');
       }
+    }
+  });
+
+  it('kubemcp gateway runs from the install: with --auth none it passes a request to its upstream; with --auth kubernetes a request without a token gets 401 and never reaches it', async () => {
+    // The upstream: a loopback HTTP server that counts what reaches it.
+    let reached = 0;
+    const upstream = http.createServer((req, res) => {
+      reached++;
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(200, { 'Content-Type': 'application/json' });
+        res.end(JSON.stringify({ jsonrpc: '2.0', id: 1, result: {} }));
+      });
+    });
+    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+    const upstreamUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+    const start = async (auth: string[]) => {
+      const child = spawn(
+        bin,
+        ['gateway', '--upstream', upstreamUrl, ...auth, '--port', '0', '--host', '127.0.0.1', '--log-level', 'warn'],
+        { stdio: ['ignore', 'ignore', 'pipe'] },
+      );
+      let stderr = '';
+      child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+      let url: string | undefined;
+      for (let i = 0; i < 600 && !url && child.exitCode === null; i++) {
+        url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(stderr)?.[1];
+        if (!url) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect({ url: !!url, exitCode: child.exitCode, stderr: url ? '' : stderr }).toEqual({
+        url: true,
+        exitCode: null,
+        stderr: '',
+      });
+      return { child, url: url! };
+    };
+    const stop = async (child: ReturnType<typeof spawn>) => {
+      if (child.pid && child.exitCode === null) {
+        const exited = new Promise<void>((r) => child.once('exit', () => r()));
+        process.kill(child.pid, 'SIGTERM');
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000).unref())]);
+        if (child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGKILL');
+      }
+    };
+    const post = (url: string) =>
+      fetch(`${url}/mcp`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream' },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }),
+      });
+    const children: Array<ReturnType<typeof spawn>> = [];
+    try {
+      const open = await start(['--auth', 'none']);
+      children.push(open.child);
+      const r = await post(open.url);
+      expect({ status: r.status, body: await r.json(), reached }).toEqual({
+        status: 200,
+        body: { jsonrpc: '2.0', id: 1, result: {} },
+        reached: 1,
+      });
+      const closed = await start([
+        '--auth',
+        'kubernetes',
+        '--mcpserver',
+        'default/x',
+        '--audience',
+        'http://x.default.svc.cluster.local:3001/mcp',
+      ]);
+      children.push(closed.child);
+      const refused = await post(closed.url);
+      expect({ status: refused.status, reached }).toEqual({ status: 401, reached: 1 });
+    } finally {
+      for (const c of children) await stop(c);
+      await new Promise<void>((r) => upstream.close(() => r()));
     }
   });
 });
