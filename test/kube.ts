@@ -9,6 +9,7 @@ import { promisify } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { CRD_NAME, mcpServerCrd } from '../charts/api/crd.js';
+import { authDelegatorBindingName } from '../charts/mcpserver.js';
 import { GROUP, PLURAL, VERSION } from '../charts/api/schema.js';
 import { KUBECONFIG_PATH, poll, readState } from '../cluster/index.js';
 import { connectThroughPortForward, type ForwardedClient } from '../mcp-server/port-forward.js';
@@ -257,4 +258,38 @@ export function mcpServers(
       });
     },
   };
+}
+
+/**
+ * Removes a test namespace whose controller has stopped (or is being removed with it): the
+ * finalizer of each MCPServer in it is dropped (nothing is left to run it, so the namespace would
+ * stay Terminating for good) and each one's cluster-scoped gateway binding
+ * (charts/mcpserver.ts authDelegatorBindingName) is deleted, then the namespace. Errors are
+ * swallowed: it runs in afterAll, where the namespace may already be gone.
+ */
+export async function deleteTestNamespace(kc: k8s.KubeConfig, namespace: string): Promise<void> {
+  const custom = kc.makeApiClient(k8s.CustomObjectsApi);
+  const rbac = kc.makeApiClient(k8s.RbacAuthorizationV1Api);
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  const list = (await custom
+    .listNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace })
+    .catch(() => ({ items: [] }))) as { items: Array<{ metadata: { name: string } }> };
+  for (const o of list.items) {
+    const name = o.metadata.name;
+    await rbac.deleteClusterRoleBinding({ name: authDelegatorBindingName(namespace, name) }).catch(() => undefined);
+    await custom
+      .patchNamespacedCustomObject(
+        {
+          group: GROUP,
+          version: VERSION,
+          plural: PLURAL,
+          namespace,
+          name,
+          body: [{ op: 'replace', path: '/metadata/finalizers', value: [] }],
+        },
+        k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.JsonPatch),
+      )
+      .catch(() => undefined);
+  }
+  await core.deleteNamespace({ name: namespace }).catch(() => undefined);
 }

@@ -31,6 +31,7 @@ import { connectThroughServiceProxy } from '../../mcp-server/service-proxy.js';
 import {
   apiMessage,
   connectAs,
+  deleteTestNamespace,
   installCrd,
   kubeConfig,
   kubectl,
@@ -159,7 +160,7 @@ describeReal('bridged stdio MCPServers on the real node', () => {
   afterAll(async () => {
     for (const c of clients) await c.close().catch(() => undefined);
     await controller?.stop();
-    await core.deleteNamespace({ name: ns }).catch(() => undefined);
+    await deleteTestNamespace(kc, ns);
   });
 
   it('the namespace enforces the restricted Pod Security Standard (a privileged pod is refused)', async () => {
@@ -431,8 +432,14 @@ describeReal('bridged stdio MCPServers on the real node', () => {
       } finally {
         await f.close();
       }
-      await expect(connectAs(kc, ns, name, undefined, url)).rejects.toThrow(/401/);
-      await expect(connectAs(kc, ns, name, 'viewer', url)).rejects.toThrow(/403/);
+      await expect(connectAs(kc, ns, name, undefined, url)).rejects.toMatchObject({
+        code: 401,
+        message: expect.stringMatching(/no bearer token/),
+      });
+      await expect(connectAs(kc, ns, name, 'viewer', url)).rejects.toMatchObject({
+        code: 403,
+        message: expect.stringMatching(/Forbidden: .*mcpservers\/proxy/),
+      });
       const audit = (await kubectl('logs', '-n', ns, pod.metadata!.name!, '-c', 'mcp-bridge'))
         .split('\n')
         .filter((l) => l.includes('"audit":"mcp"'))

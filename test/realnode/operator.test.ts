@@ -28,6 +28,7 @@ import {
   apiMessage,
   apply,
   connectAs,
+  deleteTestNamespace,
   installCrd,
   kubeConfig,
   kubectl,
@@ -162,8 +163,9 @@ describeReal('operator and kubemcp serve as pods on the real node', () => {
 
   afterAll(async () => {
     for (const c of clients) await c.close().catch(() => undefined);
+    // The operator goes with its namespace: the MCPServers' finalizers are dropped, not waited on.
     await Promise.all([
-      core.deleteNamespace({ name: ns }).catch(() => undefined),
+      deleteTestNamespace(kc, ns),
       core.deleteNamespace({ name: opNs }).catch(() => undefined),
       rbac.deleteClusterRole({ name: `kubemcp-reader-${sfx}` }).catch(() => undefined),
       rbac.deleteClusterRoleBinding({ name: `kubemcp-reader-${sfx}-view` }).catch(() => undefined),
@@ -290,8 +292,14 @@ describeReal('operator and kubemcp serve as pods on the real node', () => {
     expect(proxied).toMatchObject({ ok: false, reason: 'AuthRequired' });
     expect(proxied.message).toMatch(/HTTP 401.*Bearer/);
     // Without a token, or as `view` only, the gateway refuses the client before the server sees it.
-    await expect(connectAs(kc, ns, serve, undefined, serveUrl())).rejects.toThrow(/401/);
-    await expect(connectAs(kc, ns, serve, 'viewer', serveUrl())).rejects.toThrow(/403/);
+    await expect(connectAs(kc, ns, serve, undefined, serveUrl())).rejects.toMatchObject({
+      code: 401,
+      message: expect.stringMatching(/no bearer token/),
+    });
+    await expect(connectAs(kc, ns, serve, 'viewer', serveUrl())).rejects.toMatchObject({
+      code: 403,
+      message: expect.stringMatching(/Forbidden: .*mcpservers\/proxy/),
+    });
     const r = await client.callTool({ name: 'list-resources', arguments: { kind: 'pods', namespace: ns } });
     expect(r.isError).toBeFalsy();
     const text = (r.content as Array<{ type: string; text?: string }>).map((x) => x.text ?? '').join('\n');
