@@ -79,7 +79,14 @@ export function authMode(spec: Pick<MCPServerSpec, 'auth'>): AuthMode {
 
 /** What the gateway of `name` is told about its MCPServer (gateway/wiring.ts accessArgs). */
 export function gatewayAccessConfig(name: string, spec: MCPServerSpec): GatewayAccessConfig {
-  return { name, mode: authMode(spec), port: spec.port, path: spec.path, audiences: spec.auth?.audiences };
+  return {
+    name,
+    mode: authMode(spec),
+    port: spec.port,
+    path: spec.path,
+    audiences: spec.auth?.audiences,
+    ...(spec.auth?.oidc ? { oidc: spec.auth.oidc } : {}),
+  };
 }
 
 /**
@@ -467,7 +474,8 @@ export function authDelegatorBinding(
   name: string,
   spec: MCPServerSpec,
 ): (k8s.KubeClusterRoleBindingProps & { apiVersion: string; kind: string; metadata: { name: string } }) | undefined {
-  if (!servesHttp(spec) || authMode(spec) !== 'kubernetes') return undefined;
+  // Mode oidc still reviews Kubernetes tokens (the operator's) and asks SubjectAccessReviews.
+  if (!servesHttp(spec) || authMode(spec) === 'none') return undefined;
   return {
     apiVersion: 'rbac.authorization.k8s.io/v1',
     kind: 'ClusterRoleBinding',

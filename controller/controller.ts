@@ -55,7 +55,7 @@ export function verifyTargetFor(
   if (via === 'dns')
     return (namespace, name, spec) => {
       const url = urlFor(name, namespace, spec)!;
-      return tokens && authMode(spec) === 'kubernetes'
+      return tokens && authMode(spec) !== 'none'
         ? { url, fetch: tokens.fetchFor(url, globalThis.fetch as FetchLike) }
         : { url };
     };

@@ -304,7 +304,7 @@ export function computeStatus(obs: ObservedState, previous: MCPServerStatus | un
 
 /**
  * The AuthEnabled condition of an MCPServer served over HTTP (issue 17): True with reason
- * KubernetesAuth, saying what a caller needs, or False with reason AuthDisabled when
+ * KubernetesAuth (or OIDCAuth, naming the issuer and the RBAC subjects), saying what a caller needs, or False with reason AuthDisabled when
  * `spec.auth.mode` is `none`, so `kubectl get mcps` shows plainly that anyone may call it.
  */
 export function authCondition(name: string, namespace: string, spec: MCPServerSpec): CondInput {
@@ -317,6 +317,14 @@ export function authCondition(name: string, namespace: string, spec: MCPServerSp
         'spec.auth.mode is none: anyone who reaches the Service may call every tool of this server, with no identity in the audit',
     };
   const audiences = [urlFor(name, namespace, spec)!, ...(spec.auth?.audiences ?? [])];
+  const oidc = authMode(spec) === 'oidc' ? spec.auth?.oidc : undefined;
+  if (oidc)
+    return {
+      type: 'AuthEnabled',
+      status: 'True',
+      reason: 'OIDCAuth',
+      message: `Callers need a JWT of issuer "${oidc.issuer}" (or a Kubernetes token) for audience ${audiences.map((a) => `"${a}"`).join(' or ')} and RBAC ${rightText(namespace, name)} for user ${oidc.usernamePrefix ?? 'oidc:'}<${oidc.usernameClaim ?? 'sub'}> or a group ${oidc.groupsPrefix ?? 'oidc:'}<${oidc.groupsClaim ?? 'groups'}>`,
+    };
   return {
     type: 'AuthEnabled',
     status: 'True',

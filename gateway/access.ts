@@ -9,7 +9,9 @@
  *    dropped, whatever the mode (pitfall 1: a spoofed header never arrives);
  * 2. authentication by the mode: `kubernetes` verifies the bearer token with a TokenReview bound
  *    to the server's audiences (./auth/tokenreview.ts); `none` lets everyone in as anonymous
- *    (an explicit opt-out the operator reports in status);
+ *    (an explicit opt-out the operator reports in status); `oidc` verifies a JWT of the configured
+ *    issuer (./auth/oidc.ts; Kubernetes tokens still by TokenReview) and serves the RFC 9728
+ *    protected resource metadata that its 401s point to;
  * 3. authorization: a SubjectAccessReview for `create mcpservers/proxy` on the MCPServer
  *    (./auth/sar.ts);
  * 4. upstream, the bearer token is never forwarded (pitfall 2, MCP authorization spec: "MUST NOT
@@ -180,7 +182,11 @@ export interface GatewayAccessOptions {
   /** The MCPServer in front of which the gateway stands (audit lines, metrics, SAR, messages). */
   namespace: string;
   name: string;
-  /** Mode `kubernetes`: verifies bearer tokens (./auth/tokenreview.ts). */
+  /** The MCPServer's canonical URL (`status.url`), the resource of the protected resource metadata. */
+  resource?: string;
+  /** Mode `oidc`: the issuer named as authorization server in the protected resource metadata. */
+  oidcIssuer?: string;
+  /** Modes `kubernetes` and `oidc`: verifies bearer tokens (./auth/tokenreview.ts, ./auth/oidc.ts). */
   authenticator?: { authenticate(token: string | undefined): Promise<AuthResult> };
   /** Mode `kubernetes`: decides whether an identity may call (./auth/sar.ts). */
   authorizer?: { authorize(identity: Identity): Promise<AuthzResult> };
@@ -200,8 +206,10 @@ export class GatewayAccess {
   constructor(private readonly opts: GatewayAccessOptions) {
     this.mode = opts.mode;
     this.server = `${opts.namespace}/${opts.name}`;
-    if (opts.mode === 'kubernetes' && (!opts.authenticator || !opts.authorizer))
-      throw new Error('GatewayAccess: mode kubernetes needs an authenticator and an authorizer');
+    if (opts.mode !== 'none' && (!opts.authenticator || !opts.authorizer))
+      throw new Error(`GatewayAccess: mode ${opts.mode} needs an authenticator and an authorizer`);
+    if (opts.mode === 'oidc' && (!opts.oidcIssuer || !opts.resource))
+      throw new Error('GatewayAccess: mode oidc needs the issuer and the resource (status.url)');
   }
 
   /** Who sends `req` and whether it may call the server. Never throws. */
@@ -219,7 +227,9 @@ export class GatewayAccess {
         message:
           status === 503
             ? `Service Unavailable: the gateway could not verify the token (${authn.message}); retry`
-            : `Unauthorized: ${authn.message}. Send "Authorization: Bearer <token>" with a Kubernetes token for this server's audience (kubectl create token <serviceaccount> --audience <the MCPServer's status.url>)`,
+            : this.mode === 'oidc'
+              ? `Unauthorized: ${authn.message}. Send "Authorization: Bearer <token>" with a token of ${this.opts.oidcIssuer} for this server's audience (${this.opts.resource}); its protected resource metadata is at ${this.metadataUrl()}`
+              : `Unauthorized: ${authn.message}. Send "Authorization: Bearer <token>" with a Kubernetes token for this server's audience (kubectl create token <serviceaccount> --audience <the MCPServer's status.url>)`,
       };
     }
     const authz = await this.opts.authorizer!.authorize(authn.identity);
@@ -251,11 +261,49 @@ export class GatewayAccess {
   refuse(res: http.ServerResponse, d: Extract<AccessDecision, { ok: false }>): void {
     this.opts.metrics.refusals.inc({ mcpserver: this.server, reason: d.reason });
     const headers: Record<string, string> = {};
-    if (d.status === 401)
+    if (d.status === 401) {
+      // RFC 9728 section 5.1 (mode oidc): the challenge points OAuth-capable MCP clients to the
+      // protected resource metadata, which names the issuer (MCP authorization spec, discovery).
+      const metadata = this.mode === 'oidc' ? `, resource_metadata="${this.metadataUrl()}"` : '';
       headers['WWW-Authenticate'] =
-        d.reason === 'missing' ? 'Bearer realm="kubemcp"' : `Bearer realm="kubemcp", error="invalid_token"`;
+        d.reason === 'missing'
+          ? `Bearer realm="kubemcp"${metadata}`
+          : `Bearer realm="kubemcp", error="invalid_token"${metadata}`;
+    }
     if (d.status === 503) headers['Retry-After'] = '1';
     rpcError(res, d.status, d.status === 503 ? -32603 : -32001, d.message, headers);
+  }
+
+  /** The URL of the protected resource metadata (RFC 9728 section 3.1: the well-known suffix before the resource's path). */
+  metadataUrl(): string {
+    return protectedResourceMetadataUrl(this.opts.resource!);
+  }
+
+  /**
+   * Serves the RFC 9728 protected resource metadata in mode `oidc` (`GET` on
+   * `/.well-known/oauth-protected-resource` with or without the resource's path after it):
+   * `{resource, authorization_servers: [issuer], bearer_methods_supported: ['header']}`, public
+   * as the RFC intends. Returns whether `req` was such a request (answered here); in other modes
+   * it answers nothing and returns false.
+   */
+  serveMetadata(req: http.IncomingMessage, res: http.ServerResponse, path: string): boolean {
+    if (this.mode !== 'oidc' || !path.startsWith(PRM_WELL_KNOWN)) return false;
+    const resourcePath = new URL(this.opts.resource!).pathname.replace(/\/+$/, '');
+    if (path !== PRM_WELL_KNOWN && path !== `${PRM_WELL_KNOWN}${resourcePath}`) return false;
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      rpcError(res, 405, -32000, 'Method not allowed: GET the protected resource metadata', { Allow: 'GET, HEAD' });
+      return true;
+    }
+    res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'max-age=300' });
+    res.end(
+      JSON.stringify({
+        resource: this.opts.resource,
+        authorization_servers: [this.opts.oidcIssuer],
+        bearer_methods_supported: ['header'],
+        resource_name: `MCPServer ${this.server}`,
+      }),
+    );
+    return true;
   }
 
   /**
@@ -296,6 +344,20 @@ export class GatewayAccess {
       }
     };
   }
+}
+
+/** RFC 9728 section 3: the well-known path of protected resource metadata. */
+export const PRM_WELL_KNOWN = '/.well-known/oauth-protected-resource';
+
+/**
+ * The metadata URL of `resource` (RFC 9728 section 3.1): its origin, the well-known path, then its
+ * path (`http://h:3001/mcp` -> `http://h:3001/.well-known/oauth-protected-resource/mcp`).
+ * @throws TypeError when `resource` is not a URL.
+ */
+export function protectedResourceMetadataUrl(resource: string): string {
+  const u = new URL(resource);
+  const path = u.pathname.replace(/\/+$/, '');
+  return `${u.origin}${PRM_WELL_KNOWN}${path}`;
 }
 
 /** The outcome an HTTP status stands for. */

@@ -128,9 +128,15 @@ function accessOptions(cmd: Command): Command {
   return cmd
     .option(
       '--auth <mode>',
-      'who may call: kubernetes (a Kubernetes token for --audience, then RBAC create mcpservers/proxy) or none (anyone)',
+      'who may call: kubernetes (a Kubernetes token for --audience, then RBAC create mcpservers/proxy), oidc (a JWT of --oidc-issuer for --audience, or a Kubernetes token, then the same RBAC) or none (anyone)',
       'kubernetes',
     )
+    .option('--oidc-issuer <url>', 'mode oidc: the issuer URL, as tokens carry it in iss')
+    .option('--oidc-jwks-uri <url>', "mode oidc: the JWKS URL (default: the issuer's openid-configuration jwks_uri)")
+    .option('--oidc-username-claim <claim>', 'mode oidc: the claim naming the user', 'sub')
+    .option('--oidc-username-prefix <prefix>', 'mode oidc: prepended to the username for RBAC', 'oidc:')
+    .option('--oidc-groups-claim <claim>', 'mode oidc: the claim listing the groups', 'groups')
+    .option('--oidc-groups-prefix <prefix>', 'mode oidc: prepended to each group for RBAC', 'oidc:')
     .option('--mcpserver <namespace/name>', 'the MCPServer this gateway stands in front of (RBAC, audit, metrics)')
     .option(
       '--audience <url>',

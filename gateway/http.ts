@@ -217,6 +217,7 @@ export async function startBridgeHttp(
         res.writeHead(200, { 'Content-Type': bridge.registry.contentType });
         return res.end(await bridge.registry.metrics());
       }
+      if (access?.serveMetadata(req, res, path)) return;
       if (path === '/mcp') return handleMcp(req, res);
       rpcError(res, 404, -32000, `Not found: ${path} (the MCP endpoint is /mcp)`);
     };

@@ -85,6 +85,7 @@ export async function startGatewayProxy(opts: GatewayProxyOptions): Promise<Runn
       }
       return rpcError(res, 404, -32000, `Not found: ${path}`);
     }
+    if (access.serveMetadata(req, res, path)) return;
     let body: Buffer | undefined;
     let rpc: RpcSummary[] = [];
     if (req.method === 'POST' || req.method === 'PUT' || req.method === 'PATCH') {

@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { AUTH_MODES, GatewayAccess, GatewayMetrics, type AuthMode } from './access.js';
 import { TokenReviewAuthenticator } from './auth/tokenreview.js';
+import { OidcAuthenticator } from './auth/oidc.js';
 import { SubjectAccessReviewAuthorizer } from './auth/sar.js';
 import { kubeFetch } from '../lib/kube-http.js';
 
@@ -20,6 +21,13 @@ export interface AccessCliOptions {
   mcpserver?: string;
   /** Audiences a token must be bound to (`status.url` first). */
   audience?: string[];
+  /** Mode `oidc` (./auth/oidc.ts). */
+  oidcIssuer?: string;
+  oidcJwksUri?: string;
+  oidcUsernameClaim?: string;
+  oidcUsernamePrefix?: string;
+  oidcGroupsClaim?: string;
+  oidcGroupsPrefix?: string;
 }
 
 /**
@@ -42,8 +50,8 @@ export function parseServerRef(ref: string | undefined): { namespace: string; na
 /**
  * The access layer for `o`, its audit lines on `audit` and metrics in `registry`.
  * @param kubeConfig the gateway's own credentials (default: in-cluster config, else the default kubeconfig).
- * @throws Error naming the option when `--auth` is unknown, or mode `kubernetes` lacks
- *   `--mcpserver` or `--audience`.
+ * @throws Error naming the option when `--auth` is unknown, modes `kubernetes` and `oidc` lack
+ *   `--mcpserver` or `--audience`, mode `oidc` lacks `--oidc-issuer` or an OIDC URL is not https.
  */
 export function accessFromOptions(
   o: AccessCliOptions,
@@ -59,17 +67,33 @@ export function accessFromOptions(
   if (mode === 'none') return new GatewayAccess({ mode, ...ref, audit, metrics });
   const audiences = (o.audience ?? []).filter(Boolean);
   if (!audiences.length)
-    throw new Error('--auth kubernetes needs at least one --audience (the MCPServer status.url first)');
+    throw new Error(`--auth ${mode} needs at least one --audience (the MCPServer status.url first)`);
+  if (mode === 'oidc' && !o.oidcIssuer) throw new Error('--auth oidc needs --oidc-issuer');
   const kc = kubeConfig ?? defaultKubeConfig();
   const server = kc.getCurrentCluster()?.server.replace(/\/+$/, '');
   if (!server) throw new Error('no apiserver: neither the in-cluster config nor a kubeconfig names one');
   const fetch = kubeFetch(kc);
+  const reviews = new TokenReviewAuthenticator({ server, fetch, audiences });
   return new GatewayAccess({
     mode,
     ...ref,
     audit,
     metrics,
-    authenticator: new TokenReviewAuthenticator({ server, fetch, audiences }),
+    authenticator:
+      mode === 'oidc'
+        ? new OidcAuthenticator({
+            issuer: o.oidcIssuer!,
+            jwksUri: o.oidcJwksUri,
+            audiences,
+            usernameClaim: o.oidcUsernameClaim,
+            usernamePrefix: o.oidcUsernamePrefix,
+            groupsClaim: o.oidcGroupsClaim,
+            groupsPrefix: o.oidcGroupsPrefix,
+            fallback: reviews,
+          })
+        : reviews,
+    resource: audiences[0],
+    oidcIssuer: mode === 'oidc' ? o.oidcIssuer : undefined,
     authorizer: new SubjectAccessReviewAuthorizer({ server, fetch, ...ref }),
   });
 }

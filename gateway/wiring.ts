@@ -137,7 +137,16 @@ export const NAMESPACE_ENV = 'POD_NAMESPACE';
 export interface GatewayAccessConfig {
   /** The MCPServer's name (its namespace comes from {@link NAMESPACE_ENV} in the pod). */
   name: string;
-  mode: 'kubernetes' | 'none';
+  mode: 'kubernetes' | 'oidc' | 'none';
+  /** Mode `oidc`: `spec.auth.oidc`. */
+  oidc?: {
+    issuer: string;
+    jwksUri?: string;
+    usernameClaim?: string;
+    usernamePrefix?: string;
+    groupsClaim?: string;
+    groupsPrefix?: string;
+  };
   /** The Service port and MCP path: the canonical URL `http://<name>.<ns>.svc.cluster.local:<port><path>`. */
   port: number;
   path: string;
@@ -150,15 +159,25 @@ const literal = (s: string) => s.replaceAll('$(', () => '$$(');
 
 /**
  * The access options of both gateway modes: `--auth`, `--mcpserver $(POD_NAMESPACE)/<name>` and,
- * in mode kubernetes, `--audience` for the canonical URL (status.url) and each extra audience.
+ * in modes kubernetes and oidc, `--audience` for the canonical URL (status.url) and each extra
+ * audience; in mode oidc, the `--oidc-*` options of `spec.auth.oidc`.
  * `$(POD_NAMESPACE)` is expanded by the kubelet (Kubernetes: dependent environment variables).
  */
 export function accessArgs(c: GatewayAccessConfig): string[] {
   const ns = `$(${NAMESPACE_ENV})`;
   const args = ['--auth', c.mode, '--mcpserver', `${ns}/${c.name}`];
-  if (c.mode === 'kubernetes') {
+  if (c.mode !== 'none') {
     args.push('--audience', `http://${c.name}.${ns}.svc.cluster.local:${c.port}${literal(c.path)}`);
     for (const a of c.audiences ?? []) args.push('--audience', literal(a));
+  }
+  if (c.mode === 'oidc' && c.oidc) {
+    const o = c.oidc;
+    args.push('--oidc-issuer', literal(o.issuer));
+    if (o.jwksUri !== undefined) args.push('--oidc-jwks-uri', literal(o.jwksUri));
+    if (o.usernameClaim !== undefined) args.push('--oidc-username-claim', literal(o.usernameClaim));
+    if (o.usernamePrefix !== undefined) args.push('--oidc-username-prefix', literal(o.usernamePrefix));
+    if (o.groupsClaim !== undefined) args.push('--oidc-groups-claim', literal(o.groupsClaim));
+    if (o.groupsPrefix !== undefined) args.push('--oidc-groups-prefix', literal(o.groupsPrefix));
   }
   return args;
 }

@@ -229,11 +229,18 @@ export interface McpServerSpecAuth {
   readonly audiences?: string[];
 
   /**
-   * Mode is how callers are authenticated: kubernetes (default: a Kubernetes token for the server audience, verified by TokenReview, then RBAC create mcpservers/proxy on this MCPServer) or none (anyone who reaches the Service; reported by the AuthEnabled condition)
+   * Mode is how callers are authenticated: kubernetes (default: a Kubernetes token for the server audience, verified by TokenReview, then RBAC create mcpservers/proxy on this MCPServer), oidc (a JWT of oidc.issuer for that audience, or a Kubernetes token, then the same RBAC on the prefixed user and groups) or none (anyone who reaches the Service; reported by the AuthEnabled condition)
    *
    * @schema McpServerSpecAuth#mode
    */
   readonly mode?: McpServerSpecAuthMode;
+
+  /**
+   * OIDC configures mode oidc (required there)
+   *
+   * @schema McpServerSpecAuth#oidc
+   */
+  readonly oidc?: McpServerSpecAuthOidc;
 }
 
 /**
@@ -245,6 +252,7 @@ export function toJson_McpServerSpecAuth(obj: McpServerSpecAuth | undefined): Re
   const result = {
     'audiences': obj.audiences?.map(y => y),
     'mode': obj.mode,
+    'oidc': toJson_McpServerSpecAuthOidc(obj.oidc),
   };
   // filter undefined values
   return Object.entries(result).reduce((r, i) => (i[1] === undefined) ? r : ({ ...r, [i[0]]: i[1] }), {});
@@ -436,16 +444,86 @@ export enum McpServerSpecTransport {
 }
 
 /**
- * Mode is how callers are authenticated: kubernetes (default: a Kubernetes token for the server audience, verified by TokenReview, then RBAC create mcpservers/proxy on this MCPServer) or none (anyone who reaches the Service; reported by the AuthEnabled condition)
+ * Mode is how callers are authenticated: kubernetes (default: a Kubernetes token for the server audience, verified by TokenReview, then RBAC create mcpservers/proxy on this MCPServer), oidc (a JWT of oidc.issuer for that audience, or a Kubernetes token, then the same RBAC on the prefixed user and groups) or none (anyone who reaches the Service; reported by the AuthEnabled condition)
  *
  * @schema McpServerSpecAuthMode
  */
 export enum McpServerSpecAuthMode {
   /** kubernetes */
   KUBERNETES = "kubernetes",
+  /** oidc */
+  OIDC = "oidc",
   /** none */
   NONE = "none",
 }
+
+/**
+ * OIDC configures mode oidc (required there)
+ *
+ * @schema McpServerSpecAuthOidc
+ */
+export interface McpServerSpecAuthOidc {
+  /**
+   * GroupsClaim lists the groups (default groups)
+   *
+   * @schema McpServerSpecAuthOidc#groupsClaim
+   */
+  readonly groupsClaim?: string;
+
+  /**
+   * GroupsPrefix is prepended to each group for RBAC (default oidc:)
+   *
+   * @schema McpServerSpecAuthOidc#groupsPrefix
+   */
+  readonly groupsPrefix?: string;
+
+  /**
+   * Issuer is the OIDC issuer URL, exactly as tokens carry it in iss (https)
+   *
+   * @schema McpServerSpecAuthOidc#issuer
+   */
+  readonly issuer: string;
+
+  /**
+   * JWKSURI overrides the issuer's jwks_uri from its openid-configuration
+   *
+   * @schema McpServerSpecAuthOidc#jwksUri
+   */
+  readonly jwksUri?: string;
+
+  /**
+   * UsernameClaim names the user (default sub)
+   *
+   * @schema McpServerSpecAuthOidc#usernameClaim
+   */
+  readonly usernameClaim?: string;
+
+  /**
+   * UsernamePrefix is prepended to the username for RBAC (default oidc:)
+   *
+   * @schema McpServerSpecAuthOidc#usernamePrefix
+   */
+  readonly usernamePrefix?: string;
+}
+
+/**
+ * Converts an object of type 'McpServerSpecAuthOidc' to JSON representation.
+ */
+/* eslint-disable max-len, @stylistic/max-len, quote-props, @stylistic/quote-props */
+export function toJson_McpServerSpecAuthOidc(obj: McpServerSpecAuthOidc | undefined): Record<string, any> | undefined {
+  if (obj === undefined) { return undefined; }
+  const result = {
+    'groupsClaim': obj.groupsClaim,
+    'groupsPrefix': obj.groupsPrefix,
+    'issuer': obj.issuer,
+    'jwksUri': obj.jwksUri,
+    'usernameClaim': obj.usernameClaim,
+    'usernamePrefix': obj.usernamePrefix,
+  };
+  // filter undefined values
+  return Object.entries(result).reduce((r, i) => (i[1] === undefined) ? r : ({ ...r, [i[0]]: i[1] }), {});
+}
+/* eslint-enable max-len, @stylistic/max-len, quote-props, @stylistic/quote-props */
 
 /**
  * Source for the environment variable's value. Cannot be used if value is not empty.

@@ -53,9 +53,11 @@ export type ConditionType = (typeof CONDITION_TYPES)[number];
 /**
  * How the gateway in front of every MCPServer authenticates callers (issue 17): `kubernetes` (the
  * default) a Kubernetes token bound to the server's audience, verified by TokenReview, then RBAC
- * (`create mcpservers/proxy`); `none` anyone, an explicit opt-out reported in status.
+ * (`create mcpservers/proxy`); `oidc` a JWT of `spec.auth.oidc.issuer` for that audience
+ * (Kubernetes tokens still accepted), then the same RBAC on the mapped user and groups; `none`
+ * anyone, an explicit opt-out reported in status.
  */
-export const AUTH_MODES = ['kubernetes', 'none'] as const;
+export const AUTH_MODES = ['kubernetes', 'oidc', 'none'] as const;
 export type AuthMode = (typeof AUTH_MODES)[number];
 /** The default of `spec.auth.mode`: secure by default. */
 export const DEFAULT_AUTH_MODE: AuthMode = 'kubernetes';
@@ -175,12 +177,59 @@ export const mcpServerResources = z.strictObject({
     .meta({ description: 'Limits describes the maximum amount of compute resources allowed' }),
 });
 
+/** An https URL, or http on a loopback host (the OIDC issuer and its JWKS; gateway/auth/oidc.ts). */
+const oidcUrl = z
+  .string()
+  .max(1024)
+  .refine(
+    (u) => {
+      try {
+        const url = new URL(u);
+        return (
+          url.protocol === 'https:' ||
+          (url.protocol === 'http:' && ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname))
+        );
+      } catch {
+        return false;
+      }
+    },
+    { message: 'must be an https URL (http only on a loopback host)' },
+  );
+/** A JWT claim name. */
+const claimName = z
+  .string()
+  .regex(/^[A-Za-z0-9_:./-]{1,128}$/)
+  .optional();
+
+/** `spec.auth.oidc`: the OpenID Connect issuer whose JWTs the gateway accepts (mode `oidc`). */
+export const mcpServerOidc = z.strictObject({
+  issuer: oidcUrl.meta({
+    description: 'Issuer is the OIDC issuer URL, exactly as tokens carry it in iss (https)',
+  }),
+  jwksUri: oidcUrl
+    .optional()
+    .meta({ description: "JWKSURI overrides the issuer's jwks_uri from its openid-configuration" }),
+  usernameClaim: claimName.meta({ description: 'UsernameClaim names the user (default sub)' }),
+  usernamePrefix: z
+    .string()
+    .max(64)
+    .optional()
+    .meta({ description: 'UsernamePrefix is prepended to the username for RBAC (default oidc:)' }),
+  groupsClaim: claimName.meta({ description: 'GroupsClaim lists the groups (default groups)' }),
+  groupsPrefix: z
+    .string()
+    .max(64)
+    .optional()
+    .meta({ description: 'GroupsPrefix is prepended to each group for RBAC (default oidc:)' }),
+});
+
 /** `spec.auth`: who may call the MCPServer through its gateway (issue 17). */
 export const mcpServerAuth = z.strictObject({
   mode: z.enum(AUTH_MODES).default(DEFAULT_AUTH_MODE).meta({
     description:
-      'Mode is how callers are authenticated: kubernetes (default: a Kubernetes token for the server audience, verified by TokenReview, then RBAC create mcpservers/proxy on this MCPServer) or none (anyone who reaches the Service; reported by the AuthEnabled condition)',
+      'Mode is how callers are authenticated: kubernetes (default: a Kubernetes token for the server audience, verified by TokenReview, then RBAC create mcpservers/proxy on this MCPServer), oidc (a JWT of oidc.issuer for that audience, or a Kubernetes token, then the same RBAC on the prefixed user and groups) or none (anyone who reaches the Service; reported by the AuthEnabled condition)',
   }),
+  oidc: mcpServerOidc.optional().meta({ description: 'OIDC configures mode oidc (required there)' }),
   audiences: z.array(z.string().min(1).max(1024)).max(16).optional().meta({
     description:
       "Audiences accepted besides the default, the MCPServer's canonical URL (status.url, the MCP authorization spec's resource indicator)",
@@ -241,6 +290,15 @@ export const mcpServerSpec = z
     }),
   })
   .superRefine((spec, ctx) => {
+    // Mode oidc needs its issuer; an issuer under another mode would silently do nothing.
+    if (spec.auth?.mode === 'oidc' && !spec.auth.oidc)
+      ctx.addIssue({ code: 'custom', path: ['auth', 'oidc'], message: 'auth mode oidc requires auth.oidc.issuer' });
+    if (spec.auth?.oidc && spec.auth.mode !== 'oidc')
+      ctx.addIssue({
+        code: 'custom',
+        path: ['auth', 'mode'],
+        message: `auth.oidc is set but auth mode is ${spec.auth.mode}: set mode oidc or remove auth.oidc`,
+      });
     // Seed 003's validateMCPServer: the CRD admits this, the controller reports it as Failed.
     if (spec.transport === 'stdio' && spec.replicas > 1) {
       ctx.addIssue({

@@ -105,6 +105,37 @@ describe('MCPServerWorkload: children per transport', () => {
     expect(() => renderMCPServer(manifest({ auth: { mode: 'open' } }))).toThrow(/spec\.auth\.mode/);
   });
 
+  it('spec.auth mode oidc: the gateway gets the audience and every --oidc-* option, literal; the review binding stays (Kubernetes tokens and SARs)', () => {
+    const objs = renderMCPServer(
+      manifest(
+        {
+          auth: {
+            mode: 'oidc',
+            oidc: { issuer: 'https://issuer.example/$(X)', groupsClaim: 'roles', usernamePrefix: 'corp:' },
+          },
+        },
+        'demo',
+        'team-a',
+      ),
+    );
+    const args = byKind(objs).Deployment.spec.template.spec.containers[1]!.args as string[];
+    expect(args.slice(args.indexOf('--auth'))).toEqual([
+      '--auth',
+      'oidc',
+      '--mcpserver',
+      '$(POD_NAMESPACE)/demo',
+      '--audience',
+      'http://demo.$(POD_NAMESPACE).svc.cluster.local:8080/mcp',
+      '--oidc-issuer',
+      'https://issuer.example/$$(X)',
+      '--oidc-username-prefix',
+      'corp:',
+      '--oidc-groups-claim',
+      'roles',
+    ]);
+    expect(objs.filter((o) => o.kind === 'ClusterRoleBinding')).toHaveLength(1);
+  });
+
   it('http: 100m/128Mi requests, 15 s grace, custom port on Service and container', () => {
     const objs = renderMCPServer(manifest({ transport: 'http', port: 3001 }));
     const { Service: svc, Deployment: dep } = byKind(objs);

@@ -42,6 +42,26 @@ describe('MCPServer schema: defaults (seed 003 kubebuilder markers)', () => {
     expect(spec.args).toEqual(['--flag', '']);
     expect(parseMCPServerSpec({ image: 'x' }).command).toBeUndefined();
   });
+  it('spec.auth.oidc (issue 17): required by mode oidc, refused under another mode, issuer https (loopback http only)', () => {
+    const oidc = { issuer: 'https://issuer.example' };
+    expect(parseMCPServerSpec({ image: 'x', auth: { mode: 'oidc', oidc } }).auth).toEqual({ mode: 'oidc', oidc });
+    expect(() => parseMCPServerSpec({ image: 'x', auth: { mode: 'oidc' } })).toThrow(
+      /spec\.auth\.oidc: auth mode oidc requires auth\.oidc\.issuer/,
+    );
+    expect(() => parseMCPServerSpec({ image: 'x', auth: { oidc } })).toThrow(
+      /spec\.auth\.mode: auth\.oidc is set but auth mode is kubernetes/,
+    );
+    for (const issuer of ['http://issuer.example', 'issuer.example', 'ftp://127.0.0.1'])
+      expect(() => parseMCPServerSpec({ image: 'x', auth: { mode: 'oidc', oidc: { issuer } } })).toThrow(
+        /spec\.auth\.oidc\.issuer: must be an https URL/,
+      );
+    expect(() =>
+      parseMCPServerSpec({ image: 'x', auth: { mode: 'oidc', oidc: { ...oidc, usernameClaim: 'a b' } } }),
+    ).toThrow(/spec\.auth\.oidc\.usernameClaim/);
+    expect(
+      parseMCPServerSpec({ image: 'x', auth: { mode: 'oidc', oidc: { issuer: 'http://127.0.0.1:5556' } } }).auth,
+    ).toBeTruthy();
+  });
   it('keeps values the user set', () => {
     const spec = parseMCPServerSpec({ image: 'x', transport: 'http', port: 3001, replicas: 0 });
     expect(spec).toMatchObject({ transport: 'http', port: 3001, replicas: 0 });
@@ -188,7 +208,7 @@ describe('CRD derived from the schema', () => {
     expect(Object.keys(spec.properties!)).toEqual(Object.keys(mcpServerSpec.shape));
     expect((spec.properties!.auth as Schema).properties!.mode).toMatchObject({
       type: 'string',
-      enum: ['kubernetes', 'none'],
+      enum: ['kubernetes', 'oidc', 'none'],
       default: 'kubernetes',
     });
     expect(spec.required).toEqual(['image']);

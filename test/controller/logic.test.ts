@@ -303,6 +303,16 @@ describe('computeStatus (seed 003 updateStatusFromResources)', () => {
     expect(extra.conditions!.find((c) => c.type === 'AuthEnabled')!.message).toContain(
       '"http://demo.default.svc.cluster.local:3001/mcp" or "https://mcp.example.com/kube"',
     );
+    const oidc = computeStatus(
+      { ...obs, spec: { ...base.spec!, auth: { mode: 'oidc', oidc: { issuer: 'https://issuer.example' } } } },
+      undefined,
+      T0,
+    );
+    expect(oidc.conditions!.find((c) => c.type === 'AuthEnabled')).toMatchObject({
+      status: 'True',
+      reason: 'OIDCAuth',
+      message: expect.stringMatching(/issuer "https:\/\/issuer\.example".* user oidc:<sub> or a group oidc:<groups>/),
+    });
     // stdio without the bridge has no gateway and no condition.
     const stdio = computeStatus(
       { ...obs, spec: { ...base.spec!, transport: 'stdio' }, service: undefined },
