@@ -86,6 +86,7 @@ export function gatewayAccessConfig(name: string, spec: MCPServerSpec): GatewayA
     path: spec.path,
     audiences: spec.auth?.audiences,
     ...(spec.auth?.oidc ? { oidc: spec.auth.oidc } : {}),
+    ...(spec.auth?.tools ? { tools: spec.auth.tools } : {}),
   };
 }
 

@@ -8,6 +8,7 @@
  */
 import { InvalidArgumentError, type Command } from 'commander';
 import { BRIDGE_DIR } from './wiring.js';
+import { ToolPolicy } from './tools.js';
 import type { AccessCliOptions } from './setup.js';
 
 /** Parsed options of `kubemcp bridge`. */
@@ -69,6 +70,7 @@ export async function runBridge(o: BridgeCommandOptions): Promise<void> {
     port: o.port,
     maxSessions: o.maxSessions,
     access,
+    tools: o.toolPolicy === undefined ? undefined : ToolPolicy.parse(o.toolPolicy),
   });
   process.stderr.write(`kubemcp bridge listening on ${http.url} (FIFOs in ${o.dir}; auth ${access.mode})\n`);
   await new Promise<void>((resolve) => {
@@ -114,6 +116,7 @@ export async function runGateway(o: GatewayCommandOptions): Promise<void> {
     registry,
     log,
     maxBodyBytes: o.maxBodyBytes,
+    tools: o.toolPolicy === undefined ? undefined : ToolPolicy.parse(o.toolPolicy),
   });
   process.stderr.write(`kubemcp gateway listening on ${gw.url} -> ${o.upstream} (auth ${access.mode})\n`);
   await new Promise<void>((resolve) => {
@@ -137,6 +140,10 @@ function accessOptions(cmd: Command): Command {
     .option('--oidc-username-prefix <prefix>', 'mode oidc: prepended to the username for RBAC', 'oidc:')
     .option('--oidc-groups-claim <claim>', 'mode oidc: the claim listing the groups', 'groups')
     .option('--oidc-groups-prefix <prefix>', 'mode oidc: prepended to each group for RBAC', 'oidc:')
+    .option(
+      '--tool-policy <json>',
+      'per-tool access: a JSON list of {names, users?, groups?, serviceAccounts?} (spec.auth.tools); unset: every tool',
+    )
     .option('--mcpserver <namespace/name>', 'the MCPServer this gateway stands in front of (RBAC, audit, metrics)')
     .option(
       '--audience <url>',

@@ -24,6 +24,14 @@ import { BRIDGE_ERROR, type BridgeSession, type StdioBridge } from './bridge.js'
 import { httpGuard } from '../lib/http-guard.js';
 import { readBody, rpcError, send, sessionFor } from '../lib/http-json.js';
 import { summarize, type GatewayAccess, type RpcSummary } from './access.js';
+import {
+  filterToolsListMessage,
+  refusedCalls,
+  toolRefusal,
+  toolsListIds,
+  type ToolGrant,
+  type ToolPolicy,
+} from './tools.js';
 import type { Identity } from './auth/tokenreview.js';
 
 /** Options of {@link startBridgeHttp}. */
@@ -42,6 +50,8 @@ export interface BridgeHttpOptions {
    * it, /mcp is open (tests of the bridge alone).
    */
   access?: GatewayAccess;
+  /** Per-tool access (`spec.auth.tools`, ./tools.ts); unset: every tool for every admitted caller. */
+  tools?: ToolPolicy;
 }
 
 /** A running bridge HTTP server. */
@@ -65,7 +75,17 @@ export async function startBridgeHttp(
   const guard = httpGuard({ host });
   const maxSessions = opts.maxSessions ?? 200;
   const idleMs = opts.sessionIdleMs ?? 30 * 60_000;
-  const sessions = new Map<string, { transport: StreamableHTTPServerTransport; seen: number; owner: string }>();
+  const sessions = new Map<
+    string,
+    {
+      transport: StreamableHTTPServerTransport;
+      seen: number;
+      owner: string;
+      /** The owner's tools (./tools.ts) and the ids of its tools/list requests not yet answered. */
+      grant?: ToolGrant;
+      listIds: unknown[];
+    }
+  >();
   const access = opts.access;
 
   const closeSession = (id: string) => {
@@ -84,8 +104,8 @@ export async function startBridgeHttp(
     req: http.IncomingMessage,
     res: http.ServerResponse,
     rpc: RpcSummary[],
-  ): Promise<string | undefined> => {
-    if (!access) return 'system:anonymous';
+  ): Promise<{ user: string; identity?: Identity } | undefined> => {
+    if (!access) return { user: 'system:anonymous' };
     const finish = access.audit(req, rpc);
     const decision = await access.check(req);
     if (!decision.ok) {
@@ -95,7 +115,7 @@ export async function startBridgeHttp(
     }
     const identity: Identity | undefined = decision.identity;
     res.on('close', () => finish(res.statusCode, identity));
-    return identity?.username ?? 'system:anonymous';
+    return { user: identity?.username ?? 'system:anonymous', identity };
   };
   /** Another caller's session is answered as unknown (404), so its id is worth nothing to anyone else. */
   const owned = (sid: string | undefined, user: string) => {
@@ -121,13 +141,23 @@ export async function startBridgeHttp(
         if ((await admit(req, res, [{ method: 'unparsable' }])) === undefined) return;
         return rpcError(res, 400, -32700, 'Parse error: the body is not JSON');
       }
-      const user = await admit(req, res, summarize(body));
-      if (user === undefined) return;
+      const caller = await admit(req, res, summarize(body));
+      if (caller === undefined) return;
+      const { user, identity } = caller;
+      // Per-tool access (./tools.ts): a refused tools/call never reaches the process.
+      const grant = opts.tools?.grant(identity);
+      const refused = grant ? refusedCalls(body, grant) : [];
+      if (refused.length) {
+        const errors = refused.map((r) => toolRefusal(r.id, r.name, identity));
+        return send(res, Array.isArray(body) ? 403 : 200, Array.isArray(body) ? errors : errors[0]);
+      }
       if (sid) {
         const s = owned(sid, user);
         if (!s) return rpcError(res, 404, -32001, 'Session not found: initialize a new session');
         s.seen = Date.now();
-        if (plainRequest(req, body)) return answerAsJson(sid, res, body);
+        if (plainRequest(req, body)) return answerAsJson(sid, res, body, s.grant);
+        if (s.grant && !s.grant.all) s.listIds.push(...toolsListIds(body).slice(0, 32));
+        if (s.listIds.length > 256) s.listIds.splice(0, s.listIds.length - 256);
         return s.transport.handleRequest(req, res, body);
       }
       if (!isInitializeRequest(body))
@@ -142,8 +172,13 @@ export async function startBridgeHttp(
       const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
         sessionIdGenerator: () => randomUUID(),
         onsessioninitialized: (id) => {
-          const session: BridgeSession = { id, send: (m, o) => transport.send(m, o) };
-          sessions.set(id, { transport, seen: Date.now(), owner: user });
+          const state = { transport, seen: Date.now(), owner: user, grant, listIds: [] as unknown[] };
+          const session: BridgeSession = {
+            id,
+            // A tools/list answer of this session is reduced to the owner's tools.
+            send: (m, o) => transport.send(listed(state, m), o),
+          };
+          sessions.set(id, state);
           bridge.addSession(session);
           transport.onmessage = (m) => void bridge.fromSession(session, m);
         },
@@ -155,9 +190,9 @@ export async function startBridgeHttp(
       return transport.handleRequest(req, res, body);
     }
     if (req.method === 'GET' || req.method === 'DELETE') {
-      const user = await admit(req, res, []);
-      if (user === undefined) return;
-      const s = sessionFor(res, sid, sessions, (x) => x.owner === user);
+      const caller = await admit(req, res, []);
+      if (caller === undefined) return;
+      const s = sessionFor(res, sid, sessions, (x) => x.owner === caller.user);
       if (!s) return;
       await s.transport.handleRequest(req, res);
       if (req.method === 'DELETE' && sid) closeSession(sid);
@@ -188,13 +223,23 @@ export async function startBridgeHttp(
       (body.params?._meta as { progressToken?: unknown } | undefined)?.progressToken === undefined
     );
   };
-  const answerAsJson = (sid: string, res: http.ServerResponse, body: JSONRPCMessage) => {
+  /** `m` as the session's owner may see it: a tools/list answer filtered (./tools.ts). */
+  const listed = (state: { grant?: ToolGrant; listIds: unknown[] }, m: JSONRPCMessage): JSONRPCMessage => {
+    if (!state.grant || state.grant.all || !state.listIds.length) return m;
+    const id = (m as { id?: unknown }).id;
+    const at = state.listIds.indexOf(id);
+    if (at < 0 || !('result' in m || 'error' in m)) return m;
+    state.listIds.splice(at, 1);
+    return filterToolsListMessage(m, [id], state.grant);
+  };
+  const answerAsJson = (sid: string, res: http.ServerResponse, body: JSONRPCMessage, grant?: ToolGrant) => {
+    const ids = grant && !grant.all ? toolsListIds(body) : [];
     const session: BridgeSession = {
       id: sid,
       send: async (m) => {
         if (res.headersSent || res.destroyed) return;
         res.writeHead(200, { 'Content-Type': 'application/json', 'mcp-session-id': sid });
-        res.end(JSON.stringify(m));
+        res.end(JSON.stringify(grant && ids.length ? filterToolsListMessage(m, ids, grant) : m));
       },
     };
     return bridge.fromSession(session, body);

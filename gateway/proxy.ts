@@ -2,7 +2,8 @@
  * The gateway's reverse-proxy mode (`kubemcp gateway`, issue 17): in an MCPServer pod that runs an
  * HTTP or Streamable HTTP server, the Service's port targets this process, which passes each
  * request the access layer (./access.ts) lets through to the server container on loopback, and
- * its answer (JSON or an SSE stream) back, unchanged.
+ * its answer (JSON or an SSE stream) back, unchanged, except for per-tool access (./tools.ts):
+ * a refused `tools/call` is answered here, and a `tools/list` answer is filtered to the caller's tools.
  *
  * ```
  *  client ──▶ Service <name>:<spec.port> ──▶ gateway :<gateway port> ──▶ 127.0.0.1:<spec.port> server container
@@ -24,6 +25,14 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { summarize, upstreamHeaders, type GatewayAccess, type RpcSummary } from './access.js';
 import { readBody, rpcError, send } from '../lib/http-json.js';
+import {
+  filterToolsListBody,
+  refusedCalls,
+  toolRefusal,
+  toolsListIds,
+  type ToolGrant,
+  type ToolPolicy,
+} from './tools.js';
 
 import { GATEWAY_HEALTH_PATH, GATEWAY_METRICS_PATH, GATEWAY_PATH_PREFIX } from './wiring.js';
 
@@ -42,7 +51,12 @@ export interface GatewayProxyOptions {
   maxBodyBytes?: number;
   /** Most sessions remembered with their owner (default 10 000; the oldest is forgotten first). */
   maxSessions?: number;
+  /** Per-tool access (`spec.auth.tools`, ./tools.ts); unset: every tool for every admitted caller. */
+  tools?: ToolPolicy;
 }
+
+/** Largest tools/list answer the gateway buffers to filter, in bytes. */
+export const MAX_FILTERED_BYTES = 16 * 1024 * 1024;
 
 /** A running gateway. */
 export interface RunningGatewayProxy {
@@ -87,6 +101,7 @@ export async function startGatewayProxy(opts: GatewayProxyOptions): Promise<Runn
     }
     if (access.serveMetadata(req, res, path)) return;
     let body: Buffer | undefined;
+    let parsed: unknown;
     let rpc: RpcSummary[] = [];
     if (req.method === 'POST' || req.method === 'PUT' || req.method === 'PATCH') {
       const raw = await readBody(req, maxBody);
@@ -97,7 +112,8 @@ export async function startGatewayProxy(opts: GatewayProxyOptions): Promise<Runn
       }
       body = raw;
       try {
-        rpc = summarize(JSON.parse(raw.toString('utf8')));
+        parsed = JSON.parse(raw.toString('utf8'));
+        rpc = summarize(parsed);
       } catch {
         rpc = [{ method: 'unparsable' }];
       }
@@ -114,6 +130,17 @@ export async function startGatewayProxy(opts: GatewayProxyOptions): Promise<Runn
       rpcError(res, 404, -32001, 'Session not found: initialize a new session');
       return finish(404, decision.identity, 'denied');
     }
+
+    // Per-tool access (./tools.ts): a refused tools/call never reaches the server; a tools/list
+    // answer is rewritten to the tools the caller may call.
+    const grant = opts.tools?.grant(decision.identity);
+    const refused = grant ? refusedCalls(parsed, grant) : [];
+    if (refused.length) {
+      const errors = refused.map((r) => toolRefusal(r.id, r.name, decision.identity));
+      send(res, Array.isArray(parsed) ? 403 : 200, Array.isArray(parsed) ? errors : errors[0]);
+      return finish(Array.isArray(parsed) ? 403 : 200, decision.identity, 'denied');
+    }
+    const listIds = grant && !grant.all ? toolsListIds(parsed) : [];
 
     const headers = upstreamHeaders(req.headers, decision.identity);
     headers.host = upstream.host;
@@ -138,6 +165,7 @@ export async function startGatewayProxy(opts: GatewayProxyOptions): Promise<Runn
       const newSid = ur.headers['mcp-session-id'];
       if (typeof newSid === 'string' && !owners.has(newSid)) remember(newSid, user);
       if (req.method === 'DELETE' && typeof sid === 'string' && (ur.statusCode ?? 500) < 300) owners.delete(sid);
+      if (listIds.length && grant) return filtered(ur, out, listIds, grant);
       res.writeHead(ur.statusCode ?? 502, out);
       if (typeof res.flushHeaders === 'function') res.flushHeaders();
       ur.pipe(res);
@@ -151,6 +179,42 @@ export async function startGatewayProxy(opts: GatewayProxyOptions): Promise<Runn
       rpcError(res, 502, -32603, `Bad Gateway: the MCP server container did not answer (${err.message})`);
       finish(502, decision.identity, 'error');
     });
+    /** Buffers a tools/list answer (bounded), filters it to `g` and sends it. */
+    const filtered = (ur: http.IncomingMessage, out: http.OutgoingHttpHeaders, ids: unknown[], g: ToolGrant) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      ur.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > MAX_FILTERED_BYTES) return ur.destroy(new Error('tools/list answer too large to filter'));
+        chunks.push(c);
+      });
+      ur.on('error', (err) => {
+        if (res.headersSent) return res.destroy();
+        rpcError(res, 502, -32603, `Bad Gateway: ${err.message}`);
+        finish(502, decision.identity, 'error');
+      });
+      ur.on('end', () => {
+        const text = filterToolsListBody(
+          String(ur.headers['content-type'] ?? ''),
+          Buffer.concat(chunks).toString('utf8'),
+          ids,
+          g,
+        );
+        if (text === undefined) {
+          rpcError(
+            res,
+            502,
+            -32603,
+            'Bad Gateway: the server answered tools/list with a body the gateway cannot filter',
+          );
+          return finish(502, decision.identity, 'error');
+        }
+        delete out['content-length'];
+        res.writeHead(ur.statusCode ?? 502, { ...out, 'content-length': Buffer.byteLength(text) });
+        res.end(text);
+        finish(ur.statusCode ?? 502, decision.identity);
+      });
+    };
     res.on('close', () => finish(res.statusCode, decision.identity));
     up.end(body);
   };

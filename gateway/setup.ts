@@ -21,6 +21,8 @@ export interface AccessCliOptions {
   mcpserver?: string;
   /** Audiences a token must be bound to (`status.url` first). */
   audience?: string[];
+  /** `spec.auth.tools` as JSON (./tools.ts), both modes. */
+  toolPolicy?: string;
   /** Mode `oidc` (./auth/oidc.ts). */
   oidcIssuer?: string;
   oidcJwksUri?: string;

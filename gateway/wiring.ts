@@ -138,6 +138,8 @@ export interface GatewayAccessConfig {
   /** The MCPServer's name (its namespace comes from {@link NAMESPACE_ENV} in the pod). */
   name: string;
   mode: 'kubernetes' | 'oidc' | 'none';
+  /** `spec.auth.tools` (./tools.ts). */
+  tools?: ReadonlyArray<{ names: string[]; users?: string[]; groups?: string[]; serviceAccounts?: string[] }>;
   /** Mode `oidc`: `spec.auth.oidc`. */
   oidc?: {
     issuer: string;
@@ -160,7 +162,8 @@ const literal = (s: string) => s.replaceAll('$(', () => '$$(');
 /**
  * The access options of both gateway modes: `--auth`, `--mcpserver $(POD_NAMESPACE)/<name>` and,
  * in modes kubernetes and oidc, `--audience` for the canonical URL (status.url) and each extra
- * audience; in mode oidc, the `--oidc-*` options of `spec.auth.oidc`.
+ * audience; in mode oidc, the `--oidc-*` options of `spec.auth.oidc`; `--tool-policy` (JSON)
+ * when `spec.auth.tools` is set.
  * `$(POD_NAMESPACE)` is expanded by the kubelet (Kubernetes: dependent environment variables).
  */
 export function accessArgs(c: GatewayAccessConfig): string[] {
@@ -170,6 +173,7 @@ export function accessArgs(c: GatewayAccessConfig): string[] {
     args.push('--audience', `http://${c.name}.${ns}.svc.cluster.local:${c.port}${literal(c.path)}`);
     for (const a of c.audiences ?? []) args.push('--audience', literal(a));
   }
+  if (c.tools) args.push('--tool-policy', literal(JSON.stringify(c.tools)));
   if (c.mode === 'oidc' && c.oidc) {
     const o = c.oidc;
     args.push('--oidc-issuer', literal(o.issuer));

@@ -241,6 +241,13 @@ export interface McpServerSpecAuth {
    * @schema McpServerSpecAuth#oidc
    */
   readonly oidc?: McpServerSpecAuthOidc;
+
+  /**
+   * Tools restricts which tools a caller sees (tools/list) and may call (tools/call): a caller gets the tools of the rules that name it (a rule without users, groups or serviceAccounts names every caller); unset, every tool
+   *
+   * @schema McpServerSpecAuth#tools
+   */
+  readonly tools?: McpServerSpecAuthTools[];
 }
 
 /**
@@ -253,6 +260,7 @@ export function toJson_McpServerSpecAuth(obj: McpServerSpecAuth | undefined): Re
     'audiences': obj.audiences?.map(y => y),
     'mode': obj.mode,
     'oidc': toJson_McpServerSpecAuthOidc(obj.oidc),
+    'tools': obj.tools?.map(y => toJson_McpServerSpecAuthTools(y)),
   };
   // filter undefined values
   return Object.entries(result).reduce((r, i) => (i[1] === undefined) ? r : ({ ...r, [i[0]]: i[1] }), {});
@@ -519,6 +527,56 @@ export function toJson_McpServerSpecAuthOidc(obj: McpServerSpecAuthOidc | undefi
     'jwksUri': obj.jwksUri,
     'usernameClaim': obj.usernameClaim,
     'usernamePrefix': obj.usernamePrefix,
+  };
+  // filter undefined values
+  return Object.entries(result).reduce((r, i) => (i[1] === undefined) ? r : ({ ...r, [i[0]]: i[1] }), {});
+}
+/* eslint-enable max-len, @stylistic/max-len, quote-props, @stylistic/quote-props */
+
+/**
+ * @schema McpServerSpecAuthTools
+ */
+export interface McpServerSpecAuthTools {
+  /**
+   * Groups the rule names
+   *
+   * @schema McpServerSpecAuthTools#groups
+   */
+  readonly groups?: string[];
+
+  /**
+   * Names are the tools the rule allows; * allows every tool
+   *
+   * @schema McpServerSpecAuthTools#names
+   */
+  readonly names: string[];
+
+  /**
+   * ServiceAccounts the rule names, as namespace/name
+   *
+   * @schema McpServerSpecAuthTools#serviceAccounts
+   */
+  readonly serviceAccounts?: string[];
+
+  /**
+   * Users the rule names (usernames as the gateway verified them, e.g. oidc:alice)
+   *
+   * @schema McpServerSpecAuthTools#users
+   */
+  readonly users?: string[];
+}
+
+/**
+ * Converts an object of type 'McpServerSpecAuthTools' to JSON representation.
+ */
+/* eslint-disable max-len, @stylistic/max-len, quote-props, @stylistic/quote-props */
+export function toJson_McpServerSpecAuthTools(obj: McpServerSpecAuthTools | undefined): Record<string, any> | undefined {
+  if (obj === undefined) { return undefined; }
+  const result = {
+    'groups': obj.groups?.map(y => y),
+    'names': obj.names?.map(y => y),
+    'serviceAccounts': obj.serviceAccounts?.map(y => y),
+    'users': obj.users?.map(y => y),
   };
   // filter undefined values
   return Object.entries(result).reduce((r, i) => (i[1] === undefined) ? r : ({ ...r, [i[0]]: i[1] }), {});

@@ -223,6 +223,25 @@ export const mcpServerOidc = z.strictObject({
     .meta({ description: 'GroupsPrefix is prepended to each group for RBAC (default oidc:)' }),
 });
 
+/** A subject list of a tool rule. */
+const subjects = (what: string) => z.array(z.string().min(1).max(253)).max(64).optional().meta({ description: what });
+
+/** One rule of `spec.auth.tools` (gateway/tools.ts). */
+export const mcpServerToolRule = z.strictObject({
+  names: z
+    .array(z.string().min(1).max(128))
+    .min(1)
+    .max(128)
+    .meta({ description: 'Names are the tools the rule allows; * allows every tool' }),
+  users: subjects('Users the rule names (usernames as the gateway verified them, e.g. oidc:alice)'),
+  groups: subjects('Groups the rule names'),
+  serviceAccounts: z
+    .array(z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/))
+    .max(64)
+    .optional()
+    .meta({ description: 'ServiceAccounts the rule names, as namespace/name' }),
+});
+
 /** `spec.auth`: who may call the MCPServer through its gateway (issue 17). */
 export const mcpServerAuth = z.strictObject({
   mode: z.enum(AUTH_MODES).default(DEFAULT_AUTH_MODE).meta({
@@ -230,6 +249,10 @@ export const mcpServerAuth = z.strictObject({
       'Mode is how callers are authenticated: kubernetes (default: a Kubernetes token for the server audience, verified by TokenReview, then RBAC create mcpservers/proxy on this MCPServer), oidc (a JWT of oidc.issuer for that audience, or a Kubernetes token, then the same RBAC on the prefixed user and groups) or none (anyone who reaches the Service; reported by the AuthEnabled condition)',
   }),
   oidc: mcpServerOidc.optional().meta({ description: 'OIDC configures mode oidc (required there)' }),
+  tools: z.array(mcpServerToolRule).max(32).optional().meta({
+    description:
+      'Tools restricts which tools a caller sees (tools/list) and may call (tools/call): a caller gets the tools of the rules that name it (a rule without users, groups or serviceAccounts names every caller); unset, every tool',
+  }),
   audiences: z.array(z.string().min(1).max(1024)).max(16).optional().meta({
     description:
       "Audiences accepted besides the default, the MCPServer's canonical URL (status.url, the MCP authorization spec's resource indicator)",

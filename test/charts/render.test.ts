@@ -134,6 +134,14 @@ describe('MCPServerWorkload: children per transport', () => {
       'roles',
     ]);
     expect(objs.filter((o) => o.kind === 'ClusterRoleBinding')).toHaveLength(1);
+    // spec.auth.tools goes to the gateway as one JSON argument, `$(` not expanded.
+    const tools = [{ names: ['get-$(X)'], groups: ['admins'] }];
+    const withTools = renderMCPServer(manifest({ auth: { tools } }, 'demo', 'team-a'));
+    const targs = byKind(withTools).Deployment.spec.template.spec.containers[1]!.args as string[];
+    expect(targs[targs.indexOf('--tool-policy') + 1]).toBe('[{"names":["get-$$(X)"],"groups":["admins"]}]');
+    expect(() =>
+      renderMCPServer(manifest({ auth: { tools: [{ names: [], serviceAccounts: ['Bad/Name'] }] } })),
+    ).toThrow(/spec\.auth\.tools\[0\]\.names[\s\S]*spec\.auth\.tools\[0\]\.serviceAccounts\[0\]/);
   });
 
   it('http: 100m/128Mi requests, 15 s grace, custom port on Service and container', () => {

@@ -22,6 +22,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { startGatewayProxy, type RunningGatewayProxy } from '../../gateway/proxy.js';
 import { accessFromOptions } from '../../gateway/setup.js';
+import { ToolPolicy } from '../../gateway/tools.js';
 import { kubeConfig } from '../kube.js';
 import { gatewayFixture, type GatewayFixture } from './fixture.js';
 import { startServe } from '../controller/servers.js';
@@ -42,6 +43,7 @@ async function gateway(
   lines: Array<Record<string, unknown>>,
   reg: Registry,
   maxBodyBytes?: number,
+  tools?: ToolPolicy,
 ) {
   const sink = new Writable({
     write(chunk: Buffer, _enc, cb) {
@@ -62,6 +64,7 @@ async function gateway(
     registry: reg,
     log: pino({ level: 'silent' }),
     maxBodyBytes,
+    tools,
   });
 }
 
@@ -295,6 +298,54 @@ describe('kubemcp gateway in front of a real kubemcp serve, with the MCP SDK cli
 
       const intruder = new Client({ name: 'intruder', version: '1.0.0' });
       await expect(intruder.connect(new StreamableHTTPClientTransport(url))).rejects.toThrow(/401|Unauthorized/);
+    } finally {
+      await g.close();
+      serve.stop();
+    }
+  }, 240_000);
+
+  it('spec.auth.tools: each caller lists only its tools, and a tools/call of another tool gets an MCP error naming it without reaching the server', async () => {
+    const serve = await startServe();
+    const policy = new ToolPolicy([
+      { names: ['list-resources', 'get-resource'], serviceAccounts: [`${fx.ns}/editor2`] },
+      { names: ['*'], serviceAccounts: [`${fx.ns}/editor`] },
+    ]);
+    const lines: Array<Record<string, unknown>> = [];
+    const g = await gateway(new URL(serve.url).origin, lines, new Registry(), undefined, policy);
+    const calls = async () => {
+      const m = await fetch(new URL('/metrics', serve.url));
+      return (await m.text()).split('\n').filter((l) => l.startsWith('kubemcp_tool_calls_total'));
+    };
+    try {
+      const url = new URL('/mcp', g.url);
+      const connect = async (sa: string) => {
+        const client = new Client({ name: `tools-${sa}`, version: '1.0.0' });
+        const token = await fx.token(sa, [audience]);
+        await client.connect(
+          new StreamableHTTPClientTransport(url, { requestInit: { headers: { authorization: `Bearer ${token}` } } }),
+        );
+        return client;
+      };
+      const limited = await connect('editor2');
+      const all = await connect('editor');
+      const mine = (await limited.listTools()).tools.map((t) => t.name).sort();
+      expect(mine).toEqual(['get-resource', 'list-resources']);
+      const everything = (await all.listTools()).tools.map((t) => t.name);
+      expect(everything.length).toBeGreaterThan(5);
+      expect(everything).toEqual(expect.arrayContaining(['list-resources', 'get-resource', 'get-pod-logs']));
+      const ok = await limited.callTool({ name: 'list-resources', arguments: { kind: 'namespaces' } });
+      expect(ok.isError).toBeFalsy();
+      const before = await calls();
+      await expect(
+        limited.callTool({ name: 'get-pod-logs', arguments: { name: 'x', namespace: 'y' } }),
+      ).rejects.toThrow(/Forbidden: system:serviceaccount:.*:editor2 may not call tool "get-pod-logs"/);
+      // The server never saw it: its own per-tool call counter did not move.
+      expect(await calls()).toEqual(before);
+      expect(before.some((l) => l.includes('tool="list-resources"'))).toBe(true); // the counter works
+      expect(before.some((l) => l.includes('tool="get-pod-logs"'))).toBe(false);
+      expect(lines.at(-1)).toMatchObject({ method: 'tools/call', tool: 'get-pod-logs', outcome: 'denied' });
+      await limited.close();
+      await all.close();
     } finally {
       await g.close();
       serve.stop();

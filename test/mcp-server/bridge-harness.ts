@@ -16,7 +16,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { pino, type Logger } from 'pino';
 import { StdioBridge, type StdioBridgeOptions } from '../../gateway/bridge.js';
-import { startBridgeHttp, type RunningBridgeHttp } from '../../gateway/http.js';
+import { startBridgeHttp, type BridgeHttpOptions, type RunningBridgeHttp } from '../../gateway/http.js';
 import { bridgeInit } from '../../gateway/init.js';
 import { launcherArgv, type BridgePaths } from '../../gateway/wiring.js';
 
@@ -112,6 +112,8 @@ export interface BridgedOptions {
   bridge?: Partial<Omit<StdioBridgeOptions, 'paths' | 'log'>>;
   /** Run `kubemcp bridge` as a child process (tsx cli.ts bridge) instead of in this process. */
   cliBridge?: boolean;
+  /** Options of the in-process bridge's HTTP side (gateway/http.ts), e.g. `tools`. */
+  http?: Partial<BridgeHttpOptions>;
   log?: Logger;
 }
 
@@ -188,7 +190,7 @@ export async function startBridged(o: BridgedOptions): Promise<Bridged> {
     const logger = o.log ?? pino({ level: 'silent' });
     bridge = new StdioBridge({ paths, log: logger, ...(o.bridge ?? {}) });
     bridge.start();
-    http = await startBridgeHttp(bridge, logger, { port: 0 });
+    http = await startBridgeHttp(bridge, logger, { ...(o.http ?? {}), port: 0 });
     port = http.port;
   }
   server.start();

@@ -22,6 +22,7 @@ import {
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { BRIDGE_ERROR } from '../../gateway/bridge.js';
 import { EVERYTHING, startBridged, until, type Bridged } from './bridge-harness.js';
+import { ToolPolicy } from '../../gateway/tools.js';
 import { text } from './helpers.js';
 
 async function metric(b: Bridged, name: string): Promise<number> {
@@ -348,5 +349,40 @@ describe('a process that never answers initialize', () => {
     await expect(b.connect()).rejects.toThrow(
       /stdio MCP server is not ready: the stdio process has not answered initialize/,
     );
+  });
+});
+
+describe('the bridge with spec.auth.tools (gateway/tools.ts)', () => {
+  let b: Bridged;
+  beforeAll(async () => {
+    b = await startBridged({
+      argv: EVERYTHING,
+      // Mode none here: the caller is anonymous, named by subject-less rules only.
+      http: { tools: new ToolPolicy([{ names: ['echo', 'get-sum'] }, { names: ['*'], users: ['root'] }]) },
+    });
+  }, 120_000);
+  afterAll(async () => {
+    await b?.close();
+  });
+
+  it('lists only the allowed tools (as one JSON body and as an SSE stream) and refuses another tool without reaching the process', async () => {
+    const c = await b.connect();
+    expect((await c.listTools()).tools.map((t) => t.name).sort()).toEqual(['echo', 'get-sum']);
+    // A progress token makes it a streamed answer (the SDK transport's SSE path).
+    const streamed = await c.listTools({ _meta: { progressToken: 'p1' } });
+    expect(streamed.tools.map((t) => t.name).sort()).toEqual(['echo', 'get-sum']);
+    expect(text(await c.callTool({ name: 'echo', arguments: { message: 'ok' } }))).toBe('Echo: ok');
+    // How many requests the bridge sent to the process (its own counter, every result).
+    const sent = async () =>
+      (await b.bridge!.registry.getSingleMetric('kubemcp_bridge_requests_total')!.get()).values.reduce(
+        (n, v) => n + v.value,
+        0,
+      );
+    const before = await sent();
+    expect(before).toBeGreaterThan(0); // the echo call was counted
+    await expect(c.callTool({ name: 'get-env', arguments: {} })).rejects.toThrow(
+      /Forbidden: system:anonymous may not call tool "get-env"/,
+    );
+    expect(await sent()).toEqual(before);
   });
 });
