@@ -90,12 +90,13 @@ describe('a bridged stdio MCPServer', () => {
     expect(o.status.conditions.find((c) => c.type === 'Ready')?.message).toContain('through the in-pod bridge');
 
     const rendered = renderMCPServer(mk('everything', SPEC), ns, { bridgeImage: BRIDGE_IMAGE });
-    expect(rendered.map((r) => r.kind)).toEqual(['Service', 'Deployment']);
+    // Plus the gateway's cluster-scoped ClusterRoleBinding (mode kubernetes), read without a namespace.
+    expect(rendered.map((r) => r.kind)).toEqual(['Service', 'Deployment', 'ClusterRoleBinding']);
     for (const want of rendered) {
       const live = (await objects.read({
         apiVersion: want.apiVersion,
         kind: want.kind,
-        metadata: { name: want.metadata.name, namespace: ns },
+        metadata: { name: want.metadata.name, ...(want.metadata.namespace ? { namespace: ns } : {}) },
       })) as unknown as KubeObject;
       expect(firstDifference(JSON.parse(JSON.stringify(want)), JSON.parse(JSON.stringify(live)))).toBeUndefined();
     }

@@ -103,6 +103,7 @@ describe('seed basic sample, verbatim, in namespace default', () => {
       ChildrenApplied: 'True',
       Verified: 'Unknown',
       ConfigurationValid: 'True',
+      AuthEnabled: 'True',
     });
     expect(o.metadata.finalizers).toContain('mcp.example.com/finalizer');
   });
@@ -110,8 +111,23 @@ describe('seed basic sample, verbatim, in namespace default', () => {
   it('applies exactly what `kubemcp render` / synth produce for the same spec, plus the owner reference', async () => {
     const o = await getMcps('default', 'basic-mcpserver');
     const rendered = renderMCPServer(basic.manifest);
-    expect(rendered.map((r) => r.kind)).toEqual(['ConfigMap', 'Service', 'Deployment']);
-    for (const want of rendered) {
+    // The gateway's ClusterRoleBinding (mode kubernetes, the default) is cluster-scoped: no
+    // owner reference; it names its MCPServer in an annotation and goes in the finalizer.
+    expect(rendered.map((r) => r.kind)).toEqual(['ConfigMap', 'Service', 'Deployment', 'ClusterRoleBinding']);
+    const crb = rendered[3]!;
+    const liveCrb = (await objects.read({
+      apiVersion: crb.apiVersion,
+      kind: crb.kind,
+      metadata: { name: crb.metadata.name },
+    })) as unknown as KubeObject;
+    expect(firstDifference(JSON.parse(JSON.stringify(crb)), JSON.parse(JSON.stringify(liveCrb)))).toBeUndefined();
+    expect(
+      (liveCrb.metadata.managedFields as k8s.V1ManagedFieldsEntry[])
+        .filter((m) => m.manager === FIELD_MANAGER)
+        .map((m) => m.operation),
+    ).toEqual(['Apply']);
+    expect(liveCrb.metadata.ownerReferences).toBeUndefined();
+    for (const want of rendered.slice(0, 3)) {
       const live = (await objects.read({
         apiVersion: want.apiVersion,
         kind: want.kind,

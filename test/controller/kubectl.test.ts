@@ -55,7 +55,7 @@ afterAll(async () => {
 });
 
 describe('kubectl', () => {
-  it('`kubectl get mcps` shows Phase, Ready, Replicas, Transport, Verified, Tools, Reason, Endpoint, Age; `kubectl get ai,mcp` finds it', () => {
+  it('`kubectl get mcps` shows Phase, Ready, Replicas, Transport, Verified, Tools, Reason, Endpoint, Auth, Age; `kubectl get ai,mcp` finds it', () => {
     const [header, row] = kubectl('get', 'mcps', '-n', ns).trim().split('\n');
     expect(header!.split(/\s{2,}/)).toEqual(MCPS_COLUMNS);
     // Verification is off here (kwok pods serve nothing): Verified says Unknown, there is no tool count.
@@ -72,6 +72,7 @@ describe('kubectl', () => {
       TOOLS: '',
       REASON: 'MCPServerReady',
       ENDPOINT: `http://cli.${ns}.svc.cluster.local:3001`,
+      AUTH: 'KubernetesAuth',
     });
     expect(kubectl('get', 'ai', '-n', ns, '-o', 'name').trim()).toBe('mcpserver.mcp.example.com/cli');
     expect(kubectl('get', 'mcp', '-n', ns, '-o', 'name').trim()).toBe('mcpserver.mcp.example.com/cli');

@@ -85,15 +85,36 @@ describe('keyed-list drift owned by another manager converges without a spec cha
     ]);
     const want = Object.fromEntries(rendered.map((r) => [r.kind, json(r)]));
     const c = dep.spec!.template.spec!.containers;
+    const rd = byKind(rendered).Deployment.spec.template.spec;
+    const rc: { name: string; ports?: { containerPort: number }[]; env?: { name: string }[] }[] = rd.containers;
+    const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+    // The rendered lists, entry for entry (the server container and the gateway in front of it).
     return (
       firstDifference(want.Service!, json(svc)) === undefined &&
       firstDifference(want.Deployment!, json(dep)) === undefined &&
-      JSON.stringify(svc.spec!.ports!.map((p) => p.port)) === '[3001]' &&
-      JSON.stringify(c.map((x) => x.name)) === '["mcp-server"]' &&
-      JSON.stringify(c[0]!.ports!.map((p) => p.containerPort)) === '[3001]' &&
-      JSON.stringify(c[0]!.env!.map((e) => e.name)) ===
-        JSON.stringify(byKind(rendered).Deployment.spec.template.spec.containers[0].env.map((e) => e.name)) &&
-      JSON.stringify(dep.spec!.template.spec!.volumes!.map((v) => v.name)) === '["tmp"]'
+      same(
+        svc.spec!.ports!.map((p) => p.port),
+        [3001],
+      ) &&
+      same(
+        c.map((x) => x.name),
+        rc.map((x) => x.name),
+      ) &&
+      c.every(
+        (x, i) =>
+          same(
+            (x.ports ?? []).map((p) => p.containerPort),
+            (rc[i]!.ports ?? []).map((p) => p.containerPort),
+          ) &&
+          same(
+            (x.env ?? []).map((e) => e.name),
+            (rc[i]!.env ?? []).map((e) => e.name),
+          ),
+      ) &&
+      same(
+        dep.spec!.template.spec!.volumes!.map((v) => v.name),
+        (rd.volumes as { name: string }[]).map((v) => v.name),
+      )
     );
   }
 

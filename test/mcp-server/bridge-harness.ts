@@ -169,6 +169,9 @@ export async function startBridged(o: BridgedOptions): Promise<Bridged> {
         dir,
         '--port',
         '0',
+        // Access (TokenReview, SAR) is tested by bridge.test.ts and the gateway suites.
+        '--auth',
+        'none',
         ...(o.bridge?.maxMessageBytes ? ['--max-message-bytes', String(o.bridge.maxMessageBytes)] : []),
       ],
       {
