@@ -10,11 +10,18 @@ import { createHash } from 'node:crypto';
 import { ApiObject, Chart, JsonPatch, type ChartProps } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-33';
 import { Construct } from 'constructs';
-import type { MCPServerInput, MCPServerSpec, MCPServerSpecInput, Quantity, Transport } from './api/schema.js';
+import type {
+  MCPServerInput,
+  MCPServerPeer,
+  MCPServerSpec,
+  MCPServerSpecInput,
+  Quantity,
+  Transport,
+} from './api/schema.js';
 import { CONFIG_FILE_KEY } from './api/schema.js';
 import { parseMCPServer, parseMCPServerSpec } from './api/validate.js';
 import { quantityValue } from './api/quantity.js';
-import { DEFAULT_CONTROLLER_IMAGE } from './operator-config.js';
+import { CONTROLLER_LABELS, DEFAULT_CONTROLLER_IMAGE } from './operator-config.js';
 import { DEFAULTS, DEFAULT_AUTH_MODE, type AuthMode } from './api/schema.js';
 import {
   BRIDGE_CONTAINER,
@@ -227,6 +234,12 @@ export interface MCPServerWorkloadProps {
   readonly spec: MCPServerSpecInput;
   /** Image of the bridge's init container and sidecar (bridged stdio only). Default {@link DEFAULT_BRIDGE_IMAGE}. */
   readonly bridgeImage?: string;
+  /**
+   * The operator's pods as a NetworkPolicy peer, added to a non-empty `spec.allowFrom` so the
+   * operator's verification handshake still reaches the gateway (the controller passes it when it
+   * runs in a pod; see {@link operatorPeer}).
+   */
+  readonly operatorPeer?: MCPServerPeer;
 }
 
 const q = (v: Quantity) => (typeof v === 'number' ? k8s.Quantity.fromNumber(v) : k8s.Quantity.fromString(v));
@@ -254,6 +267,8 @@ export class MCPServerWorkload extends Construct {
   readonly configMap?: k8s.KubeConfigMap;
   /** PodDisruptionBudget `<name>` (maxUnavailable 1), only with 2 or more replicas. */
   readonly podDisruptionBudget?: k8s.KubePodDisruptionBudget;
+  /** NetworkPolicy `<name>`: ingress to the pods only on the gateway's port (issue 17). */
+  readonly networkPolicy: k8s.KubeNetworkPolicy;
 
   constructor(scope: Construct, id: string, props: MCPServerWorkloadProps) {
     super(scope, id);
@@ -445,11 +460,52 @@ export class MCPServerWorkload extends Construct {
         spec: { maxUnavailable: k8s.IntOrString.fromNumber(1), selector: { matchLabels: selectorFor(name) } },
       });
     }
+    // Isolation (issue 17): ingress to the pods only on the gateway's port ("mcp": the gateway, or
+    // the bridge of a bridged stdio server), from `spec.allowFrom` (plus the operator) or from
+    // anywhere; the server container's own port and every other port are closed to other pods.
+    // A stdio server without the bridge listens nowhere: all ingress is closed. Egress is not
+    // restricted. Enforced only where the cluster runs a NetworkPolicy implementation.
+    // https://kubernetes.io/docs/concepts/services-networking/network-policies/
+    const from = spec.allowFrom?.length
+      ? [...spec.allowFrom, ...(props.operatorPeer ? [props.operatorPeer] : [])].map(toPeer)
+      : undefined;
+    this.networkPolicy = new k8s.KubeNetworkPolicy(this, 'netpol', {
+      metadata: meta(name),
+      spec: {
+        podSelector: { matchLabels: selectorFor(name) },
+        policyTypes: ['Ingress'],
+        // No ingress rules (and not `[]`, which the apiserver drops: drift on every resync) denies all.
+        ...(http
+          ? {
+              ingress: [
+                {
+                  ports: [{ port: k8s.IntOrString.fromString(PORT_NAME), protocol: 'TCP' }],
+                  ...(from ? { from } : {}),
+                },
+              ],
+            }
+          : {}),
+      },
+    });
     // Seed 003 reconciles the ConfigMap, then the Service, then the Deployment; the PDB comes last.
     if (this.service && this.configMap) this.service.addDependency(this.configMap);
     for (const child of [this.configMap, this.service]) if (child) this.deployment.addDependency(child);
     this.podDisruptionBudget?.addDependency(this.deployment);
+    this.networkPolicy.addDependency(this.deployment);
   }
+}
+
+/** The NetworkPolicy peer of the operator's pods in `namespace` (the controller Deployment's labels, charts/operator.ts). */
+export function operatorPeer(namespace: string): MCPServerPeer {
+  return {
+    namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': namespace } },
+    podSelector: { matchLabels: { ...CONTROLLER_LABELS } },
+  };
+}
+
+/** A `spec.allowFrom` entry as cdk8s's NetworkPolicyPeer. */
+function toPeer(p: MCPServerPeer): k8s.NetworkPolicyPeer {
+  return p as k8s.NetworkPolicyPeer;
 }
 
 /** The built-in ClusterRole that may create TokenReviews and SubjectAccessReviews. */
@@ -514,6 +570,8 @@ export interface MCPServerChartProps extends ChartProps {
   readonly mcpServer: MCPServerInput | unknown;
   /** Image of the bridge of a bridged stdio server. Default {@link DEFAULT_BRIDGE_IMAGE}. */
   readonly bridgeImage?: string;
+  /** The operator's pods, admitted beside a non-empty `spec.allowFrom` ({@link operatorPeer}). */
+  readonly operatorPeer?: MCPServerPeer;
 }
 
 /**
@@ -534,6 +592,7 @@ export class MCPServerChart extends Chart {
       name: obj.metadata.name,
       spec: obj.spec,
       bridgeImage: props.bridgeImage,
+      operatorPeer: props.operatorPeer,
     });
     // The gateway's review rights; a manifest without a namespace cannot name its ServiceAccount.
     const ns = props.namespace ?? obj.metadata.namespace;

@@ -7,6 +7,12 @@
 export const OPERATOR_NAMESPACE = 'mcp-system';
 /** Name of the controller's Deployment, ServiceAccount, ClusterRole, bindings and leader-election Lease. */
 export const CONTROLLER_NAME = 'kubemcp-controller';
+/** Labels of the controller's Deployment and pods (its selector; MCPServer NetworkPolicies admit them). */
+export const CONTROLLER_LABELS = {
+  'app.kubernetes.io/name': 'kubemcp',
+  'app.kubernetes.io/component': 'controller',
+  'app.kubernetes.io/part-of': 'kubemcp',
+} as const;
 /** Ports of the controller process: Prometheus metrics and health probes. */
 export const CONTROLLER_PORTS = { metrics: 8080, health: 8081 } as const;
 /** Default controller image; override with the operator chart's `image` prop. */

@@ -23,15 +23,12 @@ import {
   DEFAULT_CONTROLLER_IMAGE,
   IMAGE_BIN,
   OPERATOR_NAMESPACE,
+  CONTROLLER_LABELS,
 } from './operator-config.js';
 
 export { CONTROLLER_NAME, CONTROLLER_PORTS, DEFAULT_CONTROLLER_IMAGE, OPERATOR_NAMESPACE };
 
-const labels = {
-  'app.kubernetes.io/name': 'kubemcp',
-  'app.kubernetes.io/component': 'controller',
-  'app.kubernetes.io/part-of': 'kubemcp',
-};
+const labels = { ...CONTROLLER_LABELS };
 
 /**
  * The ClusterRole that grants calling MCPServers (`create mcpservers/proxy`, gateway/auth/sar.ts),
@@ -68,6 +65,12 @@ export const CONTROLLER_RULES: k8s.PolicyRule[] = [
   {
     apiGroups: ['policy'],
     resources: ['poddisruptionbudgets'],
+    verbs: ['get', 'list', 'watch', 'create', 'patch', 'update', 'delete'],
+  },
+  // Each MCPServer's NetworkPolicy (ingress only on the gateway's port, issue 17).
+  {
+    apiGroups: ['networking.k8s.io'],
+    resources: ['networkpolicies'],
     verbs: ['get', 'list', 'watch', 'create', 'patch', 'update', 'delete'],
   },
   // Read only: pod states say why a Deployment is not ready (Unschedulable, ImagePullBackOff, ...).

@@ -5,11 +5,14 @@
  */
 import { App, Yaml } from 'cdk8s';
 import { MCPServerChart } from './mcpserver.js';
+import type { MCPServerPeer } from './api/schema.js';
 
 /** Options of rendering that are not part of the MCPServer spec. */
 export interface RenderOptions {
   /** Image of the bridge (init container and sidecar) of a bridged stdio server; default the kubemcp image (DEFAULT_BRIDGE_IMAGE). */
   bridgeImage?: string;
+  /** The operator's pods as a NetworkPolicy peer, admitted beside a non-empty `spec.allowFrom` (charts/mcpserver.ts operatorPeer). */
+  operatorPeer?: MCPServerPeer;
 }
 
 /** A rendered Kubernetes object as plain JSON. */
@@ -34,6 +37,7 @@ export function renderMCPServer(manifest: unknown, namespace?: string, options: 
     mcpServer: manifest,
     namespace,
     bridgeImage: options.bridgeImage,
+    operatorPeer: options.operatorPeer,
   });
   return chart.toJson() as KubeObject[];
 }

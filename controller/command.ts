@@ -12,6 +12,7 @@ import { hostname } from 'node:os';
 import type * as k8s from '@kubernetes/client-node';
 import { Option, type Command } from 'commander';
 import type { Logger } from 'pino';
+import { operatorPeer } from '../charts/mcpserver.js';
 import type { LeaderElector } from './leader.js';
 import {
   CONTROLLER_NAME,
@@ -26,6 +27,7 @@ const IN_CLUSTER_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
 export interface ControllerFlags {
   kubeconfig?: string;
   namespace?: string;
+  selector?: string;
   workers: number;
   leaderElect: boolean;
   leaderElectionNamespace: string;
@@ -92,6 +94,7 @@ export async function runController(flags: ControllerFlags, logger?: Logger): Pr
     kubeConfig: kc,
     log,
     namespace: flags.namespace,
+    selector: flags.selector,
     workers: flags.workers,
     resyncPeriodMs: flags.resyncPeriod * 1000,
     metrics,
@@ -99,6 +102,10 @@ export async function runController(flags: ControllerFlags, logger?: Logger): Pr
     verifyIntervalMs: flags.verifyInterval * 1000,
     verifyTimeoutMs: flags.verifyTimeout * 1000,
     bridgeImage: flags.bridgeImage,
+    // In its pod, the controller's handshake must pass MCPServers' narrowed NetworkPolicies.
+    ...(existsSync(IN_CLUSTER_TOKEN) && process.env.POD_NAMESPACE
+      ? { operatorPeer: operatorPeer(process.env.POD_NAMESPACE) }
+      : {}),
   });
   let leader: LeaderElector | undefined;
   let started = false;
@@ -196,6 +203,7 @@ export function registerController(program: Command): void {
     )
     .option('--kubeconfig <path>', 'kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster)')
     .option('-n, --namespace <namespace>', 'watch only this namespace (default: all)')
+    .option('-l, --selector <selector>', 'reconcile only MCPServers matching this label selector (default: all)')
     .option('--workers <n>', 'concurrent reconciles', int, DEFAULT_WORKERS)
     .addOption(new Option('--leader-elect', 'use leader election (default: on in-cluster)').default(inCluster))
     .option('--no-leader-elect', 'disable leader election')

@@ -24,7 +24,7 @@ import { kubeFetch, withConnectionReuse, type FetchLike } from '../lib/kube-http
 import { trimForCache, type CachedKind } from './transform.js';
 import { LIST_IDLE_TIMEOUT_MS, pagedList } from './list.js';
 import { DEFAULT_WORKERS } from '../charts/operator-config.js';
-import type { MCPServerSpec } from '../charts/api/schema.js';
+import type { MCPServerPeer, MCPServerSpec } from '../charts/api/schema.js';
 import { PORT_NAME, authMode } from '../charts/mcpserver.js';
 import { AudienceTokens, selfServiceAccount } from './token.js';
 
@@ -80,6 +80,12 @@ export interface ControllerOptions {
   log: Logger;
   /** Namespace to watch; undefined watches all namespaces. */
   namespace?: string;
+  /**
+   * Label selector of the MCPServers this controller reconciles (`-l app=x,tier!=dev`, the
+   * apiserver's syntax); others are not cached and never touched: sharding, or a canary controller
+   * beside the main one. Undefined: every MCPServer of `namespace`.
+   */
+  selector?: string;
   /** Concurrent reconciles (distinct keys). Default {@link DEFAULT_WORKERS}. */
   workers?: number;
   /** Period in ms at which every MCPServer is reconciled again. Default 300,000 (5 min). */
@@ -104,6 +110,11 @@ export interface ControllerOptions {
   bridgeReadyTarget?: BridgeReadyTargetFn;
   /** Image of the bridge of bridged stdio MCPServers; default the kubemcp image (charts/mcpserver.ts DEFAULT_BRIDGE_IMAGE). */
   bridgeImage?: string;
+  /**
+   * The controller's own pods as a NetworkPolicy peer (charts/mcpserver.ts operatorPeer), admitted
+   * by MCPServers that narrow `spec.allowFrom`; the command sets it when it runs in a pod.
+   */
+  operatorPeer?: MCPServerPeer;
 }
 
 type AnyInformer = k8s.Informer<k8s.KubernetesObject> & k8s.ObjectCache<k8s.KubernetesObject>;
@@ -141,12 +152,13 @@ export class Controller {
         labelSelector,
       ) as AnyInformer;
 
-    this.mcpInformer = informer('MCPServer', nsPath(`/apis/${GROUP}/${VERSION}`, PLURAL));
+    this.mcpInformer = informer('MCPServer', nsPath(`/apis/${GROUP}/${VERSION}`, PLURAL), opts.selector);
     const paths: Record<ChildKind, string> = {
       ConfigMap: nsPath('/api/v1', 'configmaps'),
       Service: nsPath('/api/v1', 'services'),
       Deployment: nsPath('/apis/apps/v1', 'deployments'),
       PodDisruptionBudget: nsPath('/apis/policy/v1', 'poddisruptionbudgets'),
+      NetworkPolicy: nsPath('/apis/networking.k8s.io/v1', 'networkpolicies'),
     };
     for (const kind of CHILD_KINDS) this.childInformers.set(kind, informer(kind, paths[kind], CHILD_SELECTOR));
 
@@ -189,6 +201,7 @@ export class Controller {
       verifyTarget,
       bridgeReadyTarget,
       bridgeImage: opts.bridgeImage,
+      operatorPeer: opts.operatorPeer,
     });
   }
 

@@ -19,6 +19,7 @@ import {
   KIND,
   PLURAL,
   VERSION,
+  type MCPServerPeer,
   type MCPServerSpec,
   type MCPServerStatus,
 } from '../charts/api/schema.js';
@@ -47,8 +48,8 @@ export interface MCPServerObject {
 }
 
 /** The kinds an MCPServer renders into, with their informer caches. */
-export type ChildKind = 'ConfigMap' | 'Service' | 'Deployment' | 'PodDisruptionBudget';
-export const CHILD_KINDS: ChildKind[] = ['ConfigMap', 'Service', 'Deployment', 'PodDisruptionBudget'];
+export type ChildKind = 'ConfigMap' | 'Service' | 'Deployment' | 'PodDisruptionBudget' | 'NetworkPolicy';
+export const CHILD_KINDS: ChildKind[] = ['ConfigMap', 'Service', 'Deployment', 'PodDisruptionBudget', 'NetworkPolicy'];
 
 /** Read access to the informer caches the reconciler works from. */
 export interface Caches {
@@ -70,12 +71,14 @@ const CHILD_API_VERSIONS: Record<ChildKind, string> = {
   Service: 'v1',
   Deployment: 'apps/v1',
   PodDisruptionBudget: 'policy/v1',
+  NetworkPolicy: 'networking.k8s.io/v1',
 };
 const plural: Record<ChildKind, string> = {
   ConfigMap: 'configmaps',
   Service: 'services',
   Deployment: 'deployments',
   PodDisruptionBudget: 'poddisruptionbudgets',
+  NetworkPolicy: 'networkpolicies',
 };
 
 /** The apiserver's message of a refused request (the Status body's `message`), or the error's own. */
@@ -162,6 +165,8 @@ export interface ReconcilerOptions {
   bridgeReadyTarget?: BridgeReadyTargetFn;
   /** Image of the bridge of bridged stdio MCPServers (`--bridge-image`). */
   bridgeImage?: string;
+  /** The operator's pods, admitted by MCPServers that narrow `spec.allowFrom` (so the handshake reaches them). */
+  operatorPeer?: MCPServerPeer;
 }
 
 /** A child the apiserver refused. */
@@ -236,7 +241,7 @@ export class Reconciler {
       return {};
     }
 
-    const desired = desiredChildren(obj, { bridgeImage: this.opts.bridgeImage });
+    const desired = desiredChildren(obj, { bridgeImage: this.opts.bridgeImage, operatorPeer: this.opts.operatorPeer });
     const applied = new Map<ChildKind, KubeObject>();
     const events: Array<Promise<void>> = [];
     const failures = await this.applyChildren(obj, desired, applied, log, events);

@@ -11,13 +11,14 @@
  *   tolerations: ~60% of its JSON) is dropped;
  * - Deployments: `status.conditions` (status.ts reads replicas, readyReplicas and
  *   observedGeneration; the spec stays: drift detection compares it with the rendered one).
- * ConfigMaps, Services, PodDisruptionBudgets and MCPServers keep everything else (drift detection
+ * ConfigMaps, Services, PodDisruptionBudgets, NetworkPolicies and MCPServers keep everything else (drift detection
  * and the status read them).
  */
 import type * as k8s from '@kubernetes/client-node';
 
 /** The informer caches, by what they hold. */
-export type CachedKind = 'MCPServer' | 'ConfigMap' | 'Service' | 'Deployment' | 'PodDisruptionBudget' | 'Pod';
+export type CachedKind =
+  'MCPServer' | 'ConfigMap' | 'Service' | 'Deployment' | 'PodDisruptionBudget' | 'NetworkPolicy' | 'Pod';
 
 /** Trims `obj` in place to what the controller reads of a `kind` (see the module comment); returns it. */
 export function trimForCache<T extends k8s.KubernetesObject>(kind: CachedKind, obj: T): T {

@@ -98,6 +98,13 @@ export function toJson_CrdMcpServerProps(obj: CrdMcpServerProps | undefined): Re
  */
 export interface McpServerSpec {
   /**
+   * AllowFrom narrows who may reach the gateway's port (NetworkPolicy peers: podSelector, namespaceSelector, ipBlock); unset, any pod or address. Every other port of the pods is closed either way
+   *
+   * @schema McpServerSpec#allowFrom
+   */
+  readonly allowFrom?: McpServerSpecAllowFrom[];
+
+  /**
    * Args replaces the image's CMD (Kubernetes container semantics); with transport stdio they follow command through the bridge's launcher
    *
    * @schema McpServerSpec#args
@@ -196,6 +203,7 @@ export interface McpServerSpec {
 export function toJson_McpServerSpec(obj: McpServerSpec | undefined): Record<string, any> | undefined {
   if (obj === undefined) { return undefined; }
   const result = {
+    'allowFrom': obj.allowFrom?.map(y => toJson_McpServerSpecAllowFrom(y)),
     'args': obj.args?.map(y => y),
     'auth': toJson_McpServerSpecAuth(obj.auth),
     'command': obj.command?.map(y => y),
@@ -209,6 +217,48 @@ export function toJson_McpServerSpec(obj: McpServerSpec | undefined): Record<str
     'securityContext': toJson_McpServerSpecSecurityContext(obj.securityContext),
     'serviceAccount': obj.serviceAccount,
     'transport': obj.transport,
+  };
+  // filter undefined values
+  return Object.entries(result).reduce((r, i) => (i[1] === undefined) ? r : ({ ...r, [i[0]]: i[1] }), {});
+}
+/* eslint-enable max-len, @stylistic/max-len, quote-props, @stylistic/quote-props */
+
+/**
+ * @schema McpServerSpecAllowFrom
+ */
+export interface McpServerSpecAllowFrom {
+  /**
+   * IPBlock admits addresses of a CIDR, but for the except CIDRs
+   *
+   * @schema McpServerSpecAllowFrom#ipBlock
+   */
+  readonly ipBlock?: McpServerSpecAllowFromIpBlock;
+
+  /**
+   * NamespaceSelector selects namespaces (all pods there, or those podSelector selects)
+   *
+   * @schema McpServerSpecAllowFrom#namespaceSelector
+   */
+  readonly namespaceSelector?: McpServerSpecAllowFromNamespaceSelector;
+
+  /**
+   * PodSelector selects pods (of this namespace, or of the namespaces namespaceSelector selects)
+   *
+   * @schema McpServerSpecAllowFrom#podSelector
+   */
+  readonly podSelector?: McpServerSpecAllowFromPodSelector;
+}
+
+/**
+ * Converts an object of type 'McpServerSpecAllowFrom' to JSON representation.
+ */
+/* eslint-disable max-len, @stylistic/max-len, quote-props, @stylistic/quote-props */
+export function toJson_McpServerSpecAllowFrom(obj: McpServerSpecAllowFrom | undefined): Record<string, any> | undefined {
+  if (obj === undefined) { return undefined; }
+  const result = {
+    'ipBlock': toJson_McpServerSpecAllowFromIpBlock(obj.ipBlock),
+    'namespaceSelector': toJson_McpServerSpecAllowFromNamespaceSelector(obj.namespaceSelector),
+    'podSelector': toJson_McpServerSpecAllowFromPodSelector(obj.podSelector),
   };
   // filter undefined values
   return Object.entries(result).reduce((r, i) => (i[1] === undefined) ? r : ({ ...r, [i[0]]: i[1] }), {});
@@ -450,6 +500,102 @@ export enum McpServerSpecTransport {
   /** streamable-http */
   STREAMABLE_HYPHEN_HTTP = "streamable-http",
 }
+
+/**
+ * IPBlock admits addresses of a CIDR, but for the except CIDRs
+ *
+ * @schema McpServerSpecAllowFromIpBlock
+ */
+export interface McpServerSpecAllowFromIpBlock {
+  /**
+   * @schema McpServerSpecAllowFromIpBlock#cidr
+   */
+  readonly cidr: string;
+
+  /**
+   * @schema McpServerSpecAllowFromIpBlock#except
+   */
+  readonly except?: string[];
+}
+
+/**
+ * Converts an object of type 'McpServerSpecAllowFromIpBlock' to JSON representation.
+ */
+/* eslint-disable max-len, @stylistic/max-len, quote-props, @stylistic/quote-props */
+export function toJson_McpServerSpecAllowFromIpBlock(obj: McpServerSpecAllowFromIpBlock | undefined): Record<string, any> | undefined {
+  if (obj === undefined) { return undefined; }
+  const result = {
+    'cidr': obj.cidr,
+    'except': obj.except?.map(y => y),
+  };
+  // filter undefined values
+  return Object.entries(result).reduce((r, i) => (i[1] === undefined) ? r : ({ ...r, [i[0]]: i[1] }), {});
+}
+/* eslint-enable max-len, @stylistic/max-len, quote-props, @stylistic/quote-props */
+
+/**
+ * NamespaceSelector selects namespaces (all pods there, or those podSelector selects)
+ *
+ * @schema McpServerSpecAllowFromNamespaceSelector
+ */
+export interface McpServerSpecAllowFromNamespaceSelector {
+  /**
+   * @schema McpServerSpecAllowFromNamespaceSelector#matchExpressions
+   */
+  readonly matchExpressions?: McpServerSpecAllowFromNamespaceSelectorMatchExpressions[];
+
+  /**
+   * @schema McpServerSpecAllowFromNamespaceSelector#matchLabels
+   */
+  readonly matchLabels?: { [key: string]: string };
+}
+
+/**
+ * Converts an object of type 'McpServerSpecAllowFromNamespaceSelector' to JSON representation.
+ */
+/* eslint-disable max-len, @stylistic/max-len, quote-props, @stylistic/quote-props */
+export function toJson_McpServerSpecAllowFromNamespaceSelector(obj: McpServerSpecAllowFromNamespaceSelector | undefined): Record<string, any> | undefined {
+  if (obj === undefined) { return undefined; }
+  const result = {
+    'matchExpressions': obj.matchExpressions?.map(y => toJson_McpServerSpecAllowFromNamespaceSelectorMatchExpressions(y)),
+    'matchLabels': ((obj.matchLabels) === undefined) ? undefined : (Object.entries(obj.matchLabels).reduce((r, i) => (i[1] === undefined) ? r : ({ ...r, [i[0]]: i[1] }), {})),
+  };
+  // filter undefined values
+  return Object.entries(result).reduce((r, i) => (i[1] === undefined) ? r : ({ ...r, [i[0]]: i[1] }), {});
+}
+/* eslint-enable max-len, @stylistic/max-len, quote-props, @stylistic/quote-props */
+
+/**
+ * PodSelector selects pods (of this namespace, or of the namespaces namespaceSelector selects)
+ *
+ * @schema McpServerSpecAllowFromPodSelector
+ */
+export interface McpServerSpecAllowFromPodSelector {
+  /**
+   * @schema McpServerSpecAllowFromPodSelector#matchExpressions
+   */
+  readonly matchExpressions?: McpServerSpecAllowFromPodSelectorMatchExpressions[];
+
+  /**
+   * @schema McpServerSpecAllowFromPodSelector#matchLabels
+   */
+  readonly matchLabels?: { [key: string]: string };
+}
+
+/**
+ * Converts an object of type 'McpServerSpecAllowFromPodSelector' to JSON representation.
+ */
+/* eslint-disable max-len, @stylistic/max-len, quote-props, @stylistic/quote-props */
+export function toJson_McpServerSpecAllowFromPodSelector(obj: McpServerSpecAllowFromPodSelector | undefined): Record<string, any> | undefined {
+  if (obj === undefined) { return undefined; }
+  const result = {
+    'matchExpressions': obj.matchExpressions?.map(y => toJson_McpServerSpecAllowFromPodSelectorMatchExpressions(y)),
+    'matchLabels': ((obj.matchLabels) === undefined) ? undefined : (Object.entries(obj.matchLabels).reduce((r, i) => (i[1] === undefined) ? r : ({ ...r, [i[0]]: i[1] }), {})),
+  };
+  // filter undefined values
+  return Object.entries(result).reduce((r, i) => (i[1] === undefined) ? r : ({ ...r, [i[0]]: i[1] }), {});
+}
+/* eslint-enable max-len, @stylistic/max-len, quote-props, @stylistic/quote-props */
 
 /**
  * Mode is how callers are authenticated: kubernetes (default: a Kubernetes token for the server audience, verified by TokenReview, then RBAC create mcpservers/proxy on this MCPServer), oidc (a JWT of oidc.issuer for that audience, or a Kubernetes token, then the same RBAC on the prefixed user and groups) or none (anyone who reaches the Service; reported by the AuthEnabled condition)
@@ -830,6 +976,78 @@ export function toJson_McpServerSpecSecurityContextWindowsOptions(obj: McpServer
 /* eslint-enable max-len, @stylistic/max-len, quote-props, @stylistic/quote-props */
 
 /**
+ * @schema McpServerSpecAllowFromNamespaceSelectorMatchExpressions
+ */
+export interface McpServerSpecAllowFromNamespaceSelectorMatchExpressions {
+  /**
+   * @schema McpServerSpecAllowFromNamespaceSelectorMatchExpressions#key
+   */
+  readonly key: string;
+
+  /**
+   * @schema McpServerSpecAllowFromNamespaceSelectorMatchExpressions#operator
+   */
+  readonly operator: McpServerSpecAllowFromNamespaceSelectorMatchExpressionsOperator;
+
+  /**
+   * @schema McpServerSpecAllowFromNamespaceSelectorMatchExpressions#values
+   */
+  readonly values?: string[];
+}
+
+/**
+ * Converts an object of type 'McpServerSpecAllowFromNamespaceSelectorMatchExpressions' to JSON representation.
+ */
+/* eslint-disable max-len, @stylistic/max-len, quote-props, @stylistic/quote-props */
+export function toJson_McpServerSpecAllowFromNamespaceSelectorMatchExpressions(obj: McpServerSpecAllowFromNamespaceSelectorMatchExpressions | undefined): Record<string, any> | undefined {
+  if (obj === undefined) { return undefined; }
+  const result = {
+    'key': obj.key,
+    'operator': obj.operator,
+    'values': obj.values?.map(y => y),
+  };
+  // filter undefined values
+  return Object.entries(result).reduce((r, i) => (i[1] === undefined) ? r : ({ ...r, [i[0]]: i[1] }), {});
+}
+/* eslint-enable max-len, @stylistic/max-len, quote-props, @stylistic/quote-props */
+
+/**
+ * @schema McpServerSpecAllowFromPodSelectorMatchExpressions
+ */
+export interface McpServerSpecAllowFromPodSelectorMatchExpressions {
+  /**
+   * @schema McpServerSpecAllowFromPodSelectorMatchExpressions#key
+   */
+  readonly key: string;
+
+  /**
+   * @schema McpServerSpecAllowFromPodSelectorMatchExpressions#operator
+   */
+  readonly operator: McpServerSpecAllowFromPodSelectorMatchExpressionsOperator;
+
+  /**
+   * @schema McpServerSpecAllowFromPodSelectorMatchExpressions#values
+   */
+  readonly values?: string[];
+}
+
+/**
+ * Converts an object of type 'McpServerSpecAllowFromPodSelectorMatchExpressions' to JSON representation.
+ */
+/* eslint-disable max-len, @stylistic/max-len, quote-props, @stylistic/quote-props */
+export function toJson_McpServerSpecAllowFromPodSelectorMatchExpressions(obj: McpServerSpecAllowFromPodSelectorMatchExpressions | undefined): Record<string, any> | undefined {
+  if (obj === undefined) { return undefined; }
+  const result = {
+    'key': obj.key,
+    'operator': obj.operator,
+    'values': obj.values?.map(y => y),
+  };
+  // filter undefined values
+  return Object.entries(result).reduce((r, i) => (i[1] === undefined) ? r : ({ ...r, [i[0]]: i[1] }), {});
+}
+/* eslint-enable max-len, @stylistic/max-len, quote-props, @stylistic/quote-props */
+
+/**
  * @schema McpServerSpecEnvValueFromConfigMapKeyRef
  */
 export interface McpServerSpecEnvValueFromConfigMapKeyRef {
@@ -988,6 +1206,34 @@ export function toJson_McpServerSpecEnvValueFromSecretKeyRef(obj: McpServerSpecE
   return Object.entries(result).reduce((r, i) => (i[1] === undefined) ? r : ({ ...r, [i[0]]: i[1] }), {});
 }
 /* eslint-enable max-len, @stylistic/max-len, quote-props, @stylistic/quote-props */
+
+/**
+ * @schema McpServerSpecAllowFromNamespaceSelectorMatchExpressionsOperator
+ */
+export enum McpServerSpecAllowFromNamespaceSelectorMatchExpressionsOperator {
+  /** In */
+  IN = "In",
+  /** NotIn */
+  NOT_IN = "NotIn",
+  /** Exists */
+  EXISTS = "Exists",
+  /** DoesNotExist */
+  DOES_NOT_EXIST = "DoesNotExist",
+}
+
+/**
+ * @schema McpServerSpecAllowFromPodSelectorMatchExpressionsOperator
+ */
+export enum McpServerSpecAllowFromPodSelectorMatchExpressionsOperator {
+  /** In */
+  IN = "In",
+  /** NotIn */
+  NOT_IN = "NotIn",
+  /** Exists */
+  EXISTS = "Exists",
+  /** DoesNotExist */
+  DOES_NOT_EXIST = "DoesNotExist",
+}
 
 /**
  * Specifies the output format of the exposed resources, defaults to "1"

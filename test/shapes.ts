@@ -30,6 +30,7 @@ export interface ByKind {
   Service: Sure<k8s.V1Service>;
   ConfigMap: Sure<k8s.V1ConfigMap>;
   PodDisruptionBudget: Sure<k8s.V1PodDisruptionBudget>;
+  NetworkPolicy: Sure<k8s.V1NetworkPolicy>;
   Role: Sure<k8s.V1Role>;
   ServiceAccount: Sure<k8s.V1ServiceAccount>;
   [kind: string]: unknown;

@@ -11,6 +11,7 @@
  * Embedded Kubernetes types (EnvVar, SecurityContext, ResourceList, metav1.Condition) follow
  * their upstream Go definitions (k8s.io/api/core/v1, k8s.io/apimachinery/pkg/apis/meta/v1).
  */
+import { isIP } from 'node:net';
 import { z } from 'zod';
 
 /** API group of the MCPServer kind (seed 003: `kubebuilder init --domain mcp.example.com`). */
@@ -259,6 +260,59 @@ export const mcpServerAuth = z.strictObject({
   }),
 });
 
+/** A Kubernetes label selector (metav1.LabelSelector) of a NetworkPolicy peer. */
+const labelSelector = z.strictObject({
+  matchLabels: z.record(z.string().max(317), z.string().max(63)).optional(),
+  matchExpressions: z
+    .array(
+      z.strictObject({
+        key: z.string().min(1).max(317),
+        operator: z.enum(['In', 'NotIn', 'Exists', 'DoesNotExist']),
+        values: z.array(z.string().max(63)).max(64).optional(),
+      }),
+    )
+    .max(16)
+    .optional(),
+});
+
+/** Whether `v` is an IPv4 or IPv6 CIDR (`10.0.0.0/8`, `fd00::/64`), as NetworkPolicy's ipBlock takes. */
+function isCidr(v: string): boolean {
+  const slash = v.lastIndexOf('/');
+  const family = isIP(v.slice(0, slash));
+  const prefix = v.slice(slash + 1);
+  return slash > 0 && family !== 0 && /^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128);
+}
+const cidr = z.string().max(64).refine(isCidr, { message: 'must be a CIDR such as 10.0.0.0/8 or fd00::/64' });
+
+/**
+ * One peer of `spec.allowFrom`: a Kubernetes NetworkPolicyPeer (networking.k8s.io/v1): pods
+ * (`podSelector`, in this namespace unless `namespaceSelector` is set), namespaces, or an `ipBlock`
+ * (never combined with selectors). https://kubernetes.io/docs/concepts/services-networking/network-policies/
+ */
+export const mcpServerPeer = z
+  .strictObject({
+    podSelector: labelSelector.optional().meta({
+      description: 'PodSelector selects pods (of this namespace, or of the namespaces namespaceSelector selects)',
+    }),
+    namespaceSelector: labelSelector
+      .optional()
+      .meta({ description: 'NamespaceSelector selects namespaces (all pods there, or those podSelector selects)' }),
+    ipBlock: z
+      .strictObject({ cidr, except: z.array(cidr).max(16).optional() })
+      .optional()
+      .meta({ description: 'IPBlock admits addresses of a CIDR, but for the except CIDRs' }),
+  })
+  .superRefine((p, ctx) => {
+    if (!p.podSelector && !p.namespaceSelector && !p.ipBlock)
+      ctx.addIssue({ code: 'custom', message: 'a peer needs podSelector, namespaceSelector or ipBlock' });
+    if (p.ipBlock && (p.podSelector || p.namespaceSelector))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['ipBlock'],
+        message: 'ipBlock cannot be combined with podSelector or namespaceSelector',
+      });
+  });
+
 /** Seed 003's `MCPServerSpec`: the desired state of an MCPServer. */
 export const mcpServerSpec = z
   .strictObject({
@@ -310,6 +364,10 @@ export const mcpServerSpec = z
     auth: mcpServerAuth.optional().meta({
       description:
         'Auth is who may call the server through the gateway in its pod; unset means mode kubernetes with the default audience',
+    }),
+    allowFrom: z.array(mcpServerPeer).min(1).max(32).optional().meta({
+      description:
+        "AllowFrom narrows who may reach the gateway's port (NetworkPolicy peers: podSelector, namespaceSelector, ipBlock); unset, any pod or address. Every other port of the pods is closed either way",
     }),
   })
   .superRefine((spec, ctx) => {
@@ -480,6 +538,8 @@ export const mcpServer = z.object({
 export type MCPServerSpecInput = z.input<typeof mcpServerSpec>;
 /** An MCPServer spec with seed 003's defaults applied (transport, port, replicas always set). */
 export type MCPServerSpec = z.output<typeof mcpServerSpec>;
+/** One `spec.allowFrom` peer. */
+export type MCPServerPeer = z.output<typeof mcpServerPeer>;
 export type MCPServerStatus = z.output<typeof mcpServerStatus>;
 export type Condition = z.output<typeof condition>;
 export type EnvVar = z.output<typeof envVar>;

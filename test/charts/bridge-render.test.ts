@@ -173,7 +173,7 @@ describe('bridged stdio (transport stdio with command)', () => {
 describe('command and args elsewhere (Kubernetes container semantics)', () => {
   it('stdio with args but no command: args replace CMD, no bridge, no Service', () => {
     const objs = renderMCPServer(manifest({ image: 'x', transport: 'stdio', args: ['--stdio'] }));
-    expect(objs.map((o) => o.kind)).toEqual(['Deployment']);
+    expect(objs.map((o) => o.kind)).toEqual(['Deployment', 'NetworkPolicy']);
     const pod = byKind(objs).Deployment.spec.template.spec;
     expect(pod.initContainers).toBeUndefined();
     expect(pod.containers).toHaveLength(1);

@@ -22,7 +22,7 @@ const envOf = (objs: KubeObject[]) =>
 describe('MCPServerWorkload: children per transport', () => {
   it('streamable-http (default): Deployment + Service, probes, port named mcp, 200m/256Mi requests, 30 s grace', () => {
     const objs = renderMCPServer(manifest({}));
-    expect(objs.map((o) => o.kind)).toEqual(['Service', 'Deployment']);
+    expect(objs.map((o) => o.kind)).toEqual(['Service', 'Deployment', 'NetworkPolicy']);
     const { Service: svc, Deployment: dep } = byKind(objs);
     expect(svc.metadata.name).toBe('demo');
     expect(svc.spec).toEqual({
@@ -156,7 +156,7 @@ describe('MCPServerWorkload: children per transport', () => {
 
   it('stdio: no Service, no ports, no HTTP probes, 50m/64Mi, 5 s grace', () => {
     const objs = renderMCPServer(manifest({ transport: 'stdio' }));
-    expect(objs.map((o) => o.kind)).toEqual(['Deployment']);
+    expect(objs.map((o) => o.kind)).toEqual(['Deployment', 'NetworkPolicy']);
     const c = container(objs);
     expect(c.ports).toBeUndefined();
     expect(c.livenessProbe).toBeUndefined();
@@ -176,7 +176,7 @@ describe('MCPServerWorkload: PodDisruptionBudget (issue 10, part 3)', () => {
   it("2 or more replicas: PDB <name> with maxUnavailable 1 and the pods' selector, after the Deployment", () => {
     for (const replicas of [2, 5]) {
       const objs = renderMCPServer(manifest({ replicas }));
-      expect(objs.map((o) => o.kind)).toEqual(['Service', 'Deployment', 'PodDisruptionBudget']);
+      expect(objs.map((o) => o.kind)).toEqual(['Service', 'Deployment', 'PodDisruptionBudget', 'NetworkPolicy']);
       const { PodDisruptionBudget: pdb, Deployment: dep } = byKind(objs);
       expect(pdb.apiVersion).toBe('policy/v1');
       expect(pdb.metadata.name).toBe('demo');
@@ -186,15 +186,89 @@ describe('MCPServerWorkload: PodDisruptionBudget (issue 10, part 3)', () => {
   });
   it('0 or 1 replica: no PDB (it would block node drains)', () => {
     for (const replicas of [0, 1])
-      expect(renderMCPServer(manifest({ replicas })).map((o) => o.kind)).toEqual(['Service', 'Deployment']);
-    expect(renderMCPServer(manifest({ transport: 'stdio', replicas: 1 })).map((o) => o.kind)).toEqual(['Deployment']);
+      expect(renderMCPServer(manifest({ replicas })).map((o) => o.kind)).toEqual([
+        'Service',
+        'Deployment',
+        'NetworkPolicy',
+      ]);
+    expect(renderMCPServer(manifest({ transport: 'stdio', replicas: 1 })).map((o) => o.kind)).toEqual([
+      'Deployment',
+      'NetworkPolicy',
+    ]);
+  });
+});
+
+describe('MCPServerWorkload: NetworkPolicy (issue 17, isolation)', () => {
+  const netpol = (objs: KubeObject[]) => byKind(objs).NetworkPolicy;
+  it("HTTP: ingress only on the gateway's named port mcp, from anywhere, the pods' selector, after the Deployment", () => {
+    const objs = renderMCPServer(manifest({}, 'demo', 'team'));
+    const np = netpol(objs);
+    const dep = byKind(objs).Deployment;
+    expect(objs.findIndex((o) => o.kind === 'NetworkPolicy')).toBeGreaterThan(
+      objs.findIndex((o) => o.kind === 'Deployment'),
+    );
+    expect(np.metadata).toMatchObject({ name: 'demo', namespace: 'team', labels: dep.metadata.labels });
+    expect(np.spec).toEqual({
+      podSelector: { matchLabels: dep.spec.selector.matchLabels },
+      policyTypes: ['Ingress'],
+      ingress: [{ ports: [{ port: 'mcp', protocol: 'TCP' }] }],
+    });
+    // The port named mcp is the gateway's, not the server container's own.
+    const containers = dep.spec.template.spec.containers as { name: string; ports?: { name: string }[] }[];
+    expect(containers.filter((c) => c.ports?.some((p) => p.name === 'mcp')).map((c) => c.name)).toEqual([
+      'mcp-gateway',
+    ]);
+  });
+  it('bridged stdio: the bridge port; stdio without command listens nowhere: all ingress closed', () => {
+    expect(netpol(renderMCPServer(manifest({ transport: 'stdio', command: ['npx', 'x'] }))).spec.ingress).toEqual([
+      { ports: [{ port: 'mcp', protocol: 'TCP' }] },
+    ]);
+    const closed = netpol(renderMCPServer(manifest({ transport: 'stdio' }))).spec;
+    expect(closed.policyTypes).toEqual(['Ingress']);
+    expect(closed.ingress).toBeUndefined(); // no rule: nothing admitted
+  });
+  it('spec.allowFrom narrows the peers; the operator peer is added only beside it', () => {
+    const allowFrom = [
+      {
+        namespaceSelector: { matchLabels: { team: 'a' } },
+        podSelector: { matchExpressions: [{ key: 'role', operator: 'In', values: ['agent'] }] },
+      },
+      { ipBlock: { cidr: '10.0.0.0/8', except: ['10.1.0.0/16'] } },
+    ];
+    const op = {
+      namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'mcp-system' } },
+      podSelector: { matchLabels: { app: 'c' } },
+    };
+    expect(netpol(renderMCPServer(manifest({ allowFrom }), undefined, { operatorPeer: op })).spec.ingress).toEqual([
+      { ports: [{ port: 'mcp', protocol: 'TCP' }], from: [...allowFrom, op] },
+    ]);
+    expect(netpol(renderMCPServer(manifest({}), undefined, { operatorPeer: op })).spec.ingress).toEqual([
+      { ports: [{ port: 'mcp', protocol: 'TCP' }] },
+    ]);
+  });
+  it('bad peers are refused naming the field', () => {
+    expect(() => renderMCPServer(manifest({ allowFrom: [{}] }))).toThrow(/spec\.allowFrom\[0\]/);
+    expect(() => renderMCPServer(manifest({ allowFrom: [] }))).toThrow(/spec\.allowFrom/);
+    expect(() =>
+      renderMCPServer(manifest({ allowFrom: [{ ipBlock: { cidr: '10.0.0.0/8' }, podSelector: {} }] })),
+    ).toThrow(/spec\.allowFrom\[0\]\.ipBlock/);
+    for (const cidr of ['10.0.0.0', '10.0.0.0/33', '300.0.0.0/8', 'fd00::/129', 'x/8'])
+      expect(() => renderMCPServer(manifest({ allowFrom: [{ ipBlock: { cidr } }] }))).toThrow(
+        /spec\.allowFrom\[0\]\.ipBlock\.cidr/,
+      );
+    expect(() => renderMCPServer(manifest({ allowFrom: [{ ipBlock: { cidr: 'fd00::/64' } }] }))).not.toThrow();
+    expect(() =>
+      renderMCPServer(
+        manifest({ allowFrom: [{ podSelector: { matchExpressions: [{ key: 'a', operator: 'Maybe' }] } }] }),
+      ),
+    ).toThrow(/spec\.allowFrom\[0\]\.podSelector\.matchExpressions\[0\]\.operator/);
   });
 });
 
 describe('MCPServerWorkload: optional fields', () => {
   it('config: ConfigMap <name>-config with config.json and one key per entry, mounted read-only, MCP_CONFIG_FILE set', () => {
     const objs = renderMCPServer(manifest({ config: { LOG_LEVEL: 'info', B: '2' } }));
-    expect(objs.map((o) => o.kind)).toEqual(['ConfigMap', 'Service', 'Deployment']);
+    expect(objs.map((o) => o.kind)).toEqual(['ConfigMap', 'Service', 'Deployment', 'NetworkPolicy']);
     const cm = byKind(objs).ConfigMap;
     expect(cm.metadata.name).toBe('demo-config');
     expect(Object.keys(cm.data).sort()).toEqual(['B', 'LOG_LEVEL', 'config.json']);
@@ -346,6 +420,7 @@ describe('determinism and equivalence with cdk8s synth', () => {
       'ConfigMap/default/basic-mcpserver-config',
       'Service/default/basic-mcpserver',
       'Deployment/default/basic-mcpserver',
+      'NetworkPolicy/default/basic-mcpserver',
       'ClusterRoleBinding/undefined/kubemcp:gateway:default:basic-mcpserver',
     ]);
     expect(byKind(objs).Service.spec.ports[0].port).toBe(3001);
@@ -358,7 +433,13 @@ describe('kubemcp render input handling', () => {
     const docs = renderSources([['x.yaml', text]])
       .split(/^---$/m)
       .map((d) => parse(d));
-    expect(docs.map((d) => `${d.kind}/${d.metadata.name}`)).toEqual(['Service/a', 'Deployment/a', 'Deployment/b']);
+    expect(docs.map((d) => `${d.kind}/${d.metadata.name}`)).toEqual([
+      'Service/a',
+      'Deployment/a',
+      'NetworkPolicy/a',
+      'Deployment/b',
+      'NetworkPolicy/b',
+    ]);
   });
   it('refuses other kinds, YAML errors and invalid specs, naming file, document and field', () => {
     expect(() => renderSources([['x.yaml', 'apiVersion: v1\nkind: Pod\n']])).toThrow(

@@ -204,6 +204,7 @@ describe('CRD derived from the schema', () => {
       'command',
       'args',
       'auth',
+      'allowFrom',
     ]);
     expect(Object.keys(spec.properties!)).toEqual(Object.keys(mcpServerSpec.shape));
     expect((spec.properties!.auth as Schema).properties!.mode).toMatchObject({

@@ -81,12 +81,22 @@ describe('the controller under the operator chart RBAC', () => {
     });
     leader.start();
     await waitFor('leadership with the ServiceAccount', async () => leading, 20_000);
-    controller = new Controller({ kubeConfig: sa, log, workers: 2, resyncPeriodMs: 3_600_000, verify: 'off' });
-    await controller.start(); // watches all namespaces: needs the ClusterRole's list/watch
+    // Watches all namespaces (needs the ClusterRole's list/watch), but reconciles only this suite's
+    // MCPServer: other suites' MCPServers (the real-node operator's) are never touched.
+    const selector = `kubemcp.test/suite=rbac-${ns}`;
+    controller = new Controller({
+      kubeConfig: sa,
+      log,
+      workers: 2,
+      resyncPeriodMs: 3_600_000,
+      verify: 'off',
+      selector,
+    });
+    await controller.start();
     await apply(objects, {
       apiVersion: 'mcp.example.com/v1alpha1',
       kind: 'MCPServer',
-      metadata: { name: 'rbac', namespace: ns },
+      metadata: { name: 'rbac', namespace: ns, labels: { 'kubemcp.test/suite': `rbac-${ns}` } },
       spec: { image: 'img:1', config: { A: '1' } },
     });
     const { waitPhase } = mcpsApi(admin);
