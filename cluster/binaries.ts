@@ -14,7 +14,7 @@ export interface Binaries {
   /** etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kubectl (and kubelet, kube-proxy). */
   binDir: string;
   /**
-   * containerd, containerd-shim-runc-v2, ctr, runc and coredns of the real node; undefined when
+   * containerd, containerd-shim-runc-v2, ctr, runc, coredns and kube-network-policies of the real node; undefined when
    * build.sh could not build them (the cluster then runs kwok's node only).
    */
   nodeBinDir?: string;
@@ -23,7 +23,7 @@ export interface Binaries {
 /** Binaries of the real node, by directory: kubelet and kube-proxy beside the control plane. */
 export const NODE_BINARIES = {
   binDir: ['kubelet', 'kube-proxy'],
-  nodeBinDir: ['containerd', 'containerd-shim-runc-v2', 'ctr', 'runc', 'coredns'],
+  nodeBinDir: ['containerd', 'containerd-shim-runc-v2', 'ctr', 'runc', 'coredns', 'kube-network-policies'],
 } as const;
 
 /** Whether every file in `names` is an executable in `dir`. */

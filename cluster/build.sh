@@ -4,7 +4,8 @@
 #   kube-scheduler, kwok, kubectl, and the real node's kubelet and kube-proxy, into
 #   ${KUBEMCP_CACHE:-~/.cache/kubemcp}/<k8s-version>-kwok<v>-etcd<v>/;
 # - the real node's runtime, from the wrapper modules in node/: containerd, containerd-shim-runc-v2,
-#   ctr, runc (cgo + libseccomp) and coredns, into .../node-containerd<v>-runc<v>-coredns<v>/.
+#   ctr, runc (cgo + libseccomp), coredns and kube-network-policies (NetworkPolicy enforcement),
+#   into .../node-containerd<v>-runc<v>-coredns<v>/.
 # A binary is rebuilt only when a version in a go.mod changes. Progress and each build's time go
 # to stderr. Output (stdout): `node <dir>` (absent when the node runtime could not be built, e.g.
 # without libseccomp-dev: the cluster then runs kwok only), then the control-plane dir on the
@@ -49,10 +50,11 @@ build "$dir" kubectl k8s.io/kubernetes/cmd/kubectl "$k8sflags"
 node_build() {
   build "$dir" kubelet k8s.io/kubernetes/cmd/kubelet "$k8sflags" || return 1
   build "$dir" kube-proxy k8s.io/kubernetes/cmd/kube-proxy "$k8sflags" || return 1
-  local ctd runc coredns ndir
+  local ctd runc coredns knp ndir
   ctd=$(modver github.com/containerd/containerd/v2 node/containerd/go.mod)
   runc=$(modver github.com/opencontainers/runc node/runc/go.mod)
   coredns=$(modver github.com/coredns/coredns node/coredns/go.mod)
+  knp=$(modver sigs.k8s.io/kube-network-policies node/netpol/go.mod)
   ndir=$cache/node-containerd$ctd-runc$runc-coredns$coredns
   mkdir -p "$ndir" || return 1
   local cpkg=github.com/containerd/containerd/v2
@@ -63,6 +65,32 @@ node_build() {
   build "$ndir" ctr $cpkg/cmd/ctr "$ctdflags" -tags no_btrfs,no_devmapper,no_zfs || return 1
   cd "$here/node/coredns" || return 1
   build "$ndir" coredns github.com/coredns/coredns || return 1
+  # NetworkPolicy enforcement (nftables + nfqueue over netlink: pure Go). Its version is kept in a
+  # stamp file, so a node dir built before it (or with another version) gains it alone.
+  # Built from a patched copy of its module (go build -modfile with a replace; files of the module
+  # cache cannot be overlaid): its queue verdict through the xtables NFQUEUE target
+  # (node/netpol/nfqueue_xt.go.in), as this kernel has no nftables queue expression (CONFIG_NFT_QUEUE).
+  cd "$here/node/netpol" || return 1
+  local stamp="$knp+xt-nfqueue-1"
+  if [ "$(cat "$ndir/kube-network-policies.version" 2>/dev/null)" != "$stamp" ]; then rm -f "$ndir/kube-network-policies"; fi
+  if [ ! -x "$ndir/kube-network-policies" ]; then
+    local src ov
+    src=$(go list -m -f '{{.Dir}}' sigs.k8s.io/kube-network-policies) || return 1
+    ov=$(mktemp -d) || return 1
+    cp -r "$src" "$ov/knp" && chmod -R u+w "$ov/knp" || return 1
+    perl -0pi -e 's/queue := &expr\.Queue\{Num: uint16\(c\.config\.QueueID\)\}\n\tif c\.config\.FailOpen \{\n\t\tqueue\.Flag = expr\.QueueFlagBypass\n\t\}/queue := nfqueueTarget(uint16(c.config.QueueID), c.config.FailOpen)/g' \
+      "$ov/knp/pkg/networkpolicy/controller.go" || return 1
+    if [ "$(grep -c 'nfqueueTarget(' "$ov/knp/pkg/networkpolicy/controller.go")" != 2 ]; then
+      echo "[cluster] kube-network-policies $knp: the NFQUEUE patch no longer applies to controller.go" >&2
+      return 1
+    fi
+    cp "$here/node/netpol/nfqueue_xt.go.in" "$ov/knp/pkg/networkpolicy/nfqueue_xt.go" || return 1
+    { cat go.mod; echo "replace sigs.k8s.io/kube-network-policies => $ov/knp"; } > "$ov/go.mod" || return 1
+    cp go.sum "$ov/go.sum" || return 1
+    build "$ndir" kube-network-policies sigs.k8s.io/kube-network-policies/cmd "" -modfile "$ov/go.mod" || return 1
+    rm -rf "$ov"
+  fi
+  echo "$stamp" > "$ndir/kube-network-policies.version" || return 1
   cd "$here/node/runc" || return 1
   if [ ! -x "$ndir/runc" ] && ! pkg-config --exists libseccomp 2>/dev/null; then
     echo "[cluster] runc needs cgo with libseccomp: apt-get install -y $(sed "s/#.*//" "$here/debian-packages.txt" | xargs)" >&2

@@ -203,8 +203,8 @@ async function startFresh(bins: Binaries, log: (line: string) => void, t0: numbe
     server,
     ports: state.ports,
     log,
-    launch: async (component, bin, args, env, netns) => {
-      const proc = await startProcess(component, bin, args, env, netns);
+    launch: async (component, bin, args, env, netns, inClusterCredentials) => {
+      const proc = await startProcess(component, bin, args, env, netns, inClusterCredentials);
       state.processes.push(proc);
       writeState(state); // recorded at once, so `down` can stop it even if this process dies
       log(`started ${component} (pid ${proc.pid})`);
@@ -347,7 +347,7 @@ export async function restartComponent(
     const args = fs.readFileSync(`/proc/${rec.pid}/cmdline`, 'utf8').split('\0').slice(1, -1);
     await stopProcess(rec, log);
     if (opts.downMs) await new Promise((r) => setTimeout(r, opts.downMs));
-    const next = await startProcess(component, rec.bin, args, rec.env ?? {}, rec.netns);
+    const next = await startProcess(component, rec.bin, args, rec.env ?? {}, rec.netns, rec.inClusterCredentials);
     state.processes = state.processes.map((p) => (p === rec ? next : p));
     writeState(state);
     if (component === 'kube-apiserver') await waitForApiserver(state.server, next);

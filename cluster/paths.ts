@@ -81,7 +81,7 @@ rules:
 /** Control-plane component names, in start order (clusterDown stops them in reverse). */
 export const COMPONENTS = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kwok'] as const;
 /** Components of the real node, in start order (after the control plane). */
-export const NODE_COMPONENTS = ['containerd', 'kubelet', 'kube-proxy', 'coredns'] as const;
+export const NODE_COMPONENTS = ['containerd', 'kubelet', 'kube-proxy', 'kube-network-policies', 'coredns'] as const;
 /** One of {@link COMPONENTS} or {@link NODE_COMPONENTS}; also the binary's file name. */
 export type Component = (typeof COMPONENTS)[number] | (typeof NODE_COMPONENTS)[number];
 

@@ -22,7 +22,7 @@ import {
   logFileOf,
   type Component,
 } from './paths.js';
-import type { ClusterState, ProcessRecord } from './state.js';
+import { IN_CLUSTER_CREDENTIALS_DIR, type ClusterState, type ProcessRecord } from './state.js';
 
 /** Resolves after `ms` milliseconds. */
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -286,6 +286,9 @@ export function httpGet(url: string, tls?: https.RequestOptions): Promise<HttpRe
  * @param netns network namespace (`ip netns` name) to run in: started through
  *   `nsenter --net=/run/netns/<netns>`, which then execs `bin` in the same pid (only the network
  *   namespace changes; mounts stay shared with the host, as the kubelet and containerd need)
+ * @param inClusterCredentials a directory (token, ca.crt) mounted at
+ *   {@link IN_CLUSTER_CREDENTIALS_DIR} in a private mount namespace of this process only
+ *   (`unshare --mount`; a tmpfs over /run there), for programs that know only in-cluster config
  * @throws Error if the executable cannot be started (or, in a netns, does not exec within 5 s).
  */
 export async function startProcess(
@@ -294,18 +297,39 @@ export async function startProcess(
   args: string[],
   env: Record<string, string> = {},
   netns?: string,
+  inClusterCredentials?: string,
 ): Promise<ProcessRecord> {
   const log = logFileOf(component);
   fs.mkdirSync(path.dirname(log), { recursive: true });
   const fd = fs.openSync(log, 'a');
   fs.writeSync(fd, `# ${new Date().toISOString()} ${bin} ${args.join(' ')}\n`);
   try {
-    const [file, argv] = netns ? ['nsenter', [`--net=/run/netns/${netns}`, '--', bin, ...args]] : [bin, args];
+    // In-cluster credentials: a private mount namespace (unshare execs in the same pid), a tmpfs
+    // over /run there (/var/run -> /run on Debian) holding the bind-mounted directory, then an
+    // exec of `bin` as argv0, so isProcessRunning still recognizes the pid.
+    const target = IN_CLUSTER_CREDENTIALS_DIR.replace(/^\/var\/run\//, '/run/');
+    const inner: [string, string[]] = inClusterCredentials
+      ? [
+          'unshare',
+          [
+            '--mount',
+            '--propagation',
+            'private',
+            '--',
+            '/bin/sh',
+            '-c',
+            `set -e; mount -t tmpfs -o mode=0755,size=1m kubemcp /run; mkdir -p ${target}; mount --bind "$KUBEMCP_CREDENTIALS" ${target}; unset KUBEMCP_CREDENTIALS; exec "$0" "$@"`,
+            bin,
+            ...args,
+          ],
+        ]
+      : [bin, args];
+    const [file, argv] = netns ? ['nsenter', [`--net=/run/netns/${netns}`, '--', inner[0], ...inner[1]]] : inner;
     const child = spawn(file, argv, {
       cwd: CLUSTER_DIR,
       detached: true,
       stdio: ['ignore', fd, fd],
-      env: { ...process.env, ...env },
+      env: { ...process.env, ...env, ...(inClusterCredentials ? { KUBEMCP_CREDENTIALS: inClusterCredentials } : {}) },
     });
     const pid = await new Promise<number>((resolve, reject) => {
       child.once('error', reject);
@@ -319,9 +343,11 @@ export async function startProcess(
       log,
       ...(Object.keys(env).length ? { env } : {}),
       ...(netns ? { netns } : {}),
+      ...(inClusterCredentials ? { inClusterCredentials } : {}),
     };
-    for (let i = 0; netns && i < 50 && !isProcessRunning(rec); i++) await sleep(100); // nsenter execs bin
-    if (netns && !isProcessRunning(rec)) throw new Error(`nsenter did not exec ${bin} in netns ${netns} within 5 s`);
+    for (let i = 0; (netns || inClusterCredentials) && i < 50 && !isProcessRunning(rec); i++) await sleep(100); // nsenter execs bin
+    if ((netns || inClusterCredentials) && !isProcessRunning(rec))
+      throw new Error(`nsenter/unshare did not exec ${bin} (netns ${netns ?? 'host'}) within 5 s`);
     return rec;
   } catch (err) {
     throw componentError(component, `cannot start ${bin}: ${(err as Error).message}`);

@@ -32,7 +32,16 @@ export interface ProcessRecord {
   env?: Record<string, string>;
   /** Network namespace it runs in (the real node's components), if not the host's. */
   netns?: string;
+  /**
+   * A directory bind-mounted at {@link IN_CLUSTER_CREDENTIALS_DIR} in a private mount namespace of
+   * the process (over a tmpfs on /run there, the host's /run untouched): the in-cluster
+   * credentials of a program that reads only those (kube-network-policies).
+   */
+  inClusterCredentials?: string;
 }
+
+/** Where client-go's in-cluster config reads its token and CA (k8s.io/client-go/rest InClusterConfig). */
+export const IN_CLUSTER_CREDENTIALS_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 
 /** TCP ports on 127.0.0.1, all chosen at runtime. */
 export interface ClusterPorts {

@@ -28,6 +28,8 @@ export interface StartContext {
     args: string[],
     env?: Record<string, string>,
     netns?: string,
+    /** A directory mounted where in-cluster programs read their token and CA (ProcessRecord.inClusterCredentials). */
+    inClusterCredentials?: string,
   ) => Promise<ProcessRecord>;
   /** Progress sink. */
   log: (line: string) => void;

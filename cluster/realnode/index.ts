@@ -30,6 +30,7 @@ import type { StartContext } from '../components/context.js';
 import { CONTAINERD_SOCKET, ctrArgs, startContainerd } from '../components/containerd.js';
 import { startKubelet } from '../components/kubelet.js';
 import { startKubeProxy } from '../components/kube-proxy.js';
+import { startNetworkPolicies } from '../components/kube-network-policies.js';
 import { COREDNS_USER, applyClusterDnsObjects, startCoreDns } from '../components/coredns.js';
 import { run, tryRun } from './exec.js';
 import { ensurePauseImage } from './images.js';
@@ -108,9 +109,9 @@ async function nodeCredentials(net: RealNodeNetwork): Promise<{ kubelet: string;
 
 /**
  * Starts the real node on a running control plane: credentials, CoreDNS's RBAC and the kube-dns
- * Service, containerd (then the pause image), kubelet, kube-proxy and CoreDNS. Returns once all
- * are started, with a promise that resolves when the Node is Ready, kube-proxy healthy and
- * CoreDNS ready (each bounded; rejects naming the component and its log).
+ * Service, containerd (then the pause image), kubelet, kube-proxy, kube-network-policies and
+ * CoreDNS. Returns once all are started, with a promise that resolves when the Node is Ready,
+ * kube-proxy healthy, kube-network-policies serving and CoreDNS ready (each bounded; rejects naming the component and its log).
  * @throws Error naming the component that failed to start.
  */
 export async function startRealNode(
@@ -129,6 +130,7 @@ export async function startRealNode(
   ctx.log('sandbox (pause) image loaded');
   const kubelet = await startKubelet(ctx, net, creds.kubelet);
   const proxy = await startKubeProxy(ctx, net, creds.kubeProxy);
+  const netpol = await startNetworkPolicies(ctx, kc, net, nodeBinDir);
   const dns = await startCoreDns(ctx, net, nodeBinDir, creds.coredns);
   const core = kc.makeApiClient(CoreV1Api);
   const ready = Promise.all([
@@ -140,6 +142,7 @@ export async function startRealNode(
       kubelet,
     ).then(() => ctx.log(`node ${REAL_NODE_NAME} is Ready`)),
     proxy.healthy.then(() => ctx.log('kube-proxy is healthy')),
+    netpol.ready.then(() => ctx.log('kube-network-policies is running (NetworkPolicy enforced)')),
     dns.ready.then(() => ctx.log('coredns is ready')),
   ]).then(() => undefined);
   return { ready };
@@ -178,7 +181,7 @@ export async function stopRealNode(
   const stopAllOf = async (c: string): Promise<void> => {
     for (const p of byName(c)) await stop(p).catch((err: Error) => void failures.push(err.message));
   };
-  for (const c of ['coredns', 'kube-proxy', 'kubelet']) await stopAllOf(c);
+  for (const c of ['coredns', 'kube-network-policies', 'kube-proxy', 'kubelet']) await stopAllOf(c);
   const ctr = rn?.nodeBinDir ? path.join(rn.nodeBinDir, 'ctr') : undefined;
   if (ctr && fs.existsSync(CONTAINERD_SOCKET) && byName('containerd').length > 0) {
     const ids = (await run(ctr, ctrArgs('containers', 'ls', '-q')).catch(() => '')).split('\n').filter(Boolean);

@@ -101,6 +101,12 @@ export async function setupNetwork(apiserverPort: number, log: (line: string) =>
     await inNetns(net, 'ip', ['link', 'set', 'lo', 'up']);
     // Pods are routed by the node namespace (forwarding on there only); the host reaches them via the node.
     await inNetns(net, 'sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1']);
+    // Packets between pods on the node's bridge pass the IP hooks (where kube-network-policies
+    // enforces NetworkPolicy) only with br_netfilter, set per namespace: here, not on the host.
+    if (!fs.existsSync('/proc/sys/net/bridge')) await tryRun('modprobe', ['br_netfilter']);
+    for (const key of ['net.bridge.bridge-nf-call-iptables', 'net.bridge.bridge-nf-call-ip6tables'])
+      if (!(await tryRun('ip', ['netns', 'exec', net.netns, 'sysctl', '-q', '-w', `${key}=1`])))
+        log(`real node network: cannot set ${key}=1 (no br_netfilter): NetworkPolicy is not enforced between pods`);
     await run('ip', ['route', 'add', net.podCidr, 'via', net.nodeIp, 'dev', net.hostIf]);
     // The apiserver listens on 127.0.0.1 only: connections from the node to hostIp:port are
     // DNATed to it, which needs route_localnet on this one interface.
