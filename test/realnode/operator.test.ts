@@ -18,6 +18,8 @@ import { randomBytes } from 'node:crypto';
 import * as k8s from '@kubernetes/client-node';
 import { App } from 'cdk8s';
 import { CONTROLLER_NAME, OPERATOR_NAMESPACE, OperatorChart } from '../../charts/operator.js';
+import { CONTROLLER_LABELS } from '../../charts/operator-config.js';
+import { GATEWAY_HEALTH_PATH, gatewayPort } from '../../gateway/wiring.js';
 import { REAL_NODE_NAME, realNodeNamespace, realNodeStatus } from '../../cluster/index.js';
 import { ensureImagesLoaded } from '../../images/cluster.js';
 import { KUBEMCP_IMAGE } from '../../images/images.js';
@@ -48,6 +50,8 @@ const sfx = randomBytes(3).toString('hex');
 const opNs = `op-${sfx}`;
 /** Where this suite's MCPServers live; the only namespace the operator watches. */
 const ns = `mcps-${sfx}`;
+/** A namespace of its own for a pod that should not reach the MCPServers (issue 17, isolation). */
+const intruderNs = `intr-${sfx}`;
 const RESTRICTED = {
   'pod-security.kubernetes.io/enforce': 'restricted',
   'pod-security.kubernetes.io/enforce-version': 'latest',
@@ -110,6 +114,24 @@ async function operatorPod(): Promise<k8s.V1Pod | undefined> {
   return live.length === 1 && isReady(live[0]!) ? live[0] : undefined;
 }
 
+/** MCPServer `name`'s NetworkPolicy as the apiserver stores it (plain JSON: `from`, not client-node's `_from`). */
+async function netpolOf(
+  name: string,
+): Promise<{ spec: { policyTypes?: string[]; ingress?: Array<{ from?: unknown[] }> } }> {
+  return JSON.parse(await kubectl('get', 'networkpolicy', name, '-n', ns, '-o', 'json'));
+}
+
+/**
+ * From inside container `container` of pod `namespace/pod` (an image with Node: kubemcp's): POSTs
+ * an empty JSON-RPC body to `url` and prints `HTTP <status>`, or `ERR <code>` when no answer came
+ * within `timeoutMs` (a packet dropped by a NetworkPolicy: `ERR TimeoutError`).
+ */
+async function fetchFromPod(namespace: string, pod: string, container: string, url: string, timeoutMs = 4000) {
+  const script = `fetch(${JSON.stringify(url)}, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: '{}', signal: AbortSignal.timeout(${timeoutMs}) })
+    .then((r) => process.stdout.write('HTTP ' + r.status), (e) => process.stdout.write('ERR ' + (e.cause?.code ?? e.name)))`;
+  return (await kubectl('exec', '-n', namespace, pod, '-c', container, '--', 'node', '-e', script)).trim();
+}
+
 describeReal('operator and kubemcp serve as pods on the real node', () => {
   const clients: Array<{ close: () => Promise<void> }> = [];
   /** The MCPServer running kubemcp serve. */
@@ -166,6 +188,7 @@ describeReal('operator and kubemcp serve as pods on the real node', () => {
     // The operator goes with its namespace: the MCPServers' finalizers are dropped, not waited on.
     await Promise.all([
       deleteTestNamespace(kc, ns),
+      core.deleteNamespace({ name: intruderNs }).catch(() => undefined),
       core.deleteNamespace({ name: opNs }).catch(() => undefined),
       rbac.deleteClusterRole({ name: `kubemcp-reader-${sfx}` }).catch(() => undefined),
       rbac.deleteClusterRoleBinding({ name: `kubemcp-reader-${sfx}-view` }).catch(() => undefined),
@@ -306,6 +329,96 @@ describeReal('operator and kubemcp serve as pods on the real node', () => {
     expect(text).toContain(pod.metadata!.name!); // it read the cluster with its ServiceAccount
   }, 420_000);
 
+  it("isolation: from another namespace's pod the server container's own port on the pod IP is dropped by the MCPServer's NetworkPolicy, the gateway's port answers 401; spec.allowFrom narrows the gateway's port too, the operator's pods stay admitted", async () => {
+    const np = await netpolOf(serve);
+    expect(np.spec?.policyTypes).toEqual(['Ingress']);
+    expect(np.spec?.ingress).toEqual([{ ports: [{ port: 'mcp', protocol: 'TCP' }] }]);
+    const [pod] = (await podsOf(serve)).filter(isReady);
+    const ip = pod!.status!.podIP!;
+    const gwPort = pod!.spec!.containers.find((c) => c.name === 'mcp-gateway')!.ports![0]!.containerPort;
+    // The server listens on the pod IP: from inside its own pod (no NetworkPolicy on that path) it answers.
+    expect(await fetchFromPod(ns, pod!.metadata!.name!, 'mcp-gateway', `http://${ip}:3001/mcp`)).toMatch(/^HTTP \d+$/);
+
+    await core.createNamespace({ body: realNodeNamespace(intruderNs, RESTRICTED) });
+    await core.createNamespacedPod({
+      namespace: intruderNs,
+      body: {
+        metadata: { name: 'intruder', labels: { role: 'intruder' } },
+        spec: {
+          automountServiceAccountToken: false,
+          terminationGracePeriodSeconds: 1,
+          containers: [
+            {
+              name: 'main',
+              image: KUBEMCP_IMAGE,
+              imagePullPolicy: 'IfNotPresent',
+              command: ['node', '-e', 'setInterval(() => {}, 1 << 30)'],
+              resources: { requests: { cpu: '10m', memory: '32Mi' } },
+              securityContext: {
+                runAsNonRoot: true,
+                runAsUser: 65534,
+                allowPrivilegeEscalation: false,
+                readOnlyRootFilesystem: true,
+                capabilities: { drop: ['ALL'] },
+                seccompProfile: { type: 'RuntimeDefault' },
+              },
+            },
+          ],
+        },
+      },
+    });
+    await waitFor(
+      'intruder pod Ready',
+      async () => isReady(await core.readNamespacedPod({ namespace: intruderNs, name: 'intruder' })) || undefined,
+      120_000,
+      1000,
+    );
+    const fromIntruder = (url: string) => fetchFromPod(intruderNs, 'intruder', 'main', url);
+    expect(await fromIntruder(`http://${ip}:3001/mcp`)).toBe('ERR TimeoutError');
+    expect(await fromIntruder(`http://${ip}:${gwPort}/mcp`)).toBe('HTTP 401');
+    expect(await fromIntruder(serveUrl())).toBe('HTTP 401');
+
+    // Narrowed to pods labelled role=agent of the MCPServer's namespace: the intruder is dropped
+    // at the gateway's port too; the operator's pods are admitted beside the peers (its handshake).
+    await applyMcp(serve, { ...serveSpec, allowFrom: [{ podSelector: { matchLabels: { role: 'agent' } } }] });
+    const narrowed = await waitFor(
+      'NetworkPolicy with the peers',
+      async () => {
+        const p = await netpolOf(serve);
+        return p.spec?.ingress?.[0]?.from ? p : undefined;
+      },
+      60_000,
+      500,
+    );
+    expect(narrowed.spec!.ingress![0]!.from).toEqual([
+      { podSelector: { matchLabels: { role: 'agent' } } },
+      {
+        namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': opNs } },
+        podSelector: { matchLabels: CONTROLLER_LABELS },
+      },
+    ]);
+    await waitFor(
+      'the intruder dropped at the gateway port',
+      async () => ((await fromIntruder(`http://${ip}:${gwPort}/mcp`)) === 'ERR TimeoutError' ? true : undefined),
+      30_000,
+      1000,
+    );
+    const op = await operatorPod();
+    expect(await fetchFromPod(opNs, op!.metadata!.name!, 'controller', `http://${ip}:${gwPort}/mcp`)).toBe('HTTP 401');
+    expect(await fetchFromPod(opNs, op!.metadata!.name!, 'controller', `http://${ip}:3001/mcp`)).toBe(
+      'ERR TimeoutError',
+    );
+
+    // Back to the default (from anywhere) for the tests below.
+    await applyMcp(serve, serveSpec);
+    await waitFor(
+      'NetworkPolicy from anywhere again',
+      async () => ((await netpolOf(serve)).spec?.ingress?.[0]?.from ? undefined : true),
+      60_000,
+      500,
+    );
+  }, 300_000);
+
   it('kubectl scale mcps to 2 gives two serving pods', async () => {
     await kubectl('scale', '-n', ns, `mcps/${serve}`, '--replicas=2');
     const mcp = await waitFor(
@@ -322,8 +435,13 @@ describeReal('operator and kubemcp serve as pods on the real node', () => {
     const pods = (await podsOf(serve)).filter(isReady);
     expect(pods).toHaveLength(2);
     for (const p of pods) {
-      // Each pod answers its own /ready through the apiserver's pod proxy.
-      const out = await kubectl('get', '--raw', `/api/v1/namespaces/${ns}/pods/${p.metadata!.name}:3001/proxy/ready`);
+      // Each pod's gateway answers its health through the apiserver's pod proxy (the gateway's port:
+      // the server's own port 3001 is closed to everything off the pod but the kubelet's probes).
+      const out = await kubectl(
+        'get',
+        '--raw',
+        `/api/v1/namespaces/${ns}/pods/${p.metadata!.name}:${gatewayPort(3001)}/proxy${GATEWAY_HEALTH_PATH}`,
+      );
       expect(out).toMatch(/ready|ok/i);
     }
   }, 300_000);
