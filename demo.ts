@@ -64,6 +64,8 @@ const SERVE_NAME = 'kube-mcp';
 const STDIO_NAME = 'everything';
 /** The demo's caller: a ServiceAccount bound to `edit` in DEMO_NS, which may call its MCPServers. */
 const CALLER_SA = 'demo-caller';
+/** The namespace of the pod that plays the issue's intruder (no ServiceAccount token mounted). */
+const INTRUDER_NS = 'intruder';
 /** PID file of the `kubemcp controller` this demo starts; `demo.ts down` stops it. */
 const CONTROLLER_PID_FILE = join(DEMO_DIR, 'controller.pid');
 
@@ -174,7 +176,7 @@ async function main(): Promise<void> {
   const real = node.available;
   say(
     real
-      ? `real node ${REAL_NODE_NAME} is Ready (containerd, runc, CNI, kubelet, kube-proxy, CoreDNS)`
+      ? `real node ${REAL_NODE_NAME} is Ready (containerd, runc, CNI, kubelet, kube-proxy, kube-network-policies, CoreDNS)`
       : `no real node (${node.reason?.message ?? 'unknown reason'}): kwok's node only, the controller runs as a local process`,
   );
   const kc = new k8s.KubeConfig();
@@ -495,6 +497,58 @@ async function main(): Promise<void> {
       (e: Error) => e.message.split('\n')[0]!.slice(0, 200),
     );
     say(`\nthe same without a token (an intruder): ${intruder}`);
+
+    // Issue 17's intruder: a pod of another namespace, without a token, reaching for the Service
+    // and for the server container's own port on the pod IP (around the gateway).
+    say(`\n== a pod in namespace ${INTRUDER_NS} (no token mounted) -> ${SERVE_NAME}`);
+    await core.createNamespace({ body: realNodeNamespace(INTRUDER_NS) }).catch(() => undefined);
+    await ssa({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'intruder', namespace: INTRUDER_NS },
+      spec: {
+        automountServiceAccountToken: false,
+        terminationGracePeriodSeconds: 1,
+        containers: [
+          {
+            name: 'main',
+            image: KUBEMCP_IMAGE,
+            imagePullPolicy: 'IfNotPresent',
+            command: ['node', '-e', 'setInterval(() => {}, 1 << 30)'],
+            resources: { requests: { cpu: '10m', memory: '32Mi' } },
+            securityContext: { runAsNonRoot: true, runAsUser: 65534, allowPrivilegeEscalation: false },
+          },
+        ],
+      },
+    });
+    await until('the intruder pod Ready', 120_000, async () => {
+      const p = await core.readNamespacedPod({ namespace: INTRUDER_NS, name: 'intruder' });
+      return p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') || undefined;
+    });
+    /** `HTTP <status>` of a POST from the intruder pod to `url`, or `ERR <code>` (no answer within 4 s). */
+    const fromIntruder = async (url: string) => {
+      const script = `fetch(${JSON.stringify(url)}, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'list-resources', arguments: { kind: 'configmaps', allNamespaces: true } } }), signal: AbortSignal.timeout(4000) })
+        .then((r) => process.stdout.write('HTTP ' + r.status), (e) => process.stdout.write('ERR ' + (e.cause?.code ?? e.name)))`;
+      const r = await promisify(execFile)(
+        kubectlBin,
+        ['--kubeconfig', info.kubeconfig, '-n', INTRUDER_NS, 'exec', 'intruder', '--', 'node', '-e', script],
+        { timeout: 30_000 },
+      );
+      return r.stdout.trim();
+    };
+    const servePod = (
+      await core.listNamespacedPod({ namespace: DEMO_NS, labelSelector: `app.kubernetes.io/instance=${SERVE_NAME}` })
+    ).items.find((p) => p.status?.podIP && !p.metadata?.deletionTimestamp);
+    const viaService = await fromIntruder(`http://${SERVE_NAME}.${DEMO_NS}.svc.cluster.local:3001/mcp`);
+    say(
+      `  tools/call list-resources via the Service: ${viaService}${viaService === 'HTTP 401' ? ' (the gateway: no bearer token)' : ''}`,
+    );
+    const around = await fromIntruder(`http://${servePod?.status?.podIP}:3001/mcp`);
+    say(
+      `  the same to the server container's own port on the pod IP (${servePod?.status?.podIP}:3001): ${around}${around === 'ERR TimeoutError' ? ` (dropped: NetworkPolicy ${DEMO_NS}/${SERVE_NAME} admits only the gateway's port)` : ''}`,
+    );
+    if (viaService !== 'HTTP 401' || !around.startsWith('ERR '))
+      throw new Error(`the intruder pod was not refused (Service: ${viaService}, server port: ${around})`);
     say(`  by hand: kubectl -n ${DEMO_NS} port-forward svc/${SERVE_NAME} 3001 &
            TOKEN=$(kubectl -n ${DEMO_NS} create token ${CALLER_SA} --audience http://${SERVE_NAME}.${DEMO_NS}.svc.cluster.local:3001/mcp)
            # an MCP client on http://127.0.0.1:3001/mcp with the header "Authorization: Bearer $TOKEN"`);
