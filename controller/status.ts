@@ -308,6 +308,26 @@ export function computeStatus(obs: ObservedState, previous: MCPServerStatus | un
  * `spec.auth.mode` is `none`, so `kubectl get mcps` shows plainly that anyone may call it.
  */
 export function authCondition(name: string, namespace: string, spec: MCPServerSpec): CondInput {
+  const c = authConditionCore(name, namespace, spec);
+  return { ...c, message: `${c.message}. ${reachText(name, spec)}` };
+}
+
+/**
+ * What the rendered NetworkPolicy and `spec.auth.tools` leave open (charts/mcpserver.ts), so the
+ * condition says plainly when the gateway's port is open to every pod or every tool to every caller.
+ */
+function reachText(name: string, spec: MCPServerSpec): string {
+  const peers = spec.allowFrom?.length;
+  const from = peers
+    ? `from the ${peers} spec.allowFrom peer${peers === 1 ? '' : 's'} and the operator's pods`
+    : 'from every pod and address (spec.allowFrom narrows it)';
+  const tools = spec.auth?.tools
+    ? `tools limited per caller by ${spec.auth.tools.length} spec.auth.tools rule${spec.auth.tools.length === 1 ? '' : 's'}`
+    : 'every tool to every caller let in';
+  return `NetworkPolicy ${name} admits only the gateway's port, ${from}, where the cluster enforces NetworkPolicy; ${tools}`;
+}
+
+function authConditionCore(name: string, namespace: string, spec: MCPServerSpec): CondInput & { message: string } {
   if (authMode(spec) === 'none')
     return {
       type: 'AuthEnabled',

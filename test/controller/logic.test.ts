@@ -276,7 +276,7 @@ describe('computeStatus (seed 003 updateStatusFromResources)', () => {
       ['AuthEnabled', 'True', 'KubernetesAuth'],
     ]);
     expect(s.conditions!.find((c) => c.type === 'AuthEnabled')!.message).toBe(
-      'Callers need a Kubernetes token for audience "http://demo.default.svc.cluster.local:3001/mcp" and RBAC create mcpservers/proxy "demo" in namespace "default" (API group mcp.example.com) (ClusterRole kubemcp:mcpserver-caller, aggregated into edit and admin)',
+      'Callers need a Kubernetes token for audience "http://demo.default.svc.cluster.local:3001/mcp" and RBAC create mcpservers/proxy "demo" in namespace "default" (API group mcp.example.com) (ClusterRole kubemcp:mcpserver-caller, aggregated into edit and admin). NetworkPolicy demo admits only the gateway\'s port, from every pod and address (spec.allowFrom narrows it), where the cluster enforces NetworkPolicy; every tool to every caller let in',
     );
     expect(s.serverInfo).toBeUndefined();
     expect(s.tools).toBeUndefined();
@@ -313,6 +313,21 @@ describe('computeStatus (seed 003 updateStatusFromResources)', () => {
       reason: 'OIDCAuth',
       message: expect.stringMatching(/issuer "https:\/\/issuer\.example".* user oidc:<sub> or a group oidc:<groups>/),
     });
+    const narrowed = computeStatus(
+      {
+        ...obs,
+        spec: {
+          ...base.spec!,
+          allowFrom: [{ podSelector: { matchLabels: { role: 'agent' } } }],
+          auth: { mode: 'kubernetes', tools: [{ names: ['list-pods'] }] },
+        },
+      },
+      undefined,
+      T0,
+    );
+    expect(narrowed.conditions!.find((c) => c.type === 'AuthEnabled')!.message).toMatch(
+      /from the 1 spec\.allowFrom peer and the operator's pods, .*; tools limited per caller by 1 spec\.auth\.tools rule$/,
+    );
     // stdio without the bridge has no gateway and no condition.
     const stdio = computeStatus(
       { ...obs, spec: { ...base.spec!, transport: 'stdio' }, service: undefined },
