@@ -313,6 +313,9 @@ export class MCPServerWorkload extends Construct {
       { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
       { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
     ];
+    // spec.auth.impersonate: the server acts as the gateway's verified caller (kubemcp serve's
+    // --impersonate gateway, mcp-server/http.ts); its ServiceAccount gets the right (impersonatorBinding).
+    if (impersonates(spec)) builtins.push({ name: IMPERSONATE_ENV, value: 'gateway' });
     const user = (spec.env ?? []).map(toEnvVar);
     const env = builtins.map((b) => user.find((u) => u.name === b.name) ?? b);
     env.push(...user.filter((u) => !builtins.some((b) => b.name === u.name)));
@@ -546,6 +549,69 @@ export function authDelegatorBinding(
   };
 }
 
+/** The environment variable that tells kubemcp serve to act as its caller (`--impersonate`). */
+export const IMPERSONATE_ENV = 'MCP_IMPERSONATE';
+/** The ClusterRole a server acting as its callers is bound to (shipped by the operator chart). */
+export const IMPERSONATOR_ROLE = 'kubemcp:impersonator';
+
+/** Whether the MCPServer's server container acts as its callers (`spec.auth.impersonate` on an HTTP server behind the gateway). */
+export function impersonates(spec: MCPServerSpec): boolean {
+  return !!spec.auth?.impersonate && servesHttp(spec) && !isBridged(spec) && authMode(spec) !== 'none';
+}
+
+/** Name of the ClusterRoleBinding that lets MCPServer `namespace/name`'s server impersonate its callers. */
+export function impersonatorBindingName(namespace: string, name: string): string {
+  return `kubemcp:impersonator:${namespace}:${name}`;
+}
+
+/**
+ * The ClusterRoleBinding of {@link IMPERSONATOR_ROLE} to `spec.serviceAccount` when the server acts
+ * as its callers (issue 17); undefined otherwise. Impersonating any verified caller needs the right
+ * on every user, group and ServiceAccount: RBAC's `impersonate` cannot be narrowed to "callers the
+ * gateway verified", so the trust boundary is the pod (mcp-server/http.ts callerFromGateway) and
+ * the right goes only to the MCPServer's own ServiceAccount, never `default` (the schema refuses it).
+ * Cluster-scoped, deleted by the controller's finalizer like {@link authDelegatorBinding}.
+ */
+export function impersonatorBinding(
+  namespace: string,
+  name: string,
+  spec: MCPServerSpec,
+): (k8s.KubeClusterRoleBindingProps & { apiVersion: string; kind: string; metadata: { name: string } }) | undefined {
+  if (!impersonates(spec) || !spec.serviceAccount) return undefined;
+  return {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'ClusterRoleBinding',
+    metadata: {
+      name: impersonatorBindingName(namespace, name),
+      labels: labelsFor(name, spec.transport),
+      annotations: { [OWNER_ANNOTATION]: `${namespace}/${name}` },
+    },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: IMPERSONATOR_ROLE },
+    subjects: [{ kind: 'ServiceAccount', name: spec.serviceAccount, namespace }],
+  };
+}
+
+/** Names of every cluster-scoped ClusterRoleBinding an MCPServer may have (its finalizer deletes them). */
+export function clusterBindingNames(namespace: string, name: string): string[] {
+  return [authDelegatorBindingName(namespace, name), impersonatorBindingName(namespace, name)];
+}
+
+/**
+ * Every cluster-scoped ClusterRoleBinding an MCPServer may have, by name, with the one it should
+ * have now (`want` undefined: none, delete it): the gateway's review right and the server's
+ * impersonation right.
+ */
+export function clusterBindings(
+  namespace: string,
+  name: string,
+  spec: MCPServerSpec,
+): Array<{ name: string; want?: ReturnType<typeof authDelegatorBinding> }> {
+  return [
+    { name: authDelegatorBindingName(namespace, name), want: authDelegatorBinding(namespace, name, spec) },
+    { name: impersonatorBindingName(namespace, name), want: impersonatorBinding(namespace, name, spec) },
+  ];
+}
+
 /** Maps a spec EnvVar (JSON shape) to cdk8s's typed EnvVar, turning quantities into Quantity objects. */
 function toEnvVar(e: NonNullable<MCPServerSpec['env']>[number]): k8s.EnvVar {
   const rf = e.valueFrom?.resourceFieldRef;
@@ -596,12 +662,14 @@ export class MCPServerChart extends Chart {
     });
     // The gateway's review rights; a manifest without a namespace cannot name its ServiceAccount.
     const ns = props.namespace ?? obj.metadata.namespace;
-    const binding = ns && authDelegatorBinding(ns, obj.metadata.name, this.workload.spec);
-    if (binding)
-      // Cluster-scoped: without the namespace the chart stamps on its objects.
-      new k8s.KubeClusterRoleBinding(this, 'auth-delegator', binding).addJsonPatch(
-        JsonPatch.remove('/metadata/namespace'),
-      );
+    const bindings = ns ? clusterBindings(ns, obj.metadata.name, this.workload.spec) : [];
+    bindings.forEach((b, i) => {
+      if (b.want)
+        // Cluster-scoped: without the namespace the chart stamps on its objects.
+        new k8s.KubeClusterRoleBinding(this, i === 0 ? 'auth-delegator' : 'impersonator', b.want).addJsonPatch(
+          JsonPatch.remove('/metadata/namespace'),
+        );
+    });
   }
 }
 

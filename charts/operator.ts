@@ -13,7 +13,7 @@ import type { Construct } from 'constructs';
 import { mcpServerCrd } from './api/crd.js';
 import { GROUP, PLURAL } from './api/schema.js';
 import { CALL_RIGHT, CALLER_CLUSTER_ROLE } from '../gateway/auth/sar.js';
-import { AUTH_DELEGATOR_ROLE } from './mcpserver.js';
+import { AUTH_DELEGATOR_ROLE, IMPERSONATOR_ROLE } from './mcpserver.js';
 import {
   CONTROLLER_NAME,
   CONTROLLER_ENV,
@@ -42,6 +42,17 @@ export const CALLER_CLUSTER_ROLE_RULES: k8s.PolicyRule[] = [
     resources: [`${CALL_RIGHT.resource}/${CALL_RIGHT.subresource}`],
     verbs: [CALL_RIGHT.verb],
   },
+];
+
+/**
+ * The ClusterRole {@link IMPERSONATOR_ROLE}: impersonating any user, group and ServiceAccount
+ * (https://kubernetes.io/docs/reference/access-authn-authz/user-impersonation/), what a server
+ * acting as its verified callers needs (spec.auth.impersonate). No `uids` or `userextras`: the
+ * gateway passes neither. RBAC cannot narrow `impersonate` to the callers a gateway verified, so
+ * this is bound only to an MCPServer's own ServiceAccount when its spec asks for it.
+ */
+export const IMPERSONATOR_CLUSTER_ROLE_RULES: k8s.PolicyRule[] = [
+  { apiGroups: [''], resources: ['users', 'groups', 'serviceaccounts'], verbs: ['impersonate'] },
 ];
 
 /**
@@ -79,8 +90,9 @@ export const CONTROLLER_RULES: k8s.PolicyRule[] = [
   // The verification handshake passes the gateway's authorization like any caller (gateway/auth/sar.ts).
   ...CALLER_CLUSTER_ROLE_RULES,
   // Each MCPServer's gateway gets system:auth-delegator through one ClusterRoleBinding
-  // (charts/mcpserver.ts authDelegatorBinding); binding a role needs `bind` on it (RBAC
-  // escalation prevention), granted for that one role only.
+  // (charts/mcpserver.ts authDelegatorBinding), and a server with spec.auth.impersonate gets
+  // kubemcp:impersonator (impersonatorBinding); binding a role needs `bind` on it (RBAC
+  // escalation prevention), granted for those two roles only: the controller cannot impersonate.
   {
     apiGroups: ['rbac.authorization.k8s.io'],
     resources: ['clusterrolebindings'],
@@ -90,7 +102,7 @@ export const CONTROLLER_RULES: k8s.PolicyRule[] = [
     apiGroups: ['rbac.authorization.k8s.io'],
     resources: ['clusterroles'],
     verbs: ['bind'],
-    resourceNames: [AUTH_DELEGATOR_ROLE],
+    resourceNames: [AUTH_DELEGATOR_ROLE, IMPERSONATOR_ROLE],
   },
 ];
 
@@ -141,6 +153,10 @@ export class OperatorChart extends Chart {
         labels: { ...labels, 'rbac.authorization.k8s.io/aggregate-to-edit': 'true' },
       },
       rules: CALLER_CLUSTER_ROLE_RULES,
+    });
+    new k8s.KubeClusterRole(this, 'impersonator-clusterrole', {
+      metadata: { name: IMPERSONATOR_ROLE, labels },
+      rules: IMPERSONATOR_CLUSTER_ROLE_RULES,
     });
     const subjects = [{ kind: 'ServiceAccount', name: CONTROLLER_NAME, namespace: ns }];
     new k8s.KubeClusterRoleBinding(this, 'clusterrolebinding', {

@@ -25,7 +25,7 @@ import {
 } from '../charts/api/schema.js';
 import { MCPServerValidationError, parseMCPServerSpec } from '../charts/api/validate.js';
 import { renderMCPServer, type KubeObject, type RenderOptions } from '../charts/render.js';
-import { authDelegatorBinding, authDelegatorBindingName, isBridged, servesHttp } from '../charts/mcpserver.js';
+import { clusterBindingNames, clusterBindings, isBridged, servesHttp } from '../charts/mcpserver.js';
 import { BRIDGE_RECHECK_MS, bridgeProblem, type BridgeReadyTargetFn } from './bridge-ready.js';
 import { APPLIED_HASH_ANNOTATION, applyReason, foreignListEntries, hashOf } from './drift.js';
 import type { ControllerMetrics } from './metrics.js';
@@ -551,35 +551,41 @@ export class Reconciler {
     log: Logger,
   ): Promise<ApplyFailure | undefined> {
     const { namespace, name } = obj.metadata;
-    const key = `${namespace}/${name}`;
-    const want = authDelegatorBinding(namespace, name, spec);
-    const wanted = want ? JSON.stringify(want) : '';
-    if (this.delegations.get(key) === wanted) return undefined;
-    const bindingName = authDelegatorBindingName(namespace, name);
-    try {
-      if (want) await this.apply(want as unknown as KubeObject, 'auth-delegator');
-      else await this.deleteAuthDelegation(namespace, name);
-      this.delegations.set(key, wanted);
-      log.info(
-        { binding: bindingName, applied: !!want },
-        want ? 'applied gateway review binding' : 'removed gateway review binding',
-      );
-      return undefined;
-    } catch (err) {
-      const message = (err as { body?: { message?: string } }).body?.message ?? (err as Error).message;
-      log.warn({ binding: bindingName, err: message }, 'gateway review binding failed');
-      return { kind: 'ClusterRoleBinding', name: bindingName, message };
+    // The gateway's review binding and, with spec.auth.impersonate, the server's impersonation one.
+    for (const b of clusterBindings(namespace, name, spec)) {
+      const key = `${namespace}/${name}/${b.name}`;
+      const wanted = b.want ? JSON.stringify(b.want) : '';
+      if (this.delegations.get(key) === wanted) continue;
+      try {
+        if (b.want) await this.apply(b.want as unknown as KubeObject, 'cluster-binding');
+        else await this.deleteClusterBinding(b.name);
+        this.delegations.set(key, wanted);
+        log.info(
+          { binding: b.name, applied: !!b.want },
+          b.want ? 'applied cluster binding' : 'removed cluster binding',
+        );
+      } catch (err) {
+        const message = (err as { body?: { message?: string } }).body?.message ?? (err as Error).message;
+        log.warn({ binding: b.name, err: message }, 'cluster binding failed');
+        return { kind: 'ClusterRoleBinding', name: b.name, message };
+      }
     }
+    return undefined;
   }
 
-  /** Deletes the gateway's review binding of `namespace/name` (absent is fine). */
+  /** Deletes the MCPServer's cluster-scoped bindings (absent is fine). */
   private async deleteAuthDelegation(namespace: string, name: string): Promise<void> {
+    for (const b of clusterBindingNames(namespace, name)) await this.deleteClusterBinding(b);
+  }
+
+  /** Deletes ClusterRoleBinding `bindingName` (absent is fine). */
+  private async deleteClusterBinding(bindingName: string): Promise<void> {
     this.opts.metrics.writeRequests.inc({ verb: 'delete', resource: 'clusterrolebindings' });
     try {
       await this.objects.delete({
         apiVersion: 'rbac.authorization.k8s.io/v1',
         kind: 'ClusterRoleBinding',
-        metadata: { name: authDelegatorBindingName(namespace, name) },
+        metadata: { name: bindingName },
       });
     } catch (err) {
       if ((err as { code?: number }).code !== 404) throw err;

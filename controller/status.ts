@@ -14,7 +14,15 @@ import {
   type MCPServerStatus,
   type Phase,
 } from '../charts/api/schema.js';
-import { authMode, endpointFor, isBridged, servesHttp, selectorString, urlFor } from '../charts/mcpserver.js';
+import {
+  authMode,
+  endpointFor,
+  impersonates,
+  isBridged,
+  servesHttp,
+  selectorString,
+  urlFor,
+} from '../charts/mcpserver.js';
 import { CALLER_CLUSTER_ROLE, rightText } from '../gateway/auth/sar.js';
 import type { PodProblem } from './pods.js';
 import type { HandshakeResult } from './verify.js';
@@ -324,7 +332,10 @@ function reachText(name: string, spec: MCPServerSpec): string {
   const tools = spec.auth?.tools
     ? `tools limited per caller by ${spec.auth.tools.length} spec.auth.tools rule${spec.auth.tools.length === 1 ? '' : 's'}`
     : 'every tool to every caller let in';
-  return `NetworkPolicy ${name} admits only the gateway's port, ${from}, where the cluster enforces NetworkPolicy; ${tools}`;
+  const acts = impersonates(spec)
+    ? `; the server acts as each caller (spec.auth.impersonate: ServiceAccount ${spec.serviceAccount} may impersonate, RBAC decides per caller)`
+    : '';
+  return `NetworkPolicy ${name} admits only the gateway's port, ${from}, where the cluster enforces NetworkPolicy; ${tools}${acts}`;
 }
 
 function authConditionCore(name: string, namespace: string, spec: MCPServerSpec): CondInput & { message: string } {

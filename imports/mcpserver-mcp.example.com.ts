@@ -279,6 +279,13 @@ export interface McpServerSpecAuth {
   readonly audiences?: string[];
 
   /**
+   * Impersonate makes the server act as its caller: its ServiceAccount is bound to the ClusterRole kubemcp:impersonator (impersonate users, groups and serviceaccounts) and the server container gets MCP_IMPERSONATE=gateway, so kubemcp serve sends every Kubernetes request with the caller's Impersonate-User and Impersonate-Group and RBAC decides per caller. Only for an HTTP server (the gateway's verified caller), not with mode none; set it only for kubemcp serve or a server that takes the caller from its gateway alone
+   *
+   * @schema McpServerSpecAuth#impersonate
+   */
+  readonly impersonate?: boolean;
+
+  /**
    * Mode is how callers are authenticated: kubernetes (default: a Kubernetes token for the server audience, verified by TokenReview, then RBAC create mcpservers/proxy on this MCPServer), oidc (a JWT of oidc.issuer for that audience, or a Kubernetes token, then the same RBAC on the prefixed user and groups) or none (anyone who reaches the Service; reported by the AuthEnabled condition)
    *
    * @schema McpServerSpecAuth#mode
@@ -308,6 +315,7 @@ export function toJson_McpServerSpecAuth(obj: McpServerSpecAuth | undefined): Re
   if (obj === undefined) { return undefined; }
   const result = {
     'audiences': obj.audiences?.map(y => y),
+    'impersonate': obj.impersonate,
     'mode': obj.mode,
     'oidc': toJson_McpServerSpecAuthOidc(obj.oidc),
     'tools': obj.tools?.map(y => toJson_McpServerSpecAuthTools(y)),

@@ -6,6 +6,7 @@
 import { appendFileSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';
 import { MASK, maskErrorText, maskSecrets } from './policy.js';
+import { currentCaller } from './kube.js';
 
 /** One audit record before it is stamped with the time. */
 export interface AuditRecord {
@@ -120,13 +121,18 @@ export function maskAuditError(error: string, args: Record<string, unknown>): st
 export class Audit {
   constructor(private readonly sink: string = 'stderr') {}
 
-  /** Writes one JSON line for a mutating call; never throws (a failing sink is reported on stderr). */
+  /**
+   * Writes one JSON line for a mutating call; never throws (a failing sink is reported on stderr).
+   * Acting as a caller (--impersonate), the line names it: `user`, `groups`.
+   */
   record(r: AuditRecord): void {
     if (this.sink === 'off') return;
+    const caller = currentCaller();
     const line =
       JSON.stringify({
         time: new Date().toISOString(),
         audit: true,
+        ...(caller ? { user: caller.username, groups: caller.groups } : {}),
         ...r,
         args: maskArgs(r.args),
         ...(r.error !== undefined ? { error: maskAuditError(r.error, r.args) } : {}),

@@ -33,6 +33,11 @@ export interface ServeOptions {
   auditLog: string;
   token?: string;
   stateless: boolean;
+  /**
+   * `gateway`: act as the caller the pod's gateway verified (issue 17): HTTP only; identity taken
+   * only from loopback peers' `X-Remote-User`/`X-Remote-Group`, sent as `Impersonate-*`.
+   */
+  impersonate?: 'gateway';
   allowedHosts?: string[];
   cors?: string[];
   maxOutput: number;
@@ -66,6 +71,7 @@ export interface ServeFlags {
   auditLog?: string;
   token?: string;
   stateless?: boolean;
+  impersonate?: string;
   allowedHosts?: string;
   cors?: string;
   maxOutput?: string;
@@ -164,6 +170,15 @@ export function resolveServeOptions(flags: ServeFlags, env: NodeJS.ProcessEnv = 
   const context = pick('context');
   const allowedHosts = pick('allowedHosts');
   const cors = pick('cors');
+  const impersonate = String(pick('impersonate') ?? 'off');
+  if (impersonate !== 'off' && impersonate !== 'gateway')
+    throw new Error(`--impersonate must be "gateway" or "off", got "${impersonate}"`);
+  if (impersonate === 'gateway' && transport !== 'http')
+    throw new Error(
+      '--impersonate gateway needs the HTTP transport (-t http): over stdio the server acts with its kubeconfig identity',
+    );
+  if (impersonate === 'gateway' && token)
+    throw new Error('--impersonate gateway and --token exclude each other: the gateway authenticates callers');
   return {
     transport,
     port,
@@ -181,6 +196,7 @@ export function resolveServeOptions(flags: ServeFlags, env: NodeJS.ProcessEnv = 
     auditLog: String(pick('auditLog') ?? 'stderr'),
     ...(token ? { token: String(token) } : {}),
     stateless: bool(pick('stateless')),
+    ...(impersonate === 'gateway' ? { impersonate: 'gateway' as const } : {}),
     ...(allowedHosts ? { allowedHosts: list(allowedHosts) } : {}),
     ...(cors ? { cors: list(cors) } : {}),
     maxOutput,
@@ -277,7 +293,7 @@ export async function runServe(o: ServeOptions): Promise<void> {
         const kube = deps.kube;
         void kube
           .resources()
-          .then(() => kube.request({ path: '/version', timeoutMs: 10_000 }))
+          .then(() => kube.request({ path: '/version', timeoutMs: 10_000, asServer: true }))
           .catch((err: unknown) => log.debug({ err: (err as Error).message }, 'background warm-up request failed'));
       },
     });
@@ -289,7 +305,7 @@ export async function runServe(o: ServeOptions): Promise<void> {
   (await import('zod')).config({ jitless: true });
   const { Audit } = await import('./audit.js');
   const audit = new Audit(o.auditLog);
-  const kube = new KubeGateway(gatewayOptions);
+  const kube = new KubeGateway({ ...gatewayOptions, impersonate: o.impersonate === 'gateway' });
   // Every --deny-kinds entry is resolved through discovery now; an unknown one stops the start.
   await kube.resolveDenyKinds();
   const deps = { kube, contextArgument, log, audit, budget: o.maxOutput, hubOptions };
@@ -301,6 +317,7 @@ export async function runServe(o: ServeOptions): Promise<void> {
       port: o.port,
       token: o.token,
       stateless: o.stateless,
+      ...(o.impersonate ? { impersonate: o.impersonate } : {}),
       allowedHosts: o.allowedHosts,
       corsOrigins: o.cors,
     },
@@ -365,6 +382,13 @@ export function addServeOptions(cmd: Command): Command {
     )
     .addOption(flag('--token <token>', 'require this bearer token on /mcp and /metrics', 'MCP_TOKEN'))
     .addOption(onOff('stateless', 'HTTP without sessions, for many replicas', 'MCP_STATELESS'))
+    .addOption(
+      flag(
+        '--impersonate <from>',
+        "gateway: act as the caller the pod's gateway verified (Impersonate-User/-Group on every request); off (default)",
+        'MCP_IMPERSONATE',
+      ),
+    )
     .addOption(
       flag(
         '--allowed-hosts <hosts>',

@@ -16,7 +16,7 @@ import type { Logger } from 'pino';
 import { buildServer, type BuiltServer, type ServerDeps } from './server.js';
 import { SubscriptionHub } from './resources.js';
 import { Metrics } from './metrics.js';
-import { errorText } from './kube.js';
+import { checkCaller, errorText, runAsCaller, type Caller } from './kube.js';
 import { httpGuard } from '../lib/http-guard.js';
 import { readBody, rpcError, send, sessionFor } from '../lib/http-json.js';
 
@@ -40,6 +40,57 @@ export interface HttpOptions {
   maxSessions?: number;
   /** Sessions idle this long (ms) are closed (default 30 minutes). */
   sessionIdleMs?: number;
+  /**
+   * `gateway`: act as the caller the pod's gateway verified ({@link callerFromGateway}); `/mcp`
+   * from anything but a loopback peer is refused (issue 17). The KubeGateway must impersonate.
+   */
+  impersonate?: 'gateway';
+}
+
+/** Whether a socket's peer address is loopback (IPv4 127/8, ::1, or IPv4-mapped 127/8). */
+export function isLoopbackPeer(address: string | undefined): boolean {
+  if (!address) return false;
+  const a = address.startsWith('::ffff:') ? address.slice(7) : address;
+  return a === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(a);
+}
+
+/**
+ * The caller of a request the pod's gateway forwarded (issue 17): `X-Remote-User` (exactly one)
+ * and every `X-Remote-Group` value, as gateway/access.ts upstreamHeaders sets them, accepted only
+ * from a loopback peer, i.e. a process of this pod's own network namespace: the gateway. A client
+ * elsewhere cannot send from 127.0.0.1 (the kernel drops such packets from outside the host), so
+ * no header it sends is ever taken for an identity.
+ * @returns the caller, or a refusal (HTTP status and the reason said to the client).
+ */
+export function callerFromGateway(
+  req: http.IncomingMessage,
+): { ok: true; caller: Caller } | { ok: false; status: 401 | 403; reason: string } {
+  if (!isLoopbackPeer(req.socket.remoteAddress))
+    return {
+      ok: false,
+      status: 403,
+      reason: `this server acts as its caller and takes calls only from its pod's gateway; ${req.socket.remoteAddress ?? 'this peer'} is not it: call the MCPServer's Service`,
+    };
+  const users = req.headersDistinct['x-remote-user'] ?? [];
+  if (users.length !== 1 || !users[0])
+    return {
+      ok: false,
+      status: 401,
+      reason: `no verified caller: the gateway sends exactly one X-Remote-User (got ${users.length}); is the MCPServer's spec.auth.mode none?`,
+    };
+  try {
+    return {
+      ok: true,
+      caller: checkCaller({ username: users[0], groups: req.headersDistinct['x-remote-group'] ?? [] }),
+    };
+  } catch (err) {
+    return { ok: false, status: 403, reason: (err as Error).message };
+  }
+}
+
+/** A stable key of a caller (username and sorted groups): a session belongs to the caller who opened it. */
+function callerKey(c: Caller | undefined): string {
+  return c ? JSON.stringify([c.username, ...[...c.groups].sort()]) : '';
 }
 
 /** A running HTTP server. */
@@ -59,6 +110,8 @@ export interface RunningHttp {
  */
 export async function startHttp(deps: ServerDeps & { log: Logger }, opts: HttpOptions = {}): Promise<RunningHttp> {
   const host = opts.host ?? '127.0.0.1';
+  if (opts.impersonate && !deps.kube.impersonate)
+    throw new Error('startHttp: impersonate needs a KubeGateway built with impersonate: true');
   const guard = httpGuard({ host, allowedHosts: opts.allowedHosts, corsOrigins: opts.corsOrigins, token: opts.token });
   const maxBody = opts.maxBodyBytes ?? 4 * 1024 * 1024;
   const maxSessions = opts.maxSessions ?? 200;
@@ -67,7 +120,10 @@ export async function startHttp(deps: ServerDeps & { log: Logger }, opts: HttpOp
   // One hub for all sessions: one apiserver watch per target, bounded per session and per server.
   const hub = opts.stateless ? undefined : (deps.hub ?? new SubscriptionHub(deps, deps.hubOptions));
   const serverDeps: ServerDeps = { ...deps, metrics, ...(hub ? { hub } : {}), subscriptions: !opts.stateless };
-  const sessions = new Map<string, { transport: StreamableHTTPServerTransport; built: BuiltServer; seen: number }>();
+  const sessions = new Map<
+    string,
+    { transport: StreamableHTTPServerTransport; built: BuiltServer; seen: number; owner: string }
+  >();
   let ready = { at: 0, ok: false, reason: '' };
 
   const closeSession = async (id: string) => {
@@ -78,8 +134,12 @@ export async function startHttp(deps: ServerDeps & { log: Logger }, opts: HttpOp
     await s.built.close().catch(() => undefined);
   };
 
-  const handleMcp = async (req: http.IncomingMessage, res: http.ServerResponse) => {
+  const handleMcp = async (req: http.IncomingMessage, res: http.ServerResponse, caller?: Caller) => {
     const sid = req.headers['mcp-session-id'] as string | undefined;
+    const owner = callerKey(caller);
+    // Another caller's session is not found (MCP security best practices, session hijacking).
+    if (sid && sessions.get(sid) && sessions.get(sid)!.owner !== owner)
+      return rpcError(res, 404, -32001, 'Session not found: initialize a new session');
     if (req.method === 'POST') {
       const raw = await readBody(req, maxBody);
       if (raw === 'too-large') return rpcError(res, 413, -32600, `request body exceeds ${maxBody} bytes`);
@@ -123,7 +183,7 @@ export async function startHttp(deps: ServerDeps & { log: Logger }, opts: HttpOp
       const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
         sessionIdGenerator: () => randomUUID(),
         onsessioninitialized: (id) => {
-          sessions.set(id, { transport, built, seen: Date.now() });
+          sessions.set(id, { transport, built, seen: Date.now(), owner });
           metrics.sessions.set(sessions.size);
         },
         onsessionclosed: (id) => {
@@ -152,7 +212,7 @@ export async function startHttp(deps: ServerDeps & { log: Logger }, opts: HttpOp
   const checkReady = async () => {
     if (Date.now() - ready.at < 2000) return ready;
     try {
-      await deps.kube.request({ path: '/version', timeoutMs: 3000 });
+      await deps.kube.request({ path: '/version', timeoutMs: 3000, asServer: true });
       ready = { at: Date.now(), ok: true, reason: '' };
     } catch (err) {
       ready = { at: Date.now(), ok: false, reason: errorText(err) };
@@ -177,6 +237,14 @@ export async function startHttp(deps: ServerDeps & { log: Logger }, opts: HttpOp
       if (path === '/metrics' && req.method === 'GET') {
         res.writeHead(200, { 'Content-Type': metrics.registry.contentType });
         return res.end(await metrics.registry.metrics());
+      }
+      if (path === '/mcp' && opts.impersonate) {
+        const who = callerFromGateway(req);
+        if (!who.ok) {
+          deps.log.warn({ peer: req.socket.remoteAddress, reason: who.reason }, 'call refused: no caller to act as');
+          return rpcError(res, who.status, -32001, who.reason);
+        }
+        return runAsCaller(who.caller, () => handleMcp(req, res, who.caller));
       }
       if (path === '/mcp') return handleMcp(req, res);
       rpcError(res, 404, -32000, `Not found: ${path} (the MCP endpoint is /mcp)`);
@@ -207,7 +275,7 @@ export async function startHttp(deps: ServerDeps & { log: Logger }, opts: HttpOp
   const port = (server.address() as { port: number }).port;
   const shown = host.includes(':') ? `[${host}]` : host;
   deps.log.info(
-    { host, port, stateless: !!opts.stateless, auth: !!opts.token },
+    { host, port, stateless: !!opts.stateless, auth: !!opts.token, impersonate: opts.impersonate ?? 'off' },
     'kubemcp serve: Streamable HTTP at /mcp',
   );
   return {

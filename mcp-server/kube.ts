@@ -19,6 +19,7 @@
  */
 import * as http from 'node:http';
 import * as https from 'node:https';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import * as k8s from '@kubernetes/client-node';
 import { maskErrorText, Policy, PolicyError, type RequestTarget } from './policy.js';
 import { checkName, checkNamespace, InvalidArgumentError, parseApiPath } from './names.js';
@@ -132,9 +133,66 @@ export class KubeError extends Error {
   }
 }
 
+/**
+ * The verified caller a call acts as (issue 17, "kubemcp serve acts as its caller"): the username
+ * and groups the pod's gateway verified (TokenReview or OIDC) and passed in `X-Remote-User` /
+ * `X-Remote-Group`. Sent to the apiserver as `Impersonate-User` / `Impersonate-Group`
+ * (https://kubernetes.io/docs/reference/access-authn-authz/authentication/#user-impersonation).
+ */
+export interface Caller {
+  username: string;
+  groups: string[];
+}
+
+/** Groups never impersonated, whatever the gateway passed (defence in depth beside its own filter). */
+export const NEVER_IMPERSONATED_GROUPS: readonly string[] = ['system:masters'];
+
+/**
+ * Checks a caller before it is impersonated: a non-empty username and groups that a header can
+ * carry (no control characters, no commas), at most 64 groups, none of
+ * {@link NEVER_IMPERSONATED_GROUPS}.
+ * @throws PolicyError naming what is wrong (nothing is sent).
+ */
+export function checkCaller(c: Caller): Caller {
+  // eslint-disable-next-line no-control-regex
+  const bad = (v: string) => !v || v.length > 512 || /[\x00-\x1f\x7f]/.test(v);
+  if (bad(c.username) || c.username.startsWith('system:anonymous'))
+    throw new PolicyError('refused: the caller has no verified username; nothing was sent');
+  if (c.groups.length > 64) throw new PolicyError(`refused: the caller has ${c.groups.length} groups (at most 64)`);
+  for (const g of c.groups) {
+    if (bad(g) || g.includes(','))
+      throw new PolicyError(`refused: the caller's group ${JSON.stringify(g)} is malformed`);
+    if (NEVER_IMPERSONATED_GROUPS.includes(g))
+      throw new PolicyError(`refused: the caller claims the group ${g}, which this server never impersonates`);
+  }
+  return c;
+}
+
+/** The caller of the call under way (AsyncLocalStorage: it follows the call's promises and timers). */
+const callerStore = new AsyncLocalStorage<Caller>();
+
+/**
+ * Runs `fn` as `caller`: every request it makes through a gateway built with `impersonate` carries
+ * the caller's `Impersonate-*` headers.
+ * @throws PolicyError when the caller is malformed ({@link checkCaller}); whatever `fn` throws.
+ */
+export function runAsCaller<T>(caller: Caller, fn: () => T): T {
+  return callerStore.run(checkCaller({ username: caller.username, groups: [...caller.groups] }), fn);
+}
+
+/** The caller of the call under way, if any. */
+export function currentCaller(): Caller | undefined {
+  return callerStore.getStore();
+}
+
 /** One Kubernetes request. `api` is the resolved resource; `path` a raw path instead (discovery, /version). */
 export interface KubeRequest {
   context?: string;
+  /**
+   * Sent as the server's own identity even when impersonating: discovery and the readiness probe,
+   * whose answers are shared by every caller. Only for non-resource paths.
+   */
+  asServer?: boolean;
   method?: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   api?: ApiResource;
   namespace?: string;
@@ -168,6 +226,12 @@ export interface GatewayOptions {
   maxWatches?: number;
   /** A disk cache of discovery shared by processes (discovery.ts); default none. Not used when the policy has a namespace allow-list or a kind deny-list. */
   discoveryCache?: DiscoveryDiskCache;
+  /**
+   * Act as the caller (issue 17): every request carries the `Impersonate-User`/`Impersonate-Group`
+   * of the call's {@link Caller} ({@link runAsCaller}); a request with no caller is refused
+   * before it is sent, except `asServer` non-resource reads (discovery, /version). Default false.
+   */
+  impersonate?: boolean;
 }
 
 /** Whether a resolved resource is core/v1 Secrets. */
@@ -203,6 +267,8 @@ export class KubeGateway {
   private readonly discoveryCache?: DiscoveryDiskCache;
   /** Most concurrent watches this gateway serves (the subscription hub enforces it). */
   readonly maxWatches: number;
+  /** Whether requests act as the call's caller ({@link GatewayOptions.impersonate}). */
+  readonly impersonate: boolean;
 
   /**
    * Loads the kubeconfig (file, default chain, or in-cluster service account).
@@ -214,6 +280,7 @@ export class KubeGateway {
     this.maxBytes = opts.maxResponseBytes ?? 64 * 1024 * 1024;
     this.ttl = opts.discoveryTtlMs ?? 5 * 60_000;
     this.maxWatches = opts.maxWatches ?? 100;
+    this.impersonate = opts.impersonate ?? false;
     // Scopes and kinds from a disk entry could widen a namespace allow-list or a kind deny-list
     // (both are checked on what discovery says): with either, only live discovery is trusted.
     this.discoveryCache =
@@ -406,15 +473,26 @@ export class KubeGateway {
     const context = this.resolveContext(req.context);
     const s = this.state(context);
     const url = this.authorize(req, s.server);
+    const caller = this.impersonate && !(req.asServer && !req.api) ? currentCaller() : undefined;
+    if (this.impersonate && !caller && !(req.asServer && !req.api))
+      throw new PolicyError(
+        `refused: this server acts as its caller (--impersonate) and ${req.method ?? 'GET'} ${url.pathname} has no verified caller; nothing was sent`,
+      );
     for (const [k, v] of Object.entries(req.query ?? {}))
       if (v !== undefined && v !== '') url.searchParams.set(k, String(v));
     const opts: https.RequestOptions = { method: req.method ?? 'GET', headers: {} };
     await s.kc.applyToHTTPSOptions(opts);
     const tls = url.protocol === 'https:';
     const agent = this.agentOf(s, opts, tls, watch);
-    const headers: Record<string, string> = {};
+    const headers: Record<string, string | string[]> = {};
     for (const [k, v] of Object.entries(opts.headers ?? {}))
-      if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : String(v);
+      if (v !== undefined && !(caller && /^impersonate-/i.test(k)))
+        headers[k] = Array.isArray(v) ? v.join(', ') : String(v);
+    if (caller) {
+      // One Impersonate-Group header per group (the apiserver reads every value).
+      headers['Impersonate-User'] = caller.username;
+      if (caller.groups.length) headers['Impersonate-Group'] = caller.groups;
+    }
     if (opts.auth) headers.Authorization = `Basic ${Buffer.from(opts.auth).toString('base64')}`;
     headers.Accept = req.accept ?? 'application/json';
     headers['User-Agent'] = 'kubemcp-serve';
@@ -897,9 +975,9 @@ export class KubeGateway {
     const cluster = s.kc.getCurrentCluster()!;
     const cached = !refresh && !s.discovery ? this.discoveryCache?.read(cluster, this.ttl) : undefined;
     if (cached) return (s.discovery = cached).resources;
-    s.discovering ??= fetchAggregated((path) => this.request({ context: ctx, path, accept: DISCOVERY_ACCEPT })).finally(
-      () => (s.discovering = undefined),
-    );
+    s.discovering ??= fetchAggregated((path) =>
+      this.request({ context: ctx, path, accept: DISCOVERY_ACCEPT, asServer: true }),
+    ).finally(() => (s.discovering = undefined));
     const out = await s.discovering;
     s.discovery = { at: Date.now(), resources: out };
     this.discoveryCache?.write(cluster, s.discovery.at, out);

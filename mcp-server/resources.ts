@@ -13,7 +13,16 @@ import {
   ErrorCode,
 } from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from 'pino';
-import { errorText, KubeError, type KubeGateway, type Node, type Pod } from './kube.js';
+import {
+  currentCaller,
+  errorText,
+  KubeError,
+  runAsCaller,
+  type Caller,
+  type KubeGateway,
+  type Node,
+  type Pod,
+} from './kube.js';
 import { PolicyError } from './policy.js';
 
 /** URI of the nodes resource (seed 001). */
@@ -141,6 +150,8 @@ export interface HubOptions {
 
 interface Watched {
   key: string;
+  /** The caller it was opened for (an impersonating server keeps one watch per caller and target). */
+  caller?: Caller;
   target: WatchTarget;
   listeners: Set<() => void>;
   stop?: () => void;
@@ -208,7 +219,11 @@ export class SubscriptionHub {
    * release function. When `signal` aborts before the watch is up, nothing is kept.
    * @throws McpError when the server's watch limit is reached or the watch cannot start.
    */
-  async acquire(key: string, target: WatchTarget, listener: () => void, signal?: AbortSignal): Promise<() => void> {
+  async acquire(uri: string, target: WatchTarget, listener: () => void, signal?: AbortSignal): Promise<() => void> {
+    // Acting as callers (--impersonate), a watch serves only the caller it was opened as: what
+    // one caller may watch says nothing of another (issue 17).
+    const caller = currentCaller();
+    const key = caller ? `${JSON.stringify([caller.username, ...[...caller.groups].sort()])} ${uri}` : uri;
     let w = this.watched.get(key);
     if (!w) {
       if (this.watched.size >= this.maxWatches) {
@@ -219,6 +234,7 @@ export class SubscriptionHub {
       }
       const created: Watched = {
         key,
+        ...(caller ? { caller } : {}),
         target,
         listeners: new Set(),
         failures: 0,
@@ -268,8 +284,17 @@ export class SubscriptionHub {
     }
   }
 
+  /** Runs `fn` as the watch's caller, if it has one (re-opens run from timers, outside any call). */
+  private as<T>(w: Watched, fn: () => Promise<T>): Promise<T> {
+    return w.caller ? runAsCaller(w.caller, fn) : fn();
+  }
+
   /** First open: checks the namespace exists, lists for a resourceVersion and starts the watch. */
-  private async start(w: Watched): Promise<void> {
+  private start(w: Watched): Promise<void> {
+    return this.as(w, () => this.startAs(w));
+  }
+
+  private async startAs(w: Watched): Promise<void> {
     const kube = this.deps.kube;
     if (w.target.kind === 'pods') {
       const nsApi = await kube.resolve('namespaces', 'v1');
@@ -335,7 +360,7 @@ export class SubscriptionHub {
     w.timer = setTimeout(() => {
       w.timer = undefined;
       if (w.closed) return;
-      this.open(w).catch((err: unknown) => {
+      this.as(w, () => this.open(w)).catch((err: unknown) => {
         if (w.closed) return;
         if (err instanceof KubeError && err.code === 410) w.rv = undefined;
         w.failures++;

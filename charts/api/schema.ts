@@ -258,6 +258,10 @@ export const mcpServerAuth = z.strictObject({
     description:
       "Audiences accepted besides the default, the MCPServer's canonical URL (status.url, the MCP authorization spec's resource indicator)",
   }),
+  impersonate: z.boolean().optional().meta({
+    description:
+      "Impersonate makes the server act as its caller: its ServiceAccount is bound to the ClusterRole kubemcp:impersonator (impersonate users, groups and serviceaccounts) and the server container gets MCP_IMPERSONATE=gateway, so kubemcp serve sends every Kubernetes request with the caller's Impersonate-User and Impersonate-Group and RBAC decides per caller. Only for an HTTP server (the gateway's verified caller), not with mode none; set it only for kubemcp serve or a server that takes the caller from its gateway alone",
+  }),
 });
 
 /** A Kubernetes label selector (metav1.LabelSelector) of a NetworkPolicy peer. */
@@ -379,6 +383,27 @@ export const mcpServerSpec = z
         code: 'custom',
         path: ['auth', 'mode'],
         message: `auth.oidc is set but auth mode is ${spec.auth.mode}: set mode oidc or remove auth.oidc`,
+      });
+    // Acting as the caller needs a verified caller, passed by the reverse-proxy gateway.
+    if (spec.auth?.impersonate && spec.auth.mode === 'none')
+      ctx.addIssue({
+        code: 'custom',
+        path: ['auth', 'impersonate'],
+        message: 'auth.impersonate needs a verified caller: mode none has none (use kubernetes or oidc)',
+      });
+    if (spec.auth?.impersonate && !spec.serviceAccount)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['auth', 'impersonate'],
+        message:
+          "auth.impersonate needs spec.serviceAccount: the impersonate right goes to that ServiceAccount, and without one it would go to the namespace's default ServiceAccount, which every other pod there runs as",
+      });
+    if (spec.auth?.impersonate && spec.transport === 'stdio')
+      ctx.addIssue({
+        code: 'custom',
+        path: ['auth', 'impersonate'],
+        message:
+          'auth.impersonate is for HTTP servers behind the gateway (transport http or streamable-http), not stdio',
       });
     // Seed 003's validateMCPServer: the CRD admits this, the controller reports it as Failed.
     if (spec.transport === 'stdio' && spec.replicas > 1) {

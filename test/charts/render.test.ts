@@ -83,6 +83,38 @@ describe('MCPServerWorkload: children per transport', () => {
     });
   });
 
+  it('spec.auth.impersonate: MCP_IMPERSONATE=gateway on the server container and kubemcp:impersonator bound to its own ServiceAccount only', () => {
+    const objs = renderMCPServer(manifest({ serviceAccount: 'srv', auth: { impersonate: true } }, 'demo', 'team-a'));
+    expect(envOf(objs)).toMatchObject({ MCP_IMPERSONATE: 'gateway' });
+    const crbs = objs.filter((o) => o.kind === 'ClusterRoleBinding');
+    expect(crbs.map((o) => o.metadata.name)).toEqual([
+      'kubemcp:gateway:team-a:demo',
+      'kubemcp:impersonator:team-a:demo',
+    ]);
+    expect(crbs[1]).toMatchObject({
+      metadata: { annotations: { 'mcp.example.com/mcpserver': 'team-a/demo' } },
+      roleRef: { kind: 'ClusterRole', name: 'kubemcp:impersonator' },
+      subjects: [{ kind: 'ServiceAccount', name: 'srv', namespace: 'team-a' }],
+    });
+    expect(crbs[1]!.metadata.namespace).toBeUndefined();
+    // Without it: no variable, no binding.
+    const plain = renderMCPServer(manifest({ serviceAccount: 'srv' }, 'demo', 'team-a'));
+    expect(envOf(plain).MCP_IMPERSONATE).toBeUndefined();
+    expect(plain.filter((o) => o.kind === 'ClusterRoleBinding')).toHaveLength(1);
+    // Refused, naming the field: mode none, no ServiceAccount of its own, stdio.
+    expect(() =>
+      renderMCPServer(manifest({ serviceAccount: 'srv', auth: { impersonate: true, mode: 'none' } })),
+    ).toThrow(/spec\.auth\.impersonate: auth\.impersonate needs a verified caller/);
+    expect(() => renderMCPServer(manifest({ auth: { impersonate: true } }))).toThrow(
+      /spec\.auth\.impersonate: auth\.impersonate needs spec\.serviceAccount/,
+    );
+    expect(() =>
+      renderMCPServer(
+        manifest({ serviceAccount: 'srv', transport: 'stdio', command: ['x'], auth: { impersonate: true } }),
+      ),
+    ).toThrow(/spec\.auth\.impersonate: auth\.impersonate is for HTTP servers/);
+  });
+
   it('spec.auth: mode none opts out (no review binding), extra audiences follow, a server on 18080 moves the gateway to 18081, and `$(` in an audience is not expanded', () => {
     const none = renderMCPServer(manifest({ port: 18080, auth: { mode: 'none' } }, 'demo', 'team-a'));
     expect(none.some((o) => o.kind === 'ClusterRoleBinding')).toBe(false);
@@ -457,7 +489,7 @@ describe('OperatorChart', () => {
   it('renders the CRD without a namespace and everything else in mcp-system', () => {
     const cluster = ['CustomResourceDefinition', 'Namespace', 'ClusterRole', 'ClusterRoleBinding'];
     expect(objs.map((o) => o.kind).sort()).toEqual(
-      [...cluster, 'ClusterRole', 'Deployment', 'Role', 'RoleBinding', 'ServiceAccount'].sort(),
+      [...cluster, 'ClusterRole', 'ClusterRole', 'Deployment', 'Role', 'RoleBinding', 'ServiceAccount'].sort(),
     );
     for (const o of objs) expect(o.metadata.namespace).toBe(cluster.includes(o.kind) ? undefined : 'mcp-system');
   });
@@ -476,6 +508,23 @@ describe('OperatorChart', () => {
       resources: ['mcpservers/proxy'],
       verbs: ['create'],
     });
+  });
+  it('ships kubemcp:impersonator (impersonate users, groups, serviceaccounts) and lets the controller bind it, not impersonate', () => {
+    const role = objs.find(
+      (o) => o.kind === 'ClusterRole' && o.metadata.name === 'kubemcp:impersonator',
+    ) as unknown as {
+      rules: unknown[];
+    };
+    expect(role.rules).toEqual([
+      { apiGroups: [''], resources: ['users', 'groups', 'serviceaccounts'], verbs: ['impersonate'] },
+    ]);
+    expect(CONTROLLER_RULES).toContainEqual({
+      apiGroups: ['rbac.authorization.k8s.io'],
+      resources: ['clusterroles'],
+      verbs: ['bind'],
+      resourceNames: ['system:auth-delegator', 'kubemcp:impersonator'],
+    });
+    expect(JSON.stringify(CONTROLLER_RULES)).not.toContain('impersonate"');
   });
   it('grants least privilege: no wildcards, no secrets, leases only in its namespace', () => {
     const text = JSON.stringify(CONTROLLER_RULES);

@@ -29,6 +29,7 @@ const VARS = [
   'MCP_AUDIT_LOG',
   'MCP_TOKEN',
   'MCP_STATELESS',
+  'MCP_IMPERSONATE',
   'MCP_ALLOWED_HOSTS',
   'MCP_CORS_ORIGINS',
   'MCP_MAX_OUTPUT',
@@ -174,6 +175,16 @@ describe('serve flags: flag > environment > MCP_CONFIG_FILE > default', () => {
     expect(serve([], { KUBERNETES_SERVICE_HOST: '10.0.0.1', MCP_TRANSPORT: 'http', MCP_HOST: '127.0.0.1' }).host).toBe(
       '127.0.0.1',
     );
+  });
+
+  it('--impersonate gateway (MCP_IMPERSONATE, set by the operator for spec.auth.impersonate): HTTP only, not with --token', () => {
+    expect(serve([]).impersonate).toBeUndefined();
+    expect(serve(['-t', 'http', '--impersonate', 'gateway']).impersonate).toBe('gateway');
+    expect(serve([], { MCP_TRANSPORT: 'streamable-http', MCP_IMPERSONATE: 'gateway' }).impersonate).toBe('gateway');
+    expect(serve(['-t', 'http'], { MCP_IMPERSONATE: 'off' }).impersonate).toBeUndefined();
+    expect(() => serve(['--impersonate', 'gateway'])).toThrow(/needs the HTTP transport/);
+    expect(() => serve(['-t', 'http', '--impersonate', 'everyone'])).toThrow(/must be "gateway" or "off"/);
+    expect(() => serve(['-t', 'http', '--impersonate', 'gateway', '--token', 't'])).toThrow(/exclude each other/);
   });
 
   it('parseBool accepts the usual spellings only', () => {

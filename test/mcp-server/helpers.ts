@@ -150,6 +150,8 @@ export async function startHttpServer(
     hubOptions?: HubOptions;
     timeoutMs?: number;
     log?: Logger;
+    /** Build the KubeGateway acting as callers (pair with http.impersonate). */
+    impersonate?: boolean;
   } = {},
 ): Promise<HttpServer> {
   const kube = new KubeGateway({
@@ -157,6 +159,7 @@ export async function startHttpServer(
     kubeconfig: extra.kubeconfig ?? process.env.KUBECONFIG,
     allowContexts: extra.allowContexts,
     timeoutMs: extra.timeoutMs ?? 10_000,
+    impersonate: extra.impersonate ?? false,
   });
   await kube.resolveDenyKinds();
   const running = await startHttp(
