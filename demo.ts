@@ -64,6 +64,8 @@ const SERVE_NAME = 'kube-mcp';
 const STDIO_NAME = 'everything';
 /** The demo's caller: a ServiceAccount bound to `edit` in DEMO_NS, which may call its MCPServers. */
 const CALLER_SA = 'demo-caller';
+/** The value issue 17's intruder read from default/app-settings; the demo fails if a caller it does not belong to reads it. */
+const APP_SECRET = 'sk-live-123';
 /** The namespace of the pod that plays the issue's intruder (no ServiceAccount token mounted). */
 const INTRUDER_NS = 'intruder';
 /** PID file of the `kubemcp controller` this demo starts; `demo.ts down` stops it. */
@@ -315,25 +317,16 @@ async function main(): Promise<void> {
       `\n== MCPServer ${DEMO_NS}/${SERVE_NAME}: the kubemcp image itself (kubemcp serve, read-only) on the real node`,
     );
     await core.createNamespace({ body: realNodeNamespace(DEMO_NS) }).catch(() => undefined);
-    await ssa({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'kubemcp-reader', namespace: DEMO_NS } });
+    // kube-mcp acts as its caller (spec.auth.impersonate, issue 17): its own ServiceAccount gets no
+    // read right at all, only the impersonation binding the operator makes for it.
+    await ssa({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: SERVE_NAME, namespace: DEMO_NS } });
+    // What issue 17's intruder read: a ConfigMap of another namespace the demo's caller may not see.
     await ssa({
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'ClusterRole',
-      metadata: { name: 'kubemcp-demo-reader' },
-      rules: [
-        { apiGroups: [''], resources: ['nodes', 'namespaces'], verbs: ['get', 'list', 'watch'] },
-        { apiGroups: [GROUP], resources: ['mcpservers'], verbs: ['get', 'list', 'watch'] },
-      ],
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'app-settings', namespace: 'default' },
+      data: { api_key: APP_SECRET },
     });
-    for (const role of ['view', 'kubemcp-demo-reader']) {
-      await ssa({
-        apiVersion: 'rbac.authorization.k8s.io/v1',
-        kind: 'ClusterRoleBinding',
-        metadata: { name: `kubemcp-demo-reader-${role}` },
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role },
-        subjects: [{ kind: 'ServiceAccount', name: 'kubemcp-reader', namespace: DEMO_NS }],
-      });
-    }
     // The demo's caller (issue 17): `edit` in the namespace may call its MCPServers (the operator's
     // callers' ClusterRole is aggregated into edit); its tokens are bound to each server's status.url.
     await ssa({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: CALLER_SA, namespace: DEMO_NS } });
@@ -352,13 +345,14 @@ async function main(): Promise<void> {
         image: KUBEMCP_IMAGE,
         transport: 'streamable-http',
         port: 3001,
-        serviceAccount: 'kubemcp-reader',
+        serviceAccount: SERVE_NAME,
         config: { readOnly: 'true' },
+        auth: { impersonate: true },
       },
     });
     wanted.push({ name: SERVE_NAME, namespace: DEMO_NS });
     say(
-      `  applied MCPServer ${DEMO_NS}/${SERVE_NAME} (ServiceAccount kubemcp-reader: view + nodes/namespaces/mcpservers read)`,
+      `  applied MCPServer ${DEMO_NS}/${SERVE_NAME} (spec.auth.impersonate: it acts as each caller; its ServiceAccount ${SERVE_NAME} may only impersonate)`,
     );
 
     say(
@@ -485,10 +479,21 @@ async function main(): Promise<void> {
       const tools = (await client.listTools()).tools;
       say(`tools/list: ${tools.length} tools (read-only)`);
       for (const t of tools) say(`  ${t.name.padEnd(22)} ${(t.description ?? '').split('. ')[0]!.slice(0, 90)}`);
-      say('\ntools/call list-mcpservers {"allNamespaces": true}:');
-      const r = await client.callTool({ name: 'list-mcpservers', arguments: { allNamespaces: true } });
-      for (const c of r.content as Array<{ type: string; text?: string }>)
-        if (c.type === 'text') say(c.text!.replace(/^/gm, '  '));
+      // kube-mcp acts as the caller: RBAC decides, per caller (demo-caller has edit in DEMO_NS only).
+      const show = async (name: string, args: Record<string, unknown>) => {
+        say(`\ntools/call ${name} ${JSON.stringify(args)}:`);
+        const r = await client.callTool({ name, arguments: args });
+        const text = (r.content as Array<{ type: string; text?: string }>).map((c) => c.text ?? '').join('\n');
+        say(text.replace(/^/gm, '  '));
+        return { isError: !!r.isError, text };
+      };
+      await show('list-resources', { kind: 'pods', namespace: DEMO_NS });
+      const all = await show('list-resources', { kind: 'configmaps', allNamespaces: true });
+      const other = await show('get-resource', { kind: 'configmap', namespace: 'default', name: 'app-settings' });
+      for (const r of [all, other])
+        if (!r.isError || r.text.includes(APP_SECRET))
+          throw new Error(`kube-mcp answered beyond its caller's RBAC: ${r.text.slice(0, 300)}`);
+      say(`  (refused by the apiserver as ${CALLER_SA}: kube-mcp sent the call with Impersonate-User, not as itself)`);
     } finally {
       await forwarded.close();
     }

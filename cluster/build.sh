@@ -75,7 +75,13 @@ node_build() {
   if [ "$(cat "$ndir/kube-network-policies.version" 2>/dev/null)" != "$stamp" ]; then rm -f "$ndir/kube-network-policies"; fi
   if [ ! -x "$ndir/kube-network-policies" ]; then
     local src ov
+    # `go list -m` names the module's directory only once it is in the module cache (a fresh machine has none).
+    go mod download sigs.k8s.io/kube-network-policies || return 1
     src=$(go list -m -f '{{.Dir}}' sigs.k8s.io/kube-network-policies) || return 1
+    if [ -z "$src" ] || [ ! -d "$src" ]; then
+      echo "[cluster] kube-network-policies $knp: not in the module cache after go mod download" >&2
+      return 1
+    fi
     ov=$(mktemp -d) || return 1
     cp -r "$src" "$ov/knp" && chmod -R u+w "$ov/knp" || return 1
     perl -0pi -e 's/queue := &expr\.Queue\{Num: uint16\(c\.config\.QueueID\)\}\n\tif c\.config\.FailOpen \{\n\t\tqueue\.Flag = expr\.QueueFlagBypass\n\t\}/queue := nfqueueTarget(uint16(c.config.QueueID), c.config.FailOpen)/g' \

@@ -19,6 +19,7 @@ import * as k8s from '@kubernetes/client-node';
 import { App } from 'cdk8s';
 import { CONTROLLER_NAME, OPERATOR_NAMESPACE, OperatorChart } from '../../charts/operator.js';
 import { CONTROLLER_LABELS } from '../../charts/operator-config.js';
+import { IMPERSONATOR_ROLE, impersonatorBindingName } from '../../charts/mcpserver.js';
 import { GATEWAY_HEALTH_PATH, gatewayPort } from '../../gateway/wiring.js';
 import { REAL_NODE_NAME, realNodeNamespace, realNodeStatus } from '../../cluster/index.js';
 import { ensureImagesLoaded } from '../../images/cluster.js';
@@ -92,7 +93,10 @@ function operatorObjects(): ChartObject[] {
   }).toJson() as ChartObject[]) {
     if (o.kind === 'Namespace') continue; // created by the suite with the restricted and real-node labels
     if (o.metadata.namespace === OPERATOR_NAMESPACE) o.metadata.namespace = opNs;
-    if (o.kind === 'ClusterRole' || o.kind === 'ClusterRoleBinding') o.metadata.name = `${o.metadata.name}-${sfx}`;
+    // kubemcp:impersonator keeps its name: MCPServers' bindings name it (charts/mcpserver.ts IMPERSONATOR_ROLE).
+    const shared = o.kind === 'ClusterRole' && o.metadata.name === IMPERSONATOR_ROLE;
+    if ((o.kind === 'ClusterRole' && !shared) || o.kind === 'ClusterRoleBinding')
+      o.metadata.name = `${o.metadata.name}-${sfx}`;
     if (o.kind === 'ClusterRoleBinding') o.roleRef!.name = `${o.roleRef!.name}-${sfx}`;
     for (const s of o.subjects ?? []) if (s.namespace === OPERATOR_NAMESPACE) s.namespace = opNs;
     if (o.kind === 'Deployment') {
@@ -328,6 +332,93 @@ describeReal('operator and kubemcp serve as pods on the real node', () => {
     const text = (r.content as Array<{ type: string; text?: string }>).map((x) => x.text ?? '').join('\n');
     expect(text).toContain(pod.metadata!.name!); // it read the cluster with its ServiceAccount
   }, 420_000);
+
+  it('spec.auth.impersonate: kubemcp serve acts as its caller: a ServiceAccount with edit in its own namespace lists only what RBAC gives it there, never a ConfigMap of another namespace; the operator still verifies it', async () => {
+    const asCaller = 'kube-mcp-as';
+    // The server's own ServiceAccount holds no read right at all: only the impersonator binding.
+    await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: 'kubemcp-impersonator' } } });
+    const secretValue = `sk-live-${sfx}`;
+    await core.createNamespace({ body: { metadata: { name: `secrets-${sfx}` } } });
+    await core.createNamespacedConfigMap({
+      namespace: `secrets-${sfx}`,
+      body: { metadata: { name: 'app-settings' }, data: { api_key: secretValue } },
+    });
+    await core.createNamespacedConfigMap({
+      namespace: ns,
+      body: { metadata: { name: 'callers-own' }, data: { a: '1' } },
+    });
+    try {
+      await applyMcp(asCaller, {
+        ...serveSpec,
+        serviceAccount: 'kubemcp-impersonator',
+        auth: { impersonate: true },
+      });
+      const mcp = await waitFor(
+        `MCPServer ${asCaller} Ready`,
+        async () => {
+          const o = await getMcp(asCaller);
+          return o.status?.phase === 'Ready' ? o : undefined;
+        },
+        300_000,
+        1000,
+      );
+      expect(condition(mcp, 'Verified')).toMatchObject({ status: 'True' });
+      expect(mcp.status?.tools?.count).toBeGreaterThan(5);
+      expect(condition(mcp, 'AuthEnabled')?.message).toMatch(/acts as each caller/);
+      const crb = await rbac.readClusterRoleBinding({ name: impersonatorBindingName(ns, asCaller) });
+      expect(crb.roleRef.name).toBe(IMPERSONATOR_ROLE);
+      expect(crb.subjects).toEqual([{ kind: 'ServiceAccount', name: 'kubemcp-impersonator', namespace: ns }]);
+      const pod = (await podsOf(asCaller))[0]!;
+      expect(pod.spec!.containers[0]!.env).toContainEqual({ name: 'MCP_IMPERSONATE', value: 'gateway' });
+      const f = await connectAs(kc, ns, asCaller, 'caller', `http://${asCaller}.${ns}.svc.cluster.local:3001/mcp`);
+      clients.push(f);
+      const call = async (name: string, args: Record<string, unknown>) => {
+        const r = await f.client.callTool({ name, arguments: args });
+        return {
+          isError: !!r.isError,
+          text: (r.content as Array<{ type: string; text?: string }>).map((x) => x.text ?? '').join('\n'),
+        };
+      };
+      const who = `system:serviceaccount:${ns}:caller`;
+      const all = await call('list-resources', { kind: 'configmaps', allNamespaces: true });
+      expect(all.isError).toBe(true);
+      expect(all.text).toContain(`User "${who}" cannot list resource "configmaps"`);
+      const other = await call('get-resource', {
+        kind: 'configmap',
+        namespace: `secrets-${sfx}`,
+        name: 'app-settings',
+      });
+      expect(other.isError).toBe(true);
+      expect(other.text).toContain(`User "${who}" cannot get resource "configmaps"`);
+      expect(all.text + other.text).not.toContain(secretValue);
+      const own = await call('list-resources', { kind: 'configmaps', namespace: ns });
+      expect(own.isError).toBe(false);
+      expect(own.text).toContain('callers-own');
+      // Nodes: the caller has no cluster-scoped read; the server's own (absent) rights do not leak in.
+      const nodes = await call('list-resources', { kind: 'nodes' });
+      expect(nodes.isError).toBe(true);
+      expect(nodes.text).toContain(`User "${who}" cannot list resource "nodes"`);
+      // Deleting the MCPServer removes its impersonation right.
+      await objects.delete({
+        apiVersion: 'mcp.example.com/v1alpha1',
+        kind: 'MCPServer',
+        metadata: { name: asCaller, namespace: ns },
+      });
+      await waitFor(
+        'the impersonator binding deleted with its MCPServer',
+        async () =>
+          (await rbac.readClusterRoleBinding({ name: impersonatorBindingName(ns, asCaller) }).then(
+            () => false,
+            (e: { code?: number }) => e.code === 404,
+          )) || undefined,
+        120_000,
+        1000,
+      );
+    } finally {
+      await core.deleteNamespace({ name: `secrets-${sfx}` }).catch(() => undefined);
+      await rbac.deleteClusterRoleBinding({ name: impersonatorBindingName(ns, asCaller) }).catch(() => undefined);
+    }
+  }, 480_000);
 
   it("isolation: from another namespace's pod the server container's own port on the pod IP is dropped by the MCPServer's NetworkPolicy, the gateway's port answers 401; spec.allowFrom narrows the gateway's port too, the operator's pods stay admitted", async () => {
     const np = await netpolOf(serve);
