@@ -7,7 +7,7 @@
  */
 import * as k8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { Registry } from 'prom-client';
+import { Counter, Registry } from 'prom-client';
 import { AUTH_MODES, GatewayAccess, GatewayMetrics, type AuthMode } from './access.js';
 import { TokenReviewAuthenticator } from './auth/tokenreview.js';
 import { OidcAuthenticator } from './auth/oidc.js';
@@ -76,6 +76,19 @@ export function accessFromOptions(
   if (!server) throw new Error('no apiserver: neither the in-cluster config nor a kubeconfig names one');
   const fetch = kubeFetch(kc);
   const reviews = new TokenReviewAuthenticator({ server, fetch, audiences });
+  const authorizer = new SubjectAccessReviewAuthorizer({ server, fetch, ...ref });
+  // Reviews sent to the apiserver (the caches' effect: at most one per token or identity per period).
+  new Counter({
+    name: 'kubemcp_gateway_reviews_total',
+    help: 'TokenReviews and SubjectAccessReviews the gateway sent to the apiserver (cache misses)',
+    labelNames: ['kind'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc({ kind: 'tokenreview' }, reviews.reviews);
+      this.inc({ kind: 'subjectaccessreview' }, authorizer.reviews);
+    },
+  });
   return new GatewayAccess({
     mode,
     ...ref,
@@ -96,7 +109,7 @@ export function accessFromOptions(
         : reviews,
     resource: audiences[0],
     oidcIssuer: mode === 'oidc' ? o.oidcIssuer : undefined,
-    authorizer: new SubjectAccessReviewAuthorizer({ server, fetch, ...ref }),
+    authorizer,
   });
 }
 

@@ -1,0 +1,429 @@
+/**
+ * Benchmark of the gateway in front of every MCPServer (issue 17, "Speed and memory"). Not a test:
+ * run it by hand against the local cluster (`npm run cluster:up` first; its apiserver answers the
+ * gateway's TokenReviews and SubjectAccessReviews):
+ *
+ *   npx tsx bench/gateway-bench.ts [--calls 1000] [--callers 100] [--load-calls 10000] [--no-toolhive]
+ *   (npm run bench:gateway)
+ *
+ * One upstream server, npm's @modelcontextprotocol/server-everything on its own Streamable HTTP
+ * transport (the `echo` tool), on loopback, reached side by side in one run:
+ * 1. directly;
+ * 2. through `kubemcp gateway --auth none` (the bundle, `node dist/cli/kubemcp.js`, as in a pod);
+ * 3. through `kubemcp gateway --auth kubernetes`: a ServiceAccount token bound to the audience,
+ *    verified by TokenReview and authorized by SubjectAccessReview, both cached;
+ * 4. through `kubemcp gateway --auth oidc`: a JWT of an issuer this bench serves on loopback (its
+ *    own key pair and JWKS), verified with jose;
+ * 5. through ToolHive's proxy (`thv proxy`, v0.47.0 built from the Go module proxy into
+ *    ~/.cache/kubemcp/toolhive-v0.47.0/) without authentication;
+ * 6. through `thv proxy --oidc-*` with the same issuer and tokens. ToolHive's JWKS client refuses
+ *    loopback and plain-HTTP addresses and `thv proxy` has no flag to allow them, so the bench's
+ *    build sets its config's AllowPrivateIP and InsecureAllowHTTP (one line of
+ *    cmd/thv/app/proxy.go, patched in a copy; nothing else changed).
+ * For each: `--calls` sequential calls after 50 warm-up calls: median and p95 in ms, and the proxy
+ * process's CPU ms per call (/proc/<pid>/stat). The gateway's added median is (row - direct), goal
+ * <= 1 ms with a cached token. Then, for the kubernetes gateway: TokenReviews and
+ * SubjectAccessReviews sent (its /.kubemcp/metrics, kubemcp_gateway_reviews_total) for the
+ * `--calls` calls of one token (goal: 1), then `--load-calls` calls spread over `--callers`
+ * distinct ServiceAccounts (one session each, 10 at a time; goal: one review per token per cache
+ * period, 2 min); RSS of each proxy idle (after start) and after the load (goals for the gateway:
+ * < 50 MiB idle, < 80 MiB after 10,000 calls of 100 callers). Every process is stopped by pid;
+ * every loop is bounded; the bench's namespace and cluster role binding are deleted.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer } from 'node:net';
+import { homedir, tmpdir } from 'node:os';
+import path from 'node:path';
+import * as k8s from '@kubernetes/client-node';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { EVERYTHING, ROOT, until } from '../test/mcp-server/bridge-harness.js';
+import { KUBECONFIG_PATH } from '../cluster/paths.js';
+import { CALLER_CLUSTER_ROLE_RULES } from '../charts/operator.js';
+
+const flag = (name: string) => process.argv.includes(`--${name}`);
+const arg = (name: string, def: number) => {
+  const i = process.argv.indexOf(`--${name}`);
+  const v = i >= 0 ? Number(process.argv[i + 1]) : def;
+  if (!Number.isInteger(v) || v < 1 || v > 100_000) throw new Error(`--${name} must be an integer from 1 to 100000`);
+  return v;
+};
+const CALLS = arg('calls', 1000);
+const CALLERS = arg('callers', 100);
+const LOAD_CALLS = arg('load-calls', 10_000);
+const WARMUP = 50;
+const TOOLHIVE_VERSION = 'v0.47.0';
+const TOOLHIVE_DIR = path.join(homedir(), '.cache', 'kubemcp', `toolhive-${TOOLHIVE_VERSION}`);
+const THV = path.join(TOOLHIVE_DIR, 'bin', 'thv-bench');
+const BUNDLE = path.join(ROOT, 'dist', 'cli', 'kubemcp.js');
+const AUDIENCE = 'http://bench-mcp.gwbench.svc.cluster.local:3001/mcp';
+
+const pct = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
+};
+/** CPU time (user + system) of a process in ms, from /proc/<pid>/stat (clock ticks of 10 ms). */
+const cpuMs = (pid: number) => {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10;
+};
+/** Resident set size of a process in MiB (/proc/<pid>/status VmRSS). */
+const rssMiB = (pid: number) =>
+  Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as { port: number }).port;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+async function echo(c: Client, i: number): Promise<void> {
+  const r = await c.callTool({ name: 'echo', arguments: { message: `m${i}` } });
+  if ((r.content as Array<{ text?: string }>)[0]?.text !== `Echo: m${i}`) throw new Error(`wrong answer to call ${i}`);
+}
+
+async function connect(url: string, token?: string): Promise<Client> {
+  const c = new Client({ name: 'gateway-bench', version: '1' });
+  await c.connect(
+    new StreamableHTTPClientTransport(new URL(url), {
+      requestInit: token ? { headers: { Authorization: `Bearer ${token}` } } : {},
+    }),
+  );
+  return c;
+}
+
+const children: ChildProcess[] = [];
+/** Starts a process, keeping its output for errors; stopped by pid at the end. */
+function start(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): { child: ChildProcess; out: () => string } {
+  const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  const keep = (d: Buffer) => (out = (out + d.toString()).slice(-8192));
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  children.push(child);
+  return { child, out: () => out };
+}
+function stop(child: ChildProcess): void {
+  if (child.exitCode === null && child.pid)
+    try {
+      process.kill(child.pid, 'SIGTERM');
+    } catch {
+      /* gone */
+    }
+}
+
+async function listening(port: number, what: string, proc: { child: ChildProcess; out: () => string }) {
+  await until(
+    async () =>
+      proc.child.exitCode !== null ||
+      (await new Promise<boolean>((resolve) => {
+        const s = createServer();
+        s.once('error', () => resolve(true));
+        s.listen(port, '127.0.0.1', () => s.close(() => resolve(false)));
+      })),
+    `${what} to listen on ${port}`,
+    60_000,
+    100,
+  );
+  if (proc.child.exitCode !== null) throw new Error(`${what} exited: ${proc.out()}`);
+}
+
+interface Row {
+  name: string;
+  median: number;
+  p95: number;
+  cpuPerCall: number;
+  rssIdle?: number;
+  pid?: number;
+}
+
+async function measure(name: string, url: string, token?: string, pid?: number): Promise<Row> {
+  const rssIdle = pid ? rssMiB(pid) : undefined;
+  const c = await connect(url, token);
+  for (let i = 0; i < WARMUP; i++) await echo(c, i);
+  const ms: number[] = [];
+  const c0 = pid ? cpuMs(pid) : 0;
+  for (let i = 0; i < CALLS; i++) {
+    const t = process.hrtime.bigint();
+    await echo(c, i);
+    ms.push(Number(process.hrtime.bigint() - t) / 1e6);
+  }
+  const cpu = pid ? (cpuMs(pid) - c0) / CALLS : 0;
+  await c.close();
+  return { name, median: pct(ms, 50), p95: pct(ms, 95), cpuPerCall: cpu, rssIdle, pid };
+}
+
+/** `--load-calls` calls over one session per token, 10 sessions at a time. */
+async function load(url: string, tokens: string[]): Promise<number> {
+  const per = Math.ceil(LOAD_CALLS / tokens.length);
+  const t = process.hrtime.bigint();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 10 }, async () => {
+      while (next < tokens.length) {
+        const c = await connect(url, tokens[next++]);
+        for (let i = 0; i < per; i++) await echo(c, i);
+        await c.close();
+      }
+    }),
+  );
+  return Number(process.hrtime.bigint() - t) / 1e9;
+}
+
+async function reviewsSent(metricsUrl: string): Promise<{ tokenreview: number; subjectaccessreview: number }> {
+  const text = await (await fetch(metricsUrl)).text();
+  const get = (kind: string) =>
+    Number(new RegExp(`kubemcp_gateway_reviews_total\\{kind="${kind}"\\} (\\d+)`).exec(text)?.[1] ?? NaN);
+  return { tokenreview: get('tokenreview'), subjectaccessreview: get('subjectaccessreview') };
+}
+
+// --- set-up -----------------------------------------------------------------------------------
+const kubeconfig = process.env.KUBECONFIG ?? KUBECONFIG_PATH;
+if (!existsSync(kubeconfig)) throw new Error(`no cluster: ${kubeconfig} is missing (npm run cluster:up)`);
+if (!existsSync(BUNDLE)) {
+  process.stderr.write('[bench] building the bundle (npm run build) ...\n');
+  execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'inherit' });
+}
+const kc = new k8s.KubeConfig();
+kc.loadFromFile(kubeconfig);
+const core = kc.makeApiClient(k8s.CoreV1Api);
+const rbac = kc.makeApiClient(k8s.RbacAuthorizationV1Api);
+const sfx = randomBytes(3).toString('hex');
+const ns = `gwbench-${sfx}`;
+const dir = mkdtempSync(path.join(tmpdir(), 'kubemcp-gwbench-'));
+const rows: Row[] = [];
+let issuerServer: Server | undefined;
+const summary: Record<string, unknown> = {};
+
+try {
+  await core.createNamespace({ body: { metadata: { name: ns } } });
+  const sa = async (name: string) =>
+    core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name } } });
+  await sa('gateway');
+  await rbac.createClusterRoleBinding({
+    body: {
+      metadata: { name: `gwbench-${sfx}` },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'system:auth-delegator' },
+      subjects: [{ kind: 'ServiceAccount', name: 'gateway', namespace: ns }],
+    },
+  });
+  // Every ServiceAccount of the namespace may call the bench's MCPServer; the OIDC user too.
+  await rbac.createNamespacedRole({
+    namespace: ns,
+    body: { metadata: { name: 'caller' }, rules: CALLER_CLUSTER_ROLE_RULES as k8s.V1PolicyRule[] },
+  });
+  await rbac.createNamespacedRoleBinding({
+    namespace: ns,
+    body: {
+      metadata: { name: 'caller' },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'caller' },
+      subjects: [
+        { apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: `system:serviceaccounts:${ns}` },
+        { apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: 'oidc:alice' },
+      ],
+    },
+  });
+  const token = async (name: string, audiences: string[]) =>
+    (
+      await core.createNamespacedServiceAccountToken({
+        name,
+        namespace: ns,
+        body: { spec: { audiences, expirationSeconds: 3600 } },
+      })
+    ).status!.token;
+  const cluster = kc.getCurrentCluster()!;
+  const gatewayKc = new k8s.KubeConfig();
+  gatewayKc.loadFromOptions({
+    clusters: [cluster],
+    users: [{ name: 'gateway', token: await token('gateway', []) }],
+    contexts: [{ name: 'gateway', cluster: cluster.name, user: 'gateway' }],
+    currentContext: 'gateway',
+  });
+  const gatewayKubeconfig = path.join(dir, 'gateway.kubeconfig');
+  writeFileSync(gatewayKubeconfig, gatewayKc.exportConfig(), { mode: 0o600 });
+  const callers: string[] = [];
+  for (let i = 0; i < CALLERS; i++) {
+    await sa(`caller-${i}`);
+    callers.push(await token(`caller-${i}`, [AUDIENCE]));
+  }
+
+  // The bench's OIDC issuer: its own key pair, openid-configuration and JWKS on loopback.
+  const { publicKey, privateKey } = await generateKeyPair('RS256');
+  const jwk = { ...(await exportJWK(publicKey)), kid: 'bench', alg: 'RS256', use: 'sig' };
+  const issuerPort = await freePort();
+  const issuer = `http://127.0.0.1:${issuerPort}`;
+  issuerServer = createHttpServer((req, res) => {
+    res.setHeader('content-type', 'application/json');
+    if (req.url === '/.well-known/openid-configuration')
+      return res.end(JSON.stringify({ issuer, jwks_uri: `${issuer}/jwks` }));
+    if (req.url === '/jwks') return res.end(JSON.stringify({ keys: [jwk] }));
+    res.statusCode = 404;
+    res.end('{}');
+  });
+  await new Promise<void>((r) => issuerServer!.listen(issuerPort, '127.0.0.1', r));
+  const jwt = await new SignJWT({ groups: ['devs'] })
+    .setProtectedHeader({ alg: 'RS256', kid: 'bench' })
+    .setIssuer(issuer)
+    .setAudience(AUDIENCE)
+    .setSubject('alice')
+    .setIssuedAt()
+    .setExpirationTime('1h')
+    .sign(privateKey);
+
+  // --- the upstream server -------------------------------------------------------------------
+  const upstreamPort = await freePort();
+  const upstream = start(EVERYTHING[0]!, [EVERYTHING[1]!, 'streamableHttp'], { PORT: String(upstreamPort) });
+  await listening(upstreamPort, 'server-everything', upstream);
+  const upstreamUrl = `http://127.0.0.1:${upstreamPort}`;
+  rows.push(await measure('direct (server-everything, Streamable HTTP)', `${upstreamUrl}/mcp`));
+
+  // --- kubemcp gateway, three modes ------------------------------------------------------------
+  const gateway = async (mode: 'none' | 'kubernetes' | 'oidc') => {
+    const port = await freePort();
+    const args = [BUNDLE, 'gateway', '--upstream', upstreamUrl, '--port', String(port), '--auth', mode];
+    if (mode !== 'none') args.push('--mcpserver', `${ns}/bench-mcp`, '--audience', AUDIENCE);
+    else args.push('--mcpserver', `${ns}/bench-mcp`);
+    if (mode === 'oidc') args.push('--oidc-issuer', issuer);
+    const p = start(process.execPath, args, { KUBECONFIG: gatewayKubeconfig, LOG_LEVEL: 'warn' });
+    await listening(port, `kubemcp gateway --auth ${mode}`, p);
+    return { p, url: `http://127.0.0.1:${port}/mcp`, metrics: `http://127.0.0.1:${port}/.kubemcp/metrics` };
+  };
+  {
+    const g = await gateway('none');
+    rows.push(await measure('kubemcp gateway --auth none', g.url, undefined, g.p.child.pid));
+    stop(g.p.child);
+  }
+  {
+    const g = await gateway('kubernetes');
+    const row = await measure('kubemcp gateway --auth kubernetes (cached)', g.url, callers[0], g.p.child.pid);
+    rows.push(row);
+    const one = await reviewsSent(g.metrics);
+    const seconds = await load(g.url, callers);
+    const all = await reviewsSent(g.metrics);
+    summary.kubernetes = {
+      reviewsForOneToken: one,
+      loadCalls: LOAD_CALLS,
+      callers: CALLERS,
+      loadSeconds: Number(seconds.toFixed(1)),
+      reviewsAfterLoad: all,
+      rssIdleMiB: Number(row.rssIdle!.toFixed(1)),
+      rssAfterLoadMiB: Number(rssMiB(g.p.child.pid!).toFixed(1)),
+    };
+    stop(g.p.child);
+  }
+  {
+    const g = await gateway('oidc');
+    rows.push(await measure('kubemcp gateway --auth oidc (jose, JWKS)', g.url, jwt, g.p.child.pid));
+    stop(g.p.child);
+  }
+
+  // --- ToolHive's proxy -----------------------------------------------------------------------
+  if (!flag('no-toolhive')) {
+    if (!existsSync(THV))
+      throw new Error(
+        `ToolHive's thv is not built at ${THV}: see this file's docstring (a copy of github.com/stacklok/toolhive@${TOOLHIVE_VERSION} with AllowPrivateIP/InsecureAllowHTTP in cmd/thv/app/proxy.go, go build ./cmd/thv), or pass --no-toolhive`,
+      );
+    const thvEnv = {
+      HOME: dir,
+      XDG_CONFIG_HOME: path.join(dir, 'config'),
+      XDG_STATE_HOME: path.join(dir, 'state'),
+      XDG_DATA_HOME: path.join(dir, 'data'),
+      TOOLHIVE_SKIP_UPDATE_CHECK: 'true',
+    };
+    const thv = async (oidc: boolean) => {
+      const port = await freePort();
+      const args = ['proxy', `bench-${oidc ? 'oidc' : 'plain'}`, '--target-uri', upstreamUrl, '--port', String(port)];
+      if (oidc) args.push('--oidc-issuer', issuer, '--oidc-audience', AUDIENCE, '--oidc-jwks-url', `${issuer}/jwks`);
+      const p = start(THV, args, thvEnv);
+      await listening(port, `thv proxy${oidc ? ' --oidc' : ''}`, p);
+      return { p, url: `http://127.0.0.1:${port}/mcp` };
+    };
+    for (const oidc of [false, true]) {
+      const t = await thv(oidc);
+      try {
+        const row = await measure(
+          `ToolHive thv proxy ${TOOLHIVE_VERSION}${oidc ? ' --oidc (JWKS)' : ''}`,
+          t.url,
+          oidc ? jwt : undefined,
+          t.p.child.pid,
+        );
+        rows.push(row);
+        if (oidc) {
+          // The same load as the kubernetes gateway's, with one JWT (ToolHive has no Kubernetes tokens).
+          const seconds = await load(
+            t.url,
+            Array.from({ length: CALLERS }, () => jwt),
+          );
+          summary.toolhive = {
+            loadCalls: LOAD_CALLS,
+            loadSeconds: Number(seconds.toFixed(1)),
+            rssIdleMiB: Number(row.rssIdle!.toFixed(1)),
+            rssAfterLoadMiB: Number(rssMiB(t.p.child.pid!).toFixed(1)),
+          };
+        }
+      } catch (err) {
+        process.stderr.write(
+          `[bench] thv proxy${oidc ? ' --oidc' : ''} failed: ${(err as Error).message}\n${t.p.out()}\n`,
+        );
+      } finally {
+        stop(t.p.child);
+      }
+    }
+  }
+  stop(upstream.child);
+} finally {
+  for (const c of children) stop(c);
+  issuerServer?.close();
+  await core.deleteNamespace({ name: ns }).catch(() => undefined);
+  await rbac.deleteClusterRoleBinding({ name: `gwbench-${sfx}` }).catch(() => undefined);
+  rmSync(dir, { recursive: true, force: true });
+}
+
+// --- report -------------------------------------------------------------------------------------
+const f = (n: number) => n.toFixed(2).padStart(8);
+const direct = rows[0]!;
+process.stdout.write(
+  `\ngateway bench: server-everything echo, ${CALLS} sequential calls per row (after ${WARMUP} warm-up), load ${LOAD_CALLS} calls over ${CALLERS} callers\n\n`,
+);
+process.stdout.write(`${'path'.padEnd(46)} median ms   p95 ms   added ms   proxy CPU ms/call   proxy RSS idle MiB\n`);
+for (const r of rows)
+  process.stdout.write(
+    `${r.name.padEnd(46)} ${f(r.median)} ${f(r.p95)} ${f(r.median - direct.median)} ${f(r.cpuPerCall).padStart(19)} ${(r.rssIdle === undefined ? '-' : r.rssIdle.toFixed(1)).padStart(20)}\n`,
+  );
+const kube = rows.find((r) => r.name.startsWith('kubemcp gateway --auth kubernetes'));
+if (kube) {
+  const added = kube.median - direct.median;
+  process.stdout.write(
+    `\nadded by the gateway (kubernetes, cached token) at the median: ${added.toFixed(2)} ms (goal <= 1 ms: ${added <= 1 ? 'met' : 'NOT met'})\n`,
+  );
+}
+const th = rows.find((r) => r.name.includes('thv proxy') && r.name.includes('oidc'));
+const ko = rows.find((r) => r.name.startsWith('kubemcp gateway --auth oidc'));
+if (th && ko)
+  process.stdout.write(
+    `OIDC side by side, added at the median: kubemcp ${(ko.median - direct.median).toFixed(2)} ms, ToolHive ${(th.median - direct.median).toFixed(2)} ms (ratio ${((ko.median - direct.median) / Math.max(0.001, th.median - direct.median)).toFixed(2)}x)\n`,
+  );
+const k = summary.kubernetes as
+  | {
+      reviewsForOneToken: { tokenreview: number };
+      reviewsAfterLoad: { tokenreview: number };
+      loadSeconds: number;
+      rssIdleMiB: number;
+      rssAfterLoadMiB: number;
+    }
+  | undefined;
+if (k) {
+  process.stdout.write(
+    `TokenReviews: ${k.reviewsForOneToken.tokenreview} for ${CALLS + WARMUP} calls of one token (goal 1); ${k.reviewsAfterLoad.tokenreview} after ${LOAD_CALLS} more calls of ${CALLERS} callers in ${k.loadSeconds} s (goal: one per token per 2 min cache period)\n`,
+  );
+  process.stdout.write(
+    `gateway RSS: ${k.rssIdleMiB} MiB idle (goal < 50), ${k.rssAfterLoadMiB} MiB after the load (goal < 80)\n`,
+  );
+}
+process.stdout.write(JSON.stringify({ calls: CALLS, rows, ...summary }) + '\n');
