@@ -32,7 +32,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
@@ -245,8 +245,21 @@ try {
     contexts: [{ name: 'gateway', cluster: cluster.name, user: 'gateway' }],
     currentContext: 'gateway',
   });
-  const gatewayKubeconfig = path.join(dir, 'gateway.kubeconfig');
-  writeFileSync(gatewayKubeconfig, gatewayKc.exportConfig(), { mode: 0o600 });
+  // The gateway runs its pod path (lib/in-cluster.ts): a ServiceAccount directory with the token
+  // and the cluster's CA, the apiserver named by KUBERNETES_SERVICE_HOST/PORT.
+  const saDir = path.join(dir, 'serviceaccount');
+  mkdirSync(saDir, { mode: 0o700 });
+  writeFileSync(path.join(saDir, 'token'), gatewayKc.getCurrentUser()!.token!, { mode: 0o600 });
+  writeFileSync(
+    path.join(saDir, 'ca.crt'),
+    cluster.caData ? Buffer.from(cluster.caData, 'base64') : readFileSync(cluster.caFile!),
+  );
+  const apiserver = new URL(cluster.server);
+  const inPod = {
+    KUBERNETES_SERVICE_HOST: apiserver.hostname,
+    KUBERNETES_SERVICE_PORT: apiserver.port || '443',
+    KUBEMCP_SERVICEACCOUNT_DIR: saDir,
+  };
   const callers: string[] = [];
   for (let i = 0; i < CALLERS; i++) {
     await sa(`caller-${i}`);
@@ -290,7 +303,13 @@ try {
     if (mode !== 'none') args.push('--mcpserver', `${ns}/bench-mcp`, '--audience', AUDIENCE);
     else args.push('--mcpserver', `${ns}/bench-mcp`);
     if (mode === 'oidc') args.push('--oidc-issuer', issuer);
-    const p = start(process.execPath, args, { KUBECONFIG: gatewayKubeconfig, LOG_LEVEL: 'warn' });
+    // As the image runs it: the bundle, glibc's arena cap (the Dockerfile's MALLOC_ARENA_MAX).
+    const p = start(process.execPath, args, {
+      ...inPod,
+      KUBECONFIG: '/nonexistent',
+      LOG_LEVEL: 'warn',
+      MALLOC_ARENA_MAX: '2',
+    });
     await listening(port, `kubemcp gateway --auth ${mode}`, p);
     return { p, url: `http://127.0.0.1:${port}/mcp`, metrics: `http://127.0.0.1:${port}/.kubemcp/metrics` };
   };

@@ -21,7 +21,7 @@ import type {
 import { CONFIG_FILE_KEY } from './api/schema.js';
 import { parseMCPServer, parseMCPServerSpec } from './api/validate.js';
 import { quantityValue } from './api/quantity.js';
-import { CONTROLLER_LABELS, DEFAULT_CONTROLLER_IMAGE } from './operator-config.js';
+import { DEFAULT_CONTROLLER_IMAGE, operatorPeer } from './operator-config.js';
 import { DEFAULTS, DEFAULT_AUTH_MODE, type AuthMode } from './api/schema.js';
 import {
   BRIDGE_CONTAINER,
@@ -498,13 +498,8 @@ export class MCPServerWorkload extends Construct {
   }
 }
 
-/** The NetworkPolicy peer of the operator's pods in `namespace` (the controller Deployment's labels, charts/operator.ts). */
-export function operatorPeer(namespace: string): MCPServerPeer {
-  return {
-    namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': namespace } },
-    podSelector: { matchLabels: { ...CONTROLLER_LABELS } },
-  };
-}
+/** The NetworkPolicy peer of the operator's pods (./operator-config.ts, where the controller's command line reads it without cdk8s). */
+export { operatorPeer };
 
 /** A `spec.allowFrom` entry as cdk8s's NetworkPolicyPeer. */
 function toPeer(p: MCPServerPeer): k8s.NetworkPolicyPeer {

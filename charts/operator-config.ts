@@ -2,6 +2,7 @@
  * Names, namespace and ports of the operator, shared by the operator chart (charts/operator.ts)
  * and `kubemcp controller`'s flag defaults, without loading cdk8s.
  */
+import type { MCPServerPeer } from './api/schema.js';
 
 /** Namespace the operator runs in (seed 003's `make deploy`). */
 export const OPERATOR_NAMESPACE = 'mcp-system';
@@ -57,3 +58,14 @@ export const CONTROLLER_ENV = { MALLOC_ARENA_MAX: '2' } as const;
 
 /** Path of the bundled `kubemcp` bin in the image (Dockerfile: WORKDIR /app, dist/cli). */
 export const IMAGE_BIN = '/app/dist/cli/kubemcp.js';
+
+/**
+ * The NetworkPolicy peer of the operator's pods in `namespace` (the controller Deployment's labels,
+ * charts/operator.ts): admitted beside a non-empty `spec.allowFrom`, so the handshake reaches the server.
+ */
+export function operatorPeer(namespace: string): MCPServerPeer {
+  return {
+    namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': namespace } },
+    podSelector: { matchLabels: { ...CONTROLLER_LABELS } },
+  };
+}

@@ -12,13 +12,13 @@ import { hostname } from 'node:os';
 import type * as k8s from '@kubernetes/client-node';
 import { Option, type Command } from 'commander';
 import type { Logger } from 'pino';
-import { operatorPeer } from '../charts/mcpserver.js';
 import type { LeaderElector } from './leader.js';
 import {
   CONTROLLER_NAME,
   CONTROLLER_PORTS,
   DEFAULT_CONTROLLER_IMAGE,
   DEFAULT_WORKERS,
+  operatorPeer,
 } from '../charts/operator-config.js';
 
 const IN_CLUSTER_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';

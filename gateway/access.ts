@@ -32,7 +32,7 @@ import type { AuthResult, Identity } from './auth/tokenreview.js';
 import { rightText, type AuthzResult } from './auth/sar.js';
 import { rpcError } from '../lib/http-json.js';
 
-import { AUTH_MODES, type AuthMode } from '../charts/api/schema.js';
+import { AUTH_MODES, type AuthMode } from '../charts/api/constants.js';
 
 /** How callers are authenticated: the MCPServer API's `spec.auth.mode` values. */
 export { AUTH_MODES, type AuthMode };

@@ -45,7 +45,7 @@ export async function runBridge(o: BridgeCommandOptions): Promise<void> {
     { StdioBridge },
     { startBridgeHttp },
     { bridgePaths },
-    { accessFromOptions, gatewayRegistry },
+    { accessFromOptions, gatewayCredentials, gatewayRegistry },
   ] = await Promise.all([
     import('pino'),
     import('./bridge.js'),
@@ -55,7 +55,12 @@ export async function runBridge(o: BridgeCommandOptions): Promise<void> {
   ]);
   const log = pino({ level: o.logLevel, base: { name: 'kubemcp-bridge' } }, pino.destination(2));
   const registry = gatewayRegistry();
-  const access = accessFromOptions(o, auditLogger(pino), registry);
+  const access = accessFromOptions(
+    o,
+    auditLogger(pino),
+    registry,
+    o.auth === 'none' ? undefined : await gatewayCredentials(),
+  );
   const bridge = new StdioBridge({
     registry,
     paths: bridgePaths(o.dir),
@@ -100,14 +105,16 @@ export interface GatewayCommandOptions extends AccessCliOptions {
  * @throws when the access options are invalid or the port cannot be bound.
  */
 export async function runGateway(o: GatewayCommandOptions): Promise<void> {
-  const [{ default: pino }, { startGatewayProxy }, { accessFromOptions, gatewayRegistry }] = await Promise.all([
-    import('pino'),
-    import('./proxy.js'),
-    import('./setup.js'),
-  ]);
+  const [{ default: pino }, { startGatewayProxy }, { accessFromOptions, gatewayCredentials, gatewayRegistry }] =
+    await Promise.all([import('pino'), import('./proxy.js'), import('./setup.js')]);
   const log = pino({ level: o.logLevel, base: { name: 'kubemcp-gateway' } }, pino.destination(2));
   const registry = gatewayRegistry();
-  const access = accessFromOptions(o, auditLogger(pino), registry);
+  const access = accessFromOptions(
+    o,
+    auditLogger(pino),
+    registry,
+    o.auth === 'none' ? undefined : await gatewayCredentials(),
+  );
   const gw = await startGatewayProxy({
     upstream: o.upstream,
     host: o.host,

@@ -5,7 +5,7 @@
  * kubeconfig outside a pod), which needs `system:auth-delegator` (create tokenreviews and
  * subjectaccessreviews; the operator binds it).
  */
-import * as k8s from '@kubernetes/client-node';
+import type * as k8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { Counter, Registry } from 'prom-client';
 import { AUTH_MODES, GatewayAccess, GatewayMetrics, type AuthMode } from './access.js';
@@ -13,6 +13,7 @@ import { TokenReviewAuthenticator } from './auth/tokenreview.js';
 import { OidcAuthenticator } from './auth/oidc.js';
 import { SubjectAccessReviewAuthorizer } from './auth/sar.js';
 import { kubeFetch } from '../lib/kube-http.js';
+import { inClusterCredentials, type ApiCredentials } from '../lib/in-cluster.js';
 
 /** The access options shared by both gateway commands. */
 export interface AccessCliOptions {
@@ -50,8 +51,26 @@ export function parseServerRef(ref: string | undefined): { namespace: string; na
 }
 
 /**
+ * The gateway's own credentials: in a pod, its ServiceAccount's (lib/in-cluster.ts, without
+ * client-node); outside one, the default kubeconfig (KUBECONFIG, ~/.kube/config) through
+ * client-node, loaded only then.
+ * @throws Error when neither names an apiserver.
+ */
+export async function gatewayCredentials(): Promise<ApiCredentials> {
+  const pod = inClusterCredentials();
+  if (pod) return pod;
+  const { KubeConfig } = await import('@kubernetes/client-node');
+  const kc = new KubeConfig();
+  kc.loadFromDefault();
+  const server = kc.getCurrentCluster()?.server.replace(/\/+$/, '');
+  if (!server) throw new Error('no apiserver: neither the in-cluster config nor a kubeconfig names one');
+  return { server, applyToHTTPSOptions: (opts) => kc.applyToHTTPSOptions(opts) };
+}
+
+/**
  * The access layer for `o`, its audit lines on `audit` and metrics in `registry`.
- * @param kubeConfig the gateway's own credentials (default: in-cluster config, else the default kubeconfig).
+ * @param kubeConfig the gateway's own credentials ({@link gatewayCredentials}, or a client-node
+ *   KubeConfig); required by modes `kubernetes` and `oidc`.
  * @throws Error naming the option when `--auth` is unknown, modes `kubernetes` and `oidc` lack
  *   `--mcpserver` or `--audience`, mode `oidc` lacks `--oidc-issuer` or an OIDC URL is not https.
  */
@@ -59,7 +78,7 @@ export function accessFromOptions(
   o: AccessCliOptions,
   audit: Logger,
   registry: Registry,
-  kubeConfig?: k8s.KubeConfig,
+  kubeConfig?: k8s.KubeConfig | ApiCredentials,
 ): GatewayAccess {
   if (!(AUTH_MODES as readonly string[]).includes(o.auth))
     throw new Error(`--auth must be one of ${AUTH_MODES.join(', ')}, got "${o.auth}"`);
@@ -71,8 +90,9 @@ export function accessFromOptions(
   if (!audiences.length)
     throw new Error(`--auth ${mode} needs at least one --audience (the MCPServer status.url first)`);
   if (mode === 'oidc' && !o.oidcIssuer) throw new Error('--auth oidc needs --oidc-issuer');
-  const kc = kubeConfig ?? defaultKubeConfig();
-  const server = kc.getCurrentCluster()?.server.replace(/\/+$/, '');
+  if (!kubeConfig) throw new Error(`--auth ${mode} needs the gateway's own credentials (gatewayCredentials)`);
+  const kc = kubeConfig;
+  const server = ('server' in kc ? kc.server : kc.getCurrentCluster()?.server)?.replace(/\/+$/, '');
   if (!server) throw new Error('no apiserver: neither the in-cluster config nor a kubeconfig names one');
   const fetch = kubeFetch(kc);
   const reviews = new TokenReviewAuthenticator({ server, fetch, audiences });
@@ -111,11 +131,4 @@ export function accessFromOptions(
     oidcIssuer: mode === 'oidc' ? o.oidcIssuer : undefined,
     authorizer,
   });
-}
-
-function defaultKubeConfig(): k8s.KubeConfig {
-  const kc = new k8s.KubeConfig();
-  if (process.env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster();
-  else kc.loadFromDefault();
-  return kc;
 }

@@ -73,6 +73,15 @@ export function withConnectionReuse(kc: k8s.KubeConfig, opts: ConnectionReuseOpt
 }
 
 /** A fetch function (the WHATWG signature the MCP SDK's transport calls). */
+/**
+ * What {@link kubeFetch} needs of a client configuration: `applyToHTTPSOptions` puts the TLS
+ * material and credentials into node's request options. A client-node KubeConfig has it, and so
+ * has {@link ./in-cluster.js}'s in-cluster credentials (without loading client-node).
+ */
+export interface HttpsCredentials {
+  applyToHTTPSOptions(opts: https.RequestOptions): Promise<void>;
+}
+
 export type FetchLike = (url: string | URL, init?: RequestInit) => Promise<Response>;
 
 /** Options of {@link kubeFetch}. */
@@ -95,7 +104,7 @@ export interface KubeFetchOptions {
  * The response body streams (Server-Sent Events pass through); `init.signal` aborts the request.
  * Rejects with a TypeError "fetch failed" (cause: the socket error) like the global fetch.
  */
-export function kubeFetch(kc: k8s.KubeConfig, opts: KubeFetchOptions = {}): FetchLike {
+export function kubeFetch(kc: HttpsCredentials, opts: KubeFetchOptions = {}): FetchLike {
   return async (input, init) => {
     const url = new URL(String(input));
     const req: https.RequestOptions & { headers: http.OutgoingHttpHeaders } = {

@@ -17,7 +17,7 @@
  * authorizer defaults), so a revoked binding takes effect within that time (kube-rbac-proxy's
  * 5-minute allow cache delays revocation); apiserver errors are not cached and refuse the call.
  */
-import { GROUP, PLURAL } from '../../charts/api/schema.js';
+import { GROUP, PLURAL } from '../../charts/api/constants.js';
 import type { FetchLike } from '../../lib/kube-http.js';
 import { DecisionCache, postReview } from './review.js';
 import type { Identity } from './tokenreview.js';
