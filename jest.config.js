@@ -31,6 +31,7 @@ export const UNIT_TESTS = [
   'test/controller/logic.test.ts',
   'test/gateway/tools-unit.test.ts',
   'test/images/dockerfile.test.ts',
+  'test/lib/in-cluster.test.ts',
   'test/mcp-server/bridge-unit.test.ts',
   'test/mcp-server/command.test.ts',
   'test/mcp-server/policy.test.ts',
