@@ -17,6 +17,7 @@ import { IMPERSONATOR_CLUSTER_ROLE_RULES } from '../../charts/operator.js';
 import { IMPERSONATOR_ROLE } from '../../charts/mcpserver.js';
 import { isLoopbackPeer } from '../../mcp-server/http.js';
 import { checkCaller } from '../../mcp-server/kube.js';
+import { readState } from '../../cluster/index.js';
 import {
   apply,
   createNamespace,
@@ -223,6 +224,41 @@ describe('kubemcp serve acting as its caller', () => {
     // The object is still there: the apiserver refused alice.
     await expect(core.readNamespacedConfigMap({ namespace: mine, name: 'mine-cm' })).resolves.toBeDefined();
   });
+});
+
+describe('the trust boundary, on a real non-loopback address', () => {
+  const hostIp = readState()?.realNode?.network?.hostIp;
+  // The host's end of the real node's veth: a local address that is not loopback, so a connection
+  // to it comes from a non-loopback peer, as one from another pod would.
+  (hostIp ? it : it.skip)(
+    'refuses /mcp from a peer that is not loopback (403), whatever identity headers it sends',
+    async () => {
+      const open = await startHttpServer(
+        {},
+        { impersonate: 'gateway', host: '0.0.0.0' },
+        { kubeconfig: path.join(dir, 'kubeconfig'), impersonate: true },
+      );
+      try {
+        const url = `http://${hostIp}:${open.running.port}/mcp`;
+        const forged = await raw(url, {
+          method: 'POST',
+          headers: { ...MCP_HEADERS, Host: '127.0.0.1', 'X-Remote-User': 'alice', 'X-Remote-Group': 'team-b' },
+          body: init,
+        });
+        expect(forged.status).toBe(403);
+        expect(forged.body).toMatch(/takes calls only from its pod's gateway/);
+        // The same from loopback is taken.
+        const local = await raw(`http://127.0.0.1:${open.running.port}/mcp`, {
+          method: 'POST',
+          headers: { ...MCP_HEADERS, 'X-Remote-User': 'alice' },
+          body: init,
+        });
+        expect(local.status).toBe(200);
+      } finally {
+        await open.close();
+      }
+    },
+  );
 });
 
 describe('the trust boundary (pure)', () => {
