@@ -20,8 +20,10 @@
  *    loopback and plain-HTTP addresses and `thv proxy` has no flag to allow them, so the bench's
  *    build sets its config's AllowPrivateIP and InsecureAllowHTTP (one line of
  *    cmd/thv/app/proxy.go, patched in a copy; nothing else changed).
- * For each: `--calls` sequential calls after 50 warm-up calls: median and p95 in ms, and the proxy
- * process's CPU ms per call (/proc/<pid>/stat). The gateway's added median is (row - direct), goal
+ * All proxies run at once; each path gets `--calls` sequential calls (after 100 warm-up calls) in
+ * 5 interleaved rounds whose order rotates, so drift (the client warming up, the machine's load)
+ * hits all alike: median and p95 in ms, and the proxy process's CPU ms per call (/proc/<pid>/stat).
+ * The added median is (row - direct), goal
  * <= 1 ms with a cached token. Then, for the kubernetes gateway: TokenReviews and
  * SubjectAccessReviews sent (its /.kubemcp/metrics, kubemcp_gateway_reviews_total) for the
  * `--calls` calls of one token (goal: 1), then `--load-calls` calls spread over `--callers`
@@ -55,7 +57,9 @@ const arg = (name: string, def: number) => {
 const CALLS = arg('calls', 1000);
 const CALLERS = arg('callers', 100);
 const LOAD_CALLS = arg('load-calls', 10_000);
-const WARMUP = 50;
+const WARMUP = 100;
+/** Rounds of the interleaved latency runs: each path gets CALLS / ROUNDS calls per round. */
+const ROUNDS = 5;
 const TOOLHIVE_VERSION = 'v0.47.0';
 const TOOLHIVE_DIR = path.join(homedir(), '.cache', 'kubemcp', `toolhive-${TOOLHIVE_VERSION}`);
 const THV = path.join(TOOLHIVE_DIR, 'bin', 'thv-bench');
@@ -143,20 +147,13 @@ interface Row {
   pid?: number;
 }
 
-async function measure(name: string, url: string, token?: string, pid?: number): Promise<Row> {
-  const rssIdle = pid ? rssMiB(pid) : undefined;
-  const c = await connect(url, token);
-  for (let i = 0; i < WARMUP; i++) await echo(c, i);
-  const ms: number[] = [];
-  const c0 = pid ? cpuMs(pid) : 0;
-  for (let i = 0; i < CALLS; i++) {
-    const t = process.hrtime.bigint();
-    await echo(c, i);
-    ms.push(Number(process.hrtime.bigint() - t) / 1e6);
-  }
-  const cpu = pid ? (cpuMs(pid) - c0) / CALLS : 0;
-  await c.close();
-  return { name, median: pct(ms, 50), p95: pct(ms, 95), cpuPerCall: cpu, rssIdle, pid };
+/** One way to the server: its URL, the caller's token, the proxy process (none: direct). */
+interface Path {
+  name: string;
+  url: string;
+  token?: string;
+  pid?: number;
+  rssIdle?: number;
 }
 
 /** `--load-calls` calls over one session per token, 10 sessions at a time. */
@@ -333,55 +330,31 @@ try {
   const upstream = start(EVERYTHING[0]!, [EVERYTHING[1]!, 'streamableHttp'], { PORT: String(upstreamPort) });
   await listening(upstreamPort, 'server-everything', upstream);
   const upstreamUrl = `http://127.0.0.1:${upstreamPort}`;
-  rows.push(await measure('direct (server-everything, Streamable HTTP)', `${upstreamUrl}/mcp`));
+  const paths: Path[] = [{ name: 'direct (server-everything, Streamable HTTP)', url: `${upstreamUrl}/mcp` }];
 
   // --- kubemcp gateway, three modes ------------------------------------------------------------
   const gateway = async (mode: 'none' | 'kubernetes' | 'oidc') => {
     const port = await freePort();
     const args = [BUNDLE, 'gateway', '--upstream', upstreamUrl, '--port', String(port), '--auth', mode];
-    if (mode !== 'none') args.push('--mcpserver', `${ns}/bench-mcp`, '--audience', AUDIENCE);
-    else args.push('--mcpserver', `${ns}/bench-mcp`);
+    args.push('--mcpserver', `${ns}/bench-mcp`);
+    if (mode !== 'none') args.push('--audience', AUDIENCE);
     if (mode === 'oidc') args.push('--oidc-issuer', issuer);
-    // As the image runs it: the bundle, glibc's arena cap (the Dockerfile's MALLOC_ARENA_MAX).
-    const p = start(process.execPath, args, {
-      ...inPod,
-      KUBECONFIG: '/nonexistent',
-      LOG_LEVEL: 'warn',
-      MALLOC_ARENA_MAX: '2',
-    });
+    // As the image runs it: the bundle, with its pod's in-cluster credentials.
+    const p = start(process.execPath, args, { ...inPod, KUBECONFIG: '/nonexistent', LOG_LEVEL: 'warn' });
     await listening(port, `kubemcp gateway --auth ${mode}`, p);
     return { p, url: `http://127.0.0.1:${port}/mcp`, metrics: `http://127.0.0.1:${port}/.kubemcp/metrics` };
   };
-  {
-    const g = await gateway('none');
-    rows.push(await measure('kubemcp gateway --auth none', g.url, undefined, g.p.child.pid));
-    stop(g.p.child);
-  }
-  {
-    const g = await gateway('kubernetes');
-    const row = await measure('kubemcp gateway --auth kubernetes (cached)', g.url, callers[0], g.p.child.pid);
-    rows.push(row);
-    const one = await reviewsSent(g.metrics);
-    const seconds = await load(g.url, callers);
-    const all = await reviewsSent(g.metrics);
-    summary.kubernetes = {
-      reviewsForOneToken: one,
-      loadCalls: LOAD_CALLS,
-      callers: CALLERS,
-      loadSeconds: Number(seconds.toFixed(1)),
-      reviewsAfterLoad: all,
-      rssIdleMiB: Number(row.rssIdle!.toFixed(1)),
-      rssAfterLoadMiB: Number(rssMiB(g.p.child.pid!).toFixed(1)),
-    };
-    stop(g.p.child);
-  }
-  {
-    const g = await gateway('oidc');
-    rows.push(await measure('kubemcp gateway --auth oidc (jose, JWKS)', g.url, jwt, g.p.child.pid));
-    stop(g.p.child);
-  }
+  const none = await gateway('none');
+  const kube = await gateway('kubernetes');
+  const oidc = await gateway('oidc');
+  paths.push(
+    { name: 'kubemcp gateway --auth none', url: none.url, pid: none.p.child.pid },
+    { name: 'kubemcp gateway --auth kubernetes (cached)', url: kube.url, token: callers[0], pid: kube.p.child.pid },
+    { name: 'kubemcp gateway --auth oidc (jose, JWKS)', url: oidc.url, token: jwt, pid: oidc.p.child.pid },
+  );
 
   // --- ToolHive's proxy -----------------------------------------------------------------------
+  let thvOidc: { p: ReturnType<typeof start>; url: string } | undefined;
   if (!flag('no-toolhive')) {
     if (!existsSync(THV)) buildThv();
     const thvEnv = {
@@ -393,45 +366,90 @@ try {
       XDG_DATA_HOME: path.join(dir, 'data'),
       TOOLHIVE_SKIP_UPDATE_CHECK: 'true',
     };
-    const thv = async (oidc: boolean) => {
+    const thv = async (withOidc: boolean) => {
       const port = await freePort();
-      const args = ['proxy', `bench-${oidc ? 'oidc' : 'plain'}`, '--target-uri', upstreamUrl, '--port', String(port)];
-      if (oidc) args.push('--oidc-issuer', issuer, '--oidc-audience', AUDIENCE, '--oidc-jwks-url', `${issuer}/jwks`);
+      const args = [
+        'proxy',
+        `bench-${withOidc ? 'oidc' : 'plain'}`,
+        '--target-uri',
+        upstreamUrl,
+        '--port',
+        String(port),
+      ];
+      if (withOidc)
+        args.push('--oidc-issuer', issuer, '--oidc-audience', AUDIENCE, '--oidc-jwks-url', `${issuer}/jwks`);
       const p = start(THV, args, thvEnv);
-      await listening(port, `thv proxy${oidc ? ' --oidc' : ''}`, p);
+      await listening(port, `thv proxy${withOidc ? ' --oidc' : ''}`, p);
       return { p, url: `http://127.0.0.1:${port}/mcp` };
     };
-    for (const oidc of [false, true]) {
-      const t = await thv(oidc);
-      try {
-        const row = await measure(
-          `ToolHive thv proxy ${TOOLHIVE_VERSION}${oidc ? ' --oidc (JWKS)' : ''}`,
-          t.url,
-          oidc ? jwt : undefined,
-          t.p.child.pid,
-        );
-        rows.push(row);
-        if (oidc) {
-          // The same load as the kubernetes gateway's, with one JWT (ToolHive has no Kubernetes tokens).
-          const seconds = await load(
-            t.url,
-            Array.from({ length: CALLERS }, () => jwt),
-          );
-          summary.toolhive = {
-            loadCalls: LOAD_CALLS,
-            loadSeconds: Number(seconds.toFixed(1)),
-            rssIdleMiB: Number(row.rssIdle!.toFixed(1)),
-            rssAfterLoadMiB: Number(rssMiB(t.p.child.pid!).toFixed(1)),
-          };
-        }
-      } catch (err) {
-        process.stderr.write(
-          `[bench] thv proxy${oidc ? ' --oidc' : ''} failed: ${(err as Error).message}\n${t.p.out()}\n`,
-        );
-      } finally {
-        stop(t.p.child);
+    const plain = await thv(false);
+    thvOidc = await thv(true);
+    paths.push(
+      { name: `ToolHive thv proxy ${TOOLHIVE_VERSION}`, url: plain.url, pid: plain.p.child.pid },
+      {
+        name: `ToolHive thv proxy ${TOOLHIVE_VERSION} --oidc (JWKS)`,
+        url: thvOidc.url,
+        token: jwt,
+        pid: thvOidc.p.child.pid,
+      },
+    );
+  }
+
+  // --- latency, interleaved: every path in each round, the order rotating ----------------------
+  for (const pth of paths) pth.rssIdle = pth.pid ? rssMiB(pth.pid) : undefined;
+  const clients = await Promise.all(paths.map((pth) => connect(pth.url, pth.token)));
+  for (const c of clients) for (let i = 0; i < WARMUP; i++) await echo(c, i);
+  const ms = paths.map((): number[] => []);
+  const cpu = paths.map(() => 0);
+  const perRound = Math.ceil(CALLS / ROUNDS);
+  for (let r = 0; r < ROUNDS; r++)
+    for (let k = 0; k < paths.length; k++) {
+      const j = (k + r) % paths.length;
+      const pid = paths[j]!.pid;
+      const c0 = pid ? cpuMs(pid) : 0;
+      for (let i = 0; i < perRound; i++) {
+        const t = process.hrtime.bigint();
+        await echo(clients[j]!, i);
+        ms[j]!.push(Number(process.hrtime.bigint() - t) / 1e6);
       }
+      if (pid) cpu[j] = cpu[j]! + cpuMs(pid) - c0;
     }
+  for (const c of clients) await c.close();
+  paths.forEach((pth, j) =>
+    rows.push({
+      name: pth.name,
+      median: pct(ms[j]!, 50),
+      p95: pct(ms[j]!, 95),
+      cpuPerCall: cpu[j]! / ms[j]!.length,
+      rssIdle: pth.rssIdle,
+      pid: pth.pid,
+    }),
+  );
+
+  // --- reviews and memory under load ---------------------------------------------------------
+  const one = await reviewsSent(kube.metrics);
+  const seconds = await load(kube.url, callers);
+  summary.kubernetes = {
+    reviewsForOneToken: one,
+    loadCalls: LOAD_CALLS,
+    callers: CALLERS,
+    loadSeconds: Number(seconds.toFixed(1)),
+    reviewsAfterLoad: await reviewsSent(kube.metrics),
+    rssIdleMiB: Number(paths[2]!.rssIdle!.toFixed(1)),
+    rssAfterLoadMiB: Number(rssMiB(kube.p.child.pid!).toFixed(1)),
+  };
+  if (thvOidc) {
+    // The same load with one JWT (ToolHive has no Kubernetes tokens).
+    const thvSeconds = await load(
+      thvOidc.url,
+      Array.from({ length: CALLERS }, () => jwt),
+    );
+    summary.toolhive = {
+      loadCalls: LOAD_CALLS,
+      loadSeconds: Number(thvSeconds.toFixed(1)),
+      rssIdleMiB: Number(paths[paths.length - 1]!.rssIdle!.toFixed(1)),
+      rssAfterLoadMiB: Number(rssMiB(thvOidc.p.child.pid!).toFixed(1)),
+    };
   }
   stop(upstream.child);
 } finally {
@@ -446,7 +464,7 @@ try {
 const f = (n: number) => n.toFixed(2).padStart(8);
 const direct = rows[0]!;
 process.stdout.write(
-  `\ngateway bench: server-everything echo, ${CALLS} sequential calls per row (after ${WARMUP} warm-up), load ${LOAD_CALLS} calls over ${CALLERS} callers\n\n`,
+  `\ngateway bench: server-everything echo, ${CALLS} sequential calls per row in ${ROUNDS} interleaved rounds (after ${WARMUP} warm-up), load ${LOAD_CALLS} calls over ${CALLERS} callers\n\n`,
 );
 process.stdout.write(`${'path'.padEnd(46)} median ms   p95 ms   added ms   proxy CPU ms/call   proxy RSS idle MiB\n`);
 for (const r of rows)
