@@ -5,7 +5,7 @@
  * `npm run build` runs it after `tsc -p tsconfig.build.json` (the library in dist/js, with its
  * declarations); `npm pack` runs `npm run build` on `prepack`.
  *
- * Choices, measured (README, "Speed and memory"; `npm run bench`):
+ * Choices, measured (docs/serve.md, "Speed and memory"; `npm run bench`):
  * - mcp-server/'s `@kubernetes/client-node` imports resolve to build/client-node-lite.ts, whose
  *   `KubeConfig` loads `kubeconfig.cjs` on first use: the package's `dist/config.js` bundled as
  *   CommonJS with only what it needs. The package index pulls in the whole generated API client
@@ -16,7 +16,7 @@
  * - cdk8s, cdk8s-plus-33 and constructs (`kubemcp render` and `kubemcp controller`) are bundled
  *   into the chunks those commands load, minified: loaded from node_modules instead, their
  *   sources (cdk8s-plus-33's `lib/imports/k8s.js` alone 3.4 MB, plus a 2.7 MB inline source map
- *   that V8 keeps as part of the source) cost the controller ~10 MiB RSS (README, "The controller
+ *   that V8 keeps as part of the source) cost the controller ~10 MiB RSS (docs/benchmarks.md, "The controller
  *   at scale"). Their output is unchanged (the render tests compare it with the library's).
  *   The full `@kubernetes/client-node` for the controller is bundled separately into
  *   {@link CLIENT_NODE_BUNDLE}, a file of its own that the controller's chunks import (bundling it
@@ -61,7 +61,7 @@ function startSnapshot(snapshot: unknown): esbuild.Plugin {
  * The full `@kubernetes/client-node` as one minified ESM file in the output directory, which the
  * controller's chunks import (every import of the package outside mcp-server/). Loaded as the
  * package's ~1,000 files it costs the controller ~59 MiB RSS (module records, sources kept for
- * lazy compilation); as this bundle ~19 MiB (README, "The controller at scale"). A file of its own,
+ * lazy compilation); as this bundle ~19 MiB (docs/benchmarks.md, "The controller at scale"). A file of its own,
  * loaded only by `kubemcp controller`, so the server's chunks never share it.
  */
 export const CLIENT_NODE_BUNDLE = 'client-node.js';

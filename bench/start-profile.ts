@@ -1,6 +1,6 @@
 /**
  * `npm run bench:start`: where the start of `kubemcp serve` goes, the numbers build.ts's choices
- * rest on (README, "Speed and memory"). Not a test; it needs no cluster.
+ * rest on (docs/serve.md, "Speed and memory"). Not a test; it needs no cluster.
  *
  *   npm run bench:start -- [--runs 5]
  *

@@ -23,7 +23,7 @@ export const DEFAULT_CONTROLLER_IMAGE = 'kubemcp:0.1.0';
  * Default concurrent reconciles of the controller (`--workers`). A reconcile mostly waits on the
  * apiserver (2-3 round trips), so throughput grows with workers until the apiserver is busy; on
  * the local cluster 16 keep up with a 16-in-flight raw server-side-apply client
- * (`npm run bench:controller`, README "The controller at scale"). controller-runtime's default
+ * (`npm run bench:controller`, docs/benchmarks.md, "The controller at scale"). controller-runtime's default
  * MaxConcurrentReconciles is 1.
  */
 export const DEFAULT_WORKERS = 16;
@@ -32,7 +32,7 @@ export const DEFAULT_WORKERS = 16;
  * NODE_OPTIONS of the controller's container. `--max-semi-space-size=1` (MiB) caps V8's young
  * generation, which otherwise grows to 3 x 16 MiB under the allocation rate of a burst of
  * reconciles: the compiled controller's RSS, idle on the local cluster, is ~160 MiB without it
- * and ~135 MiB with it (README "The controller at scale"; Node.js docs, "--max-semi-space-size").
+ * and ~135 MiB with it (docs/benchmarks.md, "The controller at scale"; Node.js docs, "--max-semi-space-size").
  */
 export const CONTROLLER_NODE_OPTIONS = '--max-semi-space-size=1';
 
@@ -44,7 +44,7 @@ export const CONTROLLER_NODE_OPTIONS = '--max-semi-space-size=1';
  * (`npm run bench:controller`) the controller ended the burst at 128 MiB RSS (peak 128) with it,
  * 156 (peak 204) without; restarted against them, it peaked at 135 MiB and settled at 108, 190
  * and 120 without. `--optimize-for-size` gave about the same RSS (120-127 MiB) for more CPU
- * (37-43 s against 36 s for the same burst), as it also makes the compiler favour size (README
+ * (37-43 s against 36 s for the same burst), as it also makes the compiler favour size (docs/benchmarks.md
  * "The controller at scale"; `node --v8-options`).
  */
 export const CONTROLLER_NODE_FLAGS = ['--heap-growing-percent=20'] as const;

@@ -1,6 +1,6 @@
 /**
  * The seeds' sample MCPServer manifests (charts/samples/*.yaml), verbatim from seeds 001 and 003:
- * basic, advanced and production. Used by `cdk8s synth`, the README and the tests.
+ * basic, advanced and production. Used by `cdk8s synth`, the docs and the tests.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';

@@ -5,7 +5,7 @@
  * response and turn every item into its model classes (`V1Pod`, `V1ObjectMeta`, `Date`s), so at
  * start the controller held each collection three times at once (the response text, the parsed
  * JSON and the model objects, `managedFields` included) before the informers' handlers trimmed
- * it: at 1,000 MCPServers its RSS peaked at ~230 MiB during the first list (README, "The
+ * it: at 1,000 MCPServers its RSS peaked at ~230 MiB during the first list (docs/benchmarks.md, "The
  * controller at scale"). {@link pagedList} asks for pages of {@link DEFAULT_PAGE_SIZE} items
  * (`limit` and `continue`, https://kubernetes.io/docs/reference/using-api/api-concepts/#retrieving-large-results-sets-in-chunks,
  * which is what client-go's reflector does with its 500-item pages), keeps the items as the JSON

@@ -5,7 +5,7 @@
  * (`KubeConfig.applySecurityAuthentication` -> `createAgent`), so every request opens a new TCP
  * connection and does a full TLS handshake with the apiserver: at a few hundred requests per
  * second that handshake, on both ends, is most of the CPU the requests cost (measured by
- * `npm run bench:controller --profile`; see the README's "The controller at scale").
+ * `npm run bench:controller --profile`; see docs/benchmarks.md, "The controller at scale").
  * client-go instead keeps one connection pool per config (HTTP/2, or HTTP/1.1 keep-alive).
  *
  * {@link withConnectionReuse} makes every API client made from a KubeConfig share one keep-alive

@@ -219,7 +219,7 @@ export async function stderrLogger(level = 'info'): Promise<Logger> {
 export async function runServe(o: ServeOptions): Promise<void> {
   // Loaded here, not at the top: `kubemcp render` and `--help` do not pay for the MCP SDK and client-node.
   // The transport not used is not loaded at all: HTTP (hono, prom-client, Node's fetch) costs a stdio
-  // start about a tenth of its time (README, "Speed and memory").
+  // start about a tenth of its time (docs/serve.md, "Speed and memory").
   const [{ Policy }, { KubeGateway }, { DiscoveryDiskCache }] = await Promise.all([
     import('./policy.js'),
     import('./kube.js'),

@@ -13,7 +13,7 @@
  * - `annotations.title` when equal to the tool's `title`; `destructiveHint`/`idempotentHint` of a
  *   read-only tool, which the spec defines as meaningful only when `readOnlyHint` is false;
  * - `execution: { taskSupport: "forbidden" }`, the spec's default.
- * The byte count is part of the benchmark (README, "Speed and memory"; `npm run bench`).
+ * The byte count is part of the benchmark (docs/serve.md, "Speed and memory"; `npm run bench`).
  */
 import { z } from 'zod';
 import { ListToolsRequestSchema, type Tool } from '@modelcontextprotocol/sdk/types.js';

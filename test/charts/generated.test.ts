@@ -1,4 +1,4 @@
-/** Generated artifacts stay in step with the schema: README's API reference and imports/. */
+/** Generated artifacts stay in step with the schema: docs/api.md's API reference, docs/serve.md's tool table and imports/. */
 import { describe, expect, it } from '@jest/globals';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -11,8 +11,8 @@ import { apiReferenceMarkdown } from '../../charts/api/reference.js';
 const root = new URL('../../', import.meta.url).pathname;
 
 describe('generated artifacts', () => {
-  it('README.md carries the current API reference (run `npm run docs` after changing the schema)', () => {
-    const readme = readFileSync(join(root, 'README.md'), 'utf8');
+  it('docs/api.md carries the current API reference (run `npm run docs` after changing the schema)', () => {
+    const readme = readFileSync(join(root, 'docs', 'api.md'), 'utf8');
     const ref = apiReferenceMarkdown();
     expect(readme).toContain(ref);
     for (const field of [
@@ -29,8 +29,8 @@ describe('generated artifacts', () => {
     }
   });
 
-  it("README.md's tool table lists exactly the tools of the checked-in tools/list snapshot", () => {
-    const readme = readFileSync(join(root, 'README.md'), 'utf8');
+  it("docs/serve.md's tool table lists exactly the tools of the checked-in tools/list snapshot", () => {
+    const readme = readFileSync(join(root, 'docs', 'serve.md'), 'utf8');
     const snapshot = JSON.parse(readFileSync(join(root, 'test/mcp-server/tools-list.snapshot.json'), 'utf8')) as
       { tools?: Array<{ name: string }> } | Array<{ name: string }>;
     const tools = (Array.isArray(snapshot) ? snapshot : (snapshot.tools ?? [])).map((t) => t.name).sort();

@@ -8,7 +8,7 @@
  * apiserver through the `kubernetes` Service.
  *
  * Skipped, with the reason printed, only where the machine lacks what the real node needs
- * (README: "The local cluster"); a real node that should have started but failed makes these
+ * (docs/local-cluster.md); a real node that should have started but failed makes these
  * tests fail with the recorded reason.
  */
 import { execFile } from 'node:child_process';

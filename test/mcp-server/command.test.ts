@@ -1,6 +1,6 @@
 /**
  * `kubemcp serve`'s flags through commander (issue 9, "The gateway, typed": commander's
- * `Option.env` instead of hand-written environment lookups): the precedence README documents,
+ * `Option.env` instead of hand-written environment lookups): the precedence docs/serve.md documents,
  * flag > environment variable > MCP_CONFIG_FILE > default, parsed exactly as the CLI parses them;
  * on/off variables read by value; a bad value named with its variable. Pure logic: no cluster.
  */
