@@ -127,7 +127,27 @@ export interface OperatorChartProps extends ChartProps {
   readonly replicas?: number;
   /** Include the CRD. Default true. */
   readonly includeCrd?: boolean;
+  /** Namespace of the controller's namespaced objects. Default {@link OPERATOR_NAMESPACE}. */
+  readonly operatorNamespace?: string;
+  /** Include the Namespace object (Helm installs into `--namespace` instead). Default true. */
+  readonly includeNamespace?: boolean;
+  /** Image of the gateway and bridge in MCPServer pods (`--bridge-image`). Default: `image`. */
+  readonly bridgeImage?: string;
+  /** Reconcile only this namespace's MCPServers (`--namespace`). Default: all. */
+  readonly watchNamespace?: string;
+  /** Leader election (`--leader-elect` / `--no-leader-elect`). Default true. */
+  readonly leaderElection?: boolean;
+  /** The controller's pino log level (`--log-level`). Default `info`. */
+  readonly logLevel?: string;
+  /** The controller container's resources (Kubernetes quantities). Default {@link CONTROLLER_RESOURCES}. */
+  readonly resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
 }
+
+/** The controller container's default requests and limits. */
+export const CONTROLLER_RESOURCES = {
+  requests: { cpu: '100m', memory: '128Mi' },
+  limits: { cpu: '500m', memory: '256Mi' },
+} as const;
 
 /**
  * Renders the CRD (cluster-scoped: no namespace is stamped on it), the `mcp-system` Namespace,
@@ -140,11 +160,15 @@ export class OperatorChart extends Chart {
   constructor(scope: Construct, id: string, props: OperatorChartProps = {}) {
     // No chart-level namespace: it would be stamped on the cluster-scoped objects too.
     super(scope, id, { ...props, namespace: undefined, disableResourceNameHashes: true });
-    const ns = OPERATOR_NAMESPACE;
+    const ns = props.operatorNamespace ?? OPERATOR_NAMESPACE;
+    const image = props.image ?? DEFAULT_CONTROLLER_IMAGE;
+    const resources = props.resources ?? CONTROLLER_RESOURCES;
+    const quantities = (q: Record<string, string> | undefined) =>
+      q && Object.fromEntries(Object.entries(q).map(([k, v]) => [k, k8s.Quantity.fromString(v)]));
     const meta = (name: string, namespaced = true) => ({ name, ...(namespaced ? { namespace: ns } : {}), labels });
 
     if (props.includeCrd ?? true) new ApiObject(this, 'crd', mcpServerCrd() as never);
-    new k8s.KubeNamespace(this, 'namespace', { metadata: meta(ns, false) });
+    if (props.includeNamespace ?? true) new k8s.KubeNamespace(this, 'namespace', { metadata: meta(ns, false) });
     new k8s.KubeServiceAccount(this, 'sa', { metadata: meta(CONTROLLER_NAME) });
     new k8s.KubeClusterRole(this, 'clusterrole', { metadata: meta(CONTROLLER_NAME, false), rules: CONTROLLER_RULES });
     new k8s.KubeClusterRole(this, 'caller-clusterrole', {
@@ -196,18 +220,20 @@ export class OperatorChart extends Chart {
             containers: [
               {
                 name: 'controller',
-                image: props.image ?? DEFAULT_CONTROLLER_IMAGE,
+                image,
                 imagePullPolicy: 'IfNotPresent',
                 // The image's entrypoint (node <bin>) with the V8 flags NODE_OPTIONS cannot carry.
                 command: ['node', ...CONTROLLER_NODE_FLAGS, IMAGE_BIN],
                 args: [
                   'controller',
-                  '--leader-elect',
+                  props.leaderElection === false ? '--no-leader-elect' : '--leader-elect',
                   `--leader-election-namespace=${ns}`,
                   `--metrics-port=${CONTROLLER_PORTS.metrics}`,
                   `--health-port=${CONTROLLER_PORTS.health}`,
-                  // Bridged stdio MCPServers run their bridge from the operator's own image.
-                  `--bridge-image=${props.image ?? DEFAULT_CONTROLLER_IMAGE}`,
+                  // MCPServer pods run their gateway and bridge from the operator's own image by default.
+                  `--bridge-image=${props.bridgeImage ?? image}`,
+                  `--log-level=${props.logLevel ?? 'info'}`,
+                  ...(props.watchNamespace ? [`--namespace=${props.watchNamespace}`] : []),
                 ],
                 env: [
                   { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
@@ -227,8 +253,8 @@ export class OperatorChart extends Chart {
                 livenessProbe: probe('/healthz', 15),
                 readinessProbe: probe('/readyz', 5),
                 resources: {
-                  requests: { cpu: k8s.Quantity.fromString('100m'), memory: k8s.Quantity.fromString('128Mi') },
-                  limits: { cpu: k8s.Quantity.fromString('500m'), memory: k8s.Quantity.fromString('256Mi') },
+                  ...(resources.requests ? { requests: quantities(resources.requests) } : {}),
+                  ...(resources.limits ? { limits: quantities(resources.limits) } : {}),
                 },
                 securityContext: {
                   allowPrivilegeEscalation: false,

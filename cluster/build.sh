@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds (or reuses) the local cluster's binaries from Go modules, each cached by version:
 # - control plane, from this folder's wrapper module: etcd, kube-apiserver, kube-controller-manager,
-#   kube-scheduler, kwok, kubectl, and the real node's kubelet and kube-proxy, into
+#   kube-scheduler, kwok, kubectl, helm (tools/helm), and the real node's kubelet and kube-proxy, into
 #   ${KUBEMCP_CACHE:-~/.cache/kubemcp}/<k8s-version>-kwok<v>-etcd<v>/;
 # - the real node's runtime, from the wrapper modules in node/: containerd, containerd-shim-runc-v2,
 #   ctr, runc (cgo + libseccomp), coredns and kube-network-policies (NetworkPolicy enforcement),
@@ -44,6 +44,16 @@ build "$dir" kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler "$k8sflags"
 build "$dir" kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager "$k8sflags"
 # Not needed by the cluster; for tests and for exploring it without a kubectl of your own.
 build "$dir" kubectl k8s.io/kubernetes/cmd/kubectl "$k8sflags"
+# helm, for the tests of the operator's Helm chart (helm.sh/helm/v4, from its own wrapper module
+# tools/helm so its k8s.io versions stay apart); a version stamp rebuilds it when tools/helm/go.mod
+# names another. Its failure fails only the Helm chart tests.
+helmver=$(modver helm.sh/helm/v4 tools/helm/go.mod)
+if [ "$(cat "$dir/helm.version" 2>/dev/null)" != "$helmver" ]; then rm -f "$dir/helm"; fi
+if (cd tools/helm && build "$dir" helm helm.sh/helm/v4/cmd/helm "-X helm.sh/helm/v4/internal/version.version=$helmver"); then
+  echo "$helmver" > "$dir/helm.version"
+else
+  echo "[cluster] helm $helmver could not be built: the Helm chart tests will fail" >&2
+fi
 
 # The real node. Its failure leaves the kwok-only cluster usable, so it does not fail this script
 # (a function called in a condition runs without `set -e`: every step checks its own status).
