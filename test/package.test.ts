@@ -129,6 +129,51 @@ describe('npm pack and install', () => {
     }
   });
 
+  it("the README's client snippets start as written (Claude Desktop, VS Code, Claude Code, MCP Inspector): tools/list over stdio from the bundled bin", async () => {
+    // The bundle `npm pack` built (prepack: npm run build) in this checkout, as the README says.
+    const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+    const json = [...readme.matchAll(/```json\n([\s\S]*?)```/g)].map(
+      (m) => JSON.parse(m[1]!) as Record<string, unknown>,
+    );
+    type Server = { command: string; args: string[]; env?: Record<string, string> };
+    const desktop = (json.find((j) => 'mcpServers' in j)!.mcpServers as Record<string, Server>).kubernetes!;
+    const vscode = (json.find((j) => 'servers' in j)!.servers as Record<string, Server>).kubernetes!;
+    const claudeCode = /claude mcp add kubernetes -- (.+?)`/.exec(readme)![1]!.split(' ');
+    const inspector = /npx @modelcontextprotocol\/inspector --cli (.+?) --method tools\/list`/
+      .exec(readme)![1]!
+      .split(' ');
+    const runs: Array<[string, string, string[]]> = [
+      ['Claude Desktop', desktop.command, desktop.args],
+      ['VS Code', vscode.command, vscode.args],
+      ['Claude Code', claudeCode[0]!, claudeCode.slice(1)],
+      ['MCP Inspector', inspector[0]!, inspector.slice(1)],
+    ];
+    for (const [client, command, rawArgs] of runs) {
+      const args = rawArgs.map((a) => a.replace('/path/to/kubemcp', ROOT));
+      expect(args.join(' ')).toContain('dist/cli/kubemcp.js serve');
+      const transport = new StdioClientTransport({
+        command,
+        args,
+        cwd: ROOT,
+        env: { ...(process.env as Record<string, string>), LOG_LEVEL: 'warn' },
+        stderr: 'pipe',
+      });
+      const c = new Client({ name: `readme-${client}`, version: '1' });
+      await c.connect(transport);
+      try {
+        const tools = (await c.listTools()).tools.map((t) => t.name);
+        expect({ client, enough: tools.length >= 10 }).toEqual({ client, enough: true }); // 12 read-only, 22 in all
+        // --read-only hides writes, --disable-destructive deletes: the flags of each snippet took effect.
+        if (args.includes('--read-only'))
+          expect({ client, tools }).not.toEqual({ client, tools: expect.arrayContaining(['apply-manifest']) });
+        if (args.includes('--disable-destructive'))
+          expect({ client, tools }).not.toEqual({ client, tools: expect.arrayContaining(['delete-resource']) });
+      } finally {
+        await closeStdio(c, transport);
+      }
+    }
+  }, 120_000);
+
   it('kubemcp bridge-init and kubemcp bridge run from the install: /health 200, /ready 503 with the reason (no stdio process yet)', async () => {
     const bdir = path.join(dir, 'bridge');
     execFileSync(bin, ['bridge-init', '--dir', bdir, '--launcher-source', '/bin/busybox'], {
