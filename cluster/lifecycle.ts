@@ -122,6 +122,29 @@ export async function clusterUp(opts: ClusterUpOptions = {}): Promise<ClusterInf
     const previous = readState();
     if (previous) {
       const reason = await unhealthyReason(previous);
+      // Started without its real node on a machine that can now run one (the Debian packages were
+      // installed since, say): restarted with it instead of reused as it is (issue 20).
+      const kwokOnly = reason === undefined && !opts.binDir && previous.realNode?.reason?.kind === 'unsupported';
+      if (kwokOnly) {
+        const bins = await ensureBinaries();
+        if (!(await realNodeUnsupportedReason(bins.binDir, bins.nodeBinDir))) {
+          log(
+            'the running cluster was started without its real node, and this machine can run one now: restarting it with the real node',
+          );
+          await stopEverything(previous, log);
+          removeRuntimeState();
+          await fenceClusterRanges(log);
+          const state = await startFresh(bins, log, t0);
+          return {
+            reused: false,
+            kubeconfig: KUBECONFIG_PATH,
+            context: CONTEXT_NAME,
+            server: state.server,
+            state,
+            elapsedMs: Date.now() - t0,
+          };
+        }
+      }
       if (reason === undefined) {
         log(`reusing the running cluster at ${previous.server} (started ${previous.startedAt})`);
         return {
