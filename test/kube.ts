@@ -150,6 +150,30 @@ export async function connectAs(
   });
 }
 
+/**
+ * Like {@link connectAs}, with a bearer token the caller made itself (undefined: none).
+ * @throws Error from kubectl or the SDK (e.g. HTTP 401/403 from the gateway).
+ */
+export async function connectWithToken(
+  namespace: string,
+  name: string,
+  token: string | undefined,
+  urlPath = '/mcp',
+  port: number | string = 'mcp',
+): Promise<ForwardedClient> {
+  const state = readState();
+  if (!state) throw new Error('no local cluster state');
+  return connectThroughPortForward({
+    kubectl: path.join(state.binDir, 'kubectl'),
+    kubeconfig: process.env.KUBECONFIG ?? KUBECONFIG_PATH,
+    namespace,
+    name,
+    port,
+    path: urlPath,
+    token,
+  });
+}
+
 /** A kubeconfig for `kc`'s cluster that authenticates with `token` only (user and context `user`). */
 export function tokenKubeConfig(kc: k8s.KubeConfig, token: string, user = 'token-user'): k8s.KubeConfig {
   const cluster = kc.getCurrentCluster()!;

@@ -31,6 +31,8 @@ import {
   apiMessage,
   apply,
   connectAs,
+  connectWithToken,
+  serviceAccountToken,
   deleteTestNamespace,
   installCrd,
   kubeConfig,
@@ -327,6 +329,24 @@ describeReal('operator and kubemcp serve as pods on the real node', () => {
       code: 403,
       message: expect.stringMatching(/Forbidden: .*mcpservers\/proxy/),
     });
+    // A token of the right caller for another audience, and one whose ServiceAccount is gone
+    // (revoked: the apiserver no longer accepts it), are 401 as well.
+    await expect(connectAs(kc, ns, serve, 'caller', 'https://other.example.com/mcp')).rejects.toMatchObject({
+      code: 401,
+    });
+    await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: 'gone' } } });
+    await rbac.createNamespacedRoleBinding({
+      namespace: ns,
+      body: {
+        metadata: { name: 'gone-edit' },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'edit' },
+        subjects: [{ kind: 'ServiceAccount', name: 'gone', namespace: ns }],
+      },
+    });
+    const goneToken = await serviceAccountToken(kc, ns, 'gone', [serveUrl()]);
+    await core.deleteNamespacedServiceAccount({ namespace: ns, name: 'gone' });
+    // TokenReview answers for a deleted ServiceAccount at once; the gateway never cached this token.
+    await expect(connectWithToken(ns, serve, goneToken)).rejects.toMatchObject({ code: 401 });
     const r = await client.callTool({ name: 'list-resources', arguments: { kind: 'pods', namespace: ns } });
     expect(r.isError).toBeFalsy();
     const text = (r.content as Array<{ type: string; text?: string }>).map((x) => x.text ?? '').join('\n');
