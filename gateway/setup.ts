@@ -62,6 +62,16 @@ export async function gatewayCredentials(): Promise<ApiCredentials> {
   const { KubeConfig } = await import('@kubernetes/client-node');
   const kc = new KubeConfig();
   kc.loadFromDefault();
+  return credentialsOf(kc);
+}
+
+/**
+ * A client-node KubeConfig as {@link ApiCredentials} (its current cluster's server, without a
+ * trailing slash); credentials pass through.
+ * @throws Error when the kubeconfig names no apiserver.
+ */
+function credentialsOf(kc: k8s.KubeConfig | ApiCredentials): ApiCredentials {
+  if ('server' in kc) return kc;
   const server = kc.getCurrentCluster()?.server.replace(/\/+$/, '');
   if (!server) throw new Error('no apiserver: neither the in-cluster config nor a kubeconfig names one');
   return { server, applyToHTTPSOptions: (opts) => kc.applyToHTTPSOptions(opts) };
@@ -91,9 +101,8 @@ export function accessFromOptions(
     throw new Error(`--auth ${mode} needs at least one --audience (the MCPServer status.url first)`);
   if (mode === 'oidc' && !o.oidcIssuer) throw new Error('--auth oidc needs --oidc-issuer');
   if (!kubeConfig) throw new Error(`--auth ${mode} needs the gateway's own credentials (gatewayCredentials)`);
-  const kc = kubeConfig;
-  const server = ('server' in kc ? kc.server : kc.getCurrentCluster()?.server)?.replace(/\/+$/, '');
-  if (!server) throw new Error('no apiserver: neither the in-cluster config nor a kubeconfig names one');
+  const kc = credentialsOf(kubeConfig);
+  const server = kc.server.replace(/\/+$/, '');
   const fetch = kubeFetch(kc);
   const reviews = new TokenReviewAuthenticator({ server, fetch, audiences });
   const authorizer = new SubjectAccessReviewAuthorizer({ server, fetch, ...ref });

@@ -72,7 +72,6 @@ export function withConnectionReuse(kc: k8s.KubeConfig, opts: ConnectionReuseOpt
   return view;
 }
 
-/** A fetch function (the WHATWG signature the MCP SDK's transport calls). */
 /**
  * What {@link kubeFetch} needs of a client configuration: `applyToHTTPSOptions` puts the TLS
  * material and credentials into node's request options. A client-node KubeConfig has it, and so
@@ -82,6 +81,7 @@ export interface HttpsCredentials {
   applyToHTTPSOptions(opts: https.RequestOptions): Promise<void>;
 }
 
+/** A fetch function (the WHATWG signature the MCP SDK's transport calls). */
 export type FetchLike = (url: string | URL, init?: RequestInit) => Promise<Response>;
 
 /** Options of {@link kubeFetch}. */

@@ -16,7 +16,7 @@ import type { Logger } from 'pino';
 import { buildServer, type BuiltServer, type ServerDeps } from './server.js';
 import { SubscriptionHub } from './resources.js';
 import { Metrics } from './metrics.js';
-import { checkCaller, errorText, runAsCaller, type Caller } from './kube.js';
+import { callerKey, checkCaller, errorText, runAsCaller, type Caller } from './kube.js';
 import { httpGuard } from '../lib/http-guard.js';
 import { readBody, rpcError, send, sessionFor } from '../lib/http-json.js';
 
@@ -86,11 +86,6 @@ export function callerFromGateway(
   } catch (err) {
     return { ok: false, status: 403, reason: (err as Error).message };
   }
-}
-
-/** A stable key of a caller (username and sorted groups): a session belongs to the caller who opened it. */
-function callerKey(c: Caller | undefined): string {
-  return c ? JSON.stringify([c.username, ...[...c.groups].sort()]) : '';
 }
 
 /** A running HTTP server. */

@@ -180,6 +180,11 @@ export function runAsCaller<T>(caller: Caller, fn: () => T): T {
   return callerStore.run(checkCaller({ username: caller.username, groups: [...caller.groups] }), fn);
 }
 
+/** A stable key of a caller (username and sorted groups): what belongs to one caller (sessions, watches) is keyed by it. */
+export function callerKey(c: Caller | undefined): string {
+  return c ? JSON.stringify([c.username, ...[...c.groups].sort()]) : '';
+}
+
 /** The caller of the call under way, if any. */
 export function currentCaller(): Caller | undefined {
   return callerStore.getStore();
@@ -473,8 +478,10 @@ export class KubeGateway {
     const context = this.resolveContext(req.context);
     const s = this.state(context);
     const url = this.authorize(req, s.server);
-    const caller = this.impersonate && !(req.asServer && !req.api) ? currentCaller() : undefined;
-    if (this.impersonate && !caller && !(req.asServer && !req.api))
+    // Discovery and /version go out as the server itself; everything else as the call's caller.
+    const asCaller = this.impersonate && !(req.asServer && !req.api);
+    const caller = asCaller ? currentCaller() : undefined;
+    if (asCaller && !caller)
       throw new PolicyError(
         `refused: this server acts as its caller (--impersonate) and ${req.method ?? 'GET'} ${url.pathname} has no verified caller; nothing was sent`,
       );

@@ -14,6 +14,7 @@ import {
 } from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from 'pino';
 import {
+  callerKey,
   currentCaller,
   errorText,
   KubeError,
@@ -223,7 +224,7 @@ export class SubscriptionHub {
     // Acting as callers (--impersonate), a watch serves only the caller it was opened as: what
     // one caller may watch says nothing of another (issue 17).
     const caller = currentCaller();
-    const key = caller ? `${JSON.stringify([caller.username, ...[...caller.groups].sort()])} ${uri}` : uri;
+    const key = caller ? `${callerKey(caller)} ${uri}` : uri;
     let w = this.watched.get(key);
     if (!w) {
       if (this.watched.size >= this.maxWatches) {
