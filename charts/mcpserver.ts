@@ -531,15 +531,30 @@ export function authDelegatorBinding(
 ): (k8s.KubeClusterRoleBindingProps & { apiVersion: string; kind: string; metadata: { name: string } }) | undefined {
   // Mode oidc still reviews Kubernetes tokens (the operator's) and asks SubjectAccessReviews.
   if (!servesHttp(spec) || authMode(spec) === 'none') return undefined;
+  return clusterBinding(namespace, name, spec, authDelegatorBindingName(namespace, name), AUTH_DELEGATOR_ROLE);
+}
+
+/**
+ * A ClusterRoleBinding `bindingName` of ClusterRole `role` to the pod's ServiceAccount
+ * (`spec.serviceAccount`, else `default`), labelled like the MCPServer's children and annotated
+ * with {@link OWNER_ANNOTATION} (a cluster-scoped object cannot have its owner reference).
+ */
+function clusterBinding(
+  namespace: string,
+  name: string,
+  spec: MCPServerSpec,
+  bindingName: string,
+  role: string,
+): k8s.KubeClusterRoleBindingProps & { apiVersion: string; kind: string; metadata: { name: string } } {
   return {
     apiVersion: 'rbac.authorization.k8s.io/v1',
     kind: 'ClusterRoleBinding',
     metadata: {
-      name: authDelegatorBindingName(namespace, name),
+      name: bindingName,
       labels: labelsFor(name, spec.transport),
       annotations: { [OWNER_ANNOTATION]: `${namespace}/${name}` },
     },
-    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: AUTH_DELEGATOR_ROLE },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role },
     subjects: [{ kind: 'ServiceAccount', name: spec.serviceAccount || 'default', namespace }],
   };
 }
@@ -573,17 +588,7 @@ export function impersonatorBinding(
   spec: MCPServerSpec,
 ): (k8s.KubeClusterRoleBindingProps & { apiVersion: string; kind: string; metadata: { name: string } }) | undefined {
   if (!impersonates(spec) || !spec.serviceAccount) return undefined;
-  return {
-    apiVersion: 'rbac.authorization.k8s.io/v1',
-    kind: 'ClusterRoleBinding',
-    metadata: {
-      name: impersonatorBindingName(namespace, name),
-      labels: labelsFor(name, spec.transport),
-      annotations: { [OWNER_ANNOTATION]: `${namespace}/${name}` },
-    },
-    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: IMPERSONATOR_ROLE },
-    subjects: [{ kind: 'ServiceAccount', name: spec.serviceAccount, namespace }],
-  };
+  return clusterBinding(namespace, name, spec, impersonatorBindingName(namespace, name), IMPERSONATOR_ROLE);
 }
 
 /** Names of every cluster-scoped ClusterRoleBinding an MCPServer may have (its finalizer deletes them). */

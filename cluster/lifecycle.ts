@@ -118,6 +118,20 @@ export async function clusterUp(opts: ClusterUpOptions = {}): Promise<ClusterInf
   const t0 = Date.now();
   const userLog = opts.log ?? defaultLog;
   const log = (line: string): void => userLog(`${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s ${line}`);
+  /** A fresh start on a clean slate: runtime state removed, address ranges fenced, then the binaries. */
+  const startClean = async (binaries: () => Promise<Binaries>): Promise<ClusterInfo> => {
+    removeRuntimeState();
+    await fenceClusterRanges(log);
+    const state = await startFresh(await binaries(), log, t0);
+    return {
+      reused: false,
+      kubeconfig: KUBECONFIG_PATH,
+      context: CONTEXT_NAME,
+      server: state.server,
+      state,
+      elapsedMs: Date.now() - t0,
+    };
+  };
   return withLock(log, async () => {
     const previous = readState();
     if (previous) {
@@ -132,17 +146,7 @@ export async function clusterUp(opts: ClusterUpOptions = {}): Promise<ClusterInf
             'the running cluster was started without its real node, and this machine can run one now: restarting it with the real node',
           );
           await stopEverything(previous, log);
-          removeRuntimeState();
-          await fenceClusterRanges(log);
-          const state = await startFresh(bins, log, t0);
-          return {
-            reused: false,
-            kubeconfig: KUBECONFIG_PATH,
-            context: CONTEXT_NAME,
-            server: state.server,
-            state,
-            elapsedMs: Date.now() - t0,
-          };
+          return startClean(() => Promise.resolve(bins));
         }
       }
       if (reason === undefined) {
@@ -159,21 +163,11 @@ export async function clusterUp(opts: ClusterUpOptions = {}): Promise<ClusterInf
       log(`recorded cluster is unusable (${reason}); stopping what is left of it`);
       await stopEverything(previous, log);
     }
-    removeRuntimeState();
-    await fenceClusterRanges(log);
-
-    const bins: Binaries = opts.binDir
-      ? { binDir: opts.binDir, ...(opts.nodeBinDir ? { nodeBinDir: opts.nodeBinDir } : {}) }
-      : await ensureBinaries();
-    const state = await startFresh(bins, log, t0);
-    return {
-      reused: false,
-      kubeconfig: KUBECONFIG_PATH,
-      context: CONTEXT_NAME,
-      server: state.server,
-      state,
-      elapsedMs: Date.now() - t0,
-    };
+    return startClean(async () =>
+      opts.binDir
+        ? { binDir: opts.binDir, ...(opts.nodeBinDir ? { nodeBinDir: opts.nodeBinDir } : {}) }
+        : ensureBinaries(),
+    );
   });
 }
 

@@ -137,17 +137,8 @@ export async function connectAs(
   audience: string,
   port: number | string = 'mcp',
 ): Promise<ForwardedClient> {
-  const state = readState();
-  if (!state) throw new Error('no local cluster state');
-  return connectThroughPortForward({
-    kubectl: path.join(state.binDir, 'kubectl'),
-    kubeconfig: process.env.KUBECONFIG ?? KUBECONFIG_PATH,
-    namespace,
-    name,
-    port,
-    path: new URL(audience).pathname,
-    token: sa ? await serviceAccountToken(kc, namespace, sa, [audience]) : undefined,
-  });
+  const token = sa ? await serviceAccountToken(kc, namespace, sa, [audience]) : undefined;
+  return connectWithToken(namespace, name, token, new URL(audience).pathname, port);
 }
 
 /**
