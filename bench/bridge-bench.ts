@@ -19,40 +19,17 @@
  * bounded.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { EVERYTHING, ROOT, startBridged, until } from '../test/mcp-server/bridge-harness.js';
+import { cpuMs, echo, freePort, intArg as arg, pct } from './shared.js';
 
-const arg = (name: string, def: number) => {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i >= 0 ? Number(process.argv[i + 1]) : def;
-  if (!Number.isInteger(v) || v < 1 || v > 100_000) throw new Error(`--${name} must be an integer from 1 to 100000`);
-  return v;
-};
 const CALLS = arg('calls', 500);
 const SESSIONS = arg('sessions', 10);
 const PER_SESSION = arg('per-session', 100);
 const WARMUP = 50;
-
-const pct = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
-};
-
-async function echo(c: Client, i: number): Promise<void> {
-  const r = await c.callTool({ name: 'echo', arguments: { message: `m${i}` } });
-  if ((r.content as Array<{ text?: string }>)[0]?.text !== `Echo: m${i}`) throw new Error(`wrong answer to call ${i}`);
-}
-
-/** CPU time (user + system) of a process in ms, from /proc/<pid>/stat (clock ticks of 10 ms). */
-function cpuMs(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(f[11]) + Number(f[12])) * 10;
-}
 
 interface Latency {
   median: number;
@@ -90,14 +67,6 @@ async function throughput(clients: Client[]): Promise<number> {
   );
   const s = Number(process.hrtime.bigint() - t) / 1e9;
   return (clients.length * PER_SESSION) / s;
-}
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((r) => srv.close(r));
-  return port;
 }
 
 const httpClient = async (url: string) => {

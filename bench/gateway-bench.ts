@@ -46,14 +46,9 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { EVERYTHING, ROOT, until } from '../test/mcp-server/bridge-harness.js';
 import { KUBECONFIG_PATH } from '../cluster/paths.js';
 import { CALLER_CLUSTER_ROLE_RULES } from '../charts/operator.js';
+import { cpuMs, echo, freePort, intArg as arg, pct, rssMiB } from './shared.js';
 
 const flag = (name: string) => process.argv.includes(`--${name}`);
-const arg = (name: string, def: number) => {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i >= 0 ? Number(process.argv[i + 1]) : def;
-  if (!Number.isInteger(v) || v < 1 || v > 100_000) throw new Error(`--${name} must be an integer from 1 to 100000`);
-  return v;
-};
 const CALLS = arg('calls', 1000);
 const CALLERS = arg('callers', 100);
 const LOAD_CALLS = arg('load-calls', 10_000);
@@ -65,32 +60,6 @@ const TOOLHIVE_DIR = path.join(homedir(), '.cache', 'kubemcp', `toolhive-${TOOLH
 const THV = path.join(TOOLHIVE_DIR, 'bin', 'thv-bench');
 const BUNDLE = path.join(ROOT, 'dist', 'cli', 'kubemcp.js');
 const AUDIENCE = 'http://bench-mcp.gwbench.svc.cluster.local:3001/mcp';
-
-const pct = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
-};
-/** CPU time (user + system) of a process in ms, from /proc/<pid>/stat (clock ticks of 10 ms). */
-const cpuMs = (pid: number) => {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(f[11]) + Number(f[12])) * 10;
-};
-/** Resident set size of a process in MiB (/proc/<pid>/status VmRSS). */
-const rssMiB = (pid: number) =>
-  Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
-
-async function echo(c: Client, i: number): Promise<void> {
-  const r = await c.callTool({ name: 'echo', arguments: { message: `m${i}` } });
-  if ((r.content as Array<{ text?: string }>)[0]?.text !== `Echo: m${i}`) throw new Error(`wrong answer to call ${i}`);
-}
 
 async function connect(url: string, token?: string): Promise<Client> {
   const c = new Client({ name: 'gateway-bench', version: '1' });

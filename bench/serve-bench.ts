@@ -16,13 +16,12 @@
  * The namespace is deleted and the child stopped (by pid) at the end, also on failure.
  * Every loop is bounded (pods, runs, waits).
  */
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as k8s from '@kubernetes/client-node';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
-import { createPods } from './shared.js';
+import { createPods, pct, rssMiB } from './shared.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const arg = (name: string, def: number) => {
@@ -35,16 +34,6 @@ const PODS = arg('pods', 1000);
 const RUNS = arg('runs', 30);
 const distAt = process.argv.indexOf('--dist');
 const DIST = distAt >= 0 ? path.resolve(process.argv[distAt + 1] ?? 'dist/cli') : undefined;
-
-const pct = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
-};
-
-function rssMiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Math.round((Number(m[1]) / 1024) * 10) / 10 : NaN;
-}
 
 async function main(): Promise<void> {
   if (!process.env.KUBECONFIG)

@@ -1,7 +1,10 @@
 /**
  * Pieces the benches share (and test/package.test.ts, which drives the installed bin the way
- * `npm run bench:start` does): the bench pods and stopping an MCP server started over stdio.
+ * `npm run bench:start` does): the bench pods, stopping an MCP server started over stdio, integer
+ * flags, percentiles, a process's CPU time and RSS, a free loopback port, server-everything's echo.
  */
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import type * as k8s from '@kubernetes/client-node';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
@@ -44,4 +47,48 @@ export async function closeStdio(client: Client, transport: StdioClientTransport
       /* gone */
     }
   }
+}
+
+/**
+ * The integer value of flag `--<name>` on the command line, else `def`.
+ * @throws Error naming the flag when it is not an integer from 1 to 100000.
+ */
+export function intArg(name: string, def: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  const v = i >= 0 ? Number(process.argv[i + 1]) : def;
+  if (!Number.isInteger(v) || v < 1 || v > 100_000) throw new Error(`--${name} must be an integer from 1 to 100000`);
+  return v;
+}
+
+/** The `p`th percentile (nearest rank) of `xs`, which must not be empty. */
+export function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
+}
+
+/** CPU time (user + system) of a process in ms, from /proc/<pid>/stat (clock ticks of 10 ms). */
+export function cpuMs(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10;
+}
+
+/** Resident set size of a process in MiB to 0.1 (/proc/<pid>/status VmRSS); NaN when unreadable there. */
+export function rssMiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Math.round((Number(m[1]) / 1024) * 10) / 10 : NaN;
+}
+
+/** A port free on 127.0.0.1 now (bound and released). */
+export async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as { port: number }).port;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+/** One call of server-everything's `echo` tool. @throws Error when the answer is not the echo of call `i`. */
+export async function echo(c: Client, i: number): Promise<void> {
+  const r = await c.callTool({ name: 'echo', arguments: { message: `m${i}` } });
+  if ((r.content as Array<{ text?: string }>)[0]?.text !== `Echo: m${i}`) throw new Error(`wrong answer to call ${i}`);
 }
