@@ -57,15 +57,12 @@ import { mcpServerCrd } from '../charts/api/crd.js';
 import { API_VERSION, KIND } from '../charts/api/schema.js';
 import { CONTROLLER_ENV, CONTROLLER_NODE_FLAGS, CONTROLLER_NODE_OPTIONS } from '../charts/operator-config.js';
 import { AUDIT_LOG_PATH, CLUSTER_DIR, LOG_DIR, clusterUp, readState } from '../cluster/index.js';
+import { GO_ENV, TOOLHIVE_DIR, TOOLHIVE_VERSION, toolhiveSource } from './shared.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BENCH_DIR = path.join(CLUSTER_DIR, 'bench');
 const UA = 'kubemcp-bench';
 const RAW_UA = 'kubemcp-bench-raw';
-/** ToolHive release used as the peer (the last one whose module builds with Go 1.26 and the module proxy here). */
-export const TOOLHIVE_VERSION = 'v0.47.0';
-const TOOLHIVE_MODULE = 'github.com/stacklok/toolhive';
-const TOOLHIVE_DIR = path.join(os.homedir(), '.cache', 'kubemcp', `toolhive-${TOOLHIVE_VERSION}`);
 const CLK_TCK = 100;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const execFileP = promisify(execFile);
@@ -720,22 +717,13 @@ async function phaseParallel(ctx: Ctx, n: number): Promise<Row> {
 async function toolhiveBinary(): Promise<{ bin: string; crds: string }> {
   const bin = path.join(TOOLHIVE_DIR, 'bin', 'thv-operator');
   const src = path.join(TOOLHIVE_DIR, 'src');
-  const env = { ...process.env, GOTOOLCHAIN: 'local', GOFLAGS: '-buildvcs=false' };
   if (!fs.existsSync(bin)) {
-    // The module's own go.mod/go.sum (a copy of the module proxy's zip) pin every dependency.
-    const { stdout } = await execFileP('go', ['mod', 'download', '-json', `${TOOLHIVE_MODULE}@${TOOLHIVE_VERSION}`], {
-      env,
-      maxBuffer: 1 << 24,
-    });
-    const dir = (JSON.parse(stdout) as { Dir: string }).Dir;
-    fs.rmSync(src, { recursive: true, force: true });
-    fs.cpSync(dir, src, { recursive: true });
-    await execFileP('chmod', ['-R', 'u+w', src]);
+    toolhiveSource(src);
     process.stderr.write(`[bench] building thv-operator ${TOOLHIVE_VERSION} (once, into ${TOOLHIVE_DIR}) ...\n`);
     await execFileP(
       'nice',
       ['-n', '10', 'go', 'build', '-trimpath', '-ldflags=-s -w', '-o', bin, './cmd/thv-operator'],
-      { cwd: src, env, maxBuffer: 1 << 26, timeout: 60 * 60_000 },
+      { cwd: src, env: GO_ENV, maxBuffer: 1 << 26, timeout: 60 * 60_000 },
     );
   }
   return { bin, crds: path.join(src, 'deploy', 'charts', 'operator-crds', 'files', 'crds') };

@@ -37,7 +37,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer } from 'node:net';
-import { homedir, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
@@ -46,7 +46,18 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { EVERYTHING, ROOT, until } from '../test/mcp-server/bridge-harness.js';
 import { KUBECONFIG_PATH } from '../cluster/paths.js';
 import { CALLER_CLUSTER_ROLE_RULES } from '../charts/operator.js';
-import { cpuMs, echo, freePort, intArg as arg, pct, rssMiB } from './shared.js';
+import {
+  cpuMs,
+  echo,
+  freePort,
+  GO_ENV,
+  intArg as arg,
+  pct,
+  rssMiB,
+  TOOLHIVE_DIR,
+  TOOLHIVE_VERSION,
+  toolhiveSource,
+} from './shared.js';
 
 const flag = (name: string) => process.argv.includes(`--${name}`);
 const CALLS = arg('calls', 1000);
@@ -55,8 +66,6 @@ const LOAD_CALLS = arg('load-calls', 10_000);
 const WARMUP = 100;
 /** Rounds of the interleaved latency runs: each path gets CALLS / ROUNDS calls per round. */
 const ROUNDS = 5;
-const TOOLHIVE_VERSION = 'v0.47.0';
-const TOOLHIVE_DIR = path.join(homedir(), '.cache', 'kubemcp', `toolhive-${TOOLHIVE_VERSION}`);
 const THV = path.join(TOOLHIVE_DIR, 'bin', 'thv-bench');
 const BUNDLE = path.join(ROOT, 'dist', 'cli', 'kubemcp.js');
 const AUDIENCE = 'http://bench-mcp.gwbench.svc.cluster.local:3001/mcp';
@@ -156,18 +165,8 @@ async function reviewsSent(metricsUrl: string): Promise<{ tokenreview: number; s
  * @throws Error when the download, the patch or the build fails.
  */
 function buildThv(): void {
-  const env = { ...process.env, GOTOOLCHAIN: 'local', GOFLAGS: '-buildvcs=false' };
-  const { Dir } = JSON.parse(
-    execFileSync('go', ['mod', 'download', '-json', `github.com/stacklok/toolhive@${TOOLHIVE_VERSION}`], {
-      env,
-      encoding: 'utf8',
-      maxBuffer: 1 << 24,
-    }),
-  ) as { Dir: string };
   const src = path.join(TOOLHIVE_DIR, 'src-thv');
-  rmSync(src, { recursive: true, force: true });
-  execFileSync('cp', ['-r', Dir, src]);
-  execFileSync('chmod', ['-R', 'u+w', src]);
+  toolhiveSource(src);
   const file = path.join(src, 'cmd', 'thv', 'app', 'proxy.go');
   const anchor = '\t\tResourceURL:      resourceURL,\n';
   const text = readFileSync(file, 'utf8');
@@ -182,7 +181,7 @@ function buildThv(): void {
   process.stderr.write(`[bench] building thv ${TOOLHIVE_VERSION} (once, into ${THV}) ...\n`);
   execFileSync('nice', ['-n', '10', 'go', 'build', '-trimpath', '-ldflags=-s -w', '-o', THV, './cmd/thv'], {
     cwd: src,
-    env,
+    env: GO_ENV,
     stdio: 'inherit',
     timeout: 60 * 60_000,
   });

@@ -3,8 +3,11 @@
  * `npm run bench:start` does): the bench pods, stopping an MCP server started over stdio, integer
  * flags, percentiles, a process's CPU time and RSS, a free loopback port, server-everything's echo.
  */
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { cpSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { homedir } from 'node:os';
+import path from 'node:path';
 import type * as k8s from '@kubernetes/client-node';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
@@ -91,4 +94,29 @@ export async function freePort(): Promise<number> {
 export async function echo(c: Client, i: number): Promise<void> {
   const r = await c.callTool({ name: 'echo', arguments: { message: `m${i}` } });
   if ((r.content as Array<{ text?: string }>)[0]?.text !== `Echo: m${i}`) throw new Error(`wrong answer to call ${i}`);
+}
+
+/** ToolHive release used as the peer (the last one whose module builds with Go 1.26 and the module proxy here). */
+export const TOOLHIVE_VERSION = 'v0.47.0';
+/** Where the benches build ToolHive's binaries, once. */
+export const TOOLHIVE_DIR = path.join(homedir(), '.cache', 'kubemcp', `toolhive-${TOOLHIVE_VERSION}`);
+/** The environment of the benches' `go` commands: the local toolchain, no VCS stamping. */
+export const GO_ENV = { ...process.env, GOTOOLCHAIN: 'local', GOFLAGS: '-buildvcs=false' };
+
+/**
+ * A writable copy of ToolHive's module source at {@link TOOLHIVE_VERSION} in `dest` (replaced),
+ * from the Go module proxy; its own go.mod/go.sum pin every dependency.
+ * @throws Error from `go mod download` or the copy.
+ */
+export function toolhiveSource(dest: string): void {
+  const { Dir } = JSON.parse(
+    execFileSync('go', ['mod', 'download', '-json', `github.com/stacklok/toolhive@${TOOLHIVE_VERSION}`], {
+      env: GO_ENV,
+      encoding: 'utf8',
+      maxBuffer: 1 << 24,
+    }),
+  ) as { Dir: string };
+  rmSync(dest, { recursive: true, force: true });
+  cpSync(Dir, dest, { recursive: true });
+  execFileSync('chmod', ['-R', 'u+w', dest]);
 }
