@@ -67,7 +67,7 @@ export function helmChartFiles(): Record<string, string> {
   let text = rest.map((o) => Yaml.stringify(o)).join('---\n');
   const replace = (from: RegExp | string, to: string | ((...m: string[]) => string)) => {
     const before = text;
-    text = typeof to === 'string' ? text.replace(from, to) : text.replace(from, to as never);
+    text = text.replace(from, to as never); // a string or a replacer function alike
     if (text === before) throw new Error(`helm chart: ${String(from)} not found in the rendered operator`);
   };
   // Whole argument lines first (their presence depends on values), then the values in place.
