@@ -15,6 +15,12 @@ import { genericTools } from './tools/generic.js';
 import { workloadTools } from './tools/workloads.js';
 import { clusterTools } from './tools/cluster.js';
 import { mcpServerTools } from './tools/mcpserver.js';
+import { apiTools } from './tools/api.js';
+import { diagnoseTools } from './tools/diagnose.js';
+import { execTools } from './tools/exec.js';
+import { topTools } from './tools/top.js';
+import { nodeTools } from './tools/nodes.js';
+import { helmTools } from './tools/helm.js';
 import { registerResources, SubscriptionHub, Subscriptions, type HubOptions } from './resources.js';
 import { registerPrompts } from './prompts.js';
 import { serveCompactToolList } from './tools-list.js';
@@ -25,7 +31,19 @@ export const SERVER_INFO = { name: 'kubemcp', version: '0.1.0' };
 
 /** Every tool definition, in listing order: the seed's three first. */
 export function allTools(): AnyToolDef[] {
-  return [...seedTools(), ...genericTools(), ...workloadTools(), ...clusterTools(), ...mcpServerTools()];
+  return [
+    ...seedTools(),
+    ...genericTools(),
+    ...workloadTools(),
+    ...clusterTools(),
+    ...mcpServerTools(),
+    ...apiTools(),
+    ...diagnoseTools(),
+    ...execTools(),
+    ...topTools(),
+    ...nodeTools(),
+    ...helmTools(),
+  ];
 }
 
 /** A tool without its `context` argument (the gateway then uses the default context). */
