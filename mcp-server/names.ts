@@ -125,6 +125,12 @@ export type ApiPath =
 export const NON_RESOURCE_PATHS = new Set(['/api', '/apis', '/version', '/healthz', '/readyz', '/livez']);
 
 /**
+ * The OpenAPI v3 index and one group-version's document (`/openapi/v3`, `/openapi/v3/api/v1`,
+ * `/openapi/v3/apis/GROUP/VERSION`; Kubernetes docs, "OpenAPI V3"): non-resource reads.
+ */
+export const OPENAPI_V3_PATH = /^\/openapi\/v3(\/api\/v[0-9a-z]+|\/apis\/[a-z0-9.-]+\/v[0-9a-z]+)?$/;
+
+/**
  * Parses the path of a URL about to be sent (`URL.pathname`, percent-encoded) into what the
  * apiserver will serve, as its request-info resolver does
  * (k8s.io/apiserver/pkg/endpoints/request/requestinfo.go): `/api/v1[/namespaces/NS]/RES[/NAME[/SUB]]`
@@ -132,7 +138,8 @@ export const NON_RESOURCE_PATHS = new Set(['/api', '/apis', '/version', '/health
  * Returns undefined for a path that is neither (or has empty, `.`, `..` or undecodable segments).
  */
 export function parseApiPath(pathname: string): ApiPath | undefined {
-  if (NON_RESOURCE_PATHS.has(pathname)) return { kind: 'non-resource', path: pathname };
+  if (NON_RESOURCE_PATHS.has(pathname) || OPENAPI_V3_PATH.test(pathname))
+    return { kind: 'non-resource', path: pathname };
   const raw = pathname.split('/');
   if (raw[0] !== '') return undefined;
   const segs: string[] = [];

@@ -93,6 +93,16 @@ export class Policy {
     }
   }
 
+  /** Whether the kind-deny list names this resource under any spelling (kind, plural, with or without group). */
+  kindDenied(t: { group: string; resource: string; kind: string }): boolean {
+    return [
+      t.kind,
+      t.resource,
+      t.group ? `${t.resource}.${t.group}` : t.resource,
+      t.group ? `${t.kind}.${t.group}` : t.kind,
+    ].some((n) => this.denyKinds.has(n.toLowerCase()));
+  }
+
   /** The deny-list entries as given (lower case). */
   get deniedKinds(): string[] {
     return [...this.denyKinds];
@@ -172,13 +182,10 @@ export class Policy {
       throw new PolicyError(`refused by policy: the server is read-only (${m} ${t.resource})`);
     if (this.disableDestructive && m === 'DELETE')
       throw new PolicyError(`refused by policy: destructive operations are disabled (DELETE ${t.resource})`);
-    const names = [
-      t.kind,
-      t.resource,
-      t.group ? `${t.resource}.${t.group}` : t.resource,
-      t.group ? `${t.kind}.${t.group}` : t.kind,
-    ].map((s) => s.toLowerCase());
-    if (names.some((n) => this.denyKinds.has(n))) throw new PolicyError(`refused by policy: kind ${t.kind} is denied`);
+    // An eviction is a POST that deletes the pod (policy/v1 Eviction): destructive whatever the method.
+    if (this.disableDestructive && t.subresource === 'eviction')
+      throw new PolicyError(`refused by policy: destructive operations are disabled (eviction of ${t.resource})`);
+    if (this.kindDenied(t)) throw new PolicyError(`refused by policy: kind ${t.kind} is denied`);
     if (this.namespaces.size > 0) {
       if (t.namespaced) {
         if (!t.namespace)
