@@ -20,6 +20,11 @@ export interface ToolContext {
   /** Response budget in characters of text. */
   budget: number;
   log: Logger;
+  /**
+   * Reports progress of a long call (MCP `notifications/progress`, 2025-11-25 "Progress"): sent
+   * only when the request carried a `progressToken`; `progress` must increase. Never throws.
+   */
+  progress?: (progress: number, total: number | undefined, message: string) => Promise<void>;
 }
 
 /** What a tool returns: the text for the model, the structured content, the audited target. */
@@ -65,6 +70,28 @@ export function defineTool<I extends z.ZodRawShape>(def: ToolDef<I>): AnyToolDef
   return { ...def, run: (args, ctx) => def.run(args as ToolArgs<I>, ctx) };
 }
 
+/** The part of the SDK's per-request `extra` (RequestHandlerExtra) a tool call uses. */
+export interface ToolCallExtra {
+  _meta?: { progressToken?: string | number };
+  sendNotification?: (n: {
+    method: 'notifications/progress';
+    params: { progressToken: string | number; progress: number; total?: number; message?: string };
+  }) => Promise<void>;
+}
+
+/** The progress reporter of one call: a no-op unless the client asked for progress. */
+function progressOf(extra: ToolCallExtra | undefined): ToolContext['progress'] {
+  const token = extra?._meta?.progressToken;
+  const send = extra?.sendNotification;
+  if (token === undefined || !send) return undefined;
+  return async (progress, total, message) => {
+    await send({
+      method: 'notifications/progress',
+      params: { progressToken: token, progress, ...(total !== undefined ? { total } : {}), message },
+    }).catch(() => undefined);
+  };
+}
+
 /** Dependencies of registerTools. */
 export interface RegisterDeps extends ToolContext {
   audit?: Audit;
@@ -98,14 +125,14 @@ export function registerTools(server: McpServer, defs: AnyToolDef[], deps: Regis
           openWorldHint: false,
         },
       },
-      async (args: Record<string, unknown>): Promise<CallToolResult> => {
+      async (args: Record<string, unknown>, extra?: ToolCallExtra): Promise<CallToolResult> => {
         const started = performance.now();
         // Defence in depth: a tool the policy disables is never registered, and refuses anyway.
         if (!deps.policy.toolEnabled(def.name, def.effect)) {
           return { content: [{ type: 'text', text: `tool ${def.name} is disabled by policy` }], isError: true };
         }
         try {
-          const out = await def.run(args ?? {}, deps);
+          const out = await def.run(args ?? {}, { ...deps, progress: progressOf(extra) });
           deps.metrics?.observe(def.name, 'ok', performance.now() - started);
           if (def.effect !== 'read') deps.audit?.record({ tool: def.name, args, target: out.target, result: 'ok' });
           return { content: [{ type: 'text', text: out.text }], structuredContent: out.structured };
