@@ -104,7 +104,7 @@ export interface Pod extends KubernetesObject {
   spec?: {
     nodeName?: string;
     containers?: Container[];
-    volumes?: Array<{ name: string }>;
+    volumes?: Array<{ name: string; emptyDir?: unknown }>;
     serviceAccountName?: string;
     securityContext?: unknown;
   };

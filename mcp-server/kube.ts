@@ -112,6 +112,21 @@ export interface ApiResource {
   subresources: string[];
 }
 
+/**
+ * Whether `subpath` below `t` is a kubelet log path: the core `nodes` resource's `proxy`
+ * subresource, `logs/` followed by file-name segments (no empty, `.` or `..` segment but a last
+ * empty one: `logs/`). The kubelet serves /var/log there (`enableSystemLogHandler`) and, with
+ * NodeLogQuery, journal and service queries (`?query=`); Kubernetes docs, "Log query".
+ */
+export function isNodeLogsPath(t: { group: string; resource: string; subresource?: string }, subpath: string): boolean {
+  if (t.group !== '' || t.resource !== 'nodes' || t.subresource !== 'proxy') return false;
+  const segs = subpath.split('/');
+  if (segs[0] !== 'logs' || segs.length < 2) return false;
+  return segs
+    .slice(1)
+    .every((s, i, all) => (s === '' ? i === all.length - 1 : /^[A-Za-z0-9_][A-Za-z0-9._-]*$/.test(s)));
+}
+
 /** `group/version` or `version` for the core group. */
 export function apiVersionOf(r: Pick<ApiResource, 'group' | 'version'>): string {
   return r.group ? `${r.group}/${r.version}` : r.version;
@@ -203,6 +218,11 @@ export interface KubeRequest {
   namespace?: string;
   name?: string;
   subresource?: string;
+  /**
+   * Path below a node's `proxy` subresource, only `logs/...` (the kubelet's log handler and
+   * NodeLogQuery: /api/v1/nodes/NODE/proxy/logs/?query=...); refused for anything else.
+   */
+  subpath?: string;
   path?: string;
   query?: Record<string, string | number | boolean | undefined>;
   body?: unknown;
@@ -371,7 +391,7 @@ export class KubeGateway {
   }
 
   /** Builds the URL path of a resource request (each segment percent-encoded). */
-  pathOf(req: Pick<KubeRequest, 'api' | 'namespace' | 'name' | 'subresource'>): string {
+  pathOf(req: Pick<KubeRequest, 'api' | 'namespace' | 'name' | 'subresource' | 'subpath'>): string {
     const api = req.api!;
     let p = api.group
       ? `/apis/${encodeURIComponent(api.group)}/${encodeURIComponent(api.version)}`
@@ -380,6 +400,7 @@ export class KubeGateway {
     p += `/${encodeURIComponent(api.resource)}`;
     if (req.name) p += `/${encodeURIComponent(req.name)}`;
     if (req.subresource) p += `/${encodeURIComponent(req.subresource)}`;
+    if (req.subpath !== undefined) p += `/${req.subpath.split('/').map(encodeURIComponent).join('/')}`;
     return p;
   }
 
@@ -412,6 +433,10 @@ export class KubeGateway {
       if (t.name !== undefined) checkName(t.name, t.group, t.resource);
       if (t.subresource !== undefined && !/^[a-z]+$/.test(t.subresource))
         throw new InvalidArgumentError('subresource', `${JSON.stringify(t.subresource)} is not a subresource`);
+      if (req.subpath !== undefined && !isNodeLogsPath(t, req.subpath))
+        throw new PolicyError(
+          `refused: only logs/ paths of a node's proxy subresource may be sent (${t.resource}/${t.subresource ?? ''}/${req.subpath})`,
+        );
       this.policy.checkRequest(t);
       this.policy.checkWrite(t, req.body, req.contentType);
     } else if (!req.path) throw new Error('KubeRequest needs api or path');
@@ -437,7 +462,8 @@ export class KubeGateway {
       got.resource === t.resource &&
       got.namespace === wantNs &&
       got.name === t.name &&
-      got.subresource === t.subresource;
+      got.subresource === t.subresource &&
+      got.subpath === req.subpath;
     if (!same)
       throw refuse(
         `designates ${JSON.stringify(got)}, not the ${t.method} of ${t.resource}${t.namespace ? ` in ${t.namespace}` : ''}${t.name ? ` named ${t.name}` : ''} that the policy checked`,

@@ -118,6 +118,8 @@ export type ApiPath =
       resource: string;
       name?: string;
       subresource?: string;
+      /** Below a `proxy` subresource: the rest of the path (`logs/kubelet.log`, `logs/`). */
+      subpath?: string;
     }
   | { kind: 'non-resource'; path: string };
 
@@ -143,7 +145,9 @@ export function parseApiPath(pathname: string): ApiPath | undefined {
   const raw = pathname.split('/');
   if (raw[0] !== '') return undefined;
   const segs: string[] = [];
-  for (const r of raw.slice(1)) {
+  // A trailing slash below `proxy` is part of the proxied path (the kubelet's `logs/` listing).
+  const trailing = raw.length > 2 && raw[raw.length - 1] === '' && raw[raw.length - 2] !== '';
+  for (const r of trailing ? raw.slice(1, -1) : raw.slice(1)) {
     let s: string;
     try {
       s = decodeURIComponent(r);
@@ -176,7 +180,13 @@ export function parseApiPath(pathname: string): ApiPath | undefined {
       return { kind: 'resource', group, version, resource: 'namespaces', name: namespace, subresource: rest[0] };
     }
   }
-  if (rest.length > 3) return undefined;
+  // Anything below `proxy` is proxied as is: keep it whole, so the gateway compares all of it.
+  const subpath =
+    rest[2] === 'proxy' && (rest.length > 3 || trailing)
+      ? [...rest.slice(3), ...(trailing ? [''] : [])].join('/')
+      : undefined;
+  if (trailing && subpath === undefined) return undefined;
+  if (rest.length > 3 && subpath === undefined) return undefined;
   return {
     kind: 'resource',
     group,
@@ -185,5 +195,6 @@ export function parseApiPath(pathname: string): ApiPath | undefined {
     resource: rest[0]!,
     ...(rest[1] !== undefined ? { name: rest[1] } : {}),
     ...(rest[2] !== undefined ? { subresource: rest[2] } : {}),
+    ...(subpath !== undefined ? { subpath } : {}),
   };
 }

@@ -63,6 +63,10 @@ export function kubeletConfig(net: RealNodeNetwork): object {
       'imagefs.available': '1%',
       'nodefs.inodesFree': '1%',
     },
+    // The kubelet's /logs/ handler with log queries (NodeLogQuery, GA-locked in 1.36): `kubemcp
+    // serve`'s get-node-logs reads it through the node proxy.
+    enableSystemLogHandler: true,
+    enableSystemLogQuery: true,
     imageGCHighThresholdPercent: 100,
     imageGCLowThresholdPercent: 99,
   };
