@@ -1,12 +1,15 @@
 /**
  * Tools for any kind, CRDs included, resolved through cached discovery (issue 5, "The toolset"):
  * list-resources, get-resource, describe-resource, apply-manifest (server-side apply, dry-run
- * switch), patch-resource (merge/JSON/strategic) and delete-resource.
+ * switch), patch-resource (merge/JSON/strategic) and delete-resource. The writes take `preview`
+ * (preview.ts: a dry run and the diff, or what a delete removes); deletes ask the user first when
+ * the client supports elicitation (ToolContext.confirm).
  */
 import { z } from 'zod';
 import { parseAllDocuments } from 'yaml';
 import {
   FIELD_MANAGER,
+  KubeError,
   type ApiResource,
   type Condition,
   type DeleteOptions,
@@ -38,6 +41,15 @@ import {
   tableOutput,
   tableResult,
 } from './common.js';
+import {
+  diffOutput,
+  planDelete,
+  planText,
+  previewArg,
+  previewResult,
+  type DeletePlan,
+  type PreviewEntry,
+} from './preview.js';
 
 const kindArg = z
   .string()
@@ -281,6 +293,7 @@ export function genericTools(): AnyToolDef[] {
         manifest: z.string().min(1).describe('YAML (multi-document allowed) or JSON'),
         namespace: z.string().optional().describe('namespace for namespaced objects that name none'),
         dryRun: z.boolean().optional().describe('server-side dry run: validate without persisting'),
+        preview: previewArg,
         force: z
           .boolean()
           .optional()
@@ -298,6 +311,7 @@ export function genericTools(): AnyToolDef[] {
           }),
         ),
         truncated: z.boolean(),
+        diff: diffOutput,
       },
       run: async (a, ctx) => {
         let docs: unknown[];
@@ -313,6 +327,7 @@ export function genericTools(): AnyToolDef[] {
           throw new InvalidArgumentError('manifest', `has ${docs.length} documents; at most 50 per call`);
         const results: Array<{ kind: string; name: string; namespace?: string; resourceVersion?: string }> = [];
         const texts: string[] = [];
+        const previews: PreviewEntry[] = [];
         for (const [i, doc] of docs.entries()) {
           if (!isObject(doc)) throw new InvalidArgumentError('manifest', `document ${i + 1} is not an object`);
           const { apiVersion, kind, metadata } = doc;
@@ -324,10 +339,12 @@ export function genericTools(): AnyToolDef[] {
             ? metadata.namespace || a.namespace || ctx.kube.defaultNamespace(a.context)
             : undefined;
           const body = api.namespaced ? { ...doc, metadata: { ...metadata, namespace } } : doc;
-          const out = await ctx.kube.apply({ context: a.context, api, namespace, name: metadata.name }, body, {
-            force: a.force,
-            dryRun: a.dryRun,
-          });
+          const ref = { context: a.context, api, namespace, name: metadata.name };
+          // A preview reads the live object first (none: a create, diffed against nothing).
+          const live = a.preview ? await getOrNone(ctx, ref) : undefined;
+          const out = await ctx.kube.apply(ref, body, { force: a.force, dryRun: a.dryRun || a.preview });
+          if (a.preview)
+            previews.push({ api, label: labelOf(api, namespace, metadata.name), live, stored: out, body: doc });
           results.push({
             kind: api.kind,
             name: out.metadata?.name ?? metadata.name,
@@ -339,13 +356,18 @@ export function genericTools(): AnyToolDef[] {
               toYaml(compact(out)),
           );
         }
+        const target = results
+          .map((r) => `${r.kind.toLowerCase()}/${r.namespace ? r.namespace + '/' : ''}${r.name}`)
+          .join(',');
+        if (a.preview) {
+          const p = previewResult(ctx, previews);
+          return { text: p.text, structured: { dryRun: true, results, truncated: p.truncated, diff: p.diff }, target };
+        }
         const { text, cut } = budgetText(texts.join('---\n'), ctx.budget);
         return {
           text: cut ? text + truncatedNote('applied objects shown partly', 'get-resource on one object') : text,
           structured: { dryRun: !!a.dryRun, results, truncated: cut },
-          target: results
-            .map((r) => `${r.kind.toLowerCase()}/${r.namespace ? r.namespace + '/' : ''}${r.name}`)
-            .join(','),
+          target,
         };
       },
     }),
@@ -366,24 +388,32 @@ export function genericTools(): AnyToolDef[] {
         type: z.enum(['merge', 'json', 'strategic']).optional(),
         subresource: z.enum(['status', 'scale']).optional(),
         dryRun: z.boolean().optional(),
+        preview: previewArg,
         context: contextArg,
       },
-      output: objectOutput,
+      output: { ...objectOutput, diff: diffOutput },
       run: async (a, ctx) => {
         const { api, name } = await resolveNamed(ctx, a);
         const patch = parseDoc(a.patch, 'patch');
-        const out = await ctx.kube.patch(
-          {
-            context: a.context,
-            api,
-            namespace: nsFor(ctx, api, a.namespace, a.context),
-            name,
-            subresource: a.subresource,
-          },
-          a.type ?? 'merge',
-          patch,
-          { dryRun: a.dryRun },
-        );
+        const namespace = nsFor(ctx, api, a.namespace, a.context);
+        const ref = { context: a.context, api, namespace, name, subresource: a.subresource };
+        const live = a.preview ? await ctx.kube.get(ref) : undefined;
+        const out = await ctx.kube.patch(ref, a.type ?? 'merge', patch, { dryRun: a.dryRun || a.preview });
+        if (a.preview) {
+          const label = labelOf(api, namespace, name) + (a.subresource ? `/${a.subresource}` : '');
+          const p = previewResult(ctx, [{ api, label, live, stored: out, body: patch }]);
+          return {
+            text: p.text,
+            structured: {
+              kind: api.kind,
+              name,
+              ...(namespace ? { namespace } : {}),
+              truncated: p.truncated,
+              diff: p.diff,
+            },
+            target: `${api.kind.toLowerCase()}/${namespace ? namespace + '/' : ''}${name}`,
+          };
+        }
         return objectResult(ctx, out, a.dryRun ? '# server dry run: not persisted\n' : '');
       },
     }),
@@ -401,14 +431,10 @@ export function genericTools(): AnyToolDef[] {
         propagationPolicy: z.enum(['Background', 'Foreground', 'Orphan']).optional(),
         gracePeriodSeconds: z.number().int().min(0).optional(),
         dryRun: z.boolean().optional(),
+        preview: previewArg,
         context: contextArg,
       },
-      output: {
-        kind: z.string(),
-        name: z.string(),
-        namespace: z.string().optional(),
-        status: z.enum(['deleted', 'deleting', 'dry-run']),
-      },
+      output: deleteOutput,
       run: async (a, ctx) => {
         const { api, name } = await resolveNamed(ctx, a);
         const namespace = nsFor(ctx, api, a.namespace, a.context);
@@ -423,30 +449,99 @@ function isObject(v: unknown): v is KubernetesObject & { metadata?: { name?: str
   return !!v && typeof v === 'object' && !Array.isArray(v);
 }
 
-/** Deletes one object and reports whether it is gone or still finalizing. Shared by delete-* tools. */
+/** The `kind/namespace/name` label of an object in a preview. */
+function labelOf(api: ApiResource, namespace: string | undefined, name: string): string {
+  return `${api.kind.toLowerCase()}/${namespace ? namespace + '/' : ''}${name}`;
+}
+
+/**
+ * Reads an object, or undefined when it does not exist (404).
+ * @throws KubeError other than 404, PolicyError, InvalidArgumentError.
+ */
+async function getOrNone(
+  ctx: ToolContext,
+  ref: { context?: string; api: ApiResource; namespace?: string; name: string },
+): Promise<KubernetesObject | undefined> {
+  try {
+    return await ctx.kube.get(ref);
+  } catch (err) {
+    if (err instanceof KubeError && err.code === 404) return undefined;
+    throw err;
+  }
+}
+
+/** Output schema of the delete tools (delete-resource, delete-pod, delete-mcpserver). */
+export const deleteOutput = {
+  kind: z.string(),
+  name: z.string(),
+  namespace: z.string().optional(),
+  status: z.enum(['deleted', 'deleting', 'dry-run', 'preview', 'declined', 'cancelled']),
+  /** What goes (preview, declined): `kind/name` of the object, then of its dependents. */
+  items: z.array(z.string()).optional(),
+};
+
+/** Longest confirmation message, in characters. */
+const CONFIRM_MAX = 4000;
+
+/**
+ * Deletes one object and reports whether it is gone or still finalizing. Shared by delete-* tools.
+ * With `preview`, deletes nothing and lists what would go (preview.ts planDelete). Otherwise,
+ * unless `dryRun`, the user is asked first when the client supports elicitation
+ * (ToolContext.confirm) with that list; a declined or cancelled confirmation deletes nothing and
+ * says so (a result, not an error: the call did what the user chose). Clients without
+ * elicitation: deleted at once, as before.
+ * @throws KubeError (404 NotFound, 403, ...), PolicyError, InvalidArgumentError.
+ */
 export async function deleteObject(
   ctx: ToolContext,
   api: ApiResource,
   name: string,
   namespace: string | undefined,
-  a: DeleteOptions & { context?: string },
+  a: DeleteOptions & { context?: string; preview?: boolean },
 ): Promise<ToolOutput> {
-  const out = await ctx.kube.delete({ context: a.context, api, namespace, name }, a);
+  const where = namespace ? ` from namespace ${namespace}` : '';
+  const base = { kind: api.kind, name, ...(namespace ? { namespace } : {}) };
+  const target = `${api.resource}/${namespace ? namespace + '/' : ''}${name}`;
+  const opts: DeleteOptions & { context?: string } = {
+    context: a.context,
+    propagationPolicy: a.propagationPolicy,
+    gracePeriodSeconds: a.gracePeriodSeconds,
+    dryRun: a.dryRun,
+  };
+  if (a.preview) {
+    const plan = await planDelete(ctx, api, name, namespace, opts);
+    return {
+      text: `Preview (nothing was deleted). ${planText(plan, where)}`,
+      structured: { ...base, status: 'preview', items: plan.items },
+      target,
+    };
+  }
+  if (!a.dryRun && ctx.confirm) {
+    let plan: DeletePlan | undefined;
+    const answer = await ctx.confirm(async () => {
+      plan = await planDelete(ctx, api, name, namespace, opts);
+      return budgetText(`Delete ${api.kind.toLowerCase()}/${name}${where}? ${planText(plan, where)}`, CONFIRM_MAX).text;
+    });
+    if (answer === 'decline' || answer === 'cancel') {
+      const status = answer === 'decline' ? 'declined' : 'cancelled';
+      return {
+        text: `not deleted: the user ${status} the confirmation; nothing was changed (${api.kind.toLowerCase()}/${name}${where ? ` in namespace ${namespace}` : ''}).`,
+        structured: { ...base, status, ...(plan ? { items: plan.items } : {}) },
+        target,
+      };
+    }
+  }
+  const out = await ctx.kube.delete({ context: a.context, api, namespace, name }, opts);
   const status = a.dryRun
     ? 'dry-run'
     : out.kind === 'Status' || !out.metadata?.deletionTimestamp
       ? 'deleted'
       : 'deleting';
-  const where = namespace ? ` from namespace ${namespace}` : '';
   const verb =
     status === 'dry-run'
       ? 'would be deleted (server dry run)'
       : status === 'deleting'
         ? 'is being deleted (finalizers or graceful termination pending)'
         : 'deleted';
-  return {
-    text: `${api.kind.toLowerCase()}/${name}${where} ${verb}`,
-    structured: { kind: api.kind, name, ...(namespace ? { namespace } : {}), status },
-    target: `${api.resource}/${namespace ? namespace + '/' : ''}${name}`,
-  };
+  return { text: `${api.kind.toLowerCase()}/${name}${where} ${verb}`, structured: { ...base, status }, target };
 }

@@ -11,7 +11,8 @@ import { KubeError } from '../kube.js';
 import { InvalidArgumentError } from '../names.js';
 import { contextArg, defineTool, type AnyToolDef, type ToolContext } from './registry.js';
 import { listTable, objectOutput, objectResult, tableOutput, tableResult } from './common.js';
-import { deleteObject } from './generic.js';
+import { deleteObject, deleteOutput } from './generic.js';
+import { previewArg } from './preview.js';
 
 async function mcpApi(ctx: ToolContext, context?: string) {
   try {
@@ -116,13 +117,14 @@ export function mcpServerTools(): AnyToolDef[] {
       title: 'Delete an MCP server',
       description: 'Delete an MCPServer; the operator removes its Deployment, Service and ConfigMap.',
       effect: 'delete',
-      input: { name: z.string().min(1), namespace: nsArg, dryRun: z.boolean().optional(), context: contextArg },
-      output: {
-        kind: z.string(),
-        name: z.string(),
-        namespace: z.string().optional(),
-        status: z.enum(['deleted', 'deleting', 'dry-run']),
+      input: {
+        name: z.string().min(1),
+        namespace: nsArg,
+        dryRun: z.boolean().optional(),
+        preview: previewArg,
+        context: contextArg,
       },
+      output: deleteOutput,
       run: async (a, ctx) => {
         const api = await mcpApi(ctx, a.context);
         return deleteObject(ctx, api, a.name, a.namespace || ctx.kube.defaultNamespace(a.context), a);

@@ -5,13 +5,15 @@
  * MCP error result (`isError: true`) with the reason, never as a crash (issue 5).
  */
 import { z } from 'zod';
-import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import type { McpServer, RegisteredTool } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from 'pino';
 import { errorText, type KubeGateway } from '../kube.js';
 import type { Policy, ToolEffect } from '../policy.js';
 import type { Audit } from '../audit.js';
 import type { Metrics } from '../metrics.js';
+import { onDiscovery } from '../discovery.js';
 
 /** What a tool needs at run time. */
 export interface ToolContext {
@@ -25,7 +27,19 @@ export interface ToolContext {
    * only when the request carried a `progressToken`; `progress` must increase. Never throws.
    */
   progress?: (progress: number, total: number | undefined, message: string) => Promise<void>;
+  /**
+   * Asks the user to confirm a destructive call (MCP form elicitation, 2025-06-18 "Elicitation":
+   * `elicitation/create` with one required boolean `confirm`). `message` (or the function that
+   * builds it, called only when the client can be asked) says what will change. Resolves
+   * `unsupported` when the client declared no form elicitation or the session cannot carry a
+   * server request (stateless HTTP), else the user's answer; an accept whose `confirm` is not
+   * true is a `decline`, a failed or timed-out request a `cancel`. Throws only what `message()` throws.
+   */
+  confirm?: (message: string | (() => Promise<string>)) => Promise<Confirmation>;
 }
+
+/** The answer of {@link ToolContext.confirm}: go on only on `accept` (or `unsupported`, as before elicitation). */
+export type Confirmation = 'accept' | 'decline' | 'cancel' | 'unsupported';
 
 /** What a tool returns: the text for the model, the structured content, the audited target. */
 export interface ToolOutput {
@@ -51,6 +65,11 @@ export interface ToolDef<I extends z.ZodRawShape = z.ZodRawShape> {
   idempotent?: boolean;
   input: I;
   output: z.ZodRawShape;
+  /**
+   * An API group the tool needs (`metrics.k8s.io`): listed until a discovery shows the group is
+   * not served, hidden while it is not (see {@link followApiGroup}).
+   */
+  apiGroup?: string;
   run: (args: ToolArgs<I>, ctx: ToolContext) => Promise<ToolOutput>;
 }
 
@@ -73,6 +92,9 @@ export function defineTool<I extends z.ZodRawShape>(def: ToolDef<I>): AnyToolDef
 /** The part of the SDK's per-request `extra` (RequestHandlerExtra) a tool call uses. */
 export interface ToolCallExtra {
   _meta?: { progressToken?: string | number };
+  requestId?: string | number;
+  sessionId?: string;
+  signal?: AbortSignal;
   sendNotification?: (n: {
     method: 'notifications/progress';
     params: { progressToken: string | number; progress: number; total?: number; message?: string };
@@ -89,6 +111,41 @@ function progressOf(extra: ToolCallExtra | undefined): ToolContext['progress'] {
       method: 'notifications/progress',
       params: { progressToken: token, progress, ...(total !== undefined ? { total } : {}), message },
     }).catch(() => undefined);
+  };
+}
+
+/** How long a confirmation waits for the user's answer (ms). */
+const CONFIRM_TIMEOUT_MS = 10 * 60_000;
+
+/**
+ * The confirmation of one call, asked through the session's own server (one McpServer per stdio
+ * process or HTTP session), related to the call's request so Streamable HTTP sends it on the
+ * call's stream. A stateless HTTP session answers in JSON and could never deliver it: unsupported.
+ */
+function confirmOf(server: McpServer, extra: ToolCallExtra | undefined, log: Logger): ToolContext['confirm'] {
+  return async (message) => {
+    const s = server.server;
+    if (!s.getClientCapabilities()?.elicitation?.form) return 'unsupported';
+    if (s.transport instanceof StreamableHTTPServerTransport && extra?.sessionId === undefined) return 'unsupported';
+    const text = typeof message === 'string' ? message : await message();
+    try {
+      const r = await s.elicitInput(
+        {
+          message: text,
+          requestedSchema: {
+            type: 'object',
+            properties: { confirm: { type: 'boolean', title: 'Confirm', description: 'true to go ahead' } },
+            required: ['confirm'],
+          },
+        },
+        { relatedRequestId: extra?.requestId, signal: extra?.signal, timeout: CONFIRM_TIMEOUT_MS },
+      );
+      if (r.action === 'accept') return r.content?.confirm === true ? 'accept' : 'decline';
+      return r.action;
+    } catch (err) {
+      log.debug({ err: errorText(err) }, 'confirmation request failed');
+      return 'cancel';
+    }
   };
 }
 
@@ -110,7 +167,7 @@ export function registerTools(server: McpServer, defs: AnyToolDef[], deps: Regis
   for (const def of defs) {
     if (!deps.policy.toolEnabled(def.name, def.effect)) continue;
     names.push(def.name);
-    server.registerTool(
+    const registered = server.registerTool(
       def.name,
       {
         title: def.title,
@@ -132,7 +189,11 @@ export function registerTools(server: McpServer, defs: AnyToolDef[], deps: Regis
           return { content: [{ type: 'text', text: `tool ${def.name} is disabled by policy` }], isError: true };
         }
         try {
-          const out = await def.run(args ?? {}, { ...deps, progress: progressOf(extra) });
+          const out = await def.run(args ?? {}, {
+            ...deps,
+            progress: progressOf(extra),
+            confirm: confirmOf(server, extra, deps.log),
+          });
           deps.metrics?.observe(def.name, 'ok', performance.now() - started);
           if (def.effect !== 'read') deps.audit?.record({ tool: def.name, args, target: out.target, result: 'ok' });
           return { content: [{ type: 'text', text: out.text }], structuredContent: out.structured };
@@ -145,6 +206,31 @@ export function registerTools(server: McpServer, defs: AnyToolDef[], deps: Regis
         }
       },
     );
+    // With several contexts, one context's discovery says nothing of another's: always listed.
+    if (def.apiGroup && !('context' in def.input)) followApiGroup(server, registered, def.apiGroup);
   }
   return names;
+}
+
+/**
+ * Lists `tool` only while discovery serves `group`: it stays listed until a discovery result of
+ * this process (discovery.ts onDiscovery: live, or from the disk cache, never requested here, so
+ * listing needs no cluster) lacks the group; it is then disabled (hidden from tools/list; the
+ * SDK refuses calls to it), and enabled again by a result that has it (after the gateway's
+ * discovery TTL, or a fresh discovery for an unknown kind). Each change sends
+ * notifications/tools/list_changed (the SDK declares `tools.listChanged`). Stops following
+ * when the server closes.
+ */
+function followApiGroup(server: McpServer, tool: RegisteredTool, group: string): void {
+  const stop = onDiscovery((resources) => {
+    const served = resources.some((r) => r.group === group);
+    if (served === tool.enabled) return;
+    tool.enabled = served; // not enable()/disable(): their notification's rejection would go unhandled
+    if (server.isConnected()) server.server.sendToolListChanged().catch(() => undefined);
+  });
+  const prev = server.server.onclose;
+  server.server.onclose = () => {
+    stop();
+    prev?.();
+  };
 }

@@ -8,7 +8,8 @@ import { z } from 'zod';
 import type { Pod } from '../kube.js';
 import { contextArg, defineTool, type AnyToolDef } from './registry.js';
 import { objectOutput, objectResult } from './common.js';
-import { deleteObject } from './generic.js';
+import { deleteObject, deleteOutput } from './generic.js';
+import { previewArg } from './preview.js';
 import { logArgs, logOutput, readLogs } from './workloads.js';
 
 /** Labels and resources of seed 001's create-pod. */
@@ -76,14 +77,10 @@ export function seedTools(): AnyToolDef[] {
         name: z.string().min(1).describe('Pod name'),
         namespace: z.string().optional().describe('Pod namespace (default "default")'),
         gracePeriodSeconds: z.number().int().min(0).optional(),
+        preview: previewArg,
         context: contextArg,
       },
-      output: {
-        kind: z.string(),
-        name: z.string(),
-        namespace: z.string().optional(),
-        status: z.enum(['deleted', 'deleting', 'dry-run']),
-      },
+      output: deleteOutput,
       run: async (a, ctx) => {
         const api = await ctx.kube.resolve('pods', 'v1', a.context);
         return deleteObject(ctx, api, a.name, a.namespace || 'default', a);

@@ -7,11 +7,12 @@
 import { z } from 'zod';
 import { createRequire } from 'node:module';
 import type { RE2JS } from 're2js';
-import { KubeError, type ApiResource, type Pod, type Workload } from '../kube.js';
+import { KubeError, type ApiResource, type Pod, type Scale, type Workload } from '../kube.js';
 import { InvalidArgumentError } from '../names.js';
 import { budgetText, truncatedNote } from '../format.js';
 import { contextArg, defineTool, type AnyToolDef, type ToolArgs, type ToolContext } from './registry.js';
 import { nsFor, objectOutput, objectResult, resolveKind, selectorOf, splitKindName } from './common.js';
+import { diffOutput, previewArg, previewResult } from './preview.js';
 
 const nsArg = z.string().optional().describe("namespace (default: the context's namespace)");
 
@@ -298,18 +299,44 @@ export function workloadTools(): AnyToolDef[] {
         'Set the replicas of any kind with a scale subresource: Deployment, StatefulSet, ReplicaSet, MCPServer.',
       effect: 'write',
       idempotent: true,
-      input: { ...target, replicas: z.number().int().min(0).max(10000) },
+      input: { ...target, replicas: z.number().int().min(0).max(10000), preview: previewArg },
       output: {
         kind: z.string(),
         name: z.string(),
         namespace: z.string().optional(),
         replicas: z.number().int(),
         previous: z.number().int().optional(),
+        diff: diffOutput,
       },
       run: async (a, ctx) => {
         const { api, name, namespace } = await workload(ctx, a);
         const ref = { context: a.context, api, namespace, name };
         const before = await ctx.kube.getScale(ref);
+        if (a.preview) {
+          // The same merge patch of the scale subresource kube.scale() sends, as a dry run.
+          const out = await ctx.kube.patch<Scale>(
+            { ...ref, subresource: 'scale' },
+            'merge',
+            {
+              spec: { replicas: a.replicas },
+            },
+            { dryRun: true },
+          );
+          const label = `${api.kind.toLowerCase()}/${namespace ? namespace + '/' : ''}${name}/scale`;
+          const p = previewResult(ctx, [{ api, label, live: before, stored: out }]);
+          return {
+            text: p.text,
+            structured: {
+              kind: api.kind,
+              name,
+              ...(namespace ? { namespace } : {}),
+              replicas: out.spec?.replicas ?? a.replicas,
+              previous: before.spec?.replicas ?? 0,
+              diff: p.diff,
+            },
+            target: `${api.resource}/${namespace}/${name}`,
+          };
+        }
         const out = await ctx.kube.scale(ref, a.replicas);
         return {
           text: `${api.kind.toLowerCase()}/${name} scaled from ${before.spec?.replicas ?? 0} to ${out.spec?.replicas} replicas`,
