@@ -25,6 +25,15 @@ import { maskErrorText, Policy, PolicyError, type RequestTarget } from './policy
 import { checkName, checkNamespace, InvalidArgumentError, parseApiPath } from './names.js';
 import { fetchAggregated, type DiscoveryDiskCache } from './discovery.js';
 import type { KubeList, KubernetesObject, Scale, Table, WatchEvent } from './kube-types.js';
+import {
+  decodeRelease,
+  HELM_OWNER_SELECTOR,
+  HELM_RELEASE_TYPE,
+  maskRelease,
+  releaseFields,
+  validReleaseName,
+  type HelmRelease,
+} from './helm-storage.js';
 
 export type * from './kube-types.js';
 
@@ -650,6 +659,16 @@ export class KubeGateway {
    *   InvalidArgumentError for bad names (nothing is sent).
    */
   async request<T = unknown>(req: KubeRequest): Promise<T> {
+    return this.clean(await this.requestUnmasked<T>(req), req);
+  }
+
+  /**
+   * request() without the Secret masking and Namespace filtering of its answer: only for
+   * callers that mask what they return themselves ({@link helmRelease}). The policy's checks of
+   * the request apply as for request().
+   * @throws as request().
+   */
+  private async requestUnmasked<T = unknown>(req: KubeRequest): Promise<T> {
     const { res, url, done } = await this.open(req);
     try {
       const { buf, cut } = await this.readBody(res, this.maxBytes);
@@ -662,8 +681,7 @@ export class KubeGateway {
           `the answer to ${url.pathname} exceeds ${this.maxBytes} bytes: narrow the query (selector, namespace, limit)`,
         );
       // The apiserver's JSON for the resource requested: callers name its shape (kube-types.ts).
-      const body = (buf.length ? JSON.parse(buf.toString('utf8')) : {}) as T;
-      return this.clean(body, req);
+      return (buf.length ? JSON.parse(buf.toString('utf8')) : {}) as T;
     } finally {
       done();
     }
@@ -968,6 +986,74 @@ export class KubeGateway {
       },
       opts.maxBytes,
     );
+  }
+
+  /**
+   * Lists the metadata of Helm's release Secrets (Helm 3/4 storage: label `owner=helm`, field
+   * `type=helm.sh/release.v1`; helm-storage.ts) in a namespace, or in all namespaces when none is
+   * given (which a namespace allow-list refuses), as a PartialObjectMetadataList: names and labels
+   * (`name`, `status`, `version`), no release data (Kubernetes API concepts, "Retrieving resource
+   * metadata only"). `release` narrows to one release's revisions (label `name`).
+   * @throws InvalidArgumentError naming `name` when `release` is not a Helm release name; else as list().
+   */
+  async helmReleaseIndex(
+    ref: { context?: string; namespace?: string },
+    opts: { release?: string; limit?: number; continue?: string } = {},
+  ): Promise<KubeList> {
+    if (opts.release !== undefined && !validReleaseName(opts.release))
+      throw new InvalidArgumentError('name', `${JSON.stringify(opts.release)} is not a Helm release name`);
+    const api = await this.resolve('secrets', 'v1', ref.context);
+    const body = await this.request<Partial<KubeList>>({
+      context: ref.context,
+      api,
+      namespace: ref.namespace,
+      accept: 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json',
+      query: {
+        labelSelector: opts.release ? `${HELM_OWNER_SELECTOR},name=${opts.release}` : HELM_OWNER_SELECTOR,
+        fieldSelector: `type=${HELM_RELEASE_TYPE}`,
+        limit: opts.limit,
+        continue: opts.continue,
+      },
+    });
+    return { ...body, items: Array.isArray(body.items) ? body.items : [] };
+  }
+
+  /**
+   * Reads one revision of a Helm release from its storage Secret `ref.name`
+   * (`sh.helm.release.v1.<release>.v<revision>`) and returns it decoded (helm-storage.ts
+   * decodeRelease, releaseFields). The one read of a Secret's data that request() does not mask,
+   * so it is narrow: one GET of one Secret, checked by the policy as get() is (denied kinds, the
+   * namespace allow-list, impersonation); accepted only when what came back is a Secret of type
+   * `helm.sh/release.v1` with `data.release`. The Secret itself is never returned, only the
+   * release's fields, with its manifest's Secrets and every copy of their values masked
+   * (maskRelease) unless the policy shows Secrets.
+   * @throws KubeError 404 when the Secret is missing; 422 `NotHelmRelease` when it is not a Helm
+   *   release Secret, 422 `BadHelmRelease` when its data does not decode (nothing of it is
+   *   returned); else as get().
+   */
+  async helmRelease(ref: { context?: string; namespace: string; name: string }): Promise<HelmRelease> {
+    const api = await this.resolve('secrets', 'v1', ref.context);
+    const s = await this.requestUnmasked<KubernetesObject>({
+      context: ref.context,
+      api,
+      namespace: ref.namespace,
+      name: ref.name,
+    });
+    const data = s.data && typeof s.data === 'object' ? (s.data as Record<string, unknown>) : {};
+    const what = `secret ${ref.namespace}/${ref.name}`;
+    if (s.kind !== 'Secret' || s.type !== HELM_RELEASE_TYPE || typeof data.release !== 'string')
+      throw new KubeError(
+        422,
+        'NotHelmRelease',
+        `${what} is not a Helm release (type ${JSON.stringify(String(s.type ?? '').slice(0, 63))}, not ${HELM_RELEASE_TYPE}): nothing of it is read`,
+      );
+    let decoded: ReturnType<typeof releaseFields>;
+    try {
+      decoded = releaseFields(decodeRelease(data.release));
+    } catch (err) {
+      throw new KubeError(422, 'BadHelmRelease', `${what}: ${(err as Error).message}`);
+    }
+    return this.policy.showSecrets ? decoded.release : maskRelease(decoded.release, decoded.hookManifests);
   }
 
   /**

@@ -231,9 +231,9 @@ function maskValues(map: unknown): unknown {
 /**
  * The values a Secret holds, in every spelling that can come back: the base64 text of `data`,
  * its decoded text, and `stringData`. Values shorter than 4 characters are only masked where
- * they stand whole (see scrub).
+ * they stand whole (see scrub). Also used by helm-storage.ts to mask the Secrets a Helm release holds.
  */
-function secretValues(o: Record<string, unknown>): string[] {
+export function secretValues(o: Record<string, unknown>): string[] {
   const out = new Set<string>();
   for (const field of ['data', 'stringData']) {
     const m = o[field];
