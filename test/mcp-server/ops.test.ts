@@ -241,7 +241,7 @@ describe('drain-node', () => {
 
     // With no other node, the PDB keeps the second replica: one evicted, one blocked at the timeout.
     const blocked = await callTool(c, 'drain-node', { name: nodeA, force: true, timeoutSeconds: 12 });
-    const bPods = blocked.structuredContent as {
+    const bPods = blocked.structuredContent as unknown as {
       done: boolean;
       pods: Array<{ pod: string; result: string; reason?: string }>;
     };
