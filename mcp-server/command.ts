@@ -22,6 +22,8 @@ export interface ServeOptions {
   host: string;
   readOnly: boolean;
   disableDestructive: boolean;
+  /** With disableDestructive, still allow exec-pod (PolicyOptions.allowExec). */
+  allowExec: boolean;
   allowTools: string[];
   denyTools: string[];
   namespaces: string[];
@@ -60,6 +62,7 @@ export interface ServeFlags {
   host?: string;
   readOnly?: boolean;
   disableDestructive?: boolean;
+  allowExec?: boolean;
   allowTools?: string;
   denyTools?: string;
   namespaces?: string;
@@ -185,6 +188,7 @@ export function resolveServeOptions(flags: ServeFlags, env: NodeJS.ProcessEnv = 
     host: String(pick('host') ?? (inPod ? '0.0.0.0' : '127.0.0.1')),
     readOnly: bool(pick('readOnly')),
     disableDestructive: bool(pick('disableDestructive')),
+    allowExec: bool(pick('allowExec')),
     allowTools: list(pick('allowTools')),
     denyTools: list(pick('denyTools')),
     namespaces: list(pick('namespaces')),
@@ -229,6 +233,7 @@ export async function runServe(o: ServeOptions): Promise<void> {
   const policy = new Policy({
     readOnly: o.readOnly,
     disableDestructive: o.disableDestructive,
+    allowExec: o.allowExec,
     allowTools: o.allowTools,
     denyTools: o.denyTools,
     namespaces: o.namespaces,
@@ -357,6 +362,13 @@ export function addServeOptions(cmd: Command): Command {
     .addOption(flag('--host <host>', 'HTTP bind address (default 127.0.0.1, 0.0.0.0 in an operator pod)', 'MCP_HOST'))
     .addOption(onOff('read-only', 'only read tools: mutating tools are neither listed nor callable', 'MCP_READ_ONLY'))
     .addOption(onOff('disable-destructive', 'no delete tools or DELETE requests', 'MCP_DISABLE_DESTRUCTIVE'))
+    .addOption(
+      onOff(
+        'allow-exec',
+        'with --disable-destructive, still allow exec-pod (commands in containers)',
+        'MCP_ALLOW_EXEC',
+      ),
+    )
     .addOption(flag('--allow-tools <names>', 'comma-separated tools to expose; others are hidden', 'MCP_ALLOW_TOOLS'))
     .addOption(flag('--deny-tools <names>', 'comma-separated tools to hide', 'MCP_DENY_TOOLS'))
     .addOption(flag('--namespaces <names>', 'comma-separated namespace allow-list', 'MCP_NAMESPACES'))

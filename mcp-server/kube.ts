@@ -100,6 +100,67 @@ export interface LogOptions {
   maxBytes: number;
 }
 
+/**
+ * The WebSocket subprotocols of the exec subresource, preferred first (KEP-4006, "Transition
+ * from SPDY to WebSockets"; k8s.io/apimachinery/pkg/util/remotecommand constants.go): v5 is what
+ * kubectl 1.30+ speaks; v4 is the same framing without the close signal (apiservers before 1.30),
+ * which a call without stdin never sends.
+ */
+export const EXEC_PROTOCOLS: readonly string[] = ['v5.channel.k8s.io', 'v4.channel.k8s.io'];
+
+/**
+ * Channels of the channel protocol: every binary message is one byte of channel, then data
+ * (k8s.io/client-go/tools/remotecommand websocket.go; wsstream conn.go). The error channel
+ * carries one meta/v1 Status when the command ends; 255 (v5 only) closes a stream of the other
+ * side (stdin).
+ */
+export const EXEC_CHANNEL = { stdin: 0, stdout: 1, stderr: 2, error: 3, resize: 4, close: 255 } as const;
+
+/** Options of {@link KubeGateway.exec}. */
+export interface ExecOptions {
+  /** Container name; undefined leaves the choice to the apiserver (the only container, else a 400 naming them). */
+  container?: string;
+  /** The argv: `command[0]` is executed by the runtime as it is (no shell), the rest are its arguments. */
+  command: string[];
+  /** Most milliseconds the command may run once the stream is open; then the stream is closed (`timedOut`). */
+  timeoutMs: number;
+  /** Most bytes of stdout and stderr together; the first byte past it closes the stream (`truncated`). */
+  maxBytes: number;
+}
+
+/** What {@link KubeGateway.exec} returns. */
+export interface ExecResult {
+  /** Standard output, UTF-8 decoded (a character split by the byte cap becomes U+FFFD). */
+  stdout: string;
+  stderr: string;
+  /**
+   * The command's exit code: 0 for a Success Status, the ExitCode cause of a NonZeroExitCode
+   * Status; null when it is unknown (timed out, cut, or the command did not run: see `error`).
+   */
+  exitCode: number | null;
+  /** The byte cap was reached and the stream closed: output is missing, the command may still run. */
+  truncated: boolean;
+  /** The timeout passed and the stream closed: the command may still run in the container. */
+  timedOut: boolean;
+  /**
+   * Why there is no exit code, when the command did not run or the stream broke: the error
+   * channel's Status message (e.g. the runtime's `executable file not found in $PATH`).
+   */
+  error?: string;
+  /** The error channel's Status reason (`NonZeroExitCode`, `InternalError`, ...), when it was not a Success. */
+  reason?: string;
+  /** The subprotocol the apiserver chose (one of {@link EXEC_PROTOCOLS}). */
+  protocol: string;
+}
+
+/** The error channel's Status (meta/v1 Status; exit code in details.causes, reason ExitCode). */
+interface ExecStatus {
+  status?: string;
+  reason?: string;
+  message?: string;
+  details?: { causes?: Array<{ reason?: string; message?: string }> };
+}
+
 /** A watch event as it arrives: `object` is a Status for ERROR events. */
 interface RawWatchEvent {
   type?: string;
@@ -233,7 +294,8 @@ export interface KubeRequest {
    */
   subpath?: string;
   path?: string;
-  query?: Record<string, string | number | boolean | undefined>;
+  /** Query parameters; an array repeats the parameter (`command=a&command=b`). */
+  query?: Record<string, string | number | boolean | string[] | undefined>;
   body?: unknown;
   contentType?: string;
   accept?: string;
@@ -500,16 +562,23 @@ export class KubeGateway {
   }
 
   /**
-   * Sends one request and returns the raw response (status, headers, readable body).
-   * Every request has a deadline from the moment it is made (queued for a socket included):
-   * `req.timeoutMs` (default the gateway's timeout) for the whole exchange, or for a watch only
-   * until its response headers arrive. Watches use their own connection pool, so they never
-   * hold the sockets tool calls need (issue 9, item 3).
+   * Everything a request carries before it is sent, built once for HTTP requests ({@link open})
+   * and WebSocket upgrades ({@link exec}) alike: the URL {@link authorize} checked (the policy
+   * included) with the query added (array values repeat the parameter, as `command` of exec),
+   * the context's credentials and TLS material (`KubeConfig.applyToHTTPSOptions`: bearer token,
+   * exec plugins, client certificates, CA, insecure-skip-tls-verify), and the caller's
+   * `Impersonate-*` headers when the gateway acts as its caller (the kubeconfig's own
+   * impersonation headers are then dropped).
+   * @throws as authorize(); PolicyError when impersonating and the call has no caller.
    */
-  private async open(
-    req: KubeRequest,
-    watch = false,
-  ): Promise<{ res: http.IncomingMessage; abort: (err?: Error) => void; url: URL; done: () => void }> {
+  private async prepare(req: KubeRequest): Promise<{
+    context: string;
+    s: ContextState;
+    url: URL;
+    opts: https.RequestOptions;
+    tls: boolean;
+    headers: Record<string, string | string[]>;
+  }> {
     const context = this.resolveContext(req.context);
     const s = this.state(context);
     const url = this.authorize(req, s.server);
@@ -520,12 +589,13 @@ export class KubeGateway {
       throw new PolicyError(
         `refused: this server acts as its caller (--impersonate) and ${req.method ?? 'GET'} ${url.pathname} has no verified caller; nothing was sent`,
       );
-    for (const [k, v] of Object.entries(req.query ?? {}))
-      if (v !== undefined && v !== '') url.searchParams.set(k, String(v));
+    for (const [k, v] of Object.entries(req.query ?? {})) {
+      if (Array.isArray(v)) for (const x of v) url.searchParams.append(k, x);
+      else if (v !== undefined && v !== '') url.searchParams.set(k, String(v));
+    }
     const opts: https.RequestOptions = { method: req.method ?? 'GET', headers: {} };
     await s.kc.applyToHTTPSOptions(opts);
     const tls = url.protocol === 'https:';
-    const agent = this.agentOf(s, opts, tls, watch);
     const headers: Record<string, string | string[]> = {};
     for (const [k, v] of Object.entries(opts.headers ?? {}))
       if (v !== undefined && !(caller && /^impersonate-/i.test(k)))
@@ -536,8 +606,24 @@ export class KubeGateway {
       if (caller.groups.length) headers['Impersonate-Group'] = caller.groups;
     }
     if (opts.auth) headers.Authorization = `Basic ${Buffer.from(opts.auth).toString('base64')}`;
-    headers.Accept = req.accept ?? 'application/json';
     headers['User-Agent'] = 'kubemcp-serve';
+    return { context, s, url, opts, tls, headers };
+  }
+
+  /**
+   * Sends one request and returns the raw response (status, headers, readable body).
+   * Every request has a deadline from the moment it is made (queued for a socket included):
+   * `req.timeoutMs` (default the gateway's timeout) for the whole exchange, or for a watch only
+   * until its response headers arrive. Watches use their own connection pool, so they never
+   * hold the sockets tool calls need (issue 9, item 3).
+   */
+  private async open(
+    req: KubeRequest,
+    watch = false,
+  ): Promise<{ res: http.IncomingMessage; abort: (err?: Error) => void; url: URL; done: () => void }> {
+    const { context, s, url, opts, tls, headers } = await this.prepare(req);
+    const agent = this.agentOf(s, opts, tls, watch);
+    headers.Accept = req.accept ?? 'application/json';
     let payload: Buffer | undefined;
     if (req.body !== undefined) {
       payload = Buffer.from(typeof req.body === 'string' ? req.body : JSON.stringify(req.body));
@@ -986,6 +1072,161 @@ export class KubeGateway {
       },
       opts.maxBytes,
     );
+  }
+
+  /**
+   * Runs a command in a container of a pod (`ref.api` is core/v1 pods) through the `exec`
+   * subresource over a WebSocket with the channel protocol ({@link EXEC_PROTOCOLS}, as kubectl
+   * 1.30+; KEP-4006): `GET .../pods/NAME/exec?command=...&container=...&stdout=true&stderr=true`
+   * with `Upgrade: websocket`, no stdin, no TTY. The request goes through the same checks as
+   * every other ({@link authorize}: names, the policy, which refuses `exec` in read-only mode
+   * and with disable-destructive unless allowExec; denied kinds; the namespace allow-list) and
+   * carries the same credentials, TLS material and `Impersonate-*` headers ({@link prepare}).
+   *
+   * stdout and stderr are kept apart; the exit code comes from the error channel's Status. Once
+   * open, the stream is closed after `timeoutMs` (`timedOut`) or when stdout and stderr together
+   * pass `maxBytes` (`truncated`); Kubernetes does not signal the process then, so it may go on
+   * running in the container. A command the runtime cannot start is a result with `error` (the
+   * Status message), not a throw.
+   * @throws InvalidArgumentError naming `command` (empty argv), `timeoutMs` or `maxBytes` (not
+   *   positive), nothing sent; PolicyError (refused); KubeError with the apiserver's status when
+   *   the upgrade is refused (404 pod not found, 400 container not valid or pod not running, 403
+   *   forbidden), `Timeout` when the handshake takes longer than the gateway's timeout,
+   *   `Unreachable` when the apiserver cannot be reached.
+   */
+  async exec(ref: ObjectRef, o: ExecOptions): Promise<ExecResult> {
+    if (o.command.length === 0 || o.command.some((c) => typeof c !== 'string'))
+      throw new InvalidArgumentError('command', 'must be a non-empty array of strings (argv)');
+    if (!(o.timeoutMs > 0)) throw new InvalidArgumentError('timeoutMs', 'must be positive');
+    if (!(o.maxBytes > 0)) throw new InvalidArgumentError('maxBytes', 'must be positive');
+    const req: KubeRequest = {
+      context: ref.context,
+      method: 'GET',
+      api: ref.api,
+      namespace: ref.namespace,
+      name: ref.name,
+      subresource: 'exec',
+      query: { container: o.container, command: o.command, stdout: true, stderr: true },
+    };
+    const { context, s, url, opts, tls, headers } = await this.prepare(req);
+    url.protocol = tls ? 'wss:' : 'ws:';
+    const { WebSocket } = await import('ws');
+    return await new Promise<ExecResult>((resolve, reject) => {
+      const ws = new WebSocket(url, [...EXEC_PROTOCOLS], {
+        headers,
+        handshakeTimeout: this.timeoutMs,
+        perMessageDeflate: false,
+        followRedirects: false,
+        ca: opts.ca,
+        cert: opts.cert,
+        key: opts.key,
+        pfx: opts.pfx,
+        passphrase: opts.passphrase,
+        ...(opts.rejectUnauthorized !== undefined ? { rejectUnauthorized: opts.rejectUnauthorized } : {}),
+        // ws hands its options to https.request / tls.connect, which read servername (kubeconfig tls-server-name).
+        ...((opts.servername ? { servername: opts.servername } : {}) as object),
+      });
+      const chunks: Record<1 | 2, Buffer[]> = { 1: [], 2: [] };
+      const status: Buffer[] = [];
+      let bytes = 0;
+      let opened = false;
+      let stopped = false;
+      let truncated = false;
+      let timedOut = false;
+      let streamError: string | undefined;
+      let timer: NodeJS.Timeout | undefined;
+      let settled = false;
+      const stop = () => {
+        stopped = true;
+        ws.terminate();
+      };
+      const fail = (err: Error) => {
+        if (settled) return;
+        settled = true;
+        if (timer) clearTimeout(timer);
+        reject(err);
+      };
+      ws.on('unexpected-response', (_r, res) => {
+        this.readBody(res, 1 << 20)
+          .catch(() => ({ buf: Buffer.alloc(0) }))
+          .then(({ buf }) => {
+            const code = res.statusCode ?? 0;
+            // A 101 with a subprotocol we did not offer, or a 2xx without the upgrade.
+            fail(this.errorOf(code >= 200 && code < 300 ? 502 : code, buf, `exec ${url.pathname}`, req));
+            ws.terminate();
+          }, fail);
+      });
+      ws.on('open', () => {
+        opened = true;
+        timer = setTimeout(() => {
+          timedOut = true;
+          stop();
+        }, o.timeoutMs);
+      });
+      ws.on('message', (data: Buffer | ArrayBuffer | Buffer[]) => {
+        if (stopped) return;
+        const buf = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
+        if (buf.length < 1) return;
+        const ch = buf[0];
+        const body = buf.subarray(1);
+        if (ch === EXEC_CHANNEL.stdout || ch === EXEC_CHANNEL.stderr) {
+          const room = o.maxBytes - bytes;
+          chunks[ch].push(body.length > room ? body.subarray(0, room) : body);
+          bytes += Math.min(body.length, room);
+          if (body.length > room) {
+            truncated = true;
+            stop();
+          }
+        } else if (ch === EXEC_CHANNEL.error) status.push(body);
+      });
+      ws.on('error', (err: Error) => {
+        if (!opened) {
+          const timeout = /handshake has timed out/i.test(err.message);
+          fail(
+            new KubeError(
+              0,
+              timeout ? 'Timeout' : 'Unreachable',
+              timeout
+                ? `the apiserver at ${s.server.origin} did not upgrade GET ${url.pathname} (exec) within ${this.timeoutMs} ms`
+                : `cannot reach the apiserver at ${s.server.origin} (context ${context}) for exec: ${(err as NodeJS.ErrnoException).code ?? err.message}`,
+            ),
+          );
+        } else if (!stopped) streamError = err.message;
+      });
+      ws.on('close', () => {
+        if (timer) clearTimeout(timer);
+        if (settled) return;
+        if (!opened) return fail(new KubeError(0, 'Unreachable', `exec ${url.pathname}: closed before the upgrade`));
+        settled = true;
+        const out: ExecResult = {
+          stdout: Buffer.concat(chunks[1]).toString('utf8'),
+          stderr: Buffer.concat(chunks[2]).toString('utf8'),
+          exitCode: null,
+          truncated,
+          timedOut,
+          protocol: ws.protocol,
+        };
+        const text = Buffer.concat(status).toString('utf8').trim();
+        if (text) {
+          let st: ExecStatus = {};
+          try {
+            st = JSON.parse(text) as ExecStatus;
+          } catch {
+            st = { status: 'Failure', message: text };
+          }
+          if (st.status === 'Success') out.exitCode = 0;
+          else {
+            const code = st.details?.causes?.find((c) => c.reason === 'ExitCode')?.message;
+            if (st.reason === 'NonZeroExitCode' && code !== undefined && /^\d+$/.test(code))
+              out.exitCode = Number(code);
+            else out.error = st.message ?? text;
+            if (st.reason) out.reason = st.reason;
+          }
+        } else if (!truncated && !timedOut)
+          out.error = streamError ?? 'the stream closed before the command reported its exit status';
+        resolve(out);
+      });
+    });
   }
 
   /**

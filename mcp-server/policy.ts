@@ -14,8 +14,19 @@ export class PolicyError extends Error {
   }
 }
 
-/** How a tool changes the cluster: read (get/list/watch), write (create/patch/apply) or delete. */
-export type ToolEffect = 'read' | 'write' | 'delete';
+/**
+ * How a tool changes the cluster: read (get/list/watch), write (create/patch/apply), delete, or
+ * exec (runs a command in a container, which can do anything the container can: hidden in
+ * read-only mode, and with disable-destructive unless allowExec).
+ */
+export type ToolEffect = 'read' | 'write' | 'delete' | 'exec';
+
+/**
+ * Pod subresources that open a session into a container (exec, attach) or its ports
+ * (portforward): GET upgrades (WebSocket), so the method says nothing about what they do. Refused
+ * in read-only mode whatever the method, and with disable-destructive unless allowExec.
+ */
+export const SESSION_SUBRESOURCES: readonly string[] = ['exec', 'attach', 'portforward'];
 
 /** Options of the policy, as the `serve` flags set them (command.ts). */
 export interface PolicyOptions {
@@ -33,6 +44,13 @@ export interface PolicyOptions {
   denyKinds?: string[];
   /** Show Secret values (default false: every `data`/`stringData` value is replaced by MASK). */
   showSecrets?: boolean;
+  /**
+   * With disableDestructive, still allow exec tools and the {@link SESSION_SUBRESOURCES} (a
+   * command in a container can delete anything it can reach, so disable-destructive refuses them
+   * by default). No effect without disableDestructive (allowed anyway) or in read-only mode
+   * (refused anyway).
+   */
+  allowExec?: boolean;
 }
 
 /** What a Kubernetes request targets, as the gateway resolved it. */
@@ -65,6 +83,8 @@ export class Policy {
   readonly readOnly: boolean;
   readonly disableDestructive: boolean;
   readonly showSecrets: boolean;
+  /** See {@link PolicyOptions.allowExec}. */
+  readonly allowExec: boolean;
   private readonly allowTools: Set<string>;
   private readonly denyTools: Set<string>;
   private readonly namespaces: Set<string>;
@@ -74,6 +94,7 @@ export class Policy {
     this.readOnly = !!opts.readOnly;
     this.disableDestructive = !!opts.disableDestructive;
     this.showSecrets = !!opts.showSecrets;
+    this.allowExec = !!opts.allowExec;
     this.allowTools = new Set(opts.allowTools ?? []);
     this.denyTools = new Set(opts.denyTools ?? []);
     this.namespaces = new Set(opts.namespaces ?? []);
@@ -156,13 +177,15 @@ export class Policy {
 
   /**
    * Whether a tool is listed and callable: its name passes the allow/deny lists, and its effect
-   * is allowed (no writes or deletes in read-only mode, no deletes with disable-destructive).
+   * is allowed (no writes, deletes or execs in read-only mode; no deletes with
+   * disable-destructive, and no execs unless allowExec).
    */
   toolEnabled(name: string, effect: ToolEffect): boolean {
     if (this.allowTools.size > 0 && !this.allowTools.has(name)) return false;
     if (this.denyTools.has(name)) return false;
     if (this.readOnly && effect !== 'read') return false;
     if (this.disableDestructive && effect === 'delete') return false;
+    if (this.disableDestructive && effect === 'exec' && !this.allowExec) return false;
     return true;
   }
 
@@ -182,6 +205,14 @@ export class Policy {
       throw new PolicyError(`refused by policy: the server is read-only (${m} ${t.resource})`);
     if (this.disableDestructive && m === 'DELETE')
       throw new PolicyError(`refused by policy: destructive operations are disabled (DELETE ${t.resource})`);
+    if (t.subresource && SESSION_SUBRESOURCES.includes(t.subresource)) {
+      if (this.readOnly)
+        throw new PolicyError(`refused by policy: the server is read-only (${t.subresource} of ${t.resource})`);
+      if (this.disableDestructive && !this.allowExec)
+        throw new PolicyError(
+          `refused by policy: destructive operations are disabled and ${t.subresource} of ${t.resource} is not allowed (--allow-exec)`,
+        );
+    }
     // An eviction is a POST that deletes the pod (policy/v1 Eviction): destructive whatever the method.
     if (this.disableDestructive && t.subresource === 'eviction')
       throw new PolicyError(`refused by policy: destructive operations are disabled (eviction of ${t.resource})`);
