@@ -15,6 +15,7 @@ import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { createNamespace, deleteTestNamespace, kubeConfig } from '../kube.js';
 import { callTool, startHttpServer, text, type HttpServer } from './helpers.js';
 import { FLAG } from '../../mcp-server/fence.js';
+import { decodeRelease, maskManifestSecrets, MAX_RELEASE_BYTES } from '../../mcp-server/helm-storage.js';
 
 const kc = kubeConfig();
 const core = kc.makeApiClient(k8s.CoreV1Api);
@@ -211,6 +212,18 @@ beforeAll(async () => {
     },
     { type: 'Opaque' },
   );
+  // Helm's type and labels, but data that is not a release: listed as unreadable, never shown.
+  await core.createNamespacedSecret({
+    namespace: ns2,
+    body: {
+      metadata: {
+        name: 'sh.helm.release.v1.broken.v1',
+        labels: { name: 'broken', owner: 'helm', status: 'deployed', version: '1' },
+      },
+      type: 'helm.sh/release.v1',
+      data: { release: b64(`not a release ${FORGED}`) },
+    },
+  });
   s = await startHttpServer({});
   c = await s.connect();
 }, 120_000);
@@ -235,6 +248,7 @@ describe('list-helm-releases', () => {
     expect(r.isError).toBeFalsy();
     const mine = rowsOf(r).filter((row) => row[1] === ns1 || row[1] === ns2);
     expect(mine).toEqual([
+      ['broken', ns2, '1', '', 'deployed', expect.stringContaining('<unreadable: BadHelmRelease'), ''],
       ['db', ns2, '1', '2026-03-04T05:06:07Z', 'deployed', 'demo-0.3.0', '15'],
       ['web', ns1, '2', '2026-02-03T04:05:06Z', 'deployed', 'demo-1.1.0', '2.0'],
     ]);
@@ -362,6 +376,31 @@ describe('get-helm-release', () => {
     expect(String(sc(r).text)).toContain('kind: Service');
   });
 
+  it('a small response budget cuts the manifest and says so', async () => {
+    const small = await startHttpServer({}, {}, { budget: 700 });
+    try {
+      const sc2 = await small.connect();
+      const r = await callTool(sc2, 'get-helm-release', { name: 'web', namespace: ns1, show: 'manifest' });
+      expect(r.isError).toBeFalsy();
+      expect(text(r).length).toBeLessThanOrEqual(700);
+      expect(text(r)).toContain('[truncated:');
+      expect(text(r)).toContain('</untrusted-data id=');
+      expect(sc(r).truncated).toBe(true);
+      const full = await call('get-helm-release', { name: 'web', namespace: ns1, show: 'manifest' });
+      expect(String(sc(full).text).startsWith(String(sc(r).text))).toBe(true);
+      expectNoSecrets(r);
+    } finally {
+      await small.close();
+    }
+  });
+
+  it('a release Secret whose data does not decode is an error, its data not shown', async () => {
+    const r = await call('get-helm-release', { name: 'broken', namespace: ns2 });
+    expect(r.isError).toBe(true);
+    expect(text(r)).toContain(`BadHelmRelease (422): secret ${ns2}/sh.helm.release.v1.broken.v1: data.release`);
+    expectNoSecrets(r);
+  });
+
   it('bad arguments are errors naming the argument', async () => {
     const missing = await call('get-helm-release', { name: 'nope', namespace: ns1 });
     expect(missing.isError).toBe(true);
@@ -419,5 +458,23 @@ describe('what these tools never do', () => {
     } finally {
       await denied.close();
     }
+  });
+});
+
+describe('helm-storage decoding and masking (no cluster)', () => {
+  it('a gzip bomb stops at MAX_RELEASE_BYTES', () => {
+    const bomb = gzipSync(Buffer.alloc(MAX_RELEASE_BYTES + 1024, 0x20), { level: 9 }).toString('base64');
+    expect(() => decodeRelease(b64(bomb))).toThrow(`does not inflate within ${MAX_RELEASE_BYTES} bytes`);
+  });
+
+  it('Secrets in a List are re-serialized masked; an unparsable document that may be a Secret is replaced', () => {
+    const m = maskManifestSecrets(
+      `kind: List\nitems:\n- kind: Secret\n  data: {a: ${b64(PASSWORD)}}\n---\nkind: Secret\ndata: [broken ${TOKEN}\n`,
+    );
+    expect(m.text).not.toContain(b64(PASSWORD));
+    expect(m.text).not.toContain(TOKEN);
+    expect(m.text).toContain('a: "***"');
+    expect(m.text).toContain('# kubemcp: a document that does not parse and may be a Secret is masked');
+    expect(m.values).toEqual(expect.arrayContaining([b64(PASSWORD), PASSWORD]));
   });
 });
