@@ -4,8 +4,9 @@
 #   kube-scheduler, kwok, kubectl, helm (tools/helm), and the real node's kubelet and kube-proxy, into
 #   ${KUBEMCP_CACHE:-~/.cache/kubemcp}/<k8s-version>-kwok<v>-etcd<v>/;
 # - the real node's runtime, from the wrapper modules in node/: containerd, containerd-shim-runc-v2,
-#   ctr, runc (cgo + libseccomp), coredns and kube-network-policies (NetworkPolicy enforcement),
-#   into .../node-containerd<v>-runc<v>-coredns<v>/.
+#   ctr, runc (cgo + libseccomp), coredns, kube-network-policies (NetworkPolicy enforcement) and
+#   metrics-server (metrics.k8s.io; optional: its failure only leaves it out), into
+#   .../node-containerd<v>-runc<v>-coredns<v>/.
 # A binary is rebuilt only when a version in a go.mod changes. Progress and each build's time go
 # to stderr. Output (stdout): `node <dir>` (absent when the node runtime could not be built, e.g.
 # without libseccomp-dev: the cluster then runs kwok only), then the control-plane dir on the
@@ -60,11 +61,12 @@ fi
 node_build() {
   build "$dir" kubelet k8s.io/kubernetes/cmd/kubelet "$k8sflags" || return 1
   build "$dir" kube-proxy k8s.io/kubernetes/cmd/kube-proxy "$k8sflags" || return 1
-  local ctd runc coredns knp ndir
+  local ctd runc coredns knp msv ndir
   ctd=$(modver github.com/containerd/containerd/v2 node/containerd/go.mod)
   runc=$(modver github.com/opencontainers/runc node/runc/go.mod)
   coredns=$(modver github.com/coredns/coredns node/coredns/go.mod)
   knp=$(modver sigs.k8s.io/kube-network-policies node/netpol/go.mod)
+  msv=$(modver sigs.k8s.io/metrics-server node/metrics-server/go.mod)
   ndir=$cache/node-containerd$ctd-runc$runc-coredns$coredns
   mkdir -p "$ndir" || return 1
   local cpkg=github.com/containerd/containerd/v2
@@ -107,6 +109,20 @@ node_build() {
     rm -rf "$ov"
   fi
   echo "$stamp" > "$ndir/kube-network-policies.version" || return 1
+  # metrics-server: the metrics.k8s.io API of the real node (a host process the cluster starts,
+  # components/metrics-server.ts), unpatched from its wrapper module node/metrics-server. Its
+  # version is kept in a stamp file, so a node dir built before it (or with another version) gains
+  # it alone. Its failure leaves the node without metrics.k8s.io (`top` has nothing to show), not
+  # without the node.
+  cd "$here/node/metrics-server" || return 1
+  if [ "$(cat "$ndir/metrics-server.version" 2>/dev/null)" != "$msv" ]; then rm -f "$ndir/metrics-server"; fi
+  local vpkgc=k8s.io/client-go/pkg/version # as upstream's Makefile sets it
+  if build "$ndir" metrics-server sigs.k8s.io/metrics-server/cmd/metrics-server \
+    "-X $vpkgc.gitVersion=$msv -X $vpkgc.gitTreeState=clean"; then
+    echo "$msv" > "$ndir/metrics-server.version" || return 1
+  else
+    echo "[cluster] metrics-server $msv could not be built: the cluster will not serve metrics.k8s.io" >&2
+  fi
   cd "$here/node/runc" || return 1
   if [ ! -x "$ndir/runc" ] && ! pkg-config --exists libseccomp 2>/dev/null; then
     echo "[cluster] runc needs cgo with libseccomp: apt-get install -y $(sed "s/#.*//" "$here/debian-packages.txt" | xargs)" >&2

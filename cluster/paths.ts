@@ -80,8 +80,18 @@ rules:
 
 /** Control-plane component names, in start order (clusterDown stops them in reverse). */
 export const COMPONENTS = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kwok'] as const;
-/** Components of the real node, in start order (after the control plane). */
-export const NODE_COMPONENTS = ['containerd', 'kubelet', 'kube-proxy', 'kube-network-policies', 'coredns'] as const;
+/**
+ * Components of the real node, in start order (after the control plane). metrics-server runs on the
+ * host, not in the node's namespace, but serves that node only (components/metrics-server.ts).
+ */
+export const NODE_COMPONENTS = [
+  'containerd',
+  'kubelet',
+  'kube-proxy',
+  'kube-network-policies',
+  'coredns',
+  'metrics-server',
+] as const;
 /** One of {@link COMPONENTS} or {@link NODE_COMPONENTS}; also the binary's file name. */
 export type Component = (typeof COMPONENTS)[number] | (typeof NODE_COMPONENTS)[number];
 

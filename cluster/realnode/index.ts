@@ -32,6 +32,7 @@ import { startKubelet } from '../components/kubelet.js';
 import { startKubeProxy } from '../components/kube-proxy.js';
 import { startNetworkPolicies } from '../components/kube-network-policies.js';
 import { COREDNS_USER, applyClusterDnsObjects, startCoreDns } from '../components/coredns.js';
+import { metricsServerBinary, startMetricsServer } from '../components/metrics-server.js';
 import { run, tryRun } from './exec.js';
 import { ensurePauseImage } from './images.js';
 import { teardownNetwork } from './network.js';
@@ -109,9 +110,11 @@ async function nodeCredentials(net: RealNodeNetwork): Promise<{ kubelet: string;
 
 /**
  * Starts the real node on a running control plane: credentials, CoreDNS's RBAC and the kube-dns
- * Service, containerd (then the pause image), kubelet, kube-proxy, kube-network-policies and
- * CoreDNS. Returns once all are started, with a promise that resolves when the Node is Ready,
- * kube-proxy healthy, kube-network-policies serving and CoreDNS ready (each bounded; rejects naming the component and its log).
+ * Service, containerd (then the pause image), kubelet, kube-proxy, kube-network-policies, CoreDNS
+ * and (when build.sh built it) metrics-server on the host. Returns once all are started, with a
+ * promise that resolves when the Node is Ready, kube-proxy healthy, kube-network-policies serving,
+ * CoreDNS ready and the metrics.k8s.io APIService Available (each bounded; rejects naming the
+ * component and its log).
  * @throws Error naming the component that failed to start.
  */
 export async function startRealNode(
@@ -132,6 +135,10 @@ export async function startRealNode(
   const proxy = await startKubeProxy(ctx, net, creds.kubeProxy);
   const netpol = await startNetworkPolicies(ctx, kc, net, nodeBinDir);
   const dns = await startCoreDns(ctx, net, nodeBinDir, creds.coredns);
+  // Optional in build.sh: without its binary the node runs, and metrics.k8s.io is not served.
+  const metricsBin = metricsServerBinary(nodeBinDir);
+  const metrics = metricsBin ? await startMetricsServer(ctx, kc, metricsBin) : undefined;
+  if (!metricsBin) ctx.log(`metrics-server is not built in ${nodeBinDir}: metrics.k8s.io is not served`);
   const core = kc.makeApiClient(CoreV1Api);
   const ready = Promise.all([
     waitFor(
@@ -144,6 +151,7 @@ export async function startRealNode(
     proxy.healthy.then(() => ctx.log('kube-proxy is healthy')),
     netpol.ready.then(() => ctx.log('kube-network-policies is running (NetworkPolicy enforced)')),
     dns.ready.then(() => ctx.log('coredns is ready')),
+    metrics?.ready.then(() => ctx.log('metrics-server is serving metrics.k8s.io')),
   ]).then(() => undefined);
   return { ready };
 }
@@ -162,7 +170,7 @@ function mountsUnder(dir: string): string[] {
 
 /**
  * Stops the real node's containers and removes its runtime state, given its processes' records:
- * stops CoreDNS, kube-proxy and the kubelet by pid; kills and deletes every task and container
+ * stops metrics-server, CoreDNS, kube-network-policies, kube-proxy and the kubelet by pid; kills and deletes every task and container
  * in containerd's `k8s.io` namespace; stops containerd, then kills the shims left of this node's
  * socket (they outlive containerd by design) and what runs under them; unmounts
  * everything under NODE_DIR (pod volumes, rootfs overlays, the pods' network namespaces); removes
@@ -181,7 +189,7 @@ export async function stopRealNode(
   const stopAllOf = async (c: string): Promise<void> => {
     for (const p of byName(c)) await stop(p).catch((err: Error) => void failures.push(err.message));
   };
-  for (const c of ['coredns', 'kube-network-policies', 'kube-proxy', 'kubelet']) await stopAllOf(c);
+  for (const c of ['metrics-server', 'coredns', 'kube-network-policies', 'kube-proxy', 'kubelet']) await stopAllOf(c);
   const ctr = rn?.nodeBinDir ? path.join(rn.nodeBinDir, 'ctr') : undefined;
   if (ctr && fs.existsSync(CONTAINERD_SOCKET) && byName('containerd').length > 0) {
     const ids = (await run(ctr, ctrArgs('containers', 'ls', '-q')).catch(() => '')).split('\n').filter(Boolean);
