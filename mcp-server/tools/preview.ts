@@ -133,8 +133,11 @@ export function previewResult(ctx: ToolContext, entries: PreviewEntry[]): Previe
     notes.push(`${e.label}: ${!e.live ? 'would be created' : d ? 'would change' : 'no change'}`);
     if (isSecrets(e.api) && !ctx.policy.showSecrets) {
       const keys = secretKeysWritten(e.body);
+      const writes = keys.length ? `; the request writes ${keys.join(', ')}` : '';
       notes.push(
-        `  Secret values are masked (***) on both sides: a changed value alone shows no line${keys.length ? `; the request writes ${keys.join(', ')}` : ''}.`,
+        e.live
+          ? `  Secret values are masked (***) on both sides: a changed value alone shows no line${writes}.`
+          : `  Secret values are masked (***)${writes}.`,
       );
     }
   }
@@ -146,7 +149,7 @@ export function previewResult(ctx: ToolContext, entries: PreviewEntry[]): Previe
   const cut = budgetText(diff, room);
   const text =
     head +
-    fence(cut.text, 'preview diff').text +
+    fence(cut.text.replace(/\n$/, ''), 'preview diff').text +
     (cut.cut ? truncatedNote('diff cut', 'a narrower patch, or get-resource for the whole object') : '');
   return { text, diff: cut.text, changed, truncated: cut.cut };
 }
@@ -225,7 +228,7 @@ export async function planDelete(
   }
   const isNamespace = api.group === '' && api.resource === 'namespaces';
   if (!api.namespaced && !isNamespace) {
-    plan.unchecked.push('dependents of a cluster-scoped object are not searched');
+    plan.unchecked.push('dependents of a cluster-scoped object');
     return plan;
   }
   const inNs = isNamespace ? name : namespace;
@@ -272,6 +275,7 @@ export async function planDelete(
     return true;
   };
   if (isNamespace) {
+    plan.unchecked.push(`objects of other kinds in namespace ${name} (they go too)`);
     for (const f of found) if (!add(f.item, 1)) break;
     return plan;
   }
