@@ -110,13 +110,36 @@ export function execTools(): AnyToolDef[] {
         const container = execContainer(pod, a.container);
         const timeoutSeconds = a.timeoutSeconds ?? EXEC_TIMEOUT_S.default;
         const maxBytes = a.maxBytes ?? EXEC_MAX_BYTES.default;
+        const where = `pod ${namespace}/${a.name} container ${container}`;
+        const target = `pods/${namespace}/${a.name}/${container}`;
+        const base = { namespace, pod: a.name, container };
+        const argvJson = JSON.stringify(a.command);
+        const argv = argvJson.length > 300 ? `${argvJson.slice(0, 300)}...` : argvJson;
+        // A command can change anything the container can reach: the user confirms it first when
+        // the client supports elicitation; a declined or cancelled confirmation runs nothing.
+        const answer = await ctx.confirm?.(`Run ${argvJson.slice(0, 2000)} in ${where}?`);
+        if (answer === 'decline' || answer === 'cancel') {
+          const why = `not run: the user ${answer === 'decline' ? 'declined' : 'cancelled'} the confirmation; nothing was run`;
+          return {
+            text: `exec ${argv} in ${where}: ${why}.`,
+            structured: {
+              ...base,
+              stdout: '',
+              stderr: '',
+              exitCode: null,
+              truncated: false,
+              timedOut: false,
+              error: why,
+            },
+            target,
+          };
+        }
         const r = await ctx.kube.exec(ref, {
           container,
           command: a.command,
           timeoutMs: timeoutSeconds * 1000,
           maxBytes,
         });
-        const where = `pod ${namespace}/${a.name} container ${container}`;
         const outcome = r.timedOut
           ? `timed out after ${timeoutSeconds} s (stream closed; the command may still run)`
           : r.truncated
@@ -124,22 +147,30 @@ export function execTools(): AnyToolDef[] {
             : r.exitCode !== null
               ? `exit code ${r.exitCode}`
               : `the command did not complete: ${r.error ?? 'no exit status'}`;
-        // The two streams share the budget; stderr, usually short, keeps at least a quarter.
-        const room = Math.max(1000, ctx.budget - 800 - JSON.stringify(a.command).length);
-        const errRoom = Math.min(r.stderr.length, Math.floor(room / 4));
-        const out = budgetText(r.stdout, room - errRoom);
-        const err = budgetText(r.stderr, room - out.text.length);
-        const cutNote = (part: { text: string; cut: boolean }, full: string) =>
-          part.cut ? ` (first ${part.text.length} of ${full.length} characters, within the response budget)` : '';
-        return {
-          text:
-            `exec ${JSON.stringify(a.command)} in ${where}: ${outcome}\n` +
+        // The two streams share the budget (stderr, usually short, keeps up to a quarter); the
+        // room left after the header and fences is measured, and shrunk while flags overflow it.
+        const render = (room: number) => {
+          const err0 = budgetText(r.stderr, Math.min(r.stderr.length, Math.floor(room / 4)));
+          const out = budgetText(r.stdout, room - err0.text.length);
+          const err = budgetText(r.stderr, room - out.text.length);
+          const cutNote = (part: { text: string; cut: boolean }, full: string) =>
+            part.cut ? ` (first ${part.text.length} of ${full.length} characters, within the response budget)` : '';
+          return (
+            `exec ${argv} in ${where}: ${outcome}\n` +
             `stdout${cutNote(out, r.stdout)}:\n${fence(out.text, `stdout of ${where}`).text}\n` +
-            `stderr${cutNote(err, r.stderr)}:\n${fence(err.text, `stderr of ${where}`).text}`,
+            `stderr${cutNote(err, r.stderr)}:\n${fence(err.text, `stderr of ${where}`).text}`
+          );
+        };
+        let room = Math.max(0, ctx.budget - render(0).length - 120);
+        let text = render(room);
+        for (let i = 0; i < 4 && text.length > ctx.budget && room > 0; i++) {
+          room = Math.max(0, room - (text.length - ctx.budget));
+          text = render(room);
+        }
+        return {
+          text,
           structured: {
-            namespace,
-            pod: a.name,
-            container,
+            ...base,
             stdout: r.stdout,
             stderr: r.stderr,
             exitCode: r.exitCode,
@@ -147,7 +178,7 @@ export function execTools(): AnyToolDef[] {
             timedOut: r.timedOut,
             ...(r.error !== undefined ? { error: r.error } : {}),
           },
-          target: `pods/${namespace}/${a.name}/${container}`,
+          target,
         };
       },
     }),
