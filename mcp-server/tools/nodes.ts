@@ -298,6 +298,8 @@ export function nodeTools(): AnyToolDef[] {
               name: a.name,
               subresource: 'proxy',
               subpath: 'logs/',
+              // The kubelet's handler (go-restful) answers 406 to an Accept without text.
+              accept: 'text/plain, */*',
               query: {
                 query,
                 // NodeLogQuery's own tail and pattern (k8s.io/kubernetes/pkg/kubelet/kubelet_server_journal.go).
@@ -316,6 +318,13 @@ export function nodeTools(): AnyToolDef[] {
               );
             throw err;
           });
+        // A kubelet without log queries ignores `query` and serves its /var/log directory listing.
+        if (/^<!doctype html>\s*<meta[^>]*>\s*<pre>/i.test(raw))
+          throw new KubeError(
+            501,
+            'NotImplemented',
+            `the kubelet of node ${a.name} does not answer log queries (enableSystemLogQuery is off): it served its /var/log listing`,
+          );
         let lines = raw.split('\n');
         if (lines[lines.length - 1] === '') lines.pop();
         if (a.filter)
