@@ -179,6 +179,9 @@ const DEPENDENT_KINDS = [
   `${PLURAL}.${GROUP}`,
 ];
 
+/** Most objects of one kind read when searching dependents. */
+const LIST_LIMIT = 1000;
+
 /** Most dependents listed. */
 const MAX_DEPENDENTS = 200;
 
@@ -243,13 +246,14 @@ export async function planDelete(
       }
       if (!dapi.namespaced || !dapi.verbs.includes('list')) return;
       try {
-        const list = await ctx.kube.request<{ items?: KubernetesObject[] }>({
+        const list = await ctx.kube.request<{ items?: KubernetesObject[]; metadata?: { continue?: string } }>({
           context: a.context,
           api: dapi,
           namespace: inNs,
           accept: METADATA_ACCEPT,
-          query: { limit: 1000 },
+          query: { limit: LIST_LIMIT },
         });
+        if (list.metadata?.continue) plan.unchecked.push(`${dapi.resource} past the first ${LIST_LIMIT}`);
         for (const o of list.items ?? [])
           found.push({
             item: `${kindOf(dapi.kind)}/${o.metadata?.name ?? ''}`,
