@@ -94,16 +94,50 @@ export function parseAggregated(list: APIGroupDiscoveryList | undefined): ApiRes
   return out;
 }
 
+/** Told of a discovery result (see {@link onDiscovery}). */
+export type DiscoveryListener = (resources: readonly ApiResource[]) => void;
+const listeners = new Set<DiscoveryListener>();
+let latest: readonly ApiResource[] | undefined;
+
+/**
+ * Follows the discovery results of this process without asking for one: calls `listener` at once
+ * with the latest result (when there is one), then with every later one, live
+ * ({@link fetchAggregated}) or read from the disk cache, until the returned function is called.
+ * Results are per process, not per context (the gateway of `kubemcp serve` is one per process).
+ * A listener's exception is ignored. Used by tools/registry.ts for tools that need an API group.
+ */
+export function onDiscovery(listener: DiscoveryListener): () => void {
+  listeners.add(listener);
+  if (latest) tell(listener, latest);
+  return () => void listeners.delete(listener);
+}
+
+function tell(listener: DiscoveryListener, resources: readonly ApiResource[]): void {
+  try {
+    listener(resources);
+  } catch {
+    /* a listener's failure is its own */
+  }
+}
+
+/** Records `resources` as the latest discovery result and tells the listeners; returns them. */
+function published<T extends readonly ApiResource[]>(resources: T): T {
+  latest = resources;
+  for (const l of [...listeners]) tell(l, resources);
+  return resources;
+}
+
 /**
  * Aggregated discovery of a cluster: `/api` and `/apis` requested concurrently through `get`
- * (the gateway's request with the aggregated Accept header), core group first.
+ * (the gateway's request with the aggregated Accept header), core group first. The result is
+ * told to {@link onDiscovery}'s listeners.
  * @throws what `get` throws (KubeError when the apiserver is unreachable or refuses).
  */
 export async function fetchAggregated(
   get: (path: '/api' | '/apis') => Promise<APIGroupDiscoveryList | undefined>,
 ): Promise<ApiResource[]> {
   const [core, groups] = await Promise.all([get('/api'), get('/apis')]);
-  return [...parseAggregated(core), ...parseAggregated(groups)];
+  return published([...parseAggregated(core), ...parseAggregated(groups)]);
 }
 
 const isStr = (v: unknown): v is string => typeof v === 'string';
@@ -169,7 +203,8 @@ export class DiscoveryDiskCache {
   }
 
   /**
-   * The cached resources of `cluster` when an entry passes every check and is younger than `ttlMs`.
+   * The cached resources of `cluster` when an entry passes every check and is younger than `ttlMs`
+   * (told to {@link onDiscovery}'s listeners, as a live discovery is).
    * @returns `{ at, resources }` (`at`: when discovery ran, ms since the epoch), or undefined.
    */
   read(
@@ -203,7 +238,7 @@ export class DiscoveryDiskCache {
       if (doc.at > now + 60_000 || now - doc.at >= ttlMs) return undefined;
       if (doc.resources.length === 0 || !doc.resources.every(isApiResource))
         return this.fail(`${file} holds malformed resources`);
-      return { at: doc.at, resources: doc.resources as ApiResource[] };
+      return { at: doc.at, resources: published(doc.resources as ApiResource[]) };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       return this.fail(`${file}: ${(err as Error).message}`);
