@@ -11,8 +11,9 @@
  *
  * Tools, resources and prompts use its typed operations (issue 9, "The gateway, typed"):
  * `get`, `list`, `table`, `create`, `apply` (server-side apply as {@link FIELD_MANAGER}),
- * `patch` (merge/json/strategic), `delete`, `getScale`/`scale`, `logs` and `watch`. Each builds
- * the request (method, content type, query) in one place, returns the wire shapes of
+ * `patch` (merge/json/strategic), `delete`, `getScale`/`scale`, `logs`, `exec` (a WebSocket
+ * upgrade, same checks and credentials) and `watch`. Each builds the request (method, content
+ * type, query) in one place, returns the wire shapes of
  * kube-types.ts, and fails with a {@link KubeError} (the apiserver's status code, reason and
  * masked message) for apiserver failures, or an InvalidArgumentError (names.ts) naming the
  * argument for bad input, before anything is sent. `request` is the raw form they share.
