@@ -28,6 +28,12 @@ const INSTRUCTION_PATTERNS: readonly RegExp[] = [
   /\b(exfiltrate|send|post|upload)\b.{0,40}\b(secrets?|tokens?|credentials?|kubeconfig)\b/i,
 ];
 
+/**
+ * Characters a fence adds around its text, flags aside (header with a long source, footer):
+ * budgets reserve this much so the fenced answer stays within them.
+ */
+export const FENCE_OVERHEAD = 320;
+
 /** Whether one line of cluster text reads like an instruction to a model. */
 export function looksLikeInstruction(line: string): boolean {
   return INSTRUCTION_PATTERNS.some((p) => p.test(line));

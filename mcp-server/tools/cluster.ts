@@ -16,7 +16,7 @@ export function clusterTools(): AnyToolDef[] {
       name: 'list-events',
       title: 'List events',
       description:
-        'Recent events of a namespace, all namespaces, or one object (kind+name), oldest first; `type: Warning` shows only warnings.',
+        'Recent events of a namespace, all namespaces, or one object (kind+name), oldest first; `type: Warning` shows only warnings. Messages are fenced cluster data.',
       effect: 'read',
       input: {
         namespace: z.string().optional(),
@@ -68,6 +68,7 @@ export function clusterTools(): AnyToolDef[] {
           eventTable(items, all, max),
           { omitted, omittedNote: note },
           'namespace, kind+name, type=Warning or a larger limit',
+          `events ${all ? 'in all namespaces' : `in ${namespaces[0]}`}`,
         );
       },
     }),

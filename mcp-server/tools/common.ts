@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { KubeError, type ApiResource, type KubernetesObject, type LabelSelector, type Workload } from '../kube.js';
 import { InvalidArgumentError } from '../names.js';
 import { budgetTable, budgetText, compact, fromApiTable, toYaml, truncatedNote, type TextTable } from '../format.js';
+import { fence, FENCE_OVERHEAD } from '../fence.js';
 import type { ToolContext, ToolOutput } from './registry.js';
 
 /** Output schema of list tools: a compact table. */
@@ -129,7 +130,7 @@ export async function listTable(
 
 /**
  * A list result under the budget, with the narrowing hint when rows were cut or more pages
- * exist. `more.omitted` counts rows the caller dropped before (e.g. list-events keeping the most
+ * exist; `untrusted` (the source, e.g. `events in default`) fences the rows (fence.ts). `more.omitted` counts rows the caller dropped before (e.g. list-events keeping the most
  * recent N): every cut is flagged in both the text and `structuredContent.truncated`.
  */
 export function tableResult(
@@ -138,12 +139,14 @@ export function tableResult(
   table: TextTable,
   more?: { continue?: string; remaining?: number; omitted?: number; omittedNote?: string },
   hint = 'labelSelector, fieldSelector, namespace or limit',
+  untrusted?: string,
 ): ToolOutput {
-  const { text, shown } = budgetTable(table, ctx.budget);
+  const { text, shown } = budgetTable(table, untrusted ? Math.max(0, ctx.budget - FENCE_OVERHEAD) : ctx.budget);
   const omitted = more?.omitted ?? 0;
   const cutByBudget = shown < table.rows.length;
   const truncated = cutByBudget || omitted > 0;
-  let out = text || `No ${kind} found.`;
+  // Rows written by anyone with a pod (event messages) are fenced (fence.ts); the notes are ours.
+  let out = text ? (untrusted ? fence(text, untrusted).text : text) : `No ${kind} found.`;
   if (cutByBudget)
     out += truncatedNote(
       `showing ${shown} of ${table.rows.length + omitted} rows within the ${ctx.budget}-character budget`,

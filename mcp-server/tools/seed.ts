@@ -57,7 +57,7 @@ export function seedTools(): AnyToolDef[] {
     defineTool({
       name: 'get-pod-logs',
       title: 'Get pod logs',
-      description: 'Retrieve logs from a specific pod (last 100 lines by default).',
+      description: 'Retrieve logs from a specific pod (last 100 lines by default), fenced as cluster data.',
       effect: 'read',
       input: {
         name: z.string().min(1).describe('Pod name'),

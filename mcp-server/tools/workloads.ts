@@ -10,6 +10,7 @@ import type { RE2JS } from 're2js';
 import { KubeError, type ApiResource, type Pod, type Scale, type Workload } from '../kube.js';
 import { InvalidArgumentError } from '../names.js';
 import { budgetText, truncatedNote } from '../format.js';
+import { fence, FENCE_OVERHEAD } from '../fence.js';
 import { contextArg, defineTool, type AnyToolDef, type ToolArgs, type ToolContext } from './registry.js';
 import { nsFor, objectOutput, objectResult, resolveKind, selectorOf, splitKindName } from './common.js';
 import { diffOutput, previewArg, previewResult } from './preview.js';
@@ -270,12 +271,20 @@ export async function readLogs(
         (body || '<no log lines>'),
     );
   }
-  // Logs keep their most recent lines when cut.
-  const { text, cut } = budgetText(parts.join('\n'), ctx.budget, true);
+  // Logs keep their most recent lines when cut; they are untrusted text, fenced (fence.ts), and
+  // the fence's header and footer count against the budget.
+  const source =
+    pods.length === 1
+      ? `logs of pod ${namespace}/${pods[0]?.metadata?.name ?? ''}`
+      : `logs of ${pods.length} pods in ${namespace}`;
+  const { text, cut } = budgetText(parts.join('\n'), Math.max(0, ctx.budget - FENCE_OVERHEAD), true);
+  const fenced = fence(text, source).text;
   return {
     text: cut
-      ? truncatedNote('older lines cut to fit the budget', 'tailLines, sinceSeconds, filter or container') + '\n' + text
-      : text,
+      ? truncatedNote('older lines cut to fit the budget', 'tailLines, sinceSeconds, filter or container').slice(1) +
+        '\n' +
+        fenced
+      : fenced,
     structured: { namespace, pods: meta, ...(a.filter ? { matches } : {}), truncated: cut || meta.some((m) => m.cut) },
   };
 }
@@ -445,7 +454,7 @@ export function workloadTools(): AnyToolDef[] {
       name: 'get-logs',
       title: 'Logs of a pod or workload',
       description:
-        'Logs of a pod, or of the pods (up to 10) of a workload (kind+name: Deployment, StatefulSet, Job, Service, MCPServer...), last 100 lines by default, with an optional regex filter.',
+        'Logs of a pod, or of the pods (up to 10) of a workload (kind+name: Deployment, StatefulSet, Job, Service, MCPServer...), last 100 lines by default, with an optional regex filter; fenced as cluster data.',
       effect: 'read',
       input: {
         pod: z.string().optional().describe('pod name (or give kind and name of a workload)'),
