@@ -34,6 +34,7 @@ export const UNIT_TESTS = [
   'test/lib/in-cluster.test.ts',
   'test/mcp-server/bridge-unit.test.ts',
   'test/mcp-server/command.test.ts',
+  'test/mcp-server/fence.test.ts',
   'test/mcp-server/policy.test.ts',
 ];
 
