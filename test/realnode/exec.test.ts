@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import * as k8s from '@kubernetes/client-node';
+import { Command } from 'commander';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { ElicitRequestSchema, type ElicitResult } from '@modelcontextprotocol/sdk/types.js';
@@ -26,6 +27,7 @@ import { BASE_IMAGE } from '../../images/images.js';
 import { KubeGateway, KubeError, runAsCaller, type ApiResource, type ExecResult } from '../../mcp-server/kube.js';
 import { Policy, PolicyError, type PolicyOptions } from '../../mcp-server/policy.js';
 import { FLAG } from '../../mcp-server/fence.js';
+import { addServeOptions, resolveServeOptions, type ServeFlags } from '../../mcp-server/command.js';
 import { deleteTestNamespace, kubeConfig, serviceAccountToken, tokenKubeConfig, waitFor } from '../kube.js';
 import { callTool, startHttpServer, type HttpServer } from '../mcp-server/helpers.js';
 
@@ -73,6 +75,44 @@ const podSpec: k8s.V1Pod = {
     })),
   },
 };
+
+describe('--allow-exec', () => {
+  /** `kubemcp serve <argv>` with MCP_ALLOW_EXEC as given (restored after). */
+  const allowExec = (argv: string[], env?: string) => {
+    const saved = process.env.MCP_ALLOW_EXEC;
+    if (env === undefined) delete process.env.MCP_ALLOW_EXEC;
+    else process.env.MCP_ALLOW_EXEC = env;
+    try {
+      let flags: ServeFlags = {};
+      addServeOptions(new Command('serve'))
+        .exitOverride()
+        .action((f: ServeFlags) => {
+          flags = f;
+        })
+        .parse(argv, { from: 'user' });
+      return resolveServeOptions(flags, {}).allowExec;
+    } finally {
+      if (saved === undefined) delete process.env.MCP_ALLOW_EXEC;
+      else process.env.MCP_ALLOW_EXEC = saved;
+    }
+  };
+
+  it('is off by default, set by the flag or MCP_ALLOW_EXEC by value; the flag wins over the variable', () => {
+    expect(allowExec(['--disable-destructive'])).toBe(false);
+    expect(allowExec(['--disable-destructive', '--allow-exec'])).toBe(true);
+    expect(allowExec(['--disable-destructive'], 'true')).toBe(true);
+    expect(allowExec(['--disable-destructive'], 'false')).toBe(false);
+    expect(allowExec(['--allow-exec', 'false'], 'true')).toBe(false);
+  });
+
+  it('decides which tools are enabled: exec is hidden in read-only mode whatever it says', () => {
+    const on = (o: PolicyOptions) => new Policy(o).toolEnabled('exec-pod', 'exec');
+    expect(on({})).toBe(true);
+    expect(on({ disableDestructive: true })).toBe(false);
+    expect(on({ disableDestructive: true, allowExec: true })).toBe(true);
+    expect(on({ readOnly: true, allowExec: true })).toBe(false);
+  });
+});
 
 describeReal('exec-pod on the real node', () => {
   let full: HttpServer;
