@@ -225,6 +225,20 @@ export function nodeTools(): AnyToolDef[] {
             target: `node/${a.name}`,
           };
         }
+        const toGo = verdicts.filter((x) => x.v.action === 'evict').map((x) => id(x.p));
+        // Draining disrupts every workload on the node: the user confirms first when the client
+        // can be asked (elicitation); a declined or cancelled confirmation changes nothing.
+        const answer = dryRun
+          ? undefined
+          : await ctx.confirm?.(
+              `Drain node ${a.name}: cordon it and evict ${toGo.length} pod(s)${toGo.length ? `:\n${toGo.slice(0, 50).join('\n')}${toGo.length > 50 ? `\n... and ${toGo.length - 50} more` : ''}` : ''}`,
+            );
+        if (answer === 'decline' || answer === 'cancel')
+          return {
+            text: `node/${a.name} not drained: the user ${answer === 'decline' ? 'declined' : 'cancelled'} the confirmation; nothing was changed`,
+            structured: { name: a.name, dryRun, done: false, pods: [] },
+            target: `node/${a.name}`,
+          };
         await setUnschedulable(ctx, a.name, true, a.context, dryRun);
         for (const x of verdicts)
           if (x.v.action === 'skip') pods.push({ pod: id(x.p), result: 'skipped', reason: x.v.reason });

@@ -7,7 +7,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import * as k8s from '@kubernetes/client-node';
-import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { createNamespace, deleteTestNamespace, installCrd, kubeConfig, waitFor } from '../kube.js';
 import { callTool, startHttpServer, text, type HttpServer } from './helpers.js';
 import { KWOK_NODE_ANNOTATION } from '../../cluster/paths.js';
@@ -225,6 +227,26 @@ describe('drain-node', () => {
       ),
     );
     expect((await core.readNode({ name: nodeA })).spec?.unschedulable).toBeFalsy();
+
+    // A client that can be asked and declines: nothing changes; the question lists the pods.
+    const asked: string[] = [];
+    const elicit = new Client({ name: 'kubemcp-test-elicit', version: '1.0.0' }, { capabilities: { elicitation: {} } });
+    elicit.setRequestHandler(ElicitRequestSchema, (req) => {
+      asked.push(String(req.params.message));
+      return { action: 'decline' };
+    });
+    await elicit.connect(new StreamableHTTPClientTransport(new URL(s.url)));
+    try {
+      const declined = await callTool(elicit, 'drain-node', { name: nodeA, force: true, timeoutSeconds: 30 });
+      expect(text(declined)).toBe(`node/${nodeA} not drained: the user declined the confirmation; nothing was changed`);
+      expect(asked).toHaveLength(1);
+      expect(asked[0]).toMatch(new RegExp(`^Drain node ${nodeA}: cordon it and evict 3 pod\\(s\\):\\n`));
+      expect(asked[0]).toContain(`${ns}/lonely`);
+    } finally {
+      await elicit.close();
+    }
+    expect((await core.readNode({ name: nodeA })).spec?.unschedulable).toBeFalsy();
+    expect((await podsOn(nodeA)).length).toBe(4);
 
     // A dry run with force: would evict the three, skip the DaemonSet's; nothing changes.
     const dry = await callTool(c, 'drain-node', { name: nodeA, force: true, dryRun: true });
