@@ -8,7 +8,8 @@
  * `--allow-exec` (Policy.toolEnabled), and the gateway refuses the `exec` subresource under the
  * same rules whoever asks (Policy.checkRequest). Calls are audited with their arguments, the argv
  * included (registry.ts). The output is untrusted: the text answer fences it (fence.ts);
- * structuredContent keeps it raw.
+ * structuredContent keeps it raw. Secret masking cannot reach what a command prints (it can read
+ * the Secrets mounted in its container), one more reason exec counts as a write and more.
  */
 import { z } from 'zod';
 import type { Pod } from '../kube.js';
