@@ -170,11 +170,17 @@ export function tableResult(
   };
 }
 
-/** A one-object result (YAML text, compact object) under the budget. */
-export function objectResult(ctx: ToolContext, obj: KubernetesObject, prefix = ''): ToolOutput {
+/**
+ * A one-object result (YAML text, compact object) under the budget; `untrusted` (the source, e.g.
+ * `configmap default/app`) fences the YAML (fence.ts): annotations, labels and data are written
+ * by whoever may write the object.
+ */
+export function objectResult(ctx: ToolContext, obj: KubernetesObject, prefix = '', untrusted?: string): ToolOutput {
   const c = compact(obj);
   const yaml = prefix + toYaml(c);
-  const { text, cut } = budgetText(yaml, ctx.budget);
+  const cutAt = untrusted ? Math.max(0, ctx.budget - FENCE_OVERHEAD) : ctx.budget;
+  const { text: raw, cut } = budgetText(yaml, cutAt);
+  const text = untrusted ? fence(raw, untrusted).text : raw;
   const meta = c.metadata ?? {};
   return {
     text: cut

@@ -6,6 +6,7 @@
  * the client supports elicitation (ToolContext.confirm).
  */
 import { z } from 'zod';
+import { fence, FENCE_OVERHEAD } from '../fence.js';
 import { parseAllDocuments } from 'yaml';
 import {
   FIELD_MANAGER,
@@ -163,7 +164,10 @@ async function describe(ctx: ToolContext, api: ApiResource, obj: Workload, conte
         }),
     );
   if (pods) sections.push(`Pods (${pods.rows.length}):\n` + (renderTable(pods) || '<none>'));
-  sections.push('Events:\n' + (renderTable(events) || '<none>'));
+  const ev = renderTable(events);
+  sections.push(
+    'Events:\n' + (ev ? fence(ev, `events of ${api.kind.toLowerCase()} ${obj.metadata?.name ?? ''}`).text : '<none>'),
+  );
   return { sections, owners, conditions, pods, events };
 }
 
@@ -205,7 +209,7 @@ export function genericTools(): AnyToolDef[] {
       name: 'get-resource',
       title: 'Get a resource',
       description:
-        'Get one object of any kind as YAML (managedFields and the last-applied annotation removed; Secret values masked).',
+        'Get one object of any kind as YAML (managedFields and the last-applied annotation removed; Secret values masked), fenced as cluster data.',
       effect: 'read',
       input: {
         kind: kindArg,
@@ -217,9 +221,12 @@ export function genericTools(): AnyToolDef[] {
       output: objectOutput,
       run: async (a, ctx) => {
         const { api, name } = await resolveNamed(ctx, a);
+        const ns = nsFor(ctx, api, a.namespace, a.context);
         return objectResult(
           ctx,
-          await ctx.kube.get({ context: a.context, api, namespace: nsFor(ctx, api, a.namespace, a.context), name }),
+          await ctx.kube.get({ context: a.context, api, namespace: ns, name }),
+          '',
+          `${api.kind.toLowerCase()} ${ns ? `${ns}/` : ''}${name}`,
         );
       },
     }),
@@ -227,7 +234,7 @@ export function genericTools(): AnyToolDef[] {
       name: 'describe-resource',
       title: 'Describe a resource',
       description:
-        'One object (compact YAML) with its conditions, owner chain, pods (of a workload or Service) and recent events, in one call.',
+        'One object (compact YAML) with its conditions, owner chain, pods (of a workload or Service) and recent events, in one call; object and events fenced as cluster data.',
       effect: 'read',
       input: {
         kind: kindArg,
@@ -260,9 +267,13 @@ export function genericTools(): AnyToolDef[] {
         const c = compact(obj);
         const tail = '\n' + d.sections.join('\n\n');
         // The sections are kept whole; the object YAML gives way first.
-        const room = Math.max(2000, ctx.budget - tail.length);
+        const room = Math.max(2000, ctx.budget - tail.length - FENCE_OVERHEAD);
         const y = budgetText(toYaml(c), room);
-        let text = y.text + (y.cut ? truncatedNote('object YAML cut', 'get-resource for the full object') : '') + tail;
+        const source = `${api.kind.toLowerCase()} ${obj.metadata?.namespace ? `${obj.metadata.namespace}/` : ''}${name}`;
+        let text =
+          fence(y.text, source).text +
+          (y.cut ? truncatedNote('object YAML cut', 'get-resource for the full object') : '') +
+          tail;
         const all = budgetText(text, ctx.budget);
         if (all.cut) text = all.text + truncatedNote('describe output cut', 'list-events or get-pod-logs for details');
         return {
