@@ -177,7 +177,7 @@ export function registerTools(server: McpServer, defs: AnyToolDef[], deps: Regis
         annotations: {
           title: def.title,
           readOnlyHint: def.effect === 'read',
-          destructiveHint: def.effect === 'delete',
+          destructiveHint: def.effect === 'delete' || def.effect === 'exec',
           idempotentHint: def.effect === 'read' || !!def.idempotent,
           openWorldHint: false,
         },
