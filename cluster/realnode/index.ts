@@ -111,10 +111,10 @@ async function nodeCredentials(net: RealNodeNetwork): Promise<{ kubelet: string;
 /**
  * Starts the real node on a running control plane: credentials, CoreDNS's RBAC and the kube-dns
  * Service, containerd (then the pause image), kubelet, kube-proxy, kube-network-policies, CoreDNS
- * and (when build.sh built it) metrics-server on the host. Returns once all are started, with a
- * promise that resolves when the Node is Ready, kube-proxy healthy, kube-network-policies serving,
- * CoreDNS ready and the metrics.k8s.io APIService Available (each bounded; rejects naming the
- * component and its log).
+ * and (when build.sh built it) metrics-server on the host. Returns once all but metrics-server are
+ * started (it starts in the background, after CoreDNS), with a promise that resolves when the
+ * Node is Ready, kube-proxy healthy, kube-network-policies serving, CoreDNS ready and the
+ * metrics.k8s.io APIService Available (each bounded; rejects naming the component and its log).
  * @throws Error naming the component that failed to start.
  */
 export async function startRealNode(
@@ -137,7 +137,8 @@ export async function startRealNode(
   const dns = await startCoreDns(ctx, net, nodeBinDir, creds.coredns);
   // Optional in build.sh: without its binary the node runs, and metrics.k8s.io is not served.
   const metricsBin = metricsServerBinary(nodeBinDir);
-  const metrics = metricsBin ? await startMetricsServer(ctx, kc, metricsBin) : undefined;
+  // Not awaited here: its certificates, RBAC and APIService are made while the node comes up.
+  const metrics = metricsBin ? startMetricsServer(ctx, kc, metricsBin).then((m) => m.ready) : undefined;
   if (!metricsBin) ctx.log(`metrics-server is not built in ${nodeBinDir}: metrics.k8s.io is not served`);
   const core = kc.makeApiClient(CoreV1Api);
   const ready = Promise.all([
@@ -151,7 +152,7 @@ export async function startRealNode(
     proxy.healthy.then(() => ctx.log('kube-proxy is healthy')),
     netpol.ready.then(() => ctx.log('kube-network-policies is running (NetworkPolicy enforced)')),
     dns.ready.then(() => ctx.log('coredns is ready')),
-    metrics?.ready.then(() => ctx.log('metrics-server is serving metrics.k8s.io')),
+    metrics?.then(() => ctx.log('metrics-server is serving metrics.k8s.io')),
   ]).then(() => undefined);
   return { ready };
 }
