@@ -8,8 +8,9 @@
  * Deployments, ReplicaSets and Pods go through the real controllers and scheduler and their pods
  * become Running/Ready without any container runtime. Where the machine allows it (root, network
  * namespaces, cgroups), a real node runs beside it (`kubemcp-node-0`: containerd, runc, CNI
- * bridge, kubelet, kube-proxy, CoreDNS in its own network namespace); pods go there only from
- * namespaces made with {@link realNodeNamespace}.
+ * bridge, kubelet, kube-proxy, CoreDNS in its own network namespace, and metrics-server on the
+ * host serving metrics.k8s.io for it); pods go there only from namespaces made with
+ * {@link realNodeNamespace}.
  *
  * Modules, by concern (as envtest's internal/testing/controlplane):
  * - `paths.ts`       paths under `.cluster/`, names, address ranges, wait bounds
