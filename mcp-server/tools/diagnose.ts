@@ -1,5 +1,5 @@
 /**
- * `diagnose` (issue 19): one call that answers "why is this not working" for a pod or a workload
+ * `diagnose-workload` (issue 19): one call that answers "why is this not working" for a pod or a workload
  * (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, MCPServer): the object's failing
  * conditions, its owner chain, its pods' container states with their reasons (CrashLoopBackOff,
  * OOMKilled, ImagePullBackOff, Unschedulable with the scheduler's message, ...), the last log
@@ -244,7 +244,7 @@ async function warningEvents(
 export function diagnoseTools(): AnyToolDef[] {
   return [
     defineTool({
-      name: 'diagnose',
+      name: 'diagnose-workload',
       title: 'Diagnose a workload',
       description:
         'Why a pod or workload (incl. MCPServer) is not working: failing conditions, container states, last logs of failing containers, warning events; most telling first.',

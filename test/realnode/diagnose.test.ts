@@ -1,5 +1,5 @@
 /**
- * `diagnose` and `get-node-logs` on the real node (issue 19): a container that crashes in a loop
+ * `diagnose-workload` and `get-node-logs` on the real node (issue 19): a container that crashes in a loop
  * (CrashLoopBackOff, its previous instance's last log lines fenced, an injected instruction
  * flagged), an image that cannot be pulled (ErrImagePull / ImagePullBackOff), a pod no node can
  * take (Unschedulable with the scheduler's message), a healthy Deployment; the kubelet's log
@@ -77,7 +77,7 @@ describeReal('diagnose on the real node', () => {
       180_000,
       1000,
     );
-    const r = await callTool(c, 'diagnose', { kind: 'pod/crasher', namespace: ns });
+    const r = await callTool(c, 'diagnose-workload', { kind: 'pod/crasher', namespace: ns });
     expect(r.isError).toBeFalsy();
     const f = out(r);
     expect(f.healthy).toBe(false);
@@ -115,7 +115,7 @@ describeReal('diagnose on the real node', () => {
       120_000,
       1000,
     );
-    const f = out(await callTool(c, 'diagnose', { kind: 'pod', name: 'nopull', namespace: ns }));
+    const f = out(await callTool(c, 'diagnose-workload', { kind: 'pod', name: 'nopull', namespace: ns }));
     expect(f.findings[0]?.reason).toMatch(/^(ErrImagePull|ImagePullBackOff)$/);
     expect(f.findings[0]?.subject).toBe('pod/nopull container main');
   }, 180_000);
@@ -139,7 +139,7 @@ describeReal('diagnose on the real node', () => {
         ),
       60_000,
     );
-    const u = await callTool(c, 'diagnose', { kind: 'pod', name: 'nowhere', namespace: ns });
+    const u = await callTool(c, 'diagnose-workload', { kind: 'pod', name: 'nowhere', namespace: ns });
     expect(out(u).findings[0]).toMatchObject({ subject: 'pod/nowhere', reason: 'Unschedulable' });
     expect(out(u).findings[0]?.message).toMatch(/node\(s\) didn't match Pod's node affinity\/selector/);
 
@@ -175,7 +175,7 @@ describeReal('diagnose on the real node', () => {
       180_000,
       1000,
     );
-    const h = await callTool(c, 'diagnose', { kind: 'deploy', name: 'fine', namespace: ns });
+    const h = await callTool(c, 'diagnose-workload', { kind: 'deploy', name: 'fine', namespace: ns });
     expect(out(h)).toMatchObject({ healthy: true, findings: [] });
     expect(text(h)).toMatch(
       new RegExp(`^Deployment ${ns}/fine: no problem found \\(1 pod\\(s\\), all containers ready\\)\\.`),
@@ -184,9 +184,9 @@ describeReal('diagnose on the real node', () => {
       new RegExp(`Pods:\\n  fine-[a-z0-9]+-[a-z0-9]+  Running  ready 1/1  restarts 0  ${REAL_NODE_NAME}`),
     );
 
-    const bad = await callTool(c, 'diagnose', { kind: 'node', name: REAL_NODE_NAME });
+    const bad = await callTool(c, 'diagnose-workload', { kind: 'node', name: REAL_NODE_NAME });
     expect(text(bad)).toMatch(/invalid kind: Node is cluster-scoped/);
-    const missing = await callTool(c, 'diagnose', { kind: 'pod' });
+    const missing = await callTool(c, 'diagnose-workload', { kind: 'pod' });
     expect(text(missing)).toMatch(/invalid name/);
   }, 300_000);
 });
