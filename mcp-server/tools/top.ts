@@ -25,7 +25,7 @@
 import { z } from 'zod';
 import { quantityValue } from '../../charts/api/quantity.js';
 import { KubeError, type ApiResource, type KubernetesObject } from '../kube.js';
-import { InvalidArgumentError } from '../names.js';
+import { checkName, InvalidArgumentError } from '../names.js';
 import type { TextTable } from '../format.js';
 import { contextArg, defineTool, type AnyToolDef, type ToolContext } from './registry.js';
 import { tableOutput, tableResult } from './common.js';
@@ -187,7 +187,8 @@ export function topTools(): AnyToolDef[] {
           throw new InvalidArgumentError('allNamespaces', 'give namespace or allNamespaces, not both');
         if (a.name !== undefined && a.labelSelector)
           throw new InvalidArgumentError('labelSelector', 'give name or labelSelector, not both (as kubectl top)');
-        if (a.name !== undefined && !a.name) throw new InvalidArgumentError('name', 'must not be empty');
+        // A valid object name also keeps the field selector below to one term.
+        if (a.name !== undefined) checkName(a.name, '', nodes ? 'nodes' : 'pods');
         const query = {
           context: a.context,
           labelSelector: a.labelSelector,

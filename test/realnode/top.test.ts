@@ -213,6 +213,7 @@ describeReal('top on the real node (metrics-server)', () => {
       [{ namespace: ns, allNamespaces: true }, /invalid allNamespaces: give namespace or allNamespaces/],
       [{ namespace: ns, name: 'z-burn', labelSelector: 'a=b' }, /invalid labelSelector: give name or labelSelector/],
       [{ namespace: ns, name: '' }, /invalid name: must not be empty/],
+      [{ namespace: ns, name: 'z-burn,metadata.namespace=default' }, /invalid name: /],
       [{ namespace: 'Not_A_Namespace' }, /namespace/],
       [{ sortBy: 'disk' }, /sortBy/],
       [{ kind: 'deployments' }, /kind/],
