@@ -11,7 +11,7 @@ import tseslint from 'typescript-eslint';
 export default defineConfig(
   {
     // Generated (`npm run import`, `npm run build`) or not ours.
-    ignores: ['dist/', 'imports/', 'node_modules/', '.cluster/', '.demo/', 'coverage/'],
+    ignores: ['dist/', 'imports/', 'node_modules/', '.cluster/', '.demo/', 'coverage/', '.scratch/'],
   },
   js.configs.recommended,
   tseslint.configs.recommended,

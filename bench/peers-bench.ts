@@ -344,7 +344,9 @@ async function main(): Promise<void> {
       ['first call, discovery included (ms)', (x) => median(x.firstMs), 0, '<= 1.5x KMS', 1.5],
       [`RSS after ${calls} mixed calls (MiB)`, (x) => median(x.rssCalls), 1, '<= 1.5x KMS', 1.5],
       ['mixed call, median (ms)', (x) => median(x.callMs), 1, '', 0],
-      ['tools/list bytes', (x) => x.listBytes, 0, '<= KMS, every tool kept', 1],
+      ['tools/list bytes', (x) => x.listBytes, 0, '', 0],
+      // Issue 19: tools/list grows with the tools; the bound is on the bytes of each tool.
+      ['tools/list bytes per tool', (x) => (x.tools ? x.listBytes / x.tools : NaN), 0, '<= KMS', 1],
       ['SDK client processing tools/list (ms, not in the start)', (x) => median(x.listClientMs), 0, '', 0],
     ];
     const head = [

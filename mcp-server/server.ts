@@ -95,7 +95,8 @@ export function buildServer(deps: ServerDeps): BuiltServer {
   const subscribe = deps.subscriptions !== false;
   const server = new McpServer(SERVER_INFO, {
     capabilities: {
-      tools: { listChanged: false },
+      // get-resource-usage is hidden, and listed again, as discovery shows metrics.k8s.io (registry.ts followApiGroup).
+      tools: { listChanged: true },
       resources: { subscribe, listChanged: false },
       prompts: { listChanged: false },
       completions: {},

@@ -1,5 +1,5 @@
 /**
- * top (issue 19): CPU and memory of pods (per container on request) and nodes from the resource
+ * get-resource-usage (issue 19, "top"): CPU and memory of pods (per container on request) and nodes from the resource
  * metrics API `metrics.k8s.io/v1beta1` (PodMetrics, NodeMetrics, served by metrics-server), as
  * `kubectl top pod|node` prints them (k8s.io/kubectl/pkg/cmd/top and pkg/metricsutil, v0.36):
  * CPU in millicores (`Quantity.MilliValue()`, rounded up: `250m`), memory in MiB
@@ -112,7 +112,7 @@ function metricsError(err: unknown): unknown {
     return new KubeError(
       404,
       'NotFound',
-      `the metrics API (${METRICS_GROUP}) is not served by this cluster: install metrics-server (https://github.com/kubernetes-sigs/metrics-server) to use top`,
+      `the metrics API (${METRICS_GROUP}) is not served by this cluster: install metrics-server (https://github.com/kubernetes-sigs/metrics-server) to use get-resource-usage`,
     );
   if (err instanceof KubeError && err.code === 503)
     return new KubeError(
@@ -161,7 +161,7 @@ async function listIn<T extends KubernetesObject>(
 export function topTools(): AnyToolDef[] {
   return [
     defineTool({
-      name: 'top',
+      name: 'get-resource-usage',
       title: 'Top (CPU and memory)',
       description:
         'CPU (millicores) and memory (Mi) of pods or nodes from metrics.k8s.io, like kubectl top; nodes with % of allocatable. Needs metrics-server.',

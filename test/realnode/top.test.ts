@@ -82,7 +82,7 @@ describeReal('top on the real node (metrics-server)', () => {
     await waitFor(
       'metrics of both pods',
       async () => {
-        const r = await callTool(client, 'top', { namespace: ns });
+        const r = await callTool(client, 'get-resource-usage', { namespace: ns });
         if (r.isError) return undefined;
         const rows = rowsOf(r);
         const burn = rows.find((x) => x.NAME === 'z-burn');
@@ -99,7 +99,7 @@ describeReal('top on the real node (metrics-server)', () => {
   });
 
   it('shows the pods of a namespace by name, CPU in millicores and memory in Mi, as kubectl top pod', async () => {
-    const r = await callTool(client, 'top', { namespace: ns });
+    const r = await callTool(client, 'get-resource-usage', { namespace: ns });
     expect(r.isError ?? false).toBe(false);
     expect(r.structuredContent.kind).toBe('PodMetrics');
     expect(r.structuredContent.columns).toEqual(['NAME', 'CPU(cores)', 'MEMORY(bytes)']);
@@ -118,13 +118,13 @@ describeReal('top on the real node (metrics-server)', () => {
 
   it('sorts by cpu or memory, largest first', async () => {
     for (const sortBy of ['cpu', 'memory']) {
-      const r = await callTool(client, 'top', { namespace: ns, sortBy });
+      const r = await callTool(client, 'get-resource-usage', { namespace: ns, sortBy });
       expect(rowsOf(r).map((x) => x.NAME)).toEqual(['z-burn', 'a-idle']);
     }
   });
 
   it('gives one row per container, containers sorted within each pod', async () => {
-    const r = await callTool(client, 'top', { namespace: ns, containers: true });
+    const r = await callTool(client, 'get-resource-usage', { namespace: ns, containers: true });
     expect(r.structuredContent.columns).toEqual(['POD', 'NAME', 'CPU(cores)', 'MEMORY(bytes)']);
     const rows = rowsOf(r);
     expect(rows.map((x) => `${x.POD}/${x.NAME}`)).toEqual(['a-idle/idle', 'z-burn/burn', 'z-burn/idle']);
@@ -133,34 +133,38 @@ describeReal('top on the real node (metrics-server)', () => {
     expect(cpu(burn['CPU(cores)'])).toBeGreaterThan(cpu(idle['CPU(cores)']));
     expect(mem(burn['MEMORY(bytes)'])).toBeGreaterThanOrEqual(HOLD_MI);
     // With sortBy, the pods by their total and the containers within each: burn before idle.
-    const sorted = rowsOf(await callTool(client, 'top', { namespace: ns, containers: true, sortBy: 'cpu' }));
+    const sorted = rowsOf(
+      await callTool(client, 'get-resource-usage', { namespace: ns, containers: true, sortBy: 'cpu' }),
+    );
     expect(sorted.map((x) => `${x.POD}/${x.NAME}`)).toEqual(['z-burn/burn', 'z-burn/idle', 'a-idle/idle']);
   });
 
   it('narrows by name or labelSelector, and lists all namespaces with a NAMESPACE column', async () => {
-    const byName = rowsOf(await callTool(client, 'top', { namespace: ns, name: 'z-burn' }));
+    const byName = rowsOf(await callTool(client, 'get-resource-usage', { namespace: ns, name: 'z-burn' }));
     expect(byName.map((x) => x.NAME)).toEqual(['z-burn']);
-    const bySelector = rowsOf(await callTool(client, 'top', { namespace: ns, labelSelector: 'pod=a-idle' }));
+    const bySelector = rowsOf(
+      await callTool(client, 'get-resource-usage', { namespace: ns, labelSelector: 'pod=a-idle' }),
+    );
     expect(bySelector.map((x) => x.NAME)).toEqual(['a-idle']);
-    const all = await callTool(client, 'top', { allNamespaces: true, labelSelector: 'app=top-test' });
+    const all = await callTool(client, 'get-resource-usage', { allNamespaces: true, labelSelector: 'app=top-test' });
     expect(all.structuredContent.columns).toEqual(['NAMESPACE', 'NAME', 'CPU(cores)', 'MEMORY(bytes)']);
     expect(rowsOf(all).map((x) => `${x.NAMESPACE}/${x.NAME}`)).toEqual(
       expect.arrayContaining([`${ns}/a-idle`, `${ns}/z-burn`]),
     );
-    const none = await callTool(client, 'top', { namespace: ns, labelSelector: 'pod=nothing' });
+    const none = await callTool(client, 'get-resource-usage', { namespace: ns, labelSelector: 'pod=nothing' });
     expect(none.isError ?? false).toBe(false);
     expect(none.structuredContent.total).toBe(0);
     expect(text(none)).toBe('No PodMetrics found.');
     // A pod just created has no metrics yet (two scrapes, 15 s apart, after it runs): said so, as kubectl does.
     await core.createNamespacedPod({ namespace: ns, body: pod('b-new', { idle: IDLE }) });
-    const fresh = await callTool(client, 'top', { namespace: ns, name: 'b-new' });
+    const fresh = await callTool(client, 'get-resource-usage', { namespace: ns, name: 'b-new' });
     expect(fresh.isError ?? false).toBe(false);
     expect(text(fresh)).toMatch(/^Metrics not available yet for the 1 matching pod: /);
     await core.deleteNamespacedPod({ namespace: ns, name: 'b-new', gracePeriodSeconds: 0 });
   });
 
   it('shows the real node with CPU% and MEMORY% of allocatable, and kwok`s node (no kubelet) as <unknown>', async () => {
-    const r = await callTool(client, 'top', { kind: 'nodes' });
+    const r = await callTool(client, 'get-resource-usage', { kind: 'nodes' });
     expect(r.isError ?? false).toBe(false);
     expect(r.structuredContent.kind).toBe('NodeMetrics');
     expect(r.structuredContent.columns).toEqual(['NAME', 'CPU(cores)', 'CPU(%)', 'MEMORY(bytes)', 'MEMORY(%)']);
@@ -184,9 +188,9 @@ describeReal('top on the real node (metrics-server)', () => {
     });
     // Measured nodes first, sorted; `<unknown>` rows last.
     expect(rows.at(-1)!.NAME).toBe(NODE_NAME);
-    const byCpu = rowsOf(await callTool(client, 'top', { kind: 'nodes', sortBy: 'cpu' }));
+    const byCpu = rowsOf(await callTool(client, 'get-resource-usage', { kind: 'nodes', sortBy: 'cpu' }));
     expect(byCpu[0]!.NAME).toBe(REAL_NODE_NAME);
-    const one = rowsOf(await callTool(client, 'top', { kind: 'nodes', name: REAL_NODE_NAME }));
+    const one = rowsOf(await callTool(client, 'get-resource-usage', { kind: 'nodes', name: REAL_NODE_NAME }));
     expect(one.map((x) => x.NAME)).toEqual([REAL_NODE_NAME]);
   });
 
@@ -194,10 +198,10 @@ describeReal('top on the real node (metrics-server)', () => {
     const limited = await startHttpServer({ namespaces: ['default'] });
     try {
       const c = await limited.connect();
-      const r = await callTool(c, 'top', { namespace: ns });
+      const r = await callTool(c, 'get-resource-usage', { namespace: ns });
       expect(r.isError).toBe(true);
       expect(text(r)).toMatch(new RegExp(`namespace ${ns} is not allowed`));
-      const all = await callTool(c, 'top', { allNamespaces: true, labelSelector: 'app=top-test' });
+      const all = await callTool(c, 'get-resource-usage', { allNamespaces: true, labelSelector: 'app=top-test' });
       expect(all.isError ?? false).toBe(false);
       expect(all.structuredContent.total).toBe(0);
     } finally {
@@ -219,7 +223,7 @@ describeReal('top on the real node (metrics-server)', () => {
       [{ kind: 'deployments' }, /kind/],
     ];
     for (const [args, why] of cases) {
-      const r = await callTool(client, 'top', args);
+      const r = await callTool(client, 'get-resource-usage', args);
       expect({ args, isError: r.isError }).toEqual({ args, isError: true });
       expect(text(r)).toMatch(why);
     }
@@ -244,25 +248,25 @@ describeReal('top on the real node (metrics-server)', () => {
       const c = await bare.connect();
       let changed = 0;
       c.setNotificationHandler(ToolListChangedNotificationSchema, () => void changed++);
-      expect((await c.listTools()).tools.map((t) => t.name)).toContain('top');
+      expect((await c.listTools()).tools.map((t) => t.name)).toContain('get-resource-usage');
       expect(c.getServerCapabilities()?.tools?.listChanged).toBe(true);
       // The aggregator drops the group from discovery once the APIService is gone.
       const r = await waitFor(
         'top to fail for want of metrics.k8s.io',
         async () => {
-          const res = await callTool(c, 'top', { namespace: ns });
+          const res = await callTool(c, 'get-resource-usage', { namespace: ns });
           return res.isError && /not served/.test(text(res)) ? res : undefined;
         },
         30_000,
         1000,
       );
       expect(text(r)).toBe(
-        'top failed: NotFound (404): the metrics API (metrics.k8s.io) is not served by this cluster: install metrics-server (https://github.com/kubernetes-sigs/metrics-server) to use top',
+        'get-resource-usage failed: NotFound (404): the metrics API (metrics.k8s.io) is not served by this cluster: install metrics-server (https://github.com/kubernetes-sigs/metrics-server) to use get-resource-usage',
       );
       // That discovery lacked the group: top is hidden, and the client was told.
       await waitFor('notifications/tools/list_changed', async () => changed > 0, 10_000, 100);
       const listed = (await c.listTools()).tools.map((t) => t.name);
-      expect(listed).not.toContain('top');
+      expect(listed).not.toContain('get-resource-usage');
       expect(listed).toContain('list-nodes');
 
       await restore();
@@ -281,13 +285,13 @@ describeReal('top on the real node (metrics-server)', () => {
         'a discovery with metrics.k8s.io',
         async () => {
           await bare!.kube.resources(undefined, true);
-          return (await c.listTools()).tools.some((t) => t.name === 'top');
+          return (await c.listTools()).tools.some((t) => t.name === 'get-resource-usage');
         },
         30_000,
         1000,
       );
       expect(changed).toBeGreaterThan(0);
-      expect((await callTool(c, 'top', { namespace: ns })).isError ?? false).toBe(false);
+      expect((await callTool(c, 'get-resource-usage', { namespace: ns })).isError ?? false).toBe(false);
     } finally {
       await restore();
       await bare?.close();
