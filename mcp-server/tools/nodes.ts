@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { KubeError, type ApiResource, type KubernetesObject, type Pod } from '../kube.js';
 import { InvalidArgumentError } from '../names.js';
 import { budgetText, truncatedNote } from '../format.js';
-import { fence } from '../fence.js';
+import { fence, FENCE_OVERHEAD } from '../fence.js';
 import { filterLines } from './workloads.js';
 import { contextArg, defineTool, type AnyToolDef, type ToolContext } from './registry.js';
 
@@ -304,34 +304,43 @@ export function nodeTools(): AnyToolDef[] {
           throw new InvalidArgumentError('sinceTime', 'not an RFC 3339 time');
         const api = await nodesApi(ctx, a.context);
         const tail = a.tailLines ?? 100;
-        const { text: raw, cut: capped } = await ctx.kube
-          .requestText(
-            {
-              context: a.context,
-              api,
-              name: a.name,
-              subresource: 'proxy',
-              subpath: 'logs/',
-              // The kubelet's handler (go-restful) answers 406 to an Accept without text.
-              accept: 'text/plain, */*',
-              query: {
-                query,
-                // NodeLogQuery's own tail and pattern (k8s.io/kubernetes/pkg/kubelet/kubelet_server_journal.go).
-                tailLines: a.filter ? undefined : tail,
-                sinceTime: a.sinceTime,
+        const read = (options: boolean) =>
+          ctx.kube
+            .requestText(
+              {
+                context: a.context,
+                api,
+                name: a.name,
+                subresource: 'proxy',
+                subpath: 'logs/',
+                // The kubelet's handler (go-restful) answers 406 to an Accept without text.
+                accept: 'text/plain, */*',
+                query: {
+                  query,
+                  // NodeLogQuery's own tail and time filter (k8s.io/kubernetes/pkg/kubelet/kubelet_server_journal.go).
+                  tailLines: options && !a.filter ? tail : undefined,
+                  sinceTime: options ? a.sinceTime : undefined,
+                },
               },
-            },
-            8 * 1024 * 1024,
-          )
-          .catch((err: unknown) => {
-            if (err instanceof KubeError && (err.code === 404 || err.code === 400))
-              throw new KubeError(
-                err.code,
-                err.reason,
-                `${err.message} (the kubelet serves log queries only with the NodeLogQuery feature gate and enableSystemLogQuery)`,
-              );
-            throw err;
-          });
+              8 * 1024 * 1024,
+            )
+            .catch((err: unknown) => {
+              if (err instanceof KubeError && (err.code === 404 || err.code === 400))
+                throw new KubeError(
+                  err.code,
+                  err.reason,
+                  `${err.message} (the kubelet serves log queries only with the NodeLogQuery feature gate and enableSystemLogQuery)`,
+                );
+              throw err;
+            });
+        let { text: raw, cut: capped } = await read(true);
+        // A query that resolves to files under /var/log takes no options (the kubelet says so):
+        // read the file whole (within the cap) and tail it here; sinceTime cannot apply to a file.
+        let sinceIgnored = false;
+        if (/options present and query resolved to log files/.test(raw.slice(0, 2000))) {
+          ({ text: raw, cut: capped } = await read(false));
+          sinceIgnored = a.sinceTime !== undefined;
+        }
         // A kubelet without log queries ignores `query` and serves its /var/log directory listing.
         if (/^<!doctype html>\s*<meta[^>]*>\s*<pre>/i.test(raw))
           throw new KubeError(
@@ -344,19 +353,23 @@ export function nodeTools(): AnyToolDef[] {
         if (a.filter)
           lines = filterLines(lines.join('\n'), a.filter, 0)
             .text.split('\n')
-            .filter((l) => l !== '');
+            .filter((l) => l !== '' && l !== '--'); // filterLines' group separators, with no context lines
         const omitted = Math.max(0, lines.length - tail);
         lines = lines.slice(-tail);
         const body = lines.join('\n');
-        const fenced = fence(body, `logs of node ${a.name} (${query})`).text;
-        const { text, cut } = budgetText(fenced, ctx.budget, true);
+        // Cut the lines (newest kept) before fencing, so the fence itself is never cut.
+        const { text: kept, cut } = budgetText(body, Math.max(0, ctx.budget - FENCE_OVERHEAD - 200), true);
+        const fenced = fence(kept, `logs of node ${a.name} (${query})`).text;
         const truncated = cut || capped || omitted > 0;
+        const notes = [
+          ...(cut
+            ? [truncatedNote('the logs exceed the budget; showing the end', 'tailLines, sinceTime or filter').slice(1)]
+            : []),
+          ...(capped ? [`[the log is larger than 8 MiB: these are the last lines of its first 8 MiB]`] : []),
+          ...(sinceIgnored ? ['[sinceTime does not apply to a file under /var/log: the file is tailed whole]'] : []),
+        ];
         return {
-          text: cut
-            ? truncatedNote('the logs exceed the budget; showing the end', 'tailLines, sinceTime or filter').slice(1) +
-              '\n' +
-              text
-            : text,
+          text: [...notes, fenced].join('\n'),
           structured: { name: a.name, query, lines: lines.length, truncated, text: body },
         };
       },
