@@ -15,6 +15,7 @@
  */
 import { tsImport } from 'tsx/esm/api';
 import type * as Cluster from '../cluster/index.js';
+import type * as Images from '../images/cluster.js';
 
 /** globalThis key telling globalTeardown.ts that this jest run started the cluster. */
 const STARTED_KEY = '__kubemcpClusterStartedByJest';
@@ -28,4 +29,16 @@ export default async function globalSetup(): Promise<void> {
   // call reuses the cluster the first one started and must not clear the first one's mark.
   const g = globalThis as Record<string, unknown>;
   g[STARTED_KEY] = g[STARTED_KEY] === true || !info.reused;
+  // The images the real-node suites run (kubemcp, pause, everything), built and loaded once here,
+  // before the workers start: several suites call ensureImagesLoaded() in parallel, and two
+  // buildah builds of one tag at once fail (one removes the image the other is pushing). Their own
+  // calls are then cache hits. KUBEMCP_SKIP_IMAGES=1 leaves it to the suites.
+  if (process.env.KUBEMCP_SKIP_IMAGES !== '1') {
+    const images = (await tsImport('../images/cluster.ts', import.meta.url)) as typeof Images;
+    if (images.clusterContainerd()) {
+      const started = Date.now();
+      images.ensureImagesLoaded({ output: 'pipe', log: () => undefined });
+      process.stderr.write(`[images] built and loaded into the real node in ${Date.now() - started} ms\n`);
+    }
+  }
 }

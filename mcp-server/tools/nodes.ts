@@ -348,6 +348,12 @@ export function nodeTools(): AnyToolDef[] {
             'NotImplemented',
             `the kubelet of node ${a.name} does not answer log queries (enableSystemLogQuery is off): it served its /var/log listing`,
           );
+        if (/^\s*log not found for /.test(raw) && raw.trim().split('\n').length === 1)
+          throw new KubeError(
+            404,
+            'NotFound',
+            `the kubelet of node ${a.name} found no log for ${JSON.stringify(query)} (no journal unit and no /var/log file of that name)`,
+          );
         let lines = raw.split('\n');
         if (lines[lines.length - 1] === '') lines.pop();
         if (a.filter)

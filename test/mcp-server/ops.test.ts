@@ -139,6 +139,30 @@ describe('explain-resource', () => {
   });
 });
 
+describe('diagnose-workload under the policy', () => {
+  it('is listed read-only; a namespace outside the allow-list and a denied kind are refused', async () => {
+    const ro = await startHttpServer({ readOnly: true, namespaces: ['default'], denyKinds: ['secrets'] });
+    try {
+      const rc = await ro.connect();
+      expect((await rc.listTools()).tools.map((t) => t.name)).toContain('diagnose-workload');
+      const outside = await callTool(rc, 'diagnose-workload', { kind: 'deployment', name: 'x', namespace: ns });
+      expect(text(outside)).toMatch(new RegExp(`refused by policy: namespace ${ns} is not allowed`));
+    } finally {
+      await ro.close();
+    }
+    const d = await startHttpServer({ denyKinds: ['pods'] });
+    try {
+      const r = await callTool(await d.connect(), 'diagnose-workload', { kind: 'pod', name: 'x', namespace: ns });
+      expect(r.isError).toBe(true);
+      expect(text(r)).toMatch(/kind Pod is denied/);
+    } finally {
+      await d.close();
+    }
+    const cluster = await callTool(c, 'diagnose-workload', { kind: 'namespace', name: ns });
+    expect(text(cluster)).toMatch(/invalid kind: Namespace is cluster-scoped/);
+  });
+});
+
 describe('cordon-node, uncordon-node', () => {
   it('round-trips spec.unschedulable; a dry run and read-only change nothing', async () => {
     const dry = await callTool(c, 'cordon-node', { name: nodeA, dryRun: true });

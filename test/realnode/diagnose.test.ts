@@ -234,6 +234,9 @@ describeReal('get-node-logs on the real node', () => {
     expect((f.structuredContent as unknown as { text: string }).text.split('\n')).toEqual(
       [0, 50, 100, 150, 200, 250].map((i) => `line ${i} ERROR disk`),
     );
+    const none = await callTool(c2, 'get-node-logs', { name: REAL_NODE_NAME, query: `${file}-missing` });
+    expect(none.isError).toBe(true);
+    expect(text(none)).toMatch(/NotFound \(404\): the kubelet of node kubemcp-node-0 found no log for/);
     const bad = await callTool(c2, 'get-node-logs', { name: REAL_NODE_NAME, filter: '(?=x)' });
     expect(text(bad)).toMatch(/invalid filter/);
   });
