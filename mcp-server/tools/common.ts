@@ -237,3 +237,34 @@ export function parseDoc(v: unknown, field: string): unknown {
     throw new InvalidArgumentError(field, 'not valid JSON');
   }
 }
+
+/**
+ * The owner chain of an object, nearest first (`[{kind: 'ReplicaSet', ...}, {kind: 'Deployment', ...}]`):
+ * each step follows the controller owner reference (else the first one), at most 5 steps; a
+ * step that cannot be read (deleted, forbidden, unknown kind) ends the chain there.
+ */
+export async function ownerChain(
+  ctx: ToolContext,
+  obj: KubernetesObject,
+  context?: string,
+): Promise<Array<{ kind: string; name: string }>> {
+  const owners: Array<{ kind: string; name: string }> = [];
+  let cur: KubernetesObject = obj;
+  for (let depth = 0; depth < 5; depth++) {
+    const ref = (cur.metadata?.ownerReferences ?? []).find((r) => r.controller) ?? cur.metadata?.ownerReferences?.[0];
+    if (!ref) break;
+    owners.push({ kind: ref.kind, name: ref.name });
+    try {
+      const api = await ctx.kube.resolve(ref.kind, ref.apiVersion, context);
+      cur = await ctx.kube.get({
+        context,
+        api,
+        namespace: api.namespaced ? obj.metadata?.namespace : undefined,
+        name: ref.name,
+      });
+    } catch {
+      break;
+    }
+  }
+  return owners;
+}

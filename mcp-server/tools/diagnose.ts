@@ -15,7 +15,6 @@ import {
   type Condition,
   type ContainerStatus,
   type Event,
-  type KubernetesObject,
   type Pod,
   type Workload,
 } from '../kube.js';
@@ -24,7 +23,7 @@ import { budgetText, truncatedNote } from '../format.js';
 import { fence } from '../fence.js';
 import { GATEWAY_CONTAINER } from '../../gateway/wiring.js';
 import { contextArg, defineTool, type AnyToolDef, type ToolContext } from './registry.js';
-import { nsFor, resolveKind, selectorOf, splitKindName } from './common.js';
+import { nsFor, ownerChain, resolveKind, selectorOf, splitKindName } from './common.js';
 
 /** One thing found wrong (or the statement that nothing is). */
 export interface Finding {
@@ -172,28 +171,6 @@ export function objectFindings(obj: Workload): Finding[] {
 const MAX_PODS = 20;
 const LOG_LINES = 20;
 const MAX_LOGS = 4;
-
-async function ownerChain(ctx: ToolContext, obj: KubernetesObject, context?: string) {
-  const owners: Array<{ kind: string; name: string }> = [];
-  let cur = obj;
-  for (let depth = 0; depth < 5; depth++) {
-    const ref = (cur.metadata?.ownerReferences ?? []).find((r) => r.controller);
-    if (!ref) break;
-    owners.push({ kind: ref.kind, name: ref.name });
-    try {
-      const api = await ctx.kube.resolve(ref.kind, ref.apiVersion, context);
-      cur = await ctx.kube.get({
-        context,
-        api,
-        namespace: api.namespaced ? obj.metadata?.namespace : undefined,
-        name: ref.name,
-      });
-    } catch {
-      break;
-    }
-  }
-  return owners;
-}
 
 /** The gateway's last refusals in an MCPServer pod: its audit lines with status 401 or 403. */
 async function gatewayRefusals(ctx: ToolContext, podsApi: ApiResource, pod: Pod, context?: string): Promise<string[]> {

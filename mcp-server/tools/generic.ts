@@ -35,6 +35,7 @@ import {
   nsFor,
   objectOutput,
   objectResult,
+  ownerChain,
   parseDoc,
   resolveKind,
   resolveNamed,
@@ -116,24 +117,7 @@ const WORKLOADS = new Set([
 /** Builds the describe text and structure of one object: object, conditions, owner chain, pods, events. */
 async function describe(ctx: ToolContext, api: ApiResource, obj: Workload, context?: string) {
   const sections: string[] = [];
-  const owners: Array<{ kind: string; name: string }> = [];
-  let cur: KubernetesObject = obj;
-  for (let depth = 0; depth < 5; depth++) {
-    const ref = (cur.metadata?.ownerReferences ?? []).find((r) => r.controller) ?? cur.metadata?.ownerReferences?.[0];
-    if (!ref) break;
-    owners.push({ kind: ref.kind, name: ref.name });
-    try {
-      const oapi = await ctx.kube.resolve(ref.kind, ref.apiVersion, context);
-      cur = await ctx.kube.get({
-        context,
-        api: oapi,
-        namespace: oapi.namespaced ? obj.metadata?.namespace : undefined,
-        name: ref.name,
-      });
-    } catch {
-      break;
-    }
-  }
+  const owners = await ownerChain(ctx, obj, context);
   const conditions = (obj.status?.conditions ?? []).map((c: Condition) => ({
     type: c.type,
     status: c.status,
