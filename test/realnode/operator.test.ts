@@ -27,6 +27,7 @@ import { KUBEMCP_IMAGE } from '../../images/images.js';
 import { verifyTargetFor } from '../../controller/controller.js';
 import { mcpHandshake } from '../../controller/verify.js';
 import type { MCPServerSpec } from '../../charts/api/schema.js';
+import { callTool, startHttpServer } from '../mcp-server/helpers.js';
 import {
   apiMessage,
   apply,
@@ -347,6 +348,19 @@ describeReal('operator and kubemcp serve as pods on the real node', () => {
     await core.deleteNamespacedServiceAccount({ namespace: ns, name: 'gone' });
     // TokenReview answers for a deleted ServiceAccount at once; the gateway never cached this token.
     await expect(connectWithToken(ns, serve, goneToken)).rejects.toMatchObject({ code: 401 });
+    // diagnose-workload (kubemcp serve, issue 19) names these refusals from the gateway's audit lines.
+    const diag = await startHttpServer({}, {}, { budget: 24_000 });
+    try {
+      const d = await callTool(await diag.connect(), 'diagnose-workload', { kind: 'mcps', name: serve, namespace: ns });
+      const found = (d.structuredContent as unknown as { findings: Array<{ reason: string }> }).findings;
+      expect(found.map((f) => f.reason)).toContain('GatewayRefusals');
+      const said = (d.content as Array<{ text?: string }>).map((x) => x.text ?? '').join('\n');
+      expect(said).toMatch(/Gateway refusals \(time, status, caller, method\):\n<untrusted-data /);
+      expect(said).toMatch(/ 401 \(no identity\) /);
+      expect(said).toMatch(new RegExp(` 403 system:serviceaccount:${ns}:viewer `));
+    } finally {
+      await diag.close();
+    }
     const r = await client.callTool({ name: 'list-resources', arguments: { kind: 'pods', namespace: ns } });
     expect(r.isError).toBeFalsy();
     const text = (r.content as Array<{ type: string; text?: string }>).map((x) => x.text ?? '').join('\n');
