@@ -17,8 +17,15 @@
  *   the URI; list_changed and everything else (logging) to every session.
  * - Cancellation from a session is forwarded with the rewritten id; a closed session's in-flight
  *   requests are cancelled. Subscriptions are reference-counted across sessions.
- * - Requests from the process: `ping` is answered; anything else gets "method not found"
- *   (sampling/elicitation/roots cannot be routed to one session through a shared process).
+ * - Requests from the process: `ping` is answered. With `clientCapabilities` (declared to the
+ *   process in the bridge's `initialize`; none by default), `sampling/createMessage`,
+ *   `elicitation/create` and `roots/list` go to the one session that has requests in flight, if
+ *   it declared the matching capability in its own `initialize`, with an id of the bridge's; its
+ *   answer goes back to the process with the process's id. stdio carries no link from such a
+ *   request to the request that caused it (MCP 2025-11-25 Transports > stdio), so when no
+ *   session or several have requests in flight, or for any other method, the process gets
+ *   "method not found". The request reaches the client on its session's GET stream, or on the
+ *   causing request's SSE stream when that request was answered as a stream.
  * - When the process exits, every in-flight request gets a JSON-RPC error at once (no hang), the
  *   bridge is not ready until the restarted process answered `initialize` again, requests that
  *   arrive meanwhile wait up to `readyWaitMs`, and subscriptions are renewed.
@@ -30,6 +37,7 @@ import type { Logger } from 'pino';
 import {
   LATEST_PROTOCOL_VERSION,
   SUPPORTED_PROTOCOL_VERSIONS,
+  type ClientCapabilities,
   type InitializeResult,
   type JSONRPCErrorResponse,
   type JSONRPCMessage,
@@ -81,6 +89,12 @@ export interface StdioBridgeOptions {
   readyWaitMs?: number;
   /** clientInfo the bridge sends in its `initialize`. */
   clientInfo?: { name: string; version: string };
+  /**
+   * Client capabilities the bridge declares to the process (default none): `sampling`,
+   * `elicitation` and `roots` make the bridge forward the process's `sampling/createMessage`,
+   * `elicitation/create` and `roots/list` to a session (see the module comment).
+   */
+  clientCapabilities?: ClientCapabilities;
   /** Registry for the bridge's Prometheus metrics (default: a new one). */
   registry?: Registry;
 }
@@ -98,6 +112,34 @@ interface InFlight {
   subscribeUri?: string;
 }
 
+/** A request of the process forwarded to a session, under the bridge's id. */
+interface Outgoing {
+  sessionId: string;
+  /** The process's id of the request. */
+  upstreamId: RequestId;
+}
+
+/** The client capability a server-to-client request needs (MCP 2025-11-25 Client features). */
+function needsCapability(m: JSONRPCRequest, caps: ClientCapabilities | undefined): boolean {
+  if (!caps) return false;
+  switch (m.method) {
+    case 'sampling/createMessage':
+      return caps.sampling !== undefined;
+    case 'roots/list':
+      return caps.roots !== undefined;
+    case 'elicitation/create': {
+      const e = caps.elicitation as { form?: object; url?: object } | undefined;
+      if (!e) return false;
+      // An empty `elicitation: {}` means form mode (2025-11-25 Client Features > Elicitation > Capabilities).
+      return (m.params as { mode?: string } | undefined)?.mode === 'url'
+        ? e.url !== undefined
+        : e.form !== undefined || e.url === undefined;
+    }
+    default:
+      return false;
+  }
+}
+
 interface Internal {
   resolve: (m: JSONRPCMessage | undefined) => void;
 }
@@ -106,8 +148,8 @@ const DEFAULT_MAX = 4 * 1024 * 1024;
 
 /** The multiplexer between HTTP sessions and one stdio process. */
 export class StdioBridge {
-  private readonly opts: Required<Omit<StdioBridgeOptions, 'registry' | 'clientInfo'>> &
-    Pick<StdioBridgeOptions, 'clientInfo'>;
+  private readonly opts: Required<Omit<StdioBridgeOptions, 'registry' | 'clientInfo' | 'clientCapabilities'>> &
+    Pick<StdioBridgeOptions, 'clientInfo' | 'clientCapabilities'>;
   private readonly prefix = `kb-${randomBytes(4).toString('hex')}-`;
   private readonly idPattern: RegExp;
   private seq = 0;
@@ -118,6 +160,8 @@ export class StdioBridge {
   private readonly inflight = new Map<string, InFlight>();
   private readonly tokens = new Map<string, string>(); // bridge progress token -> upstream request id
   private readonly internal = new Map<string, Internal>();
+  private readonly outgoing = new Map<string, Outgoing>(); // bridge id -> the process's request
+  private readonly sessionCaps = new Map<string, ClientCapabilities>(); // session id -> its initialize's capabilities
   private readonly sessions = new Map<string, BridgeSession>();
   private readonly subscriptions = new Map<string, Set<string>>(); // uri -> session ids
   private readyWaiters = new Set<() => void>();
@@ -143,6 +187,7 @@ export class StdioBridge {
       initTimeoutMs: options.initTimeoutMs ?? 30_000,
       readyWaitMs: options.readyWaitMs ?? 10_000,
       clientInfo: options.clientInfo,
+      clientCapabilities: options.clientCapabilities,
     };
     this.idPattern = new RegExp(`"id"\\s*:\\s*"(${this.prefix}\\d+)"`, 'g');
     this.registry = options.registry ?? new Registry();
@@ -279,7 +324,7 @@ export class StdioBridge {
     }, this.opts.initTimeoutMs);
     const answer = await this.request(conn, 'initialize', {
       protocolVersion: LATEST_PROTOCOL_VERSION,
-      capabilities: {},
+      capabilities: this.opts.clientCapabilities ?? {},
       clientInfo: this.opts.clientInfo ?? { name: 'kubemcp-bridge', version: '0.1.0' },
     });
     clearTimeout(timer);
@@ -361,6 +406,7 @@ export class StdioBridge {
       });
     }
     this.tokens.clear();
+    this.outgoing.clear();
     this.m.inflight.set(0);
     for (const [, i] of this.internal) i.resolve(undefined);
     this.internal.clear();
@@ -414,6 +460,16 @@ export class StdioBridge {
    */
   removeSession(sessionId: string): void {
     this.sessions.delete(sessionId);
+    this.sessionCaps.delete(sessionId);
+    for (const [id, o] of this.outgoing) {
+      if (o.sessionId !== sessionId) continue;
+      this.outgoing.delete(id);
+      this.conn?.write({
+        jsonrpc: '2.0',
+        id: o.upstreamId,
+        error: { code: -32603, message: 'the HTTP session this request was sent to was closed' },
+      });
+    }
     for (const [id, f] of this.inflight) {
       if (f.session.id !== sessionId) continue;
       this.finish(id);
@@ -447,11 +503,15 @@ export class StdioBridge {
   async fromSession(session: BridgeSession, message: JSONRPCMessage): Promise<void> {
     if (isRequest(message)) return this.requestFromSession(session, message);
     if (isNotification(message)) return this.notificationFromSession(session, message);
-    // A response to a server-to-client request: the bridge forwards none, so there is nothing to match.
-    this.opts.log.debug(
-      { session: session.id },
-      'dropped a response from a client (no server-to-client requests are forwarded)',
-    );
+    // A response to a request of the process the bridge forwarded to this session.
+    const id = String((message as { id?: RequestId }).id);
+    const o = this.outgoing.get(id);
+    if (isResponse(message) && o?.sessionId === session.id) {
+      this.outgoing.delete(id);
+      this.conn?.write({ ...message, id: o.upstreamId } as JSONRPCMessage);
+      return;
+    }
+    this.opts.log.debug({ session: session.id }, 'dropped a response from a client that answers no forwarded request');
   }
 
   private async requestFromSession(session: BridgeSession, req: JSONRPCRequest): Promise<void> {
@@ -460,6 +520,7 @@ export class StdioBridge {
       return this.reply(session, this.notReadyError(req.id));
     }
     if (req.method === 'initialize') {
+      this.sessionCaps.set(session.id, (req.params as { capabilities?: ClientCapabilities }).capabilities ?? {});
       return this.reply(session, {
         jsonrpc: '2.0',
         id: req.id,
@@ -558,19 +619,19 @@ export class StdioBridge {
       return;
     }
     if (isRequest(m)) {
-      // Server-to-client requests: answer ping; the rest cannot be routed through a shared process.
-      const answer: JSONRPCMessage =
-        m.method === 'ping'
-          ? { jsonrpc: '2.0', id: m.id, result: {} }
-          : {
-              jsonrpc: '2.0',
-              id: m.id,
-              error: {
-                code: -32601,
-                message: `${m.method} is not available: the kubemcp bridge shares this process between sessions and forwards no server-to-client requests`,
-              },
-            };
-      this.conn?.write(answer);
+      if (m.method === 'ping') {
+        this.conn?.write({ jsonrpc: '2.0', id: m.id, result: {} });
+        return;
+      }
+      if (this.forwardToSession(m)) return;
+      this.conn?.write({
+        jsonrpc: '2.0',
+        id: m.id,
+        error: {
+          code: -32601,
+          message: `${m.method} is not available: the kubemcp bridge shares this process between sessions and forwards it only to the one session with requests in flight, when that session declared the capability`,
+        },
+      });
       return;
     }
     if (!isNotification(m)) return;
@@ -581,7 +642,17 @@ export class StdioBridge {
       if (f) void this.reply(f.session, { ...m, params: { ...m.params, progressToken: f.progressToken } }, f.clientId);
       return;
     }
-    if (m.method === 'notifications/cancelled') return; // about a server-to-client request, which the bridge answered itself
+    if (m.method === 'notifications/cancelled') {
+      // About a request of the process: tell the session it was forwarded to, if any.
+      const requestId = (m.params as { requestId?: RequestId } | undefined)?.requestId;
+      for (const [id, o] of this.outgoing) {
+        if (o.upstreamId !== requestId) continue;
+        this.outgoing.delete(id);
+        const s = this.sessions.get(o.sessionId);
+        if (s) void this.reply(s, { ...m, params: { ...m.params, requestId: id } });
+      }
+      return;
+    }
     if (m.method === 'notifications/resources/updated') {
       const uri = (m.params as { uri?: unknown } | undefined)?.uri;
       for (const sid of this.subscriptions.get(String(uri)) ?? []) {
@@ -592,6 +663,37 @@ export class StdioBridge {
     }
     // list_changed, logging messages and anything else: every session shares this process.
     this.broadcast(m);
+  }
+
+  /**
+   * Forwards a request of the process (sampling, elicitation, roots) to the one session with
+   * requests in flight, under a bridge id, if the bridge declared and that session declared the
+   * capability it needs. On that request's SSE stream when it has one (the session registered
+   * under its id is the one that asked), else on the session's GET stream.
+   * @returns false when it cannot be routed (the caller answers the process with an error).
+   */
+  private forwardToSession(m: JSONRPCRequest): boolean {
+    if (!needsCapability(m, this.opts.clientCapabilities)) return false;
+    const ids = new Set([...this.inflight.values()].map((f) => f.session.id));
+    if (ids.size !== 1) return false;
+    const sessionId = [...ids][0]!;
+    const session = this.sessions.get(sessionId);
+    if (!session || !needsCapability(m, this.sessionCaps.get(sessionId))) return false;
+    // A request answered as one JSON body (gateway/http.ts answerAsJson) has no stream to carry this.
+    const streamed = [...this.inflight.values()].find((f) => f.session === session);
+    const id = this.nextId();
+    this.outgoing.set(id, { sessionId, upstreamId: m.id });
+    const related = streamed ? { relatedRequestId: streamed.clientId } : undefined;
+    session.send({ ...m, id }, related).catch((err: unknown) => {
+      // Not delivered (the client's stream is gone): the process hears so now rather than at its timeout.
+      if (!this.outgoing.delete(id)) return;
+      this.conn?.write({
+        jsonrpc: '2.0',
+        id: m.id,
+        error: { code: -32603, message: `could not deliver ${m.method} to the session: ${(err as Error).message}` },
+      });
+    });
+    return true;
   }
 
   /** A line over the limit: if it answers an in-flight request, that request gets an error. */
