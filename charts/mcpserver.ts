@@ -38,6 +38,7 @@ import {
   launcherArgv,
   type GatewayAccessConfig,
 } from '../gateway/wiring.js';
+import { DRAIN_SECONDS_ENV, DRAIN_WAIT_PATH, GATEWAY_READY_PATH } from '../lib/http-drain.js';
 
 /** Name of the single container of an MCP server pod (seed 003). */
 export const CONTAINER_NAME = 'mcp-server';
@@ -61,6 +62,15 @@ export const DEFAULT_REQUESTS: Record<Transport, { cpu: string; memory: string }
 };
 /** Termination grace period in seconds by transport (seed 003's getTerminationGracePeriod). */
 export const TERMINATION_GRACE_SECONDS: Record<Transport, number> = { stdio: 5, http: 15, 'streamable-http': 30 };
+/**
+ * Rollouts drain (issue 18, lib/http-drain.ts): a pod with a gateway or bridge gets at least this
+ * terminationGracePeriodSeconds, and its gateway a drain deadline ({@link DRAIN_SECONDS_ENV})
+ * {@link DRAIN_MARGIN_SECONDS} under the pod's grace period, so in-flight calls can finish before
+ * the kubelet's SIGKILL (Kubernetes docs, "Pod Lifecycle > Termination of Pods").
+ */
+export const DRAIN_GRACE_SECONDS = 30;
+/** Seconds between the gateway's drain deadline and the grace period's end (its exit and the server's). */
+export const DRAIN_MARGIN_SECONDS = 5;
 
 /** Replicas from which an MCPServer gets a PodDisruptionBudget (issue 10, part 3). */
 export const MIN_REPLICAS_FOR_PDB = 2;
@@ -344,6 +354,26 @@ export class MCPServerWorkload extends Construct {
       : { ...(spec.command ? { command: spec.command } : {}), ...(spec.args ? { args: spec.args } : {}) };
     const bridgeMount = { name: BRIDGE_VOLUME, mountPath: BRIDGE_DIR };
     const serves = !bridged && http; // the MCP server container itself listens on the port
+    // Rollouts drain (issue 18, lib/http-drain.ts): the grace period covers the gateway's drain, and
+    // the server container's preStop hook waits on the gateway's /.kubemcp/drained, so the server (any
+    // image, whatever it does on SIGTERM) gets SIGTERM only once the gateway passes nothing more to it.
+    // The kubelet runs the hook (no shell or binary in the image needed); a failed hook (gateway already
+    // gone) only sends SIGTERM at once. The gateway itself has no hook: SIGTERM starts its drain.
+    const grace = http
+      ? Math.max(TERMINATION_GRACE_SECONDS[spec.transport], DRAIN_GRACE_SECONDS)
+      : TERMINATION_GRACE_SECONDS[spec.transport];
+    const drainSeconds = grace - DRAIN_MARGIN_SECONDS;
+    const waitForGateway: k8s.Lifecycle | undefined = http
+      ? {
+          preStop: {
+            httpGet: {
+              path: DRAIN_WAIT_PATH,
+              port: k8s.IntOrString.fromNumber(bridged ? spec.port : gatewayPort(spec.port)),
+              scheme: 'HTTP',
+            },
+          },
+        }
+      : undefined;
 
     const container: k8s.Container = {
       name: CONTAINER_NAME,
@@ -359,6 +389,7 @@ export class MCPServerWorkload extends Construct {
             readinessProbe: probe('/ready', 5, 5, SERVER_PORT_NAME),
           }
         : {}),
+      ...(waitForGateway ? { lifecycle: waitForGateway } : {}),
       securityContext: (spec.securityContext ?? DEFAULT_SECURITY_CONTEXT) as k8s.SecurityContext,
       volumeMounts: [
         ...(hasConfig ? [{ name: 'config', mountPath: CONFIG_MOUNT_PATH, readOnly: true }] : []),
@@ -390,6 +421,7 @@ export class MCPServerWorkload extends Construct {
     // The gateway's namespace for its args' $(POD_NAMESPACE) (gateway/wiring.ts accessArgs).
     const gatewayEnv: k8s.EnvVar[] = [
       { name: NAMESPACE_ENV, valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+      { name: DRAIN_SECONDS_ENV, value: String(drainSeconds) },
     ];
     const access = gatewayAccessConfig(name, spec);
     const sidecars: k8s.Container[] = bridged
@@ -421,7 +453,8 @@ export class MCPServerWorkload extends Construct {
               ports: [{ name: PORT_NAME, containerPort: gatewayPort(spec.port), protocol: 'TCP' }],
               resources: { requests: bridgeRequests },
               livenessProbe: probe(GATEWAY_HEALTH_PATH, 10, 10),
-              readinessProbe: probe(GATEWAY_HEALTH_PATH, 2, 5),
+              // 503 from the first moment of a drain (healthz stays 200: a draining gateway is alive).
+              readinessProbe: probe(GATEWAY_READY_PATH, 2, 5),
               securityContext: structuredClone(DEFAULT_SECURITY_CONTEXT) as unknown as k8s.SecurityContext,
             },
           ]
@@ -440,7 +473,7 @@ export class MCPServerWorkload extends Construct {
           metadata: { labels, ...(Object.keys(annotations).length ? { annotations } : {}) },
           spec: {
             ...(spec.serviceAccount ? { serviceAccountName: spec.serviceAccount } : {}),
-            terminationGracePeriodSeconds: TERMINATION_GRACE_SECONDS[spec.transport],
+            terminationGracePeriodSeconds: grace,
             ...(initContainers.length ? { initContainers } : {}),
             containers: [container, ...sidecars],
             volumes: [

@@ -5,9 +5,15 @@
  * ./proxy.ts). Both serving modes take the same access options (./setup.ts). Runtime modules load
  * only when a subcommand runs. Logs are JSON lines on stderr (pino); audit lines, one per MCP
  * request, are JSON lines on stdout.
+ *
+ * SIGTERM (a pod terminating, e.g. in a rollout) drains (issue 18, ../lib/http-drain.ts): not
+ * ready, no new sessions, in-flight requests finish within `--drain-seconds` (MCP_DRAIN_SECONDS,
+ * which charts/mcpserver.ts sets under the pod's terminationGracePeriodSeconds), then exit 0.
+ * SIGINT (a terminal's Ctrl-C) closes at once.
  */
-import { InvalidArgumentError, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { BRIDGE_DIR } from './wiring.js';
+import { DEFAULT_DRAIN_SECONDS, DRAIN_SECONDS_ENV, untilSignal } from '../lib/http-drain.js';
 import { ToolPolicy } from './tools.js';
 import type { AccessCliOptions } from './setup.js';
 
@@ -20,6 +26,8 @@ export interface BridgeCommandOptions extends AccessCliOptions {
   initTimeout: number;
   readyWait: number;
   maxSessions: number;
+  /** Drain deadline on SIGTERM, seconds (../lib/http-drain.ts). */
+  drainSeconds: number;
   logLevel: string;
 }
 
@@ -34,7 +42,7 @@ function intOption(name: string, min: number, max: number) {
 
 /**
  * Runs the bridge until SIGINT/SIGTERM: connects to the process through the FIFOs in `dir` and
- * serves Streamable HTTP.
+ * serves Streamable HTTP. SIGTERM drains first ({@link untilSignal}); the bridge then closes.
  * @throws when the port cannot be bound.
  */
 export async function runBridge(o: BridgeCommandOptions): Promise<void> {
@@ -76,14 +84,13 @@ export async function runBridge(o: BridgeCommandOptions): Promise<void> {
     maxSessions: o.maxSessions,
     access,
     tools: o.toolPolicy === undefined ? undefined : ToolPolicy.parse(o.toolPolicy),
+    drain: { deadlineMs: o.drainSeconds * 1000 },
   });
   process.stderr.write(`kubemcp bridge listening on ${http.url} (FIFOs in ${o.dir}; auth ${access.mode})\n`);
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
-  });
+  await untilSignal(http.drain);
   await http.close();
   await bridge.close();
+  log.info('kubemcp bridge: exiting');
 }
 
 /** The audit log: JSON lines on stdout, no pid/hostname, ISO time (./access.ts writes them). */
@@ -97,11 +104,14 @@ export interface GatewayCommandOptions extends AccessCliOptions {
   port: number;
   host: string;
   maxBodyBytes: number;
+  /** Drain deadline on SIGTERM, seconds (../lib/http-drain.ts). */
+  drainSeconds: number;
   logLevel: string;
 }
 
 /**
- * Runs the reverse-proxy gateway until SIGINT/SIGTERM (./proxy.ts).
+ * Runs the reverse-proxy gateway until SIGINT/SIGTERM (./proxy.ts); SIGTERM drains first
+ * ({@link untilSignal}).
  * @throws when the access options are invalid or the port cannot be bound.
  */
 export async function runGateway(o: GatewayCommandOptions): Promise<void> {
@@ -124,13 +134,23 @@ export async function runGateway(o: GatewayCommandOptions): Promise<void> {
     log,
     maxBodyBytes: o.maxBodyBytes,
     tools: o.toolPolicy === undefined ? undefined : ToolPolicy.parse(o.toolPolicy),
+    drain: { deadlineMs: o.drainSeconds * 1000 },
   });
   process.stderr.write(`kubemcp gateway listening on ${gw.url} -> ${o.upstream} (auth ${access.mode})\n`);
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
-  });
+  await untilSignal(gw.drain);
   await gw.close();
+  log.info('kubemcp gateway: exiting');
+}
+
+/** `--drain-seconds` with its variable {@link DRAIN_SECONDS_ENV} (a flag on the command line wins). */
+function drainOption(): Option {
+  return new Option(
+    '--drain-seconds <seconds>',
+    'on SIGTERM: not ready, no new sessions, and this long for in-flight requests to finish before exit',
+  )
+    .env(DRAIN_SECONDS_ENV)
+    .argParser(intOption('--drain-seconds', 0, 3600))
+    .default(DEFAULT_DRAIN_SECONDS);
 }
 
 /** Adds the access options of both serving modes to `cmd`. */
@@ -177,6 +197,7 @@ export function registerBridge(program: Command): void {
       intOption('--max-body-bytes', 1024, 256 * 1024 * 1024),
       4 * 1024 * 1024,
     )
+    .addOption(drainOption())
     .option('--log-level <level>', 'pino level (env LOG_LEVEL)', process.env.LOG_LEVEL ?? 'info')
     .action(async (o: GatewayCommandOptions) => {
       try {
@@ -213,6 +234,7 @@ export function registerBridge(program: Command): void {
       10,
     )
     .option('--max-sessions <n>', 'most concurrent HTTP sessions', intOption('--max-sessions', 1, 100_000), 200)
+    .addOption(drainOption())
     .option('--log-level <level>', 'pino level (env LOG_LEVEL)', process.env.LOG_LEVEL ?? 'info')
     .action(async (o: BridgeCommandOptions) => {
       try {

@@ -9,6 +9,12 @@
  * A loopback bind checks the Host header (DNS-rebinding protection, MCP spec 2025-11-25,
  * Transports > Security Warning) and refuses foreign Origins, with the same checks as
  * `kubemcp serve` (lib/http-guard.ts); in a pod it binds 0.0.0.0 behind the Service.
+ *
+ * Rollouts drain (issue 18, ../lib/http-drain.ts): on SIGTERM `/ready` answers 503 at once, a new
+ * session's `initialize` gets 503 with Retry-After, and in-flight requests and existing sessions'
+ * requests are still served (through the one stdio process) until none is in flight or the drain
+ * deadline passes; `/.kubemcp/drained` answers then, which is the preStop hook of the stdio server's
+ * container, so the process keeps running until the bridge is done (charts/mcpserver.ts).
  */
 import * as http from 'node:http';
 import { randomUUID } from 'node:crypto';
@@ -33,6 +39,7 @@ import {
   type ToolPolicy,
 } from './tools.js';
 import type { Identity } from './auth/tokenreview.js';
+import { DRAIN_WAIT_PATH, HttpDrain, type DrainResult } from '../lib/http-drain.js';
 
 /** Options of {@link startBridgeHttp}. */
 export interface BridgeHttpOptions {
@@ -52,6 +59,8 @@ export interface BridgeHttpOptions {
   access?: GatewayAccess;
   /** Per-tool access (`spec.auth.tools`, ./tools.ts); unset: every tool for every admitted caller. */
   tools?: ToolPolicy;
+  /** The drain on SIGTERM (../lib/http-drain.ts): deadline and least drain time, ms. */
+  drain?: { deadlineMs?: number; settleMs?: number };
 }
 
 /** A running bridge HTTP server. */
@@ -59,6 +68,13 @@ export interface RunningBridgeHttp {
   url: string;
   port: number;
   sessions: () => number;
+  /**
+   * Drains (the SIGTERM handler, ../lib/http-drain.ts): `/ready` 503 at once, a new session's
+   * `initialize` 503 + Retry-After, in-flight and existing sessions' requests served; resolves when
+   * none is in flight or at the deadline, with the HTTP server closed (the bridge itself stays open:
+   * {@link close} and `StdioBridge.close` after it).
+   */
+  drain: () => Promise<DrainResult>;
   close: () => Promise<void>;
 }
 
@@ -141,7 +157,9 @@ export async function startBridgeHttp(
         if ((await admit(req, res, [{ method: 'unparsable' }])) === undefined) return;
         return rpcError(res, 400, -32700, 'Parse error: the body is not JSON');
       }
-      const caller = await admit(req, res, summarize(body));
+      const rpc = summarize(body);
+      if (rpc.length === 1) drain.describe(res, { method: rpc[0]!.method, tool: rpc[0]!.name, id: rpc[0]!.id });
+      const caller = await admit(req, res, rpc);
       if (caller === undefined) return;
       const { user, identity } = caller;
       // Per-tool access (./tools.ts): a refused tools/call never reaches the process.
@@ -167,6 +185,8 @@ export async function startBridgeHttp(
           -32000,
           'Bad Request: no Mcp-Session-Id header; the first request must be initialize',
         );
+      // Draining: no new session here; the client retries on another replica (Retry-After).
+      if (drain.draining) return drain.refuse(res, (body as { id?: unknown }).id);
       if (sessions.size >= maxSessions)
         return rpcError(res, 503, -32000, `too many sessions (${maxSessions}); close one with DELETE /mcp`);
       const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
@@ -251,6 +271,7 @@ export async function startBridgeHttp(
       const path = new URL(req.url ?? '/', 'http://placeholder').pathname.replace(/\/+$/, '') || '/';
       if (path === '/health') return send(res, 200, { status: 'ok', ...bridge.status(), sessions: sessions.size });
       if (path === '/ready') {
+        if (drain.answerReadiness(res)) return;
         const s = bridge.status();
         return send(
           res,
@@ -262,8 +283,15 @@ export async function startBridgeHttp(
         res.writeHead(200, { 'Content-Type': bridge.registry.contentType });
         return res.end(await bridge.registry.metrics());
       }
+      // The stdio server container's preStop hook (charts/mcpserver.ts): answered when the drain has ended.
+      if (path === DRAIN_WAIT_PATH && req.method === 'GET') return drain.waitDrained(res);
       if (access?.serveMetadata(req, res, path)) return;
-      if (path === '/mcp') return handleMcp(req, res);
+      if (path === '/mcp') {
+        // In flight until the answer closes; a GET (the session's SSE stream) is not waited for.
+        if (req.method === 'GET') drain.stream(res);
+        else drain.track(res, { session: req.headers['mcp-session-id'] as string | undefined });
+        return handleMcp(req, res);
+      }
       rpcError(res, 404, -32000, `Not found: ${path} (the MCP endpoint is /mcp)`);
     };
     run().catch((err) => {
@@ -274,6 +302,7 @@ export async function startBridgeHttp(
   server.requestTimeout = 0; // SSE streams stay open
   server.headersTimeout = 30_000;
   server.keepAliveTimeout = 65_000;
+  const drain = new HttpDrain(server, { name: 'kubemcp bridge', log, ...opts.drain });
 
   const sweep = setInterval(
     () => {
@@ -297,6 +326,12 @@ export async function startBridgeHttp(
     url: `http://${shown}:${port}/mcp`,
     port,
     sessions: () => sessions.size,
+    drain: async () => {
+      const result = await drain.begin();
+      clearInterval(sweep);
+      for (const id of [...sessions.keys()]) closeSession(id);
+      return result;
+    },
     close: async () => {
       clearInterval(sweep);
       for (const id of [...sessions.keys()]) closeSession(id);

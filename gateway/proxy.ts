@@ -19,6 +19,12 @@
  * (MCP security best practices: key state by `<user id>:<session id>`; anchors/gateway.md pitfall
  * 6): the first caller seen with an `Mcp-Session-Id` owns it, and another caller presenting it gets
  * 404 "Session not found", as if it did not exist, without reaching the server.
+ *
+ * Rollouts drain (issue 18, ../lib/http-drain.ts): on SIGTERM `/.kubemcp/readyz` answers 503 at
+ * once (`/.kubemcp/healthz` stays 200: liveness), a new session's `initialize` gets 503 with
+ * Retry-After, and every other request still goes upstream until none is in flight or the drain
+ * deadline passes; `/.kubemcp/drained` answers then, which is the server container's preStop hook,
+ * so the server keeps serving until the gateway is done (charts/mcpserver.ts).
  */
 import * as http from 'node:http';
 import type { Logger } from 'pino';
@@ -35,6 +41,8 @@ import {
 } from './tools.js';
 
 import { GATEWAY_HEALTH_PATH, GATEWAY_METRICS_PATH, GATEWAY_PATH_PREFIX } from './wiring.js';
+import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
+import { DRAIN_WAIT_PATH, GATEWAY_READY_PATH, HttpDrain, type DrainResult } from '../lib/http-drain.js';
 
 /** Options of {@link startGatewayProxy}. */
 export interface GatewayProxyOptions {
@@ -53,6 +61,8 @@ export interface GatewayProxyOptions {
   maxSessions?: number;
   /** Per-tool access (`spec.auth.tools`, ./tools.ts); unset: every tool for every admitted caller. */
   tools?: ToolPolicy;
+  /** The drain on SIGTERM (../lib/http-drain.ts): deadline and least drain time, ms. */
+  drain?: { deadlineMs?: number; settleMs?: number };
 }
 
 /** Largest tools/list answer the gateway buffers to filter, in bytes. */
@@ -62,6 +72,12 @@ export const MAX_FILTERED_BYTES = 16 * 1024 * 1024;
 export interface RunningGatewayProxy {
   url: string;
   port: number;
+  /**
+   * Drains (the SIGTERM handler, ../lib/http-drain.ts): readiness 503 at once, a new session's
+   * `initialize` 503 + Retry-After, in-flight requests and an existing session's requests still
+   * passed upstream; resolves when they finished or at the deadline, with the server closed.
+   */
+  drain: () => Promise<DrainResult>;
   close: () => Promise<void>;
 }
 
@@ -93,6 +109,10 @@ export async function startGatewayProxy(opts: GatewayProxyOptions): Promise<Runn
     const path = new URL(req.url ?? '/', 'http://placeholder').pathname;
     if (path.startsWith(GATEWAY_PATH_PREFIX)) {
       if (path === GATEWAY_HEALTH_PATH) return send(res, 200, { status: 'ok' });
+      // Readiness: 503 from the first moment of a drain; liveness (healthz) stays 200.
+      if (path === GATEWAY_READY_PATH) return drain.answerReadiness(res) || send(res, 200, { status: 'ready' });
+      // The server container's preStop hook (charts/mcpserver.ts): answered when the drain has ended.
+      if (path === DRAIN_WAIT_PATH && req.method === 'GET') return drain.waitDrained(res);
       if (path === GATEWAY_METRICS_PATH && req.method === 'GET') {
         res.writeHead(200, { 'Content-Type': opts.registry.contentType });
         return res.end(await opts.registry.metrics());
@@ -100,6 +120,9 @@ export async function startGatewayProxy(opts: GatewayProxyOptions): Promise<Runn
       return rpcError(res, 404, -32000, `Not found: ${path}`);
     }
     if (access.serveMetadata(req, res, path)) return;
+    // Every proxied request is in flight until its answer closes; a GET SSE stream is not waited for.
+    if (req.method === 'GET' && /text\/event-stream/i.test(req.headers.accept ?? '')) drain.stream(res);
+    else drain.track(res, { session: req.headers['mcp-session-id'] as string | undefined });
     let body: Buffer | undefined;
     let parsed: unknown;
     let rpc: RpcSummary[] = [];
@@ -126,6 +149,12 @@ export async function startGatewayProxy(opts: GatewayProxyOptions): Promise<Runn
     }
     const user = decision.identity?.username ?? 'system:anonymous';
     const sid = req.headers['mcp-session-id'];
+    if (rpc.length === 1) drain.describe(res, { method: rpc[0]!.method, tool: rpc[0]!.name, id: rpc[0]!.id });
+    // Draining: no new session here; the client retries on another replica (Retry-After).
+    if (drain.draining && sid === undefined && isInitializeRequest(parsed)) {
+      drain.refuse(res, (parsed as { id?: unknown }).id);
+      return finish(503, decision.identity, 'error');
+    }
     if (typeof sid === 'string' && !ownerOk(sid, user)) {
       rpcError(res, 404, -32001, 'Session not found: initialize a new session');
       return finish(404, decision.identity, 'denied');
@@ -228,6 +257,7 @@ export async function startGatewayProxy(opts: GatewayProxyOptions): Promise<Runn
   server.requestTimeout = 0; // SSE streams stay open
   server.headersTimeout = 30_000;
   server.keepAliveTimeout = 65_000;
+  const drain = new HttpDrain(server, { name: 'kubemcp gateway', log, ...opts.drain });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port, opts.host ?? '127.0.0.1', () => {
@@ -241,6 +271,11 @@ export async function startGatewayProxy(opts: GatewayProxyOptions): Promise<Runn
   return {
     url: `http://${shown}:${port}`,
     port,
+    drain: async () => {
+      const result = await drain.begin();
+      agent.destroy();
+      return result;
+    },
     close: async () => {
       server.closeAllConnections();
       agent.destroy();

@@ -14,6 +14,7 @@ import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { Logger } from 'pino';
 import { DEFAULT_BUDGET } from './budget.js';
 import { defaultDiscoveryCacheDir } from './discovery.js';
+import { DEFAULT_DRAIN_SECONDS, DRAIN_SECONDS_ENV, parseDrainSeconds } from '../lib/http-drain.js';
 
 /** Everything `serve` can be told, after flags, environment and config file are merged. */
 export interface ServeOptions {
@@ -49,6 +50,11 @@ export interface ServeOptions {
   maxWatches: number;
   /** Directory of the discovery disk cache (discovery.ts), or `off`. */
   discoveryCache: string;
+  /**
+   * HTTP: the drain deadline on SIGTERM in seconds (../lib/http-drain.ts, default
+   * {@link DEFAULT_DRAIN_SECONDS}); see {@link runServe} for the order in a pod behind the gateway.
+   */
+  drainSeconds: number;
   logLevel: string;
 }
 
@@ -81,6 +87,7 @@ export interface ServeFlags {
   maxSubscriptions?: string;
   maxWatches?: string;
   discoveryCache?: string;
+  drainSeconds?: string;
   config?: string;
   logLevel?: string;
 }
@@ -137,6 +144,16 @@ function discoveryCacheOption(value: unknown, env: NodeJS.ProcessEnv): string {
   const v = String(value);
   if (v === 'off' || path.isAbsolute(v)) return v;
   throw new Error(`--discovery-cache must be an absolute directory or "off", got "${v}"`);
+}
+
+/** `--drain-seconds` (MCP_DRAIN_SECONDS, config `drain-seconds`). @throws Error naming the flag for a bad value. */
+function drainSecondsOption(value: unknown): number {
+  if (value === undefined || value === '') return DEFAULT_DRAIN_SECONDS;
+  try {
+    return parseDrainSeconds(String(value));
+  } catch (err) {
+    throw new Error(`--drain-seconds: ${(err as Error).message}`);
+  }
 }
 
 /**
@@ -207,6 +224,7 @@ export function resolveServeOptions(flags: ServeFlags, env: NodeJS.ProcessEnv = 
     maxSubscriptions: count('maxSubscriptions', 16, '--max-subscriptions'),
     maxWatches: count('maxWatches', 100, '--max-watches'),
     discoveryCache: discoveryCacheOption(pick('discoveryCache'), env),
+    drainSeconds: drainSecondsOption(pick('drainSeconds')),
     logLevel: String(pick('logLevel') ?? 'info').toLowerCase(),
   };
 }
@@ -219,7 +237,21 @@ export async function stderrLogger(level = 'info'): Promise<Logger> {
   return pino({ level, base: { name: 'kubemcp' } }, pino.destination(2));
 }
 
-/** Runs the server with resolved options until it is stopped (stdio: stdin closes; HTTP: SIGINT/SIGTERM). */
+/**
+ * Runs the server with resolved options until it is stopped (stdio: stdin closes; HTTP: SIGINT/SIGTERM).
+ *
+ * HTTP and SIGTERM (issue 18, "Rollouts drain"; ../lib/http-drain.ts): the server drains, `/ready`
+ * 503 at once, a new session's `initialize` 503 + Retry-After, in-flight requests and existing
+ * sessions served until none is in flight (at least 2 s, the endpoint propagation) or
+ * `drainSeconds`, then exit 0. SIGINT closes at once.
+ *
+ * Order in an MCPServer pod behind the gateway (charts/mcpserver.ts): every container gets SIGTERM
+ * after its own preStop hook. The gateway has none and drains at once; this server container's
+ * preStop hook is an HTTP GET on the gateway's `/.kubemcp/drained`, which answers only when the
+ * gateway's drain has ended, so this process gets SIGTERM only once the gateway forwards nothing
+ * more: it keeps serving every request the gateway still passes during the gateway's drain, and its
+ * own drain then finds nothing in flight. Standalone (no gateway) its own drain does the same job.
+ */
 export async function runServe(o: ServeOptions): Promise<void> {
   // Loaded here, not at the top: `kubemcp render` and `--help` do not pay for the MCP SDK and client-node.
   // The transport not used is not loaded at all: HTTP (hono, prom-client, Node's fetch) costs a stdio
@@ -325,16 +357,15 @@ export async function runServe(o: ServeOptions): Promise<void> {
       ...(o.impersonate ? { impersonate: o.impersonate } : {}),
       allowedHosts: o.allowedHosts,
       corsOrigins: o.cors,
+      drain: { deadlineMs: o.drainSeconds * 1000 },
     },
   );
   process.stderr.write(`kubemcp serve listening on ${running.url}\n`);
-  await new Promise<void>((resolve) => {
-    const stop = () => resolve();
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-  });
+  const { untilSignal } = await import('../lib/http-drain.js');
+  await untilSignal(running.drain);
   await running.close();
   kube.close();
+  log.info('kubemcp serve: exiting');
 }
 
 /**
@@ -427,6 +458,13 @@ export function addServeOptions(cmd: Command): Command {
         '--discovery-cache <dir>',
         'API discovery cache shared by processes, an absolute directory or off (default ~/.cache/kubemcp/discovery)',
         'MCP_DISCOVERY_CACHE',
+      ),
+    )
+    .addOption(
+      flag(
+        '--drain-seconds <seconds>',
+        `HTTP, on SIGTERM: not ready, no new sessions, and this long for in-flight requests to finish before exit (default ${DEFAULT_DRAIN_SECONDS})`,
+        DRAIN_SECONDS_ENV,
       ),
     )
     .addOption(flag('--config <file>', "config file, the operator's config.json", 'MCP_CONFIG_FILE'))

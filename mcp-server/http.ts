@@ -7,6 +7,12 @@
  * Built on node:http and the SDK's StreamableHTTPServerTransport (it takes node's
  * IncomingMessage/ServerResponse directly); Host, Origin, CORS and the bearer token are checked
  * by http-guard.ts (the SDK's middleware and the `cors` package), shared with the bridge.
+ *
+ * Rollouts drain (issue 18, ../lib/http-drain.ts): {@link RunningHttp.drain} (SIGTERM,
+ * ./command.ts runServe) turns `/ready` 503 at once, answers a new session's `initialize` with 503
+ * and Retry-After (stateless mode has no sessions: its requests are served), and serves in-flight
+ * requests and existing sessions until none is in flight or the deadline. Behind the pod's gateway
+ * this process gets SIGTERM only after the gateway has drained (runServe says why).
  */
 import * as http from 'node:http';
 import { randomUUID } from 'node:crypto';
@@ -19,6 +25,7 @@ import { Metrics } from './metrics.js';
 import { callerKey, checkCaller, errorText, runAsCaller, type Caller } from './kube.js';
 import { httpGuard } from '../lib/http-guard.js';
 import { readBody, rpcError, send, sessionFor } from '../lib/http-json.js';
+import { HttpDrain, type DrainResult } from '../lib/http-drain.js';
 
 /** Options of the HTTP transport. */
 export interface HttpOptions {
@@ -45,6 +52,8 @@ export interface HttpOptions {
    * from anything but a loopback peer is refused (issue 17). The KubeGateway must impersonate.
    */
   impersonate?: 'gateway';
+  /** The drain on SIGTERM (../lib/http-drain.ts): deadline and least drain time, ms. */
+  drain?: { deadlineMs?: number; settleMs?: number };
 }
 
 /** Whether a socket's peer address is loopback (IPv4 127/8, ::1, or IPv4-mapped 127/8). */
@@ -96,6 +105,12 @@ export interface RunningHttp {
   sessions: () => number;
   /** Apiserver watches the subscriptions of all sessions hold (shared per target). */
   watches: () => number;
+  /**
+   * Drains (SIGTERM, ../lib/http-drain.ts): `/ready` 503 at once, a new session's `initialize` 503
+   * + Retry-After, in-flight requests and existing sessions served; resolves when none is in
+   * flight (at least `drain.settleMs`) or at the deadline, with the HTTP server closed. Then {@link close}.
+   */
+  drain: () => Promise<DrainResult>;
   close: () => Promise<void>;
 }
 
@@ -144,6 +159,14 @@ export async function startHttp(deps: ServerDeps & { log: Logger }, opts: HttpOp
       } catch {
         return rpcError(res, 400, -32700, 'Parse error: the body is not JSON');
       }
+      if (!Array.isArray(body)) {
+        const m = body as { method?: unknown; id?: unknown; params?: { name?: unknown } };
+        drain.describe(res, {
+          method: typeof m?.method === 'string' ? m.method : undefined,
+          tool: m?.method === 'tools/call' && typeof m.params?.name === 'string' ? m.params.name : undefined,
+          id: m?.id,
+        });
+      }
       if (opts.stateless) {
         const built = buildServer(serverDeps);
         const transport = new StreamableHTTPServerTransport({
@@ -172,6 +195,8 @@ export async function startHttp(deps: ServerDeps & { log: Logger }, opts: HttpOp
           -32000,
           'Bad Request: no Mcp-Session-Id header; the first request must be initialize',
         );
+      // Draining: no new session here; the client retries on another replica (Retry-After).
+      if (drain.draining) return drain.refuse(res, (body as { id?: unknown }).id);
       if (sessions.size >= maxSessions)
         return rpcError(res, 503, -32000, `too many sessions (${maxSessions}); close one with DELETE /mcp`);
       const built = buildServer(serverDeps);
@@ -224,6 +249,7 @@ export async function startHttp(deps: ServerDeps & { log: Logger }, opts: HttpOp
       if (path === '/health')
         return send(res, 200, { status: 'ok', transport: 'streamable-http', sessions: sessions.size });
       if (path === '/ready') {
+        if (drain.answerReadiness(res)) return;
         const r = await checkReady();
         return send(res, r.ok ? 200 : 503, r.ok ? { status: 'ready' } : { status: 'not ready', reason: r.reason });
       }
@@ -232,6 +258,11 @@ export async function startHttp(deps: ServerDeps & { log: Logger }, opts: HttpOp
       if (path === '/metrics' && req.method === 'GET') {
         res.writeHead(200, { 'Content-Type': metrics.registry.contentType });
         return res.end(await metrics.registry.metrics());
+      }
+      // /mcp work is in flight until its answer closes; a GET (a session's SSE stream) is not waited for.
+      if (path === '/mcp') {
+        if (req.method === 'GET') drain.stream(res);
+        else drain.track(res, { session: req.headers['mcp-session-id'] as string | undefined });
       }
       if (path === '/mcp' && opts.impersonate) {
         const who = callerFromGateway(req);
@@ -251,6 +282,7 @@ export async function startHttp(deps: ServerDeps & { log: Logger }, opts: HttpOp
   });
   server.requestTimeout = 0; // SSE streams of GET /mcp stay open
   server.headersTimeout = 30_000;
+  const drain = new HttpDrain(server, { name: 'kubemcp serve', log: deps.log, ...opts.drain });
 
   const sweep = setInterval(
     () => {
@@ -279,6 +311,7 @@ export async function startHttp(deps: ServerDeps & { log: Logger }, opts: HttpOp
     server,
     sessions: () => sessions.size,
     watches: () => hub?.watches ?? 0,
+    drain: () => drain.begin(),
     close: async () => {
       clearInterval(sweep);
       await Promise.all([...sessions.keys()].map((id) => closeSession(id)));
