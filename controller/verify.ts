@@ -1,21 +1,43 @@
 /**
- * Protocol-verified readiness (issue 10, part 2): an MCP handshake against an MCPServer's
- * Service with the MCP SDK's client over Streamable HTTP
- * (https://modelcontextprotocol.io/specification/2025-11-25/basic/transports#streamable-http,
- * lifecycle: https://modelcontextprotocol.io/specification/2025-11-25/basic/lifecycle):
- * `initialize` with the SDK's latest protocol version (the server answers with the version it
- * supports, and the client accepts any version the SDK supports: that is the spec's version
- * negotiation), `notifications/initialized`, `tools/list` (paginated), `prompts/list` and
- * `resources/list` when the server declares them, then the session is ended (HTTP DELETE).
+ * Protocol-verified readiness (issue 10, part 2; both protocol eras since issue 18): an MCP
+ * connection to an MCPServer's Service over Streamable HTTP with the official SDK v2 client
+ * (`@modelcontextprotocol/client` 2.4.0) in `versionNegotiation: {mode: 'auto'}`:
+ * - it first sends `server/discover` (MCP 2026-07-28,
+ *   https://modelcontextprotocol.io/specification/2026-07-28/basic/lifecycle): a server that
+ *   answers it is verified in the **modern** era, stateless, with the per-request `_meta` envelope
+ *   on every later request and no session;
+ * - a server that does not (every 2025-era server, `kubemcp serve` and the bridge today) gets the
+ *   2025-11-25 handshake instead (https://modelcontextprotocol.io/specification/2025-11-25/basic/lifecycle):
+ *   `initialize` (the server answers with the version it supports, the client accepts any version
+ *   the SDK supports: the spec's version negotiation), `notifications/initialized`, and the session
+ *   is ended at the end (HTTP DELETE): the **legacy** era.
+ * Then `tools/list` (all pages), and `prompts/list` and `resources/list` when the server declares
+ * them. `status.serverInfo` records the negotiated protocol version and the era.
+ *
+ * On HTTP the SDK falls back to `initialize` only on definitive legacy signals: a probe that times
+ * out, or is answered 401/403 or 5xx, rejects instead (SDK `VersionNegotiationMode` docs, client
+ * dist/client-*.d.mts), so an outage or a refused token is reported as such (Timeout, AuthRequired,
+ * HTTPError/ConnectionFailed), never hidden behind a fallback.
+ *
+ * Why the v2 client replaces the v1 one (`@modelcontextprotocol/sdk` 1.32) here rather than
+ * running beside it: the v1 client only knows `initialize`, and v2 covers everything this module
+ * did with v1: the same `Client` API for serverInfo (`getServerVersion`), capabilities
+ * (`getServerCapabilities`), the negotiated version (`getNegotiatedProtocolVersion`, era
+ * `getProtocolEra`), paginated lists, and a `StreamableHTTPClientTransport` taking a custom
+ * `fetch`, through which the controller presents its audience-bound token to the gateway
+ * (controller/token.ts `AudienceTokens.fetchFor`, controller.ts `verifyTargetFor`) and reaches the
+ * apiserver's service proxy (`kubeFetch`), and `terminateSession` for the DELETE. One client in
+ * `auto` mode does probe and fallback in one `connect`, so no second client is needed; a server
+ * that serves both eras is verified in the modern one (what a current client gets). Nothing uses
+ * `ping`, which modern connections lack. The tool hash is computed from the same fields as before,
+ * so a 2025-era server keeps its `status.tools.hash` across the upgrade.
  *
  * {@link mcpHandshake} runs one handshake and classifies a failure; {@link Verifier} keeps one
  * result per MCPServer, runs at most one handshake per MCPServer at a time, re-verifies when the
  * ready pods or the URL change and on a jittered periodic interval.
  */
 import { createHash } from 'node:crypto';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { ErrorCode, McpError } from '@modelcontextprotocol/sdk/types.js';
+import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import type { Logger } from 'pino';
 import { kubeStatus, type FetchLike } from '../lib/kube-http.js';
 import type { ControllerMetrics } from './metrics.js';
@@ -32,14 +54,52 @@ export type VerifyFailureReason = (typeof VERIFY_FAILURE_REASONS)[number];
 
 /** At most this many tool names are kept in `status.tools.names`. */
 export const MAX_TOOL_NAMES = 20;
-/** At most this many pages of each list are read. */
-const MAX_PAGES = 20;
+/** At most this many pages of each list are read (the SDK's `listMaxPages`); more is a ProtocolError. */
+export const MAX_PAGES = 20;
 
-/** What the server declared in its initialize result. */
-export interface ServerInfo {
+/** The tool fields {@link toolsHash} covers. */
+export interface HashedTool {
   name: string;
+  description?: string;
+  inputSchema?: unknown;
+}
+
+/**
+ * A 16-hex-digit hash of a tool list: SHA-256 of the JSON of `[name, description, inputSchema]`
+ * per tool, sorted by name (so the server's order does not matter). Pure.
+ */
+export function toolsHash(tools: readonly HashedTool[]): string {
+  return createHash('sha256')
+    .update(
+      JSON.stringify(
+        [...tools]
+          .sort((a, b) => (a.name < b.name ? -1 : 1))
+          .map((t) => [t.name, t.description ?? '', t.inputSchema ?? null]),
+      ),
+    )
+    .digest('hex')
+    .slice(0, 16);
+}
+
+/**
+ * The protocol era of a verified connection: `modern` (MCP 2026-07-28 or later, negotiated by
+ * `server/discover`) or `legacy` (the 2025-era `initialize` handshake). The SDK v2's `ProtocolEra`.
+ */
+export type ProtocolEra = 'modern' | 'legacy';
+
+/** What the server declared in its `server/discover` (modern) or `initialize` (legacy) result. */
+export interface ServerInfo {
+  /** serverInfo.name; `''` when a modern server does not identify itself (a SHOULD in 2026-07-28). */
+  name: string;
+  /** serverInfo.version; `''` likewise. */
   version: string;
+  /** The negotiated protocol version, e.g. `2026-07-28` or `2025-11-25`. */
   protocolVersion: string;
+  /**
+   * The era the connection negotiated; {@link mcpHandshake} always sets it (optional as in the
+   * CRD, where results recorded before issue 18 lack it).
+   */
+  era?: ProtocolEra;
   /** Capability names the server declared (`tools`, `prompts`, `resources`, `logging`, ...), sorted. */
   capabilities: string[];
 }
@@ -77,14 +137,16 @@ interface LastResponse {
 class HandshakeTimeout extends Error {}
 
 /**
- * Runs one MCP handshake against `opts.url` and classifies the outcome:
- * - `AuthRequired`: HTTP 401/403 (message carries the `WWW-Authenticate` challenge);
+ * Runs one MCP handshake against `opts.url` (`server/discover` first, `initialize` when the server
+ * is of the 2025 era; see the module docs) and classifies the outcome:
+ * - `AuthRequired`: HTTP 401/403, to the probe or later (message carries the `WWW-Authenticate`
+ *   challenge);
  * - `ConnectionFailed`: no TCP connection (refused, DNS), or the apiserver's service proxy could
  *   not reach a pod (503 with a Kubernetes Status body);
  * - `HTTPError`: any other HTTP status >= 400;
  * - `Timeout`: no complete handshake within `timeoutMs`;
  * - `ProtocolError`: an HTTP answer that is not MCP (a 200 HTML page, invalid JSON-RPC, an
- *   unsupported protocol version, a JSON-RPC error).
+ *   unsupported protocol version, a JSON-RPC error, a list of more than {@link MAX_PAGES} pages).
  * Never throws.
  */
 export async function mcpHandshake(opts: HandshakeOptions): Promise<HandshakeResult> {
@@ -116,7 +178,10 @@ export async function mcpHandshake(opts: HandshakeOptions): Promise<HandshakeRes
     }, opts.timeoutMs);
   });
   const within = <T>(p: Promise<T>) => Promise.race([p, timeout]);
-  const client = new Client({ name: 'kubemcp-controller', version: '0.1.0' }, { capabilities: {} });
+  const client = new Client(
+    { name: 'kubemcp-controller', version: '0.1.0' },
+    { capabilities: {}, versionNegotiation: { mode: 'auto' }, listMaxPages: MAX_PAGES },
+  );
   const transport = new StreamableHTTPClientTransport(new URL(opts.url), {
     fetch: recordingFetch,
     reconnectionOptions: {
@@ -130,22 +195,18 @@ export async function mcpHandshake(opts: HandshakeOptions): Promise<HandshakeRes
   const reqOpts = () => ({ timeout: Math.max(1, opts.timeoutMs - (Date.now() - started)), signal: deadline.signal });
   try {
     await within(client.connect(transport, reqOpts()));
-    const init = client.getServerVersion();
+    const info = client.getServerVersion();
     const caps = client.getServerCapabilities() ?? {};
     const serverInfo: ServerInfo = {
-      name: init?.name ?? '',
-      version: init?.version ?? '',
-      protocolVersion: transport.protocolVersion ?? '',
+      name: info?.name ?? '',
+      version: info?.version ?? '',
+      protocolVersion: client.getNegotiatedProtocolVersion() ?? '',
+      era: client.getProtocolEra() ?? 'legacy',
       capabilities: Object.keys(caps).sort(),
     };
-    const tools: Array<{ name: string; description?: string; inputSchema?: unknown }> = [];
-    let cursor: string | undefined;
-    for (let page = 0; page < MAX_PAGES; page++) {
-      const r = await within(client.listTools(cursor ? { cursor } : {}, reqOpts()));
-      tools.push(...r.tools);
-      cursor = r.nextCursor;
-      if (!cursor) break;
-    }
+    // No cursor: the SDK walks every page (at most MAX_PAGES); 'bypass': always asked of the server.
+    const list = { ...reqOpts(), cacheMode: 'bypass' as const };
+    const tools = (await within(client.listTools(undefined, list))).tools;
     const result: HandshakeResult = {
       ok: true,
       reason: 'Verified',
@@ -155,32 +216,15 @@ export async function mcpHandshake(opts: HandshakeOptions): Promise<HandshakeRes
       tools: {
         count: tools.length,
         names: tools.slice(0, MAX_TOOL_NAMES).map((t) => t.name),
-        hash: createHash('sha256')
-          .update(
-            JSON.stringify(
-              [...tools]
-                .sort((a, b) => (a.name < b.name ? -1 : 1))
-                .map((t) => [t.name, t.description ?? '', t.inputSchema ?? null]),
-            ),
-          )
-          .digest('hex')
-          .slice(0, 16),
+        hash: toolsHash(tools),
       },
     };
-    if (caps.prompts)
-      result.prompts = {
-        count: await countPages((c) =>
-          within(client.listPrompts(c, reqOpts())).then((r) => [r.prompts.length, r.nextCursor]),
-        ),
-      };
+    if (caps.prompts) result.prompts = { count: (await within(client.listPrompts(undefined, list))).prompts.length };
     if (caps.resources)
-      result.resources = {
-        count: await countPages((c) =>
-          within(client.listResources(c, reqOpts())).then((r) => [r.resources.length, r.nextCursor]),
-        ),
-      };
-    result.message = `MCP handshake succeeded: ${serverInfo.name} ${serverInfo.version}, protocol ${serverInfo.protocolVersion}, ${tools.length} tools`;
-    await within(transport.terminateSession()).catch(() => undefined);
+      result.resources = { count: (await within(client.listResources(undefined, list))).resources.length };
+    result.message = `MCP handshake succeeded (${serverInfo.era} era): ${serverInfo.name} ${serverInfo.version}, protocol ${serverInfo.protocolVersion}, ${tools.length} tools`;
+    // A legacy session is ended (DELETE); a modern connection has none.
+    if (transport.sessionId) await within(transport.terminateSession()).catch(() => undefined);
     return { ...result, durationMs: Date.now() - started };
   } catch (err) {
     return { ...classify(err, last, opts.timeoutMs), durationMs: Date.now() - started };
@@ -190,20 +234,6 @@ export async function mcpHandshake(opts: HandshakeOptions): Promise<HandshakeRes
     deadline.abort();
     await client.close().catch(() => undefined);
   }
-}
-
-async function countPages(
-  page: (params: { cursor?: string }) => Promise<[number, string | undefined]>,
-): Promise<number> {
-  let n = 0;
-  let cursor: string | undefined;
-  for (let i = 0; i < MAX_PAGES; i++) {
-    const [count, next] = await page(cursor ? { cursor } : {});
-    n += count;
-    cursor = next;
-    if (!cursor) break;
-  }
-  return n;
 }
 
 const oneLine = (s: string, max = 300) => s.replace(/\s+/g, ' ').trim().slice(0, max);
@@ -219,7 +249,15 @@ export function classify(
     reason,
     message: oneLine(message, 1000),
   });
-  if (err instanceof HandshakeTimeout || (err instanceof McpError && err.code === ErrorCode.RequestTimeout)) {
+  // A client-side request timeout, matched by shape, not class (the SDK bundles its classes per
+  // package): SDK v2's SdkError `REQUEST_TIMEOUT`, or SDK v1's McpError -32001 (a v2 JSON-RPC
+  // error from the server is a ProtocolError, so a server's -32001 is not taken for a timeout).
+  const e = err as { name?: unknown; code?: unknown } | undefined;
+  if (
+    err instanceof HandshakeTimeout ||
+    e?.code === 'REQUEST_TIMEOUT' ||
+    (e?.name === 'McpError' && e.code === -32001)
+  ) {
     return fail('Timeout', `no complete MCP handshake within ${timeoutMs} ms`);
   }
   if (last && (last.status === 401 || last.status === 403)) {
@@ -234,14 +272,16 @@ export function classify(
     return fail('HTTPError', `HTTP ${last.status}: ${status ?? oneLine(last.body ?? '', 200)}`);
   }
   // Network errors: fetch's TypeError('fetch failed') with a system error (ECONNREFUSED,
-  // ENOTFOUND, ...) as its cause, possibly wrapped; checked by shape, not class (realms differ).
+  // ENOTFOUND, ...) as its cause, possibly wrapped (the SDK's SdkError `ERA_NEGOTIATION_FAILED`
+  // when the probe could not be sent, whose code is not a system error's); checked by shape, not
+  // class (realms differ).
   for (
     let e: unknown = err, depth = 0;
     e && typeof e === 'object' && depth < 5;
     e = (e as { cause?: unknown }).cause, depth++
   ) {
     const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && /^E[A-Z_]+$/.test(code))
+    if (typeof code === 'string' && /^E[A-Z_]+$/.test(code) && (e as Error).name !== 'SdkError')
       return fail('ConnectionFailed', `cannot connect: ${(e as Error).message ?? code}`);
     if ((e as Error).name === 'TypeError' && /fetch failed/.test((e as Error).message)) {
       const cause = (e as { cause?: { message?: string } }).cause;

@@ -455,16 +455,31 @@ export const mcpServerStatus = z.strictObject({
     .meta({ description: 'URL is the full MCP endpoint (endpoint + spec.path) of HTTP transports' }),
   serverInfo: z
     .strictObject({
-      name: z.string().meta({ description: 'serverInfo.name of the initialize result' }),
-      version: z.string().meta({ description: 'serverInfo.version of the initialize result' }),
-      protocolVersion: z.string().meta({ description: 'Negotiated MCP protocol version' }),
+      name: z.string().meta({
+        description:
+          'serverInfo.name of the server/discover or initialize result (empty when a modern server does not say)',
+      }),
+      version: z.string().meta({
+        description:
+          'serverInfo.version of the server/discover or initialize result (empty when a modern server does not say)',
+      }),
+      protocolVersion: z
+        .string()
+        .meta({ description: 'Negotiated MCP protocol version (e.g. 2026-07-28 or 2025-11-25)' }),
+      era: z.enum(['modern', 'legacy']).optional().meta({
+        description:
+          'Era of the verified connection: modern (MCP 2026-07-28 or later, negotiated by server/discover) or legacy (a 2025-era server, verified with initialize after server/discover was not understood)',
+      }),
       capabilities: z
         .array(z.string())
         .optional()
         .meta({ description: 'Capabilities the server declared (tools, prompts, resources, ...)' }),
     })
     .optional()
-    .meta({ description: 'ServerInfo is what the server declared in the last successful MCP handshake' }),
+    .meta({
+      description:
+        'ServerInfo is what the server declared in the last successful MCP handshake, with the negotiated protocol version and era (modern: server/discover, legacy: initialize)',
+    }),
   tools: z
     .strictObject({
       count: z.int32().min(0).meta({ description: 'Number of tools (tools/list, all pages)' }),
