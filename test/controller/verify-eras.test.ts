@@ -13,7 +13,9 @@
  *   gateway's challenge, and no `initialize` sent after the refused probe; with the controller's
  *   own audience-bound token (controller/token.ts) the same gateway verifies;
  * - status (controller/status.ts): Verified condition and `status.serverInfo.protocolVersion`/`era`,
- *   valid against the MCPServer status schema.
+ *   valid against the MCPServer status schema; and end to end, a Controller reconciling MCPServers
+ *   on kwok (verifyTarget pointing at the servers above) writes them through the real apiserver's
+ *   CRD (not pruned), and a 401 from the gateway as Verified=False/AuthRequired, phase Failed.
  * Every server, namespace and binding made here is removed; every wait is bounded.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -29,6 +31,7 @@ import { Registry } from 'prom-client';
 import { z } from 'zod';
 import { mcpServerStatus } from '../../charts/api/schema.js';
 import { parseMCPServerSpec } from '../../charts/api/validate.js';
+import { Controller } from '../../controller/controller.js';
 import { computeStatus, type ObservedState } from '../../controller/status.js';
 import { AudienceTokens } from '../../controller/token.js';
 import { mcpHandshake, toolsHash, type HandshakeResult } from '../../controller/verify.js';
@@ -37,7 +40,10 @@ import { accessFromOptions } from '../../gateway/setup.js';
 import { kubeFetch, type FetchLike } from '../../lib/kube-http.js';
 import { startHttpServer, type HttpServer } from '../mcp-server/helpers.js';
 import { gatewayFixture, type GatewayFixture } from '../gateway/fixture.js';
-import { kubeConfig } from '../kube.js';
+import { apply, createNamespace, kubeConfig } from '../kube.js';
+import { mcpsApi } from './mcps.js';
+import type { MCPS } from '../shapes.js';
+import * as k8s from '@kubernetes/client-node';
 import { closeServer, startHttp } from './servers.js';
 
 /** What one request carried: HTTP method and, for a POST, the JSON-RPC method(s). */
@@ -278,7 +284,7 @@ describe('through the gateway (TokenReview + SAR against the local apiserver) in
     expect(status.phase).toBe('Failed'); // AuthRequired lasts until something changes
   });
 
-  it('a token for another audience: AuthRequired', async () => {
+  it('a token for another audience: AuthRequired, invalid_token', async () => {
     const token = await fx.token('controller', ['https://somewhere-else.example']);
     const withToken: FetchLike = (url, init) => {
       const headers = new Headers(init?.headers);
@@ -315,5 +321,65 @@ describe('through the gateway (TokenReview + SAR against the local apiserver) in
       ['legacy', '2025-11-25'],
       ['modern', '2026-07-28'],
     ]).toContainEqual([r.serverInfo!.era, r.serverInfo!.protocolVersion]);
+  });
+  describe('the controller writes it to status (real apiserver, MCPServers on kwok)', () => {
+    let ns: string;
+    let controller: Controller;
+    const targets: Record<string, string> = {};
+    const { waitPhase } = mcpsApi(kc);
+    const cond = (o: MCPS, type: string) => (o.status?.conditions ?? []).find((c) => c.type === type);
+
+    beforeAll(async () => {
+      // kwok runs no containers: verifyTarget points each MCPServer at a server on 127.0.0.1.
+      Object.assign(targets, { modern: modernOnly.url, legacy: serve.url, locked: `${gw.url}/mcp` });
+      ns = await createNamespace(kc, 'verify-eras-ctl');
+      controller = new Controller({
+        kubeConfig: kc,
+        log: pino({ level: 'silent' }),
+        namespace: ns,
+        resyncPeriodMs: 3_600_000,
+        verify: 'auto',
+        verifyIntervalMs: 3_600_000,
+        verifyTimeoutMs: 15_000,
+        verifyTarget: (_ns, name) => ({ url: targets[name]! }),
+      });
+      await controller.start();
+    }, 120_000);
+    afterAll(async () => {
+      await controller?.stop();
+      if (ns)
+        await kc
+          .makeApiClient(k8s.CoreV1Api)
+          .deleteNamespace({ name: ns })
+          .catch(() => undefined);
+    });
+
+    const mk = (name: string) => ({
+      apiVersion: 'mcp.example.com/v1alpha1',
+      kind: 'MCPServer',
+      metadata: { name, namespace: ns },
+      spec: { image: 'img:1', port: 3001 },
+    });
+
+    it('status.serverInfo.protocolVersion and era: 2026-07-28/modern and 2025-11-25/legacy; a 401 is Failed with AuthRequired', async () => {
+      const objects = k8s.KubernetesObjectApi.makeApiClient(kc);
+      for (const name of Object.keys(targets)) await apply(objects, mk(name));
+      const modern = await waitPhase(ns, 'modern', 'Ready', (x) => cond(x, 'Verified')?.status === 'True');
+      expect(modern.status.serverInfo).toMatchObject({
+        name: 'modern-fixture',
+        protocolVersion: '2026-07-28',
+        era: 'modern',
+      });
+      expect(modern.status.tools).toMatchObject({ count: 2 });
+      const legacy = await waitPhase(ns, 'legacy', 'Ready', (x) => cond(x, 'Verified')?.status === 'True');
+      expect(legacy.status.serverInfo).toMatchObject({ protocolVersion: '2025-11-25', era: 'legacy' });
+      expect(legacy.status.tools.count).toBeGreaterThan(10);
+      const locked = await waitPhase(ns, 'locked', 'Failed', (x) => cond(x, 'Verified')?.status === 'False');
+      expect(cond(locked, 'Verified')).toMatchObject({
+        reason: 'AuthRequired',
+        message: 'HTTP 401: the server requires authorization; WWW-Authenticate: Bearer realm="kubemcp"',
+      });
+      expect(locked.status.serverInfo).toBeUndefined();
+    });
   });
 });
