@@ -121,7 +121,12 @@ export async function startGatewayProxy(opts: GatewayProxyOptions): Promise<Runn
     }
     if (access.serveMetadata(req, res, path)) return;
     // Every proxied request is in flight until its answer closes; a GET SSE stream is not waited for.
-    if (req.method === 'GET' && /text\/event-stream/i.test(req.headers.accept ?? '')) drain.stream(res);
+    const upstreamOf: { request?: http.ClientRequest } = {}; // set below, read when the drain ends the stream
+    if (req.method === 'GET' && /text\/event-stream/i.test(req.headers.accept ?? ''))
+      drain.stream(res, () => {
+        upstreamOf.request?.destroy();
+        res.end();
+      });
     else drain.track(res, { session: req.headers['mcp-session-id'] as string | undefined });
     let body: Buffer | undefined;
     let parsed: unknown;
@@ -185,6 +190,7 @@ export async function startGatewayProxy(opts: GatewayProxyOptions): Promise<Runn
       headers,
       agent,
     });
+    upstreamOf.request = up;
     const abort = () => up.destroy();
     res.on('close', abort);
     up.on('response', (ur) => {

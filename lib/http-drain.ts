@@ -116,7 +116,7 @@ export function parseDrainSeconds(v: string): number {
 /** The drain state of one HTTP server (see the module comment for the whole behaviour). */
 export class HttpDrain {
   private readonly inflight = new Set<Entry>();
-  private readonly streams = new Set<http.ServerResponse>();
+  private readonly streams = new Map<http.ServerResponse, () => void>();
   private readonly waiters = new Set<http.ServerResponse>();
   private startedAt = 0;
   private finishedCount = 0;
@@ -165,11 +165,17 @@ export class HttpDrain {
     for (const e of this.inflight) if (e.res === res) Object.assign(e, what);
   }
 
-  /** Tracks a long-lived GET stream: not waited for, ended cleanly when the drain ends. */
-  stream(res: http.ServerResponse): void {
+  /**
+   * Tracks a long-lived GET stream: not waited for, ended cleanly when the drain ends, by `end`
+   * (default `res.end()`; a proxy also stops its upstream stream there).
+   */
+  stream(res: http.ServerResponse, end?: () => void): void {
     this.untrack(res);
-    this.streams.add(res);
+    this.streams.set(res, end ?? (() => res.end()));
     if (this.draining) this.closeAfter(res);
+    // Whoever writes the stream (the SDK transport, a pipe) may write once more after the end:
+    // that write fails quietly instead of as an unhandled 'error' event.
+    res.on('error', () => undefined);
     res.once('close', () => this.streams.delete(res));
   }
 
@@ -258,7 +264,7 @@ export class HttpDrain {
     this.startedAt = Date.now();
     for (const l of this.startListeners.splice(0)) l();
     for (const e of this.inflight) this.closeAfter(e.res);
-    for (const s of this.streams) this.closeAfter(s);
+    for (const s of this.streams.keys()) this.closeAfter(s);
     log.info(
       { inFlight: this.inflight.size, streams: this.streams.size, deadlineMs: this.deadlineMs },
       `${this.opts.name}: draining (SIGTERM): not ready, no new sessions, in-flight requests finish`,
@@ -317,7 +323,7 @@ export class HttpDrain {
       );
     }
     const streams = this.streams.size;
-    for (const s of this.streams) s.end();
+    for (const end of this.streams.values()) end();
     this.streams.clear();
     this.ended = true;
     // Answer the preStop hooks; let these answers and the cut ones reach their peers before closing.
