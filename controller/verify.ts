@@ -156,6 +156,8 @@ export async function mcpHandshake(opts: HandshakeOptions): Promise<HandshakeRes
   const baseFetch = opts.fetch ?? (globalThis.fetch as FetchLike);
   const recordingFetch: FetchLike = async (url, init) => {
     const signal = init?.signal ? AbortSignal.any([init.signal, deadline.signal]) : deadline.signal;
+    // A POST that fails on the network is not classified by an earlier answer (the probe's).
+    if ((init?.method ?? 'GET') === 'POST') last = undefined;
     const res = await baseFetch(url, { ...init, signal });
     // The GET stream is optional (405 allowed) and the DELETE at the end is best effort.
     if ((init?.method ?? 'GET') === 'POST') {
