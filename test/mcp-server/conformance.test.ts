@@ -18,6 +18,10 @@
  *    progress, logging, sampling, elicitation (SEP-1034 defaults, SEP-1330 enums), completion
  *    and subscriptions are shown to cross the bridge unchanged. The bridge forwards the
  *    process's sampling and elicitation requests only with `clientCapabilities`, set here.
+ *    Beside the suite, SDK clients check what it does not: the resource update reaches the
+ *    subscribed session; a request on a streamed call's own stream; a session without the
+ *    capability, or two sessions with calls in flight (stdio cannot say whose request it is),
+ *    get a refusal rather than a hang or a wrong recipient.
  *
  * Every run passes ./conformance-expected-failures.yaml (the suite's `--expected-failures`
  * baseline, empty: nothing that applies fails) and the test asserts the suite's own verdict: its
@@ -329,6 +333,47 @@ describe('conformance suite through the gateway stdio bridge in front of our fix
     const r = await c.callTool({ name: 'test_sampling', arguments: { prompt: 'hello' } });
     expect(r.isError).toBe(true);
     expect(text(r)).toMatch(/sampling\/createMessage is not available: the kubemcp bridge/);
+  });
+
+  it('with calls of two sessions in flight, whose request it is is unknown: refused, and the other call goes on', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let asked!: () => void;
+    const elicitationAsked = new Promise<void>((r) => (asked = r));
+    const a = new Client({ name: 'conformance-a', version: '1.0.0' }, { capabilities: { elicitation: { form: {} } } });
+    a.setRequestHandler(ElicitRequestSchema, async () => {
+      asked();
+      await held;
+      return { action: 'accept', content: { response: 'later' } };
+    });
+    const c = new Client({ name: 'conformance-c', version: '1.0.0' }, { capabilities: { sampling: {} } });
+    let sampled = 0;
+    c.setRequestHandler(CreateMessageRequestSchema, async () => {
+      sampled++;
+      return { role: 'assistant', content: { type: 'text', text: 'wrong' }, model: 'm' };
+    });
+    await a.connect(new StreamableHTTPClientTransport(new URL(b.url)));
+    await c.connect(new StreamableHTTPClientTransport(new URL(b.url)));
+    try {
+      // a's call stays in flight while its client holds the elicitation answer.
+      const first = a.callTool({ name: 'test_elicitation', arguments: { message: 'hold on' } });
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        elicitationAsked,
+        new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('no elicitation reached a')), 10_000))),
+      ]);
+      clearTimeout(timer);
+      const second = await c.callTool({ name: 'test_sampling', arguments: { prompt: 'whose?' } });
+      expect(second.isError).toBe(true);
+      expect(text(second)).toMatch(/sampling\/createMessage is not available: the kubemcp bridge/);
+      expect(sampled).toBe(0);
+      release();
+      expect(text(await first)).toBe('User response: action=accept, content={"response":"later"}');
+    } finally {
+      release();
+      await a.close();
+      await c.close();
+    }
   });
 
   it("a call answered as a stream carries the process's elicitation and sampling on that stream, answered by its client", async () => {
