@@ -107,7 +107,10 @@ describe('bridged stdio (transport stdio with command)', () => {
         '--audience',
         'http://everything.$(POD_NAMESPACE).svc.cluster.local:3001/mcp',
       ],
-      env: [{ name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } }],
+      env: [
+        { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+        { name: 'MCP_DRAIN_SECONDS', value: '25' },
+      ],
       ports: [{ name: 'mcp', containerPort: 3001, protocol: 'TCP' }],
     });
     expect(bridge.livenessProbe.httpGet).toEqual({ path: '/health', port: 'mcp', scheme: 'HTTP' });
@@ -121,7 +124,8 @@ describe('bridged stdio (transport stdio with command)', () => {
     expect(pod.volumes).toContainEqual({ name: 'bridge', emptyDir: { sizeLimit: '16Mi' } });
     expect(dep.spec.template.metadata.annotations).toEqual({ 'kubectl.kubernetes.io/default-container': 'mcp-server' });
     expect(dep.spec.replicas).toBe(1);
-    expect(pod.terminationGracePeriodSeconds).toBe(5);
+    // The bridge drains for 25 s on SIGTERM (lib/http-drain.ts); the grace period covers it.
+    expect(pod.terminationGracePeriodSeconds).toBe(30);
   });
 
   it("a user securityContext applies to the server container only; the bridge's stay restricted", () => {

@@ -65,9 +65,12 @@ describe('MCPServerWorkload: children per transport', () => {
       '--audience',
       'http://demo.$(POD_NAMESPACE).svc.cluster.local:3001/rpc',
     ]);
-    expect(gw.env).toEqual([{ name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } }]);
+    expect(gw.env).toEqual([
+      { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+      { name: 'MCP_DRAIN_SECONDS', value: '25' },
+    ]);
     expect(gw.ports).toEqual([{ name: 'mcp', containerPort: 18080, protocol: 'TCP' }]);
-    expect(gw.readinessProbe.httpGet).toEqual({ path: '/.kubemcp/healthz', port: 'mcp', scheme: 'HTTP' });
+    expect(gw.readinessProbe.httpGet).toEqual({ path: '/.kubemcp/readyz', port: 'mcp', scheme: 'HTTP' });
     expect(gw.securityContext).toMatchObject({ runAsNonRoot: true, readOnlyRootFilesystem: true });
     expect(dep.spec.template.metadata.annotations['kubectl.kubernetes.io/default-container']).toBe('mcp-server');
     // The gateway's review rights: system:auth-delegator for the pod's ServiceAccount, cluster-scoped.
@@ -176,13 +179,13 @@ describe('MCPServerWorkload: children per transport', () => {
     ).toThrow(/spec\.auth\.tools\[0\]\.names[\s\S]*spec\.auth\.tools\[0\]\.serviceAccounts\[0\]/);
   });
 
-  it('http: 100m/128Mi requests, 15 s grace, custom port on Service and container', () => {
+  it('http: 100m/128Mi requests, 30 s grace (the gateway drains 25 s), custom port on Service and container', () => {
     const objs = renderMCPServer(manifest({ transport: 'http', port: 3001 }));
     const { Service: svc, Deployment: dep } = byKind(objs);
     expect(svc.spec.ports[0].port).toBe(3001);
     expect(container(objs).ports[0].containerPort).toBe(3001);
     expect(container(objs).resources.requests).toEqual({ cpu: '100m', memory: '128Mi' });
-    expect(dep.spec.template.spec.terminationGracePeriodSeconds).toBe(15);
+    expect(dep.spec.template.spec.terminationGracePeriodSeconds).toBe(30);
     expect(dep.spec.template.metadata.labels['mcp.example.com/transport']).toBe('http');
   });
 
