@@ -276,8 +276,20 @@ describeReal('a config change rolling an MCPServer under load loses no call (rea
           120_000,
           200,
         );
-        // The config change: a new config hash on the pod template, so the Deployment rolls.
+        // The config change: a new config hash on the pod template, so the Deployment rolls. Wait
+        // for the controller to write the new template (a new generation) before waiting for the
+        // rollout, or the old, rolled-out generation would count as done.
+        const gen = (await apps.readNamespacedDeployment({ name: t.name, namespace: ns })).metadata?.generation ?? 0;
         await applyMcp(t.name, t.spec({ round: '2' }));
+        await waitFor(
+          `Deployment ${t.name} updated by the controller`,
+          async () =>
+            ((await apps.readNamespacedDeployment({ name: t.name, namespace: ns })).metadata?.generation ?? 0) > gen
+              ? true
+              : undefined,
+          READY_WAIT_MS,
+          500,
+        );
         await rolledOut(t.name, t.replicas, READY_WAIT_MS);
         await sleep(3000);
         const r = await l.stop();
