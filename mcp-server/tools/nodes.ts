@@ -302,6 +302,8 @@ export function nodeTools(): AnyToolDef[] {
           throw new InvalidArgumentError('query', 'a service name or a file name under /var/log');
         if (a.sinceTime !== undefined && Number.isNaN(Date.parse(a.sinceTime)))
           throw new InvalidArgumentError('sinceTime', 'not an RFC 3339 time');
+        // A bad filter is refused before anything is sent (filterLines throws naming `filter`).
+        if (a.filter !== undefined) filterLines('', a.filter, 0);
         const api = await nodesApi(ctx, a.context);
         const tail = a.tailLines ?? 100;
         const read = (options: boolean) =>
