@@ -22,6 +22,8 @@ const suffix = Math.random().toString(36).slice(2, 7);
 const nodeA = `drain-a-${suffix}`;
 const nodeB = `drain-b-${suffix}`;
 const pin = { 'kubemcp-test/drain': suffix };
+const TAINT_KEY = 'kubemcp-test/drain';
+const tolerations = [{ key: TAINT_KEY, operator: 'Equal', value: suffix, effect: 'NoSchedule' }];
 let ns: string;
 let s: HttpServer;
 let c: Client;
@@ -37,6 +39,9 @@ async function fakeNode(name: string): Promise<void> {
         annotations: { [KWOK_NODE_ANNOTATION]: 'fake' },
         labels: { type: 'kwok', 'kubernetes.io/hostname': name, ...pin },
       },
+      // Tainted: other suites' pods (scheduled onto any `type=kwok` node) must never land here, or
+      // this suite's drains would evict them. This suite's pods tolerate it.
+      spec: { taints: [{ key: TAINT_KEY, value: suffix, effect: 'NoSchedule' }] },
     },
   });
   await waitFor(
@@ -200,7 +205,7 @@ describe('drain-node', () => {
           selector: { matchLabels: labels },
           template: {
             metadata: { labels },
-            spec: { nodeSelector: pin, containers: [{ name: 'main', image: 'nginx:1.27' }] },
+            spec: { nodeSelector: pin, tolerations, containers: [{ name: 'main', image: 'nginx:1.27' }] },
           },
         },
       },
@@ -217,7 +222,7 @@ describe('drain-node', () => {
           selector: { matchLabels: { app: 'agent' } },
           template: {
             metadata: { labels: { app: 'agent' } },
-            spec: { nodeSelector: pin, containers: [{ name: 'main', image: 'busybox:1.36' }] },
+            spec: { nodeSelector: pin, tolerations, containers: [{ name: 'main', image: 'busybox:1.36' }] },
           },
         },
       },
@@ -226,7 +231,7 @@ describe('drain-node', () => {
       namespace: ns,
       body: {
         metadata: { name: 'lonely' },
-        spec: { nodeName: nodeA, containers: [{ name: 'main', image: 'nginx:1.27' }] },
+        spec: { nodeName: nodeA, tolerations, containers: [{ name: 'main', image: 'nginx:1.27' }] },
       },
     });
     await waitFor(
