@@ -121,8 +121,16 @@ describe('explain-resource', () => {
   });
 
   it('explains the MCPServer CRD from its structural schema, recursively', async () => {
-    const r = await callTool(c, 'explain-resource', { kind: 'mcps', field: 'spec', recursive: true });
-    expect(r.isError).toBeFalsy();
+    // The apiserver publishes a new CRD's OpenAPI v3 a moment after the CRD is established.
+    const r = await waitFor(
+      'the MCPServer schema in OpenAPI v3',
+      async () => {
+        const x = await callTool(c, 'explain-resource', { kind: 'mcps', field: 'spec', recursive: true });
+        return x.isError ? undefined : x;
+      },
+      30_000,
+      500,
+    );
     expect(text(r)).toMatch(/^ {2}transport\t<string>/m);
     expect(text(r)).toMatch(/^ {2}auth\t<Object>\n {4}audiences\t<\[\]string>\n(?: {4}.*\n)* {4}mode\t<string>/m);
   });
