@@ -198,6 +198,23 @@ export function isNodeLogsPath(t: { group: string; resource: string; subresource
     .every((s, i, all) => (s === '' ? i === all.length - 1 : /^[A-Za-z0-9_][A-Za-z0-9._-]*$/.test(s)));
 }
 
+/**
+ * The TLS material of a context's request options (kubeconfig CA, client certificate and key or
+ * PFX, `insecure-skip-tls-verify`, `tls-server-name`), for an https.Agent and for the exec
+ * WebSocket alike, so both connections trust and present the same things.
+ */
+function tlsOptionsOf(opts: https.RequestOptions): https.AgentOptions {
+  return {
+    ca: opts.ca,
+    cert: opts.cert,
+    key: opts.key,
+    pfx: opts.pfx,
+    passphrase: opts.passphrase,
+    ...(opts.rejectUnauthorized !== undefined ? { rejectUnauthorized: opts.rejectUnauthorized } : {}),
+    ...(opts.servername ? { servername: opts.servername } : {}),
+  };
+}
+
 /** `group/version` or `version` for the core group. */
 export function apiVersionOf(r: Pick<ApiResource, 'group' | 'version'>): string {
   return r.group ? `${r.group}/${r.version}` : r.version;
@@ -546,17 +563,7 @@ export class KubeGateway {
   private agentOf(s: ContextState, opts: https.RequestOptions, tls: boolean, watch: boolean): http.Agent {
     const make = (maxSockets: number, keepAlive: boolean) =>
       tls
-        ? new https.Agent({
-            keepAlive,
-            maxSockets,
-            ca: opts.ca,
-            cert: opts.cert,
-            key: opts.key,
-            pfx: opts.pfx,
-            passphrase: opts.passphrase,
-            ...(opts.rejectUnauthorized !== undefined ? { rejectUnauthorized: opts.rejectUnauthorized } : {}),
-            ...(opts.servername ? { servername: opts.servername } : {}),
-          })
+        ? new https.Agent({ keepAlive, maxSockets, ...tlsOptionsOf(opts) })
         : new http.Agent({ keepAlive, maxSockets });
     if (watch) return (s.watchAgent ??= make(this.maxWatches + 8, false));
     return (s.agent ??= make(64, true));
@@ -1118,14 +1125,8 @@ export class KubeGateway {
         handshakeTimeout: this.timeoutMs,
         perMessageDeflate: false,
         followRedirects: false,
-        ca: opts.ca,
-        cert: opts.cert,
-        key: opts.key,
-        pfx: opts.pfx,
-        passphrase: opts.passphrase,
-        ...(opts.rejectUnauthorized !== undefined ? { rejectUnauthorized: opts.rejectUnauthorized } : {}),
         // ws hands its options to https.request / tls.connect, which read servername (kubeconfig tls-server-name).
-        ...((opts.servername ? { servername: opts.servername } : {}) as object),
+        ...tlsOptionsOf(opts),
       });
       const chunks: Record<1 | 2, Buffer[]> = { 1: [], 2: [] };
       const status: Buffer[] = [];
