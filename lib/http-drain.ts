@@ -122,7 +122,6 @@ export class HttpDrain {
   private finishedCount = 0;
   private done?: Promise<DrainResult>;
   private ended = false;
-  private startListeners: (() => void)[] = [];
   private wake?: () => void;
   private readonly deadlineMs: number;
   private readonly settleMs: number;
@@ -219,14 +218,21 @@ export class HttpDrain {
     this.untrack(res);
     if (this.ended) return send(res, 200, { status: 'drained' });
     this.waiters.add(res);
-    res.once('close', () => this.waiters.delete(res));
-    if (this.draining) return;
+    if (this.draining) {
+      res.once('close', () => this.waiters.delete(res));
+      return;
+    }
+    // The timer goes with its response: the path is reachable by any client of the port, so
+    // nothing may outlive the request (a list of timers kept until a drain would grow without bound).
     const timer = setTimeout(() => {
       if (this.draining || !this.waiters.delete(res)) return;
       send(res, 200, { status: 'not draining' });
     }, HOOK_START_WAIT_MS);
     timer.unref();
-    this.startListeners.push(() => clearTimeout(timer));
+    res.once('close', () => {
+      clearTimeout(timer);
+      this.waiters.delete(res);
+    });
   }
 
   /** Answers a readiness probe during a drain: 503 `{status: 'draining'}`. @returns whether it answered. */
@@ -262,7 +268,6 @@ export class HttpDrain {
   private async run(): Promise<DrainResult> {
     const log = this.opts.log;
     this.startedAt = Date.now();
-    for (const l of this.startListeners.splice(0)) l();
     for (const e of this.inflight) this.closeAfter(e.res);
     for (const s of this.streams.keys()) this.closeAfter(s);
     log.info(
