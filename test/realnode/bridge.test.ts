@@ -23,16 +23,15 @@ import { promisify } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { pino } from 'pino';
-import { REAL_NODE_NAME, realNodeNamespace, realNodeStatus } from '../../cluster/index.js';
+import { REAL_NODE_NAME, realNodeStatus } from '../../cluster/index.js';
 import { Controller } from '../../controller/controller.js';
-import { clusterContainerd, ensureImagesLoaded } from '../../images/cluster.js';
+import { clusterContainerd } from '../../images/cluster.js';
 import { EVERYTHING_BIN, EVERYTHING_IMAGE, KUBEMCP_IMAGE } from '../../images/images.js';
 import { connectThroughServiceProxy } from '../../mcp-server/service-proxy.js';
 import {
   apiMessage,
   connectAs,
   deleteTestNamespace,
-  installCrd,
   kubeConfig,
   kubectl,
   mcpCondition as condition,
@@ -41,6 +40,7 @@ import {
   type McpServerObject as MCPServer,
 } from '../kube.js';
 import { createCallers, installCallerRole } from '../gateway/fixture.js';
+import { startRealNodeController } from './setup.js';
 
 const execFileAsync = promisify(execFile);
 const status = realNodeStatus();
@@ -49,10 +49,6 @@ if (skip) process.stderr.write(`SKIPPED real-node bridge tests: ${status.reason?
 const describeReal = skip ? describe.skip : describe;
 
 const ns = `bridge-${randomBytes(3).toString('hex')}`;
-const RESTRICTED = {
-  'pod-security.kubernetes.io/enforce': 'restricted',
-  'pod-security.kubernetes.io/enforce-version': 'latest',
-};
 /** Small requests, so the pods fit the real node beside the other suites' pods. */
 const SMALL = { requests: { cpu: '50m', memory: '96Mi' } };
 /** Generous bounds: pods on a loaded 2-core machine start slowly. */
@@ -133,28 +129,7 @@ describeReal('bridged stdio MCPServers on the real node', () => {
   };
 
   beforeAll(async () => {
-    if (!status.available)
-      throw new Error(`the real node is not available: ${status.reason?.message ?? 'unknown reason'}`);
-    ensureImagesLoaded({ output: 'pipe', log: () => undefined });
-    await core.createNamespace({ body: realNodeNamespace(ns, RESTRICTED) });
-    await waitFor(
-      `default ServiceAccount in ${ns}`,
-      async () =>
-        (await core.readNamespacedServiceAccount({ name: 'default', namespace: ns }).catch(() => undefined)) !==
-        undefined,
-    );
-    await installCrd(kc);
-    controller = new Controller({
-      kubeConfig: kc,
-      log,
-      namespace: ns,
-      workers: 2,
-      bridgeImage: KUBEMCP_IMAGE,
-      verify: 'auto',
-      verifyIntervalMs: 3_600_000,
-      verifyTimeoutMs: 30_000,
-    });
-    await controller.start();
+    controller = await startRealNodeController(kc, ns, status, log);
   }, 40 * 60_000);
 
   afterAll(async () => {

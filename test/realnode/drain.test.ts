@@ -23,11 +23,11 @@ import * as k8s from '@kubernetes/client-node';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { pino } from 'pino';
-import { realNodeNamespace, realNodeStatus } from '../../cluster/index.js';
+import { realNodeStatus } from '../../cluster/index.js';
 import { Controller } from '../../controller/controller.js';
-import { ensureImagesLoaded } from '../../images/cluster.js';
 import { EVERYTHING_BIN, EVERYTHING_IMAGE, KUBEMCP_IMAGE } from '../../images/images.js';
-import { deleteTestNamespace, installCrd, kubeConfig, mcpServers, waitFor } from '../kube.js';
+import { startRealNodeController } from './setup.js';
+import { deleteTestNamespace, kubeConfig, mcpServers, waitFor } from '../kube.js';
 
 const status = realNodeStatus();
 const skip = !status.available && status.reason?.kind === 'unsupported';
@@ -35,10 +35,6 @@ if (skip) process.stderr.write(`SKIPPED real-node drain tests: ${status.reason?.
 const describeReal = skip ? describe.skip : describe;
 
 const ns = `drain-${randomBytes(3).toString('hex')}`;
-const RESTRICTED = {
-  'pod-security.kubernetes.io/enforce': 'restricted',
-  'pod-security.kubernetes.io/enforce-version': 'latest',
-};
 const SMALL = { requests: { cpu: '50m', memory: '96Mi' } };
 const READY_WAIT_MS = 300_000;
 
@@ -165,28 +161,7 @@ describeReal('a config change rolling an MCPServer under load loses no call (rea
   let controller: Controller | undefined;
 
   beforeAll(async () => {
-    if (!status.available)
-      throw new Error(`the real node is not available: ${status.reason?.message ?? 'unknown reason'}`);
-    ensureImagesLoaded({ output: 'pipe', log: () => undefined });
-    await core.createNamespace({ body: realNodeNamespace(ns, RESTRICTED) });
-    await waitFor(
-      `default ServiceAccount in ${ns}`,
-      async () =>
-        (await core.readNamespacedServiceAccount({ name: 'default', namespace: ns }).catch(() => undefined)) !==
-        undefined,
-    );
-    await installCrd(kc);
-    controller = new Controller({
-      kubeConfig: kc,
-      log,
-      namespace: ns,
-      workers: 2,
-      bridgeImage: KUBEMCP_IMAGE,
-      verify: 'auto',
-      verifyIntervalMs: 3_600_000,
-      verifyTimeoutMs: 30_000,
-    });
-    await controller.start();
+    controller = await startRealNodeController(kc, ns, status, log);
   }, 40 * 60_000);
 
   afterAll(async () => {
