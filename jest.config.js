@@ -56,6 +56,8 @@ const re = (p) => p.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 
 export default {
   testTimeout: 120000,
+  // Fault tests that restart a component run last (test/sequencer.cjs).
+  testSequencer: '<rootDir>/test/sequencer.cjs',
   maxWorkers: 2,
   projects: [
     {
