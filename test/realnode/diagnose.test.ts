@@ -77,7 +77,14 @@ describeReal('diagnose on the real node', () => {
       180_000,
       1000,
     );
-    const r = await callTool(c, 'diagnose-workload', { kind: 'pod/crasher', namespace: ns });
+    // The kubelet restarts the container when the back-off ends; a call that lands in the second
+    // the new instance runs sees it terminated (reason Error, which is then the true state). Ask
+    // again, a bounded number of times, until the call sees the back-off itself.
+    let r = await callTool(c, 'diagnose-workload', { kind: 'pod/crasher', namespace: ns });
+    for (let i = 0; i < 10 && out(r).findings?.[0]?.reason !== 'CrashLoopBackOff'; i++) {
+      await new Promise((done) => setTimeout(done, 1000));
+      r = await callTool(c, 'diagnose-workload', { kind: 'pod/crasher', namespace: ns });
+    }
     expect(r.isError).toBeFalsy();
     const f = out(r);
     expect(f.healthy).toBe(false);
