@@ -31,7 +31,12 @@ import {
   GATEWAY_CONTAINER,
   GATEWAY_HEALTH_PATH,
   NAMESPACE_ENV,
+  POD_IP_ENV,
+  POD_NAME_ENV,
+  SESSION_KEYS_DIR,
   bridgeArgs,
+  peersServiceName,
+  sessionKeysSecretName,
   bridgeInitArgs,
   gatewayArgs,
   gatewayPort,
@@ -40,6 +45,8 @@ import {
 } from '../gateway/wiring.js';
 import { DRAIN_SECONDS_ENV, DRAIN_WAIT_PATH, GATEWAY_READY_PATH } from '../lib/http-drain.js';
 
+/** Name of the gateway's volume of the MCPServer's session keys (gateway/sessions.ts). */
+export const SESSION_KEYS_VOLUME = 'session-keys';
 /** Name of the single container of an MCP server pod (seed 003). */
 export const CONTAINER_NAME = 'mcp-server';
 /** Name of the gateway's container port (the Service's target) and of the Service port. */
@@ -274,6 +281,8 @@ export class MCPServerWorkload extends Construct {
   readonly spec: MCPServerSpec;
   readonly deployment: k8s.KubeDeployment;
   readonly service?: k8s.KubeService;
+  /** Headless Service `<name>-peers` (HTTP transports and bridged stdio): the pods' addresses for sealed sessions. */
+  readonly peersService?: k8s.KubeService;
   readonly configMap?: k8s.KubeConfigMap;
   /** PodDisruptionBudget `<name>` (maxUnavailable 1), only with 2 or more replicas. */
   readonly podDisruptionBudget?: k8s.KubePodDisruptionBudget;
@@ -422,7 +431,13 @@ export class MCPServerWorkload extends Construct {
     const gatewayEnv: k8s.EnvVar[] = [
       { name: NAMESPACE_ENV, valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
       { name: DRAIN_SECONDS_ENV, value: String(drainSeconds) },
+      // Sealed sessions (gateway/sessions.ts): this pod as a session's owner.
+      { name: POD_IP_ENV, valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
+      { name: POD_NAME_ENV, valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
     ];
+    // The MCPServer's session keys (the operator's Secret; optional: without it sessions stay in their
+    // pod), mounted into the gateway only: the server container never sees them.
+    const keysMount = { name: SESSION_KEYS_VOLUME, mountPath: SESSION_KEYS_DIR, readOnly: true };
     const access = gatewayAccessConfig(name, spec);
     const sidecars: k8s.Container[] = bridged
       ? [
@@ -438,7 +453,7 @@ export class MCPServerWorkload extends Construct {
             livenessProbe: probe('/health', 10, 10),
             readinessProbe: probe('/ready', 2, 5),
             securityContext: structuredClone(DEFAULT_SECURITY_CONTEXT) as unknown as k8s.SecurityContext,
-            volumeMounts: [bridgeMount],
+            volumeMounts: [bridgeMount, keysMount],
           },
         ]
       : serves
@@ -456,6 +471,7 @@ export class MCPServerWorkload extends Construct {
               // 503 from the first moment of a drain (healthz stays 200: a draining gateway is alive).
               readinessProbe: probe(GATEWAY_READY_PATH, 2, 5),
               securityContext: structuredClone(DEFAULT_SECURITY_CONTEXT) as unknown as k8s.SecurityContext,
+              volumeMounts: [keysMount],
             },
           ]
         : [];
@@ -482,6 +498,15 @@ export class MCPServerWorkload extends Construct {
               ...(bridged
                 ? [{ name: BRIDGE_VOLUME, emptyDir: { sizeLimit: k8s.Quantity.fromString(BRIDGE_VOLUME_LIMIT) } }]
                 : []),
+              ...(http
+                ? [
+                    {
+                      name: SESSION_KEYS_VOLUME,
+                      // 0444: the gateway runs as a non-root user; only its container mounts the volume.
+                      secret: { secretName: sessionKeysSecretName(name), optional: true, defaultMode: 0o444 },
+                    },
+                  ]
+                : []),
             ],
           },
         },
@@ -502,8 +527,13 @@ export class MCPServerWorkload extends Construct {
     // A stdio server without the bridge listens nowhere: all ingress is closed. Egress is not
     // restricted. Enforced only where the cluster runs a NetworkPolicy implementation.
     // https://kubernetes.io/docs/concepts/services-networking/network-policies/
+    // The MCPServer's own pods are admitted too: a gateway forwards another pod's sealed session to it.
     const from = spec.allowFrom?.length
-      ? [...spec.allowFrom, ...(props.operatorPeer ? [props.operatorPeer] : [])].map(toPeer)
+      ? [
+          ...spec.allowFrom.map(toPeer),
+          ...(props.operatorPeer ? [toPeer(props.operatorPeer)] : []),
+          { podSelector: { matchLabels: selectorFor(name) } },
+        ]
       : undefined;
     this.networkPolicy = new k8s.KubeNetworkPolicy(this, 'netpol', {
       metadata: meta(name),
@@ -528,6 +558,28 @@ export class MCPServerWorkload extends Construct {
     for (const child of [this.configMap, this.service]) if (child) this.deployment.addDependency(child);
     this.podDisruptionBudget?.addDependency(this.deployment);
     this.networkPolicy.addDependency(this.deployment);
+    // Sealed sessions across replicas (issue 18, gateway/sessions.ts): the headless Service whose A
+    // records are the current pods, not-ready ones included (a draining owner still serves its sessions).
+    // Rendered last (after the NetworkPolicy): only the gateways read it, once pods exist.
+    if (http) {
+      this.peersService = new k8s.KubeService(this, 'peers', {
+        metadata: meta(peersServiceName(name)),
+        spec: {
+          clusterIp: 'None',
+          publishNotReadyAddresses: true,
+          selector: selectorFor(name),
+          ports: [
+            {
+              name: PORT_NAME,
+              port: bridged ? spec.port : gatewayPort(spec.port),
+              targetPort: k8s.IntOrString.fromString(PORT_NAME),
+              protocol: 'TCP',
+            },
+          ],
+        },
+      });
+      this.peersService.addDependency(this.networkPolicy);
+    }
   }
 }
 

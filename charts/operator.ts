@@ -84,6 +84,9 @@ export const CONTROLLER_RULES: k8s.PolicyRule[] = [
     resources: ['networkpolicies'],
     verbs: ['get', 'list', 'watch', 'create', 'patch', 'update', 'delete'],
   },
+  // Each HTTP MCPServer's session keys (gateway/sessions.ts, issue 18): created once, read and
+  // updated only to rotate them (the MCPServer's rotate annotation); never listed or watched.
+  { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'create', 'update'] },
   // Read only: pod states say why a Deployment is not ready (Unschedulable, ImagePullBackOff, ...).
   { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },
   { apiGroups: ['', 'events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },

@@ -25,7 +25,19 @@ import {
 } from '../charts/api/schema.js';
 import { MCPServerValidationError, parseMCPServerSpec } from '../charts/api/validate.js';
 import { renderMCPServer, type KubeObject, type RenderOptions } from '../charts/render.js';
-import { clusterBindingNames, clusterBindings, isBridged, servesHttp } from '../charts/mcpserver.js';
+import { clusterBindingNames, clusterBindings, isBridged, labelsFor, servesHttp } from '../charts/mcpserver.js';
+import { randomBytes } from 'node:crypto';
+import {
+  SESSION_KEY_BYTES,
+  SESSION_KEY_CURRENT,
+  SESSION_KEY_PREVIOUS,
+  sessionKeysSecretName,
+} from '../gateway/wiring.js';
+
+/** Set it to a new value on an MCPServer to rotate its session keys (gateway/sessions.ts; e.g. a date). */
+export const ROTATE_SESSION_KEYS_ANNOTATION = 'mcp.example.com/rotate-session-keys';
+/** On the session-key Secret: the rotate annotation's value it was last rotated for. */
+export const ROTATED_FOR_ANNOTATION = 'mcp.example.com/rotated-for';
 import { BRIDGE_RECHECK_MS, bridgeProblem, type BridgeReadyTargetFn } from './bridge-ready.js';
 import { APPLIED_HASH_ANNOTATION, applyReason, foreignListEntries, hashOf } from './drift.js';
 import type { ControllerMetrics } from './metrics.js';
@@ -183,6 +195,8 @@ export class Reconciler {
   private readonly recentEvents = new Map<string, number>();
   /** What this process last made of each MCPServer's gateway review binding (JSON, '' for none). */
   private readonly delegations = new Map<string, string>();
+  /** `<uid>/<rotation>` of the session-key Secrets this process made sure of (sessionKeys). */
+  private readonly keysDone = new Set<string>();
 
   constructor(private readonly opts: ReconcilerOptions) {
     this.objects = k8s.KubernetesObjectApi.makeApiClient(opts.kubeConfig);
@@ -245,8 +259,12 @@ export class Reconciler {
     const applied = new Map<ChildKind, KubeObject>();
     const events: Array<Promise<void>> = [];
     const failures = await this.applyChildren(obj, desired, applied, log, events);
-    const delegation = await this.authDelegation(obj, spec, log);
+    const [delegation, keys] = await Promise.all([
+      this.authDelegation(obj, spec, log),
+      this.sessionKeys(obj, spec, log),
+    ]);
     if (delegation) failures.push(delegation);
+    if (keys) failures.push(keys);
     await finalized();
 
     await this.prune(obj, new Set(desired.map((d) => `${d.kind}/${d.metadata.name}`)), log);
@@ -366,7 +384,7 @@ export class Reconciler {
   private async applyChildren(
     obj: MCPServerObject,
     desired: KubeObject[],
-    applied: Map<ChildKind, KubeObject>,
+    appliedByKind: Map<ChildKind, KubeObject>,
     log: Logger,
     events: Array<Promise<void>>,
   ): Promise<ApplyFailure[]> {
@@ -374,6 +392,9 @@ export class Reconciler {
     const outcomes = await Promise.allSettled(
       desired.map(async (child): Promise<{ failure?: ApplyFailure; announce?: [string, string] }> => {
         const kind = child.kind as ChildKind;
+        // `applied` holds the MCPServer's own Service (status.url); the peers' headless Service is not it.
+        const applied = { set: (k: ChildKind, v: KubeObject) => (primary ? appliedByKind.set(k, v) : undefined) };
+        const primary = !(kind === 'Service' && child.metadata.name !== obj.metadata.name);
         const cached = this.opts.caches.child(kind, namespace, child.metadata.name);
         // Items of an informer's initial list carry no apiVersion/kind: not a difference to apply.
         const live =
@@ -571,6 +592,81 @@ export class Reconciler {
       }
     }
     return undefined;
+  }
+
+  /**
+   * Keeps the Secret `<name>-session-keys` of an HTTP MCPServer (gateway/sessions.ts, issue 18):
+   * created with a random 32-byte `current` key (owned by the MCPServer, so deleted with it) when
+   * absent; when the MCPServer's {@link ROTATE_SESSION_KEYS_ANNOTATION} differs from the value the
+   * Secret was last rotated for, `current` becomes `previous` and a new `current` is made (an
+   * update on the read object's resourceVersion, so two writers cannot lose a key). Sessions sealed
+   * under the old key keep working through one rotation. Done once per annotation value in this
+   * process's life; a refused write is reported like a child's (status names it).
+   */
+  private async sessionKeys(obj: MCPServerObject, spec: MCPServerSpec, log: Logger): Promise<ApplyFailure | undefined> {
+    if (!servesHttp(spec)) return undefined;
+    const { namespace, name, uid } = obj.metadata;
+    const secretName = sessionKeysSecretName(name);
+    const rotation = obj.metadata.annotations?.[ROTATE_SESSION_KEYS_ANNOTATION] ?? '';
+    const memo = `${uid}/${rotation}`;
+    if (this.keysDone.has(memo)) return undefined;
+    const key = () => randomBytes(SESSION_KEY_BYTES).toString('base64');
+    try {
+      try {
+        this.opts.metrics.writeRequests.inc({ verb: 'create', resource: 'secrets' });
+        await this.core.createNamespacedSecret({
+          namespace,
+          body: {
+            metadata: {
+              name: secretName,
+              namespace,
+              labels: labelsFor(name, spec.transport),
+              annotations: { [ROTATED_FOR_ANNOTATION]: rotation },
+              ownerReferences: [ownerReference(obj)],
+            },
+            type: 'Opaque',
+            data: { [SESSION_KEY_CURRENT]: key() },
+          },
+        });
+        log.info({ secret: secretName }, 'created the session keys');
+      } catch (err) {
+        if ((err as { code?: number }).code !== 409) throw err;
+        const live = await this.core.readNamespacedSecret({ name: secretName, namespace });
+        if ((live.metadata?.annotations?.[ROTATED_FOR_ANNOTATION] ?? '') !== rotation) {
+          const data = { ...(live.data ?? {}) };
+          if (data[SESSION_KEY_CURRENT]) data[SESSION_KEY_PREVIOUS] = data[SESSION_KEY_CURRENT];
+          data[SESSION_KEY_CURRENT] = key();
+          this.opts.metrics.writeRequests.inc({ verb: 'update', resource: 'secrets' });
+          await this.core.replaceNamespacedSecret({
+            name: secretName,
+            namespace,
+            body: {
+              ...live,
+              metadata: {
+                ...live.metadata,
+                annotations: { ...live.metadata?.annotations, [ROTATED_FOR_ANNOTATION]: rotation },
+              },
+              data,
+            },
+          });
+          log.info({ secret: secretName, rotation }, 'rotated the session keys');
+          await this.event(
+            obj,
+            'Normal',
+            'SessionKeysRotated',
+            `Rotated ${secretName}: sessions of the previous key keep working`,
+          );
+        }
+      }
+      this.keysDone.add(memo);
+      return undefined;
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (typeof code !== 'number' || code === 404) throw err; // transport error or namespace gone: retried
+      const message = apiErrorMessage(err);
+      log.warn({ secret: secretName, err: message }, 'session keys failed');
+      return { kind: 'Secret', name: secretName, message };
+    }
   }
 
   /** Deletes the MCPServer's cluster-scoped bindings (absent is fine). */

@@ -12,7 +12,7 @@
  * SIGINT (a terminal's Ctrl-C) closes at once.
  */
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { BRIDGE_DIR } from './wiring.js';
+import { BRIDGE_DIR, SESSION_KEYS_DIR } from './wiring.js';
 import { DEFAULT_DRAIN_SECONDS, DRAIN_SECONDS_ENV, untilSignal } from '../lib/http-drain.js';
 import { ToolPolicy } from './tools.js';
 import type { AccessCliOptions } from './setup.js';
@@ -53,7 +53,7 @@ export async function runBridge(o: BridgeCommandOptions): Promise<void> {
     { StdioBridge },
     { startBridgeHttp },
     { bridgePaths },
-    { accessFromOptions, gatewayCredentials, gatewayRegistry },
+    { accessFromOptions, gatewayCredentials, gatewayRegistry, sessionRouterFromOptions },
   ] = await Promise.all([
     import('pino'),
     import('./bridge.js'),
@@ -85,6 +85,7 @@ export async function runBridge(o: BridgeCommandOptions): Promise<void> {
     access,
     tools: o.toolPolicy === undefined ? undefined : ToolPolicy.parse(o.toolPolicy),
     drain: { deadlineMs: o.drainSeconds * 1000 },
+    sessions: sessionRouterFromOptions(o, o.port, false, log, registry),
   });
   process.stderr.write(`kubemcp bridge listening on ${http.url} (FIFOs in ${o.dir}; auth ${access.mode})\n`);
   await untilSignal(http.drain);
@@ -115,8 +116,11 @@ export interface GatewayCommandOptions extends AccessCliOptions {
  * @throws when the access options are invalid or the port cannot be bound.
  */
 export async function runGateway(o: GatewayCommandOptions): Promise<void> {
-  const [{ default: pino }, { startGatewayProxy }, { accessFromOptions, gatewayCredentials, gatewayRegistry }] =
-    await Promise.all([import('pino'), import('./proxy.js'), import('./setup.js')]);
+  const [
+    { default: pino },
+    { startGatewayProxy },
+    { accessFromOptions, gatewayCredentials, gatewayRegistry, sessionRouterFromOptions },
+  ] = await Promise.all([import('pino'), import('./proxy.js'), import('./setup.js')]);
   const log = pino({ level: o.logLevel, base: { name: 'kubemcp-gateway' } }, pino.destination(2));
   const registry = gatewayRegistry();
   const access = accessFromOptions(
@@ -135,6 +139,7 @@ export async function runGateway(o: GatewayCommandOptions): Promise<void> {
     maxBodyBytes: o.maxBodyBytes,
     tools: o.toolPolicy === undefined ? undefined : ToolPolicy.parse(o.toolPolicy),
     drain: { deadlineMs: o.drainSeconds * 1000 },
+    sessions: sessionRouterFromOptions(o, o.port, true, log, registry),
   });
   process.stderr.write(`kubemcp gateway listening on ${gw.url} -> ${o.upstream} (auth ${access.mode})\n`);
   await untilSignal(gw.drain);
@@ -170,6 +175,15 @@ function accessOptions(cmd: Command): Command {
     .option(
       '--tool-policy <json>',
       'per-tool access: a JSON list of {names, users?, groups?, serviceAccounts?} (spec.auth.tools); unset: every tool',
+    )
+    .option(
+      '--peers <fqdn>',
+      "sealed sessions across replicas: the MCPServer's headless Service (<name>-peers.<ns>.svc.cluster.local), whose A records are its current pods; needs POD_IP and POD_NAME",
+    )
+    .option(
+      '--session-keys <dir>',
+      'sealed sessions: the directory with the session keys current and previous (the mounted Secret)',
+      SESSION_KEYS_DIR,
     )
     .option('--mcpserver <namespace/name>', 'the MCPServer this gateway stands in front of (RBAC, audit, metrics)')
     .option(

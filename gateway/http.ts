@@ -40,6 +40,7 @@ import {
 } from './tools.js';
 import type { Identity } from './auth/tokenreview.js';
 import { DRAIN_WAIT_PATH, HttpDrain, type DrainResult } from '../lib/http-drain.js';
+import type { SessionRouter } from './sessions.js';
 
 /** Options of {@link startBridgeHttp}. */
 export interface BridgeHttpOptions {
@@ -61,6 +62,12 @@ export interface BridgeHttpOptions {
   tools?: ToolPolicy;
   /** The drain on SIGTERM (../lib/http-drain.ts): deadline and least drain time, ms. */
   drain?: { deadlineMs?: number; settleMs?: number };
+  /**
+   * Sealed sessions routed across replicas (./sessions.ts, issue 18): a new session's id is sealed
+   * with this pod as its owner (and is the session's key here); another pod's session is forwarded
+   * to that pod's bridge. Unset: random ids that live in this pod.
+   */
+  sessions?: SessionRouter;
 }
 
 /** A running bridge HTTP server. */
@@ -139,7 +146,17 @@ export async function startBridgeHttp(
     return s && s.owner !== user ? undefined : s;
   };
 
+  const router = opts.sessions;
   const handleMcp = async (req: http.IncomingMessage, res: http.ServerResponse) => {
+    // Sealed sessions (./sessions.ts): another pod's session goes there as it comes (body unread);
+    // one that does not open is 404 before anything else.
+    if (router) {
+      const r = await router.route(req, res);
+      if (!r.local) {
+        if (r.unknown) access?.audit(req, [])(404, undefined, 'denied');
+        return;
+      }
+    }
     const sid = req.headers['mcp-session-id'] as string | undefined;
     if (req.method === 'POST') {
       const raw = await readBody(req, bridge.maxMessageBytes);
@@ -190,7 +207,7 @@ export async function startBridgeHttp(
       if (sessions.size >= maxSessions)
         return rpcError(res, 503, -32000, `too many sessions (${maxSessions}); close one with DELETE /mcp`);
       const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
-        sessionIdGenerator: () => randomUUID(),
+        sessionIdGenerator: () => (router ? router.sealNew(randomUUID()) : randomUUID()),
         onsessioninitialized: (id) => {
           const state = { transport, seen: Date.now(), owner: user, grant, listIds: [] as unknown[] };
           const session: BridgeSession = {
@@ -335,6 +352,7 @@ export async function startBridgeHttp(
     close: async () => {
       clearInterval(sweep);
       for (const id of [...sessions.keys()]) closeSession(id);
+      router?.close();
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
     },

@@ -15,6 +15,9 @@
  * upstream. A request body is read in full (bounded by `maxBodyBytes`, 413 beyond) so the audit
  * line can name the JSON-RPC method and tool; responses stream.
  *
+ * With `sessions` (./sessions.ts, issue 18) the session id a client sees is the server's sealed
+ * with this pod as its owner, so a request of it that lands on another replica is forwarded here.
+ *
  * Sessions (MCP 2025-11-25, Streamable HTTP > Session Management) are bound to their caller
  * (MCP security best practices: key state by `<user id>:<session id>`; anchors/gateway.md pitfall
  * 6): the first caller seen with an `Mcp-Session-Id` owns it, and another caller presenting it gets
@@ -43,6 +46,7 @@ import {
 import { GATEWAY_HEALTH_PATH, GATEWAY_METRICS_PATH, GATEWAY_PATH_PREFIX } from './wiring.js';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import { DRAIN_WAIT_PATH, GATEWAY_READY_PATH, HttpDrain, type DrainResult } from '../lib/http-drain.js';
+import type { SessionRoute, SessionRouter } from './sessions.js';
 
 /** Options of {@link startGatewayProxy}. */
 export interface GatewayProxyOptions {
@@ -63,6 +67,12 @@ export interface GatewayProxyOptions {
   tools?: ToolPolicy;
   /** The drain on SIGTERM (../lib/http-drain.ts): deadline and least drain time, ms. */
   drain?: { deadlineMs?: number; settleMs?: number };
+  /**
+   * Sealed sessions routed across replicas (./sessions.ts, issue 18): the client sees the server's
+   * session id sealed with this pod as owner; another pod's session is forwarded to it. Unset:
+   * sessions are the server's own ids and live in this pod.
+   */
+  sessions?: SessionRouter;
 }
 
 /** Largest tools/list answer the gateway buffers to filter, in bytes. */
@@ -128,6 +138,18 @@ export async function startGatewayProxy(opts: GatewayProxyOptions): Promise<Runn
         res.end();
       });
     else drain.track(res, { session: req.headers['mcp-session-id'] as string | undefined });
+    // Sealed sessions (./sessions.ts): another pod's session goes there as it comes; one that does
+    // not open is 404 before anything else; this pod's own has its header turned into the server's id.
+    const sealed = req.headers['mcp-session-id'] as string | undefined;
+    let route: SessionRoute | undefined;
+    if (opts.sessions) {
+      const r = await opts.sessions.route(req, res);
+      if (!r.local) {
+        if (r.unknown) access.audit(req, [])(404, undefined, 'denied');
+        return;
+      }
+      route = r.route;
+    }
     let body: Buffer | undefined;
     let parsed: unknown;
     let rpc: RpcSummary[] = [];
@@ -199,6 +221,8 @@ export async function startGatewayProxy(opts: GatewayProxyOptions): Promise<Runn
         if (v !== undefined && k !== 'connection' && k !== 'keep-alive' && k !== 'transfer-encoding') out[k] = v;
       const newSid = ur.headers['mcp-session-id'];
       if (typeof newSid === 'string' && !owners.has(newSid)) remember(newSid, user);
+      if (typeof newSid === 'string' && opts.sessions)
+        out['mcp-session-id'] = opts.sessions.outgoing(newSid, route, sealed);
       if (req.method === 'DELETE' && typeof sid === 'string' && (ur.statusCode ?? 500) < 300) owners.delete(sid);
       if (listIds.length && grant) return filtered(ur, out, listIds, grant);
       res.writeHead(ur.statusCode ?? 502, out);
@@ -280,11 +304,13 @@ export async function startGatewayProxy(opts: GatewayProxyOptions): Promise<Runn
     drain: async () => {
       const result = await drain.begin();
       agent.destroy();
+      opts.sessions?.close();
       return result;
     },
     close: async () => {
       server.closeAllConnections();
       agent.destroy();
+      opts.sessions?.close();
       await new Promise<void>((r) => server.close(() => r()));
     },
   };

@@ -14,6 +14,8 @@ import { OidcAuthenticator } from './auth/oidc.js';
 import { SubjectAccessReviewAuthorizer } from './auth/sar.js';
 import { kubeFetch } from '../lib/kube-http.js';
 import { inClusterCredentials, type ApiCredentials } from '../lib/in-cluster.js';
+import { SessionKeys, SessionRouter, SessionSeal, dnsPeers, hostPort } from './sessions.js';
+import { POD_IP_ENV, POD_NAME_ENV } from './wiring.js';
 
 /** The access options shared by both gateway commands. */
 export interface AccessCliOptions {
@@ -31,6 +33,45 @@ export interface AccessCliOptions {
   oidcUsernamePrefix?: string;
   oidcGroupsClaim?: string;
   oidcGroupsPrefix?: string;
+  /** Sealed sessions (./sessions.ts): the directory of the session keys (the mounted Secret). */
+  sessionKeys?: string;
+  /** Sealed sessions: the MCPServer's headless Service, whose A records are its current pods. */
+  peers?: string;
+}
+
+/**
+ * The session router of a gateway listening on `port` (./sessions.ts; `unwrap` true in
+ * reverse-proxy mode, false in stdio mode), from `--peers`,
+ * `--session-keys` and the pod's {@link POD_IP_ENV} and {@link POD_NAME_ENV}; undefined without
+ * `--peers` (sessions stay in their pod). Keys are read from the directory as they come and go:
+ * without a `current` key nothing is sealed, and the log says so.
+ * @throws Error naming what is missing when `--peers` is given without the pod's IP or name, or without `--mcpserver`.
+ */
+export function sessionRouterFromOptions(
+  o: AccessCliOptions,
+  port: number,
+  unwrap: boolean,
+  log: Logger,
+  registry: Registry,
+  env: NodeJS.ProcessEnv = process.env,
+): SessionRouter | undefined {
+  if (!o.peers) return undefined;
+  const ip = env[POD_IP_ENV];
+  const pod = env[POD_NAME_ENV];
+  if (!ip || !pod) throw new Error(`--peers needs the pod's ${POD_IP_ENV} and ${POD_NAME_ENV} (downward API)`);
+  const ref = parseServerRef(o.mcpserver);
+  const keys = new SessionKeys(o.sessionKeys, undefined, log);
+  const router = new SessionRouter({
+    seal: new SessionSeal(keys, `${ref.namespace}/${ref.name}`),
+    self: { address: hostPort(ip, port), pod },
+    peers: dnsPeers(o.peers, port),
+    unwrap,
+    log,
+    registry,
+  });
+  if (!router.enabled)
+    log.warn({ dir: o.sessionKeys }, 'no session key: sessions are not sealed and live in the pod that opened them');
+  return router;
 }
 
 /**

@@ -130,6 +130,27 @@ export function gatewayPort(serverPort: number): number {
   return serverPort === GATEWAY_PORT ? GATEWAY_PORT + 1 : GATEWAY_PORT;
 }
 
+/**
+ * Sealed sessions across replicas (issue 18, ./sessions.ts): the Secret `<name>-session-keys` the
+ * operator keeps per MCPServer (data `current`, and `previous` after a rotation, 32 random bytes
+ * each), mounted read-only into the gateway at {@link SESSION_KEYS_DIR}; the headless Service
+ * `<name>-peers` (publishNotReadyAddresses) whose A records are the MCPServer's current pods.
+ */
+export const SESSION_KEYS_DIR = '/var/run/kubemcp/session-keys';
+export const SESSION_KEY_CURRENT = 'current';
+export const SESSION_KEY_PREVIOUS = 'previous';
+/** A session key's length in bytes (AES-256). */
+export const SESSION_KEY_BYTES = 32;
+export function sessionKeysSecretName(name: string): string {
+  return `${name}-session-keys`;
+}
+export function peersServiceName(name: string): string {
+  return `${name}-peers`;
+}
+/** The env vars naming the gateway's pod (downward API `status.podIP`, `metadata.name`). */
+export const POD_IP_ENV = 'POD_IP';
+export const POD_NAME_ENV = 'POD_NAME';
+
 /** The env var the gateway's args name for its namespace (downward API `metadata.namespace`). */
 export const NAMESPACE_ENV = 'POD_NAMESPACE';
 
@@ -160,7 +181,8 @@ export interface GatewayAccessConfig {
 const literal = (s: string) => s.replaceAll('$(', () => '$$(');
 
 /**
- * The access options of both gateway modes: `--auth`, `--mcpserver $(POD_NAMESPACE)/<name>` and,
+ * The access options of both gateway modes: `--auth`, `--mcpserver $(POD_NAMESPACE)/<name>`,
+ * `--peers <name>-peers.$(POD_NAMESPACE).svc.cluster.local` (sealed sessions, ./sessions.ts) and,
  * in modes kubernetes and oidc, `--audience` for the canonical URL (status.url) and each extra
  * audience; in mode oidc, the `--oidc-*` options of `spec.auth.oidc`; `--tool-policy` (JSON)
  * when `spec.auth.tools` is set.
@@ -169,6 +191,8 @@ const literal = (s: string) => s.replaceAll('$(', () => '$$(');
 export function accessArgs(c: GatewayAccessConfig): string[] {
   const ns = `$(${NAMESPACE_ENV})`;
   const args = ['--auth', c.mode, '--mcpserver', `${ns}/${c.name}`];
+  // Sealed sessions across replicas (./sessions.ts): the current pods are the headless Service's A records.
+  args.push('--peers', `${peersServiceName(c.name)}.${ns}.svc.cluster.local`);
   if (c.mode !== 'none') {
     args.push('--audience', `http://${c.name}.${ns}.svc.cluster.local:${c.port}${literal(c.path)}`);
     for (const a of c.audiences ?? []) args.push('--audience', literal(a));

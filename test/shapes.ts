@@ -37,11 +37,12 @@ export interface ByKind {
 }
 
 /**
- * Indexes objects by `kind` (the last object of each kind wins), typed as {@link ByKind}.
+ * Indexes objects by `kind` (the first object of each kind wins: an MCPServer's own Service comes
+ * before its peers' headless Service), typed as {@link ByKind}.
  * A kind that is absent reads as `undefined` at run time: the test that reads it fails.
  */
 export function byKind(objs: ReadonlyArray<{ kind?: string }>): ByKind {
-  return Object.fromEntries(objs.map((o) => [o.kind, o])) as ByKind;
+  return Object.fromEntries([...objs].reverse().map((o) => [o.kind, o])) as ByKind;
 }
 
 /** A container as a test reads it. */

@@ -359,12 +359,14 @@ export const mcpServerSpec = z
         message:
           'auth.impersonate is for HTTP servers behind the gateway (transport http or streamable-http), not stdio',
       });
-    // Seed 003's validateMCPServer: the CRD admits this, the controller reports it as Failed.
-    if (spec.transport === 'stdio' && spec.replicas > 1) {
+    // Seed 003's validateMCPServer: the CRD admits this, the controller reports it as Failed. A
+    // bridged stdio server (with command) may scale (issue 18): each pod runs its own process and
+    // sealed sessions reach the pod that holds them (gateway/sessions.ts).
+    if (spec.transport === 'stdio' && !spec.command && spec.replicas > 1) {
       ctx.addIssue({
         code: 'custom',
         path: ['replicas'],
-        message: `stdio transport does not support multiple replicas (requested: ${spec.replicas})`,
+        message: `stdio transport does not support multiple replicas (requested: ${spec.replicas}) without command (the bridge, which lets several pods serve)`,
       });
     }
     // Kubernetes runs command[0] as the executable: an empty name cannot start.

@@ -104,18 +104,25 @@ describe('bridged stdio (transport stdio with command)', () => {
         'kubernetes',
         '--mcpserver',
         '$(POD_NAMESPACE)/everything',
+        '--peers',
+        'everything-peers.$(POD_NAMESPACE).svc.cluster.local',
         '--audience',
         'http://everything.$(POD_NAMESPACE).svc.cluster.local:3001/mcp',
       ],
       env: [
         { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
         { name: 'MCP_DRAIN_SECONDS', value: '25' },
+        { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
+        { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
       ],
       ports: [{ name: 'mcp', containerPort: 3001, protocol: 'TCP' }],
     });
     expect(bridge.livenessProbe.httpGet).toEqual({ path: '/health', port: 'mcp', scheme: 'HTTP' });
     expect(bridge.readinessProbe.httpGet).toEqual({ path: '/ready', port: 'mcp', scheme: 'HTTP' });
-    expect(bridge.volumeMounts).toEqual([{ name: 'bridge', mountPath: '/bridge' }]);
+    expect(bridge.volumeMounts).toEqual([
+      { name: 'bridge', mountPath: '/bridge' },
+      { name: 'session-keys', mountPath: '/var/run/kubemcp/session-keys', readOnly: true },
+    ]);
   });
 
   it('every container is restricted (Pod Security Standard), the emptyDir is bounded, kubectl logs defaults to the server', () => {

@@ -22,7 +22,7 @@ const envOf = (objs: KubeObject[]) =>
 describe('MCPServerWorkload: children per transport', () => {
   it('streamable-http (default): Deployment + Service, probes, port named mcp, 200m/256Mi requests, 30 s grace', () => {
     const objs = renderMCPServer(manifest({}));
-    expect(objs.map((o) => o.kind)).toEqual(['Service', 'Deployment', 'NetworkPolicy']);
+    expect(objs.map((o) => o.kind)).toEqual(['Service', 'Deployment', 'NetworkPolicy', 'Service']);
     const { Service: svc, Deployment: dep } = byKind(objs);
     expect(svc.metadata.name).toBe('demo');
     expect(svc.spec).toEqual({
@@ -62,13 +62,35 @@ describe('MCPServerWorkload: children per transport', () => {
       'kubernetes',
       '--mcpserver',
       '$(POD_NAMESPACE)/demo',
+      '--peers',
+      'demo-peers.$(POD_NAMESPACE).svc.cluster.local',
       '--audience',
       'http://demo.$(POD_NAMESPACE).svc.cluster.local:3001/rpc',
     ]);
     expect(gw.env).toEqual([
       { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
       { name: 'MCP_DRAIN_SECONDS', value: '25' },
+      { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
+      { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
     ]);
+    // Sealed sessions (issue 18): the session keys only in the gateway, optional, and the peers' headless Service.
+    expect(gw.volumeMounts).toEqual([
+      { name: 'session-keys', mountPath: '/var/run/kubemcp/session-keys', readOnly: true },
+    ]);
+    expect(pod.containers[0]!.volumeMounts.map((m: { name: string }) => m.name)).not.toContain('session-keys');
+    expect(pod.volumes).toContainEqual({
+      name: 'session-keys',
+      secret: { secretName: 'demo-session-keys', optional: true, defaultMode: 0o444 },
+    });
+    const peers = objs.find((o) => o.kind === 'Service' && o.metadata.name === 'demo-peers') as unknown as {
+      spec: Record<string, unknown>;
+    };
+    expect(peers.spec).toEqual({
+      clusterIP: 'None',
+      publishNotReadyAddresses: true,
+      selector: { 'app.kubernetes.io/name': 'mcp-server', 'app.kubernetes.io/instance': 'demo' },
+      ports: [{ name: 'mcp', port: 18080, targetPort: 'mcp', protocol: 'TCP' }],
+    });
     expect(gw.ports).toEqual([{ name: 'mcp', containerPort: 18080, protocol: 'TCP' }]);
     expect(gw.readinessProbe.httpGet).toEqual({ path: '/.kubemcp/readyz', port: 'mcp', scheme: 'HTTP' });
     expect(gw.securityContext).toMatchObject({ runAsNonRoot: true, readOnlyRootFilesystem: true });
@@ -159,6 +181,8 @@ describe('MCPServerWorkload: children per transport', () => {
       'oidc',
       '--mcpserver',
       '$(POD_NAMESPACE)/demo',
+      '--peers',
+      'demo-peers.$(POD_NAMESPACE).svc.cluster.local',
       '--audience',
       'http://demo.$(POD_NAMESPACE).svc.cluster.local:8080/mcp',
       '--oidc-issuer',
@@ -211,7 +235,13 @@ describe('MCPServerWorkload: PodDisruptionBudget (issue 10, part 3)', () => {
   it("2 or more replicas: PDB <name> with maxUnavailable 1 and the pods' selector, after the Deployment", () => {
     for (const replicas of [2, 5]) {
       const objs = renderMCPServer(manifest({ replicas }));
-      expect(objs.map((o) => o.kind)).toEqual(['Service', 'Deployment', 'PodDisruptionBudget', 'NetworkPolicy']);
+      expect(objs.map((o) => o.kind)).toEqual([
+        'Service',
+        'Deployment',
+        'PodDisruptionBudget',
+        'NetworkPolicy',
+        'Service',
+      ]);
       const { PodDisruptionBudget: pdb, Deployment: dep } = byKind(objs);
       expect(pdb.apiVersion).toBe('policy/v1');
       expect(pdb.metadata.name).toBe('demo');
@@ -225,6 +255,7 @@ describe('MCPServerWorkload: PodDisruptionBudget (issue 10, part 3)', () => {
         'Service',
         'Deployment',
         'NetworkPolicy',
+        'Service',
       ]);
     expect(renderMCPServer(manifest({ transport: 'stdio', replicas: 1 })).map((o) => o.kind)).toEqual([
       'Deployment',
@@ -275,7 +306,19 @@ describe('MCPServerWorkload: NetworkPolicy (issue 17, isolation)', () => {
       podSelector: { matchLabels: { app: 'c' } },
     };
     expect(netpol(renderMCPServer(manifest({ allowFrom }), undefined, { operatorPeer: op })).spec.ingress).toEqual([
-      { ports: [{ port: 'mcp', protocol: 'TCP' }], from: [...allowFrom, op] },
+      {
+        ports: [{ port: 'mcp', protocol: 'TCP' }],
+        // The MCPServer's own pods: a gateway forwards another pod's sealed session (issue 18).
+        from: [
+          ...allowFrom,
+          op,
+          {
+            podSelector: {
+              matchLabels: { 'app.kubernetes.io/name': 'mcp-server', 'app.kubernetes.io/instance': 'demo' },
+            },
+          },
+        ],
+      },
     ]);
     expect(netpol(renderMCPServer(manifest({}), undefined, { operatorPeer: op })).spec.ingress).toEqual([
       { ports: [{ port: 'mcp', protocol: 'TCP' }] },
@@ -303,7 +346,7 @@ describe('MCPServerWorkload: NetworkPolicy (issue 17, isolation)', () => {
 describe('MCPServerWorkload: optional fields', () => {
   it('config: ConfigMap <name>-config with config.json and one key per entry, mounted read-only, MCP_CONFIG_FILE set', () => {
     const objs = renderMCPServer(manifest({ config: { LOG_LEVEL: 'info', B: '2' } }));
-    expect(objs.map((o) => o.kind)).toEqual(['ConfigMap', 'Service', 'Deployment', 'NetworkPolicy']);
+    expect(objs.map((o) => o.kind)).toEqual(['ConfigMap', 'Service', 'Deployment', 'NetworkPolicy', 'Service']);
     const cm = byKind(objs).ConfigMap;
     expect(cm.metadata.name).toBe('demo-config');
     expect(Object.keys(cm.data).sort()).toEqual(['B', 'LOG_LEVEL', 'config.json']);
@@ -456,6 +499,7 @@ describe('determinism and equivalence with cdk8s synth', () => {
       'Service/default/basic-mcpserver',
       'Deployment/default/basic-mcpserver',
       'NetworkPolicy/default/basic-mcpserver',
+      'Service/default/basic-mcpserver-peers',
       'ClusterRoleBinding/undefined/kubemcp:gateway:default:basic-mcpserver',
     ]);
     expect(byKind(objs).Service.spec.ports[0].port).toBe(3001);
@@ -472,6 +516,7 @@ describe('kubemcp render input handling', () => {
       'Service/a',
       'Deployment/a',
       'NetworkPolicy/a',
+      'Service/a-peers',
       'Deployment/b',
       'NetworkPolicy/b',
     ]);
@@ -529,10 +574,13 @@ describe('OperatorChart', () => {
     });
     expect(JSON.stringify(CONTROLLER_RULES)).not.toContain('impersonate"');
   });
-  it('grants least privilege: no wildcards, no secrets, leases only in its namespace', () => {
+  it('grants least privilege: no wildcards, secrets never listed or watched, leases only in its namespace', () => {
     const text = JSON.stringify(CONTROLLER_RULES);
     expect(text).not.toContain('*');
-    expect(text).not.toContain('secrets');
+    // Secrets: only the session keys' create, and get/update to rotate them (issue 18).
+    expect(CONTROLLER_RULES.filter((r) => r.resources?.includes('secrets'))).toEqual([
+      { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'create', 'update'] },
+    ]);
     expect(text).not.toContain('leases');
     const role = byKind(objs).Role;
     expect(role.rules[0].resources).toEqual(['leases']);

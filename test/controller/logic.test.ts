@@ -675,7 +675,7 @@ describe('foreign list entries (issue 10, part 1)', () => {
       expect.arrayContaining([
         'spec.template.spec.containers[name=mcp-server].volumeMounts mountPath=/bridge',
         'spec.template.spec.containers name=mcp-bridge',
-        'spec.template.spec.volumes name=bridge',
+        'spec.template.spec.volumes name=bridge,name=session-keys',
         'spec.template.spec.initContainers name=bridge-init',
       ]),
     );
