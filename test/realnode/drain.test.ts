@@ -4,7 +4,7 @@
  * load of calls while its `config` changes (the config hash annotation rolls the Deployment):
  * - `kube-mcp`: `kubemcp serve -t http` behind the gateway (3 replicas), the server container's
  *   preStop hook waiting on the gateway's drain (charts/mcpserver.ts);
- * - `everything`: bridged stdio server-everything (1 replica, the most a stdio server may have yet), whose
+ * - `everything`: bridged stdio server-everything (1 replica), whose
  *   `trigger-long-running-operation` (1 s) is in flight whenever a pod gets SIGTERM.
  *
  * The controller runs in this process, watching only this suite's namespace. The load comes from
@@ -188,8 +188,8 @@ describeReal('a config change rolling an MCPServer under load loses no call (rea
     },
     {
       name: 'everything',
-      // One replica: "stdio allows at most one replica" still holds until bridged stdio servers may
-      // run more (issue 18); the rolling update still runs the old and the new pod side by side.
+      // One replica: the rolling update still runs the old and the new pod side by side (several
+      // replicas of a bridged server are tested in sessions.test.ts).
       replicas: 1,
       spec: (config: Record<string, string>) => ({
         image: EVERYTHING_IMAGE,
@@ -219,9 +219,8 @@ describeReal('a config change rolling an MCPServer under load loses no call (rea
       `${t.name}: ${t.replicas} replicas, config changed under a steady load of tools/call: every call answered`,
       async () => {
         await applyMcp(t.name, t.spec({ round: '1' }));
-        // Not MCPServer Ready: the controller's out-of-cluster verification goes through the apiserver's
-        // service proxy, which balances each request, so a multi-replica legacy server fails it until
-        // sessions survive replicas (issue 18's session routing). The pods and endpoints are what count here.
+        // The pods and endpoints are what count here (MCPServer Ready through the apiserver's
+        // service proxy with several replicas is sessions.test.ts's).
         await waitFor(
           `Deployment ${t.name} created`,
           async () =>
