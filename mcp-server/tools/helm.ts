@@ -140,6 +140,9 @@ const releaseOutput = {
 
 const HISTORY_COLUMNS = ['REVISION', 'UPDATED', 'STATUS', 'CHART', 'APP VERSION', 'DESCRIPTION'];
 
+/** Where Helm keeps releases: hidden when Secrets are a denied kind (registry.ts needsKinds). */
+const HELM_STORAGE_KIND = { group: '', resource: 'secrets', kind: 'Secret' };
+
 /** The tools of this module, in listing order. */
 export function helmTools(): AnyToolDef[] {
   return [
@@ -149,6 +152,7 @@ export function helmTools(): AnyToolDef[] {
       description:
         "List Helm releases (latest revision of each, like `helm list`) from Helm's storage Secrets, no helm binary.",
       effect: 'read',
+      needsKinds: [HELM_STORAGE_KIND],
       input: {
         namespace: z.string().optional().describe("default: the context's namespace"),
         allNamespaces: z.boolean().optional().describe('all (allowed) namespaces'),
@@ -215,6 +219,7 @@ export function helmTools(): AnyToolDef[] {
       description:
         'A Helm release, like `helm status|get|history`: status, user values (all: with chart defaults), manifest, notes or history. Secrets masked; release text fenced as cluster data.',
       effect: 'read',
+      needsKinds: [HELM_STORAGE_KIND],
       input: {
         name: z.string().min(1),
         namespace: z.string().optional(),

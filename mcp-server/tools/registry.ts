@@ -70,6 +70,11 @@ export interface ToolDef<I extends z.ZodRawShape = z.ZodRawShape> {
    * not served, hidden while it is not (see {@link followApiGroup}).
    */
   apiGroup?: string;
+  /**
+   * Kinds the tool reads to do anything at all (Helm's tools: Secrets): not listed when the
+   * policy denies one of them (`--deny-kinds`), as it could only ever answer "refused".
+   */
+  needsKinds?: ReadonlyArray<{ group: string; resource: string; kind: string }>;
   run: (args: ToolArgs<I>, ctx: ToolContext) => Promise<ToolOutput>;
 }
 
@@ -166,6 +171,7 @@ export function registerTools(server: McpServer, defs: AnyToolDef[], deps: Regis
   const names: string[] = [];
   for (const def of defs) {
     if (!deps.policy.toolEnabled(def.name, def.effect)) continue;
+    if (def.needsKinds?.some((k) => deps.policy.kindDenied(k))) continue;
     names.push(def.name);
     const registered = server.registerTool(
       def.name,
