@@ -178,7 +178,7 @@ function accessOptions(cmd: Command): Command {
     )
     .option(
       '--peers <fqdn>',
-      "sealed sessions across replicas: the MCPServer's headless Service (<name>-peers.<ns>.svc.cluster.local), whose A records are its current pods; needs POD_IP and POD_NAME",
+      "sealed sessions across replicas: the MCPServer's headless Service (<name>-peers.<ns>.svc.cluster.local), whose A records are its current pods, or a comma-separated list of IP addresses; needs POD_IP and POD_NAME",
     )
     .option(
       '--session-keys <dir>',

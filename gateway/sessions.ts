@@ -200,6 +200,15 @@ export function dnsPeers(fqdn: string, port: number, cacheMs = 1000) {
   };
 }
 
+/**
+ * A fixed set of pods as gateway addresses: `ips` (IP literals) with the gateway's port, for a
+ * gateway outside Kubernetes or a bench on loopback (`--peers 127.0.0.1,127.0.0.2`).
+ */
+export function staticPeers(ips: readonly string[], port: number) {
+  const set: ReadonlySet<string> = new Set(ips.map((ip) => hostPort(ip, port)));
+  return { current: async () => set, fresh: async () => set };
+}
+
 /** Options of {@link SessionRouter}. */
 export interface SessionRouterOptions {
   seal: SessionSeal;

@@ -14,7 +14,8 @@ import { OidcAuthenticator } from './auth/oidc.js';
 import { SubjectAccessReviewAuthorizer } from './auth/sar.js';
 import { kubeFetch } from '../lib/kube-http.js';
 import { inClusterCredentials, type ApiCredentials } from '../lib/in-cluster.js';
-import { SessionKeys, SessionRouter, SessionSeal, dnsPeers, hostPort } from './sessions.js';
+import { SessionKeys, SessionRouter, SessionSeal, dnsPeers, hostPort, staticPeers } from './sessions.js';
+import net from 'node:net';
 import { POD_IP_ENV, POD_NAME_ENV } from './wiring.js';
 
 /** The access options shared by both gateway commands. */
@@ -41,7 +42,8 @@ export interface AccessCliOptions {
 
 /**
  * The session router of a gateway listening on `port` (./sessions.ts; `unwrap` true in
- * reverse-proxy mode, false in stdio mode), from `--peers`,
+ * reverse-proxy mode, false in stdio mode), from `--peers` (a DNS name, the headless Service; or
+ * a comma-separated list of IP addresses, a fixed set of pods),
  * `--session-keys` and the pod's {@link POD_IP_ENV} and {@link POD_NAME_ENV}; undefined without
  * `--peers` (sessions stay in their pod). Keys are read from the directory as they come and go:
  * without a `current` key nothing is sealed, and the log says so.
@@ -60,11 +62,12 @@ export function sessionRouterFromOptions(
   const pod = env[POD_NAME_ENV];
   if (!ip || !pod) throw new Error(`--peers needs the pod's ${POD_IP_ENV} and ${POD_NAME_ENV} (downward API)`);
   const ref = parseServerRef(o.mcpserver);
+  const ips = o.peers.split(',').map((x) => x.trim());
   const keys = new SessionKeys(o.sessionKeys, undefined, log);
   const router = new SessionRouter({
     seal: new SessionSeal(keys, `${ref.namespace}/${ref.name}`),
     self: { address: hostPort(ip, port), pod },
-    peers: dnsPeers(o.peers, port),
+    peers: ips.every((x) => net.isIP(x)) ? staticPeers(ips, port) : dnsPeers(o.peers, port),
     unwrap,
     log,
     registry,
