@@ -79,9 +79,9 @@ describeReal('diagnose on the real node', () => {
     );
     // The kubelet restarts the container when the back-off ends; a call that lands in the second
     // the new instance runs sees it terminated (reason Error, which is then the true state). Ask
-    // again, a bounded number of times, until the call sees the back-off itself.
+    // again (at most 60 times, 1 s apart: a busy kubelet reports the back-off late), until the call sees it.
     let r = await callTool(c, 'diagnose-workload', { kind: 'pod/crasher', namespace: ns });
-    for (let i = 0; i < 10 && out(r).findings?.[0]?.reason !== 'CrashLoopBackOff'; i++) {
+    for (let i = 0; i < 60 && out(r).findings?.[0]?.reason !== 'CrashLoopBackOff'; i++) {
       await new Promise((done) => setTimeout(done, 1000));
       r = await callTool(c, 'diagnose-workload', { kind: 'pod/crasher', namespace: ns });
     }
