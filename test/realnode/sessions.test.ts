@@ -158,7 +158,7 @@ describeReal('sessions survive replicas behind the apiserver service proxy (real
           `${t.name} Ready with 3 replicas`,
           async () => {
             const o = await getMcp(t.name);
-            return o.status?.phase === 'Running' &&
+            return o.status?.phase === 'Ready' &&
               o.status.readyReplicas === 3 &&
               mcpCondition(o, 'Verified')?.status === 'True'
               ? o
