@@ -521,6 +521,8 @@ describeReal('operator and kubemcp serve as pods on the real node', () => {
         namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': opNs } },
         podSelector: { matchLabels: CONTROLLER_LABELS },
       },
+      // The MCPServer's own pods: a gateway forwards another pod's sealed session (issue 18).
+      { podSelector: { matchLabels: { 'app.kubernetes.io/name': 'mcp-server', 'app.kubernetes.io/instance': serve } } },
     ]);
     await waitFor(
       'the intruder dropped at the gateway port',
