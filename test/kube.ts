@@ -282,6 +282,24 @@ export function mcpServers(
  * (charts/mcpserver.ts authDelegatorBindingName) is deleted, then the namespace. Errors are
  * swallowed: it runs in afterAll, where the namespace may already be gone.
  */
+/**
+ * The ready endpoints (`ip:port`, first port of each slice) of Service `name` in `namespace`, as the
+ * EndpointSlices list them for kube-proxy and the apiserver's service proxy.
+ */
+export async function readyEndpoints(kc: k8s.KubeConfig, namespace: string, name: string): Promise<string[]> {
+  const slices = await kc.makeApiClient(k8s.DiscoveryV1Api).listNamespacedEndpointSlice({
+    namespace,
+    labelSelector: `kubernetes.io/service-name=${name}`,
+  });
+  const out: string[] = [];
+  for (const s of slices.items) {
+    const port = s.ports?.[0]?.port;
+    for (const e of s.endpoints ?? [])
+      if (e.conditions?.ready && port) for (const a of e.addresses) out.push(`${a}:${port}`);
+  }
+  return out;
+}
+
 export async function deleteTestNamespace(kc: k8s.KubeConfig, namespace: string): Promise<void> {
   const custom = kc.makeApiClient(k8s.CustomObjectsApi);
   const rbac = kc.makeApiClient(k8s.RbacAuthorizationV1Api);

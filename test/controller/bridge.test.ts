@@ -91,7 +91,13 @@ describe('a bridged stdio MCPServer', () => {
 
     const rendered = renderMCPServer(mk('everything', SPEC), ns, { bridgeImage: BRIDGE_IMAGE });
     // Plus the gateway's cluster-scoped ClusterRoleBinding (mode kubernetes), read without a namespace.
-    expect(rendered.map((r) => r.kind)).toEqual(['Service', 'Deployment', 'NetworkPolicy', 'ClusterRoleBinding']);
+    expect(rendered.map((r) => r.kind)).toEqual([
+      'Service',
+      'Deployment',
+      'NetworkPolicy',
+      'Service',
+      'ClusterRoleBinding',
+    ]);
     for (const want of rendered) {
       const live = (await objects.read({
         apiVersion: want.apiVersion,

@@ -118,6 +118,7 @@ describe('seed basic sample, verbatim, in namespace default', () => {
       'Service',
       'Deployment',
       'NetworkPolicy',
+      'Service',
       'ClusterRoleBinding',
     ]);
     const crb = rendered.find((r) => r.kind === 'ClusterRoleBinding')!;

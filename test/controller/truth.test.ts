@@ -83,7 +83,8 @@ describe('keyed-list drift owned by another manager converges without a spec cha
       core.readNamespacedService({ name: 'lists', namespace: ns }),
       apps.readNamespacedDeployment({ name: 'lists', namespace: ns }),
     ]);
-    const want = Object.fromEntries(rendered.map((r) => [r.kind, json(r)]));
+    const want = Object.fromEntries([...rendered].reverse().map((r) => [r.kind, json(r)]));
+    // (first of each kind: the Service clients reach, not the headless <name>-peers one)
     const c = dep.spec!.template.spec!.containers;
     const rd = byKind(rendered).Deployment.spec.template.spec;
     const rc: { name: string; ports?: { containerPort: number }[]; env?: { name: string }[] }[] = rd.containers;

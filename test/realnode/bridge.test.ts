@@ -36,6 +36,7 @@ import {
   kubectl,
   mcpCondition as condition,
   mcpServers,
+  readyEndpoints,
   waitFor,
   type McpServerObject as MCPServer,
 } from '../kube.js';
@@ -285,6 +286,14 @@ describeReal('bridged stdio MCPServers on the real node', () => {
         },
         READY_WAIT_MS,
         1000,
+      );
+      // The apiserver's service proxy routes by the EndpointSlices, which list the pod ready again a
+      // moment after the kubelet says so: wait for that before calling through the Service.
+      await waitFor(
+        'the Service to list the restarted pod as a ready endpoint',
+        async () => (await readyEndpoints(kc, ns, everything)).some((e) => e.startsWith(`${restarted.status!.podIP}:`)),
+        60_000,
+        500,
       );
       expect(restarted.metadata!.name).toBe(pod.metadata!.name); // same pod: the container restarted
       expect(containerStatus(restarted, 'mcp-bridge')?.restartCount).toBe(bridgeBefore); // the bridge kept running

@@ -72,7 +72,11 @@ describeReal('diagnose on the real node', () => {
       async () => {
         const p = await core.readNamespacedPod({ name: 'crasher', namespace: ns });
         const cs = p.status?.containerStatuses?.[0];
-        return cs?.state?.waiting?.reason === 'CrashLoopBackOff' && (cs.restartCount ?? 0) >= 1;
+        if (cs?.state?.waiting?.reason === 'CrashLoopBackOff' && (cs.restartCount ?? 0) >= 1) return true;
+        // Not yet: say what the kubelet reports, so a timeout names the state it stopped in.
+        throw new Error(
+          `phase ${p.status?.phase}, node ${p.spec?.nodeName ?? '(none)'}, state ${JSON.stringify(cs?.state ?? p.status?.conditions)}, restarts ${cs?.restartCount ?? 0}`,
+        );
       },
       180_000,
       1000,

@@ -27,7 +27,7 @@ import { realNodeStatus } from '../../cluster/index.js';
 import { Controller } from '../../controller/controller.js';
 import { EVERYTHING_BIN, EVERYTHING_IMAGE, KUBEMCP_IMAGE } from '../../images/images.js';
 import { startRealNodeController } from './setup.js';
-import { deleteTestNamespace, kubeConfig, mcpServers, waitFor } from '../kube.js';
+import { deleteTestNamespace, kubeConfig, mcpServers, readyEndpoints as readyEndpointsOf, waitFor } from '../kube.js';
 
 const status = realNodeStatus();
 const skip = !status.available && status.reason?.kind === 'unsupported';
@@ -41,25 +41,12 @@ const READY_WAIT_MS = 300_000;
 const kc = kubeConfig();
 const core = kc.makeApiClient(k8s.CoreV1Api);
 const apps = kc.makeApiClient(k8s.AppsV1Api);
-const discovery = kc.makeApiClient(k8s.DiscoveryV1Api);
 const { apply: applyMcp } = mcpServers(kc, ns);
 const log = pino({ level: process.env.KUBEMCP_TEST_LOG ?? 'silent' });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The ready endpoints (`ip:port`) of Service `name`, as kube-proxy would route to them. */
-async function readyEndpoints(name: string): Promise<string[]> {
-  const slices = await discovery.listNamespacedEndpointSlice({
-    namespace: ns,
-    labelSelector: `kubernetes.io/service-name=${name}`,
-  });
-  const out: string[] = [];
-  for (const s of slices.items) {
-    const port = s.ports?.[0]?.port;
-    for (const e of s.endpoints ?? [])
-      if (e.conditions?.ready && port) for (const a of e.addresses) out.push(`${a}:${port}`);
-  }
-  return out;
-}
+const readyEndpoints = (name: string) => readyEndpointsOf(kc, ns, name);
 
 /** Waits until the Deployment `name` has rolled out completely (every pod of the new template, none older). */
 async function rolledOut(name: string, replicas: number, timeoutMs: number): Promise<void> {
