@@ -148,6 +148,22 @@ export function summarize(body: unknown): RpcSummary[] {
   });
 }
 
+/** The `_meta` key every MCP 2026-07-28 request carries (its protocol version; the spec's request envelope). */
+export const MODERN_ENVELOPE_KEY = 'io.modelcontextprotocol/protocolVersion';
+
+/**
+ * Whether a JSON-RPC body may be an MCP 2026-07-28 request: one message (not a batch) that is
+ * `server/discover` or carries {@link MODERN_ENVELOPE_KEY} in `params._meta`. A cheap first look
+ * (no SDK loaded) before the SDK's own `isLegacyRequest` decides (./eras.ts).
+ */
+export function looksModern(body: unknown): boolean {
+  if (!body || typeof body !== 'object' || Array.isArray(body)) return false;
+  const m = body as { method?: unknown; params?: { _meta?: unknown } };
+  if (m.method === 'server/discover') return true;
+  const meta = m.params?._meta;
+  return !!meta && typeof meta === 'object' && MODERN_ENVELOPE_KEY in meta;
+}
+
 /** The Prometheus metrics of one gateway (issue 17: calls by method, tool and outcome; latency; refusals by reason). */
 export class GatewayMetrics {
   readonly requests: Counter<'mcpserver' | 'method' | 'tool' | 'outcome'>;

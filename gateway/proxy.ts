@@ -32,7 +32,8 @@
 import * as http from 'node:http';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import { summarize, upstreamHeaders, type GatewayAccess, type RpcSummary } from './access.js';
+import { looksModern, summarize, upstreamHeaders, type GatewayAccess, type RpcSummary } from './access.js';
+import type { ModernFront } from './eras.js';
 import { readBody, rpcError, send } from '../lib/http-json.js';
 import {
   filterToolsListBody,
@@ -73,6 +74,12 @@ export interface GatewayProxyOptions {
    * sessions are the server's own ids and live in this pod.
    */
   sessions?: SessionRouter;
+  /**
+   * MCP 2026-07-28 clients in front of a 2025-era server (./eras.ts, issue 18): the gateway answers
+   * their requests itself on a session it holds with the server (default true; false passes
+   * every request through as it comes).
+   */
+  modernFront?: boolean;
 }
 
 /** Largest tools/list answer the gateway buffers to filter, in bytes. */
@@ -103,6 +110,12 @@ export async function startGatewayProxy(opts: GatewayProxyOptions): Promise<Runn
   const owners = new Map<string, string>();
   const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
   const { access, log } = opts;
+  // Loaded on the first 2026-07-28 request: the SDK v2 packages cost nothing until a modern client comes.
+  let modern: Promise<ModernFront> | undefined;
+  const modernFront = () =>
+    (modern ??= import('./eras.js').then(
+      (m) => new m.ModernFront({ upstream: opts.upstream, log, registry: opts.registry }),
+    ));
 
   const ownerOk = (sid: string, user: string): boolean => {
     const owner = owners.get(sid);
@@ -197,6 +210,23 @@ export async function startGatewayProxy(opts: GatewayProxyOptions): Promise<Runn
       return finish(Array.isArray(parsed) ? 403 : 200, decision.identity, 'denied');
     }
     const listIds = grant && !grant.all ? toolsListIds(parsed) : [];
+
+    // A 2026-07-28 request to a 2025-era server: answered here, on the caller's upstream session (./eras.ts).
+    if (opts.modernFront !== false && looksModern(parsed)) {
+      const front = await modernFront();
+      let mine: boolean;
+      try {
+        mine = await front.wants(req, parsed, decision.identity);
+      } catch (err) {
+        log.warn({ err: (err as Error).message, upstream: opts.upstream }, 'upstream session failed');
+        rpcError(res, 502, -32603, `Bad Gateway: the MCP server container did not answer (${(err as Error).message})`);
+        return finish(502, decision.identity, 'error');
+      }
+      if (mine) {
+        res.on('close', () => finish(res.statusCode, decision.identity));
+        return front.serve(req, res, parsed, decision.identity, grant);
+      }
+    }
 
     const headers = upstreamHeaders(req.headers, decision.identity);
     headers.host = upstream.host;
@@ -305,12 +335,14 @@ export async function startGatewayProxy(opts: GatewayProxyOptions): Promise<Runn
       const result = await drain.begin();
       agent.destroy();
       opts.sessions?.close();
+      await (await modern)?.close();
       return result;
     },
     close: async () => {
       server.closeAllConnections();
       agent.destroy();
       opts.sessions?.close();
+      await (await modern)?.close();
       await new Promise<void>((r) => server.close(() => r()));
     },
   };

@@ -1,9 +1,12 @@
 /**
  * Real HTTP servers on 127.0.0.1 for the handshake tests: `kubemcp serve` child processes and
- * plain node:http servers. Processes are stopped by pid; startup waits are bounded.
+ * plain node:http servers, and SDK v2 servers of either era (2026-07-28 only, or both). Processes are stopped by pid; startup waits are bounded.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { toNodeHandler } from '@modelcontextprotocol/node';
+import { McpServer, createMcpHandler } from '@modelcontextprotocol/server';
+import { z } from 'zod';
 import type { AddressInfo } from 'node:net';
 import { ROOT } from '../mcp-server/helpers.js';
 
@@ -63,3 +66,35 @@ export const closeServer = (s: Server) =>
     s.closeAllConnections();
     s.close(r);
   });
+
+/** The modern fixture's tools: two, one with an input schema. */
+function fixtureServer(): McpServer {
+  const s = new McpServer({ name: 'modern-fixture', version: '2.4.0-test' });
+  s.registerTool(
+    'echo',
+    { description: 'Echoes its text', inputSchema: z.object({ text: z.string() }) },
+    ({ text }) => ({ content: [{ type: 'text', text }] }),
+  );
+  s.registerTool('now', { description: 'The time' }, () => ({
+    content: [{ type: 'text', text: new Date().toISOString() }],
+  }));
+  return s;
+}
+
+/** An SDK v2 handler on node:http at 127.0.0.1:0; `legacy: 'reject'` makes it modern-only. */
+export async function startModern(
+  legacy: 'reject' | 'stateless',
+): Promise<{ url: string; server: Server; close: () => Promise<void> }> {
+  const handler = createMcpHandler(() => fixtureServer(), { legacy });
+  const node = toNodeHandler(handler);
+  const server = createServer((req: IncomingMessage, res) => void node(req, res));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`,
+    server,
+    close: async () => {
+      await handler.close();
+      await closeServer(server);
+    },
+  };
+}

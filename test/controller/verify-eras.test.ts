@@ -19,16 +19,12 @@
  * Every server, namespace and binding made here is removed; every wait is bounded.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
 import { Client as ClientV2, StreamableHTTPClientTransport as TransportV2 } from '@modelcontextprotocol/client';
-import { toNodeHandler } from '@modelcontextprotocol/node';
-import { McpServer, createMcpHandler } from '@modelcontextprotocol/server';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import pino from 'pino';
 import { Registry } from 'prom-client';
-import { z } from 'zod';
 import { mcpServerStatus } from '../../charts/api/schema.js';
 import { parseMCPServerSpec } from '../../charts/api/validate.js';
 import { Controller } from '../../controller/controller.js';
@@ -44,7 +40,7 @@ import { apply, createNamespace, kubeConfig } from '../kube.js';
 import { mcpsApi } from './mcps.js';
 import type { MCPS } from '../shapes.js';
 import * as k8s from '@kubernetes/client-node';
-import { closeServer, startHttp } from './servers.js';
+import { closeServer, startHttp, startModern } from './servers.js';
 
 /** What one request carried: HTTP method and, for a POST, the JSON-RPC method(s). */
 interface Seen {
@@ -65,38 +61,6 @@ function recording(seen: Seen[], base: FetchLike = globalThis.fetch as FetchLike
   };
 }
 const rpcs = (seen: Seen[]) => seen.flatMap((s) => s.rpc);
-
-/** The modern fixture's tools: two, one with an input schema. */
-function fixtureServer(): McpServer {
-  const s = new McpServer({ name: 'modern-fixture', version: '2.4.0-test' });
-  s.registerTool(
-    'echo',
-    { description: 'Echoes its text', inputSchema: z.object({ text: z.string() }) },
-    ({ text }) => ({ content: [{ type: 'text', text }] }),
-  );
-  s.registerTool('now', { description: 'The time' }, () => ({
-    content: [{ type: 'text', text: new Date().toISOString() }],
-  }));
-  return s;
-}
-
-/** An SDK v2 handler on node:http at 127.0.0.1:0; `legacy: 'reject'` makes it modern-only. */
-async function startModern(
-  legacy: 'reject' | 'stateless',
-): Promise<{ url: string; server: Server; close: () => Promise<void> }> {
-  const handler = createMcpHandler(() => fixtureServer(), { legacy });
-  const node = toNodeHandler(handler);
-  const server = createServer((req: IncomingMessage, res) => void node(req, res));
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`,
-    server,
-    close: async () => {
-      await handler.close();
-      await closeServer(server);
-    },
-  };
-}
 
 /** The tools a client pinned to 2026-07-28 lists from `url`. */
 async function pinnedTools(url: string) {

@@ -20,12 +20,16 @@ import pino from 'pino';
 import { Registry } from 'prom-client';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { Client as ClientV2, StreamableHTTPClientTransport as TransportV2 } from '@modelcontextprotocol/client';
 import { startGatewayProxy, type RunningGatewayProxy } from '../../gateway/proxy.js';
 import { accessFromOptions } from '../../gateway/setup.js';
 import { ToolPolicy } from '../../gateway/tools.js';
 import { kubeConfig } from '../kube.js';
 import { gatewayFixture, type GatewayFixture } from './fixture.js';
-import { startServe } from '../controller/servers.js';
+import { startModern, startServe } from '../controller/servers.js';
+
+/** SDK v2 client options: 2026-07-28 only (a pin never falls back to initialize). */
+const PINNED = { versionNegotiation: { mode: { pin: '2026-07-28' as const } } };
 
 const kc = kubeConfig();
 const NAME = 'kube-mcp';
@@ -351,4 +355,107 @@ describe('kubemcp gateway in front of a real kubemcp serve, with the MCP SDK cli
       serve.stop();
     }
   }, 240_000);
+});
+
+describe('MCP 2026-07-28 clients through the gateway (issue 18: the gateway answers for a 2025-era server)', () => {
+  /** An SDK v2 client pinned to 2026-07-28 (no fallback to initialize), as `sa` with an audience-bound token. */
+  const modernClient = async (url: URL, sa?: string) => {
+    const c = new ClientV2({ name: `modern-${sa ?? 'anonymous'}`, version: '1.0.0' }, PINNED);
+    const headers: Record<string, string> = sa ? { authorization: `Bearer ${await fx.token(sa, [audience])}` } : {};
+    await c.connect(new TransportV2(url, { requestInit: { headers } }));
+    return c;
+  };
+  const translated = async (reg: Registry) =>
+    Object.fromEntries(
+      ((await reg.getSingleMetricAsString('kubemcp_gateway_translated_requests_total').catch(() => '')) as string)
+        .split('\n')
+        .map((l) => /method="([^"]+)"\} (\d+)/.exec(l))
+        .filter((m): m is RegExpExecArray => !!m)
+        .map((m) => [m[1]!, Number(m[2])]),
+    );
+
+  it('a pinned 2026-07-28 client discovers kubemcp serve (a 2025-11-25 server) through the gateway, lists and calls tools as its verified caller; bad arguments and no token are refused', async () => {
+    const serve = await startServe();
+    const lines: Array<Record<string, unknown>> = [];
+    const reg = new Registry();
+    const g = await gateway(new URL(serve.url).origin, lines, reg);
+    try {
+      const url = new URL('/mcp', g.url);
+      const c = await modernClient(url, 'editor');
+      expect(c.getProtocolEra()).toBe('modern');
+      const discovered = c.getDiscoverResult()!;
+      // server/discover answered from kubemcp serve's own initialize result.
+      const direct = new Client({ name: 'direct', version: '1' });
+      await direct.connect(new StreamableHTTPClientTransport(new URL(serve.url)));
+      expect(discovered.supportedVersions).toContain('2026-07-28');
+      expect(c.getServerVersion()).toEqual(direct.getServerVersion());
+      expect(Object.keys(discovered.capabilities).sort()).toEqual(
+        expect.arrayContaining(Object.keys(direct.getServerCapabilities()!).filter((k) => k !== 'logging')),
+      );
+      const directTools = (await direct.listTools()).tools.map((t) => t.name);
+      await direct.close();
+
+      const listed = await c.listTools();
+      expect(listed.tools.map((t) => t.name)).toEqual(directTools);
+      const res = await c.callTool({ name: 'list-resources', arguments: { kind: 'namespaces' } });
+      expect(res.isError).toBeFalsy();
+      expect(JSON.stringify(res.content)).toContain(fx.ns);
+      // Bad arguments: an MCP error naming the argument, from the server, carried back.
+      const bad = await c.callTool({ name: 'list-resources', arguments: { kind: 42 } }).then(
+        (r) => JSON.stringify(r.content),
+        (e: Error) => e.message,
+      );
+      expect(bad).toMatch(/kind/);
+      // One audit line per request, naming the verified caller; the 2026 methods are counted.
+      const mine = lines.filter((l) => l.user === `system:serviceaccount:${fx.ns}:editor`).map((l) => l.method);
+      expect(mine).toEqual(expect.arrayContaining(['server/discover', 'tools/list', 'tools/call']));
+      expect(mine).not.toContain('initialize'); // the client never sent one; the gateway's own session is not audited as the client's
+      expect(await translated(reg)).toMatchObject({ 'server/discover': 1, 'tools/list': 1, 'tools/call': 2 });
+      await c.close();
+
+      // No token: 401 before anything is translated or reaches the server.
+      await expect(modernClient(url)).rejects.toThrow(/401|Unauthorized/);
+      expect((await translated(reg))['server/discover']).toBe(1);
+    } finally {
+      await g.close();
+      serve.stop();
+    }
+  }, 240_000);
+
+  it('spec.auth.tools holds for 2026-07-28 clients: the list is filtered, a refused call never reaches the server', async () => {
+    const serve = await startServe();
+    const policy = new ToolPolicy([
+      { names: ['list-resources', 'get-resource'], serviceAccounts: [`${fx.ns}/editor2`] },
+    ]);
+    const g = await gateway(new URL(serve.url).origin, [], new Registry(), undefined, policy);
+    try {
+      const c = await modernClient(new URL('/mcp', g.url), 'editor2');
+      expect((await c.listTools()).tools.map((t) => t.name).sort()).toEqual(['get-resource', 'list-resources']);
+      await expect(c.callTool({ name: 'get-pod-logs', arguments: { name: 'x', namespace: 'y' } })).rejects.toThrow(
+        /Forbidden: system:serviceaccount:.*:editor2 may not call tool "get-pod-logs"/,
+      );
+      const m = await (await fetch(new URL('/metrics', serve.url))).text();
+      expect(m).not.toMatch(/kubemcp_tool_calls_total\{[^}]*tool="get-pod-logs"/);
+      await c.close();
+    } finally {
+      await g.close();
+      serve.stop();
+    }
+  }, 240_000);
+
+  it('a server that speaks 2026-07-28 itself gets the modern requests passed through, untranslated', async () => {
+    const modern = await startModern('stateless');
+    const reg = new Registry();
+    const g = await gateway(new URL(modern.url).origin, [], reg);
+    try {
+      const c = await modernClient(new URL('/mcp', g.url), 'editor');
+      expect(c.getServerVersion()?.name).toBe('modern-fixture');
+      expect((await c.listTools()).tools.map((t) => t.name)).toEqual(['echo', 'now']);
+      expect(await translated(reg)).toEqual({});
+      await c.close();
+    } finally {
+      await g.close();
+      await modern.close();
+    }
+  }, 120_000);
 });
