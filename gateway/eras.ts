@@ -34,7 +34,7 @@
  * one), and `resources/subscribe` of single URIs for modern clients.
  */
 import type * as http from 'node:http';
-import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import { Client, StreamableHTTPClientTransport, type Transport } from '@modelcontextprotocol/client';
 import { toNodeHandler, toWebRequest, type NodeMcpRequestHandler } from '@modelcontextprotocol/node';
 import {
   createMcpHandler,
@@ -87,6 +87,17 @@ export interface ModernFrontOptions {
   maxSessions?: number;
   /** Idle time after which an upstream session is closed, ms (default {@link UPSTREAM_IDLE_MS}). */
   idleMs?: number;
+  /**
+   * The upstream session's transport for a caller (default: Streamable HTTP to `upstream` plus the
+   * request's path, with the caller's identity headers). The stdio bridge passes one into its
+   * process (./http.ts), which is a 2025-era server by definition.
+   */
+  transport?: (caller: { key: string; identity?: Identity }) => Transport;
+  /**
+   * How the upstream session is opened: `auto` (default: `server/discover` first, so a 2026-07-28
+   * server is recognised and passed through) or `legacy` (`initialize` only).
+   */
+  negotiation?: 'auto' | 'legacy';
 }
 
 /** One held upstream session. */
@@ -240,13 +251,16 @@ export class ModernFront {
     });
     const client = new Client(
       { name: 'kubemcp-gateway', version: '0.1.0' },
-      { versionNegotiation: { mode: 'auto' }, capabilities: {} },
+      { versionNegotiation: { mode: this.opts.negotiation ?? 'auto' }, capabilities: {} },
     );
     client.setNotificationHandler('notifications/tools/list_changed', () => this.handler.notify.toolsChanged());
     client.setNotificationHandler('notifications/prompts/list_changed', () => this.handler.notify.promptsChanged());
     client.setNotificationHandler('notifications/resources/list_changed', () => this.handler.notify.resourcesChanged());
     client.onerror = (err) => this.opts.log.debug({ err: err.message }, 'upstream session error');
-    await client.connect(new StreamableHTTPClientTransport(new URL(caller.path, this.opts.upstream), { fetch }));
+    await client.connect(
+      this.opts.transport?.(caller) ??
+        new StreamableHTTPClientTransport(new URL(caller.path, this.opts.upstream), { fetch }),
+    );
     return { client, era: client.getProtocolEra() ?? 'legacy', lastUsed: Date.now() };
   }
 

@@ -29,7 +29,9 @@ import type { Logger } from 'pino';
 import { BRIDGE_ERROR, type BridgeSession, type StdioBridge } from './bridge.js';
 import { httpGuard } from '../lib/http-guard.js';
 import { readBody, rpcError, send, sessionFor } from '../lib/http-json.js';
-import { summarize, type GatewayAccess, type RpcSummary } from './access.js';
+import { looksModern, summarize, type GatewayAccess, type RpcSummary } from './access.js';
+import type { ModernFront } from './eras.js';
+import type { Transport } from '@modelcontextprotocol/client';
 import {
   filterToolsListMessage,
   refusedCalls,
@@ -68,6 +70,11 @@ export interface BridgeHttpOptions {
    * to that pod's bridge. Unset: random ids that live in this pod.
    */
   sessions?: SessionRouter;
+  /**
+   * MCP 2026-07-28 clients (./eras.ts, issue 18): answered by the bridge on a session of its own
+   * into the process (default true; false leaves them to the 2025-era handling, which refuses them).
+   */
+  modernFront?: boolean;
 }
 
 /** A running bridge HTTP server. */
@@ -147,6 +154,19 @@ export async function startBridgeHttp(
   };
 
   const router = opts.sessions;
+  // Loaded on the first 2026-07-28 request; its sessions go into the process like any client's.
+  let modern: Promise<ModernFront> | undefined;
+  const modernFront = () =>
+    (modern ??= import('./eras.js').then(
+      (m) =>
+        new m.ModernFront({
+          upstream: 'http://bridge.invalid', // unused: the transport below goes into the process
+          log,
+          registry: bridge.registry,
+          negotiation: 'legacy', // the bridge answers initialize for its process
+          transport: () => bridgeClientTransport(bridge),
+        }),
+    ));
   const handleMcp = async (req: http.IncomingMessage, res: http.ServerResponse) => {
     // Sealed sessions (./sessions.ts): another pod's session goes there as it comes (body unread);
     // one that does not open is 404 before anything else.
@@ -185,6 +205,17 @@ export async function startBridgeHttp(
       if (refused.length) {
         const errors = refused.map((r) => toolRefusal(r.id, r.name, identity));
         return send(res, Array.isArray(body) ? 403 : 200, Array.isArray(body) ? errors : errors[0]);
+      }
+      // A 2026-07-28 request (no session): answered on the front's own session into the process.
+      if (!sid && opts.modernFront !== false && looksModern(body)) {
+        const front = await modernFront();
+        let mine: boolean;
+        try {
+          mine = await front.wants(req, body, identity);
+        } catch (err) {
+          return rpcError(res, 503, -32603, `the stdio server is not ready: ${(err as Error).message}`);
+        }
+        if (mine) return front.serve(req, res, body, identity, grant);
       }
       if (sid) {
         const s = owned(sid, user);
@@ -353,8 +384,34 @@ export async function startBridgeHttp(
       clearInterval(sweep);
       for (const id of [...sessions.keys()]) closeSession(id);
       router?.close();
+      await (await modern)?.close();
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
     },
   };
+}
+
+/**
+ * A client transport whose server is the bridge's process: each message goes to
+ * {@link StdioBridge.fromSession} as a session of its own (the bridge answers `initialize` and
+ * rewrites ids, as for any client), and what the bridge sends the session comes back through
+ * `onmessage`. Closing it removes the session from the bridge. For ./eras.ts's upstream sessions.
+ */
+export function bridgeClientTransport(bridge: StdioBridge): Transport {
+  const id = `modern-front-${randomUUID()}`;
+  let closed = false;
+  const t: Transport = {
+    start: async () => undefined,
+    send: async (message) => {
+      if (closed) throw new Error('the bridge session is closed');
+      await bridge.fromSession({ id, send: async (m) => t.onmessage?.(m as never) }, message as JSONRPCMessage);
+    },
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      bridge.removeSession(id);
+      t.onclose?.();
+    },
+  };
+  return t;
 }

@@ -11,6 +11,7 @@
  * fail, new calls succeed, list_changed to every session); a malformed line skipped; oversize
  * messages refused with JSON-RPC errors; a process that never answers initialize.
  */
+import { Client as ClientV2, StreamableHTTPClientTransport as TransportV2 } from '@modelcontextprotocol/client';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { closeSync, constants, openSync, writeSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
@@ -165,6 +166,46 @@ describe('bridge in front of server-everything', () => {
     expect(progressed).toBe(true);
     await until(() => b.bridge!.status().inflight === 0, 'the cancelled request to be forgotten', 10_000);
     expect(text(await a.callTool({ name: 'echo', arguments: { message: 'after cancel' } }))).toBe('Echo: after cancel');
+  });
+
+  it("a pinned 2026-07-28 client (SDK v2): server/discover from the process's initialize, stateless calls with progress and cancellation carried onto the bridge's own session (issue 18)", async () => {
+    const m = new ClientV2({ name: 'modern', version: '1' }, { versionNegotiation: { mode: { pin: '2026-07-28' } } });
+    await m.connect(new TransportV2(new URL(b.url)));
+    try {
+      expect(m.getProtocolEra()).toBe('modern');
+      expect(m.getServerVersion()).toEqual(a.getServerVersion()); // the process's serverInfo, through the bridge
+      expect((await m.listTools()).tools.map((t) => t.name)).toEqual((await a.listTools()).tools.map((t) => t.name));
+      const echoed = await m.callTool({ name: 'echo', arguments: { message: 'modern' } });
+      expect(JSON.stringify(echoed.content)).toContain('Echo: modern');
+      const progress: Array<[number, number | undefined]> = [];
+      const long = await m.callTool({ name: 'trigger-long-running-operation', arguments: { duration: 1, steps: 3 } }, {
+        onprogress: (p: { progress: number; total?: number }) => void progress.push([p.progress, p.total]),
+      } as never);
+      expect(JSON.stringify(long.content)).toContain('Steps: 3');
+      expect(progress).toEqual([
+        [1, 3],
+        [2, 3],
+        [3, 3],
+      ]);
+      // Cancellation: aborting the modern request cancels the process's call; the bridge forgets it.
+      const ctl = new AbortController();
+      const cancelled = m.callTool({ name: 'trigger-long-running-operation', arguments: { duration: 20, steps: 20 } }, {
+        signal: ctl.signal,
+        onprogress: () => ctl.abort('test cancels'),
+      } as never);
+      await expect(cancelled).rejects.toThrow();
+      await until(() => b.bridge!.status().inflight === 0, 'the cancelled request to be forgotten', 10_000);
+      // An unknown tool: the process's own answer, carried back.
+      const unknown = await m.callTool({ name: 'no-such-tool', arguments: {} }).then(
+        (r) => JSON.stringify(r),
+        (e: Error) => e.message,
+      );
+      expect(unknown).toMatch(/no-such-tool/);
+    } finally {
+      await m.close();
+    }
+    // The 2025 sessions are untouched.
+    expect(text(await a.callTool({ name: 'echo', arguments: { message: 'legacy' } }))).toBe('Echo: legacy');
   });
 
   it('a malformed line from the process is logged and skipped', async () => {
