@@ -152,6 +152,13 @@ export function summarize(body: unknown): RpcSummary[] {
 export const MODERN_ENVELOPE_KEY = 'io.modelcontextprotocol/protocolVersion';
 
 /**
+ * The `_meta` key by which a 2025-era server may name the input key of a request it sends while a
+ * 2026-07-28 client's call is in flight (./eras.ts: the key of that request in the client's
+ * `InputRequiredResult`); without it the gateway names it `<method>-<n>`.
+ */
+export const INPUT_KEY_META = 'dev.kubemcp/input-key';
+
+/**
  * Whether a JSON-RPC body may be an MCP 2026-07-28 request: one message (not a batch) that is
  * `server/discover` or carries {@link MODERN_ENVELOPE_KEY} in `params._meta`. A cheap first look
  * (no SDK loaded) before the SDK's own `isLegacyRequest` decides (./eras.ts).

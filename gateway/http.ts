@@ -395,16 +395,30 @@ export async function startBridgeHttp(
  * A client transport whose server is the bridge's process: each message goes to
  * {@link StdioBridge.fromSession} as a session of its own (the bridge answers `initialize` and
  * rewrites ids, as for any client), and what the bridge sends the session comes back through
- * `onmessage`. Closing it removes the session from the bridge. For ./eras.ts's upstream sessions.
+ * `onmessage`; it is registered with the bridge on start and removed on close. For ./eras.ts's
+ * upstream sessions.
  */
 export function bridgeClientTransport(bridge: StdioBridge): Transport {
   const id = `modern-front-${randomUUID()}`;
   let closed = false;
+  // Registered like any client's session: the process's notifications (list_changed) and its
+  // requests during a call (elicitation, sampling, roots) reach it.
+  // Each message on a turn of its own, in order: the client SDK handles a notification
+  // asynchronously and a response at once, so a progress notification delivered in the same
+  // turn as the result it precedes would reach the client after its request had ended.
+  let delivered = Promise.resolve();
+  const session: BridgeSession = {
+    id,
+    send: (m) =>
+      (delivered = delivered.then(
+        () => new Promise<void>((r) => setImmediate(() => (t.onmessage?.(m as never), r()))),
+      )),
+  };
   const t: Transport = {
-    start: async () => undefined,
+    start: async () => bridge.addSession(session),
     send: async (message) => {
       if (closed) throw new Error('the bridge session is closed');
-      await bridge.fromSession({ id, send: async (m) => t.onmessage?.(m as never) }, message as JSONRPCMessage);
+      await bridge.fromSession(session, message as JSONRPCMessage);
     },
     close: async () => {
       if (closed) return;

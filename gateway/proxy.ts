@@ -35,6 +35,7 @@ import type { Registry } from 'prom-client';
 import { looksModern, summarize, upstreamHeaders, type GatewayAccess, type RpcSummary } from './access.js';
 import type { ModernFront } from './eras.js';
 import { readBody, rpcError, send } from '../lib/http-json.js';
+import { httpGuard, LOOPBACK } from '../lib/http-guard.js';
 import {
   filterToolsListBody,
   refusedCalls,
@@ -110,6 +111,8 @@ export async function startGatewayProxy(opts: GatewayProxyOptions): Promise<Runn
   const owners = new Map<string, string>();
   const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
   const { access, log } = opts;
+  const bind = opts.host ?? '127.0.0.1';
+  const guard = LOOPBACK.includes(bind) ? httpGuard({ host: bind }) : undefined;
   // Loaded on the first 2026-07-28 request: the SDK v2 packages cost nothing until a modern client comes.
   let modern: Promise<ModernFront> | undefined;
   const modernFront = () =>
@@ -142,6 +145,10 @@ export async function startGatewayProxy(opts: GatewayProxyOptions): Promise<Runn
       }
       return rpcError(res, 404, -32000, `Not found: ${path}`);
     }
+    // On a loopback bind (a gateway run on a workstation), the Host and Origin checks of every
+    // loopback MCP server here (DNS-rebinding protection, ../lib/http-guard.ts); in a pod it binds
+    // 0.0.0.0 and the caller's token is what lets a request through.
+    if (guard && !(await guard.check(req, res))) return;
     if (access.serveMetadata(req, res, path)) return;
     // Every proxied request is in flight until its answer closes; a GET SSE stream is not waited for.
     const upstreamOf: { request?: http.ClientRequest } = {}; // set below, read when the drain ends the stream

@@ -30,7 +30,7 @@
  * started by pid and killed (SIGKILL) if it outlives its bound.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -42,6 +42,10 @@ import {
   ElicitRequestSchema,
   ResourceUpdatedNotificationSchema,
 } from '@modelcontextprotocol/sdk/types.js';
+import pino from 'pino';
+import { Registry } from 'prom-client';
+import { startGatewayProxy, type RunningGatewayProxy } from '../../gateway/proxy.js';
+import { accessFromOptions } from '../../gateway/setup.js';
 import { ROOT, startBridged, until, type Bridged } from './bridge-harness.js';
 import { startHttpServer, text, type HttpServer } from './helpers.js';
 
@@ -55,6 +59,51 @@ const SUITE_CLI = path.join(ROOT, 'node_modules/@modelcontextprotocol/conformanc
 const SPEC_VERSION = '2025-11-25';
 /** The baseline of known failures (the suite's --expected-failures format): empty. */
 const EXPECTED_FAILURES = path.join(ROOT, 'test/mcp-server/conformance-expected-failures.yaml');
+/** The 2026-07-28 baseline: checks the fixture gives the suite nothing to exercise with (listed with reasons). */
+const EXPECTED_FAILURES_2026 = path.join(ROOT, 'test/mcp-server/conformance-expected-failures-2026.yaml');
+/** Every server scenario of the suite at 2026-07-28 (`conformance list --server --spec-version 2026-07-28`). */
+const ALL_SCENARIOS_2026 = [
+  'server-stateless',
+  'completion-complete',
+  'tools-list',
+  'tools-call-simple-text',
+  'tools-call-image',
+  'tools-call-audio',
+  'tools-call-embedded-resource',
+  'tools-call-mixed-content',
+  'tools-call-error',
+  'tools-call-with-progress',
+  'json-schema-2020-12',
+  'server-sse-multiple-streams',
+  'resources-list',
+  'resources-read-text',
+  'resources-read-binary',
+  'resources-templates-read',
+  'sep-2164-resource-not-found',
+  'prompts-list',
+  'prompts-get-simple',
+  'prompts-get-with-args',
+  'prompts-get-embedded-resource',
+  'prompts-get-with-image',
+  'dns-rebinding-protection',
+  'caching',
+  'http-header-validation',
+  'http-custom-header-server-validation',
+  'input-required-result-basic-elicitation',
+  'input-required-result-basic-sampling',
+  'input-required-result-basic-list-roots',
+  'input-required-result-request-state',
+  'input-required-result-multiple-input-requests',
+  'input-required-result-multi-round',
+  'input-required-result-missing-input-response',
+  'input-required-result-non-tool-request',
+  'input-required-result-result-type',
+  'input-required-result-unsupported-methods',
+  'input-required-result-tampered-state',
+  'input-required-result-capability-check',
+  'input-required-result-ignore-extra-params',
+  'input-required-result-validate-input',
+];
 /** The stdio fixture server the bridge runs. */
 const FIXTURE = path.join(ROOT, 'test/fixtures/conformance-server.ts');
 
@@ -176,14 +225,20 @@ interface SuiteRun {
  * a temporary output directory; kills it (SIGKILL, by pid) after `timeoutMs`.
  * @returns its exit code, output and every scenario's checks read from the output directory.
  */
-async function runSuite(node: string, url: string, args: string[], timeoutMs: number): Promise<SuiteRun> {
+async function runSuite(
+  node: string,
+  url: string,
+  args: string[],
+  timeoutMs: number,
+  baseline = EXPECTED_FAILURES,
+): Promise<SuiteRun> {
   const out = mkdtempSync(path.join(os.tmpdir(), 'kubemcp-conformance-'));
   const started = Date.now();
   try {
     // NODE_OPTIONS emptied: jest's --experimental-vm-modules is not for the suite (and slows it down).
     const child = spawn(
       node,
-      [SUITE_CLI, 'server', '--url', url, '--expected-failures', EXPECTED_FAILURES, '-o', out, ...args],
+      [SUITE_CLI, 'server', '--url', url, '--expected-failures', baseline, '-o', out, ...args],
       {
         cwd: out,
         stdio: ['ignore', 'pipe', 'pipe'],
@@ -404,4 +459,79 @@ describe('conformance suite through the gateway stdio bridge in front of our fix
       await c.close();
     }
   });
+});
+
+describe('2026-07-28 suite through the gateway in front of a 2025-11-25 server (issue 18: gateway/eras.ts)', () => {
+  let fixture: ChildProcess | undefined;
+  let gw: RunningGatewayProxy;
+
+  beforeAll(async () => {
+    // The fixture over 2025-11-25 Streamable HTTP (sessions; it knows nothing of 2026-07-28), and
+    // the reverse-proxy gateway in front of it, as in an MCPServer pod (auth none: the suite
+    // sends no token; access is tested in test/gateway/proxy.test.ts).
+    fixture = spawn(process.execPath, ['--import', 'tsx', FIXTURE, '--http'], {
+      cwd: ROOT,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    const url = await new Promise<string>((resolve, reject) => {
+      let err = '';
+      const timer = setTimeout(() => reject(new Error(`the fixture did not listen within 60 s: ${err}`)), 60_000);
+      fixture!.stderr!.on('data', (d: Buffer) => {
+        err += d.toString();
+        const m = /listening on (\S+)/.exec(err);
+        if (m) {
+          clearTimeout(timer);
+          resolve(m[1]!);
+        }
+      });
+      fixture!.once('exit', (code) => reject(new Error(`the fixture exited (${code}): ${err}`)));
+    });
+    const registry = new Registry();
+    gw = await startGatewayProxy({
+      upstream: new URL(url).origin,
+      port: 0,
+      access: accessFromOptions({ auth: 'none' }, pino({ level: 'silent' }), registry),
+      registry,
+      log: pino({ level: 'silent' }),
+    });
+  }, 90_000);
+  afterAll(async () => {
+    await gw?.close();
+    if (fixture?.pid && fixture.exitCode === null) process.kill(fixture.pid, 'SIGTERM');
+  });
+
+  it('passes every 2026-07-28 scenario the fixture can be tested with: discovery, stateless calls, caching, headers, multi round-trip input (InputRequiredResult)', async () => {
+    const r = await runSuite(
+      node22,
+      `${gw.url}/mcp`,
+      ['--suite', 'all', '--spec-version', '2026-07-28'],
+      90_000,
+      EXPECTED_FAILURES_2026,
+    );
+    expect({ code: r.code, signal: r.signal }).toEqual({ code: 0, signal: null });
+    expect([...r.scenarios.keys()].sort()).toEqual([...ALL_SCENARIOS_2026].sort());
+    // Only the baseline's checks fail (each "Not testable" against this fixture).
+    const listed = readFileSync(EXPECTED_FAILURES_2026, 'utf8');
+    for (const s of ALL_SCENARIOS_2026) {
+      const got = r.scenarios.get(s)!;
+      const unexpected = got.problems.filter(
+        (p) => !listed.includes(`- ${s}\n`) && !listed.includes(`${s}:${p.split(':')[0]}`),
+      );
+      expect({ s, unexpected }).toEqual({ s, unexpected: [] });
+      expect({ s, success: got.success > 0 }).toEqual({ s, success: true });
+    }
+    // The multi round-trip scenarios ran in full (both rounds, and the wire-schema check): each of
+    // the 2025 server's own requests (elicitation, sampling, roots) reached the client as an
+    // InputRequiredResult and its answer came back through the retry.
+    for (const s of [
+      'input-required-result-basic-elicitation',
+      'input-required-result-basic-sampling',
+      'input-required-result-basic-list-roots',
+      'input-required-result-multiple-input-requests',
+      'input-required-result-non-tool-request',
+    ])
+      expect({ s, success: r.scenarios.get(s)!.success }).toEqual({ s, success: 3 });
+    expect(r.scenarios.get('input-required-result-multi-round')!.success).toBe(4);
+    expect(r.scenarios.get('input-required-result-tampered-state')!).toMatchObject({ success: 2, failure: 0 });
+  }, 150_000);
 });
