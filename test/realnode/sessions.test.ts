@@ -20,6 +20,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
 import * as k8s from '@kubernetes/client-node';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { Client as ClientV2, StreamableHTTPClientTransport as TransportV2 } from '@modelcontextprotocol/client';
 import type { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { pino } from 'pino';
 import { realNodeStatus } from '../../cluster/index.js';
@@ -78,6 +79,17 @@ async function routes(name: string, port: number): Promise<Record<string, number
       sum[m[1]!] = (sum[m[1]!] ?? 0) + Number(m[2]);
   }
   return sum;
+}
+
+/** `kubemcp_gateway_translated_requests_total{method="tools/call"}` per pod of the MCPServer (2026-07-28 calls its gateway answered). */
+async function translatedCalls(name: string, port: number): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const pod of await podNames(name)) {
+    const path = port === 18080 ? '.kubemcp/metrics' : 'metrics';
+    const text = await kubectl('get', '--raw', `/api/v1/namespaces/${ns}/pods/${pod}:${port}/proxy/${path}`);
+    out[pod] = Number(/^kubemcp_gateway_translated_requests_total\{method="tools\/call"\} (\d+)/m.exec(text)?.[1] ?? 0);
+  }
+  return out;
 }
 
 /** POSTs tools/list through the service proxy with session id `sid`: the HTTP status. */
@@ -149,6 +161,64 @@ describeReal('sessions survive replicas behind the apiserver service proxy (real
       expect: (t: string, n: number) => t === `Echo: call ${n}`,
     },
   ];
+
+  // 2026-07-28 clients (issue 18, gateway/eras.ts): stateless requests, answered by the gateway of
+  // whichever pod each lands on, on an upstream session of that pod's own.
+  const modernCalls = {
+    'kube-mcp': { tool: 'list-contexts', args: () => ({}), expect: (t: string) => t.length > 1 },
+    everything: {
+      tool: 'echo',
+      args: (n: number) => ({ message: `modern ${n}` }),
+      expect: (t: string, n: number) => t === `Echo: modern ${n}`,
+    },
+  } as const;
+  for (const t of cases) {
+    it(
+      `${t.name}, 3 replicas: a pinned 2026-07-28 client through the service proxy, 30 calls spread over the pods, none failed`,
+      async () => {
+        await waitFor(
+          `${t.name} Ready with 3 replicas`,
+          async () => {
+            const o = await getMcp(t.name);
+            return o.status?.phase === 'Ready' && o.status.readyReplicas === 3 ? true : undefined;
+          },
+          READY_WAIT_MS,
+          2000,
+        );
+        const c = new ClientV2(
+          { name: 'modern-real-node', version: '1.0.0' },
+          { versionNegotiation: { mode: { pin: '2026-07-28' } } },
+        );
+        await c.connect(
+          new TransportV2(serviceProxyUrl(kc, ns, t.name, 'mcp'), { fetch: kubeFetch(kc, { idleTimeoutMs: 30_000 }) }),
+        );
+        try {
+          expect(c.getProtocolEra()).toBe('modern');
+          const m = modernCalls[t.name as keyof typeof modernCalls];
+          const before = await translatedCalls(t.name, t.metricsPort);
+          const failures: string[] = [];
+          for (let n = 0; n < 30; n++) {
+            try {
+              const text = textOf(await c.callTool({ name: m.tool, arguments: m.args(n) }, { timeout: 20_000 }));
+              if (!m.expect(text, n)) failures.push(`call ${n}: ${text.slice(0, 120)}`);
+            } catch (err) {
+              failures.push(`call ${n}: ${(err as Error).message}`);
+            }
+          }
+          expect(failures).toEqual([]);
+          const after = await translatedCalls(t.name, t.metricsPort);
+          const served = Object.keys(after).filter((pod) => after[pod]! > (before[pod] ?? 0));
+          process.stderr.write(`sessions ${t.name}: 2026-07-28 calls answered by ${served.join(', ')}\n`);
+          // No session to keep: the proxy's per-request balancing spread them, and every pod answered its share.
+          expect(served.length).toBeGreaterThan(1);
+          expect(Object.keys(after).reduce((sum, pod) => sum + after[pod]! - (before[pod] ?? 0), 0)).toBe(30);
+        } finally {
+          await c.close();
+        }
+      },
+      READY_WAIT_MS + 120_000,
+    );
+  }
 
   for (const t of cases) {
     it(
