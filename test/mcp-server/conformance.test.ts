@@ -61,9 +61,8 @@ const SPEC_VERSION = '2025-11-25';
 const EXPECTED_FAILURES = path.join(ROOT, 'test/mcp-server/conformance-expected-failures.yaml');
 /** The 2026-07-28 baseline: checks the fixture gives the suite nothing to exercise with (listed with reasons). */
 const EXPECTED_FAILURES_2026 = path.join(ROOT, 'test/mcp-server/conformance-expected-failures-2026.yaml');
-/** Every server scenario of the suite at 2026-07-28 (`conformance list --server --spec-version 2026-07-28`). */
-const ALL_SCENARIOS_2026 = [
-  'server-stateless',
+/** The server scenarios of the suite that 2025-11-25 and 2026-07-28 share. */
+const SHARED_SCENARIOS = [
   'completion-complete',
   'tools-list',
   'tools-call-simple-text',
@@ -79,30 +78,37 @@ const ALL_SCENARIOS_2026 = [
   'resources-read-text',
   'resources-read-binary',
   'resources-templates-read',
-  'sep-2164-resource-not-found',
   'prompts-list',
   'prompts-get-simple',
   'prompts-get-with-args',
   'prompts-get-embedded-resource',
   'prompts-get-with-image',
   'dns-rebinding-protection',
+];
+/** Every server scenario of the suite at 2026-07-28 (`conformance list --server --spec-version 2026-07-28`). */
+const ALL_SCENARIOS_2026 = [
+  ...SHARED_SCENARIOS,
+  'server-stateless',
+  'sep-2164-resource-not-found',
   'caching',
   'http-header-validation',
   'http-custom-header-server-validation',
-  'input-required-result-basic-elicitation',
-  'input-required-result-basic-sampling',
-  'input-required-result-basic-list-roots',
-  'input-required-result-request-state',
-  'input-required-result-multiple-input-requests',
-  'input-required-result-multi-round',
-  'input-required-result-missing-input-response',
-  'input-required-result-non-tool-request',
-  'input-required-result-result-type',
-  'input-required-result-unsupported-methods',
-  'input-required-result-tampered-state',
-  'input-required-result-capability-check',
-  'input-required-result-ignore-extra-params',
-  'input-required-result-validate-input',
+  ...[
+    'basic-elicitation',
+    'basic-sampling',
+    'basic-list-roots',
+    'request-state',
+    'multiple-input-requests',
+    'multi-round',
+    'missing-input-response',
+    'non-tool-request',
+    'result-type',
+    'unsupported-methods',
+    'tampered-state',
+    'capability-check',
+    'ignore-extra-params',
+    'validate-input',
+  ].map((s) => `input-required-result-${s}`),
 ];
 /** The stdio fixture server the bridge runs. */
 const FIXTURE = path.join(ROOT, 'test/fixtures/conformance-server.ts');
@@ -134,39 +140,19 @@ const SERVE_SCENARIOS = [
 
 /** Every server scenario of the suite at 2025-11-25 (`conformance list --server --spec-version 2025-11-25`). */
 const ALL_SCENARIOS = [
+  ...SHARED_SCENARIOS,
   'server-initialize',
   'server-session-lifecycle',
   'logging-set-level',
   'ping',
-  'completion-complete',
-  'tools-list',
-  'tools-call-simple-text',
-  'tools-call-image',
-  'tools-call-audio',
-  'tools-call-embedded-resource',
-  'tools-call-mixed-content',
   'tools-call-with-logging',
-  'tools-call-error',
-  'tools-call-with-progress',
   'tools-call-sampling',
   'tools-call-elicitation',
-  'json-schema-2020-12',
   'elicitation-sep1034-defaults',
   'server-sse-polling',
-  'server-sse-multiple-streams',
   'elicitation-sep1330-enums',
-  'resources-list',
-  'resources-read-text',
-  'resources-read-binary',
-  'resources-templates-read',
   'resources-subscribe',
   'resources-unsubscribe',
-  'prompts-list',
-  'prompts-get-simple',
-  'prompts-get-with-args',
-  'prompts-get-embedded-resource',
-  'prompts-get-with-image',
-  'dns-rebinding-protection',
 ];
 /**
  * Scenarios that give no verdict through the bridge, only INFO checks: server-sse-polling calls
