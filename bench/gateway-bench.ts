@@ -43,12 +43,14 @@ import * as k8s from '@kubernetes/client-node';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { Client as ClientV2, StreamableHTTPClientTransport as TransportV2 } from '@modelcontextprotocol/client';
 import { EVERYTHING, ROOT, until } from '../test/mcp-server/bridge-harness.js';
 import { KUBECONFIG_PATH } from '../cluster/paths.js';
 import { CALLER_CLUSTER_ROLE_RULES } from '../charts/operator.js';
 import {
   cpuMs,
   echo,
+  type EchoClient,
   freePort,
   GO_ENV,
   intArg as arg,
@@ -70,14 +72,24 @@ const THV = path.join(TOOLHIVE_DIR, 'bin', 'thv-bench');
 const BUNDLE = path.join(ROOT, 'dist', 'cli', 'kubemcp.js');
 const AUDIENCE = 'http://bench-mcp.gwbench.svc.cluster.local:3001/mcp';
 
-async function connect(url: string, token?: string): Promise<Client> {
+/**
+ * A client of `url`: the SDK v1 client (a 2025-11-25 session), or with `modern` the SDK v2 client
+ * pinned to 2026-07-28 (server/discover, then stateless requests: the gateway translates them for
+ * server-everything, a 2025-era server).
+ */
+async function connect(url: string, token?: string, modern = false): Promise<EchoClient & { close(): Promise<void> }> {
+  const requestInit = token ? { headers: { Authorization: `Bearer ${token}` } } : {};
+  if (modern) {
+    const c = new ClientV2(
+      { name: 'gateway-bench', version: '1' },
+      { versionNegotiation: { mode: { pin: '2026-07-28' } } },
+    );
+    await c.connect(new TransportV2(new URL(url), { requestInit }));
+    return c as unknown as EchoClient & { close(): Promise<void> };
+  }
   const c = new Client({ name: 'gateway-bench', version: '1' });
-  await c.connect(
-    new StreamableHTTPClientTransport(new URL(url), {
-      requestInit: token ? { headers: { Authorization: `Bearer ${token}` } } : {},
-    }),
-  );
-  return c;
+  await c.connect(new StreamableHTTPClientTransport(new URL(url), { requestInit }));
+  return c as unknown as EchoClient & { close(): Promise<void> };
 }
 
 const children: ChildProcess[] = [];
@@ -132,6 +144,8 @@ interface Path {
   token?: string;
   pid?: number;
   rssIdle?: number;
+  /** A 2026-07-28 client (SDK v2, pinned) instead of a 2025-11-25 session. */
+  modern?: boolean;
 }
 
 /** `--load-calls` calls over one session per token, 10 sessions at a time. */
@@ -320,6 +334,15 @@ try {
     { name: 'kubemcp gateway --auth kubernetes (cached)', url: kube.url, token: callers[0], pid: kube.p.child.pid },
     { name: 'kubemcp gateway --auth oidc (jose, JWKS)', url: oidc.url, token: jwt, pid: oidc.p.child.pid },
   );
+  // A gateway of its own for the 2026-07-28 client, so the rows above measure 2025 sessions alone.
+  const modern = await gateway('kubernetes');
+  paths.push({
+    name: 'kubemcp gateway kubernetes, 2026-07-28 client',
+    url: modern.url,
+    token: callers[0],
+    pid: modern.p.child.pid,
+    modern: true,
+  });
 
   // --- ToolHive's proxy -----------------------------------------------------------------------
   let thvOidc: { p: ReturnType<typeof start>; url: string } | undefined;
@@ -365,7 +388,7 @@ try {
 
   // --- latency, interleaved: every path in each round, the order rotating ----------------------
   for (const pth of paths) pth.rssIdle = pth.pid ? rssMiB(pth.pid) : undefined;
-  const clients = await Promise.all(paths.map((pth) => connect(pth.url, pth.token)));
+  const clients = await Promise.all(paths.map((pth) => connect(pth.url, pth.token, pth.modern)));
   for (const c of clients) for (let i = 0; i < WARMUP; i++) await echo(c, i);
   const ms = paths.map((): number[] => []);
   const cpu = paths.map(() => 0);
@@ -446,6 +469,11 @@ if (kube) {
     `\nadded by the gateway (kubernetes, cached token) at the median: ${added.toFixed(2)} ms (goal <= 1 ms: ${added <= 1 ? 'met' : 'NOT met'})\n`,
   );
 }
+const mo = rows.find((r) => r.name.includes('2026-07-28'));
+if (kube && mo)
+  process.stdout.write(
+    `2026-07-28 client (the gateway answers for the 2025 server, on a session of its own): ${(mo.median - direct.median).toFixed(2)} ms added at the median, ${(mo.median - kube.median).toFixed(2)} ms more than a 2025 session through the same gateway\n`,
+  );
 const th = rows.find((r) => r.name.includes('thv proxy') && r.name.includes('oidc'));
 const ko = rows.find((r) => r.name.startsWith('kubemcp gateway --auth oidc'));
 if (th && ko)

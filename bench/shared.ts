@@ -91,9 +91,14 @@ export async function freePort(): Promise<number> {
 }
 
 /** One call of server-everything's `echo` tool. @throws Error when the answer is not the echo of call `i`. */
-export async function echo(c: Client, i: number): Promise<void> {
-  const r = await c.callTool({ name: 'echo', arguments: { message: `m${i}` } });
+export async function echo(c: Pick<Client, 'callTool'> | EchoClient, i: number): Promise<void> {
+  const r = await (c as EchoClient).callTool({ name: 'echo', arguments: { message: `m${i}` } });
   if ((r.content as Array<{ text?: string }>)[0]?.text !== `Echo: m${i}`) throw new Error(`wrong answer to call ${i}`);
+}
+
+/** Any MCP client with a one-argument callTool (the SDK v1 and v2 clients both are). */
+export interface EchoClient {
+  callTool(params: { name: string; arguments: Record<string, unknown> }): Promise<{ content?: unknown }>;
 }
 
 /** ToolHive release used as the peer (the last one whose module builds with Go 1.26 and the module proxy here). */
