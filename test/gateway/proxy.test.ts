@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Writable } from 'node:stream';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import * as k8s from '@kubernetes/client-node';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -24,7 +25,7 @@ import { Client as ClientV2, StreamableHTTPClientTransport as TransportV2 } from
 import { startGatewayProxy, type RunningGatewayProxy } from '../../gateway/proxy.js';
 import { accessFromOptions } from '../../gateway/setup.js';
 import { ToolPolicy } from '../../gateway/tools.js';
-import { kubeConfig } from '../kube.js';
+import { kubeConfig, waitFor } from '../kube.js';
 import { gatewayFixture, type GatewayFixture } from './fixture.js';
 import { startModern, startServe } from '../controller/servers.js';
 
@@ -458,4 +459,114 @@ describe('MCP 2026-07-28 clients through the gateway (issue 18: the gateway answ
       await modern.close();
     }
   }, 120_000);
+});
+
+describe('a 2025 server asking its client (elicitation) reaches a 2026-07-28 client as an InputRequiredResult (issues 18, 19)', () => {
+  /** One 2026-07-28 request as the spec has it (envelope in `_meta`, the standard headers): the JSON-RPC answer. */
+  const modernCall = async (url: string, token: string, params: Record<string, unknown>) => {
+    const r = await fetch(url, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        authorization: `Bearer ${token}`,
+        'mcp-protocol-version': '2026-07-28',
+        'mcp-method': 'tools/call',
+        'mcp-name': String(params.name),
+      },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 7,
+        method: 'tools/call',
+        params: {
+          ...params,
+          _meta: {
+            'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+            'io.modelcontextprotocol/clientInfo': { name: 'irr-test', version: '1' },
+            'io.modelcontextprotocol/clientCapabilities': { elicitation: {} },
+          },
+        },
+      }),
+    });
+    const text = await r.text();
+    // JSON, or an SSE stream whose event for id 7 is the answer.
+    const msgs = /^\s*\{/.test(text)
+      ? [JSON.parse(text)]
+      : text
+          .split('\n')
+          .filter((l) => l.startsWith('data:'))
+          .map((l) => JSON.parse(l.slice(5)));
+    return msgs.find((m: { id?: unknown }) => m.id === 7) as {
+      result?: Record<string, unknown> & {
+        resultType?: string;
+        requestState?: string;
+        inputRequests?: Record<string, { method: string; params: { message?: string } }>;
+        structuredContent?: { status?: string };
+      };
+      error?: { code: number; message: string };
+    };
+  };
+
+  it('delete-resource asks for confirmation: declined, the ConfigMap stays; accepted, it is deleted; a tampered state is refused', async () => {
+    const serve = await startServe();
+    const g = await gateway(new URL(serve.url).origin, [], new Registry());
+    const core = kc.makeApiClient(k8s.CoreV1Api);
+    await core.createNamespacedConfigMap({
+      namespace: fx.ns,
+      body: { metadata: { name: 'doomed' }, data: { a: '1' } },
+    });
+    const exists = () =>
+      core.readNamespacedConfigMap({ name: 'doomed', namespace: fx.ns }).then(
+        () => true,
+        () => false,
+      );
+    try {
+      const url = `${g.url}/mcp`;
+      const token = await fx.token('editor', [audience]);
+      const call = { name: 'delete-resource', arguments: { kind: 'configmap', name: 'doomed', namespace: fx.ns } };
+      // Round 1: the server's elicitation/create, as an InputRequiredResult naming what would go.
+      const asked = await modernCall(url, token, call);
+      expect(asked.result?.resultType).toBe('input_required');
+      const [key, req] = Object.entries(asked.result!.inputRequests!)[0]!;
+      expect(req.method).toBe('elicitation/create');
+      expect(req.params.message).toMatch(/Delete configmap\/doomed/);
+      expect(await exists()).toBe(true);
+      // A tampered requestState: refused, nothing changes.
+      const tampered = await modernCall(url, token, {
+        ...call,
+        inputResponses: { [key]: { action: 'accept', content: { confirm: true } } },
+        requestState: `${asked.result!.requestState}x`,
+      });
+      expect(tampered.error?.code).toBe(-32602);
+      expect(await exists()).toBe(true);
+      // Declined: the tool says so and the ConfigMap stays.
+      const declined = await modernCall(url, token, {
+        ...call,
+        inputResponses: { [key]: { action: 'decline' } },
+        requestState: asked.result!.requestState,
+      });
+      expect(declined.result?.resultType).toBe('complete');
+      expect(declined.result?.structuredContent?.status).toBe('declined');
+      expect(await exists()).toBe(true);
+      // Asked again and accepted: deleted. (The accepted form's content is the tool's confirmation schema.)
+      const again = await modernCall(url, token, call);
+      const [key2, req2] = Object.entries(again.result!.inputRequests!)[0]!;
+      const schema = (req2.params as { requestedSchema?: { properties?: Record<string, { type?: string }> } })
+        .requestedSchema;
+      const content = Object.fromEntries(
+        Object.entries(schema?.properties ?? {}).map(([k, v]) => [k, v.type === 'boolean' ? true : 'yes']),
+      );
+      const accepted = await modernCall(url, token, {
+        ...call,
+        inputResponses: { [key2]: { action: 'accept', content } },
+        requestState: again.result!.requestState,
+      });
+      expect(accepted.result?.structuredContent?.status).toMatch(/^delet/);
+      await waitFor('the ConfigMap gone', async () => !(await exists()), 30_000);
+    } finally {
+      await core.deleteNamespacedConfigMap({ name: 'doomed', namespace: fx.ns }).catch(() => undefined);
+      await g.close();
+      serve.stop();
+    }
+  }, 240_000);
 });
