@@ -29,6 +29,7 @@ export const UNIT_TESTS = [
   'test/cluster/shims.test.ts',
   'test/controller/bridge-ready.test.ts',
   'test/controller/logic.test.ts',
+  'test/gateway/eras-unit.test.ts',
   'test/gateway/sessions.test.ts',
   'test/gateway/tools-unit.test.ts',
   'test/images/dockerfile.test.ts',
