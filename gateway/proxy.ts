@@ -221,13 +221,17 @@ export async function startGatewayProxy(opts: GatewayProxyOptions): Promise<Runn
     // A 2026-07-28 request to a 2025-era server: answered here, on the caller's upstream session (./eras.ts).
     if (opts.modernFront !== false && looksModern(parsed)) {
       const front = await modernFront();
-      let mine: boolean;
+      let mine = false;
       try {
         mine = await front.wants(req, parsed, decision.identity);
       } catch (err) {
-        log.warn({ err: (err as Error).message, upstream: opts.upstream }, 'upstream session failed');
-        rpcError(res, 502, -32603, `Bad Gateway: the MCP server container did not answer (${(err as Error).message})`);
-        return finish(502, decision.identity, 'error');
+        // No 2025 session either (a server that answers 401, an HTML page, nothing): the request
+        // goes upstream as it came, so the client (and the operator's verification) sees what
+        // the server itself answers, not a gateway error that hides it.
+        log.debug(
+          { err: (err as Error).message, upstream: opts.upstream },
+          'no upstream session for a 2026-07-28 request',
+        );
       }
       if (mine) {
         res.on('close', () => finish(res.statusCode, decision.identity));

@@ -27,7 +27,7 @@ import { accessFromOptions } from '../../gateway/setup.js';
 import { ToolPolicy } from '../../gateway/tools.js';
 import { kubeConfig, waitFor } from '../kube.js';
 import { gatewayFixture, type GatewayFixture } from './fixture.js';
-import { startModern, startServe } from '../controller/servers.js';
+import { closeServer, startHttp, startModern, startServe } from '../controller/servers.js';
 
 /** SDK v2 client options: 2026-07-28 only (a pin never falls back to initialize). */
 const PINNED = { versionNegotiation: { mode: { pin: '2026-07-28' as const } } };
@@ -443,6 +443,43 @@ describe('MCP 2026-07-28 clients through the gateway (issue 18: the gateway answ
       serve.stop();
     }
   }, 240_000);
+
+  it('a server the gateway cannot open a 2025 session with either (its own 401, an HTML page) answers the 2026-07-28 request itself', async () => {
+    const needsToken = await startHttp((res) => {
+      res.writeHead(401, { 'www-authenticate': 'Bearer realm="upstream"', 'content-type': 'application/json' });
+      res.end('{"error":"token required"}');
+    });
+    const html = await startHttp((res) => {
+      res.writeHead(200, { 'content-type': 'text/html' });
+      res.end('<html>not MCP</html>');
+    });
+    try {
+      for (const [upstream, status, body] of [
+        [needsToken, 401, /token required/],
+        [html, 200, /not MCP/],
+      ] as const) {
+        const g = await gateway(new URL(upstream.url).origin, [], new Registry());
+        try {
+          const raw = await fetch(`${g.url}/mcp`, {
+            method: 'POST',
+            headers: {
+              'content-type': 'application/json',
+              accept: 'application/json, text/event-stream',
+              ...(await auth('editor')),
+            },
+            body: rpc('server/discover', { _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28' } }),
+          });
+          expect(raw.status).toBe(status);
+          expect(await raw.text()).toMatch(body);
+        } finally {
+          await g.close();
+        }
+      }
+    } finally {
+      await closeServer(needsToken.server);
+      await closeServer(html.server);
+    }
+  }, 120_000);
 
   it('a server that speaks 2026-07-28 itself gets the modern requests passed through, untranslated', async () => {
     const modern = await startModern('stateless');

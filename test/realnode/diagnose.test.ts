@@ -92,7 +92,10 @@ describeReal('diagnose on the real node', () => {
     expect(r.isError).toBeFalsy();
     const f = out(r);
     expect(f.healthy).toBe(false);
-    expect(f.findings[0]).toMatchObject({ subject: 'pod/crasher container main', reason: 'CrashLoopBackOff' });
+    // Most telling first: the back-off, or, when a busy kubelet still reports the instance it just
+    // restarted as terminated (seen in CI: 60 asks in a row), its exit. Either is the true state.
+    expect(f.findings[0]).toMatchObject({ subject: 'pod/crasher container main' });
+    expect(['CrashLoopBackOff', 'Error']).toContain(f.findings[0]!.reason);
     expect(f.findings.map((x) => x.reason)).toContain('Error');
     expect(f.findings.find((x) => x.reason === 'Error')?.message).toMatch(/exited with code 3/);
     const t = text(r);
