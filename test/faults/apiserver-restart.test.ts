@@ -78,8 +78,25 @@ describe('kube-apiserver restart', () => {
       metadata: { name: 'newcomer', namespace: ns },
       spec: { image: 'img:1', transport: 'http' },
     });
-    await waitFor('survivor scaled to 2', async () => (await status('survivor'))?.readyReplicas === 2, 90_000);
+    // The controller's part: the change reached the Deployment (its informers watch again) ...
+    const apps = kc.makeApiClient(k8s.AppsV1Api);
+    await waitFor(
+      'the survivor Deployment at 2 replicas',
+      async () => (await apps.readNamespacedDeployment({ name: 'survivor', namespace: ns })).spec?.replicas === 2,
+      90_000,
+    );
+    // ... and status follows the pods, once kwok (which restarts its own watches after the
+    // apiserver came back) has made the second one ready: bounded, naming the last state.
+    await waitFor(
+      'survivor scaled to 2',
+      async () => {
+        const s = await status('survivor');
+        if (s?.readyReplicas === 2) return true;
+        throw new Error(`status readyReplicas ${s?.readyReplicas}, phase ${s?.phase}`);
+      },
+      180_000,
+    );
     await waitFor('newcomer Ready', async () => (await status('newcomer'))?.phase === 'Ready', 90_000);
     expect(controller.hasSynced).toBe(true);
-  });
+  }, 420_000);
 });
