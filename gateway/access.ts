@@ -148,28 +148,12 @@ export function summarize(body: unknown): RpcSummary[] {
   });
 }
 
-/** The `_meta` key every MCP 2026-07-28 request carries (its protocol version; the spec's request envelope). */
-export const MODERN_ENVELOPE_KEY = 'io.modelcontextprotocol/protocolVersion';
-
 /**
  * The `_meta` key by which a 2025-era server may name the input key of a request it sends while a
  * 2026-07-28 client's call is in flight (./eras.ts: the key of that request in the client's
  * `InputRequiredResult`); without it the gateway names it `<method>-<n>`.
  */
 export const INPUT_KEY_META = 'dev.kubemcp/input-key';
-
-/**
- * Whether a JSON-RPC body may be an MCP 2026-07-28 request: one message (not a batch) that is
- * `server/discover` or carries {@link MODERN_ENVELOPE_KEY} in `params._meta`. A cheap first look
- * (no SDK loaded) before the SDK's own `isLegacyRequest` decides (./eras.ts).
- */
-export function looksModern(body: unknown): boolean {
-  if (!body || typeof body !== 'object' || Array.isArray(body)) return false;
-  const m = body as { method?: unknown; params?: { _meta?: unknown } };
-  if (m.method === 'server/discover') return true;
-  const meta = m.params?._meta;
-  return !!meta && typeof meta === 'object' && MODERN_ENVELOPE_KEY in meta;
-}
 
 /** The Prometheus metrics of one gateway (issue 17: calls by method, tool and outcome; latency; refusals by reason). */
 export class GatewayMetrics {

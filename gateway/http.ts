@@ -29,7 +29,8 @@ import type { Logger } from 'pino';
 import { BRIDGE_ERROR, type BridgeSession, type StdioBridge } from './bridge.js';
 import { httpGuard } from '../lib/http-guard.js';
 import { readBody, rpcError, send, sessionFor } from '../lib/http-json.js';
-import { looksModern, summarize, type GatewayAccess, type RpcSummary } from './access.js';
+import { summarize, type GatewayAccess, type RpcSummary } from './access.js';
+import { looksModern } from '../lib/mcp-era.js';
 import type { ModernFront } from './eras.js';
 import type { Transport } from '@modelcontextprotocol/client';
 import {

@@ -32,7 +32,8 @@
 import * as http from 'node:http';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import { looksModern, summarize, upstreamHeaders, type GatewayAccess, type RpcSummary } from './access.js';
+import { summarize, upstreamHeaders, type GatewayAccess, type RpcSummary } from './access.js';
+import { looksModern } from '../lib/mcp-era.js';
 import type { ModernFront } from './eras.js';
 import { readBody, rpcError, send } from '../lib/http-json.js';
 import { httpGuard, LOOPBACK } from '../lib/http-guard.js';

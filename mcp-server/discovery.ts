@@ -112,6 +112,15 @@ export function onDiscovery(listener: DiscoveryListener): () => void {
   return () => void listeners.delete(listener);
 }
 
+/**
+ * Whether the latest discovery result of this process serves API `group`: true while there is
+ * none yet (a tool that needs the group is listed until discovery says otherwise, as
+ * tools/registry.ts followApiGroup does for 2025-era sessions).
+ */
+export function discoveryServes(group: string): boolean {
+  return !latest || latest.some((r) => r.group === group);
+}
+
 function tell(listener: DiscoveryListener, resources: readonly ApiResource[]): void {
   try {
     listener(resources);

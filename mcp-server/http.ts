@@ -26,6 +26,8 @@ import { callerKey, checkCaller, errorText, runAsCaller, type Caller } from './k
 import { httpGuard } from '../lib/http-guard.js';
 import { readBody, rpcError, send, sessionFor } from '../lib/http-json.js';
 import { HttpDrain, type DrainResult } from '../lib/http-drain.js';
+import { looksModern } from '../lib/mcp-era.js';
+import type { ModernServe } from './modern.js';
 
 /** Options of the HTTP transport. */
 export interface HttpOptions {
@@ -135,6 +137,8 @@ export async function startHttp(deps: ServerDeps & { log: Logger }, opts: HttpOp
     { transport: StreamableHTTPServerTransport; built: BuiltServer; seen: number; owner: string }
   >();
   let ready = { at: 0, ok: false, reason: '' };
+  let modern: Promise<ModernServe> | undefined;
+  const modernLeg = () => (modern ??= import('./modern.js').then((m) => new m.ModernServe(serverDeps)));
 
   const closeSession = async (id: string) => {
     const s = sessions.get(id);
@@ -166,6 +170,12 @@ export async function startHttp(deps: ServerDeps & { log: Logger }, opts: HttpOp
           tool: m?.method === 'tools/call' && typeof m.params?.name === 'string' ? m.params.name : undefined,
           id: m?.id,
         });
+      }
+      // MCP 2026-07-28 (no session, the `_meta` envelope): the SDK v2's modern leg (./modern.ts),
+      // loaded on the first such request, so 2025-era clients never load it.
+      if (!sid && looksModern(body)) {
+        const leg = await modernLeg();
+        if (await leg.wants(req, body)) return leg.serve(req, res, body);
       }
       if (opts.stateless) {
         const built = buildServer(serverDeps);
@@ -314,6 +324,7 @@ export async function startHttp(deps: ServerDeps & { log: Logger }, opts: HttpOp
     drain: () => drain.begin(),
     close: async () => {
       clearInterval(sweep);
+      await (await modern)?.close().catch(() => undefined);
       await Promise.all([...sessions.keys()].map((id) => closeSession(id)));
       if (hub !== deps.hub) hub?.close();
       server.closeAllConnections();

@@ -114,24 +114,44 @@ export async function namespaceFacts(kube: KubeGateway, namespace: string): Prom
   return lines.join('\n');
 }
 
-/** Registers the two prompts; call before connect(). */
-export function registerPrompts(server: McpServer, deps: { kube: KubeGateway }): void {
-  const nsComplete = async (value: string | undefined) =>
-    (await namespaceNames(deps.kube).catch(() => [])).filter((n) => n.startsWith(value ?? '')).slice(0, 100);
-  server.registerPrompt(
-    'troubleshoot-pod',
-    {
-      title: 'Troubleshoot a pod',
-      description:
-        'Systematic approach to diagnosing pod problems, starting from the live pod status and recent events',
-      argsSchema: {
-        podName: z.string().min(1).describe('Name of the pod to troubleshoot'),
-        namespace: completable(z.string().optional().describe('Namespace of the pod'), nsComplete),
-      },
+/** One argument of a prompt: a string, required or not, optionally completed from the namespaces. */
+export interface PromptArg {
+  description: string;
+  required: boolean;
+  /** Completed (completion/complete) with the namespaces the client may see. */
+  namespace?: boolean;
+}
+
+/** A seed 001 prompt, independent of the SDK that serves it (both protocol eras use these). */
+export interface PromptDef {
+  name: string;
+  title: string;
+  description: string;
+  args: Record<string, PromptArg>;
+  /** The prompt's messages, with live facts from the cluster (never throws: facts that fail are named). */
+  build: (kube: KubeGateway, args: Record<string, string | undefined>) => Promise<GetPromptResult>;
+}
+
+/** The prompts' result shape (MCP 2025-11-25 and 2026-07-28 "Prompts": prompts/get). */
+export interface GetPromptResult {
+  [key: string]: unknown;
+  description: string;
+  messages: Array<{ role: 'user'; content: { type: 'text'; text: string } }>;
+}
+
+/** Seed 001's two prompts, names and arguments kept. */
+export const PROMPT_DEFS: readonly PromptDef[] = [
+  {
+    name: 'troubleshoot-pod',
+    title: 'Troubleshoot a pod',
+    description: 'Systematic approach to diagnosing pod problems, starting from the live pod status and recent events',
+    args: {
+      podName: { description: 'Name of the pod to troubleshoot', required: true },
+      namespace: { description: 'Namespace of the pod', required: false, namespace: true },
     },
-    async ({ podName, namespace }) => {
+    build: async (kube, { podName = '', namespace }) => {
       const ns = namespace || 'default';
-      const facts = await podFacts(deps.kube, podName, ns).catch((err) => `<facts unavailable: ${errorText(err)}>`);
+      const facts = await podFacts(kube, podName, ns).catch((err) => `<facts unavailable: ${errorText(err)}>`);
       return {
         description: `Troubleshooting guide for pod ${podName} in namespace ${ns}`,
         messages: [
@@ -148,18 +168,16 @@ export function registerPrompts(server: McpServer, deps: { kube: KubeGateway }):
         ],
       };
     },
-  );
-  server.registerPrompt(
-    'optimize-resources',
-    {
-      title: 'Optimize resources',
-      description:
-        'Analyze and optimize resource usage of a namespace, starting from its live requests, limits and quotas',
-      argsSchema: { namespace: completable(z.string().optional().describe('Namespace to analyze'), nsComplete) },
-    },
-    async ({ namespace }) => {
+  },
+  {
+    name: 'optimize-resources',
+    title: 'Optimize resources',
+    description:
+      'Analyze and optimize resource usage of a namespace, starting from its live requests, limits and quotas',
+    args: { namespace: { description: 'Namespace to analyze', required: false, namespace: true } },
+    build: async (kube, { namespace }) => {
       const ns = namespace || 'default';
-      const facts = await namespaceFacts(deps.kube, ns).catch((err) => `<facts unavailable: ${errorText(err)}>`);
+      const facts = await namespaceFacts(kube, ns).catch((err) => `<facts unavailable: ${errorText(err)}>`);
       return {
         description: `Resource optimization analysis for namespace ${ns}`,
         messages: [
@@ -175,5 +193,27 @@ export function registerPrompts(server: McpServer, deps: { kube: KubeGateway }):
         ],
       };
     },
-  );
+  },
+];
+
+/** Completions of a namespace prefix: the namespaces the client may see, at most 100. */
+export async function completeNamespace(kube: KubeGateway, value: string | undefined): Promise<string[]> {
+  return (await namespaceNames(kube).catch(() => [])).filter((n) => n.startsWith(value ?? '')).slice(0, 100);
+}
+
+/** Registers the two prompts on a 2025-era McpServer; call before connect(). */
+export function registerPrompts(server: McpServer, deps: { kube: KubeGateway }): void {
+  const nsComplete = (value: string | undefined) => completeNamespace(deps.kube, value);
+  for (const def of PROMPT_DEFS) {
+    const argsSchema: Record<string, z.ZodType<string | undefined>> = {};
+    for (const [name, a] of Object.entries(def.args)) {
+      const base = a.required
+        ? z.string().min(1).describe(a.description)
+        : z.string().optional().describe(a.description);
+      argsSchema[name] = a.namespace ? completable(base, nsComplete) : base;
+    }
+    server.registerPrompt(def.name, { title: def.title, description: def.description, argsSchema }, async (args) =>
+      def.build(deps.kube, args as Record<string, string | undefined>),
+    );
+  }
 }

@@ -83,54 +83,78 @@ function readError(uri: string, err: unknown): McpError {
   return new McpError(ErrorCode.InternalError, `cannot read ${uri}: ${errorText(err)}`);
 }
 
-/** Registers the two resources; call before connect(). */
+/** Seed 001's nodes resource: its name and metadata (both eras list it so). */
+export const NODES_RESOURCE = {
+  name: 'cluster-nodes',
+  title: 'Kubernetes Cluster Nodes',
+  description: 'Information about all nodes in the cluster',
+  mimeType: 'application/json',
+} as const;
+
+/** Seed 001's pods template: its name and metadata. */
+export const PODS_RESOURCE = {
+  name: 'namespace-pods',
+  title: 'Namespace Pods',
+  description: 'List all pods in a namespace',
+  mimeType: 'application/json',
+} as const;
+
+/** The pods resource of each namespace the client may see (at most 100; `default` when they cannot be listed). */
+export async function podResources(kube: KubeGateway) {
+  const names = await namespaceNames(kube).catch(() => ['default']);
+  return names.slice(0, 100).map((ns) => ({
+    uri: `k8s://namespace/${ns}/pods`,
+    name: `${ns} pods`,
+    description: `Pods in namespace ${ns}`,
+    mimeType: 'application/json',
+  }));
+}
+
+/** Reads the nodes resource (the seed's JSON). @throws McpError InternalError naming the reason. */
+export async function readNodes(kube: KubeGateway, uri = NODES_URI) {
+  try {
+    return asJson(uri, await nodesDoc(kube));
+  } catch (err) {
+    throw readError(uri, err);
+  }
+}
+
+/**
+ * Reads the pods resource of `namespace` (the seed's JSON).
+ * @throws McpError InvalidParams when `namespace` is not a DNS-1123 label; InternalError naming the reason.
+ */
+export async function readPods(kube: KubeGateway, namespace: string, uri = `k8s://namespace/${namespace}/pods`) {
+  if (!PODS_RE.test(`k8s://namespace/${namespace}/pods`))
+    throw new McpError(ErrorCode.InvalidParams, `invalid namespace "${namespace}" in ${uri}: a DNS-1123 label`);
+  try {
+    return asJson(uri, await podsDoc(kube, namespace));
+  } catch (err) {
+    throw readError(uri, err);
+  }
+}
+
+/** The namespace a pods resource URI names, or undefined when `uri` is not one. */
+export function podsNamespace(uri: string): string | undefined {
+  return PODS_RE.exec(uri)?.[1];
+}
+
+/** Registers the two resources on a 2025-era McpServer; call before connect(). */
 export function registerResources(server: McpServer, deps: Deps): void {
+  const { name: nodesName, ...nodesMeta } = NODES_RESOURCE;
+  server.registerResource(nodesName, NODES_URI, nodesMeta, async (uri) => readNodes(deps.kube, uri.href));
+  const { name: podsName, ...podsMeta } = PODS_RESOURCE;
   server.registerResource(
-    'cluster-nodes',
-    NODES_URI,
-    {
-      title: 'Kubernetes Cluster Nodes',
-      description: 'Information about all nodes in the cluster',
-      mimeType: 'application/json',
-    },
-    async (uri) => {
-      try {
-        return asJson(uri.href, await nodesDoc(deps.kube));
-      } catch (err) {
-        throw readError(uri.href, err);
-      }
-    },
-  );
-  server.registerResource(
-    'namespace-pods',
+    podsName,
     new ResourceTemplate(PODS_TEMPLATE, {
-      list: async () => {
-        const names = await namespaceNames(deps.kube).catch(() => ['default']);
-        return {
-          resources: names.slice(0, 100).map((ns) => ({
-            uri: `k8s://namespace/${ns}/pods`,
-            name: `${ns} pods`,
-            description: `Pods in namespace ${ns}`,
-            mimeType: 'application/json',
-          })),
-        };
-      },
+      list: async () => ({ resources: await podResources(deps.kube) }),
       complete: {
         namespace: async (value) =>
           (await namespaceNames(deps.kube).catch(() => [])).filter((n) => n.startsWith(value ?? '')).slice(0, 100),
       },
     }),
-    { title: 'Namespace Pods', description: 'List all pods in a namespace', mimeType: 'application/json' },
-    async (uri, vars) => {
-      const ns = String(Array.isArray(vars.namespace) ? vars.namespace[0] : vars.namespace);
-      if (!PODS_RE.test(`k8s://namespace/${ns}/pods`))
-        throw new McpError(ErrorCode.InvalidParams, `invalid namespace "${ns}" in ${uri.href}: a DNS-1123 label`);
-      try {
-        return asJson(uri.href, await podsDoc(deps.kube, ns));
-      } catch (err) {
-        throw readError(uri.href, err);
-      }
-    },
+    podsMeta,
+    async (uri, vars) =>
+      readPods(deps.kube, String(Array.isArray(vars.namespace) ? vars.namespace[0] : vars.namespace), uri.href),
   );
 }
 

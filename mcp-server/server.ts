@@ -29,6 +29,11 @@ import { DEFAULT_BUDGET } from './format.js';
 /** Name and version reported in `initialize`. */
 export const SERVER_INFO = { name: 'kubemcp', version: '0.1.0' };
 
+/** The server's instructions (`initialize` and `server/discover`). */
+export const INSTRUCTIONS =
+  'Kubernetes through kubemcp. Lists are compact tables; narrow big answers with namespace, labelSelector, fieldSelector or limit. ' +
+  'Use describe-resource for one object with its events and pods. Secret values are masked.';
+
 /** Every tool definition, in listing order: the seed's three first. */
 export function allTools(): AnyToolDef[] {
   return [
@@ -47,7 +52,7 @@ export function allTools(): AnyToolDef[] {
 }
 
 /** A tool without its `context` argument (the gateway then uses the default context). */
-function withoutContextArgument(def: AnyToolDef): AnyToolDef {
+export function withoutContextArgument(def: AnyToolDef): AnyToolDef {
   if (!('context' in def.input)) return def;
   const { context: _context, ...input } = def.input;
   return { ...def, input };
@@ -102,9 +107,7 @@ export function buildServer(deps: ServerDeps): BuiltServer {
       completions: {},
       logging: {},
     },
-    instructions:
-      'Kubernetes through kubemcp. Lists are compact tables; narrow big answers with namespace, labelSelector, fieldSelector or limit. ' +
-      'Use describe-resource for one object with its events and pods. Secret values are masked.',
+    instructions: INSTRUCTIONS,
   });
   const multi = deps.contextArgument ?? deps.kube.allowedContexts.length > 1;
   const defs = multi ? allTools() : allTools().map(withoutContextArgument);

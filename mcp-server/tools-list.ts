@@ -52,10 +52,11 @@ const jsonSchemaOf = (schema: unknown, io: 'input' | 'output'): Tool['inputSchem
  */
 export function compactTool(
   name: string,
-  tool: Pick<
-    RegisteredTool,
-    'title' | 'description' | 'inputSchema' | 'outputSchema' | 'annotations' | 'execution' | '_meta'
-  >,
+  tool: Pick<RegisteredTool, 'title' | 'description' | 'annotations' | 'execution' | '_meta'> & {
+    /** A zod object, or a zod raw shape (as tool definitions give it). */
+    inputSchema?: unknown;
+    outputSchema?: unknown;
+  },
 ): Tool {
   const out: Tool = { name, inputSchema: jsonSchemaOf(tool.inputSchema, 'input') };
   if (tool.title !== undefined) out.title = tool.title;
@@ -80,6 +81,17 @@ export function compactTool(
 const cache = new Map<string, Tool>();
 
 /**
+ * {@link compactTool}, converted once per process for a tool name and input shape (both eras'
+ * `tools/list` answer from it).
+ */
+export function compactToolCached(name: string, tool: Parameters<typeof compactTool>[1]): Tool {
+  const key = `${name}\0${Object.keys(schemaShape(tool.inputSchema)).join(',')}`;
+  let entry = cache.get(key);
+  if (!entry) cache.set(key, (entry = compactTool(name, tool)));
+  return entry;
+}
+
+/**
  * Registers `tools` on `server` through `register` (registerTools), then answers `tools/list`
  * with their compact entries (enabled tools, registration order). Call before connect().
  * @returns what `register` returns.
@@ -101,14 +113,7 @@ export function serveCompactToolList<T>(server: McpServer, register: () => T): T
   }
   if (tools.size) {
     server.server.setRequestHandler(ListToolsRequestSchema, () => ({
-      tools: [...tools]
-        .filter(([, t]) => t.enabled)
-        .map(([name, t]) => {
-          const key = `${name}\0${Object.keys(schemaShape(t.inputSchema)).join(',')}`;
-          let entry = cache.get(key);
-          if (!entry) cache.set(key, (entry = compactTool(name, t)));
-          return entry;
-        }),
+      tools: [...tools].filter(([, t]) => t.enabled).map(([name, t]) => compactToolCached(name, t)),
     }));
   }
   return result;

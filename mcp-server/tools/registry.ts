@@ -163,6 +163,75 @@ export interface RegisterDeps extends ToolContext {
 /** Common argument: the kubeconfig context (required when several are allowed). */
 export const contextArg = z.string().optional().describe('kubeconfig context; required when the server allows several');
 
+/** Whether the policy lists `def` (enabled, and no kind it needs is denied). */
+export function toolListed(def: AnyToolDef, policy: Policy): boolean {
+  return policy.toolEnabled(def.name, def.effect) && !def.needsKinds?.some((k) => policy.kindDenied(k));
+}
+
+/**
+ * A tool's listing as the SDKs register it: title, description, zod input and output shapes and
+ * the MCP annotations (2025-06-18 "Tools": readOnlyHint for reads, destructiveHint for deletes and
+ * exec, idempotentHint for reads and idempotent writes, never open-world). Shared by both eras.
+ */
+export function toolConfig(def: AnyToolDef) {
+  return {
+    title: def.title,
+    description: def.description,
+    inputSchema: def.input,
+    outputSchema: def.output,
+    annotations: {
+      title: def.title,
+      readOnlyHint: def.effect === 'read',
+      destructiveHint: def.effect === 'delete' || def.effect === 'exec',
+      idempotentHint: def.effect === 'read' || !!def.idempotent,
+      openWorldHint: false,
+    },
+  };
+}
+
+/**
+ * Thrown through a tool by a confirmation that must be asked in a later round (MCP 2026-07-28
+ * multi round-trip requests: the answer comes with the client's retry). The caller of
+ * {@link runToolCall} turns it into an InputRequiredResult; it is never an error result.
+ */
+export class InputNeeded extends Error {
+  constructor(readonly prompt: string) {
+    super('input required');
+  }
+}
+
+/**
+ * One tools/call of `def` with validated `args`, the same in both eras: the policy checked again,
+ * the call timed and counted, audited when it mutates, and any failure turned into an MCP error
+ * result naming the reason (issue 5). `extras` carries the era's progress and confirmation.
+ * @throws InputNeeded when the confirmation must be asked in another round (2026-07-28 only).
+ */
+export async function runToolCall(
+  def: AnyToolDef,
+  args: Record<string, unknown>,
+  deps: RegisterDeps,
+  extras: Pick<ToolContext, 'progress' | 'confirm'>,
+): Promise<CallToolResult> {
+  const started = performance.now();
+  // Defence in depth: a tool the policy disables is never registered, and refuses anyway.
+  if (!deps.policy.toolEnabled(def.name, def.effect)) {
+    return { content: [{ type: 'text', text: `tool ${def.name} is disabled by policy` }], isError: true };
+  }
+  try {
+    const out = await def.run(args ?? {}, { ...deps, ...extras });
+    deps.metrics?.observe(def.name, 'ok', performance.now() - started);
+    if (def.effect !== 'read') deps.audit?.record({ tool: def.name, args, target: out.target, result: 'ok' });
+    return { content: [{ type: 'text', text: out.text }], structuredContent: out.structured };
+  } catch (err) {
+    if (err instanceof InputNeeded) throw err;
+    const reason = errorText(err);
+    deps.metrics?.observe(def.name, 'error', performance.now() - started);
+    if (def.effect !== 'read') deps.audit?.record({ tool: def.name, args, result: 'error', error: reason });
+    deps.log.debug({ tool: def.name, err: reason }, 'tool call failed');
+    return { content: [{ type: 'text', text: `${def.name} failed: ${reason}` }], isError: true };
+  }
+}
+
 /**
  * Registers every enabled tool of `defs` on `server` (call before connect()).
  * Returns the names registered.
@@ -170,47 +239,13 @@ export const contextArg = z.string().optional().describe('kubeconfig context; re
 export function registerTools(server: McpServer, defs: AnyToolDef[], deps: RegisterDeps): string[] {
   const names: string[] = [];
   for (const def of defs) {
-    if (!deps.policy.toolEnabled(def.name, def.effect)) continue;
-    if (def.needsKinds?.some((k) => deps.policy.kindDenied(k))) continue;
+    if (!toolListed(def, deps.policy)) continue;
     names.push(def.name);
     const registered = server.registerTool(
       def.name,
-      {
-        title: def.title,
-        description: def.description,
-        inputSchema: def.input,
-        outputSchema: def.output,
-        annotations: {
-          title: def.title,
-          readOnlyHint: def.effect === 'read',
-          destructiveHint: def.effect === 'delete' || def.effect === 'exec',
-          idempotentHint: def.effect === 'read' || !!def.idempotent,
-          openWorldHint: false,
-        },
-      },
-      async (args: Record<string, unknown>, extra?: ToolCallExtra): Promise<CallToolResult> => {
-        const started = performance.now();
-        // Defence in depth: a tool the policy disables is never registered, and refuses anyway.
-        if (!deps.policy.toolEnabled(def.name, def.effect)) {
-          return { content: [{ type: 'text', text: `tool ${def.name} is disabled by policy` }], isError: true };
-        }
-        try {
-          const out = await def.run(args ?? {}, {
-            ...deps,
-            progress: progressOf(extra),
-            confirm: confirmOf(server, extra, deps.log),
-          });
-          deps.metrics?.observe(def.name, 'ok', performance.now() - started);
-          if (def.effect !== 'read') deps.audit?.record({ tool: def.name, args, target: out.target, result: 'ok' });
-          return { content: [{ type: 'text', text: out.text }], structuredContent: out.structured };
-        } catch (err) {
-          const reason = errorText(err);
-          deps.metrics?.observe(def.name, 'error', performance.now() - started);
-          if (def.effect !== 'read') deps.audit?.record({ tool: def.name, args, result: 'error', error: reason });
-          deps.log.debug({ tool: def.name, err: reason }, 'tool call failed');
-          return { content: [{ type: 'text', text: `${def.name} failed: ${reason}` }], isError: true };
-        }
-      },
+      toolConfig(def),
+      async (args: Record<string, unknown>, extra?: ToolCallExtra): Promise<CallToolResult> =>
+        runToolCall(def, args, deps, { progress: progressOf(extra), confirm: confirmOf(server, extra, deps.log) }),
     );
     // With several contexts, one context's discovery says nothing of another's: always listed.
     if (def.apiGroup && !('context' in def.input)) followApiGroup(server, registered, def.apiGroup);

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from '@jest/globals';
 import { ProtocolError } from '@modelcontextprotocol/server';
-import { looksModern, MODERN_ENVELOPE_KEY } from '../../gateway/access.js';
+import { looksModern, MODERN_ENVELOPE_KEY } from '../../lib/mcp-era.js';
 import { resourceNotFound } from '../../gateway/eras.js';
 
 describe('looksModern', () => {
