@@ -36,6 +36,8 @@ export interface ServeOptions {
   auditLog: string;
   token?: string;
   stateless: boolean;
+  /** HTTP: serve 2025-era clients only (no MCP 2026-07-28 leg; a gateway in front translates). */
+  legacyOnly: boolean;
   /**
    * `gateway`: act as the caller the pod's gateway verified (issue 17): HTTP only; identity taken
    * only from loopback peers' `X-Remote-User`/`X-Remote-Group`, sent as `Impersonate-*`.
@@ -80,6 +82,7 @@ export interface ServeFlags {
   auditLog?: string;
   token?: string;
   stateless?: boolean;
+  legacyOnly?: boolean;
   impersonate?: string;
   allowedHosts?: string;
   cors?: string;
@@ -217,6 +220,7 @@ export function resolveServeOptions(flags: ServeFlags, env: NodeJS.ProcessEnv = 
     auditLog: String(pick('auditLog') ?? 'stderr'),
     ...(token ? { token: String(token) } : {}),
     stateless: bool(pick('stateless')),
+    legacyOnly: bool(pick('legacyOnly')),
     ...(impersonate === 'gateway' ? { impersonate: 'gateway' as const } : {}),
     ...(allowedHosts ? { allowedHosts: list(allowedHosts) } : {}),
     ...(cors ? { cors: list(cors) } : {}),
@@ -354,6 +358,7 @@ export async function runServe(o: ServeOptions): Promise<void> {
       port: o.port,
       token: o.token,
       stateless: o.stateless,
+      legacyOnly: o.legacyOnly,
       ...(o.impersonate ? { impersonate: o.impersonate } : {}),
       allowedHosts: o.allowedHosts,
       corsOrigins: o.cors,
@@ -425,6 +430,13 @@ export function addServeOptions(cmd: Command): Command {
     )
     .addOption(flag('--token <token>', 'require this bearer token on /mcp and /metrics', 'MCP_TOKEN'))
     .addOption(onOff('stateless', 'HTTP without sessions, for many replicas', 'MCP_STATELESS'))
+    .addOption(
+      onOff(
+        'legacy-only',
+        'HTTP: answer MCP 2025-era clients only (initialize, sessions); no 2026-07-28 leg',
+        'MCP_LEGACY_ONLY',
+      ),
+    )
     .addOption(
       flag(
         '--impersonate <from>',

@@ -43,6 +43,11 @@ export interface HttpOptions {
   token?: string;
   /** No sessions: a fresh server per POST (for many replicas behind a load balancer). */
   stateless?: boolean;
+  /**
+   * Serve 2025-era clients only: no MCP 2026-07-28 leg (./modern.ts); a 2026-07-28 request gets
+   * the 2025 answer to a request without a session (400: initialize first). Default false.
+   */
+  legacyOnly?: boolean;
   /** Largest request body in bytes (default 4 MiB). */
   maxBodyBytes?: number;
   /** Most concurrent sessions (default 200); more are refused with 503. */
@@ -173,7 +178,7 @@ export async function startHttp(deps: ServerDeps & { log: Logger }, opts: HttpOp
       }
       // MCP 2026-07-28 (no session, the `_meta` envelope): the SDK v2's modern leg (./modern.ts),
       // loaded on the first such request, so 2025-era clients never load it.
-      if (!sid && looksModern(body)) {
+      if (!sid && !opts.legacyOnly && looksModern(body)) {
         const leg = await modernLeg();
         if (await leg.wants(req, body)) return leg.serve(req, res, body);
       }

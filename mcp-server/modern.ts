@@ -49,6 +49,7 @@ import { z } from 'zod';
 import { INSTRUCTIONS, SERVER_INFO, allTools, withoutContextArgument, type ServerDeps } from './server.js';
 import {
   InputNeeded,
+  InputStateInvalid,
   runToolCall,
   toolConfig,
   toolListed,
@@ -317,6 +318,7 @@ export class ModernServe {
           { progress: progressOf(params, ctx), confirm: confirmOf(name, args, ctx) },
         )) as Record<string, unknown>;
       } catch (err) {
+        if (err instanceof InputStateInvalid) throw new ProtocolError(-32602, err.message);
         if (!(err instanceof InputNeeded)) throw err;
         return inputRequired({
           inputRequests: {
@@ -410,7 +412,7 @@ function progressOf(params: Params, ctx: Ctx): ToolContext['progress'] {
  * The confirmation of a 2026-07-28 call (see the module comment): the answer the retry carries
  * for this call, else {@link InputNeeded} with the question; `unsupported` when the request's
  * client capabilities have no elicitation.
- * @throws ProtocolError -32602 when the retry's requestState was minted for another call.
+ * @throws InputStateInvalid when the retry's requestState was minted for another call.
  */
 function confirmOf(tool: string, args: Record<string, unknown>, ctx: Ctx): ToolContext['confirm'] {
   return async (message): Promise<Confirmation> => {
@@ -423,10 +425,7 @@ function confirmOf(tool: string, args: Record<string, unknown>, ctx: Ctx): ToolC
       { action?: unknown; content?: { confirm?: unknown } } | undefined;
     if (state !== undefined) {
       if (state !== confirmState(tool, args))
-        throw new ProtocolError(
-          -32602,
-          'Invalid requestState: it was issued for another call (tool or arguments differ)',
-        );
+        throw new InputStateInvalid('Invalid requestState: it was issued for another call (tool or arguments differ)');
       if (answer && typeof answer === 'object') {
         if (answer.action === 'accept') return answer.content?.confirm === true ? 'accept' : 'decline';
         if (answer.action === 'decline') return 'decline';

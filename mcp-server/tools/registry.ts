@@ -201,10 +201,17 @@ export class InputNeeded extends Error {
 }
 
 /**
+ * Thrown through a tool by a confirmation whose retry carries a `requestState` minted for another
+ * call (2026-07-28 only); the caller of {@link runToolCall} answers Invalid Params (-32602).
+ */
+export class InputStateInvalid extends Error {}
+
+/**
  * One tools/call of `def` with validated `args`, the same in both eras: the policy checked again,
  * the call timed and counted, audited when it mutates, and any failure turned into an MCP error
  * result naming the reason (issue 5). `extras` carries the era's progress and confirmation.
- * @throws InputNeeded when the confirmation must be asked in another round (2026-07-28 only).
+ * @throws InputNeeded when the confirmation must be asked in another round, InputStateInvalid
+ *   when the retry's state belongs to another call (2026-07-28 only).
  */
 export async function runToolCall(
   def: AnyToolDef,
@@ -223,7 +230,7 @@ export async function runToolCall(
     if (def.effect !== 'read') deps.audit?.record({ tool: def.name, args, target: out.target, result: 'ok' });
     return { content: [{ type: 'text', text: out.text }], structuredContent: out.structured };
   } catch (err) {
-    if (err instanceof InputNeeded) throw err;
+    if (err instanceof InputNeeded || err instanceof InputStateInvalid) throw err;
     const reason = errorText(err);
     deps.metrics?.observe(def.name, 'error', performance.now() - started);
     if (def.effect !== 'read') deps.audit?.record({ tool: def.name, args, result: 'error', error: reason });

@@ -1,9 +1,10 @@
 /**
  * The controller's verification in both MCP eras (issue 18; controller/verify.ts), against real
  * servers on 127.0.0.1, every request they receive recorded:
- * - `kubemcp serve -t http` in-process (a 2025-era server): `server/discover` is tried first, then
- *   `initialize`; status records 2025-11-25 and era legacy, with the tool count and the same hash
- *   a v1 client's tool list gives;
+ * - `kubemcp serve -t http --legacy-only` in-process (a 2025-era server): `server/discover` is tried
+ *   first, then `initialize`; status records 2025-11-25 and era legacy, with the tool count and the
+ *   same hash a v1 client's tool list gives; plain `kubemcp serve -t http` (both eras) is verified
+ *   in the modern era with the same tools;
  * - a modern-only server built with the SDK v2 (`createMcpHandler(..., {legacy: 'reject'})`, which
  *   answers `initialize` with an error) and one serving both eras: 2026-07-28 and era modern, no
  *   `initialize`, no session, the tools a pinned v2 client lists;
@@ -89,11 +90,13 @@ function statusFor(result: HandshakeResult) {
 const verifiedCondition = (s: ReturnType<typeof statusFor>) => s.conditions?.find((c) => c.type === 'Verified');
 
 let serve: HttpServer;
+let serveBoth: HttpServer;
 let modernOnly: Awaited<ReturnType<typeof startModern>>;
 let bothEras: Awaited<ReturnType<typeof startModern>>;
 
 beforeAll(async () => {
-  [serve, modernOnly, bothEras] = await Promise.all([
+  [serve, serveBoth, modernOnly, bothEras] = await Promise.all([
+    startHttpServer({}, { legacyOnly: true }),
     startHttpServer(),
     startModern('reject'),
     startModern('stateless'),
@@ -102,11 +105,12 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await serve?.close();
+  await serveBoth?.close();
   await modernOnly?.close();
   await bothEras?.close();
 });
 
-describe('a 2025-era server: kubemcp serve -t http', () => {
+describe('a 2025-era server: kubemcp serve -t http --legacy-only', () => {
   it('tries server/discover, falls back to initialize: Verified, 2025-11-25, era legacy, the v1 tool list and hash', async () => {
     const seen: Seen[] = [];
     const r = await mcpHandshake({ url: serve.url, fetch: recording(seen), timeoutMs: 20_000 });
@@ -131,6 +135,22 @@ describe('a 2025-era server: kubemcp serve -t http', () => {
     expect(status.serverInfo).toMatchObject({ protocolVersion: '2025-11-25', era: 'legacy' });
     expect(status.tools).toEqual(r.tools);
     expect(() => mcpServerStatus.parse(status)).not.toThrow();
+  });
+});
+
+describe('kubemcp serve -t http (both eras, issue 18)', () => {
+  it('is Verified in the modern era over server/discover alone, with the tools a 2025 client lists (same count and hash)', async () => {
+    const seen: Seen[] = [];
+    const r = await mcpHandshake({ url: serveBoth.url, fetch: recording(seen), timeoutMs: 20_000 });
+    expect(r).toMatchObject({ ok: true, reason: 'Verified' });
+    expect(r.serverInfo).toMatchObject({ name: 'kubemcp', protocolVersion: '2026-07-28', era: 'modern' });
+    expect(rpcs(seen)).not.toContain('initialize');
+    expect(seen.some((s) => s.http === 'DELETE')).toBe(false); // no session was opened
+    const v1 = new Client({ name: 'test', version: '1' });
+    await v1.connect(new StreamableHTTPClientTransport(new URL(serveBoth.url)));
+    const tools = (await v1.listTools()).tools;
+    await v1.close();
+    expect(r.tools).toMatchObject({ count: tools.length, hash: toolsHash(tools) });
   });
 });
 

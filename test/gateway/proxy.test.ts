@@ -375,53 +375,63 @@ describe('MCP 2026-07-28 clients through the gateway (issue 18: the gateway answ
         .map((m) => [m[1]!, Number(m[2])]),
     );
 
-  it('a pinned 2026-07-28 client discovers kubemcp serve (a 2025-11-25 server) through the gateway, lists and calls tools as its verified caller; bad arguments and no token are refused', async () => {
-    const serve = await startServe();
-    const lines: Array<Record<string, unknown>> = [];
-    const reg = new Registry();
-    const g = await gateway(new URL(serve.url).origin, lines, reg);
-    try {
-      const url = new URL('/mcp', g.url);
-      const c = await modernClient(url, 'editor');
-      expect(c.getProtocolEra()).toBe('modern');
-      const discovered = c.getDiscoverResult()!;
-      // server/discover answered from kubemcp serve's own initialize result.
-      const direct = new Client({ name: 'direct', version: '1' });
-      await direct.connect(new StreamableHTTPClientTransport(new URL(serve.url)));
-      expect(discovered.supportedVersions).toContain('2026-07-28');
-      expect(c.getServerVersion()).toEqual(direct.getServerVersion());
-      expect(Object.keys(discovered.capabilities).sort()).toEqual(
-        expect.arrayContaining(Object.keys(direct.getServerCapabilities()!).filter((k) => k !== 'logging')),
-      );
-      const directTools = (await direct.listTools()).tools.map((t) => t.name);
-      await direct.close();
+  it.each([
+    ['kubemcp serve --legacy-only (a 2025-era server): the gateway answers for it', true],
+    ['kubemcp serve (both eras): it answers 2026-07-28 itself, passed through untranslated', false],
+  ])(
+    'a pinned 2026-07-28 client through the gateway, %s; audited as its verified caller; bad arguments and no token are refused',
+    async (_what, legacyOnly) => {
+      const serve = await startServe(legacyOnly ? ['--legacy-only'] : []);
+      const lines: Array<Record<string, unknown>> = [];
+      const reg = new Registry();
+      const g = await gateway(new URL(serve.url).origin, lines, reg);
+      try {
+        const url = new URL('/mcp', g.url);
+        const c = await modernClient(url, 'editor');
+        expect(c.getProtocolEra()).toBe('modern');
+        const discovered = c.getDiscoverResult()!;
+        // server/discover answered by kubemcp serve's own modern leg, with what its initialize says.
+        const direct = new Client({ name: 'direct', version: '1' });
+        await direct.connect(new StreamableHTTPClientTransport(new URL(serve.url)));
+        expect(discovered.supportedVersions).toContain('2026-07-28');
+        expect(c.getServerVersion()).toEqual(direct.getServerVersion());
+        expect(Object.keys(discovered.capabilities).sort()).toEqual(
+          expect.arrayContaining(Object.keys(direct.getServerCapabilities()!).filter((k) => k !== 'logging')),
+        );
+        const directTools = (await direct.listTools()).tools.map((t) => t.name);
+        await direct.close();
 
-      const listed = await c.listTools();
-      expect(listed.tools.map((t) => t.name)).toEqual(directTools);
-      const res = await c.callTool({ name: 'list-resources', arguments: { kind: 'namespaces' } });
-      expect(res.isError).toBeFalsy();
-      expect(JSON.stringify(res.content)).toContain(fx.ns);
-      // Bad arguments: an MCP error naming the argument, from the server, carried back.
-      const bad = await c.callTool({ name: 'list-resources', arguments: { kind: 42 } }).then(
-        (r) => JSON.stringify(r.content),
-        (e: Error) => e.message,
-      );
-      expect(bad).toMatch(/kind/);
-      // One audit line per request, naming the verified caller; the 2026 methods are counted.
-      const mine = lines.filter((l) => l.user === `system:serviceaccount:${fx.ns}:editor`).map((l) => l.method);
-      expect(mine).toEqual(expect.arrayContaining(['server/discover', 'tools/list', 'tools/call']));
-      expect(mine).not.toContain('initialize'); // the client never sent one; the gateway's own session is not audited as the client's
-      expect(await translated(reg)).toMatchObject({ 'server/discover': 1, 'tools/list': 1, 'tools/call': 2 });
-      await c.close();
+        const listed = await c.listTools();
+        expect(listed.tools.map((t) => t.name)).toEqual(directTools);
+        const res = await c.callTool({ name: 'list-resources', arguments: { kind: 'namespaces' } });
+        expect(res.isError).toBeFalsy();
+        expect(JSON.stringify(res.content)).toContain(fx.ns);
+        // Bad arguments: an MCP error naming the argument, from the server, carried back.
+        const bad = await c.callTool({ name: 'list-resources', arguments: { kind: 42 } }).then(
+          (r) => JSON.stringify(r.content),
+          (e: Error) => e.message,
+        );
+        expect(bad).toMatch(/kind/);
+        // One audit line per request, naming the verified caller; the methods the gateway answered are counted.
+        const mine = lines.filter((l) => l.user === `system:serviceaccount:${fx.ns}:editor`).map((l) => l.method);
+        expect(mine).toEqual(expect.arrayContaining(['server/discover', 'tools/list', 'tools/call']));
+        expect(mine).not.toContain('initialize'); // the client never sent one; the gateway's own session is not audited as the client's
+        expect(await translated(reg)).toEqual(
+          legacyOnly ? { 'server/discover': 1, 'tools/list': 1, 'tools/call': 2 } : {},
+        );
+        await c.close();
 
-      // No token: 401 before anything is translated or reaches the server.
-      await expect(modernClient(url)).rejects.toThrow(/401|Unauthorized/);
-      expect((await translated(reg))['server/discover']).toBe(1);
-    } finally {
-      await g.close();
-      serve.stop();
-    }
-  }, 240_000);
+        // No token: 401 before anything reaches the server.
+        const seen = lines.length;
+        await expect(modernClient(url)).rejects.toThrow(/401|Unauthorized/);
+        expect(lines.slice(seen).map((l) => l.outcome)).toEqual(['unauthenticated']);
+      } finally {
+        await g.close();
+        serve.stop();
+      }
+    },
+    240_000,
+  );
 
   it('spec.auth.tools holds for 2026-07-28 clients: the list is filtered, a refused call never reaches the server', async () => {
     const serve = await startServe();
@@ -544,66 +554,73 @@ describe('a 2025 server asking its client (elicitation) reaches a 2026-07-28 cli
     };
   };
 
-  it('delete-resource asks for confirmation: declined, the ConfigMap stays; accepted, it is deleted; a tampered state is refused', async () => {
-    const serve = await startServe();
-    const g = await gateway(new URL(serve.url).origin, [], new Registry());
-    const core = kc.makeApiClient(k8s.CoreV1Api);
-    await core.createNamespacedConfigMap({
-      namespace: fx.ns,
-      body: { metadata: { name: 'doomed' }, data: { a: '1' } },
-    });
-    const exists = () =>
-      core.readNamespacedConfigMap({ name: 'doomed', namespace: fx.ns }).then(
-        () => true,
-        () => false,
-      );
-    try {
-      const url = `${g.url}/mcp`;
-      const token = await fx.token('editor', [audience]);
-      const call = { name: 'delete-resource', arguments: { kind: 'configmap', name: 'doomed', namespace: fx.ns } };
-      // Round 1: the server's elicitation/create, as an InputRequiredResult naming what would go.
-      const asked = await modernCall(url, token, call);
-      expect(asked.result?.resultType).toBe('input_required');
-      const [key, req] = Object.entries(asked.result!.inputRequests!)[0]!;
-      expect(req.method).toBe('elicitation/create');
-      expect(req.params.message).toMatch(/Delete configmap\/doomed/);
-      expect(await exists()).toBe(true);
-      // A tampered requestState: refused, nothing changes.
-      const tampered = await modernCall(url, token, {
-        ...call,
-        inputResponses: { [key]: { action: 'accept', content: { confirm: true } } },
-        requestState: `${asked.result!.requestState}x`,
+  it.each([
+    ['kubemcp serve --legacy-only: its elicitation/create, translated by the gateway', true],
+    ['kubemcp serve: its own InputRequiredResult, passed through', false],
+  ])(
+    'delete-resource asks for confirmation (%s): declined, the ConfigMap stays; accepted, it is deleted; a tampered state is refused',
+    async (_what, legacyOnly) => {
+      const serve = await startServe(legacyOnly ? ['--legacy-only'] : []);
+      const g = await gateway(new URL(serve.url).origin, [], new Registry());
+      const core = kc.makeApiClient(k8s.CoreV1Api);
+      await core.createNamespacedConfigMap({
+        namespace: fx.ns,
+        body: { metadata: { name: 'doomed' }, data: { a: '1' } },
       });
-      expect(tampered.error?.code).toBe(-32602);
-      expect(await exists()).toBe(true);
-      // Declined: the tool says so and the ConfigMap stays.
-      const declined = await modernCall(url, token, {
-        ...call,
-        inputResponses: { [key]: { action: 'decline' } },
-        requestState: asked.result!.requestState,
-      });
-      expect(declined.result?.resultType).toBe('complete');
-      expect(declined.result?.structuredContent?.status).toBe('declined');
-      expect(await exists()).toBe(true);
-      // Asked again and accepted: deleted. (The accepted form's content is the tool's confirmation schema.)
-      const again = await modernCall(url, token, call);
-      const [key2, req2] = Object.entries(again.result!.inputRequests!)[0]!;
-      const schema = (req2.params as { requestedSchema?: { properties?: Record<string, { type?: string }> } })
-        .requestedSchema;
-      const content = Object.fromEntries(
-        Object.entries(schema?.properties ?? {}).map(([k, v]) => [k, v.type === 'boolean' ? true : 'yes']),
-      );
-      const accepted = await modernCall(url, token, {
-        ...call,
-        inputResponses: { [key2]: { action: 'accept', content } },
-        requestState: again.result!.requestState,
-      });
-      expect(accepted.result?.structuredContent?.status).toMatch(/^delet/);
-      await waitFor('the ConfigMap gone', async () => !(await exists()), 30_000);
-    } finally {
-      await core.deleteNamespacedConfigMap({ name: 'doomed', namespace: fx.ns }).catch(() => undefined);
-      await g.close();
-      serve.stop();
-    }
-  }, 240_000);
+      const exists = () =>
+        core.readNamespacedConfigMap({ name: 'doomed', namespace: fx.ns }).then(
+          () => true,
+          () => false,
+        );
+      try {
+        const url = `${g.url}/mcp`;
+        const token = await fx.token('editor', [audience]);
+        const call = { name: 'delete-resource', arguments: { kind: 'configmap', name: 'doomed', namespace: fx.ns } };
+        // Round 1: the server's elicitation/create, as an InputRequiredResult naming what would go.
+        const asked = await modernCall(url, token, call);
+        expect(asked.result?.resultType).toBe('input_required');
+        const [key, req] = Object.entries(asked.result!.inputRequests!)[0]!;
+        expect(req.method).toBe('elicitation/create');
+        expect(req.params.message).toMatch(/Delete configmap\/doomed/);
+        expect(await exists()).toBe(true);
+        // A tampered requestState: refused, nothing changes.
+        const tampered = await modernCall(url, token, {
+          ...call,
+          inputResponses: { [key]: { action: 'accept', content: { confirm: true } } },
+          requestState: `${asked.result!.requestState}x`,
+        });
+        expect(tampered.error?.code).toBe(-32602);
+        expect(await exists()).toBe(true);
+        // Declined: the tool says so and the ConfigMap stays.
+        const declined = await modernCall(url, token, {
+          ...call,
+          inputResponses: { [key]: { action: 'decline' } },
+          requestState: asked.result!.requestState,
+        });
+        expect(declined.result?.resultType).toBe('complete');
+        expect(declined.result?.structuredContent?.status).toBe('declined');
+        expect(await exists()).toBe(true);
+        // Asked again and accepted: deleted. (The accepted form's content is the tool's confirmation schema.)
+        const again = await modernCall(url, token, call);
+        const [key2, req2] = Object.entries(again.result!.inputRequests!)[0]!;
+        const schema = (req2.params as { requestedSchema?: { properties?: Record<string, { type?: string }> } })
+          .requestedSchema;
+        const content = Object.fromEntries(
+          Object.entries(schema?.properties ?? {}).map(([k, v]) => [k, v.type === 'boolean' ? true : 'yes']),
+        );
+        const accepted = await modernCall(url, token, {
+          ...call,
+          inputResponses: { [key2]: { action: 'accept', content } },
+          requestState: again.result!.requestState,
+        });
+        expect(accepted.result?.structuredContent?.status).toMatch(/^delet/);
+        await waitFor('the ConfigMap gone', async () => !(await exists()), 30_000);
+      } finally {
+        await core.deleteNamespacedConfigMap({ name: 'doomed', namespace: fx.ns }).catch(() => undefined);
+        await g.close();
+        serve.stop();
+      }
+    },
+    240_000,
+  );
 });
