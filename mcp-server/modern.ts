@@ -168,9 +168,9 @@ export class ModernServe {
    * JSON-RPC errors in the answer.
    */
   async serve(req: http.IncomingMessage, res: http.ServerResponse, body: unknown): Promise<void> {
-    const m = body as { method?: unknown; params?: { filter?: { resourceSubscriptions?: unknown } } };
+    const m = body as { method?: unknown; params?: { notifications?: { resourceSubscriptions?: unknown } } };
     if (m.method === 'subscriptions/listen') {
-      const refused = await this.listen(res, m.params?.filter?.resourceSubscriptions);
+      const refused = await this.listen(res, m.params?.notifications?.resourceSubscriptions);
       if (refused) {
         res.writeHead(200, { 'Content-Type': 'application/json' });
         res.end(JSON.stringify({ jsonrpc: '2.0', id: (body as { id?: unknown }).id ?? null, error: refused }));
