@@ -43,8 +43,10 @@ import {
   ProtocolError,
   Server,
   type McpHttpHandler,
+  type Transport,
 } from '@modelcontextprotocol/server';
 import { toNodeHandler, toWebRequest, type NodeMcpRequestHandler } from '@modelcontextprotocol/node';
+import { serveStdio } from '@modelcontextprotocol/server/stdio';
 import { z } from 'zod';
 import { INSTRUCTIONS, SERVER_INFO, allTools, withoutContextArgument, type ServerDeps } from './server.js';
 import {
@@ -120,146 +122,58 @@ function issuesText(error: z.ZodError): string {
   return error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(arguments)'}: ${i.message}`).join('; ');
 }
 
-/** The 2026-07-28 leg of one `kubemcp serve` process (HTTP); see the module comment. */
-export class ModernServe {
-  private readonly handler: McpHttpHandler;
-  private readonly node: NodeMcpRequestHandler;
+/**
+ * What a 2026-07-28 client of `kubemcp serve` sees, independent of the transport: the tools the
+ * policy enables, seed 001's resources and prompts, completion (see the module comment). Both the
+ * HTTP leg ({@link ModernServe}, one `Server` per request) and stdio ({@link serveModernStdio},
+ * one per connection) build their servers here.
+ */
+export class ModernSurface {
   private readonly tools: AnyToolDef[];
-  private readonly byName: Map<string, AnyToolDef>;
-  private readonly stopDiscovery: () => void;
-  private readonly listening = new Set<() => void>();
 
   /**
-   * @param deps the same dependencies the 2025 leg's servers are built with (./server.ts
-   *   buildServer); `hub` is the process's SubscriptionHub (none: no resource subscriptions).
+   * @param deps the same dependencies the 2025 leg's servers are built with (./server.ts buildServer).
+   * @param subscriptions whether `resources.subscribe` is offered (a transport that holds the
+   *   watches of `subscriptions/listen`'s resourceSubscriptions).
    */
-  constructor(private readonly deps: ServerDeps) {
+  constructor(
+    private readonly deps: ServerDeps,
+    private readonly subscriptions: boolean,
+  ) {
     const multi = deps.contextArgument ?? deps.kube.allowedContexts.length > 1;
     const policy = deps.policy ?? deps.kube.policy;
     const defs = allTools().map((d) => (multi ? d : withoutContextArgument(d)));
     this.tools = defs.filter((d) => toolListed(d, policy));
-    this.byName = new Map(this.tools.map((d) => [d.name, d]));
-    const onerror = (err: Error) => deps.log.warn({ err: err.message }, '2026-07-28 request failed');
-    this.handler = createMcpHandler(() => this.serverFor(), { legacy: 'reject', onerror });
-    this.node = toNodeHandler(this.handler, { onerror });
-    // A tool that follows an API group shows or hides with discovery: listeners re-list.
+  }
+
+  /**
+   * Calls `changed` whenever discovery shows or hides a tool that needs an API group (top's
+   * metrics.k8s.io), so listeners re-list. Returns the function that stops following.
+   */
+  followTools(changed: () => void): () => void {
     const followed = this.tools.filter((d) => d.apiGroup && !('context' in d.input)).map((d) => d.apiGroup!);
     let served = followed.map((g) => discoveryServes(g)).join();
-    this.stopDiscovery = onDiscovery(() => {
+    return onDiscovery(() => {
       const now = followed.map((g) => discoveryServes(g)).join();
-      if (now !== served) this.handler.notify.toolsChanged();
+      if (now !== served) changed();
       served = now;
     });
   }
 
-  /**
-   * Whether a request belongs to this leg: a POST whose JSON body is a 2026-07-28 request (the
-   * SDK's `isLegacyRequest` is false: it carries the `_meta` envelope, or is `server/discover`).
-   * A batch, a GET or DELETE, and any 2025-era message belong to the sessionful leg.
-   */
-  async wants(req: http.IncomingMessage, body: unknown): Promise<boolean> {
-    if (req.method !== 'POST' || !body || typeof body !== 'object' || Array.isArray(body)) return false;
-    return !(await isLegacyRequest(await toWebRequest(req as never, body), body));
-  }
-
-  /**
-   * Answers one request {@link wants} accepted, on `res` (JSON, or an SSE stream for
-   * `subscriptions/listen` and for calls that report progress). Never throws: failures are
-   * JSON-RPC errors in the answer.
-   */
-  async serve(req: http.IncomingMessage, res: http.ServerResponse, body: unknown): Promise<void> {
-    const m = body as { method?: unknown; params?: { notifications?: { resourceSubscriptions?: unknown } } };
-    if (m.method === 'subscriptions/listen') {
-      const refused = await this.listen(res, m.params?.notifications?.resourceSubscriptions);
-      if (refused) {
-        res.writeHead(200, { 'Content-Type': 'application/json' });
-        res.end(JSON.stringify({ jsonrpc: '2.0', id: (body as { id?: unknown }).id ?? null, error: refused }));
-        return;
-      }
-    }
-    await this.node(req as never, res as never, body);
-  }
-
-  /**
-   * Holds a watch for each URI a `subscriptions/listen` request subscribes to, until `res` closes;
-   * each change of one publishes `notifications/resources/updated` for it (debounced 200 ms).
-   * @returns undefined when every URI is watched (or none was asked), else the JSON-RPC error
-   *   to answer instead (-32602 naming a URI that is not a seed resource or cannot be watched;
-   *   -32600 over `--max-subscriptions`), with nothing held.
-   */
-  async listen(res: http.ServerResponse, uris: unknown): Promise<{ code: number; message: string } | undefined> {
-    if (!Array.isArray(uris) || !uris.length) return undefined;
-    const hub = this.deps.hub;
-    if (!hub) return { code: -32602, message: 'resource subscriptions are off on this server (stateless mode)' };
-    const wanted = [...new Set(uris.filter((u): u is string => typeof u === 'string'))];
-    if (wanted.length > hub.maxPerSession)
-      return {
-        code: -32600,
-        message: `cannot subscribe to ${wanted.length} resources: at most ${hub.maxPerSession} per subscription (--max-subscriptions)`,
-      };
-    const releases: Array<() => void> = [];
-    const timers = new Set<NodeJS.Timeout>();
-    let closed = false;
-    const release = () => {
-      closed = true;
-      for (const t of timers) clearTimeout(t);
-      for (const r of releases.splice(0)) r();
-      this.listening.delete(release);
-    };
-    this.listening.add(release);
-    res.once('close', release);
-    for (const uri of wanted) {
-      const target = watchTarget(uri);
-      if (!target) {
-        release();
-        return {
-          code: -32602,
-          message: `cannot subscribe to ${uri}: subscribable resources are ${NODES_URI} and ${PODS_TEMPLATE}`,
-        };
-      }
-      let pending: NodeJS.Timeout | undefined;
-      const listener = () => {
-        if (closed || pending) return;
-        pending = setTimeout(() => {
-          timers.delete(pending!);
-          pending = undefined;
-          if (!closed) this.handler.notify.resourceUpdated(uri);
-        }, 200);
-        timers.add(pending);
-      };
-      try {
-        const r = await hub.acquire(uri, target, listener);
-        if (closed) r();
-        else releases.push(r);
-      } catch (err) {
-        release();
-        return { code: -32602, message: `cannot subscribe to ${uri}: ${errorText(err)}` };
-      }
-    }
-    return undefined;
-  }
-
-  /** Ends every open `subscriptions/listen` stream and releases what this leg holds. */
-  async close(): Promise<void> {
-    this.stopDiscovery();
-    for (const r of [...this.listening]) r();
-    await this.handler.close();
-  }
-
   /** The tools listed now: enabled by the policy, and their API group served (when they need one). */
-  private listed(): AnyToolDef[] {
+  listed(): AnyToolDef[] {
     return this.tools.filter((d) => !d.apiGroup || 'context' in d.input || discoveryServes(d.apiGroup));
   }
 
-  /** The per-request server of the SDK's modern leg (the factory of `createMcpHandler`). */
-  private serverFor(): Server {
+  /** A server answering 2026-07-28 requests (the factory of `createMcpHandler` and of the SDK's `serveStdio`). */
+  server(): Server {
     const deps = this.deps;
     const kube = deps.kube;
     const hint = { ttlMs: LIST_TTL_MS, cacheScope: 'private' as const };
     const server = new Server(SERVER_INFO, {
       capabilities: {
         tools: { listChanged: true },
-        resources: { subscribe: !!deps.hub, listChanged: false },
+        resources: { subscribe: this.subscriptions, listChanged: false },
         prompts: { listChanged: false },
         completions: {},
       },
@@ -385,6 +299,156 @@ export class ModernServe {
     });
     return server;
   }
+}
+
+/** The 2026-07-28 leg of one `kubemcp serve` HTTP server; see the module comment. */
+export class ModernServe {
+  private readonly handler: McpHttpHandler;
+  private readonly node: NodeMcpRequestHandler;
+  private readonly stopDiscovery: () => void;
+  private readonly listening = new Set<() => void>();
+
+  /**
+   * @param deps the same dependencies the 2025 leg's servers are built with (./server.ts
+   *   buildServer); `hub` is the process's SubscriptionHub (none: no resource subscriptions).
+   */
+  constructor(private readonly deps: ServerDeps) {
+    const surface = new ModernSurface(deps, !!deps.hub);
+    const onerror = (err: Error) => deps.log.warn({ err: err.message }, '2026-07-28 request failed');
+    this.handler = createMcpHandler(() => surface.server(), { legacy: 'reject', onerror });
+    this.node = toNodeHandler(this.handler, { onerror });
+    this.stopDiscovery = surface.followTools(() => this.handler.notify.toolsChanged());
+  }
+
+  /**
+   * Whether a request belongs to this leg: a POST whose JSON body is a 2026-07-28 request (the
+   * SDK's `isLegacyRequest` is false: it carries the `_meta` envelope, or is `server/discover`).
+   * A batch, a GET or DELETE, and any 2025-era message belong to the sessionful leg.
+   */
+  async wants(req: http.IncomingMessage, body: unknown): Promise<boolean> {
+    if (req.method !== 'POST' || !body || typeof body !== 'object' || Array.isArray(body)) return false;
+    return !(await isLegacyRequest(await toWebRequest(req as never, body), body));
+  }
+
+  /**
+   * Answers one request {@link wants} accepted, on `res` (JSON, or an SSE stream for
+   * `subscriptions/listen` and for calls that report progress). Never throws: failures are
+   * JSON-RPC errors in the answer.
+   */
+  async serve(req: http.IncomingMessage, res: http.ServerResponse, body: unknown): Promise<void> {
+    const m = body as { method?: unknown; params?: { notifications?: { resourceSubscriptions?: unknown } } };
+    if (m.method === 'subscriptions/listen') {
+      const refused = await this.listen(res, m.params?.notifications?.resourceSubscriptions);
+      if (refused) {
+        res.writeHead(200, { 'Content-Type': 'application/json' });
+        res.end(JSON.stringify({ jsonrpc: '2.0', id: (body as { id?: unknown }).id ?? null, error: refused }));
+        return;
+      }
+    }
+    await this.node(req as never, res as never, body);
+  }
+
+  /**
+   * Holds a watch for each URI a `subscriptions/listen` request subscribes to, until `res` closes;
+   * each change of one publishes `notifications/resources/updated` for it (debounced 200 ms).
+   * @returns undefined when every URI is watched (or none was asked), else the JSON-RPC error
+   *   to answer instead (-32602 naming a URI that is not a seed resource or cannot be watched;
+   *   -32600 over `--max-subscriptions`), with nothing held.
+   */
+  async listen(res: http.ServerResponse, uris: unknown): Promise<{ code: number; message: string } | undefined> {
+    if (!Array.isArray(uris) || !uris.length) return undefined;
+    const hub = this.deps.hub;
+    if (!hub) return { code: -32602, message: 'resource subscriptions are off on this server (stateless mode)' };
+    const wanted = [...new Set(uris.filter((u): u is string => typeof u === 'string'))];
+    if (wanted.length > hub.maxPerSession)
+      return {
+        code: -32600,
+        message: `cannot subscribe to ${wanted.length} resources: at most ${hub.maxPerSession} per subscription (--max-subscriptions)`,
+      };
+    const releases: Array<() => void> = [];
+    const timers = new Set<NodeJS.Timeout>();
+    let closed = false;
+    const release = () => {
+      closed = true;
+      for (const t of timers) clearTimeout(t);
+      for (const r of releases.splice(0)) r();
+      this.listening.delete(release);
+    };
+    this.listening.add(release);
+    res.once('close', release);
+    for (const uri of wanted) {
+      const target = watchTarget(uri);
+      if (!target) {
+        release();
+        return {
+          code: -32602,
+          message: `cannot subscribe to ${uri}: subscribable resources are ${NODES_URI} and ${PODS_TEMPLATE}`,
+        };
+      }
+      let pending: NodeJS.Timeout | undefined;
+      const listener = () => {
+        if (closed || pending) return;
+        pending = setTimeout(() => {
+          timers.delete(pending!);
+          pending = undefined;
+          if (!closed) this.handler.notify.resourceUpdated(uri);
+        }, 200);
+        timers.add(pending);
+      };
+      try {
+        const r = await hub.acquire(uri, target, listener);
+        if (closed) r();
+        else releases.push(r);
+      } catch (err) {
+        release();
+        return { code: -32602, message: `cannot subscribe to ${uri}: ${errorText(err)}` };
+      }
+    }
+    return undefined;
+  }
+
+  /** Ends every open `subscriptions/listen` stream and releases what this leg holds. */
+  async close(): Promise<void> {
+    this.stopDiscovery();
+    for (const r of [...this.listening]) r();
+    await this.handler.close();
+  }
+}
+
+/**
+ * Serves one stdio connection whose opening request was a 2026-07-28 one (./stdio.ts decides by
+ * the first request it reads) with the SDK v2's `serveStdio` (`legacy: 'reject'`: the era is
+ * pinned per connection) over `transport`, kubemcp's stdio framing (SafeStdioServerTransport:
+ * oversized and malformed lines answered, never fatal). The servers come from a
+ * {@link ModernSurface}; a tool list change is sent to each (the SDK routes it to
+ * `subscriptions/listen`). Resource subscriptions are not offered over stdio in this era.
+ * @returns how to end the connection (closes the transport).
+ */
+export function serveModernStdio(deps: ServerDeps, transport: Transport): { close: () => Promise<void> } {
+  const surface = new ModernSurface(deps, false);
+  const servers = new Set<Server>();
+  const handle = serveStdio(
+    () => {
+      const server = surface.server();
+      servers.add(server);
+      server.onclose = () => servers.delete(server);
+      return server;
+    },
+    {
+      legacy: 'reject',
+      transport,
+      onerror: (err) => deps.log.warn({ err: err.message }, '2026-07-28 stdio message failed'),
+    },
+  );
+  const stop = surface.followTools(() => {
+    for (const s of servers) s.sendToolListChanged().catch(() => undefined);
+  });
+  return {
+    close: async () => {
+      stop();
+      await handle.close();
+    },
+  };
 }
 
 /** What a subscribable URI watches, or undefined when it is not one of the seed's resources. */

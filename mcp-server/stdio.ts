@@ -24,6 +24,7 @@ import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from 'pino';
 import type { BuiltServer, ServerDeps } from './server.js';
 import type { StartAnswers } from './start-answers.js';
+import { looksModern } from '../lib/mcp-era.js';
 
 /** What validates a JSON-RPC message: the SDK's JSONRPCMessageSchema (loaded with the SDK). */
 export interface MessageSchema {
@@ -59,6 +60,8 @@ export class SafeStdioServerTransport implements Transport {
   early?: (json: unknown) => boolean;
   /** Called when a request (a line with an id) is queued before start(): the server is needed. */
   onqueue?: () => void;
+  /** Told of every valid message just before the server gets it (the warm-up follows tools/list). */
+  observe?: (message: JSONRPCMessage) => void;
   private chunks: Buffer[] = [];
   private size = 0;
   /** Bytes of the current line being skipped (over the limit); -1 when not skipping. */
@@ -155,6 +158,7 @@ export class SafeStdioServerTransport implements Transport {
       } as JSONRPCMessage);
       return;
     }
+    this.observe?.(parsed.data);
     try {
       this.onmessage?.(parsed.data);
     } catch (err) {
@@ -259,7 +263,18 @@ export async function serveStdio(opts: StdioOptions): Promise<void> {
   const needed = new Promise<void>((resolve) => (need = resolve));
   // Whether a tools/list request has been read (answered early or queued): the warm-up follows it.
   let listSeen = false;
+  // The era of the connection, decided by its first request (MCP 2026-07-28: no initialize, the
+  // `_meta` envelope on every request; lib/mcp-era.ts looksModern): a modern opening is served
+  // by the SDK v2 (./modern.ts), anything else by the 2025 server, start answers included.
+  let era: 'legacy' | 'modern' | undefined;
+  let decide: () => void = () => undefined;
+  const decided = new Promise<void>((resolve) => (decide = resolve));
   transport.early = (json) => {
+    if (era === undefined && json && typeof json === 'object' && 'id' in json && 'method' in json) {
+      era = looksModern(json) ? 'modern' : 'legacy';
+      decide();
+    }
+    if (era === 'modern') return false; // queued for the modern server, which is needed now
     const answers = opts.startAnswers;
     const init = answers?.initialize(json);
     if (init) {
@@ -290,6 +305,11 @@ export async function serveStdio(opts: StdioOptions): Promise<void> {
 
   // zod without its JIT, set before any schema is built (the SDK's, the tools'): compiling a
   // parser per object schema costs more CPU at start than it saves on the few messages a session parses.
+  // Loaded (the timer) before any request: the first request says which server to connect.
+  await Promise.race([decided, closed]);
+  if (ended) return;
+  if (era === 'modern') return serveModern(opts, transport, closed, stop);
+
   let deps: ServerDeps;
   let built: BuiltServer;
   try {
@@ -329,9 +349,7 @@ export async function serveStdio(opts: StdioOptions): Promise<void> {
     else {
       // The SDK answers a request in microtasks; a macrotask scheduled when tools/list arrives
       // runs after the answer is written.
-      const onmessage = transport.onmessage;
-      transport.onmessage = (message) => {
-        onmessage?.(message);
+      transport.observe = (message) => {
         if (!warmed && 'method' in message && message.method === 'tools/list') setTimeout(warm, 0);
       };
       fallback = setTimeout(warm, opts.warmUpAfterMs ?? 5000);
@@ -342,4 +360,61 @@ export async function serveStdio(opts: StdioOptions): Promise<void> {
   await closed;
   clearTimeout(fallback);
   await built.close().catch(() => undefined);
+}
+
+/**
+ * The rest of a connection whose first request was a 2026-07-28 one: the SDK v2's stdio entry
+ * (./modern.ts serveModernStdio) over the same transport, the queued lines first; the warm-up
+ * follows the first tools/list (or `warmUpAfterMs`), as for a 2025 session.
+ */
+async function serveModern(
+  opts: StdioOptions,
+  transport: SafeStdioServerTransport,
+  closed: Promise<void>,
+  stop: () => void,
+): Promise<void> {
+  const { log } = opts;
+  let handle: { close: () => Promise<void> };
+  let deps: ServerDeps;
+  try {
+    (await import('zod')).config({ jitless: true });
+    const [{ serveModernStdio }, { JSONRPCMessageSchema }, loaded] = await Promise.all([
+      import('./modern.js'),
+      import('@modelcontextprotocol/sdk/types.js'),
+      opts.deps(),
+    ]);
+    deps = loaded;
+    transport.schema = JSONRPCMessageSchema as MessageSchema;
+    let warmed = !opts.warmUp;
+    const warm = () => {
+      if (warmed) return;
+      warmed = true;
+      clearTimeout(fallback);
+      try {
+        opts.warmUp!(deps);
+      } catch (err) {
+        log.error({ err: (err as Error).message }, 'kubemcp serve cannot start');
+        process.stderr.write(`error: ${(err as Error).message}\n`);
+        process.exitCode = 1;
+        stop();
+      }
+    };
+    const fallback = setTimeout(warm, opts.warmUpAfterMs ?? 5000);
+    fallback.unref();
+    transport.observe = (message) => {
+      if (!warmed && 'method' in message && message.method === 'tools/list') setTimeout(warm, 0);
+    };
+    handle = serveModernStdio(deps, transport as never);
+    const prev = transport.onclose;
+    transport.onclose = () => {
+      prev?.();
+      stop();
+    };
+  } catch (err) {
+    await transport.close();
+    throw err;
+  }
+  log.info({ era: 'modern' }, 'kubemcp serve: stdio (MCP 2026-07-28)');
+  await closed;
+  await handle.close().catch(() => undefined);
 }

@@ -110,6 +110,39 @@ describe('bundled stdio start', () => {
     });
   }
 
+  it('serves a 2026-07-28 opening (server/discover, then requests with the `_meta` envelope) with the SDK v2, never from the 2025 snapshot', async () => {
+    const s = serve(true, []);
+    const meta = {
+      'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+      'io.modelcontextprotocol/clientInfo': { name: 'start-bundle-test', version: '1' },
+      'io.modelcontextprotocol/clientCapabilities': {},
+    };
+    try {
+      // All at once, before the server is loaded: the first request decides the era.
+      s.send({ jsonrpc: '2.0', id: 0, method: 'server/discover', params: { _meta: meta } });
+      s.send({ jsonrpc: '2.0', id: 1, method: 'tools/list', params: { _meta: meta } });
+      s.send({
+        jsonrpc: '2.0',
+        id: 2,
+        method: 'tools/call',
+        params: { name: 'list-namespaces', arguments: {}, _meta: meta },
+      });
+      const discovered = (await s.answer(0)) as unknown as {
+        result: { supportedVersions: string[] };
+      };
+      expect(discovered.result.supportedVersions).toContain('2026-07-28');
+      expect(JSON.stringify(discovered.result)).toContain('"name":"kubemcp"');
+      const listed = (await s.answer(1)) as unknown as { result: { tools: unknown[]; ttlMs?: number } };
+      expect(listed.result.tools.length).toBeGreaterThan(5);
+      expect(listed.result.ttlMs).toBe(60_000); // the modern leg's answer, not the snapshot's
+      expect((await s.answer(2)).result.content[0].text).toMatch(/kube-system/);
+      expect(s.stderr()).not.toContain('answered from the start snapshot');
+      expect(s.stderr()).toContain('kubemcp serve: stdio (MCP 2026-07-28)');
+    } finally {
+      s.stop();
+    }
+  });
+
   it('serves the lines queued while the server loads, each once, against the cluster', async () => {
     const s = serve(true, []);
     try {
