@@ -4,8 +4,8 @@
  * A 2026-07-28 client has no `initialize` handshake and no `Mcp-Session-Id`: it sends
  * `server/discover`, then stateless requests that each carry their protocol version, client info
  * and capabilities in `params._meta` (https://modelcontextprotocol.io/specification/2026-07-28/basic/lifecycle).
- * A 2025-11-25 server (every server built on `@modelcontextprotocol/sdk` 1.x, and `kubemcp serve`
- * today) knows none of this. This module answers such requests in the gateway:
+ * A 2025-11-25 server (every server built on `@modelcontextprotocol/sdk` 1.x, stdio servers, and
+ * `kubemcp serve --legacy-only`) knows none of this. This module answers such requests in the gateway:
  *
  * - the 2026 leg is the official SDK's (`createMcpHandler` of `@modelcontextprotocol/server`
  *   2.4.0 with `legacy: 'reject'`, through `toNodeHandler` of `@modelcontextprotocol/node`): it
