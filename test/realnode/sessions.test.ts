@@ -81,13 +81,25 @@ async function routes(name: string, port: number): Promise<Record<string, number
   return sum;
 }
 
-/** `kubemcp_gateway_translated_requests_total{method="tools/call"}` per pod of the MCPServer (2026-07-28 calls its gateway answered). */
-async function translatedCalls(name: string, port: number): Promise<Record<string, number>> {
+/**
+ * The successful `tools/call` requests each pod's gateway passed (`kubemcp_gateway_requests_total`,
+ * any era: for kube-mcp, whose `kubemcp serve` answers 2026-07-28 itself, passed through; for
+ * everything, a 2025-era server, answered by the gateway's translation).
+ */
+async function gatewayCalls(name: string, port: number): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
   for (const pod of await podNames(name)) {
     const path = port === 18080 ? '.kubemcp/metrics' : 'metrics';
     const text = await kubectl('get', '--raw', `/api/v1/namespaces/${ns}/pods/${pod}:${port}/proxy/${path}`);
-    out[pod] = Number(/^kubemcp_gateway_translated_requests_total\{method="tools\/call"\} (\d+)/m.exec(text)?.[1] ?? 0);
+    out[pod] = text
+      .split('\n')
+      .filter(
+        (l) =>
+          /^kubemcp_gateway_requests_total\{/.test(l) &&
+          l.includes('method="tools/call"') &&
+          l.includes('outcome="success"'),
+      )
+      .reduce((sum, l) => sum + Number(l.split(' ').at(-1)), 0);
   }
   return out;
 }
@@ -162,8 +174,9 @@ describeReal('sessions survive replicas behind the apiserver service proxy (real
     },
   ];
 
-  // 2026-07-28 clients (issue 18, gateway/eras.ts): stateless requests, answered by the gateway of
-  // whichever pod each lands on, on an upstream session of that pod's own.
+  // 2026-07-28 clients (issue 18): stateless requests, answered on whichever pod each lands on: by
+  // kube-mcp's own kubemcp serve (mcp-server/modern.ts), by everything's gateway (gateway/eras.ts)
+  // on an upstream session of that pod's own.
   const modernCalls = {
     'kube-mcp': { tool: 'list-contexts', args: () => ({}), expect: (t: string) => t.length > 1 },
     everything: {
@@ -195,7 +208,7 @@ describeReal('sessions survive replicas behind the apiserver service proxy (real
         try {
           expect(c.getProtocolEra()).toBe('modern');
           const m = modernCalls[t.name as keyof typeof modernCalls];
-          const before = await translatedCalls(t.name, t.metricsPort);
+          const before = await gatewayCalls(t.name, t.metricsPort);
           const failures: string[] = [];
           for (let n = 0; n < 30; n++) {
             try {
@@ -206,7 +219,7 @@ describeReal('sessions survive replicas behind the apiserver service proxy (real
             }
           }
           expect(failures).toEqual([]);
-          const after = await translatedCalls(t.name, t.metricsPort);
+          const after = await gatewayCalls(t.name, t.metricsPort);
           const served = Object.keys(after).filter((pod) => after[pod]! > (before[pod] ?? 0));
           process.stderr.write(`sessions ${t.name}: 2026-07-28 calls answered by ${served.join(', ')}\n`);
           // No session to keep: the proxy's per-request balancing spread them, and every pod answered its share.
