@@ -35,6 +35,7 @@ export const UNIT_TESTS = [
   'test/images/dockerfile.test.ts',
   'test/lib/in-cluster.test.ts',
   'test/mcp-server/bridge-unit.test.ts',
+  'test/mcp-server/modern-unit.test.ts',
   'test/mcp-server/command.test.ts',
   'test/mcp-server/fence.test.ts',
   'test/mcp-server/policy.test.ts',

@@ -722,9 +722,19 @@ export class KubeGateway {
     let reason = String(status);
     let message: string;
     try {
-      const st = JSON.parse(text) as { message?: string; reason?: string };
+      const st = JSON.parse(text) as {
+        message?: string;
+        reason?: string;
+        details?: { causes?: Array<{ message?: unknown }> };
+      };
       reason = st.reason ?? reason;
       message = st.message ?? text;
+      // Causes the message does not already say (an eviction's 429 names the PodDisruptionBudget only there).
+      const causes = (st.details?.causes ?? [])
+        .map((c) => (typeof c?.message === 'string' ? c.message : ''))
+        .filter((m) => m && !message.includes(m))
+        .slice(0, 5);
+      if (causes.length) message = `${message} (${causes.join('; ')})`;
     } catch {
       message = `${what}: HTTP ${status} ${text.slice(0, 500)}`;
     }

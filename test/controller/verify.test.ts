@@ -11,7 +11,6 @@ import type { Server } from 'node:http';
 import * as k8s from '@kubernetes/client-node';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js';
 import { pino } from 'pino';
 import { parseMCPServerSpec } from '../../charts/api/validate.js';
 import { verifyTargetFor } from '../../controller/controller.js';
@@ -70,7 +69,8 @@ describe('mcpHandshake against real servers on 127.0.0.1', () => {
     expect(r.tools!.names).toEqual(tools.slice(0, MAX_TOOL_NAMES).map((t) => t.name));
     expect(r.tools!.hash).toMatch(/^[0-9a-f]{16}$/);
     expect(r.serverInfo).toMatchObject({ name: info.name, version: info.version });
-    expect(SUPPORTED_PROTOCOL_VERSIONS).toContain(r.serverInfo!.protocolVersion);
+    // kubemcp serve answers server/discover (issue 18): verified in the modern era.
+    expect(r.serverInfo).toMatchObject({ protocolVersion: '2026-07-28', era: 'modern' });
     expect(r.serverInfo!.capabilities).toEqual(expect.arrayContaining(['prompts', 'resources', 'tools']));
     expect(r.prompts).toEqual({ count: prompts.length });
     expect(r.resources!.count).toBeGreaterThanOrEqual(1);

@@ -13,6 +13,7 @@ import { ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { createNamespace, deleteTestNamespace, installCrd, kubeConfig, waitFor } from '../kube.js';
 import { callTool, startHttpServer, text, type HttpServer } from './helpers.js';
 import { KWOK_NODE_ANNOTATION } from '../../cluster/paths.js';
+import { renderMCPServer } from '../../charts/render.js';
 
 const kc = kubeConfig();
 const core = kc.makeApiClient(k8s.CoreV1Api);
@@ -21,6 +22,10 @@ const policyApi = kc.makeApiClient(k8s.PolicyV1Api);
 const suffix = Math.random().toString(36).slice(2, 7);
 const nodeA = `drain-a-${suffix}`;
 const nodeB = `drain-b-${suffix}`;
+// The MCPServer PDB test's own pair of nodes (another label: the first test's pods never go there).
+const nodeC = `drain-c-${suffix}`;
+const nodeD = `drain-d-${suffix}`;
+const pinGuarded = { 'kubemcp-test/drain-guarded': suffix };
 const pin = { 'kubemcp-test/drain': suffix };
 const TAINT_KEY = 'kubemcp-test/drain';
 const tolerations = [{ key: TAINT_KEY, operator: 'Equal', value: suffix, effect: 'NoSchedule' }];
@@ -31,13 +36,13 @@ let c: Client;
 type Row = string[];
 const rows = (r: { structuredContent: unknown }) => (r.structuredContent as { rows: Row[] }).rows;
 
-async function fakeNode(name: string): Promise<void> {
+async function fakeNode(name: string, labels: Record<string, string> = pin): Promise<void> {
   await core.createNode({
     body: {
       metadata: {
         name,
         annotations: { [KWOK_NODE_ANNOTATION]: 'fake' },
-        labels: { type: 'kwok', 'kubernetes.io/hostname': name, ...pin },
+        labels: { type: 'kwok', 'kubernetes.io/hostname': name, ...labels },
       },
       // Tainted: other suites' pods (scheduled onto any `type=kwok` node) must never land here, or
       // this suite's drains would evict them. This suite's pods tolerate it.
@@ -66,7 +71,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await s?.close();
-  for (const name of [nodeA, nodeB]) await core.deleteNode({ name }).catch(() => undefined);
+  for (const name of [nodeA, nodeB, nodeC, nodeD]) await core.deleteNode({ name }).catch(() => undefined);
   if (ns) await deleteTestNamespace(kc, ns);
 });
 
@@ -326,6 +331,69 @@ describe('drain-node', () => {
     expect(left.map((p) => p.metadata?.name)).toEqual([expect.stringMatching(/^agent-/)]);
     expect((await podsOn(nodeB)).filter((p) => p.metadata?.name?.startsWith('drained-'))).toHaveLength(2);
     await callTool(c, 'uncordon-node', { name: nodeA });
+  }, 300_000);
+
+  it("holds an MCPServer's own PodDisruptionBudget (rendered by the operator's constructs): one replica evicted, the other blocked naming it, then drained onto a new node", async () => {
+    // The children the controller would apply for a 2-replica MCPServer (charts/render.ts), the
+    // pods pinned to this test's kwok nodes (kwok plays their kubelet; nothing runs).
+    const children = renderMCPServer(
+      {
+        apiVersion: 'mcp.example.com/v1alpha1',
+        kind: 'MCPServer',
+        metadata: { name: 'guarded', namespace: ns },
+        spec: { image: 'nginx:1.27', port: 3001, replicas: 2 },
+      },
+      ns,
+    );
+    const pdb = children.find((o) => o.kind === 'PodDisruptionBudget');
+    expect(pdb).toMatchObject({ metadata: { name: 'guarded' }, spec: { maxUnavailable: 1 } });
+    const objects = k8s.KubernetesObjectApi.makeApiClient(kc);
+    for (const o of children) {
+      if (!o.metadata?.namespace) continue; // cluster-scoped bindings are not needed on kwok
+      if (o.kind === 'Deployment') {
+        const spec = (o as unknown as { spec: { template: { spec: Record<string, unknown> } } }).spec.template.spec;
+        spec.nodeSelector = pinGuarded;
+        spec.tolerations = tolerations;
+      }
+      await objects.create(o as k8s.KubernetesObject);
+    }
+    await fakeNode(nodeC, pinGuarded);
+    await waitFor(
+      'both MCPServer replicas running on node C',
+      async () => (await podsOn(nodeC)).filter((p) => p.status?.phase === 'Running').length === 2,
+      90_000,
+    );
+    await waitFor(
+      "the MCPServer's PDB allows one disruption",
+      async () =>
+        (await policyApi.readNamespacedPodDisruptionBudget({ name: 'guarded', namespace: ns })).status
+          ?.disruptionsAllowed === 1,
+      60_000,
+    );
+    // No other node for the replacement: the PDB keeps one replica.
+    const blocked = await callTool(c, 'drain-node', { name: nodeC, timeoutSeconds: 12 });
+    const b = blocked.structuredContent as unknown as {
+      done: boolean;
+      pods: Array<{ pod: string; result: string; reason?: string }>;
+    };
+    expect(b.done).toBe(false);
+    expect(b.pods.map((p) => p.result).sort()).toEqual(['blocked', 'evicted']);
+    expect(b.pods.find((p) => p.result === 'blocked')?.reason).toMatch(
+      /PodDisruptionBudget: .*disruption budget guarded/i,
+    );
+    expect(await podsOn(nodeC)).toHaveLength(1);
+    // A node for the replacements: the drain finishes; both replicas run there.
+    await fakeNode(nodeD, pinGuarded);
+    const done = await c.callTool({ name: 'drain-node', arguments: { name: nodeC, timeoutSeconds: 90 } }, undefined, {
+      timeout: 120_000,
+    });
+    expect(text(done)).toMatch(new RegExp(`^node/${nodeC} drained\\n`));
+    expect(await podsOn(nodeC)).toEqual([]);
+    await waitFor(
+      'both replicas on node D',
+      async () => (await podsOn(nodeD)).filter((p) => p.status?.phase === 'Running').length === 2,
+      60_000,
+    );
   }, 300_000);
 
   it('is hidden and refused under disable-destructive, bad arguments are named', async () => {
