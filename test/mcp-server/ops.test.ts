@@ -370,8 +370,13 @@ describe('drain-node', () => {
           ?.disruptionsAllowed === 1,
       60_000,
     );
+    // An MCPServer pod keeps scratch data in emptyDir volumes: as kubectl drain, refused unless told.
+    const refused = await callTool(c, 'drain-node', { name: nodeC, timeoutSeconds: 12 });
+    expect(text(refused)).toMatch(/not drained: 2 pod\(s\) cannot be evicted; nothing was changed/);
+    expect(text(refused)).toMatch(/guarded-.*: uses emptyDir data \(deleteEmptyDirData: true deletes it\)/);
+    expect((await core.readNode({ name: nodeC })).spec?.unschedulable).toBeFalsy();
     // No other node for the replacement: the PDB keeps one replica.
-    const blocked = await callTool(c, 'drain-node', { name: nodeC, timeoutSeconds: 12 });
+    const blocked = await callTool(c, 'drain-node', { name: nodeC, deleteEmptyDirData: true, timeoutSeconds: 12 });
     const b = blocked.structuredContent as unknown as {
       done: boolean;
       pods: Array<{ pod: string; result: string; reason?: string }>;
@@ -384,9 +389,13 @@ describe('drain-node', () => {
     expect(await podsOn(nodeC)).toHaveLength(1);
     // A node for the replacements: the drain finishes; both replicas run there.
     await fakeNode(nodeD, pinGuarded);
-    const done = await c.callTool({ name: 'drain-node', arguments: { name: nodeC, timeoutSeconds: 90 } }, undefined, {
-      timeout: 120_000,
-    });
+    const done = await c.callTool(
+      { name: 'drain-node', arguments: { name: nodeC, deleteEmptyDirData: true, timeoutSeconds: 90 } },
+      undefined,
+      {
+        timeout: 120_000,
+      },
+    );
     expect(text(done)).toMatch(new RegExp(`^node/${nodeC} drained\\n`));
     expect(await podsOn(nodeC)).toEqual([]);
     await waitFor(
