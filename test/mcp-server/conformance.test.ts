@@ -30,11 +30,10 @@
  * started by pid and killed (SIGKILL) if it outlives its bound.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import {
@@ -48,8 +47,7 @@ import { startGatewayProxy, type RunningGatewayProxy } from '../../gateway/proxy
 import { accessFromOptions } from '../../gateway/setup.js';
 import { ROOT, startBridged, until, type Bridged } from './bridge-harness.js';
 import { startHttpServer, text, type HttpServer } from './helpers.js';
-
-const run = promisify(execFile);
+import { ensureNode22 } from '../node22.js';
 
 /** The suite's version this test is written against (package.json pins it; checked below). */
 const SUITE_VERSION = '0.2.0-alpha.12';
@@ -113,11 +111,6 @@ const ALL_SCENARIOS_2026 = [
 /** The stdio fixture server the bridge runs. */
 const FIXTURE = path.join(ROOT, 'test/fixtures/conformance-server.ts');
 
-/** npm's `node` package version that provides the suite's Node 22, and where it is installed. */
-const NODE22_VERSION = '22.23.3';
-const NODE22_PREFIX = path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'kubemcp', 'node22');
-const NODE22 = path.join(NODE22_PREFIX, 'node_modules/node/bin/node');
-
 /**
  * The scenarios that apply to `kubemcp serve`: lifecycle, sessions, ping, logging/setLevel,
  * listings, SSE streams and DNS-rebinding protection. Not run (they call the suite's fixture
@@ -161,28 +154,6 @@ const ALL_SCENARIOS = [
  * suite lists the scenario as pending (requirements/2025-11-25.yaml). It must not fail either.
  */
 const NO_VERDICT = new Set(['server-sse-polling']);
-
-/**
- * Installs Node 22 once (npm's `node@22.23.3` package, whose binary lands in
- * node_modules/node/bin/node) into ~/.cache/kubemcp/node22, unless that binary already answers
- * v22.23.3. Nothing is put on PATH: npm scripts keep the project's Node 20.
- * @returns the absolute path of the node 22 binary.
- * @throws when npm fails (no registry) or the installed binary is not v22.23.3.
- */
-async function ensureNode22(): Promise<string> {
-  const version = async () =>
-    (await run(NODE22, ['--version'], { timeout: 10_000 })
-      .then((r) => r.stdout.trim())
-      .catch(() => '')) as string;
-  if ((await version()) === `v${NODE22_VERSION}`) return NODE22;
-  await run('npm', ['install', '--prefix', NODE22_PREFIX, '--no-audit', '--no-fund', `node@${NODE22_VERSION}`], {
-    cwd: os.tmpdir(),
-    timeout: 300_000,
-  });
-  const got = await version();
-  if (got !== `v${NODE22_VERSION}`) throw new Error(`${NODE22} answers ${JSON.stringify(got)}, not v${NODE22_VERSION}`);
-  return NODE22;
-}
 
 /** One scenario's checks, counted by status (the suite's checks.json). */
 interface ScenarioResult {
