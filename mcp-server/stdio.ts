@@ -329,36 +329,10 @@ export async function serveStdio(opts: StdioOptions): Promise<void> {
     await transport.close();
     throw err;
   }
-  let fallback: NodeJS.Timeout | undefined;
-  if (opts.warmUp) {
-    let warmed = false;
-    const warm = () => {
-      if (warmed) return;
-      warmed = true;
-      clearTimeout(fallback);
-      try {
-        opts.warmUp!(deps);
-      } catch (err) {
-        log.error({ err: (err as Error).message }, 'kubemcp serve cannot start');
-        process.stderr.write(`error: ${(err as Error).message}\n`);
-        process.exitCode = 1;
-        stop();
-      }
-    };
-    if (listSeen) setTimeout(warm, 0);
-    else {
-      // The SDK answers a request in microtasks; a macrotask scheduled when tools/list arrives
-      // runs after the answer is written.
-      transport.observe = (message) => {
-        if (!warmed && 'method' in message && message.method === 'tools/list') setTimeout(warm, 0);
-      };
-      fallback = setTimeout(warm, opts.warmUpAfterMs ?? 5000);
-      fallback.unref();
-    }
-  }
+  const cancelWarmUp = scheduleWarmUp(opts, transport, deps, stop, listSeen);
   log.info({ tools: built.tools.length, early: !!opts.startAnswers }, 'kubemcp serve: stdio');
   await closed;
-  clearTimeout(fallback);
+  cancelWarmUp();
   await built.close().catch(() => undefined);
 }
 
@@ -376,6 +350,7 @@ async function serveModern(
   const { log } = opts;
   let handle: { close: () => Promise<void> };
   let deps: ServerDeps;
+  let cancelWarmUp: () => void = () => undefined;
   try {
     (await import('zod')).config({ jitless: true });
     const [{ serveModernStdio }, { JSONRPCMessageSchema }, loaded] = await Promise.all([
@@ -385,25 +360,7 @@ async function serveModern(
     ]);
     deps = loaded;
     transport.schema = JSONRPCMessageSchema as MessageSchema;
-    let warmed = !opts.warmUp;
-    const warm = () => {
-      if (warmed) return;
-      warmed = true;
-      clearTimeout(fallback);
-      try {
-        opts.warmUp!(deps);
-      } catch (err) {
-        log.error({ err: (err as Error).message }, 'kubemcp serve cannot start');
-        process.stderr.write(`error: ${(err as Error).message}\n`);
-        process.exitCode = 1;
-        stop();
-      }
-    };
-    const fallback = setTimeout(warm, opts.warmUpAfterMs ?? 5000);
-    fallback.unref();
-    transport.observe = (message) => {
-      if (!warmed && 'method' in message && message.method === 'tools/list') setTimeout(warm, 0);
-    };
+    cancelWarmUp = scheduleWarmUp(opts, transport, deps, stop, false);
     handle = serveModernStdio(deps, transport as never);
     const prev = transport.onclose;
     transport.onclose = () => {
@@ -416,5 +373,49 @@ async function serveModern(
   }
   log.info({ era: 'modern' }, 'kubemcp serve: stdio (MCP 2026-07-28)');
   await closed;
+  cancelWarmUp();
   await handle.close().catch(() => undefined);
+}
+
+/**
+ * Runs `opts.warmUp` once (see {@link StdioOptions.warmUp}): right after the first tools/list has
+ * been answered (at once when `listSeen`: one was answered before the server was connected), or
+ * `warmUpAfterMs` from now at the latest. The SDK answers a request in microtasks, so a macrotask
+ * scheduled when tools/list arrives runs after the answer is written. A throw is a start failure:
+ * logged, exit code 1, the session ends (`stop`).
+ * @returns what cancels the fallback timer (the session ended first).
+ */
+function scheduleWarmUp(
+  opts: StdioOptions,
+  transport: SafeStdioServerTransport,
+  deps: ServerDeps,
+  stop: () => void,
+  listSeen: boolean,
+): () => void {
+  const warmUp = opts.warmUp;
+  if (!warmUp) return () => undefined;
+  let warmed = false;
+  let fallback: NodeJS.Timeout | undefined;
+  const warm = () => {
+    if (warmed) return;
+    warmed = true;
+    clearTimeout(fallback);
+    try {
+      warmUp(deps);
+    } catch (err) {
+      opts.log.error({ err: (err as Error).message }, 'kubemcp serve cannot start');
+      process.stderr.write(`error: ${(err as Error).message}\n`);
+      process.exitCode = 1;
+      stop();
+    }
+  };
+  if (listSeen) setTimeout(warm, 0);
+  else {
+    transport.observe = (message) => {
+      if (!warmed && 'method' in message && message.method === 'tools/list') setTimeout(warm, 0);
+    };
+    fallback = setTimeout(warm, opts.warmUpAfterMs ?? 5000);
+    fallback.unref();
+  }
+  return () => clearTimeout(fallback);
 }
