@@ -33,7 +33,7 @@ import * as http from 'node:http';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { summarize, upstreamHeaders, type GatewayAccess, type RpcSummary } from './access.js';
-import { looksModern } from '../lib/mcp-era.js';
+import { isInitializeMessage, looksModern } from '../lib/mcp-era.js';
 import type { ModernFront } from './eras.js';
 import { readBody, rpcError, send } from '../lib/http-json.js';
 import { httpGuard, LOOPBACK } from '../lib/http-guard.js';
@@ -47,7 +47,6 @@ import {
 } from './tools.js';
 
 import { GATEWAY_HEALTH_PATH, GATEWAY_METRICS_PATH, GATEWAY_PATH_PREFIX } from './wiring.js';
-import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import { DRAIN_WAIT_PATH, GATEWAY_READY_PATH, HttpDrain, type DrainResult } from '../lib/http-drain.js';
 import type { SessionRoute, SessionRouter } from './sessions.js';
 
@@ -199,7 +198,7 @@ export async function startGatewayProxy(opts: GatewayProxyOptions): Promise<Runn
     const sid = req.headers['mcp-session-id'];
     if (rpc.length === 1) drain.describe(res, { method: rpc[0]!.method, tool: rpc[0]!.name, id: rpc[0]!.id });
     // Draining: no new session here; the client retries on another replica (Retry-After).
-    if (drain.draining && sid === undefined && isInitializeRequest(parsed)) {
+    if (drain.draining && sid === undefined && isInitializeMessage(parsed)) {
       drain.refuse(res, (parsed as { id?: unknown }).id);
       return finish(503, decision.identity, 'error');
     }

@@ -19,3 +19,17 @@ export function looksModern(body: unknown): boolean {
   const meta = m.params?._meta;
   return !!meta && typeof meta === 'object' && MODERN_ENVELOPE_KEY in meta;
 }
+
+/**
+ * Whether a JSON-RPC body is a 2025-era `initialize` request: one message (not a batch; the
+ * 2025-06-18 and later revisions removed batching) with `method: "initialize"` and an `id`. The
+ * gateway's drain refuses these (a new session) without loading an SDK: `@modelcontextprotocol/sdk`'s
+ * `isInitializeRequest` parses with zod, ~10 MiB of the reverse proxy's idle RSS (docs/gateway.md,
+ * "Speed and memory"). Broader than the SDK's check (params are not validated), which is the safe
+ * side for a refusal: a malformed initialize would be refused upstream anyway.
+ */
+export function isInitializeMessage(body: unknown): boolean {
+  if (!body || typeof body !== 'object' || Array.isArray(body)) return false;
+  const m = body as { method?: unknown; id?: unknown };
+  return m.method === 'initialize' && (typeof m.id === 'string' || typeof m.id === 'number');
+}

@@ -14,7 +14,12 @@
  * in-cluster clients keep working. The MCP authorization spec's discovery (RFC 9728 protected
  * resource metadata naming the issuer) is served by the gateway (../access.ts).
  */
-import { createRemoteJWKSet, decodeJwt, errors, jwtVerify, type JWTPayload } from 'jose';
+import type { createRemoteJWKSet, JWTPayload } from 'jose';
+
+/** jose, loaded on the first token an OIDC gateway sees: gateways in other modes never load it (their idle RSS). */
+type Jose = typeof import('jose');
+let josePending: Promise<Jose> | undefined;
+const loadJose = (): Promise<Jose> => (josePending ??= import('jose'));
 import type { AuthResult, Identity } from './tokenreview.js';
 import { MAX_TOKEN_BYTES } from './tokenreview.js';
 
@@ -92,9 +97,10 @@ export class OidcAuthenticator {
   async authenticate(token: string | undefined): Promise<AuthResult> {
     if (!token) return { ok: false, reason: 'missing', message: 'no bearer token' };
     if (token.length > MAX_TOKEN_BYTES) return { ok: false, reason: 'malformed', message: 'the token is too large' };
+    const jose = await loadJose();
     let claims: JWTPayload;
     try {
-      claims = decodeJwt(token);
+      claims = jose.decodeJwt(token);
     } catch {
       return this.opts.fallback
         ? this.opts.fallback.authenticate(token)
@@ -116,13 +122,13 @@ export class OidcAuthenticator {
     }
     let payload: JWTPayload;
     try {
-      ({ payload } = await jwtVerify(token, jwks, {
+      ({ payload } = await jose.jwtVerify(token, jwks, {
         issuer: this.opts.issuer,
         audience: [...this.opts.audiences],
         clockTolerance: this.opts.clockToleranceSeconds ?? 30,
       }));
     } catch (err) {
-      return refusal(err);
+      return refusal(err, jose.errors);
     }
     const identity = this.identityOf(payload);
     if (typeof identity === 'string') return { ok: false, reason: 'malformed', message: identity };
@@ -184,12 +190,13 @@ export class OidcAuthenticator {
         throw new Error(`${url} has no https jwks_uri`);
       uri = doc.jwks_uri;
     }
+    const { createRemoteJWKSet } = await loadJose();
     return createRemoteJWKSet(new URL(uri), { timeoutDuration, cooldownDuration: 30_000, cacheMaxAge: 600_000 });
   }
 }
 
-/** The 401 reason and message for a jose verification error. */
-function refusal(err: unknown): AuthResult {
+/** The 401 reason and message for a jose verification error (`errors`: jose's error classes). */
+function refusal(err: unknown, errors: Jose['errors']): AuthResult {
   if (err instanceof errors.JWTExpired) return { ok: false, reason: 'invalid', message: 'the token has expired' };
   if (err instanceof errors.JWTClaimValidationFailed && err.claim === 'aud')
     return { ok: false, reason: 'audience', message: 'the token is not bound to this server’s audience' };

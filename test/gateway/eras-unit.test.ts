@@ -6,7 +6,8 @@
  */
 import { describe, expect, it } from '@jest/globals';
 import { ProtocolError } from '@modelcontextprotocol/server';
-import { looksModern, MODERN_ENVELOPE_KEY } from '../../lib/mcp-era.js';
+import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
+import { isInitializeMessage, looksModern, MODERN_ENVELOPE_KEY } from '../../lib/mcp-era.js';
 import { resourceNotFound } from '../../gateway/eras.js';
 
 describe('looksModern', () => {
@@ -29,6 +30,29 @@ describe('looksModern', () => {
     expect(looksModern([{ jsonrpc: '2.0', id: 1, method: 'server/discover' }])).toBe(false);
     for (const v of [undefined, null, 'server/discover', 42, { params: { _meta: 'x' } }])
       expect(looksModern(v)).toBe(false);
+  });
+});
+
+describe('isInitializeMessage', () => {
+  const init = {
+    jsonrpc: '2.0',
+    id: 1,
+    method: 'initialize',
+    params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'c', version: '1' } },
+  };
+  it('is true wherever the SDK v1 isInitializeRequest is (a valid initialize, string or number id)', () => {
+    for (const m of [init, { ...init, id: 'a' }]) {
+      expect(isInitializeRequest(m)).toBe(true);
+      expect(isInitializeMessage(m)).toBe(true);
+    }
+  });
+  it('is true for a malformed initialize too (a drain refuses it; the server would), false for anything else', () => {
+    expect(isInitializeMessage({ jsonrpc: '2.0', id: 2, method: 'initialize' })).toBe(true);
+    expect(isInitializeMessage({ jsonrpc: '2.0', method: 'initialize' })).toBe(false);
+    expect(isInitializeMessage({ jsonrpc: '2.0', id: 1, method: 'tools/list' })).toBe(false);
+    expect(isInitializeMessage([init])).toBe(false);
+    for (const v of [null, undefined, 'initialize', 3, { id: {}, method: 'initialize' }])
+      expect(isInitializeMessage(v)).toBe(false);
   });
 });
 
