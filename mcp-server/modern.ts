@@ -26,8 +26,9 @@
  *   its own confirmation, and no replica has to remember anything between the rounds.
  *   Without the capability the call goes on, as 2025-era clients without elicitation do.
  * - Resource subscriptions: `subscriptions/listen` with `resourceSubscriptions` (the two seed URIs)
- *   holds watches on the shared SubscriptionHub for as long as its stream is open
- *   ({@link ModernServe.listen}), bounded like a session's (`--max-subscriptions`); a change is
+ *   holds watches on a SubscriptionHub ({@link holdResourceWatches}) for as long as it lasts: over
+ *   HTTP its stream ({@link ModernServe.listen}), over stdio until cancelled or the connection ends
+ *   ({@link serveModernStdio}); bounded like a session's (`--max-subscriptions`); a change is
  *   published as `notifications/resources/updated` for that URI.
  * - Cache hints: lists may be cached by the requesting client for {@link LIST_TTL_MS}
  *   (`cacheScope: private`: what a caller sees depends on who asks, behind an impersonating
@@ -70,6 +71,7 @@ import {
   podsNamespace,
   readNodes,
   readPods,
+  SubscriptionHub,
   type WatchTarget,
 } from './resources.js';
 import { completeNamespace, PROMPT_DEFS } from './prompts.js';
@@ -357,53 +359,21 @@ export class ModernServe {
    */
   async listen(res: http.ServerResponse, uris: unknown): Promise<{ code: number; message: string } | undefined> {
     if (!Array.isArray(uris) || !uris.length) return undefined;
-    const hub = this.deps.hub;
-    if (!hub) return { code: -32602, message: 'resource subscriptions are off on this server (stateless mode)' };
-    const wanted = [...new Set(uris.filter((u): u is string => typeof u === 'string'))];
-    if (wanted.length > hub.maxPerSession)
-      return {
-        code: -32600,
-        message: `cannot subscribe to ${wanted.length} resources: at most ${hub.maxPerSession} per subscription (--max-subscriptions)`,
-      };
-    const releases: Array<() => void> = [];
-    const timers = new Set<NodeJS.Timeout>();
+    if (!this.deps.hub)
+      return { code: -32602, message: 'resource subscriptions are off on this server (stateless mode)' };
     let closed = false;
+    const held = await holdResourceWatches(this.deps.hub, uris, (uri) => {
+      if (!closed) this.handler.notify.resourceUpdated(uri);
+    });
+    if ('code' in held) return held;
     const release = () => {
       closed = true;
-      for (const t of timers) clearTimeout(t);
-      for (const r of releases.splice(0)) r();
+      held.release();
       this.listening.delete(release);
     };
     this.listening.add(release);
     res.once('close', release);
-    for (const uri of wanted) {
-      const target = watchTarget(uri);
-      if (!target) {
-        release();
-        return {
-          code: -32602,
-          message: `cannot subscribe to ${uri}: subscribable resources are ${NODES_URI} and ${PODS_TEMPLATE}`,
-        };
-      }
-      let pending: NodeJS.Timeout | undefined;
-      const listener = () => {
-        if (closed || pending) return;
-        pending = setTimeout(() => {
-          timers.delete(pending!);
-          pending = undefined;
-          if (!closed) this.handler.notify.resourceUpdated(uri);
-        }, 200);
-        timers.add(pending);
-      };
-      try {
-        const r = await hub.acquire(uri, target, listener);
-        if (closed) r();
-        else releases.push(r);
-      } catch (err) {
-        release();
-        return { code: -32602, message: `cannot subscribe to ${uri}: ${errorText(err)}` };
-      }
-    }
+    if (res.destroyed) release();
     return undefined;
   }
 
@@ -420,13 +390,76 @@ export class ModernServe {
  * the first request it reads) with the SDK v2's `serveStdio` (`legacy: 'reject'`: the era is
  * pinned per connection) over `transport`, kubemcp's stdio framing (SafeStdioServerTransport:
  * oversized and malformed lines answered, never fatal). The servers come from a
- * {@link ModernSurface}; a tool list change is sent to each (the SDK routes it to
- * `subscriptions/listen`). Resource subscriptions are not offered over stdio in this era.
- * @returns how to end the connection (closes the transport).
+ * {@link ModernSurface}; a tool list change is sent to each (the SDK's stdio listen router
+ * delivers it to the `subscriptions/listen` requests that asked for it).
+ *
+ * Resource subscriptions: a `subscriptions/listen` whose `resourceSubscriptions` names the seed's
+ * resources holds their watches ({@link holdResourceWatches}, on a hub of this connection's own,
+ * bounded by `--max-subscriptions`) until the client cancels that request
+ * (`notifications/cancelled`) or the connection ends; a change is sent as
+ * `notifications/resources/updated`, which the SDK's router stamps for each listen that asked for
+ * that URI. A listen naming a URI that cannot be watched is answered with the error and reaches
+ * nothing. Messages are handed to the SDK in the order they arrived.
+ * @returns how to end the connection (closes the transport, releases every watch).
  */
 export function serveModernStdio(deps: ServerDeps, transport: Transport): { close: () => Promise<void> } {
-  const surface = new ModernSurface(deps, false);
+  const hub = new SubscriptionHub(deps, deps.hubOptions);
+  const surface = new ModernSurface(deps, true);
   const servers = new Set<Server>();
+  // The listens holding watches, by the JSON-RPC id of their request (as the SDK's router keys them).
+  // A connection is one session: its listens together hold at most --max-subscriptions URIs.
+  const listens = new Map<string | number, { release: () => void; count: number }>();
+  const held = () => [...listens.values()].reduce((n, l) => n + l.count, 0);
+  const drop = (id: string | number) => {
+    listens.get(id)?.release();
+    listens.delete(id);
+  };
+  const releaseAll = () => {
+    for (const l of listens.values()) l.release();
+    listens.clear();
+  };
+  const updated = (uri: string) => {
+    for (const s of servers) s.sendResourceUpdated({ uri }).catch(() => undefined);
+  };
+  let order: Promise<void> = Promise.resolve();
+  // Between the SDK's handler and the transport, installed when the SDK starts the transport (which
+  // hands over the lines queued before it, the opening request among them).
+  const intercept = () => {
+    const deliver = transport.onmessage!.bind(transport);
+    transport.onmessage = (message, extra) => {
+      const m = message as {
+        id?: string | number;
+        method?: string;
+        params?: { requestId?: string | number; notifications?: { resourceSubscriptions?: unknown } };
+      };
+      order = order.then(async () => {
+        if (m.method === 'notifications/cancelled' && m.params?.requestId !== undefined) drop(m.params.requestId);
+        else if (m.method === 'subscriptions/listen' && m.id !== undefined) {
+          const uris = m.params?.notifications?.resourceSubscriptions;
+          if (Array.isArray(uris) && uris.length) {
+            drop(m.id); // a reused id replaces its listen, as the SDK's router does
+            const count = new Set(uris.filter((u) => typeof u === 'string')).size;
+            const refuse = (error: { code: number; message: string }) =>
+              transport.send({ jsonrpc: '2.0', id: m.id!, error }).catch(() => undefined);
+            if (held() + count > hub.maxPerSession)
+              return refuse({
+                code: -32600,
+                message: `cannot subscribe to ${count} more resources: this connection holds ${held()} of at most ${hub.maxPerSession} (--max-subscriptions)`,
+              });
+            const watches = await holdResourceWatches(hub, uris, updated);
+            if ('code' in watches) return refuse(watches);
+            listens.set(m.id, { release: watches.release, count });
+          }
+        }
+        deliver(message, extra);
+      });
+    };
+  };
+  const start = transport.start.bind(transport);
+  transport.start = async () => {
+    intercept();
+    await start();
+  };
   const handle = serveStdio(
     () => {
       const server = surface.server();
@@ -440,15 +473,81 @@ export function serveModernStdio(deps: ServerDeps, transport: Transport): { clos
       onerror: (err) => deps.log.warn({ err: err.message }, '2026-07-28 stdio message failed'),
     },
   );
+  const prevClose = transport.onclose;
+  transport.onclose = () => {
+    releaseAll();
+    prevClose?.();
+  };
   const stop = surface.followTools(() => {
     for (const s of servers) s.sendToolListChanged().catch(() => undefined);
   });
   return {
     close: async () => {
       stop();
+      releaseAll();
+      hub.close();
       await handle.close();
     },
   };
+}
+
+/**
+ * Holds a watch on the shared SubscriptionHub for each URI a `subscriptions/listen` request's
+ * `resourceSubscriptions` names; each change of one calls `onChange(uri)`, debounced 200 ms per URI.
+ * Shared by the HTTP leg ({@link ModernServe.listen}) and the stdio one ({@link serveModernStdio}).
+ * @param uris the request's `notifications.resourceSubscriptions` (client input: non-strings are
+ *   ignored, duplicates counted once).
+ * @returns what releases every watch (idempotent), or the JSON-RPC error to answer instead, with
+ *   nothing held: -32602 naming a URI that is not a seed resource or cannot be watched (RBAC, a
+ *   missing namespace), -32600 over the hub's `--max-subscriptions`.
+ */
+export async function holdResourceWatches(
+  hub: SubscriptionHub,
+  uris: readonly unknown[],
+  onChange: (uri: string) => void,
+): Promise<{ release: () => void } | { code: number; message: string }> {
+  const wanted = [...new Set(uris.filter((u): u is string => typeof u === 'string'))];
+  if (wanted.length > hub.maxPerSession)
+    return {
+      code: -32600,
+      message: `cannot subscribe to ${wanted.length} resources: at most ${hub.maxPerSession} per subscription (--max-subscriptions)`,
+    };
+  const releases: Array<() => void> = [];
+  const timers = new Set<NodeJS.Timeout>();
+  let closed = false;
+  const release = () => {
+    closed = true;
+    for (const t of timers) clearTimeout(t);
+    timers.clear();
+    for (const r of releases.splice(0)) r();
+  };
+  for (const uri of wanted) {
+    const target = watchTarget(uri);
+    if (!target) {
+      release();
+      return {
+        code: -32602,
+        message: `cannot subscribe to ${uri}: subscribable resources are ${NODES_URI} and ${PODS_TEMPLATE}`,
+      };
+    }
+    let pending: NodeJS.Timeout | undefined;
+    const listener = () => {
+      if (closed || pending) return;
+      pending = setTimeout(() => {
+        timers.delete(pending!);
+        pending = undefined;
+        if (!closed) onChange(uri);
+      }, 200);
+      timers.add(pending);
+    };
+    try {
+      releases.push(await hub.acquire(uri, target, listener));
+    } catch (err) {
+      release();
+      return { code: -32602, message: `cannot subscribe to ${uri}: ${errorText(err)}` };
+    }
+  }
+  return { release };
 }
 
 /** What a subscribable URI watches, or undefined when it is not one of the seed's resources. */

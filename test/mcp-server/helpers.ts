@@ -22,7 +22,7 @@ import { Metrics } from '../../mcp-server/metrics.js';
 import { startHttp, type HttpOptions, type RunningHttp } from '../../mcp-server/http.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const TSX = path.join(ROOT, 'node_modules/.bin/tsx');
+export const TSX = path.join(ROOT, 'node_modules/.bin/tsx');
 
 /**
  * What the tests read of the tools' `structuredContent`: the union, over the tools, of the fields

@@ -8,7 +8,8 @@
  * confirmation as an InputRequiredResult whose state binds it to its arguments; resource
  * subscriptions over `subscriptions/listen` driven by a real watch; the policy (read-only) and the
  * Host check applying to modern requests; `--legacy-only` leaving 2025-era answers only; and a
- * stateless server answering modern requests. Every namespace made here is deleted.
+ * stateless server answering modern requests; over stdio, resource subscriptions on a real watch,
+ * their refusals and their bound. Every namespace made here is deleted; the stdio server is stopped by pid.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import * as k8s from '@kubernetes/client-node';
@@ -16,7 +17,8 @@ import { Client as ClientV2, StreamableHTTPClientTransport as TransportV2 } from
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { createNamespace, deleteTestNamespace, kubeConfig, waitFor } from '../kube.js';
-import { raw, startHttpServer, type HttpServer } from './helpers.js';
+import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
+import { raw, ROOT, startHttpServer, TSX, type HttpServer } from './helpers.js';
 
 const PINNED = { versionNegotiation: { mode: { pin: '2026-07-28' as const } } };
 const ENVELOPE = {
@@ -285,4 +287,67 @@ describe('kubemcp serve -t http: policy, --legacy-only and stateless for 2026-07
     expect(sub.body.error).toMatchObject({ code: -32602, message: expect.stringMatching(/stateless/) });
     await c.close();
   });
+});
+
+describe('kubemcp serve over stdio, MCP 2026-07-28 clients: resource subscriptions', () => {
+  const kc = kubeConfig();
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  let ns: string;
+  let c: ClientV2 | undefined;
+  let pid: number | undefined;
+  beforeAll(async () => {
+    ns = await createNamespace(kc, 'modern-stdio');
+  }, 60_000);
+  afterAll(async () => {
+    await c?.close().catch(() => undefined);
+    if (pid)
+      try {
+        process.kill(pid, 'SIGTERM');
+      } catch {
+        /* gone */
+      }
+    if (ns) await deleteTestNamespace(kc, ns);
+  });
+
+  it('subscriptions/listen holds a real watch: a pod created is notified; an unknown URI and too many are refused', async () => {
+    const transport = new StdioClientTransport({
+      command: TSX,
+      args: ['cli.ts', 'serve', '--max-subscriptions', '2'],
+      cwd: ROOT,
+      env: { ...(process.env as Record<string, string>), LOG_LEVEL: 'info', MCP_AUDIT_LOG: 'off' },
+      stderr: 'pipe',
+    });
+    let err = '';
+    transport.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+    c = new ClientV2({ name: 'modern-stdio-test', version: '1' }, PINNED);
+    await c.connect(transport);
+    pid = transport.pid ?? undefined;
+    expect(c.getServerCapabilities()?.resources?.subscribe).toBe(true);
+    const uri = `k8s://namespace/${ns}/pods`;
+    const updated: string[] = [];
+    c.setNotificationHandler('notifications/resources/updated', (n) => {
+      updated.push(n.params.uri);
+    });
+    const sub = await c.listen({ resourceSubscriptions: [uri] });
+    expect(sub.honoredFilter.resourceSubscriptions).toEqual([uri]);
+    await core.createNamespacedPod({
+      namespace: ns,
+      body: { metadata: { name: 'ping' }, spec: { containers: [{ name: 'c', image: 'busybox:1' }] } },
+    });
+    await waitFor('a resources/updated notification over stdio', async () => updated.includes(uri), 30_000, 200);
+    // Not a seed resource: refused naming it, nothing held.
+    await expect(c.listen({ resourceSubscriptions: ['k8s://nope'] })).rejects.toThrow(
+      /cannot subscribe to k8s:\/\/nope/,
+    );
+    // The connection holds 1 of at most 2 (--max-subscriptions): 2 more are refused.
+    await expect(
+      c.listen({ resourceSubscriptions: ['k8s://cluster/nodes', `k8s://namespace/${ns}-other/pods`] }),
+    ).rejects.toThrow(/at most 2/);
+    // Cancelled, the first listen's watch is released and a new one fits (2 of 2).
+    await sub.close();
+    const two = await c.listen({ resourceSubscriptions: ['k8s://cluster/nodes', uri] });
+    expect(two.honoredFilter.resourceSubscriptions).toEqual(['k8s://cluster/nodes', uri]);
+    await two.close();
+    expect(err).toMatch(/MCP 2026-07-28/); // served by the SDK v2's stdio entry
+  }, 120_000);
 });
