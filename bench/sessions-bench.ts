@@ -7,10 +7,14 @@
  *   one session key: a session opened through `owner` is sealed with it as owner; its calls are
  *   sent either to `owner` (handled there) or to `peer` (forwarded to `owner`: the hop a request
  *   takes when a balancer puts it on another replica).
- * Rows: direct, plain gateway, sealed at its owner, sealed forwarded; `--calls` sequential
+ * Rows: direct, plain gateway, sealed at its owner, sealed forwarded; then MCP 2026-07-28 (an SDK v2
+ * client pinned to it): direct to an SDK v2 server of both eras (bench/modern-echo-server.ts), through a
+ * gateway in front of it (passed through untranslated), and through the plain gateway (translated onto a
+ * 2025 session with server-everything); `--calls` sequential
  * `echo` calls per row in 5 interleaved rounds after a warm-up; median and p95 ms, and what each
- * row adds at the median over the row before it. Goal (issue 18): forwarding adds at most 1 ms
- * at the median over the owner.
+ * row adds at the median over the same server reached another way (named in the row). Goals
+ * (issue 18, "Speed"): forwarding adds at most 1 ms at the median over the owner; a 2026-07-28
+ * call through the gateway at most 1 ms over direct.
  *
  * Needs the bundle (`npm run build`). Every process is stopped by PID at the end.
  */
@@ -22,8 +26,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { Client as ClientV2, StreamableHTTPClientTransport as TransportV2 } from '@modelcontextprotocol/client';
 import { EVERYTHING, ROOT, until } from '../test/mcp-server/bridge-harness.js';
-import { echo, freePort, intArg, pct } from './shared.js';
+import { echo, type EchoClient, freePort, intArg, pct } from './shared.js';
 
 const CALLS = intArg('calls', 2000);
 const ROUNDS = 5;
@@ -58,7 +63,7 @@ async function listening(host: string, port: number, what: string, p: ReturnType
 }
 
 /** A client whose requests go to `first` until connected, then to `then` (another replica, same session). */
-async function connect(first: string, then = first): Promise<Client> {
+async function connect(first: string, then = first): Promise<EchoClient & { close(): Promise<void> }> {
   let target = first;
   const c = new Client({ name: 'sessions-bench', version: '1' });
   await c.connect(
@@ -67,7 +72,17 @@ async function connect(first: string, then = first): Promise<Client> {
     }),
   );
   target = then;
-  return c;
+  return c as unknown as EchoClient & { close(): Promise<void> };
+}
+
+/** An SDK v2 client pinned to MCP 2026-07-28 (server/discover, then stateless requests). */
+async function connectModern(url: string): Promise<EchoClient & { close(): Promise<void> }> {
+  const c = new ClientV2(
+    { name: 'sessions-bench', version: '1' },
+    { versionNegotiation: { mode: { pin: '2026-07-28' } } },
+  );
+  await c.connect(new TransportV2(new URL(url)));
+  return c as unknown as EchoClient & { close(): Promise<void> };
 }
 
 async function main() {
@@ -79,8 +94,15 @@ async function main() {
     const up = start(EVERYTHING[0]!, [EVERYTHING[1]!, 'streamableHttp'], { PORT: String(upPort) });
     await listening('127.0.0.1', upPort, 'server-everything', up);
     const upstream = `http://127.0.0.1:${upPort}`;
-    const gw = async (name: string, host: string, port: number, sealed: boolean) => {
-      const args = [BUNDLE, 'gateway', '--upstream', upstream, '--host', host, '--port', String(port)];
+    // The 2026-07-28 upstream: an SDK v2 server answering both eras (as kubemcp serve does).
+    const modernPort = await freePort();
+    const modernUp = start(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench', 'modern-echo-server.ts')], {
+      PORT: String(modernPort),
+    });
+    await listening('127.0.0.1', modernPort, 'modern echo server', modernUp);
+    const modernUpstream = `http://127.0.0.1:${modernPort}`;
+    const gw = async (name: string, host: string, port: number, sealed: boolean, to = upstream) => {
+      const args = [BUNDLE, 'gateway', '--upstream', to, '--host', host, '--port', String(port)];
       args.push('--auth', 'none', '--mcpserver', 'bench/sessions');
       if (sealed) args.push('--peers', '127.0.0.1,127.0.0.2', '--session-keys', keys);
       const p = start(process.execPath, args, { POD_IP: host, POD_NAME: name, LOG_LEVEL: 'warn' });
@@ -91,13 +113,38 @@ async function main() {
     const port = await freePort();
     const owner = await gw('owner', '127.0.0.1', port, true);
     const peer = await gw('peer', '127.0.0.2', port, true);
+    const passthrough = await gw('modern', '127.0.0.1', await freePort(), false, modernUpstream);
 
-    const rows: Array<{ name: string; client: Client; ms: number[] }> = [
-      { name: 'direct (server-everything)', client: await connect(`${upstream}/mcp`), ms: [] },
-      { name: 'kubemcp gateway, plain session', client: await connect(plain), ms: [] },
-      { name: 'kubemcp gateway, sealed session at its owner', client: await connect(owner), ms: [] },
-      { name: 'kubemcp gateway, sealed session forwarded to its owner', client: await connect(owner, peer), ms: [] },
-    ];
+    // `base`: the row whose median the "added" column subtracts (the same server reached another way).
+    const rows: Array<{ name: string; client: EchoClient & { close(): Promise<void> }; ms: number[]; base?: number }> =
+      [
+        { name: 'direct (server-everything), 2025-11-25 session', client: await connect(`${upstream}/mcp`), ms: [] },
+        { name: 'kubemcp gateway, plain session', client: await connect(plain), ms: [], base: 0 },
+        { name: 'kubemcp gateway, sealed session at its owner', client: await connect(owner), ms: [], base: 1 },
+        {
+          name: 'kubemcp gateway, sealed session forwarded to its owner',
+          client: await connect(owner, peer),
+          ms: [],
+          base: 2,
+        },
+        {
+          name: 'direct (SDK v2 server), 2026-07-28 client',
+          client: await connectModern(`${modernUpstream}/mcp`),
+          ms: [],
+        },
+        {
+          name: 'kubemcp gateway, 2026-07-28 passed through',
+          client: await connectModern(passthrough),
+          ms: [],
+          base: 4,
+        },
+        {
+          name: 'kubemcp gateway, 2026-07-28 client translated for server-everything',
+          client: await connectModern(plain),
+          ms: [],
+          base: 0,
+        },
+      ];
     for (const r of rows) for (let i = 0; i < WARMUP; i++) await echo(r.client, i);
     for (let round = 0; round < ROUNDS; round++)
       for (const r of rows)
@@ -109,19 +156,20 @@ async function main() {
     process.stdout.write(
       `\nsessions bench: server-everything echo, ${CALLS} sequential calls per row in ${ROUNDS} interleaved rounds (after ${WARMUP} warm-up)\n\n`,
     );
-    process.stdout.write('| path | median ms | p95 ms | added over the row above, ms |\n|---|---|---|---|\n');
-    let prev: number | undefined;
-    for (const r of rows) {
-      const med = pct(r.ms, 50);
+    process.stdout.write('| path | median ms | p95 ms | added ms | over |\n|---|---|---|---|---|\n');
+    const med = rows.map((r) => pct(r.ms, 50));
+    rows.forEach((r, j) =>
       process.stdout.write(
-        `| ${r.name} | ${med.toFixed(2)} | ${pct(r.ms, 95).toFixed(2)} | ${prev === undefined ? '' : (med - prev).toFixed(2)} |\n`,
-      );
-      prev = med;
-    }
-    const fwd = pct(rows[3]!.ms, 50) - pct(rows[2]!.ms, 50);
-    process.stdout.write(
-      `\nforwarding adds ${fwd.toFixed(2)} ms at the median (goal <= 1 ms: ${fwd <= 1 ? 'met' : 'not met'})\n`,
+        `| ${r.name} | ${med[j]!.toFixed(2)} | ${pct(r.ms, 95).toFixed(2)} | ${r.base === undefined ? '' : (med[j]! - med[r.base]!).toFixed(2)} | ${r.base === undefined ? '' : rows[r.base]!.name} |\n`,
+      ),
     );
+    const goal = (what: string, added: number) =>
+      process.stdout.write(
+        `${what} adds ${added.toFixed(2)} ms at the median (goal <= 1 ms: ${added <= 1 ? 'met' : 'not met'})\n`,
+      );
+    process.stdout.write('\n');
+    goal('forwarding a sealed session to its owner', med[3]! - med[2]!);
+    goal('the gateway, for a 2026-07-28 call passed through', med[5]! - med[4]!);
     for (const r of rows) await r.client.close();
   } finally {
     for (const c of children)
