@@ -47,6 +47,7 @@ import { Client as ClientV2, StreamableHTTPClientTransport as TransportV2 } from
 import { EVERYTHING, ROOT, until } from '../test/mcp-server/bridge-harness.js';
 import { KUBECONFIG_PATH } from '../cluster/paths.js';
 import { CALLER_CLUSTER_ROLE_RULES } from '../charts/operator.js';
+import { GATEWAY_PROCESS_ENV } from '../gateway/wiring.js';
 import {
   cpuMs,
   echo,
@@ -321,8 +322,13 @@ try {
     args.push('--mcpserver', `${ns}/bench-mcp`);
     if (mode !== 'none') args.push('--audience', AUDIENCE);
     if (mode === 'oidc') args.push('--oidc-issuer', issuer);
-    // As the image runs it: the bundle, with its pod's in-cluster credentials.
-    const p = start(process.execPath, args, { ...inPod, KUBECONFIG: '/nonexistent', LOG_LEVEL: 'warn' });
+    // As the image runs it: the bundle, with its pod's in-cluster credentials and process environment.
+    const p = start(process.execPath, args, {
+      ...inPod,
+      ...GATEWAY_PROCESS_ENV,
+      KUBECONFIG: '/nonexistent',
+      LOG_LEVEL: 'warn',
+    });
     await listening(port, `kubemcp gateway --auth ${mode}`, p);
     return { p, url: `http://127.0.0.1:${port}/mcp`, metrics: `http://127.0.0.1:${port}/.kubemcp/metrics` };
   };

@@ -29,6 +29,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { Client as ClientV2, StreamableHTTPClientTransport as TransportV2 } from '@modelcontextprotocol/client';
 import { EVERYTHING, ROOT, until } from '../test/mcp-server/bridge-harness.js';
 import { echo, type EchoClient, freePort, intArg, pct } from './shared.js';
+import { GATEWAY_PROCESS_ENV } from '../gateway/wiring.js';
 
 const CALLS = intArg('calls', 2000);
 const ROUNDS = 5;
@@ -105,7 +106,12 @@ async function main() {
       const args = [BUNDLE, 'gateway', '--upstream', to, '--host', host, '--port', String(port)];
       args.push('--auth', 'none', '--mcpserver', 'bench/sessions');
       if (sealed) args.push('--peers', '127.0.0.1,127.0.0.2', '--session-keys', keys);
-      const p = start(process.execPath, args, { POD_IP: host, POD_NAME: name, LOG_LEVEL: 'warn' });
+      const p = start(process.execPath, args, {
+        ...GATEWAY_PROCESS_ENV,
+        POD_IP: host,
+        POD_NAME: name,
+        LOG_LEVEL: 'warn',
+      });
       await listening(host, port, `gateway ${name}`, p);
       return `http://${host}:${port}/mcp`;
     };

@@ -39,6 +39,7 @@ import {
   sessionKeysSecretName,
   bridgeInitArgs,
   gatewayArgs,
+  GATEWAY_PROCESS_ENV,
   gatewayPort,
   launcherArgv,
   type GatewayAccessConfig,
@@ -434,6 +435,8 @@ export class MCPServerWorkload extends Construct {
       // Sealed sessions (gateway/sessions.ts): this pod as a session's owner.
       { name: POD_IP_ENV, valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
       { name: POD_NAME_ENV, valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+      // V8's young generation and glibc's arenas capped (the gateway's RSS under load).
+      ...Object.entries(GATEWAY_PROCESS_ENV).map(([name, value]) => ({ name, value })),
     ];
     // The MCPServer's session keys (the operator's Secret; optional: without it sessions stay in their
     // pod), mounted into the gateway only: the server container never sees them.

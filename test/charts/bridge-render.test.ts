@@ -114,6 +114,8 @@ describe('bridged stdio (transport stdio with command)', () => {
         { name: 'MCP_DRAIN_SECONDS', value: '25' },
         { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
         { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+        { name: 'NODE_OPTIONS', value: '--max-semi-space-size=1' },
+        { name: 'MALLOC_ARENA_MAX', value: '2' },
       ],
       ports: [{ name: 'mcp', containerPort: 3001, protocol: 'TCP' }],
     });

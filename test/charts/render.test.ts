@@ -72,6 +72,8 @@ describe('MCPServerWorkload: children per transport', () => {
       { name: 'MCP_DRAIN_SECONDS', value: '25' },
       { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
       { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+      { name: 'NODE_OPTIONS', value: '--max-semi-space-size=1' },
+      { name: 'MALLOC_ARENA_MAX', value: '2' },
     ]);
     // Sealed sessions (issue 18): the session keys only in the gateway, optional, and the peers' headless Service.
     expect(gw.volumeMounts).toEqual([
