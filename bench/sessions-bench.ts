@@ -3,7 +3,8 @@
  * loopback, no cluster. One upstream (npm's server-everything on its own Streamable HTTP port) and
  * three `kubemcp gateway` processes (the bundle, `--auth none`), all running at once:
  * - `plain`: no `--peers` (ids are the server's own, as before issue 18);
- * - `owner` on 127.0.0.1 and `peer` on 127.0.0.2, the same port, `--peers 127.0.0.1,127.0.0.2`,
+ * - `owner` on 127.0.0.3 and `peer` on 127.0.0.2, the same port, `--peers 127.0.0.3,127.0.0.2` (not
+ *   127.0.0.1: a gateway bound there checks Host as a desktop server does, a pod's gateway does not),
  *   one session key: a session opened through `owner` is sealed with it as owner; its calls are
  *   sent either to `owner` (handled there) or to `peer` (forwarded to `owner`: the hop a request
  *   takes when a balancer puts it on another replica).
@@ -105,7 +106,7 @@ async function main() {
     const gw = async (name: string, host: string, port: number, sealed: boolean, to = upstream) => {
       const args = [BUNDLE, 'gateway', '--upstream', to, '--host', host, '--port', String(port)];
       args.push('--auth', 'none', '--mcpserver', 'bench/sessions');
-      if (sealed) args.push('--peers', '127.0.0.1,127.0.0.2', '--session-keys', keys);
+      if (sealed) args.push('--peers', '127.0.0.3,127.0.0.2', '--session-keys', keys);
       const p = start(process.execPath, args, {
         ...GATEWAY_PROCESS_ENV,
         POD_IP: host,
@@ -117,7 +118,7 @@ async function main() {
     };
     const plain = await gw('plain', '127.0.0.1', await freePort(), false);
     const port = await freePort();
-    const owner = await gw('owner', '127.0.0.1', port, true);
+    const owner = await gw('owner', '127.0.0.3', port, true);
     const peer = await gw('peer', '127.0.0.2', port, true);
     const passthrough = await gw('modern', '127.0.0.1', await freePort(), false, modernUpstream);
 
