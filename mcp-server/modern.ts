@@ -438,17 +438,10 @@ export function serveModernStdio(deps: ServerDeps, transport: Transport): { clos
           const uris = m.params?.notifications?.resourceSubscriptions;
           if (Array.isArray(uris) && uris.length) {
             drop(m.id); // a reused id replaces its listen, as the SDK's router does
-            const count = new Set(uris.filter((u) => typeof u === 'string')).size;
-            const refuse = (error: { code: number; message: string }) =>
-              transport.send({ jsonrpc: '2.0', id: m.id!, error }).catch(() => undefined);
-            if (held() + count > hub.maxPerSession)
-              return refuse({
-                code: -32600,
-                message: `cannot subscribe to ${count} more resources: this connection holds ${held()} of at most ${hub.maxPerSession} (--max-subscriptions)`,
-              });
-            const watches = await holdResourceWatches(hub, uris, updated);
-            if ('code' in watches) return refuse(watches);
-            listens.set(m.id, { release: watches.release, count });
+            const watches = await holdResourceWatches(hub, uris, updated, held());
+            if ('code' in watches)
+              return transport.send({ jsonrpc: '2.0', id: m.id, error: watches }).catch(() => undefined);
+            listens.set(m.id, watches);
           }
         }
         deliver(message, extra);
@@ -497,20 +490,25 @@ export function serveModernStdio(deps: ServerDeps, transport: Transport): { clos
  * Shared by the HTTP leg ({@link ModernServe.listen}) and the stdio one ({@link serveModernStdio}).
  * @param uris the request's `notifications.resourceSubscriptions` (client input: non-strings are
  *   ignored, duplicates counted once).
- * @returns what releases every watch (idempotent), or the JSON-RPC error to answer instead, with
- *   nothing held: -32602 naming a URI that is not a seed resource or cannot be watched (RBAC, a
- *   missing namespace), -32600 over the hub's `--max-subscriptions`.
+ * @param held URIs the caller's session already holds in other listens (stdio: the connection's);
+ *   they and these together stay within the hub's `--max-subscriptions`.
+ * @returns what releases every watch (idempotent) and how many URIs it holds, or the JSON-RPC
+ *   error to answer instead, with nothing held: -32602 naming a URI that is not a seed resource or
+ *   cannot be watched (RBAC, a missing namespace), -32600 over the hub's `--max-subscriptions`.
  */
 export async function holdResourceWatches(
   hub: SubscriptionHub,
   uris: readonly unknown[],
   onChange: (uri: string) => void,
-): Promise<{ release: () => void } | { code: number; message: string }> {
+  held = 0,
+): Promise<{ release: () => void; count: number } | { code: number; message: string }> {
   const wanted = [...new Set(uris.filter((u): u is string => typeof u === 'string'))];
-  if (wanted.length > hub.maxPerSession)
+  if (held + wanted.length > hub.maxPerSession)
     return {
       code: -32600,
-      message: `cannot subscribe to ${wanted.length} resources: at most ${hub.maxPerSession} per subscription (--max-subscriptions)`,
+      message: held
+        ? `cannot subscribe to ${wanted.length} more resources: this connection holds ${held} of at most ${hub.maxPerSession} (--max-subscriptions)`
+        : `cannot subscribe to ${wanted.length} resources: at most ${hub.maxPerSession} per subscription (--max-subscriptions)`,
     };
   const releases: Array<() => void> = [];
   const timers = new Set<NodeJS.Timeout>();
@@ -547,7 +545,7 @@ export async function holdResourceWatches(
       return { code: -32602, message: `cannot subscribe to ${uri}: ${errorText(err)}` };
     }
   }
-  return { release };
+  return { release, count: wanted.length };
 }
 
 /** What a subscribable URI watches, or undefined when it is not one of the seed's resources. */

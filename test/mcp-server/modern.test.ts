@@ -66,6 +66,28 @@ const pinned = async (url: string, capabilities: Record<string, unknown> = {}) =
   return c;
 };
 
+/**
+ * Listens for `k8s://namespace/<ns>/pods` on `c`, creates pod `ping` in `ns` and waits (30 s) until
+ * `notifications/resources/updated` names the URI. `whileHeld` runs while the listen is open.
+ * @returns the open listen (the caller closes it) and its URI.
+ */
+async function podChangeNotified(c: ClientV2, core: k8s.CoreV1Api, ns: string, whileHeld?: () => void) {
+  const uri = `k8s://namespace/${ns}/pods`;
+  const updated: string[] = [];
+  c.setNotificationHandler('notifications/resources/updated', (n) => {
+    updated.push(n.params.uri);
+  });
+  const sub = await c.listen({ resourceSubscriptions: [uri] });
+  expect(sub.honoredFilter.resourceSubscriptions).toEqual([uri]);
+  whileHeld?.();
+  await core.createNamespacedPod({
+    namespace: ns,
+    body: { metadata: { name: 'ping' }, spec: { containers: [{ name: 'c', image: 'busybox:1' }] } },
+  });
+  await waitFor(`a resources/updated notification for ${uri}`, async () => updated.includes(uri), 30_000, 200);
+  return { sub, uri };
+}
+
 describe('kubemcp serve -t http, MCP 2026-07-28 clients', () => {
   const kc = kubeConfig();
   const core = kc.makeApiClient(k8s.CoreV1Api);
@@ -206,19 +228,7 @@ describe('kubemcp serve -t http, MCP 2026-07-28 clients', () => {
 
   it('subscriptions/listen with a pods resource: a pod created in the namespace is notified; an unknown URI is refused', async () => {
     const c = await pinned(s.url);
-    const uri = `k8s://namespace/${ns}/pods`;
-    const updated: string[] = [];
-    c.setNotificationHandler('notifications/resources/updated', (n) => {
-      updated.push(n.params.uri);
-    });
-    const sub = await c.listen({ resourceSubscriptions: [uri] });
-    expect(sub.honoredFilter.resourceSubscriptions).toEqual([uri]);
-    expect(s.running.watches()).toBe(1);
-    await core.createNamespacedPod({
-      namespace: ns,
-      body: { metadata: { name: 'ping' }, spec: { containers: [{ name: 'c', image: 'busybox:1' }] } },
-    });
-    await waitFor('a resources/updated notification', async () => updated.includes(uri), 30_000, 200);
+    const { sub } = await podChangeNotified(c, core, ns, () => expect(s.running.watches()).toBe(1));
     await sub.close();
     await waitFor('the watch released', async () => s.running.watches() === 0, 10_000, 100);
     const bad = await modern(s.url, 'subscriptions/listen', {
@@ -323,18 +333,7 @@ describe('kubemcp serve over stdio, MCP 2026-07-28 clients: resource subscriptio
     await c.connect(transport);
     pid = transport.pid ?? undefined;
     expect(c.getServerCapabilities()?.resources?.subscribe).toBe(true);
-    const uri = `k8s://namespace/${ns}/pods`;
-    const updated: string[] = [];
-    c.setNotificationHandler('notifications/resources/updated', (n) => {
-      updated.push(n.params.uri);
-    });
-    const sub = await c.listen({ resourceSubscriptions: [uri] });
-    expect(sub.honoredFilter.resourceSubscriptions).toEqual([uri]);
-    await core.createNamespacedPod({
-      namespace: ns,
-      body: { metadata: { name: 'ping' }, spec: { containers: [{ name: 'c', image: 'busybox:1' }] } },
-    });
-    await waitFor('a resources/updated notification over stdio', async () => updated.includes(uri), 30_000, 200);
+    const { sub, uri } = await podChangeNotified(c, core, ns);
     // Not a seed resource: refused naming it, nothing held.
     await expect(c.listen({ resourceSubscriptions: ['k8s://nope'] })).rejects.toThrow(
       /cannot subscribe to k8s:\/\/nope/,
