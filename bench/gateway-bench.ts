@@ -28,7 +28,7 @@
  * SubjectAccessReviews sent (its /.kubemcp/metrics, kubemcp_gateway_reviews_total) for the
  * `--calls` calls of one token (goal: 1), then `--load-calls` calls spread over `--callers`
  * distinct ServiceAccounts (one session each, 10 at a time; goal: one review per token per cache
- * period, 2 min); RSS of each proxy idle (after start) and after the load (goals for the gateway:
+ * period, 2 min); RSS of each proxy idle (at rest 10 s after the last start) and after the load (goals for the gateway:
  * < 50 MiB idle, < 80 MiB after 10,000 calls of 100 callers). Every process is stopped by pid;
  * every loop is bounded; the bench's namespace and cluster role binding are deleted.
  */
@@ -69,6 +69,10 @@ const LOAD_CALLS = arg('load-calls', 10_000);
 const WARMUP = 100;
 /** Rounds of the interleaved latency runs: each path gets CALLS / ROUNDS calls per round. */
 const ROUNDS = 5;
+/** How long every proxy rests before its idle RSS is read, ms (see the latency section). */
+const IDLE_SETTLE_MS = 10_000;
+/** The gateways' bind address: loopback, but not the desktop default 127.0.0.1 (see `gateway`). */
+const GATEWAY_HOST = '127.0.0.4';
 const THV = path.join(TOOLHIVE_DIR, 'bin', 'thv-bench');
 const BUNDLE = path.join(ROOT, 'dist', 'cli', 'kubemcp.js');
 const AUDIENCE = 'http://bench-mcp.gwbench.svc.cluster.local:3001/mcp';
@@ -113,16 +117,21 @@ function stop(child: ChildProcess): void {
     }
 }
 
-async function listening(port: number, what: string, proc: { child: ChildProcess; out: () => string }) {
+async function listening(
+  port: number,
+  what: string,
+  proc: { child: ChildProcess; out: () => string },
+  host = '127.0.0.1',
+) {
   await until(
     async () =>
       proc.child.exitCode !== null ||
       (await new Promise<boolean>((resolve) => {
         const s = createServer();
         s.once('error', () => resolve(true));
-        s.listen(port, '127.0.0.1', () => s.close(() => resolve(false)));
+        s.listen(port, host, () => s.close(() => resolve(false)));
       })),
-    `${what} to listen on ${port}`,
+    `${what} to listen on ${host}:${port}`,
     60_000,
     100,
   );
@@ -318,7 +327,11 @@ try {
   // --- kubemcp gateway, three modes ------------------------------------------------------------
   const gateway = async (mode: 'none' | 'kubernetes' | 'oidc') => {
     const port = await freePort();
-    const args = [BUNDLE, 'gateway', '--upstream', upstreamUrl, '--port', String(port), '--auth', mode];
+    // Bound as in a pod, to an address that is not the loopback default: a gateway on 127.0.0.1 also
+    // checks Host and Origin per request (DNS rebinding, lib/http-guard.ts), which a pod's gateway
+    // on 0.0.0.0 does not (and ToolHive's proxy does not either).
+    const args = [BUNDLE, 'gateway', '--upstream', upstreamUrl, '--host', GATEWAY_HOST, '--port', String(port)];
+    args.push('--auth', mode);
     args.push('--mcpserver', `${ns}/bench-mcp`);
     if (mode !== 'none') args.push('--audience', AUDIENCE);
     if (mode === 'oidc') args.push('--oidc-issuer', issuer);
@@ -329,8 +342,9 @@ try {
       KUBECONFIG: '/nonexistent',
       LOG_LEVEL: 'warn',
     });
-    await listening(port, `kubemcp gateway --auth ${mode}`, p);
-    return { p, url: `http://127.0.0.1:${port}/mcp`, metrics: `http://127.0.0.1:${port}/.kubemcp/metrics` };
+    await listening(port, `kubemcp gateway --auth ${mode}`, p, GATEWAY_HOST);
+    const base = `http://${GATEWAY_HOST}:${port}`;
+    return { p, url: `${base}/mcp`, metrics: `${base}/.kubemcp/metrics` };
   };
   const none = await gateway('none');
   const kube = await gateway('kubernetes');
@@ -393,6 +407,10 @@ try {
   }
 
   // --- latency, interleaved: every path in each round, the order rotating ----------------------
+  // Idle RSS: every proxy at rest for IDLE_SETTLE_MS after the last one started, no request yet
+  // (V8's memory reducer runs about 8 s after start-up's allocations stop: the figure an idle pod
+  // shows, not start-up's garbage). The same wait for every proxy.
+  await new Promise((r) => setTimeout(r, IDLE_SETTLE_MS));
   for (const pth of paths) pth.rssIdle = pth.pid ? rssMiB(pth.pid) : undefined;
   const clients = await Promise.all(paths.map((pth) => connect(pth.url, pth.token, pth.modern)));
   for (const c of clients) for (let i = 0; i < WARMUP; i++) await echo(c, i);

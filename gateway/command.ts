@@ -12,7 +12,8 @@
  * SIGINT (a terminal's Ctrl-C) closes at once.
  */
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { BRIDGE_DIR, SESSION_KEYS_DIR } from './wiring.js';
+import { setFlagsFromString } from 'node:v8';
+import { BRIDGE_DIR, GATEWAY_V8_FLAGS, SESSION_KEYS_DIR } from './wiring.js';
 import { DEFAULT_DRAIN_SECONDS, DRAIN_SECONDS_ENV, untilSignal } from '../lib/http-drain.js';
 import { ToolPolicy } from './tools.js';
 import type { AccessCliOptions } from './setup.js';
@@ -31,6 +32,11 @@ export interface BridgeCommandOptions extends AccessCliOptions {
   logLevel: string;
 }
 
+/** Sets {@link GATEWAY_V8_FLAGS} on this process (a serving mode's first step). */
+function tuneHeap(): void {
+  for (const flag of GATEWAY_V8_FLAGS) setFlagsFromString(flag);
+}
+
 function intOption(name: string, min: number, max: number) {
   return (v: string): number => {
     const n = Number(v);
@@ -46,6 +52,7 @@ function intOption(name: string, min: number, max: number) {
  * @throws when the port cannot be bound.
  */
 export async function runBridge(o: BridgeCommandOptions): Promise<void> {
+  tuneHeap();
   // pino's default export, not `{ pino }`: the bundle's CommonJS interop has no named exports (build.ts);
   // `{ pino }` is undefined there and the bridge died at start in the image.
   const [
@@ -116,6 +123,7 @@ export interface GatewayCommandOptions extends AccessCliOptions {
  * @throws when the access options are invalid or the port cannot be bound.
  */
 export async function runGateway(o: GatewayCommandOptions): Promise<void> {
+  tuneHeap();
   const [
     { default: pino },
     { startGatewayProxy },
