@@ -28,8 +28,8 @@
  * SubjectAccessReviews sent (its /.kubemcp/metrics, kubemcp_gateway_reviews_total) for the
  * `--calls` calls of one token (goal: 1), then `--load-calls` calls spread over `--callers`
  * distinct ServiceAccounts (one session each, 10 at a time; goal: one review per token per cache
- * period, 2 min); RSS of each proxy idle (at rest 10 s after the last start) and after the load (goals for the gateway:
- * < 50 MiB idle, < 80 MiB after 10,000 calls of 100 callers). Every process is stopped by pid;
+ * period, 2 min); RSS of each proxy idle (at rest 10 s after the last start) and after the load
+ * (goals for the gateway: < 50 MiB idle, < 80 MiB after 10,000 calls of 100 callers). Every process is stopped by pid;
  * every loop is bounded; the bench's namespace and cluster role binding are deleted.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';

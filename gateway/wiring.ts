@@ -163,7 +163,7 @@ export const GATEWAY_PROCESS_ENV = { NODE_OPTIONS: '--max-semi-space-size=1', MA
  * `kubemcp bridge`: gateway/command.ts, `v8.setFlagsFromString`), because Node.js refuses them in
  * NODE_OPTIONS. `--optimize-for-size` makes V8's heap controller grow the old generation by a
  * smaller factor, so garbage is collected before it piles up: after 10,000 calls of 100 sessions
- * on loopback the gateway's RSS was 80 MiB with {@link GATEWAY_PROCESS_ENV} alone and 64 with this
+ * on loopback the gateway's RSS was 80 MiB with {@link GATEWAY_PROCESS_ENV} alone and 62 with this
  * flag too, with the same median latency (docs/gateway.md, "Speed and memory"). V8 reads the flag
  * at each garbage collection, so setting it at start takes effect (measured; the V8 flag list,
  * `node --v8-options`).
