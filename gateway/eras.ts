@@ -250,11 +250,12 @@ export class ModernFront {
     if (Date.now() < this.modernUntil) return false;
     const probe = await toWebRequest(req as never, body);
     if (await isLegacyRequest(probe, body)) return false;
-    const up = await this.acquire(this.caller(req, identity), {});
+    const caller = this.caller(req, identity);
+    const up = await this.acquire(caller, {});
     if (up.era === 'modern') {
       // A 2026-07-28 server: its requests pass through; this session is not needed.
       this.modernUntil = Date.now() + MODERN_UPSTREAM_TTL_MS;
-      await this.close1(up, this.caller(req, identity).key, {});
+      await this.close1(up, caller.key, {});
       return false;
     }
     return true;
